@@ -1,0 +1,45 @@
+// Package aggregate is the domain layer's building block: a [Root] to embed
+// in an aggregate struct, and the contract of a domain [Event].
+//
+// It has no dependencies outside the standard library: domain code built on
+// it needs no database driver, no message broker and no storage struct tags.
+//
+// # Where it sits
+//
+// In a dddkit service a request travels
+//
+//	HTTP → command bus → handler → aggregate method → domain event
+//	     → repository: aggregate + outbox rows in one transaction
+//	     → outbox relay → Kafka → consumer → event handler
+//
+// This package is the "aggregate method → domain event" step. A behaviour
+// method checks the business rules and then calls [Root.Record]; Record
+// applies the event to the aggregate's state (through the aggregate's own
+// [ApplyFunc]) and keeps it, stamped, in the list of uncommitted events
+// ([Root.Changes]). The repository saves state and those events in one
+// transaction and then calls [Root.MarkCommitted].
+//
+// # Events
+//
+// An [Event] is any Go value with a stable name:
+//
+//	type UserRegistered struct{ Email string }
+//
+//	func (UserRegistered) EventName() string { return "auth.user_registered" }
+//
+// The name, not the Go type, identifies the event in storage and on the
+// wire, so renaming the type breaks nothing. When recorded, an event is
+// wrapped in an [Envelope] that adds an event ID (UUIDv7), the aggregate's
+// type, ID and the version the event produced, the time from the root's
+// [Clock], and [Metadata]: correlation and causation IDs, a W3C traceparent
+// and free key/values, which travel with the event to every consumer.
+//
+// # State-stored and event-sourced aggregates
+//
+// A state-stored aggregate is read from a row; its repository mapping fills
+// the fields and calls [Root.Restore] with the stored version. An
+// event-sourced aggregate is rebuilt with [Root.Load] from its history; each
+// event goes through the same apply function as when it was recorded. Either
+// way [Root.CommittedVersion] is what the store holds, and a repository
+// refuses to save over a different one with [ErrConcurrencyConflict].
+package aggregate

@@ -1,0 +1,156 @@
+package aggregate_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/dddkit/dddkit/aggregate"
+	"github.com/dddkit/dddkit/internal/uuidv7"
+)
+
+func newAccount(t *testing.T, opts ...aggregate.Option) *Account {
+	t.Helper()
+	a := &Account{}
+	a.Init("acc-1", "account", a.apply, opts...)
+	return a
+}
+
+func TestRecordAppliesAndStamps(t *testing.T) {
+	t.Parallel()
+	at := time.Date(2026, 5, 6, 7, 8, 9, 0, time.UTC)
+	md := aggregate.Metadata{CorrelationID: "corr", CausationID: "cause", Values: map[string]string{"tenant": "t1"}}
+	a := newAccount(t, aggregate.WithClock(func() time.Time { return at }), aggregate.WithMetadata(md))
+
+	require.NoError(t, a.Record(AccountOpened{Owner: "ada"}))
+	require.NoError(t, a.Deposit(7))
+	require.Equal(t, 7, a.balance)
+	require.Equal(t, int64(2), a.Version())
+	require.Equal(t, int64(0), a.CommittedVersion())
+	require.True(t, a.IsNew())
+
+	changes := a.Changes()
+	require.Len(t, changes, 2)
+	for i, e := range changes {
+		require.Equal(t, int64(i+1), e.Version)
+		require.Equal(t, "acc-1", e.AggregateID)
+		require.Equal(t, "account", e.AggregateType)
+		require.Equal(t, at, e.OccurredAt)
+		require.Equal(t, md, e.Metadata)
+		id, err := uuidv7.Parse(e.ID)
+		require.NoError(t, err)
+		require.Equal(t, 7, id.Version())
+	}
+	require.Equal(t, "bank.money_deposited", changes[1].Name)
+	require.Equal(t, MoneyDeposited{Amount: 7}, changes[1].Payload)
+	require.NotEqual(t, changes[0].ID, changes[1].ID)
+
+	// Changing the returned slice or metadata does not change the aggregate.
+	changes[0].Metadata.Values["tenant"] = "other"
+	require.Equal(t, "t1", a.Changes()[0].Metadata.Values["tenant"])
+}
+
+func TestMarkCommitted(t *testing.T) {
+	t.Parallel()
+	a := newAccount(t)
+	require.NoError(t, a.Record(AccountOpened{}))
+	a.MarkCommitted()
+	require.False(t, a.HasChanges())
+	require.Equal(t, int64(1), a.CommittedVersion())
+	require.False(t, a.IsNew())
+	require.NoError(t, a.Deposit(1))
+	require.Equal(t, int64(2), a.Changes()[0].Version)
+	require.Equal(t, int64(1), a.CommittedVersion())
+}
+
+func TestRecordFailingApplyRecordsNothing(t *testing.T) {
+	t.Parallel()
+	a := newAccount(t)
+	err := a.Record(unknownEvent{})
+	require.ErrorContains(t, err, "unknown event")
+	require.Equal(t, int64(0), a.Version())
+	require.Empty(t, a.Changes())
+	require.Error(t, a.Record(nil))
+}
+
+type unknownEvent struct{}
+
+func (unknownEvent) EventName() string { return "test.unknown" }
+
+func TestUninitializedRootErrors(t *testing.T) {
+	t.Parallel()
+	var a Account
+	require.ErrorIs(t, a.Record(AccountOpened{}), aggregate.ErrNotInitialized)
+	require.ErrorIs(t, a.Load(nil), aggregate.ErrNotInitialized)
+	require.ErrorIs(t, a.Restore(3), aggregate.ErrNotInitialized)
+}
+
+func TestRestore(t *testing.T) {
+	t.Parallel()
+	a := newAccount(t)
+	require.NoError(t, a.Record(AccountOpened{}))
+	require.NoError(t, a.Restore(41))
+	require.Equal(t, int64(41), a.Version())
+	require.Equal(t, int64(41), a.CommittedVersion())
+	require.Empty(t, a.Changes())
+	require.NoError(t, a.Deposit(2))
+	require.Equal(t, int64(42), a.Changes()[0].Version)
+	require.Error(t, a.Restore(-1))
+}
+
+func TestLoad(t *testing.T) {
+	t.Parallel()
+	a := newAccount(t)
+	require.NoError(t, a.Load([]aggregate.Envelope{
+		{Version: 1, Payload: AccountOpened{}},
+		{Version: 2, Payload: MoneyDeposited{Amount: 3}},
+		{Payload: MoneyDeposited{Amount: 4}}, // version unset: taken as next
+	}))
+	require.Equal(t, 7, a.balance)
+	require.Equal(t, int64(3), a.Version())
+	require.Equal(t, int64(3), a.CommittedVersion())
+	require.False(t, a.HasChanges())
+}
+
+func TestLoadRejectsGapsAndUnknownEvents(t *testing.T) {
+	t.Parallel()
+	a := newAccount(t)
+	err := a.Load([]aggregate.Envelope{
+		{Version: 1, Payload: AccountOpened{}},
+		{Version: 3, Payload: MoneyDeposited{Amount: 3}},
+	})
+	require.ErrorContains(t, err, "out of order")
+	require.Equal(t, int64(1), a.Version(), "stops at the last event that applied")
+
+	b := newAccount(t)
+	require.ErrorContains(t, b.Load([]aggregate.Envelope{{Payload: unknownEvent{}}}), "unknown event")
+	require.ErrorContains(t, b.Load([]aggregate.Envelope{{}}), "no payload")
+}
+
+func TestConflictError(t *testing.T) {
+	t.Parallel()
+	var err error = &aggregate.ConflictError{Type: "user", ID: "u1", Expected: 3, Actual: 4}
+	require.ErrorIs(t, err, aggregate.ErrConcurrencyConflict)
+	require.EqualError(t, err, "aggregate: concurrency conflict on user u1: expected version 3, found 4")
+	wrapped := errors.Join(errors.New("save"), err)
+	var ce *aggregate.ConflictError
+	require.ErrorAs(t, wrapped, &ce)
+	require.Equal(t, int64(3), ce.Expected)
+	require.Contains(t, (&aggregate.ConflictError{Type: "user", ID: "u1", Expected: 3, Actual: -1}).Error(), "found a different one")
+}
+
+func TestMetadata(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	require.True(t, aggregate.MetadataFromContext(ctx).IsZero())
+	md := aggregate.Metadata{CorrelationID: "c", Values: map[string]string{"a": "1"}}
+	require.Equal(t, md, aggregate.MetadataFromContext(aggregate.ContextWithMetadata(ctx, md)))
+
+	merged := aggregate.Metadata{CausationID: "x", Values: map[string]string{"a": "mine"}}.
+		Merge(aggregate.Metadata{CorrelationID: "c", CausationID: "y", TraceParent: "tp", Values: map[string]string{"a": "theirs", "b": "2"}})
+	require.Equal(t, aggregate.Metadata{CorrelationID: "c", CausationID: "x", TraceParent: "tp", Values: map[string]string{"a": "mine", "b": "2"}}, merged)
+	require.False(t, merged.IsZero())
+}

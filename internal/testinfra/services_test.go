@@ -1,0 +1,86 @@
+package testinfra_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill"
+	"github.com/ThreeDotsLabs/watermill-kafka/v3/pkg/kafka"
+	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/stretchr/testify/require"
+
+	"github.com/dddkit/dddkit/internal/testinfra"
+)
+
+// TestPostgresRoundTrip proves the tests reach a real PostgreSQL server, in
+// a schema of their own.
+func TestPostgresRoundTrip(t *testing.T) {
+	t.Parallel()
+	pool, schema := testinfra.Schema(t)
+	ctx := context.Background()
+
+	_, err := pool.Exec(ctx, `CREATE TABLE notes (id bigint PRIMARY KEY, body text NOT NULL)`)
+	require.NoError(t, err)
+	_, err = pool.Exec(ctx, `INSERT INTO notes VALUES (1, 'hello')`)
+	require.NoError(t, err)
+
+	var body, tableSchema, version string
+	require.NoError(t, pool.QueryRow(ctx, `SELECT body FROM notes WHERE id = 1`).Scan(&body))
+	require.NoError(t, pool.QueryRow(ctx,
+		`SELECT table_schema FROM information_schema.tables WHERE table_name = 'notes' AND table_schema = current_schema()`).Scan(&tableSchema))
+	require.NoError(t, pool.QueryRow(ctx, `SHOW server_version`).Scan(&version))
+	require.Equal(t, "hello", body)
+	require.Equal(t, schema, tableSchema)
+	t.Logf("PostgreSQL %s, schema %s", version, schema)
+}
+
+// TestKafkaRoundTrip publishes one message through watermill-kafka and
+// consumes it through a consumer group on the real broker.
+func TestKafkaRoundTrip(t *testing.T) {
+	t.Parallel()
+	brokers := testinfra.KafkaBrokers(t)
+	topic := testinfra.Topic(t, 3)
+	logger := watermill.NopLogger{}
+
+	pubCfg := kafka.DefaultSaramaSyncPublisherConfig()
+	pubCfg.Version = testinfra.KafkaVersion
+	pub, err := kafka.NewPublisher(kafka.PublisherConfig{
+		Brokers:               brokers,
+		Marshaler:             kafka.DefaultMarshaler{},
+		OverwriteSaramaConfig: pubCfg,
+	}, logger)
+	require.NoError(t, err)
+	defer pub.Close()
+
+	subCfg := kafka.DefaultSaramaSubscriberConfig()
+	subCfg.Version = testinfra.KafkaVersion
+	subCfg.Consumer.Offsets.Initial = -2 // oldest: the message may be produced before the group joins
+	sub, err := kafka.NewSubscriber(kafka.SubscriberConfig{
+		Brokers:               brokers,
+		Unmarshaler:           kafka.DefaultMarshaler{},
+		ConsumerGroup:         "group-" + topic,
+		OverwriteSaramaConfig: subCfg,
+	}, logger)
+	require.NoError(t, err)
+	defer sub.Close()
+
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	msgs, err := sub.Subscribe(ctx, topic)
+	require.NoError(t, err)
+
+	sent := message.NewMessage(watermill.NewUUID(), []byte(`{"hello":"kafka"}`))
+	sent.Metadata.Set("event_name", "test.hello")
+	require.NoError(t, pub.Publish(topic, sent))
+
+	select {
+	case got := <-msgs:
+		require.Equal(t, sent.UUID, got.UUID)
+		require.Equal(t, `{"hello":"kafka"}`, string(got.Payload))
+		require.Equal(t, "test.hello", got.Metadata.Get("event_name"))
+		got.Ack()
+	case <-ctx.Done():
+		t.Fatal("message not consumed within 60s")
+	}
+}

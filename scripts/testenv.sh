@@ -1,0 +1,243 @@
+#!/usr/bin/env bash
+# testenv.sh — run a command with a real PostgreSQL and a real Apache Kafka.
+#
+#   scripts/testenv.sh COMMAND [ARGS...]
+#
+# For each service whose variable is not already set it installs what is
+# missing, starts a throwaway server on 127.0.0.1 and exports the variable:
+#
+#   TEST_DATABASE_URL   PostgreSQL (Debian package; apt-get install when
+#                       missing), a fresh cluster in a temp dir, fsync off.
+#   TEST_KAFKA_BROKERS  Apache Kafka 4.x, single-node KRaft (broker and
+#                       controller in one JVM); jars fetched once with Maven
+#                       from scripts/kafka/pom.xml into .cache/kafka/libs.
+#
+# Then it runs COMMAND, stops whatever it started (also when COMMAND fails or
+# the script is interrupted) and exits with COMMAND's status. Services that
+# were already configured through the variables are used as they are.
+#
+# Environment knobs: KAFKA_HEAP (default 384m), TESTENV_KEEP=1 keeps the temp
+# dirs for post-mortems, TESTENV_FSYNC=on runs PostgreSQL with fsync (used by
+# benchmarks that measure commit cost).
+set -euo pipefail
+
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cache="$root/.cache"
+work=$(mktemp -d "${TMPDIR:-/tmp}/dddkit-testenv.XXXXXX")
+chmod 755 "$work"
+started_pg=""
+started_kafka_pid=""
+
+log() { printf 'testenv: %s\n' "$*" >&2; }
+
+free_port() {
+  python3 - <<'EOF'
+import socket
+s = socket.socket()
+s.bind(("127.0.0.1", 0))
+print(s.getsockname()[1])
+s.close()
+EOF
+}
+
+wait_port() { # host port seconds
+  local deadline=$((SECONDS + $3))
+  until (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null; do
+    [ "$SECONDS" -lt "$deadline" ] || return 1
+    sleep 0.2
+  done
+}
+
+cleanup() {
+  local status=$?
+  set +e
+  if [ -n "$started_kafka_pid" ]; then
+    log "stopping Kafka (pid $started_kafka_pid)"
+    kill "$started_kafka_pid" 2>/dev/null
+    for _ in $(seq 1 100); do kill -0 "$started_kafka_pid" 2>/dev/null || break; sleep 0.2; done
+    kill -9 "$started_kafka_pid" 2>/dev/null
+    wait "$started_kafka_pid" 2>/dev/null
+  fi
+  if [ -n "$started_pg" ]; then
+    log "stopping PostgreSQL"
+    as_pg "$pg_bin/pg_ctl" -D "$work/pg" -m immediate -w stop >/dev/null 2>&1
+  fi
+  if [ "${TESTENV_KEEP:-}" = 1 ]; then
+    log "kept $work"
+  else
+    rm -rf "$work"
+  fi
+  exit "$status"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# ---------------------------------------------------------------- PostgreSQL
+
+find_pg_bin() {
+  local d
+  for d in /usr/lib/postgresql/*/bin; do
+    [ -x "$d/initdb" ] && { echo "$d"; return 0; }
+  done
+  if command -v pg_config >/dev/null && [ -x "$(pg_config --bindir)/initdb" ]; then
+    pg_config --bindir
+    return 0
+  fi
+  return 1
+}
+
+as_pg() {
+  if [ "$(id -u)" = 0 ]; then
+    runuser -u postgres -- "$@"
+  else
+    "$@"
+  fi
+}
+
+start_postgres() {
+  if ! pg_bin=$(find_pg_bin); then
+    log "PostgreSQL not found; installing the Debian package"
+    if [ "$(id -u)" != 0 ]; then
+      log "need root to apt-get install postgresql (or set TEST_DATABASE_URL)"
+      exit 1
+    fi
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq >/dev/null
+    apt-get install -y -qq postgresql >/dev/null
+    pg_bin=$(find_pg_bin)
+  fi
+  local port
+  port=$(free_port)
+  mkdir -p "$work/pg" "$work/pgsock"
+  if [ "$(id -u)" = 0 ]; then chown postgres "$work/pg" "$work/pgsock"; fi
+  as_pg "$pg_bin/initdb" -D "$work/pg" -U postgres -A trust -E UTF8 --no-locale >"$work/initdb.log" 2>&1 || {
+    cat "$work/initdb.log" >&2
+    exit 1
+  }
+  local fsync=off
+  [ "${TESTENV_FSYNC:-}" = on ] && fsync=on
+  as_pg "$pg_bin/pg_ctl" -D "$work/pg" -l "$work/pg/server.log" -w -t 60 \
+    -o "-c listen_addresses=127.0.0.1 -p $port -k $work/pgsock -c max_connections=300 -c fsync=$fsync -c synchronous_commit=$fsync -c full_page_writes=$fsync -c shared_buffers=256MB" \
+    start >/dev/null || {
+    cat "$work/pg/server.log" >&2
+    exit 1
+  }
+  started_pg=1
+  export TEST_DATABASE_URL="postgres://postgres@127.0.0.1:$port/postgres?sslmode=disable"
+  log "PostgreSQL $("$pg_bin/postgres" --version | awk '{print $3}') on 127.0.0.1:$port (fsync=$fsync)"
+}
+
+# --------------------------------------------------------------------- Kafka
+
+fetch_kafka() {
+  local libs="$cache/kafka/libs" stamp
+  stamp=$(sha256sum "$root/scripts/kafka/pom.xml" | cut -c1-16)
+  if [ -f "$libs/.stamp" ] && [ "$(cat "$libs/.stamp")" = "$stamp" ]; then
+    return 0
+  fi
+  log "fetching Kafka jars with Maven (once; cached in .cache/kafka)"
+  rm -rf "$libs"
+  mkdir -p "$libs"
+  (cd "$root/scripts/kafka" && mvn -q -B -Dmaven.repo.local="$cache/m2" \
+    dependency:copy-dependencies -DincludeScope=runtime -DoutputDirectory="$libs") >&2
+  echo "$stamp" >"$libs/.stamp"
+}
+
+start_kafka() {
+  command -v java >/dev/null || { log "java not found (need a JRE 17+ for Kafka)"; exit 1; }
+  fetch_kafka
+  local port cport dir="$work/kafka" cluster_id
+  port=$(free_port)
+  cport=$(free_port)
+  while [ "$cport" = "$port" ]; do cport=$(free_port); done
+  mkdir -p "$dir/data"
+  cat >"$dir/server.properties" <<EOF
+process.roles=broker,controller
+node.id=1
+controller.quorum.bootstrap.servers=127.0.0.1:$cport
+listeners=PLAINTEXT://127.0.0.1:$port,CONTROLLER://127.0.0.1:$cport
+advertised.listeners=PLAINTEXT://127.0.0.1:$port
+controller.listener.names=CONTROLLER
+inter.broker.listener.name=PLAINTEXT
+listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
+log.dirs=$dir/data
+num.partitions=1
+auto.create.topics.enable=true
+delete.topic.enable=true
+offsets.topic.replication.factor=1
+offsets.topic.num.partitions=10
+transaction.state.log.replication.factor=1
+transaction.state.log.min.isr=1
+share.coordinator.state.topic.replication.factor=1
+share.coordinator.state.topic.min.isr=1
+group.initial.rebalance.delay.ms=0
+num.network.threads=2
+num.io.threads=4
+log.flush.interval.messages=9223372036854775807
+EOF
+  cat >"$dir/log4j2.properties" <<EOF
+status = warn
+appender.file.type = File
+appender.file.name = file
+appender.file.fileName = $dir/server.log
+appender.file.layout.type = PatternLayout
+appender.file.layout.pattern = [%d] %p %m (%c)%n
+rootLogger.level = info
+rootLogger.appenderRef.file.ref = file
+logger.kafka.name = kafka
+logger.kafka.level = info
+logger.apache.name = org.apache.kafka
+logger.apache.level = warn
+EOF
+  cluster_id=$(python3 -c 'import uuid,base64;print(base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("="))')
+  local java_opts=(-Xms"${KAFKA_HEAP:-384m}" -Xmx"${KAFKA_HEAP:-384m}" -XX:+UseSerialGC -XX:TieredStopAtLevel=1
+    -Djava.awt.headless=true -Dlog4j2.configurationFile="$dir/log4j2.properties")
+  java "${java_opts[@]}" -cp "$cache/kafka/libs/*" kafka.tools.StorageTool format --standalone \
+    -t "$cluster_id" -c "$dir/server.properties" >"$dir/format.log" 2>&1 || {
+    cat "$dir/format.log" >&2
+    exit 1
+  }
+  java "${java_opts[@]}" -cp "$cache/kafka/libs/*" kafka.Kafka "$dir/server.properties" >"$dir/stdout.log" 2>&1 &
+  started_kafka_pid=$!
+  local deadline=$((SECONDS + 120))
+  until grep -q 'Kafka Server started' "$dir/server.log" 2>/dev/null; do
+    if ! kill -0 "$started_kafka_pid" 2>/dev/null; then
+      log "Kafka exited during start-up:"
+      tail -50 "$dir/stdout.log" "$dir/server.log" >&2 2>/dev/null
+      started_kafka_pid=""
+      exit 1
+    fi
+    if [ "$SECONDS" -ge "$deadline" ]; then
+      log "Kafka did not start within 120 s:"
+      tail -50 "$dir/server.log" >&2
+      exit 1
+    fi
+    sleep 0.3
+  done
+  wait_port 127.0.0.1 "$port" 30
+  export TEST_KAFKA_BROKERS="127.0.0.1:$port"
+  export TEST_KAFKA_LOG_DIR="$dir"
+  log "Kafka $(basename "$(ls "$cache"/kafka/libs/kafka_2.13-*.jar)" .jar | sed 's/kafka_2.13-//') on $TEST_KAFKA_BROKERS (pid $started_kafka_pid)"
+}
+
+# ---------------------------------------------------------------------- main
+
+[ $# -gt 0 ] || { echo "usage: $0 COMMAND [ARGS...]" >&2; exit 2; }
+
+if [ -n "${TEST_DATABASE_URL:-}" ]; then
+  log "using TEST_DATABASE_URL from the environment"
+else
+  start_postgres
+fi
+if [ -n "${TEST_KAFKA_BROKERS:-}" ]; then
+  log "using TEST_KAFKA_BROKERS=$TEST_KAFKA_BROKERS from the environment"
+else
+  start_kafka
+fi
+
+set +e
+"$@"
+status=$?
+set -e
+exit "$status"
