@@ -139,7 +139,7 @@ fetch_kafka() {
   log "fetching Kafka jars with Maven (once; cached in .cache/kafka)"
   rm -rf "$libs"
   mkdir -p "$libs"
-  (cd "$root/scripts/kafka" && mvn -q -B -Dmaven.repo.local="$cache/m2" \
+  (cd "$root/scripts/kafka" && mvn -q -B --no-transfer-progress -Dstyle.color=never -Dmaven.repo.local="$cache/m2" \
     dependency:copy-dependencies -DincludeScope=runtime -DoutputDirectory="$libs") >&2
   echo "$stamp" >"$libs/.stamp"
 }
