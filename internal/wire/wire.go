@@ -1,0 +1,234 @@
+// Package wire is the one place that says how a domain event looks on the
+// wire: the header names, how an [aggregate.Envelope] becomes a watermill
+// message (and back), which Kafka key a message gets and the default topic
+// of an aggregate type. The outbox relay (producer side) and the eventbus
+// (consumer side) both use it, so the two cannot drift apart.
+//
+// A message built by [ToMessage] has
+//
+//   - UUID = the event ID (watermill-kafka sends it as the
+//     "_watermill_message_uuid" Kafka header);
+//   - Payload = the JSON encoding of the event payload;
+//   - Metadata (Kafka headers) = the Header* constants below, plus one
+//     MetaPrefix+key header per free-form metadata value.
+//
+// The Kafka message key is the aggregate ID ([PartitionKey],
+// [KafkaMarshaler]), so all events of one aggregate land on one partition
+// and keep their order.
+package wire
+
+import (
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill-kafka/v3/pkg/kafka"
+	"github.com/ThreeDotsLabs/watermill/message"
+
+	"github.com/dddkit/dddkit/aggregate"
+)
+
+// Header names (watermill metadata keys, Kafka record headers).
+const (
+	HeaderEventID          = "event_id"
+	HeaderEventName        = "event_name"
+	HeaderAggregateType    = "aggregate_type"
+	HeaderAggregateID      = "aggregate_id"
+	HeaderAggregateVersion = "aggregate_version"
+	// HeaderOccurredAt holds the time the event was recorded, RFC 3339
+	// with nanoseconds, UTC.
+	HeaderOccurredAt = "occurred_at"
+	// HeaderCorrelationID equals watermill's
+	// middleware.CorrelationIDMetadataKey, so watermill's correlation
+	// middleware and dddkit agree on it.
+	HeaderCorrelationID = "correlation_id"
+	HeaderCausationID   = "causation_id"
+	// HeaderTraceParent is the W3C trace-context header.
+	HeaderTraceParent = "traceparent"
+	// HeaderContentType describes the payload encoding; always
+	// [ContentTypeJSON] for events written by dddkit.
+	HeaderContentType = "content_type"
+	// MetaPrefix prefixes the key of each [aggregate.Metadata] Values
+	// entry: Values["tenant"] travels as header "x-meta-tenant".
+	MetaPrefix = "x-meta-"
+)
+
+// ContentTypeJSON is the value of [HeaderContentType].
+const ContentTypeJSON = "application/json"
+
+// TopicSuffix is appended to the aggregate type by [DefaultTopic].
+const TopicSuffix = ".events"
+
+// DefaultTopic is the topic an event goes to unless configured otherwise:
+// the aggregate type followed by ".events" ("user" → "user.events").
+// Characters Kafka does not allow in topic names (anything but ASCII
+// letters, digits, '.', '_' and '-') are replaced by '_'; an empty type
+// gives "events".
+func DefaultTopic(aggregateType string) string {
+	if aggregateType == "" {
+		return strings.TrimPrefix(TopicSuffix, ".")
+	}
+	return sanitizeTopic(aggregateType) + TopicSuffix
+}
+
+func sanitizeTopic(s string) string {
+	ok := true
+	for i := 0; i < len(s); i++ {
+		if !topicChar(s[i]) {
+			ok = false
+			break
+		}
+	}
+	if ok {
+		return s
+	}
+	b := []byte(s)
+	for i := range b {
+		if !topicChar(b[i]) {
+			b[i] = '_'
+		}
+	}
+	return string(b)
+}
+
+func topicChar(c byte) bool {
+	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-'
+}
+
+// MetadataHeaders returns md as header name → value, only for the fields
+// that are set. It is the part of the headers that [ToMessage] takes from
+// the event's metadata; the outbox stores exactly this map.
+func MetadataHeaders(md aggregate.Metadata) map[string]string {
+	if md.IsZero() {
+		return nil
+	}
+	h := make(map[string]string, 3+len(md.Values))
+	putMetadata(h, md)
+	return h
+}
+
+func putMetadata(h map[string]string, md aggregate.Metadata) {
+	if md.CorrelationID != "" {
+		h[HeaderCorrelationID] = md.CorrelationID
+	}
+	if md.CausationID != "" {
+		h[HeaderCausationID] = md.CausationID
+	}
+	if md.TraceParent != "" {
+		h[HeaderTraceParent] = md.TraceParent
+	}
+	for k, v := range md.Values {
+		h[MetaPrefix+k] = v
+	}
+}
+
+// ParseMetadata is the inverse of [MetadataHeaders]: it picks the
+// correlation and causation IDs, the traceparent and every MetaPrefix entry
+// out of h and ignores everything else.
+func ParseMetadata(h map[string]string) aggregate.Metadata {
+	var md aggregate.Metadata
+	for k, v := range h {
+		switch {
+		case k == HeaderCorrelationID:
+			md.CorrelationID = v
+		case k == HeaderCausationID:
+			md.CausationID = v
+		case k == HeaderTraceParent:
+			md.TraceParent = v
+		case strings.HasPrefix(k, MetaPrefix):
+			if md.Values == nil {
+				md.Values = make(map[string]string)
+			}
+			md.Values[k[len(MetaPrefix):]] = v
+		}
+	}
+	return md
+}
+
+// ToMessage builds the watermill message for env with the already encoded
+// payload (JSON of env.Payload; env.Payload itself is not read). The
+// message UUID is the event ID.
+func ToMessage(env aggregate.Envelope, payload []byte) *message.Message {
+	msg := message.NewMessage(env.ID, payload)
+	md := make(message.Metadata, 10+len(env.Metadata.Values))
+	md[HeaderEventID] = env.ID
+	md[HeaderEventName] = env.Name
+	md[HeaderAggregateType] = env.AggregateType
+	md[HeaderAggregateID] = env.AggregateID
+	md[HeaderAggregateVersion] = strconv.FormatInt(env.Version, 10)
+	if !env.OccurredAt.IsZero() {
+		md[HeaderOccurredAt] = env.OccurredAt.UTC().Format(time.RFC3339Nano)
+	}
+	md[HeaderContentType] = ContentTypeJSON
+	putMetadata(md, env.Metadata)
+	msg.Metadata = md
+	return msg
+}
+
+// ErrMissingHeader is wrapped by [FromMessage] when a required header is
+// absent.
+var ErrMissingHeader = errors.New("wire: missing header")
+
+// FromMessage reads the envelope fields back from a message built by
+// [ToMessage]: everything except Payload, which stays nil (decoding the
+// payload into a Go type is the eventbus codec's job; the JSON is
+// msg.Payload). The event ID is taken from HeaderEventID, or msg.UUID when
+// that header is absent. Event name, aggregate type and ID are required;
+// a present but malformed version or occurred-at is an error.
+func FromMessage(msg *message.Message) (aggregate.Envelope, error) {
+	md := msg.Metadata
+	env := aggregate.Envelope{
+		ID:            md.Get(HeaderEventID),
+		Name:          md.Get(HeaderEventName),
+		AggregateType: md.Get(HeaderAggregateType),
+		AggregateID:   md.Get(HeaderAggregateID),
+		Metadata:      ParseMetadata(md),
+	}
+	if env.ID == "" {
+		env.ID = msg.UUID
+	}
+	var errs []error
+	for _, req := range [...]struct{ name, value string }{
+		{HeaderEventID, env.ID}, {HeaderEventName, env.Name},
+		{HeaderAggregateType, env.AggregateType}, {HeaderAggregateID, env.AggregateID},
+	} {
+		if req.value == "" {
+			errs = append(errs, fmt.Errorf("%w %q", ErrMissingHeader, req.name))
+		}
+	}
+	if v := md.Get(HeaderAggregateVersion); v != "" {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("wire: header %q: %w", HeaderAggregateVersion, err))
+		}
+		env.Version = n
+	}
+	if v := md.Get(HeaderOccurredAt); v != "" {
+		t, err := time.Parse(time.RFC3339Nano, v)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("wire: header %q: %w", HeaderOccurredAt, err))
+		}
+		env.OccurredAt = t
+	}
+	return env, errors.Join(errs...)
+}
+
+// PartitionKey returns the Kafka message key of msg: its aggregate ID
+// (HeaderAggregateID), or the message UUID when the header is absent. It
+// has the signature of watermill-kafka's GeneratePartitionKey.
+func PartitionKey(_ string, msg *message.Message) (string, error) {
+	if id := msg.Metadata.Get(HeaderAggregateID); id != "" {
+		return id, nil
+	}
+	return msg.UUID, nil
+}
+
+// KafkaMarshaler returns watermill-kafka's marshaler with [PartitionKey] as
+// the message key: headers as Kafka record headers, key = aggregate ID.
+// Use it for every watermill-kafka publisher that carries domain events and
+// for the subscriber side (it unmarshals like kafka.DefaultMarshaler).
+func KafkaMarshaler() kafka.MarshalerUnmarshaler {
+	return kafka.NewWithPartitioningMarshaler(PartitionKey)
+}

@@ -1,0 +1,239 @@
+package kafkatest
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/IBM/sarama"
+
+	"github.com/dddkit/dddkit/internal/testinfra"
+)
+
+// EnvKafkaLibs overrides where the Kafka jars are; by default they are
+// looked up as .cache/kafka/libs in the module root, where
+// scripts/testenv.sh puts them.
+const EnvKafkaLibs = "TEST_KAFKA_LIBS"
+
+// Broker is a private single-node Kafka (KRaft) that one test owns and may
+// stop and restart without disturbing the shared test broker.
+type Broker struct {
+	Addr string
+	dir  string
+	libs string
+	cmd  *exec.Cmd
+	done chan struct{}
+	t    testing.TB
+}
+
+// StartBroker starts a private broker or skips the test when java or the
+// Kafka jars are not available. It is stopped when the test ends.
+func StartBroker(t testing.TB) *Broker {
+	t.Helper()
+	testinfra.KafkaBrokers(t) // same opt-in as every Kafka test
+	java, err := exec.LookPath("java")
+	if err != nil {
+		t.Skip("skipping: needs java for a private Kafka broker")
+	}
+	libs := os.Getenv(EnvKafkaLibs)
+	if libs == "" {
+		libs = findLibs()
+	}
+	if libs == "" {
+		t.Skipf("skipping: Kafka jars not found (run make test once, or set %s)", EnvKafkaLibs)
+	}
+	dir := t.TempDir()
+	port, cport := freePort(t), freePort(t)
+	for cport == port {
+		cport = freePort(t)
+	}
+	props := fmt.Sprintf(`process.roles=broker,controller
+node.id=1
+controller.quorum.bootstrap.servers=127.0.0.1:%[2]d
+listeners=PLAINTEXT://127.0.0.1:%[1]d,CONTROLLER://127.0.0.1:%[2]d
+advertised.listeners=PLAINTEXT://127.0.0.1:%[1]d
+controller.listener.names=CONTROLLER
+inter.broker.listener.name=PLAINTEXT
+listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
+log.dirs=%[3]s/data
+num.partitions=1
+auto.create.topics.enable=false
+offsets.topic.replication.factor=1
+offsets.topic.num.partitions=1
+transaction.state.log.replication.factor=1
+transaction.state.log.min.isr=1
+share.coordinator.state.topic.replication.factor=1
+share.coordinator.state.topic.min.isr=1
+group.initial.rebalance.delay.ms=0
+num.network.threads=2
+num.io.threads=2
+log.flush.interval.messages=9223372036854775807
+`, port, cport, dir)
+	log4j := fmt.Sprintf(`status = warn
+appender.file.type = File
+appender.file.name = file
+appender.file.fileName = %s/server.log
+appender.file.layout.type = PatternLayout
+appender.file.layout.pattern = [%%d] %%p %%m (%%c)%%n
+rootLogger.level = info
+rootLogger.appenderRef.file.ref = file
+logger.apache.name = org.apache.kafka
+logger.apache.level = warn
+`, dir)
+	must(t, os.WriteFile(filepath.Join(dir, "server.properties"), []byte(props), 0o600))
+	must(t, os.WriteFile(filepath.Join(dir, "log4j2.properties"), []byte(log4j), 0o600))
+
+	var id [16]byte
+	_, _ = rand.Read(id[:])
+	format := exec.CommandContext(context.Background(), java, append(javaOpts(dir), "-cp", libs+"/*", "kafka.tools.StorageTool", "format", "--standalone",
+		"-t", base64.RawURLEncoding.EncodeToString(id[:]), "-c", filepath.Join(dir, "server.properties"))...)
+	if out, err := format.CombinedOutput(); err != nil {
+		t.Fatalf("kafkatest: format storage: %v\n%s", err, out)
+	}
+	b := &Broker{Addr: fmt.Sprintf("127.0.0.1:%d", port), dir: dir, libs: libs, t: t}
+	b.start(java)
+	t.Cleanup(b.stop)
+	b.waitReady()
+	return b
+}
+
+func javaOpts(dir string) []string {
+	return []string{"-Xms256m", "-Xmx384m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1", "-Djava.awt.headless=true",
+		"-Dlog4j2.configurationFile=" + filepath.Join(dir, "log4j2.properties")}
+}
+
+func (b *Broker) start(java string) {
+	b.t.Helper()
+	stdout, err := os.OpenFile(filepath.Join(b.dir, "stdout.log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
+	must(b.t, err)
+	cmd := exec.CommandContext(context.Background(), java, append(javaOpts(b.dir), "-cp", b.libs+"/*", "kafka.Kafka", filepath.Join(b.dir, "server.properties"))...)
+	cmd.Stdout, cmd.Stderr = stdout, stdout
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	must(b.t, cmd.Start())
+	b.cmd = cmd
+	b.done = make(chan struct{})
+	go func() {
+		_ = cmd.Wait()
+		_ = stdout.Close()
+		close(b.done)
+	}()
+}
+
+// waitReady waits until the broker answers metadata requests.
+func (b *Broker) waitReady() {
+	b.t.Helper()
+	deadline := time.Now().Add(90 * time.Second)
+	cfg := testinfra.SaramaConfig(b.t)
+	cfg.Net.DialTimeout = time.Second
+	cfg.Metadata.Retry.Max = 0
+	for {
+		select {
+		case <-b.done:
+			log, _ := os.ReadFile(filepath.Join(b.dir, "server.log"))
+			b.t.Fatalf("kafkatest: broker exited during start-up:\n%s", tail(log))
+		default:
+		}
+		if c, err := sarama.NewClient([]string{b.Addr}, cfg); err == nil {
+			brokers := c.Brokers()
+			_ = c.Close()
+			if len(brokers) > 0 {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			log, _ := os.ReadFile(filepath.Join(b.dir, "server.log"))
+			b.t.Fatalf("kafkatest: broker not ready within 90s:\n%s", tail(log))
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// Restart stops the broker (SIGTERM, a controlled shutdown), keeps it
+// down for at least pause, starts it again on the same data and waits
+// until it is ready. It returns how long the broker was down.
+func (b *Broker) Restart(pause time.Duration) time.Duration {
+	b.t.Helper()
+	start := time.Now()
+	b.stop()
+	time.Sleep(pause)
+	java, _ := exec.LookPath("java")
+	b.start(java)
+	b.waitReady()
+	return time.Since(start)
+}
+
+func (b *Broker) stop() {
+	if b.cmd == nil || b.cmd.Process == nil {
+		return
+	}
+	_ = b.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-b.done:
+	case <-time.After(30 * time.Second):
+		_ = b.cmd.Process.Kill()
+		<-b.done
+	}
+}
+
+// CreateTopic creates a topic on the private broker and waits until it
+// can be written.
+func (b *Broker) CreateTopic(name string, partitions int32) {
+	b.t.Helper()
+	admin, err := sarama.NewClusterAdmin([]string{b.Addr}, testinfra.SaramaConfig(b.t))
+	must(b.t, err)
+	defer admin.Close()
+	must(b.t, admin.CreateTopic(name, &sarama.TopicDetail{NumPartitions: partitions, ReplicationFactor: 1}, false))
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	must(b.t, WaitForTopic(ctx, []string{b.Addr}, name, testinfra.SaramaConfig(b.t)))
+}
+
+func findLibs() string {
+	dir, err := os.Getwd()
+	if err != nil {
+		return ""
+	}
+	for {
+		libs := filepath.Join(dir, ".cache", "kafka", "libs")
+		if m, _ := filepath.Glob(filepath.Join(libs, "kafka_*.jar")); len(m) > 0 {
+			return libs
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return ""
+		}
+		dir = parent
+	}
+}
+
+func freePort(t testing.TB) int {
+	l, err := (&net.ListenConfig{}).Listen(context.Background(), "tcp", "127.0.0.1:0")
+	must(t, err)
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+func tail(b []byte) string {
+	lines := bytes.Split(b, []byte("\n"))
+	if len(lines) > 40 {
+		lines = lines[len(lines)-40:]
+	}
+	return strings.TrimSpace(string(bytes.Join(lines, []byte("\n"))))
+}
+
+func must(t testing.TB, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatalf("kafkatest: %v", err)
+	}
+}

@@ -1,0 +1,109 @@
+// Package kafkatest holds Kafka helpers for the outbox tests: reading a
+// whole topic back, and running a private broker that a test may restart.
+package kafkatest
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/IBM/sarama"
+
+	"github.com/dddkit/dddkit/internal/testinfra"
+)
+
+// Message is a consumed record.
+type Message struct {
+	Partition int32
+	Offset    int64
+	Key       string
+	Value     []byte
+	Headers   map[string]string
+}
+
+// ReadAll returns every record of topic, partition by partition in offset
+// order, up to the high-water marks at the time of the call.
+func ReadAll(t testing.TB, brokers []string, topic string) []Message {
+	t.Helper()
+	cfg := testinfra.SaramaConfig(t)
+	cfg.Consumer.Fetch.Default = 4 << 20
+	client, err := sarama.NewClient(brokers, cfg)
+	if err != nil {
+		t.Fatalf("kafkatest: client: %v", err)
+	}
+	defer client.Close()
+	parts, err := client.Partitions(topic)
+	if err != nil {
+		t.Fatalf("kafkatest: partitions of %s: %v", topic, err)
+	}
+	consumer, err := sarama.NewConsumerFromClient(client)
+	if err != nil {
+		t.Fatalf("kafkatest: consumer: %v", err)
+	}
+	defer consumer.Close()
+	var out []Message
+	for _, p := range parts {
+		hwm, err := client.GetOffset(topic, p, sarama.OffsetNewest)
+		if err != nil {
+			t.Fatalf("kafkatest: offset of %s/%d: %v", topic, p, err)
+		}
+		if hwm == 0 {
+			continue
+		}
+		pc, err := consumer.ConsumePartition(topic, p, sarama.OffsetOldest)
+		if err != nil {
+			t.Fatalf("kafkatest: consume %s/%d: %v", topic, p, err)
+		}
+		timeout := time.NewTimer(60 * time.Second)
+		for done := false; !done; {
+			select {
+			case m := <-pc.Messages():
+				h := make(map[string]string, len(m.Headers))
+				for _, rh := range m.Headers {
+					h[string(rh.Key)] = string(rh.Value)
+				}
+				out = append(out, Message{Partition: p, Offset: m.Offset, Key: string(m.Key), Value: m.Value, Headers: h})
+				done = m.Offset >= hwm-1
+			case err := <-pc.Errors():
+				t.Fatalf("kafkatest: consume %s/%d: %v", topic, p, err)
+			case <-timeout.C:
+				t.Fatalf("kafkatest: partition %s/%d not read up to %d within 60s", topic, p, hwm)
+			}
+		}
+		timeout.Stop()
+		_ = pc.Close()
+	}
+	return out
+}
+
+// WaitForTopic waits until the topic's metadata lists a leader for every
+// partition (topics are created asynchronously).
+func WaitForTopic(ctx context.Context, brokers []string, topic string, cfg *sarama.Config) error {
+	client, err := sarama.NewClient(brokers, cfg)
+	if err != nil {
+		return err
+	}
+	defer client.Close()
+	for {
+		if err := client.RefreshMetadata(topic); err == nil {
+			parts, err := client.Partitions(topic)
+			if err == nil && len(parts) > 0 {
+				ok := true
+				for _, p := range parts {
+					if _, err := client.Leader(topic, p); err != nil {
+						ok = false
+					}
+				}
+				if ok {
+					return nil
+				}
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("kafkatest: topic %s not ready: %w", topic, ctx.Err())
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}

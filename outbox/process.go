@@ -1,0 +1,325 @@
+package outbox
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill/message"
+
+	"github.com/dddkit/dddkit/aggregate"
+	"github.com/dddkit/dddkit/internal/wire"
+)
+
+// This file holds the publishing logic shared by the PostgreSQL [Relay]
+// and the [MemoryRelay]: a backend hands out eligible events in order, the
+// processor publishes them and reports back which were acknowledged and
+// which failed.
+
+// item is one event ready to publish.
+type item struct {
+	seq          int64
+	env          aggregate.Envelope // Payload nil
+	eventVersion int                // schema version of the payload
+	payload      []byte             // JSON
+	attempts     int                // failed attempts so far
+}
+
+// attempt is a failed publish attempt to record.
+type attempt struct {
+	seq      int64
+	attempts int // including this one
+	err      string
+	final    bool
+	delay    time.Duration // until the next attempt, when not final
+}
+
+// backend is the storage side of a relay.
+type backend interface {
+	// fetch returns up to limit events that may be published now, in
+	// sequence order: pending, due, and not behind a failed or waiting
+	// event of the same aggregate.
+	fetch(ctx context.Context, limit int) ([]item, error)
+	// markPublished records that the events were acknowledged.
+	markPublished(ctx context.Context, seqs []int64) error
+	// markAttempts records failed attempts.
+	markAttempts(ctx context.Context, attempts []attempt) error
+}
+
+// ContextPublisher is implemented by publishers whose publish call can be
+// abandoned through a context, such as kafkapub.Publisher. The relay uses
+// it when available so that Run stops promptly.
+type ContextPublisher interface {
+	PublishContext(ctx context.Context, topic string, msgs ...*message.Message) error
+}
+
+// errOutage reports that every publish of a batch failed: the publisher or
+// its broker is probably down, and the relay backs off.
+var errOutage = errors.New("outbox: publisher is failing for several aggregates in a row")
+
+// outageThreshold is the number of aggregates in a row whose isolated
+// publish must fail, with none succeeding, before a batch is given up as
+// an outage.
+const outageThreshold = 3
+
+type processor struct {
+	be  backend
+	pub message.Publisher
+	cfg *RelayConfig
+}
+
+type batchResult struct {
+	fetched   int
+	published int
+	failed    int           // attempts recorded
+	retryIn   time.Duration // smallest retry delay scheduled; 0 when none
+}
+
+// batch runs one fetch → publish → mark cycle.
+func (p *processor) batch(ctx context.Context) (batchResult, error) {
+	var res batchResult
+	items, err := p.be.fetch(ctx, p.cfg.BatchSize)
+	if err != nil {
+		return res, err
+	}
+	res.fetched = len(items)
+	if len(items) == 0 {
+		return res, nil
+	}
+
+	// Group by topic, keeping sequence order inside each group.
+	type group struct {
+		topic string
+		idx   []int
+	}
+	var groups []group
+	byTopic := make(map[string]int, 1)
+	for i := range items {
+		topic := p.cfg.Topic(items[i].env)
+		gi, ok := byTopic[topic]
+		if !ok {
+			gi = len(groups)
+			byTopic[topic] = gi
+			groups = append(groups, group{topic: topic})
+		}
+		groups[gi].idx = append(groups[gi].idx, i)
+	}
+
+	var (
+		ok       = make([]int64, 0, len(items))
+		attempts []attempt
+		outage   bool
+	)
+	// An aggregate with a failed event in one topic's group holds back its
+	// later events in the other groups too.
+	var held map[aggKey]bool
+	for _, g := range groups {
+		if ctx.Err() != nil {
+			break
+		}
+		idx := g.idx
+		if len(held) > 0 {
+			idx = slices.DeleteFunc(slices.Clone(idx), func(i int) bool { return held[keyOf(items[i])] })
+			if len(idx) == 0 {
+				continue
+			}
+		}
+		done, failed, out := p.publishGroup(ctx, g.topic, items, idx)
+		ok = append(ok, done...)
+		attempts = append(attempts, failed...)
+		if out {
+			outage = true
+			break
+		}
+		if len(failed) > 0 && len(groups) > 1 {
+			if held == nil {
+				held = make(map[aggKey]bool)
+			}
+			bySeq := make(map[int64]bool, len(failed))
+			for _, a := range failed {
+				bySeq[a.seq] = true
+			}
+			for _, i := range idx {
+				if bySeq[items[i].seq] {
+					held[keyOf(items[i])] = true
+				}
+			}
+		}
+	}
+
+	var errs []error
+	if len(ok) > 0 {
+		if err := p.be.markPublished(ctx, ok); err != nil {
+			errs = append(errs, err)
+		} else {
+			res.published = len(ok)
+		}
+	}
+	if len(attempts) > 0 {
+		if err := p.be.markAttempts(ctx, attempts); err != nil {
+			errs = append(errs, err)
+		} else {
+			res.failed = len(attempts)
+			for _, a := range attempts {
+				if !a.final && (res.retryIn == 0 || a.delay < res.retryIn) {
+					res.retryIn = a.delay
+				}
+			}
+		}
+	}
+	if outage {
+		errs = append(errs, errOutage)
+	}
+	return res, errors.Join(errs...)
+}
+
+// publishGroup publishes the events items[idx] (one topic) in one call.
+// When that fails it isolates the failure: it publishes aggregate by
+// aggregate, and inside a failing aggregate event by event, so that the
+// event that fails gets the attempt while the other aggregates go out. It
+// returns the published sequence numbers, the attempts to record, and
+// whether it stopped because everything fails (an outage).
+func (p *processor) publishGroup(ctx context.Context, topic string, items []item, idx []int) (ok []int64, attempts []attempt, outage bool) {
+	err := p.publish(ctx, topic, items, idx)
+	if err == nil {
+		return seqsOf(items, idx), nil, false
+	}
+	if ctx.Err() != nil {
+		return nil, nil, false // abandoned: everything stays pending
+	}
+	p.hookPublishError(err, len(idx))
+
+	aggs := splitByAggregate(items, idx)
+	successes, failsInRow := 0, 0
+	for _, aIdx := range aggs {
+		if ctx.Err() != nil {
+			return ok, attempts, false
+		}
+		aggErr := err // with a single aggregate, the call above was its call
+		if len(aggs) > 1 {
+			if aggErr = p.publish(ctx, topic, items, aIdx); aggErr == nil {
+				ok = append(ok, seqsOf(items, aIdx)...)
+				successes++
+				failsInRow = 0
+				continue
+			}
+			if ctx.Err() != nil {
+				return ok, attempts, false
+			}
+			p.hookPublishError(aggErr, len(aIdx))
+		}
+		// Event by event, to find the one that fails; the later events
+		// of this aggregate wait behind it.
+		progressed := false
+		for k, i := range aIdx {
+			evErr := aggErr // with a single event, the call above was its call
+			if len(aIdx) > 1 {
+				if evErr = p.publish(ctx, topic, items, aIdx[k:k+1]); evErr == nil {
+					ok = append(ok, items[i].seq)
+					progressed = true
+					continue
+				}
+				if ctx.Err() != nil {
+					return ok, attempts, false
+				}
+				p.hookPublishError(evErr, 1)
+			}
+			attempts = append(attempts, p.attemptFor(items[i], evErr))
+			break
+		}
+		if progressed {
+			successes++
+			failsInRow = 0
+		} else {
+			failsInRow++
+		}
+		if successes == 0 && failsInRow >= outageThreshold {
+			return ok, attempts, true
+		}
+	}
+	return ok, attempts, false
+}
+
+type aggKey struct{ typ, id string }
+
+func keyOf(it item) aggKey { return aggKey{it.env.AggregateType, it.env.AggregateID} }
+
+// splitByAggregate groups idx by aggregate, in order of first appearance,
+// keeping sequence order inside each group.
+func splitByAggregate(items []item, idx []int) [][]int {
+	pos := make(map[aggKey]int)
+	var out [][]int
+	for _, i := range idx {
+		k := keyOf(items[i])
+		n, seen := pos[k]
+		if !seen {
+			n = len(out)
+			pos[k] = n
+			out = append(out, nil)
+		}
+		out[n] = append(out[n], i)
+	}
+	return out
+}
+
+func (p *processor) attemptFor(it item, err error) attempt {
+	a := attempt{seq: it.seq, attempts: it.attempts + 1, err: err.Error()}
+	if a.attempts >= p.cfg.MaxAttempts {
+		a.final = true
+	} else {
+		a.delay = max(p.cfg.RetryDelay(a.attempts), 0)
+	}
+	if h := p.cfg.Hooks.OnAttemptFailed; h != nil {
+		h(AttemptFailure{Event: it.env, Attempts: a.attempts, Final: a.final, Err: err, RetryIn: a.delay})
+	}
+	lvl := "retry"
+	if a.final {
+		lvl = "failed"
+	}
+	p.cfg.Logger.Warn("outbox: publish attempt failed", "event_id", it.env.ID, "event", it.env.Name,
+		"aggregate_type", it.env.AggregateType, "aggregate_id", it.env.AggregateID, "version", it.env.Version,
+		"attempts", a.attempts, "outcome", lvl, "retry_in", a.delay, "error", err)
+	return a
+}
+
+func (p *processor) hookPublishError(err error, n int) {
+	if h := p.cfg.Hooks.OnPublishError; h != nil {
+		h(err, n)
+	}
+}
+
+// publish sends items[idx] to topic in one publisher call.
+func (p *processor) publish(ctx context.Context, topic string, items []item, idx []int) error {
+	msgs := make([]*message.Message, len(idx))
+	for n, i := range idx {
+		msgs[n] = wire.ToMessage(items[i].env, items[i].payload)
+		wire.SetEventVersion(msgs[n].Metadata, items[i].eventVersion)
+	}
+	start := time.Now()
+	var err error
+	if cp, ok := p.pub.(ContextPublisher); ok {
+		err = cp.PublishContext(ctx, topic, msgs...)
+	} else {
+		err = p.pub.Publish(topic, msgs...)
+	}
+	if err != nil {
+		return err
+	}
+	if h := p.cfg.Hooks.OnPublished; h != nil {
+		envs := make([]aggregate.Envelope, len(idx))
+		for n, i := range idx {
+			envs[n] = items[i].env
+		}
+		h(envs, time.Since(start))
+	}
+	return nil
+}
+
+func seqsOf(items []item, idx []int) []int64 {
+	out := make([]int64, len(idx))
+	for n, i := range idx {
+		out[n] = items[i].seq
+	}
+	return out
+}
