@@ -1,0 +1,145 @@
+package repository
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/dddkit/dddkit/aggregate"
+)
+
+// Repository is the port through which application code reads and writes
+// aggregates of one type. The adapters [*Postgres], [*Memory] and
+// [*EventStore] implement it; application services should depend on it (or on an
+// interface of their own with the methods they use), not on an adapter.
+type Repository[A aggregate.Aggregate] interface {
+	// Load returns the aggregate with the given ID, its state read from
+	// the store and its version restored. No aggregate with that ID gives
+	// an error wrapping [aggregate.ErrNotFound].
+	Load(ctx context.Context, id string) (A, error)
+
+	// Save stores the aggregate's state and its uncommitted events in one
+	// atomic step, provided the store still holds the version the
+	// aggregate was loaded at ([aggregate.Root.CommittedVersion]);
+	// otherwise it writes nothing and returns an [*aggregate.ConflictError].
+	// On success the aggregate is marked committed.
+	Save(ctx context.Context, a A) error
+
+	// Update loads the aggregate, runs fn on it and saves it, as one
+	// transaction. An error from fn is returned unchanged and nothing is
+	// saved.
+	Update(ctx context.Context, id string, fn func(A) error) error
+}
+
+// KeyLoader is implemented by repositories that can find an aggregate by
+// one of its unique secondary keys (see [Mapping.Keys]); [*Postgres] and
+// [*Memory] do.
+type KeyLoader[A aggregate.Aggregate] interface {
+	// LoadByKey returns the aggregate that holds the key name=value. None
+	// gives an error wrapping [aggregate.ErrNotFound].
+	LoadByKey(ctx context.Context, name, value string) (A, error)
+}
+
+// OutboxWriter writes events into an outbox inside a transaction the
+// caller owns. *outbox.Store implements it; the PostgreSQL adapter calls it
+// with the transaction that also writes the aggregate's state.
+type OutboxWriter interface {
+	Write(ctx context.Context, tx pgx.Tx, events ...aggregate.Envelope) error
+}
+
+// EventSink receives the events of a save in the [*Memory] adapter.
+// *outbox.Memory implements it. Append is called while the save holds the
+// repository's lock, so a sink sees each aggregate's events in version
+// order; if it returns an error, the save fails and nothing is stored.
+type EventSink interface {
+	Append(ctx context.Context, events ...aggregate.Envelope) error
+}
+
+// ErrDuplicateKey reports a save that would give an aggregate a unique
+// secondary key another aggregate of the same type already holds. The
+// error returned is a [*DuplicateKeyError].
+var ErrDuplicateKey = errors.New("repository: duplicate key")
+
+// DuplicateKeyError says which key of which aggregate was taken. Nothing was
+// saved. errors.Is(err, ErrDuplicateKey) holds for it.
+type DuplicateKeyError struct {
+	Type string // aggregate type
+	ID   string // the aggregate that was being saved
+	Key  Key    // the key another aggregate holds
+}
+
+func (e *DuplicateKeyError) Error() string {
+	return fmt.Sprintf("repository: duplicate key: %s %s: %s %q is taken by another %s", e.Type, e.ID, e.Key.Name, e.Key.Value, e.Type)
+}
+
+// Is makes errors.Is(err, ErrDuplicateKey) true.
+func (e *DuplicateKeyError) Is(target error) bool { return target == ErrDuplicateKey }
+
+// errNilAggregate is returned for a nil aggregate instead of a panic.
+var errNilAggregate = errors.New("repository: nil aggregate")
+
+// rootOf returns a's root, or an error if a is nil (a nil pointer whose
+// AggregateRoot would dereference nil).
+func rootOf[A aggregate.Aggregate](a A) (r *aggregate.Root, err error) {
+	defer func() {
+		if recover() != nil {
+			r, err = nil, errNilAggregate
+		}
+	}()
+	r = a.AggregateRoot()
+	if r == nil {
+		return nil, errNilAggregate
+	}
+	return r, nil
+}
+
+// pendingEvents returns the aggregate's uncommitted events with the
+// metadata of ctx filled into fields the events left empty, so events of an
+// aggregate created before the repository saw the request still carry the
+// request's correlation ID.
+func pendingEvents(ctx context.Context, root *aggregate.Root) []aggregate.Envelope {
+	events := root.Changes()
+	md := aggregate.MetadataFromContext(ctx)
+	if md.IsZero() {
+		return events
+	}
+	for i := range events {
+		events[i].Metadata = events[i].Metadata.Merge(md)
+	}
+	return events
+}
+
+// checkSave validates a before a save in a repository of aggregateType
+// and returns its root.
+func checkSave[A aggregate.Aggregate](a A, aggregateType string) (*aggregate.Root, error) {
+	root, err := rootOf(a)
+	if err != nil {
+		return nil, err
+	}
+	if root.Type() != aggregateType {
+		return nil, fmt.Errorf("repository: save: aggregate %q has type %q, this repository stores %q", root.ID(), root.Type(), aggregateType)
+	}
+	if root.ID() == "" {
+		return nil, fmt.Errorf("repository: save %s: aggregate has no ID (call Init)", aggregateType)
+	}
+	return root, nil
+}
+
+// keysOf returns the aggregate's keys without empty values and duplicates.
+func (m *Mapping[A]) keysOf(a A) []Key {
+	if m.Keys == nil {
+		return nil
+	}
+	keys := m.Keys(a)
+	out := keys[:0:0]
+	for _, k := range keys {
+		if k.Value == "" || slices.Contains(out, k) {
+			continue
+		}
+		out = append(out, k)
+	}
+	return out
+}

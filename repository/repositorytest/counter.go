@@ -1,0 +1,118 @@
+package repositorytest
+
+import (
+	"fmt"
+
+	"github.com/dddkit/dddkit/aggregate"
+	"github.com/dddkit/dddkit/repository"
+)
+
+// CounterType is the aggregate type of [Counter].
+const CounterType = "repositorytest.counter"
+
+// Counter is the aggregate the suite stores: a named integer. Its name is a
+// unique key (see [Mapping]).
+type Counter struct {
+	aggregate.Root
+	name  string
+	value int
+}
+
+// Events of [Counter].
+type (
+	// CounterCreated is recorded by [NewCounter].
+	CounterCreated struct{ Name string }
+	// CounterAdded is recorded by [Counter.Add].
+	CounterAdded struct{ N int }
+	// CounterRenamed is recorded by [Counter.Rename].
+	CounterRenamed struct{ Name string }
+)
+
+// EventName implements aggregate.Event.
+func (CounterCreated) EventName() string { return "repositorytest.counter_created" }
+
+// EventName implements aggregate.Event.
+func (CounterAdded) EventName() string { return "repositorytest.counter_added" }
+
+// EventName implements aggregate.Event.
+func (CounterRenamed) EventName() string { return "repositorytest.counter_renamed" }
+
+// NewCounter returns a new counter at zero; it records [CounterCreated].
+func NewCounter(id, name string) (*Counter, error) {
+	c := &Counter{}
+	c.Init(id, CounterType, c.apply)
+	if err := c.Record(CounterCreated{Name: name}); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// Add adds n, which must not be zero; it records [CounterAdded].
+func (c *Counter) Add(n int) error {
+	if n == 0 {
+		return fmt.Errorf("counter %s: adding zero changes nothing", c.ID())
+	}
+	return c.Record(CounterAdded{N: n})
+}
+
+// Rename changes the name; it records [CounterRenamed].
+func (c *Counter) Rename(name string) error { return c.Record(CounterRenamed{Name: name}) }
+
+// Name returns the counter's name.
+func (c *Counter) Name() string { return c.name }
+
+// Value returns the counter's value.
+func (c *Counter) Value() int { return c.value }
+
+func (c *Counter) apply(e aggregate.Event) error {
+	switch e := e.(type) {
+	case CounterCreated:
+		c.name = e.Name
+	case CounterAdded:
+		c.value += e.N
+	case CounterRenamed:
+		c.name = e.Name
+	default:
+		return fmt.Errorf("unknown event %T", e)
+	}
+	return nil
+}
+
+type counterState struct {
+	Name  string `json:"name"`
+	Value int    `json:"value"`
+}
+
+// Mapping returns the [repository.Mapping] of [Counter]: JSON state and
+// the name as unique key "name".
+func Mapping() repository.Mapping[*Counter] {
+	m := repository.JSON(CounterType,
+		func(c *Counter) counterState { return counterState{Name: c.name, Value: c.value} },
+		func(id string, s counterState) (*Counter, error) {
+			c := &Counter{name: s.Name, value: s.Value}
+			c.Init(id, CounterType, c.apply)
+			return c, nil
+		})
+	m.Keys = func(c *Counter) []repository.Key { return []repository.Key{{Name: "name", Value: c.name}} }
+	return m
+}
+
+// EventMapping returns the [repository.EventMapping] of [Counter], for
+// event-sourced adapters. It fails only if the event types were declared
+// wrongly, which the suite's own tests rule out.
+func EventMapping() (repository.EventMapping[*Counter], error) {
+	decode, err := repository.JSONEvents(
+		repository.JSONEvent[CounterCreated](),
+		repository.JSONEvent[CounterAdded](),
+		repository.JSONEvent[CounterRenamed](),
+	)
+	return repository.EventMapping[*Counter]{
+		Type: CounterType,
+		New: func(id string) *Counter {
+			c := &Counter{}
+			c.Init(id, CounterType, c.apply)
+			return c
+		},
+		Decode: decode,
+	}, err
+}
