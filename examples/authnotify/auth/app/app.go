@@ -1,0 +1,226 @@
+package app
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"log/slog"
+
+	"github.com/dddkit/dddkit/aggregate"
+	"github.com/dddkit/dddkit/cqrs"
+	"github.com/dddkit/dddkit/examples/authnotify/auth/domain"
+	"github.com/dddkit/dddkit/valueobject"
+)
+
+// Deps are what the handlers need.
+type Deps struct {
+	// Users stores users. Required.
+	Users domain.Repository
+	// Factory creates users. Required.
+	Factory *domain.Factory
+	// Tokens issues access tokens at login. Required.
+	Tokens *Tokens
+	// Hasher hashes and checks passwords; nil means a zero
+	// valueobject.Hasher (argon2id, OWASP parameters).
+	Hasher domain.PasswordHasher
+	// Logger gets debug lines for requests that are answered with a
+	// success that hides what happened (resend for an unknown address);
+	// nil means slog.Default().
+	Logger *slog.Logger
+}
+
+func (d *Deps) validate() error {
+	var errs []error
+	if d.Users == nil {
+		errs = append(errs, errors.New("auth: Deps.Users is nil"))
+	}
+	if d.Factory == nil {
+		errs = append(errs, errors.New("auth: Deps.Factory is nil"))
+	}
+	if d.Tokens == nil {
+		errs = append(errs, errors.New("auth: Deps.Tokens is nil"))
+	}
+	return errors.Join(errs...)
+}
+
+// Expectations lists every command and query of the auth module with its
+// result type, for [cqrs.Bus.Expect]; [Register] declares them.
+func Expectations() []cqrs.Expectation {
+	return []cqrs.Expectation{
+		cqrs.CommandReturning[RegisterUser, Registration](),
+		cqrs.CommandReturning[VerifyEmail, struct{}](),
+		cqrs.CommandReturning[ResendCode, struct{}](),
+		cqrs.CommandReturning[ChangePassword, struct{}](),
+		cqrs.QueryReturning[Login, AccessToken](),
+		cqrs.QueryReturning[Me, UserView](),
+	}
+}
+
+// Register declares [Expectations] on bus and registers a handler for
+// each of them. Call bus.Validate afterwards, once every module has
+// registered.
+func Register(bus *cqrs.Bus, deps Deps) error {
+	if bus == nil {
+		return errors.New("auth: Register: nil bus")
+	}
+	if err := deps.validate(); err != nil {
+		return err
+	}
+	h := &handlers{Deps: deps}
+	if h.Hasher == nil {
+		h.Hasher = &valueobject.Hasher{}
+	}
+	if h.Logger == nil {
+		h.Logger = slog.Default()
+	}
+	// A hash to check passwords against when there is no user, so that a
+	// login for an unknown address costs what a wrong password costs.
+	pw, err := valueobject.NewPassword(rand.Text())
+	if err != nil {
+		return fmt.Errorf("auth: Register: %w", err)
+	}
+	if h.dummyHash, err = h.Hasher.Hash(pw); err != nil {
+		return fmt.Errorf("auth: Register: %w", err)
+	}
+
+	bus.Expect(Expectations()...)
+	return errors.Join(
+		cqrs.HandleCommand(bus, h.registerUser),
+		cqrs.HandleCommand(bus, h.verifyEmail),
+		cqrs.HandleCommand(bus, h.resendCode),
+		cqrs.HandleCommand(bus, h.changePassword),
+		cqrs.HandleQuery(bus, h.login),
+		cqrs.HandleQuery(bus, h.me),
+	)
+}
+
+type handlers struct {
+	Deps
+	dummyHash string
+}
+
+func (h *handlers) registerUser(ctx context.Context, c RegisterUser) (Registration, error) {
+	email, pw, err := c.parse()
+	if err != nil {
+		return Registration{}, err
+	}
+	// Cheap early answer; Add enforces uniqueness in any case.
+	if _, err := h.Users.ByEmail(ctx, email); err == nil {
+		return Registration{}, domain.ErrEmailTaken
+	} else if !errors.Is(err, aggregate.ErrNotFound) {
+		return Registration{}, err
+	}
+	hash, err := h.Hasher.Hash(pw)
+	if err != nil {
+		return Registration{}, err
+	}
+	u, err := h.Factory.Register(valueobject.NewID(), email, hash)
+	if err != nil {
+		return Registration{}, err
+	}
+	if err := h.Users.Add(ctx, u); err != nil {
+		return Registration{}, err
+	}
+	return Registration{UserID: u.ID(), Email: u.Email().String()}, nil
+}
+
+func (h *handlers) verifyEmail(ctx context.Context, c VerifyEmail) (struct{}, error) {
+	email, err := c.parse()
+	if err != nil {
+		return struct{}{}, err
+	}
+	u, err := h.Users.ByEmail(ctx, email)
+	if errors.Is(err, aggregate.ErrNotFound) {
+		return struct{}{}, domain.ErrInvalidCode // no account enumeration
+	}
+	if err != nil {
+		return struct{}{}, err
+	}
+	id, err := valueobject.ParseID(u.ID())
+	if err != nil {
+		return struct{}{}, err
+	}
+	var rejected error
+	err = h.Users.Update(ctx, id, func(u *domain.User) error {
+		rejected = u.Verify(c.Code)
+		if errors.Is(rejected, domain.ErrInvalidCode) {
+			return nil // a wrong code is a failed attempt that must be saved
+		}
+		return rejected
+	})
+	if err != nil {
+		return struct{}{}, err
+	}
+	return struct{}{}, rejected
+}
+
+func (h *handlers) resendCode(ctx context.Context, c ResendCode) (struct{}, error) {
+	email, err := valueobject.ParseEmail(c.Email)
+	if err != nil {
+		return struct{}{}, invalid(err)
+	}
+	u, err := h.Users.ByEmail(ctx, email)
+	if errors.Is(err, aggregate.ErrNotFound) {
+		h.Logger.DebugContext(ctx, "auth: resend code: no account, nothing sent")
+		return struct{}{}, nil
+	}
+	if err != nil {
+		return struct{}{}, err
+	}
+	id, err := valueobject.ParseID(u.ID())
+	if err != nil {
+		return struct{}{}, err
+	}
+	err = h.Users.Update(ctx, id, func(u *domain.User) error { return u.RequestNewCode() })
+	switch {
+	case errors.Is(err, domain.ErrResendTooSoon), errors.Is(err, domain.ErrAlreadyVerified):
+		h.Logger.DebugContext(ctx, "auth: resend code: nothing sent", slog.String("user", u.ID()), slog.Any("reason", err))
+		return struct{}{}, nil
+	case err != nil:
+		return struct{}{}, err
+	}
+	return struct{}{}, nil
+}
+
+func (h *handlers) changePassword(ctx context.Context, c ChangePassword) (struct{}, error) {
+	id, next, err := c.parse()
+	if err != nil {
+		return struct{}{}, err
+	}
+	err = h.Users.Update(ctx, id, func(u *domain.User) error {
+		return u.ChangePassword(c.CurrentPassword.Reveal(), next, h.Hasher)
+	})
+	return struct{}{}, err
+}
+
+func (h *handlers) login(ctx context.Context, q Login) (AccessToken, error) {
+	email, err := q.parse()
+	if err != nil {
+		return AccessToken{}, err
+	}
+	u, err := h.Users.ByEmail(ctx, email)
+	if errors.Is(err, aggregate.ErrNotFound) {
+		_ = h.Hasher.Verify(h.dummyHash, q.Password.Reveal()) // same cost as a wrong password
+		return AccessToken{}, domain.ErrInvalidCredentials
+	}
+	if err != nil {
+		return AccessToken{}, err
+	}
+	if err := u.Authenticate(q.Password.Reveal(), h.Hasher); err != nil {
+		return AccessToken{}, err
+	}
+	return h.Tokens.Issue(u.ID())
+}
+
+func (h *handlers) me(ctx context.Context, q Me) (UserView, error) {
+	id, err := q.parse()
+	if err != nil {
+		return UserView{}, err
+	}
+	u, err := h.Users.ByID(ctx, id)
+	if err != nil {
+		return UserView{}, err
+	}
+	return viewOf(u), nil
+}

@@ -1,0 +1,61 @@
+package app
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+)
+
+var (
+	// ErrInvalidInput is wrapped by every error about the shape of a
+	// command's or query's input; valueobject.FieldErrors lists the
+	// fields.
+	ErrInvalidInput = errors.New("auth: invalid input")
+
+	// ErrInvalidToken is wrapped by every error of [Tokens.Verify].
+	ErrInvalidToken = errors.New("auth: invalid access token")
+
+	// ErrTokenExpired is wrapped, together with ErrInvalidToken, by the
+	// error for a well-formed token past its expiry.
+	ErrTokenExpired = errors.New("auth: access token has expired")
+)
+
+// invalid marks err, a tree of *valueobject.Error, as bad input.
+func invalid(errs ...error) error {
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("%w: %w", ErrInvalidInput, err)
+	}
+	return nil
+}
+
+// Secret is a string that never shows: passwords in commands and queries.
+// Every fmt verb and slog print "[REDACTED]", also when the Secret is a
+// field of a struct being printed.
+type Secret string
+
+const redacted = "[REDACTED]"
+
+// Reveal returns the text.
+func (s Secret) Reveal() string { return string(s) }
+
+// String returns "[REDACTED]".
+func (Secret) String() string { return redacted }
+
+// GoString returns `app.Secret("[REDACTED]")`.
+func (Secret) GoString() string { return `app.Secret("` + redacted + `")` }
+
+// Format prints "[REDACTED]" for every verb.
+func (s Secret) Format(f fmt.State, verb rune) {
+	if verb == 'v' && f.Flag('#') {
+		_, _ = f.Write([]byte(s.GoString()))
+		return
+	}
+	_, _ = f.Write([]byte(redacted))
+}
+
+// MarshalText implements encoding.TextMarshaler (and so JSON) with
+// "[REDACTED]".
+func (Secret) MarshalText() ([]byte, error) { return []byte(redacted), nil }
+
+// LogValue implements slog.LogValuer.
+func (Secret) LogValue() slog.Value { return slog.StringValue(redacted) }

@@ -1,0 +1,176 @@
+package app
+
+import (
+	"time"
+
+	"github.com/dddkit/dddkit/examples/authnotify/auth/domain"
+	"github.com/dddkit/dddkit/valueobject"
+)
+
+// RegisterUser creates an account and emails it a verification code.
+type RegisterUser struct {
+	Email    string
+	Password Secret
+}
+
+// CommandName implements the cqrs naming convention.
+func (RegisterUser) CommandName() string { return "auth.register_user" }
+
+// Validate checks the input: a valid email address and a password the
+// policy accepts, which may not be the address itself.
+func (c RegisterUser) Validate() error {
+	_, _, err := c.parse()
+	return err
+}
+
+func (c RegisterUser) parse() (valueobject.Email, valueobject.Password, error) {
+	email, emailErr := valueobject.ParseEmail(c.Email)
+	var personal []string
+	if emailErr == nil {
+		personal = []string{email.String(), email.Local()}
+	}
+	pw, pwErr := valueobject.NewPassword(c.Password.Reveal(), personal...)
+	return email, pw, invalid(emailErr, pwErr)
+}
+
+// Registration is the result of [RegisterUser].
+type Registration struct {
+	UserID string
+	Email  string
+}
+
+// VerifyEmail confirms an address with the code that was emailed to it.
+type VerifyEmail struct {
+	Email string
+	Code  string
+}
+
+// CommandName implements the cqrs naming convention.
+func (VerifyEmail) CommandName() string { return "auth.verify_email" }
+
+// Validate checks the input: a valid address and a 6-digit code.
+func (c VerifyEmail) Validate() error {
+	_, err := c.parse()
+	return err
+}
+
+func (c VerifyEmail) parse() (valueobject.Email, error) {
+	email, err := valueobject.ParseEmail(c.Email)
+	return email, invalid(err, checkCode(c.Code))
+}
+
+func checkCode(code string) error {
+	switch {
+	case code == "":
+		return &valueobject.Error{Field: "code", Reason: "must not be empty", Err: valueobject.ErrEmpty}
+	case !domain.IsCode(code):
+		return &valueobject.Error{Field: "code", Reason: "must be 6 digits", Err: valueobject.ErrInvalid}
+	}
+	return nil
+}
+
+// ResendCode asks for a new verification code. It succeeds for any valid
+// address, whether or not there is an unverified account for it.
+type ResendCode struct {
+	Email string
+}
+
+// CommandName implements the cqrs naming convention.
+func (ResendCode) CommandName() string { return "auth.resend_code" }
+
+// Validate checks that Email is a valid address.
+func (c ResendCode) Validate() error {
+	_, err := valueobject.ParseEmail(c.Email)
+	return invalid(err)
+}
+
+// ChangePassword replaces the password of the user UserID (taken from the
+// access token, never from the request body).
+type ChangePassword struct {
+	UserID          string
+	CurrentPassword Secret
+	NewPassword     Secret
+}
+
+// CommandName implements the cqrs naming convention.
+func (ChangePassword) CommandName() string { return "auth.change_password" }
+
+// Validate checks the input: a user ID, a current password and a new
+// password the policy accepts.
+func (c ChangePassword) Validate() error {
+	_, _, err := c.parse()
+	return err
+}
+
+func (c ChangePassword) parse() (valueobject.ID, valueobject.Password, error) {
+	id, idErr := valueobject.ParseID(c.UserID)
+	var curErr error
+	if c.CurrentPassword == "" {
+		curErr = &valueobject.Error{Field: "currentPassword", Reason: "must not be empty", Err: valueobject.ErrEmpty}
+	}
+	next, nextErr := valueobject.NewPassword(c.NewPassword.Reveal())
+	return id, next, invalid(valueobject.WithField(idErr, "userId"), curErr, valueobject.WithField(nextErr, "newPassword"))
+}
+
+// Login checks an address and password and returns an access token. It is
+// a query: it changes nothing.
+type Login struct {
+	Email    string
+	Password Secret
+}
+
+// QueryName implements the cqrs naming convention.
+func (Login) QueryName() string { return "auth.login" }
+
+// Validate checks that Email is a valid address and Password is not
+// empty. The password policy is not applied: it is checked when a password
+// is set, so tightening it later locks nobody out.
+func (q Login) Validate() error {
+	_, err := q.parse()
+	return err
+}
+
+func (q Login) parse() (valueobject.Email, error) {
+	email, err := valueobject.ParseEmail(q.Email)
+	var pwErr error
+	if q.Password == "" {
+		pwErr = &valueobject.Error{Field: "password", Reason: "must not be empty", Err: valueobject.ErrEmpty}
+	}
+	return email, invalid(err, pwErr)
+}
+
+// Me returns the account of the user UserID (from the access token).
+type Me struct {
+	UserID string
+}
+
+// QueryName implements the cqrs naming convention.
+func (Me) QueryName() string { return "auth.me" }
+
+// Validate checks that UserID is a UUID.
+func (q Me) Validate() error {
+	_, err := q.parse()
+	return err
+}
+
+func (q Me) parse() (valueobject.ID, error) {
+	id, err := valueobject.ParseID(q.UserID)
+	return id, invalid(valueobject.WithField(err, "userId"))
+}
+
+// UserView is the result of [Me].
+type UserView struct {
+	ID         string
+	Email      string
+	Status     string     // "unverified" or "verified"
+	CreatedAt  time.Time  //
+	VerifiedAt *time.Time // nil while unverified
+}
+
+func viewOf(u *domain.User) UserView {
+	v := UserView{ID: u.ID(), Email: u.Email().String(), Status: string(u.Status()), CreatedAt: u.CreatedAt()}
+	if at := u.VerifiedAt(); !at.IsZero() {
+		v.VerifiedAt = &at
+	}
+	return v
+}

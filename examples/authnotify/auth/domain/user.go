@@ -1,0 +1,270 @@
+package domain
+
+import (
+	"crypto/hmac"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/dddkit/dddkit/aggregate"
+	"github.com/dddkit/dddkit/examples/authnotify/contracts/authevents"
+	"github.com/dddkit/dddkit/valueobject"
+)
+
+// Status is where a user is in sign-up.
+type Status string
+
+// The statuses of a user.
+const (
+	// StatusUnverified: registered, the email address not yet confirmed.
+	StatusUnverified Status = "unverified"
+	// StatusVerified: the address was confirmed with a code; the user can
+	// log in.
+	StatusVerified Status = "verified"
+)
+
+// PasswordHasher hashes and checks passwords. *valueobject.Hasher
+// implements it.
+type PasswordHasher interface {
+	// Hash returns the stored form of pw.
+	Hash(pw valueobject.Password) (string, error)
+	// Verify returns nil if plain matches hash and
+	// valueobject.ErrPasswordMismatch if it does not; any other error
+	// means the stored hash is broken.
+	Verify(hash, plain string) error
+}
+
+// User is the auth module's aggregate: an account identified by an email
+// address, with a password and, until it is verified, a one-time code.
+// Create one with [Factory.Register] and restore one with
+// [Factory.Unmarshal]; change it only through its methods. A User is not
+// safe for concurrent use.
+type User struct {
+	aggregate.Root
+	f *Factory
+
+	email             valueobject.Email
+	passwordHash      string
+	status            Status
+	createdAt         time.Time
+	verifiedAt        time.Time
+	passwordChangedAt time.Time
+	code              otp
+}
+
+// Email returns the user's address, lower-cased.
+func (u *User) Email() valueobject.Email { return u.email }
+
+// Status returns [StatusUnverified] or [StatusVerified].
+func (u *User) Status() Status { return u.status }
+
+// IsVerified reports whether the address has been verified.
+func (u *User) IsVerified() bool { return u.status == StatusVerified }
+
+// CreatedAt returns when the user registered.
+func (u *User) CreatedAt() time.Time { return u.createdAt }
+
+// VerifiedAt returns when the address was verified; the zero time while it
+// is not.
+func (u *User) VerifiedAt() time.Time { return u.verifiedAt }
+
+// PasswordChangedAt returns when the password was last changed; the zero
+// time if never.
+func (u *User) PasswordChangedAt() time.Time { return u.passwordChangedAt }
+
+// CodeExpiresAt returns when the current code expires; the zero time when
+// there is no live code.
+func (u *User) CodeExpiresAt() time.Time {
+	if u.code.hash == nil {
+		return time.Time{}
+	}
+	return u.code.expiresAt
+}
+
+// CodeFailures returns how many wrong tries the current code has had.
+func (u *User) CodeFailures() int { return u.code.failures }
+
+// Verify checks code against the current one-time code and, when it
+// matches, marks the address verified and records
+// [authevents.UserVerified]; the code is then used up.
+//
+// It fails with [ErrAlreadyVerified] for a verified user,
+// [ErrTooManyAttempts] once the code has had [MaxCodeAttempts] wrong tries,
+// [ErrCodeExpired] after [CodeTTL], and [ErrInvalidCode] for a wrong code.
+// A wrong code is a failed attempt that must be stored: Verify records
+// [authevents.CodeVerificationFailed] before it returns ErrInvalidCode, and
+// the caller saves the user although the verification failed.
+func (u *User) Verify(code string) error {
+	now := u.f.clock()
+	switch {
+	case u.status == StatusVerified:
+		return ErrAlreadyVerified
+	case u.code.hash == nil:
+		return ErrInvalidCode
+	case u.code.failures >= MaxCodeAttempts:
+		return ErrTooManyAttempts
+	case !now.Before(u.code.expiresAt):
+		return ErrCodeExpired
+	}
+	if !hmac.Equal(hashCode(u.f.codeKey, u.ID(), code), u.code.hash) {
+		if err := u.Record(authevents.CodeVerificationFailed{
+			UserID:   u.ID(),
+			Attempt:  u.code.failures + 1,
+			FailedAt: now,
+		}); err != nil {
+			return err
+		}
+		return ErrInvalidCode
+	}
+	return u.Record(authevents.UserVerified{UserID: u.ID(), Email: u.email.String(), VerifiedAt: now})
+}
+
+// RequestNewCode issues a new one-time code to an unverified user and
+// records [authevents.UserOtpRequested] with it, sealed. The previous code
+// stops working and the attempt counter starts again.
+//
+// It returns [ErrAlreadyVerified] for a verified user and
+// [ErrResendTooSoon] within [CodeResendInterval] of the last code issued;
+// in both cases nothing is recorded, and neither is the caller's fault.
+func (u *User) RequestNewCode() error {
+	now := u.f.clock()
+	if u.status == StatusVerified {
+		return ErrAlreadyVerified
+	}
+	if now.Before(u.code.issuedAt.Add(CodeResendInterval)) {
+		return ErrResendTooSoon
+	}
+	issued, err := u.newCode(now)
+	if err != nil {
+		return err
+	}
+	if err := u.Record(authevents.UserOtpRequested{
+		UserID:        u.ID(),
+		Email:         u.email.String(),
+		EncryptedCode: issued.sealed,
+		CodeExpiresAt: issued.otp.expiresAt,
+		RequestedAt:   now,
+	}); err != nil {
+		return err
+	}
+	u.code.hash = issued.otp.hash
+	return nil
+}
+
+// Authenticate checks a log-in: the password first, then the status. It
+// returns [ErrInvalidCredentials] for a wrong password and
+// [ErrNotVerified] for the right password of an unverified user. Any other
+// error means the stored hash is broken (a server fault).
+func (u *User) Authenticate(password string, hasher PasswordHasher) error {
+	if err := u.checkPassword(password, hasher); err != nil {
+		if errors.Is(err, valueobject.ErrPasswordMismatch) {
+			return ErrInvalidCredentials
+		}
+		return err
+	}
+	if u.status != StatusVerified {
+		return ErrNotVerified
+	}
+	return nil
+}
+
+// ChangePassword replaces the password and records
+// [authevents.PasswordChanged]. current must be the present password
+// (else a [*valueobject.Error] for "currentPassword" wrapping
+// [ErrWrongPassword]); next must differ from it (ErrSamePassword) and from
+// the email address (valueobject.ErrWeakPassword), both reported for
+// "newPassword". Only verified users can change their password
+// ([ErrNotVerified]). Afterwards the old password no longer authenticates.
+func (u *User) ChangePassword(current string, next valueobject.Password, hasher PasswordHasher) error {
+	if u.status != StatusVerified {
+		return ErrNotVerified
+	}
+	if next.IsZero() {
+		return &valueobject.Error{Field: "newPassword", Reason: "must not be empty", Err: valueobject.ErrEmpty}
+	}
+	if err := u.checkPassword(current, hasher); err != nil {
+		if errors.Is(err, valueobject.ErrPasswordMismatch) {
+			return &valueobject.Error{Field: "currentPassword", Reason: "is not correct", Err: ErrWrongPassword}
+		}
+		return err
+	}
+	if err := valueobject.DefaultPasswordPolicy.Validate(next.Reveal(), u.email.String(), u.email.Local()); errors.Is(err, valueobject.ErrWeakPassword) {
+		return valueobject.WithField(err, "newPassword")
+	}
+	if current == next.Reveal() {
+		return &valueobject.Error{Field: "newPassword", Reason: "must differ from the current password", Err: ErrSamePassword}
+	}
+	hash, err := hasher.Hash(next)
+	if err != nil {
+		return fmt.Errorf("auth: change password of user %s: %w", u.ID(), err)
+	}
+	now := u.f.clock()
+	if err := u.Record(authevents.PasswordChanged{UserID: u.ID(), Email: u.email.String(), ChangedAt: now}); err != nil {
+		return err
+	}
+	u.passwordHash = hash
+	return nil
+}
+
+func (u *User) checkPassword(plain string, hasher PasswordHasher) error {
+	err := hasher.Verify(u.passwordHash, plain)
+	if err != nil && !errors.Is(err, valueobject.ErrPasswordMismatch) {
+		return fmt.Errorf("auth: user %s: stored password hash: %w", u.ID(), err)
+	}
+	return err
+}
+
+// issuedCode is a new code before the event that carries it is recorded.
+type issuedCode struct {
+	otp    otp
+	sealed string
+}
+
+func (u *User) newCode(now time.Time) (issuedCode, error) {
+	code, err := u.f.codes()
+	if err != nil {
+		return issuedCode{}, fmt.Errorf("auth: new code for user %s: %w", u.ID(), err)
+	}
+	if !IsCode(code) {
+		return issuedCode{}, fmt.Errorf("auth: new code for user %s: the generator returned %d characters that are not %d digits", u.ID(), len(code), CodeDigits)
+	}
+	sealed, err := u.f.sealer.Seal(code, u.ID())
+	if err != nil {
+		return issuedCode{}, fmt.Errorf("auth: seal code for user %s: %w", u.ID(), err)
+	}
+	return issuedCode{
+		otp:    otp{hash: hashCode(u.f.codeKey, u.ID(), code), issuedAt: now, expiresAt: now.Add(CodeTTL)},
+		sealed: sealed,
+	}, nil
+}
+
+// apply changes the state that the events describe. Secrets (the password
+// hash, the code hash) are not in any event, because events are published;
+// the methods set them right after recording the event that makes them
+// valid.
+func (u *User) apply(e aggregate.Event) error {
+	switch e := e.(type) {
+	case authevents.UserRegistered:
+		email, err := valueobject.ParseEmail(e.Email)
+		if err != nil {
+			return err
+		}
+		u.email = email
+		u.status = StatusUnverified
+		u.createdAt = e.RegisteredAt
+		u.code = otp{issuedAt: e.RegisteredAt, expiresAt: e.CodeExpiresAt}
+	case authevents.UserOtpRequested:
+		u.code = otp{issuedAt: e.RequestedAt, expiresAt: e.CodeExpiresAt} // the old code dies here
+	case authevents.CodeVerificationFailed:
+		u.code.failures = e.Attempt
+	case authevents.UserVerified:
+		u.status = StatusVerified
+		u.verifiedAt = e.VerifiedAt
+		u.code = otp{}
+	case authevents.PasswordChanged:
+		u.passwordChangedAt = e.ChangedAt
+	default:
+		return fmt.Errorf("unknown event %T", e)
+	}
+	return nil
+}

@@ -1,0 +1,494 @@
+package ports_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/dddkit/dddkit/aggregate"
+	"github.com/dddkit/dddkit/cqrs"
+	"github.com/dddkit/dddkit/examples/authnotify/auth/adapters"
+	"github.com/dddkit/dddkit/examples/authnotify/auth/app"
+	"github.com/dddkit/dddkit/examples/authnotify/auth/domain"
+	"github.com/dddkit/dddkit/examples/authnotify/auth/ports"
+	"github.com/dddkit/dddkit/examples/authnotify/contracts/authevents"
+	"github.com/dddkit/dddkit/examples/authnotify/internal/fieldcrypt"
+	"github.com/dddkit/dddkit/valueobject"
+)
+
+var t0 = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *clock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(d)
+}
+
+type sink struct {
+	mu     sync.Mutex
+	events []aggregate.Envelope
+}
+
+func (s *sink) Append(_ context.Context, envs ...aggregate.Envelope) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.events = append(s.events, envs...)
+	return nil
+}
+
+func (s *sink) len() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.events)
+}
+
+func (s *sink) names() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []string
+	for _, e := range s.events {
+		out = append(out, e.Name)
+	}
+	return out
+}
+
+type bundle struct {
+	handler http.Handler
+	repo    *adapters.Memory
+	sink    *sink
+	clock   *clock
+	cipher  *fieldcrypt.Cipher
+	tokens  *app.Tokens
+}
+
+func setup(t *testing.T) *bundle {
+	t.Helper()
+	b := &bundle{clock: &clock{t: t0}, sink: &sink{}}
+	var err error
+	b.cipher, err = fieldcrypt.New(bytes.Repeat([]byte{9}, fieldcrypt.KeySize))
+	require.NoError(t, err)
+	factory, err := domain.NewFactory(b.cipher, b.cipher.DeriveKey("otp"), &domain.FactoryConfig{Clock: b.clock.Now})
+	require.NoError(t, err)
+	b.repo, err = adapters.NewMemory(factory, b.sink)
+	require.NoError(t, err)
+	b.tokens, err = app.NewTokens(bytes.Repeat([]byte{5}, 32), &app.TokenConfig{Clock: b.clock.Now})
+	require.NoError(t, err)
+	hasher, err := valueobject.NewHasher(&valueobject.Argon2Params{Memory: 64, Iterations: 1, Parallelism: 1})
+	require.NoError(t, err)
+
+	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	retry, err := cqrs.Retry(nil)
+	require.NoError(t, err)
+	bus, err := cqrs.New(&cqrs.Config{
+		CommandMiddleware: []cqrs.Middleware{cqrs.Logging(logger), cqrs.Recover(), cqrs.Validation(), retry},
+		QueryMiddleware:   []cqrs.Middleware{cqrs.Logging(logger), cqrs.Recover(), cqrs.Validation()},
+	})
+	require.NoError(t, err)
+	require.NoError(t, app.Register(bus, app.Deps{Users: b.repo, Factory: factory, Tokens: b.tokens, Hasher: hasher, Logger: logger}))
+	require.NoError(t, bus.Validate())
+
+	h, err := ports.NewHTTP(bus, b.tokens, &ports.Config{Logger: logger})
+	require.NoError(t, err)
+	b.handler = h.Handler()
+	return b
+}
+
+type response struct {
+	status int
+	header http.Header
+	body   map[string]any
+	raw    string
+}
+
+func (b *bundle) do(t *testing.T, method, path, contentType, body, token string) response {
+	t.Helper()
+	r := httptest.NewRequest(method, path, strings.NewReader(body))
+	if contentType != "" {
+		r.Header.Set("Content-Type", contentType)
+	}
+	if token != "" {
+		r.Header.Set("Authorization", "Bearer "+token)
+	}
+	w := httptest.NewRecorder()
+	b.handler.ServeHTTP(w, r)
+	res := response{status: w.Code, header: w.Header(), raw: w.Body.String()}
+	require.NoError(t, json.Unmarshal(w.Body.Bytes(), &res.body), "every answer is JSON: %q", w.Body.String())
+	return res
+}
+
+func (b *bundle) post(t *testing.T, path, body string) response {
+	t.Helper()
+	return b.do(t, http.MethodPost, path, "application/json", body, "")
+}
+
+// lastCode opens the code of the latest event, as the notification module does.
+func (b *bundle) lastCode(t *testing.T) string {
+	t.Helper()
+	b.sink.mu.Lock()
+	env := b.sink.events[len(b.sink.events)-1]
+	b.sink.mu.Unlock()
+	var sealed string
+	switch e := env.Payload.(type) {
+	case authevents.UserRegistered:
+		sealed = e.EncryptedCode
+	case authevents.UserOtpRequested:
+		sealed = e.EncryptedCode
+	default:
+		t.Fatalf("no code in %s", env.Name)
+	}
+	code, err := b.cipher.Open(sealed, env.AggregateID)
+	require.NoError(t, err)
+	return code
+}
+
+func (b *bundle) verifiedUser(t *testing.T, email string) string {
+	t.Helper()
+	res := b.post(t, "/auth/register", `{"email":"`+email+`","password":"correct horse"}`)
+	require.Equal(t, 201, res.status, res.raw)
+	res = b.post(t, "/auth/verify", `{"email":"`+email+`","code":"`+b.lastCode(t)+`"}`)
+	require.Equal(t, 200, res.status, res.raw)
+	res = b.post(t, "/auth/login", `{"email":"`+email+`","password":"correct horse"}`)
+	require.Equal(t, 200, res.status, res.raw)
+	return res.body["data"].(map[string]any)["accessToken"].(string)
+}
+
+func requireProblem(t *testing.T, res response, status int, typeSuffix string) {
+	t.Helper()
+	require.Equal(t, status, res.status, res.raw)
+	require.Equal(t, "application/problem+json", res.header.Get("Content-Type"))
+	require.EqualValues(t, status, res.body["status"])
+	require.NotEmpty(t, res.body["title"])
+	require.NotEmpty(t, res.body["detail"])
+	require.True(t, strings.HasSuffix(res.body["type"].(string), typeSuffix), "type %v, want suffix %s", res.body["type"], typeSuffix)
+}
+
+func fieldsOf(res response) []string {
+	var out []string
+	errs, _ := res.body["errors"].([]any)
+	for _, e := range errs {
+		m := e.(map[string]any)
+		out = append(out, m["field"].(string))
+		if m["message"] == "" {
+			panic("empty message")
+		}
+	}
+	return out
+}
+
+func TestHappyPath(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+
+	res := b.post(t, "/auth/register", `{"email":"Ada@Example.com","password":"correct horse"}`)
+	require.Equal(t, 201, res.status, res.raw)
+	require.Equal(t, "application/json", res.header.Get("Content-Type"))
+	require.Equal(t, "no-store", res.header.Get("Cache-Control"))
+	require.NotEmpty(t, res.header.Get("X-Request-Id"))
+	require.NotEmpty(t, res.body["message"])
+	data := res.body["data"].(map[string]any)
+	require.Equal(t, "ada@example.com", data["email"])
+	userID := data["id"].(string)
+
+	res = b.post(t, "/auth/login", `{"email":"ada@example.com","password":"correct horse"}`)
+	requireProblem(t, res, 403, "#not-verified")
+
+	res = b.post(t, "/auth/verify", `{"email":"ada@example.com","code":"`+b.lastCode(t)+`"}`)
+	require.Equal(t, 200, res.status, res.raw)
+	require.Equal(t, map[string]any{"message": res.body["message"], "data": nil}, res.body)
+
+	res = b.post(t, "/auth/login", `{"email":"ada@example.com","password":"correct horse"}`)
+	require.Equal(t, 200, res.status, res.raw)
+	data = res.body["data"].(map[string]any)
+	require.Equal(t, "Bearer", data["tokenType"])
+	require.EqualValues(t, 900, data["expiresIn"])
+	token := data["accessToken"].(string)
+
+	res = b.do(t, http.MethodGet, "/auth/me", "", "", token)
+	require.Equal(t, 200, res.status, res.raw)
+	require.Equal(t, map[string]any{
+		"id": userID, "email": "ada@example.com", "status": "verified",
+		"createdAt": "2026-03-01T12:00:00Z", "verifiedAt": "2026-03-01T12:00:00Z",
+	}, res.body["data"])
+
+	res = b.do(t, http.MethodPatch, "/auth/password", "application/json", `{"currentPassword":"correct horse","newPassword":"battery staple"}`, token)
+	require.Equal(t, 200, res.status, res.raw)
+	res = b.post(t, "/auth/login", `{"email":"ada@example.com","password":"correct horse"}`)
+	requireProblem(t, res, 401, "#invalid-credentials")
+	res = b.post(t, "/auth/login", `{"email":"ada@example.com","password":"battery staple"}`)
+	require.Equal(t, 200, res.status, res.raw)
+
+	require.Equal(t, []string{"auth.user_registered", "auth.user_verified", "auth.password_changed"}, b.sink.names())
+}
+
+func TestCorrelationIDReachesTheEvents(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	r := httptest.NewRequest(http.MethodPost, "/auth/register", strings.NewReader(`{"email":"ada@example.com","password":"correct horse"}`))
+	r.Header.Set("Content-Type", "application/json")
+	r.Header.Set("X-Request-Id", "req-42")
+	w := httptest.NewRecorder()
+	b.handler.ServeHTTP(w, r)
+	require.Equal(t, 201, w.Code)
+	require.Equal(t, "req-42", b.sink.events[0].Metadata.CorrelationID)
+}
+
+// The bad-input table: every case is a 4xx problem+json and saves nothing.
+func TestBadInput(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	token := b.verifiedUser(t, "ada@example.com")
+	users, events := b.repo.Len(), b.sink.len()
+
+	big := `{"email":"ada@example.com","password":"` + strings.Repeat("x", 1<<20) + `"}`
+	for _, tc := range []struct {
+		name                      string
+		method, path, ctype, body string
+		auth                      bool
+		status                    int
+		typ                       string
+		fields                    []string
+	}{
+		{"malformed JSON", "POST", "/auth/register", "application/json", `{"email":`, false, 400, "about:blank", nil},
+		{"not JSON at all", "POST", "/auth/register", "application/json", `email=ada`, false, 400, "about:blank", nil},
+		{"empty body", "POST", "/auth/register", "application/json", ``, false, 400, "about:blank", nil},
+		{"JSON array", "POST", "/auth/register", "application/json", `[{"email":"ada@example.com"}]`, false, 400, "about:blank", nil},
+		{"JSON null", "POST", "/auth/login", "application/json", `null`, false, 400, "about:blank", nil},
+		{"two objects", "POST", "/auth/login", "application/json", `{"email":"ada@example.com","password":"correct horse"}{}`, false, 400, "about:blank", nil},
+		{"unknown field", "POST", "/auth/register", "application/json", `{"email":"bob@example.com","password":"correct horse","admin":true}`, false, 400, "#validation", []string{"admin"}},
+		{"field name in other case", "POST", "/auth/register", "application/json", `{"Email":"bob@example.com","password":"correct horse"}`, false, 400, "#validation", []string{"Email"}},
+		{"missing fields", "POST", "/auth/register", "application/json", `{}`, false, 400, "#validation", []string{"email", "password"}},
+		{"missing password", "POST", "/auth/login", "application/json", `{"email":"ada@example.com"}`, false, 400, "#validation", []string{"password"}},
+		{"null field", "POST", "/auth/register", "application/json", `{"email":null,"password":"correct horse"}`, false, 400, "#validation", []string{"email"}},
+		{"missing code", "POST", "/auth/verify", "application/json", `{"email":"ada@example.com"}`, false, 400, "#validation", []string{"code"}},
+		{"missing email", "POST", "/auth/resend-verification-code", "application/json", `{}`, false, 400, "#validation", []string{"email"}},
+		{"missing new password", "PATCH", "/auth/password", "application/json", `{"currentPassword":"correct horse"}`, true, 400, "#validation", []string{"newPassword"}},
+		{"email is a number", "POST", "/auth/register", "application/json", `{"email":42,"password":"correct horse"}`, false, 400, "#validation", []string{"email"}},
+		{"password is an object", "POST", "/auth/login", "application/json", `{"email":"ada@example.com","password":{}}`, false, 400, "#validation", []string{"password"}},
+		{"code is a number", "POST", "/auth/verify", "application/json", `{"email":"ada@example.com","code":123456}`, false, 400, "#validation", []string{"code"}},
+		{"code is a bool", "PATCH", "/auth/password", "application/json", `{"currentPassword":true,"newPassword":"battery staple"}`, true, 400, "#validation", []string{"currentPassword"}},
+		{"oversized body", "POST", "/auth/register", "application/json", big, false, 413, "about:blank", nil},
+		{"no content type", "POST", "/auth/register", "", `{"email":"bob@example.com","password":"correct horse"}`, false, 415, "about:blank", nil},
+		{"form content type", "POST", "/auth/login", "application/x-www-form-urlencoded", `email=ada%40example.com`, false, 415, "about:blank", nil},
+		{"text content type", "PATCH", "/auth/password", "text/plain", `{}`, true, 415, "about:blank", nil},
+		{"invalid email", "POST", "/auth/register", "application/json", `{"email":"not-an-email","password":"correct horse"}`, false, 400, "#validation", []string{"email"}},
+		{"empty email", "POST", "/auth/register", "application/json", `{"email":"","password":"correct horse"}`, false, 400, "#validation", []string{"email"}},
+		{"invalid email at login", "POST", "/auth/login", "application/json", `{"email":"ada@","password":"correct horse"}`, false, 400, "#validation", []string{"email"}},
+		{"invalid email at verify", "POST", "/auth/verify", "application/json", `{"email":"ada","code":"123456"}`, false, 400, "#validation", []string{"email"}},
+		{"invalid email at resend", "POST", "/auth/resend-verification-code", "application/json", `{"email":"@example.com"}`, false, 400, "#validation", []string{"email"}},
+		{"weak password", "POST", "/auth/register", "application/json", `{"email":"bob@example.com","password":"password"}`, false, 400, "#validation", []string{"password"}},
+		{"short password", "POST", "/auth/register", "application/json", `{"email":"bob@example.com","password":"short"}`, false, 400, "#validation", []string{"password"}},
+		{"password is the email", "POST", "/auth/register", "application/json", `{"email":"bob@example.com","password":"bob@example.com"}`, false, 400, "#validation", []string{"password"}},
+		{"huge password", "POST", "/auth/register", "application/json", `{"email":"bob@example.com","password":"` + strings.Repeat("x", 100_000) + `"}`, false, 400, "#validation", []string{"password"}},
+		{"weak new password", "PATCH", "/auth/password", "application/json", `{"currentPassword":"correct horse","newPassword":"12345678"}`, true, 400, "#validation", []string{"newPassword"}},
+		{"new password is the email", "PATCH", "/auth/password", "application/json", `{"currentPassword":"correct horse","newPassword":"ada@example.com"}`, true, 400, "#validation", []string{"newPassword"}},
+		{"same new password", "PATCH", "/auth/password", "application/json", `{"currentPassword":"correct horse","newPassword":"correct horse"}`, true, 400, "#validation", []string{"newPassword"}},
+		{"wrong current password", "PATCH", "/auth/password", "application/json", `{"currentPassword":"wrong horse","newPassword":"battery staple"}`, true, 400, "#validation", []string{"currentPassword"}},
+		{"code not digits", "POST", "/auth/verify", "application/json", `{"email":"ada@example.com","code":"abcdef"}`, false, 400, "#validation", []string{"code"}},
+		{"code too long", "POST", "/auth/verify", "application/json", `{"email":"ada@example.com","code":"1234567"}`, false, 400, "#validation", []string{"code"}},
+		{"both fields bad", "POST", "/auth/register", "application/json", `{"email":"x","password":"x"}`, false, 400, "#validation", []string{"email", "password"}},
+	} {
+		token := map[bool]string{true: token}[tc.auth]
+		res := b.do(t, tc.method, tc.path, tc.ctype, tc.body, token)
+		require.Equal(t, tc.status, res.status, "%s: %s", tc.name, res.raw)
+		require.Less(t, res.status, 500, tc.name)
+		require.Equal(t, "application/problem+json", res.header.Get("Content-Type"), tc.name)
+		require.EqualValues(t, tc.status, res.body["status"], tc.name)
+		require.NotEmpty(t, res.body["title"], tc.name)
+		require.NotEmpty(t, res.body["detail"], tc.name)
+		require.True(t, strings.HasSuffix(res.body["type"].(string), tc.typ), "%s: type %v", tc.name, res.body["type"])
+		require.Equal(t, tc.fields, fieldsOf(res), tc.name)
+		require.Equal(t, users, b.repo.Len(), "%s: no user saved", tc.name)
+		require.Equal(t, events, b.sink.len(), "%s: no event saved", tc.name)
+	}
+	// The password is unchanged after all that.
+	res := b.post(t, "/auth/login", `{"email":"ada@example.com","password":"correct horse"}`)
+	require.Equal(t, 200, res.status, res.raw)
+}
+
+func TestBadTokens(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	token := b.verifiedUser(t, "ada@example.com")
+	ghost, err := b.tokens.Issue(valueobject.NewID().String())
+	require.NoError(t, err)
+	notAnID, err := b.tokens.Issue("not-a-uuid")
+	require.NoError(t, err)
+	other, err := app.NewTokens(bytes.Repeat([]byte{6}, 32), &app.TokenConfig{Clock: b.clock.Now})
+	require.NoError(t, err)
+	foreign, err := other.Issue("x")
+	require.NoError(t, err)
+	events := b.sink.len()
+
+	for name, header := range map[string]string{
+		"no header":            "",
+		"no scheme":            token,
+		"basic scheme":         "Basic YWRhOnB3",
+		"empty bearer":         "Bearer ",
+		"garbage":              "Bearer garbage",
+		"tampered":             "Bearer " + token[:len(token)-2] + "xx",
+		"other secret":         "Bearer " + foreign.Token,
+		"user does not exist":  "Bearer " + ghost.Token,
+		"subject is not an ID": "Bearer " + notAnID.Token,
+	} {
+		for _, route := range []struct{ method, path, body string }{
+			{http.MethodGet, "/auth/me", ""},
+			{http.MethodPatch, "/auth/password", `{"currentPassword":"correct horse","newPassword":"battery staple"}`},
+		} {
+			r := httptest.NewRequest(route.method, route.path, strings.NewReader(route.body))
+			r.Header.Set("Content-Type", "application/json")
+			if header != "" {
+				r.Header.Set("Authorization", header)
+			}
+			w := httptest.NewRecorder()
+			b.handler.ServeHTTP(w, r)
+			require.Equal(t, 401, w.Code, "%s %s: %s", name, route.path, w.Body.String())
+			require.Equal(t, "application/problem+json", w.Header().Get("Content-Type"), name)
+			require.Contains(t, w.Header().Get("WWW-Authenticate"), "Bearer", name)
+		}
+	}
+
+	b.clock.Advance(15 * time.Minute)
+	res := b.do(t, http.MethodGet, "/auth/me", "", "", token)
+	requireProblem(t, res, 401, "#invalid-token")
+	require.Contains(t, res.body["detail"], "expired")
+	require.Contains(t, res.header.Get("WWW-Authenticate"), `error="invalid_token"`)
+
+	require.Equal(t, events, b.sink.len(), "nothing saved")
+}
+
+func TestBusinessRuleErrors(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	res := b.post(t, "/auth/register", `{"email":"ada@example.com","password":"correct horse"}`)
+	require.Equal(t, 201, res.status)
+	code := b.lastCode(t)
+
+	res = b.post(t, "/auth/register", `{"email":"ADA@example.com","password":"other horse"}`)
+	requireProblem(t, res, 409, "#email-taken")
+	require.Equal(t, 1, b.repo.Len())
+
+	// Unknown email and wrong password: the same 401.
+	wrong := b.post(t, "/auth/login", `{"email":"ada@example.com","password":"wrong horse"}`)
+	unknown := b.post(t, "/auth/login", `{"email":"nobody@example.com","password":"wrong horse"}`)
+	requireProblem(t, wrong, 401, "#invalid-credentials")
+	require.Equal(t, wrong.body, unknown.body)
+	require.Equal(t, wrong.status, unknown.status)
+
+	res = b.post(t, "/auth/verify", `{"email":"ada@example.com","code":"000000"}`)
+	requireProblem(t, res, 400, "#invalid-code")
+	res = b.post(t, "/auth/verify", `{"email":"nobody@example.com","code":"000000"}`)
+	requireProblem(t, res, 400, "#invalid-code")
+
+	for range domain.MaxCodeAttempts - 1 {
+		requireProblem(t, b.post(t, "/auth/verify", `{"email":"ada@example.com","code":"000000"}`), 400, "#invalid-code")
+	}
+	res = b.post(t, "/auth/verify", `{"email":"ada@example.com","code":"`+code+`"}`)
+	requireProblem(t, res, 429, "#too-many-attempts")
+
+	// A new code after 60 s; too early is still 202 but sends nothing.
+	n := b.sink.len()
+	res = b.post(t, "/auth/resend-verification-code", `{"email":"ada@example.com"}`)
+	require.Equal(t, 202, res.status)
+	require.Equal(t, n, b.sink.len(), "throttled: nothing sent")
+	b.clock.Advance(time.Minute)
+	res = b.post(t, "/auth/resend-verification-code", `{"email":"ada@example.com"}`)
+	require.Equal(t, 202, res.status)
+	require.Equal(t, "auth.user_otp_requested", b.sink.names()[b.sink.len()-1])
+	newCode := b.lastCode(t)
+
+	res = b.post(t, "/auth/resend-verification-code", `{"email":"nobody@example.com"}`)
+	require.Equal(t, 202, res.status, "no account enumeration")
+
+	b.clock.Advance(domain.CodeTTL)
+	res = b.post(t, "/auth/verify", `{"email":"ada@example.com","code":"`+newCode+`"}`)
+	requireProblem(t, res, 400, "#code-expired")
+	require.Contains(t, res.body["detail"], "expired")
+
+	b.clock.Advance(time.Minute)
+	require.Equal(t, 202, b.post(t, "/auth/resend-verification-code", `{"email":"ada@example.com"}`).status)
+	require.Equal(t, 200, b.post(t, "/auth/verify", `{"email":"ada@example.com","code":"`+b.lastCode(t)+`"}`).status)
+	res = b.post(t, "/auth/verify", `{"email":"ada@example.com","code":"123456"}`)
+	requireProblem(t, res, 409, "#already-verified")
+	res = b.post(t, "/auth/resend-verification-code", `{"email":"ada@example.com"}`)
+	require.Equal(t, 202, res.status, "verified: still 202")
+}
+
+func TestUnknownRoutesAndMethods(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	requireProblem(t, b.do(t, http.MethodGet, "/auth/nothing", "", "", ""), 404, "about:blank")
+	res := b.do(t, http.MethodGet, "/auth/register", "", "", "")
+	requireProblem(t, res, 405, "about:blank")
+	require.Contains(t, res.header.Get("Allow"), "POST")
+	requireProblem(t, b.do(t, http.MethodPost, "/auth/me", "application/json", "{}", ""), 405, "about:blank")
+}
+
+func TestNewHTTPValidates(t *testing.T) {
+	t.Parallel()
+	_, err := ports.NewHTTP(nil, nil, &ports.Config{MaxBodyBytes: -1})
+	require.ErrorContains(t, err, "bus")
+	require.ErrorContains(t, err, "token")
+	require.ErrorContains(t, err, "MaxBodyBytes")
+}
+
+func TestProblemTypeBaseIsConfigurable(t *testing.T) {
+	t.Parallel()
+	bus, err := cqrs.New(nil)
+	require.NoError(t, err)
+	tokens, err := app.NewTokens(bytes.Repeat([]byte{5}, 32), nil)
+	require.NoError(t, err)
+	h, err := ports.NewHTTP(bus, tokens, &ports.Config{ProblemTypeBase: "https://errors.example/"})
+	require.NoError(t, err)
+	r := httptest.NewRequest(http.MethodPost, "/auth/login", strings.NewReader(`{}`))
+	r.Header.Set("Content-Type", "application/json")
+	w := httptest.NewRecorder()
+	h.Handler().ServeHTTP(w, r)
+	require.Equal(t, 400, w.Code)
+	require.Contains(t, w.Body.String(), `"type":"https://errors.example/validation"`)
+}
+
+// A handler failing for a reason that is not the client's is a logged 500
+// problem without internals.
+func TestServerErrorsAre500Problems(t *testing.T) {
+	t.Parallel()
+	bus, err := cqrs.New(nil)
+	require.NoError(t, err)
+	require.NoError(t, cqrs.HandleQuery(bus, func(context.Context, app.Login) (app.AccessToken, error) {
+		return app.AccessToken{}, fmt.Errorf("database on fire")
+	}))
+	tokens, err := app.NewTokens(bytes.Repeat([]byte{5}, 32), nil)
+	require.NoError(t, err)
+	var logs bytes.Buffer
+	h, err := ports.NewHTTP(bus, tokens, &ports.Config{Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	require.NoError(t, err)
+	r := httptest.NewRequest(http.MethodPost, "/auth/login", strings.NewReader(`{"email":"ada@example.com","password":"x"}`))
+	r.Header.Set("Content-Type", "application/json")
+	w := httptest.NewRecorder()
+	h.Handler().ServeHTTP(w, r)
+	require.Equal(t, 500, w.Code)
+	require.Equal(t, "application/problem+json", w.Header().Get("Content-Type"))
+	require.NotContains(t, w.Body.String(), "fire")
+	require.Contains(t, logs.String(), "database on fire")
+}

@@ -1,0 +1,119 @@
+// Package authevents is the published language of the auth module: the
+// events it records and publishes, which other modules consume.
+//
+// # Why a package of its own
+//
+// Modules of the example talk only through events and never import each
+// other's packages. The notification module still needs the Go types of
+// the events it consumes, so they live here, outside auth/: this package is
+// the contract between the two, and it holds nothing but that contract
+// (plain structs, their stable names and JSON field names), never domain
+// code. The auth aggregate records these very types, so what is stored in
+// the outbox is exactly what is published.
+//
+// Change these types only compatibly: add fields, never rename or repurpose
+// one, and never change an event name. The JSON tags are the wire format
+// (the eventbus codec encodes payloads as JSON), so they are part of the
+// contract and must not follow Go renames.
+//
+// # Secrets
+//
+// The one-time code a user must type in travels to the notification module
+// inside [UserRegistered] and [UserOtpRequested], but only sealed with the
+// example's field cipher (internal/fieldcrypt, AES-256-GCM, the user ID as
+// associated data): EncryptedCode is ciphertext, readable neither in the
+// outbox table nor on the topic.
+package authevents
+
+import (
+	"time"
+
+	"github.com/dddkit/dddkit/aggregate"
+)
+
+// AggregateType is the aggregate type of every auth event: the user.
+const AggregateType = "user"
+
+// Stable event names. They identify the events in the outbox and on the
+// wire; they never change.
+const (
+	NameUserRegistered         = "auth.user_registered"
+	NameUserVerified           = "auth.user_verified"
+	NameUserOtpRequested       = "auth.user_otp_requested"
+	NamePasswordChanged        = "auth.password_changed"
+	NameCodeVerificationFailed = "auth.code_verification_failed"
+)
+
+// UserRegistered says that an account was created. It carries the first
+// verification code, sealed; the notification module emails it.
+type UserRegistered struct {
+	UserID string `json:"userId"`
+	Email  string `json:"email"`
+	// EncryptedCode is the 6-digit verification code sealed with the
+	// field cipher, the user ID as associated data.
+	EncryptedCode string `json:"encryptedCode"`
+	// CodeExpiresAt is when the code stops working.
+	CodeExpiresAt time.Time `json:"codeExpiresAt"`
+	RegisteredAt  time.Time `json:"registeredAt"`
+}
+
+// EventName implements [aggregate.Event].
+func (UserRegistered) EventName() string { return NameUserRegistered }
+
+// UserVerified says that the user proved they own the address; a welcome
+// email follows.
+type UserVerified struct {
+	UserID     string    `json:"userId"`
+	Email      string    `json:"email"`
+	VerifiedAt time.Time `json:"verifiedAt"`
+}
+
+// EventName implements [aggregate.Event].
+func (UserVerified) EventName() string { return NameUserVerified }
+
+// UserOtpRequested says that an unverified user asked for a new code. The
+// previous code no longer works. It carries the new code, sealed.
+type UserOtpRequested struct {
+	UserID        string    `json:"userId"`
+	Email         string    `json:"email"`
+	EncryptedCode string    `json:"encryptedCode"`
+	CodeExpiresAt time.Time `json:"codeExpiresAt"`
+	RequestedAt   time.Time `json:"requestedAt"`
+}
+
+// EventName implements [aggregate.Event].
+func (UserOtpRequested) EventName() string { return NameUserOtpRequested }
+
+// PasswordChanged says that the user changed their password; a security
+// notice email follows.
+type PasswordChanged struct {
+	UserID    string    `json:"userId"`
+	Email     string    `json:"email"`
+	ChangedAt time.Time `json:"changedAt"`
+}
+
+// EventName implements [aggregate.Event].
+func (PasswordChanged) EventName() string { return NamePasswordChanged }
+
+// CodeVerificationFailed says that a wrong code was typed in. It is
+// recorded so that each failed attempt changes the aggregate's version:
+// concurrent guesses then conflict instead of all counting as the first
+// one, and the attempt limit holds. No email follows; it is there for
+// security monitoring.
+type CodeVerificationFailed struct {
+	UserID string `json:"userId"`
+	// Attempt counts the wrong tries against the current code, from 1.
+	Attempt  int       `json:"attempt"`
+	FailedAt time.Time `json:"failedAt"`
+}
+
+// EventName implements [aggregate.Event].
+func (CodeVerificationFailed) EventName() string { return NameCodeVerificationFailed }
+
+// All returns a zero value of every auth event, for registering them with
+// an event registry.
+func All() []aggregate.Event {
+	return []aggregate.Event{
+		UserRegistered{}, UserVerified{}, UserOtpRequested{}, PasswordChanged{}, CodeVerificationFailed{},
+	}
+}
