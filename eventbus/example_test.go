@@ -1,0 +1,211 @@
+package eventbus_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"slices"
+
+	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/dddkit/dddkit/aggregate"
+	"github.com/dddkit/dddkit/cqrs"
+	"github.com/dddkit/dddkit/eventbus"
+)
+
+// UserRegistered is a domain event: a plain struct with a stable name.
+type UserRegistered struct {
+	Email string
+}
+
+func (UserRegistered) EventName() string { return "auth.user_registered" }
+
+var quiet = slog.New(slog.DiscardHandler)
+
+// Register the event types, subscribe a handler and publish, all in
+// memory.
+func Example() {
+	ctx := context.Background()
+	reg, _ := eventbus.NewRegistry(nil)
+	if err := eventbus.Register[UserRegistered](reg, eventbus.AggregateType("user")); err != nil {
+		fmt.Println(err)
+		return
+	}
+
+	transport, _ := eventbus.NewMemoryTransport(&eventbus.MemoryConfig{Logger: quiet})
+	defer transport.Close()
+	router, _ := eventbus.NewRouter(transport, reg, &eventbus.RouterConfig{Logger: quiet})
+	err := eventbus.Handle(router, "welcome-mail", func(ctx context.Context, e UserRegistered, md eventbus.Metadata) error {
+		fmt.Printf("%s on %s: send a welcome mail to %s (correlation %s)\n", md.EventName, md.Topic, e.Email, md.CorrelationID)
+		return nil
+	})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	go func() { _ = router.Run(ctx) }()
+	defer router.Close()
+	<-router.Running()
+
+	pub, _ := eventbus.NewPublisher(transport.Publisher(), reg)
+	reqCtx := aggregate.ContextWithMetadata(ctx, aggregate.Metadata{CorrelationID: "req-1"})
+	if _, err := eventbus.PublishEvent(reqCtx, pub, "user-1", UserRegistered{Email: "ada@example.com"}); err != nil {
+		fmt.Println(err)
+	}
+	// Output:
+	// auth.user_registered on user.events: send a welcome mail to ada@example.com (correlation req-1)
+}
+
+// ShippingAddressChanged is at schema version 2: version 1 had a single
+// "Address" line.
+type ShippingAddressChanged struct {
+	Street, City string
+}
+
+func (ShippingAddressChanged) EventName() string { return "shop.shipping_address_changed" }
+func (ShippingAddressChanged) EventVersion() int { return 2 }
+
+// An upcaster turns an old payload still on the topic into today's shape.
+func ExampleUpcaster() {
+	reg, _ := eventbus.NewRegistry(nil)
+	err := eventbus.Register[ShippingAddressChanged](reg,
+		eventbus.AggregateType("order"),
+		eventbus.Upcaster(1, func(p json.RawMessage) (json.RawMessage, error) {
+			var v1 struct{ Address string }
+			if err := json.Unmarshal(p, &v1); err != nil {
+				return nil, err
+			}
+			return json.Marshal(ShippingAddressChanged{Street: v1.Address, City: "(unknown)"})
+		}))
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+
+	// A message written by a producer from before version 2.
+	old := message.NewMessage("ev-1", []byte(`{"Address":"1 Main St"}`))
+	old.Metadata = message.Metadata{
+		eventbus.HeaderEventName:     "shop.shipping_address_changed",
+		eventbus.HeaderEventVersion:  "1",
+		eventbus.HeaderAggregateType: "order",
+		eventbus.HeaderAggregateID:   "order-7",
+	}
+	e, md, err := reg.Decode(old)
+	fmt.Printf("%+v from schema version %d, err=%v\n", e, md.SchemaVersion, err)
+	// Output: {Street:1 Main St City:(unknown)} from schema version 1, err=<nil>
+}
+
+// Encode shows what travels on the wire: JSON payload, envelope in
+// headers, event ID as message UUID.
+func ExampleRegistry_Encode() {
+	reg, _ := eventbus.NewRegistry(nil)
+	msg, err := reg.Encode(aggregate.Envelope{
+		ID: "0190a6a0-0000-7000-8000-000000000001", Name: "auth.user_registered",
+		AggregateType: "user", AggregateID: "user-1", Version: 1,
+		Metadata: aggregate.Metadata{CorrelationID: "req-1", Values: map[string]string{"tenant": "acme"}},
+		Payload:  UserRegistered{Email: "ada@example.com"},
+	})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	fmt.Println("topic:", reg.Topic("user"))
+	fmt.Println("payload:", string(msg.Payload))
+	keys := make([]string, 0, len(msg.Metadata))
+	for k := range msg.Metadata {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		fmt.Printf("%s: %s\n", k, msg.Metadata[k])
+	}
+	// Output:
+	// topic: user.events
+	// payload: {"Email":"ada@example.com"}
+	// aggregate_id: user-1
+	// aggregate_type: user
+	// aggregate_version: 1
+	// content_type: application/json
+	// correlation_id: req-1
+	// event_id: 0190a6a0-0000-7000-8000-000000000001
+	// event_name: auth.user_registered
+	// event_version: 1
+	// x-meta-tenant: acme
+}
+
+// SendWelcomeMail is a command of the notification module.
+type SendWelcomeMail struct {
+	To string
+}
+
+// A saga turns an event into a command on the cqrs bus; the command's
+// context carries the event's correlation ID and the event as causation.
+func ExampleSaga() {
+	ctx := context.Background()
+	bus, _ := cqrs.New(nil)
+	_ = cqrs.HandleCommand(bus, func(ctx context.Context, cmd SendWelcomeMail) (struct{}, error) {
+		md := aggregate.MetadataFromContext(ctx)
+		fmt.Printf("mail to %s, correlation %s, caused by %s\n", cmd.To, md.CorrelationID, md.CausationID)
+		return struct{}{}, nil
+	})
+
+	reg, _ := eventbus.NewRegistry(nil)
+	_ = eventbus.Register[UserRegistered](reg, eventbus.AggregateType("user"))
+	transport, _ := eventbus.NewMemoryTransport(&eventbus.MemoryConfig{Logger: quiet})
+	defer transport.Close()
+	router, _ := eventbus.NewRouter(transport, reg, &eventbus.RouterConfig{Logger: quiet})
+	err := eventbus.Saga(router, "welcome-saga", bus, func(_ context.Context, e UserRegistered, _ eventbus.Metadata) (SendWelcomeMail, error) {
+		return SendWelcomeMail{To: e.Email}, nil
+	})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	go func() { _ = router.Run(ctx) }()
+	defer router.Close()
+	<-router.Running()
+
+	pub, _ := eventbus.NewPublisher(transport.Publisher(), reg)
+	_ = pub.Publish(ctx, aggregate.Envelope{
+		ID: "event-1", AggregateType: "user", AggregateID: "user-1", Version: 1,
+		Metadata: aggregate.Metadata{CorrelationID: "req-9"},
+		Payload:  UserRegistered{Email: "ada@example.com"},
+	})
+	// Output: mail to ada@example.com, correlation req-9, caused by event-1
+}
+
+// HandleTx runs the handler in a transaction together with the inbox row:
+// its writes happen once per event, however often Kafka delivers it.
+func ExampleHandleTx() {
+	ctx := context.Background()
+	pool, err := pgxpool.New(ctx, "postgres://localhost/app")
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer pool.Close()
+	inbox, _ := eventbus.NewInbox(pool, nil)
+	if err := inbox.Migrate(ctx); err != nil {
+		fmt.Println(err)
+		return
+	}
+	go func() { _ = inbox.RunCleanup(ctx) }()
+
+	reg, _ := eventbus.NewRegistry(nil)
+	_ = eventbus.Register[UserRegistered](reg, eventbus.AggregateType("user"))
+	transport, err := eventbus.NewKafkaTransport([]string{"localhost:9092"}, nil)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer transport.Close()
+	router, _ := eventbus.NewRouter(transport, reg, nil)
+	_ = eventbus.HandleTx(router, "mail-queue", inbox, func(ctx context.Context, tx pgx.Tx, e UserRegistered, md eventbus.Metadata) error {
+		_, err := tx.Exec(ctx, `INSERT INTO mail_jobs (event_id, address) VALUES ($1, $2)`, md.EventID, e.Email)
+		return err
+	})
+	_ = router.Run(ctx)
+}

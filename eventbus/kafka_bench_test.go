@@ -1,0 +1,193 @@
+package eventbus_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strconv"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/IBM/sarama"
+	"github.com/ThreeDotsLabs/watermill-kafka/v3/pkg/kafka"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/dddkit/dddkit/eventbus"
+	"github.com/dddkit/dddkit/internal/testinfra"
+	"github.com/dddkit/dddkit/internal/wire"
+)
+
+// benchPartitions is the partition count of the benchmark topic: 4, or
+// EVENTBUS_BENCH_PARTITIONS. Consumers handle partitions concurrently and
+// each partition's events one after the other, so it bounds the
+// parallelism of every variant.
+func benchPartitions() int32 {
+	if v, err := strconv.Atoi(os.Getenv("EVENTBUS_BENCH_PARTITIONS")); err == nil && v > 0 {
+		return int32(v)
+	}
+	return 4
+}
+
+// BenchmarkKafkaConsume measures how many events per second one consumer
+// takes off a 4-partition topic (see benchPartitions) that already holds b.N events: the raw
+// watermill-kafka subscriber (receive + ack), a dddkit handler (decode,
+// retry/dead-letter/recover middleware, metadata context), and a dddkit
+// handler with the PostgreSQL inbox (one transaction per event: insert
+// the inbox row, commit). The timer runs from the first event handled to
+// the last, so consumer-group joins are not counted.
+//
+//	make bench BENCH=KafkaConsume
+func BenchmarkKafkaConsume(b *testing.B) {
+	testinfra.KafkaBrokers(b)
+	b.Run("raw-watermill-kafka", func(b *testing.B) {
+		benchConsume(b, func(b *testing.B, k *kafkaBundle, tick func()) func() {
+			cfg := kafka.DefaultSaramaSubscriberConfig()
+			cfg.Version = eventbus.KafkaVersion
+			cfg.Consumer.Offsets.Initial = sarama.OffsetOldest
+			sub, err := kafka.NewSubscriber(kafka.SubscriberConfig{
+				Brokers:               testinfra.KafkaBrokers(b),
+				Unmarshaler:           kafka.DefaultMarshaler{},
+				OverwriteSaramaConfig: cfg,
+				ConsumerGroup:         "raw-" + k.topic,
+			}, nil)
+			if err != nil {
+				b.Fatal(err)
+			}
+			ch, err := sub.Subscribe(context.Background(), k.topic)
+			if err != nil {
+				b.Fatal(err)
+			}
+			done := make(chan struct{})
+			go func() {
+				defer close(done)
+				for msg := range ch {
+					msg.Ack()
+					tick()
+				}
+			}()
+			return func() { _ = sub.Close(); <-done }
+		})
+	})
+	b.Run("dddkit-handler", func(b *testing.B) {
+		benchConsume(b, func(b *testing.B, k *kafkaBundle, tick func()) func() {
+			r := k.router(b, nil)
+			if err := eventbus.Handle(r, "plain-"+k.topic, func(context.Context, orderPlaced, eventbus.Metadata) error {
+				tick()
+				return nil
+			}); err != nil {
+				b.Fatal(err)
+			}
+			return runBench(b, r)
+		})
+	})
+	b.Run("dddkit-handler-inbox", func(b *testing.B) {
+		benchConsume(b, func(b *testing.B, k *kafkaBundle, tick func()) func() {
+			pg := setupPG(b, nil)
+			r := k.router(b, nil)
+			if err := eventbus.HandleTx(r, "inbox-"+k.topic, pg.inbox, func(context.Context, pgx.Tx, orderPlaced, eventbus.Metadata) error {
+				tick()
+				return nil
+			}); err != nil {
+				b.Fatal(err)
+			}
+			return runBench(b, r)
+		})
+	})
+}
+
+func runBench(b *testing.B, r *eventbus.Router) (stop func()) {
+	done := make(chan error, 1)
+	go func() { done <- r.Run(context.Background()) }()
+	<-r.Running()
+	return func() {
+		if err := r.Close(); err != nil {
+			b.Error(err)
+		}
+		if err := <-done; err != nil {
+			b.Error(err)
+		}
+	}
+}
+
+// benchConsume fills a new topic with b.N events, starts the consumer that
+// consume builds and times it from the first event to the last.
+func benchConsume(b *testing.B, consume func(b *testing.B, k *kafkaBundle, tick func()) (stop func())) {
+	b.StopTimer()
+	k := setupKafka(b, benchPartitions())
+	produce(b, k, b.N)
+
+	var n atomic.Int64
+	first, last := make(chan struct{}), make(chan struct{})
+	total := int64(b.N)
+	tick := func() {
+		switch n.Add(1) {
+		case 1:
+			close(first)
+			if total == 1 {
+				close(last)
+			}
+		case total:
+			close(last)
+		}
+	}
+	stop := consume(b, k, tick)
+	defer stop()
+	timeout := time.After(5 * time.Minute)
+	select {
+	case <-first:
+	case <-timeout:
+		b.Fatal("no event consumed")
+	}
+	start := time.Now()
+	b.StartTimer()
+	select {
+	case <-last:
+	case <-timeout:
+		b.Fatalf("consumed %d of %d", n.Load(), total)
+	}
+	b.StopTimer()
+	if el := time.Since(start); b.N > 1 && el > 0 {
+		b.ReportMetric(float64(b.N-1)/el.Seconds(), "events/s")
+	}
+}
+
+// produce writes n events of 64 aggregates to k.topic in large batches,
+// straight through sarama (a test set-up, not the subject).
+func produce(b *testing.B, k *kafkaBundle, n int) {
+	b.Helper()
+	cfg := testinfra.SaramaConfig(b)
+	cfg.Producer.Return.Successes = true
+	cfg.Producer.RequiredAcks = sarama.WaitForLocal
+	prod, err := sarama.NewSyncProducer(testinfra.KafkaBrokers(b), cfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer prod.Close()
+	marshal := wire.KafkaMarshaler()
+	batch := make([]*sarama.ProducerMessage, 0, 1000)
+	flush := func() {
+		if len(batch) == 0 {
+			return
+		}
+		if err := prod.SendMessages(batch); err != nil {
+			b.Fatal(err)
+		}
+		batch = batch[:0]
+	}
+	for i := range n {
+		msg, err := k.reg.Encode(order(fmt.Sprintf("o-%d", i%64), i))
+		if err != nil {
+			b.Fatal(err)
+		}
+		pm, err := marshal.Marshal(k.topic, msg)
+		if err != nil {
+			b.Fatal(err)
+		}
+		batch = append(batch, pm)
+		if len(batch) == cap(batch) {
+			flush()
+		}
+	}
+	flush()
+}

@@ -1,0 +1,136 @@
+package eventbus
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"runtime/debug"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/ThreeDotsLabs/watermill/message/router/middleware"
+)
+
+// errShutdown marks a failure that happened because the router is
+// stopping (the message's context ended). Such a message is not
+// dead-lettered but left unacknowledged, so it is delivered again.
+var errShutdown = errors.New("eventbus: consumer stopping")
+
+// retryMiddleware runs the handler up to MaxAttempts times with jittered
+// exponential backoff; permanent errors are returned at once, unavailable
+// ones are retried without counting.
+func (r *Router) retryMiddleware(handler string) message.HandlerMiddleware {
+	rc := r.cfg.Retry
+	return func(h message.HandlerFunc) message.HandlerFunc {
+		return func(msg *message.Message) ([]*message.Message, error) {
+			ctx := msg.Context()
+			attempts := 0 // failures that count against MaxAttempts
+			for streak := 1; ; streak++ {
+				out, err := h(msg)
+				if err == nil {
+					return out, nil
+				}
+				if ctx.Err() != nil {
+					return nil, fmt.Errorf("%w: %w", errShutdown, err)
+				}
+				if permanent(err) {
+					return nil, err
+				}
+				unavailable := errors.Is(err, ErrUnavailable)
+				if !unavailable {
+					attempts++
+					if attempts >= rc.MaxAttempts {
+						if attempts > 1 {
+							err = fmt.Errorf("gave up after %d attempts: %w", attempts, err)
+						}
+						return nil, err
+					}
+				}
+				delay := rc.backoff(streak)
+				r.logger.LogAttrs(ctx, slog.LevelWarn, "eventbus: handler failed, retrying",
+					slog.String("handler", handler),
+					slog.String("event", msg.Metadata.Get(HeaderEventName)),
+					slog.String("event_id", msg.Metadata.Get(HeaderEventID)),
+					slog.Int("attempt", streak), slog.Bool("unavailable", unavailable),
+					slog.Duration("delay", delay), slog.Any("error", err))
+				if sleep(ctx, delay) != nil {
+					return nil, fmt.Errorf("%w: %w", errShutdown, err)
+				}
+			}
+		}
+	}
+}
+
+// backoff returns the wait after the n-th failure in a row (1-based):
+// random in [bound/2, bound], bound = min(MaxDelay, BaseDelay·2^(n-1)).
+func (c RetryConfig) backoff(n int) time.Duration {
+	bound := c.BaseDelay
+	for i := 1; i < n && bound < c.MaxDelay; i++ {
+		bound *= 2
+	}
+	bound = min(bound, c.MaxDelay)
+	half := bound / 2
+	return half + rand.N(bound-half+1)
+}
+
+// sleep waits for d or until ctx ends and returns ctx.Err() in the second
+// case.
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// deadLetterMiddleware publishes a message whose handling failed for good
+// to topic (watermill's poison queue: reason, topic and handler in
+// headers) and acknowledges it, so that the stream goes on. A failure
+// caused by shutdown is passed through instead (the message is nacked and
+// comes again).
+func (r *Router) deadLetterMiddleware(handler, topic string) (message.HandlerMiddleware, error) {
+	pq, err := middleware.PoisonQueueWithFilter(r.transport.Publisher(), topic, deadLetterable)
+	if err != nil {
+		return nil, fmt.Errorf("eventbus: handler %q: dead-letter topic %q: %w", handler, topic, err)
+	}
+	return func(h message.HandlerFunc) message.HandlerFunc {
+		logged := func(msg *message.Message) ([]*message.Message, error) {
+			out, err := h(msg)
+			if err != nil && deadLetterable(err) {
+				r.logger.LogAttrs(msg.Context(), slog.LevelError, "eventbus: event dead-lettered",
+					slog.String("handler", handler),
+					slog.String("topic", message.SubscribeTopicFromCtx(msg.Context())),
+					slog.String("dead_letter_topic", topic),
+					slog.String("event", msg.Metadata.Get(HeaderEventName)),
+					slog.String("event_id", msg.Metadata.Get(HeaderEventID)),
+					slog.Any("error", err))
+			}
+			return out, err
+		}
+		return pq(logged)
+	}, nil
+}
+
+// deadLetterable reports whether a failed message goes to the dead-letter
+// topic: not when the consumer is stopping, nor (should one get through
+// the retries) when a dependency is unavailable.
+func deadLetterable(err error) bool {
+	return !errors.Is(err, errShutdown) && !errors.Is(err, ErrUnavailable)
+}
+
+// recoverMiddleware turns a panic of the handler into a *PanicError.
+func recoverMiddleware(h message.HandlerFunc) message.HandlerFunc {
+	return func(msg *message.Message) (out []*message.Message, err error) {
+		defer func() {
+			if p := recover(); p != nil {
+				out, err = nil, &PanicError{Value: p, Stack: string(debug.Stack())}
+			}
+		}()
+		return h(msg)
+	}
+}

@@ -1,0 +1,88 @@
+package eventbus
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill/message"
+
+	"github.com/dddkit/dddkit/aggregate"
+	"github.com/dddkit/dddkit/internal/uuidv7"
+)
+
+// Publisher publishes events straight to a watermill publisher, without
+// the outbox: for in-process wiring, tests, and events where losing one on
+// a crash is acceptable. Events recorded by aggregates and saved by a
+// repository go through the outbox instead, which publishes them if and
+// only if the save committed.
+type Publisher struct {
+	pub message.Publisher
+	reg *Registry
+}
+
+// NewPublisher returns a publisher that encodes with reg and publishes
+// through pub ([NewKafkaPublisher], [MemoryTransport.Publisher], ...).
+func NewPublisher(pub message.Publisher, reg *Registry) (*Publisher, error) {
+	var errs []error
+	if pub == nil {
+		errs = append(errs, errors.New("eventbus: NewPublisher: nil message.Publisher"))
+	}
+	if reg == nil {
+		errs = append(errs, errors.New("eventbus: NewPublisher: nil Registry"))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	return &Publisher{pub: pub, reg: reg}, nil
+}
+
+// Publish encodes each envelope ([Registry.Encode]) and publishes it on
+// the topic of its aggregate type, in the order given. Metadata missing
+// from an envelope is filled from ctx ([aggregate.MetadataFromContext]).
+// It stops at the first failure; the envelopes before it were published.
+func (p *Publisher) Publish(ctx context.Context, envs ...aggregate.Envelope) error {
+	ctxMD := aggregate.MetadataFromContext(ctx)
+	for _, env := range envs {
+		if err := ctx.Err(); err != nil {
+			return fmt.Errorf("eventbus: publish: %w", err)
+		}
+		env.Metadata = env.Metadata.Merge(ctxMD)
+		msg, err := p.reg.Encode(env)
+		if err != nil {
+			return err
+		}
+		msg.SetContext(ctx)
+		topic := p.reg.Topic(env.AggregateType)
+		if err := p.pub.Publish(topic, msg); err != nil {
+			return fmt.Errorf("eventbus: publish %s %s to %q: %w", env.Name, env.ID, topic, err)
+		}
+	}
+	return nil
+}
+
+// PublishEvent publishes a single event of registered type E that no
+// aggregate recorded: it stamps a new event ID, the aggregate type E was
+// registered with ([AggregateType]), aggregateID, the current time and
+// the metadata of ctx, and returns the envelope it published.
+func PublishEvent[E aggregate.Event](ctx context.Context, p *Publisher, aggregateID string, event E) (aggregate.Envelope, error) {
+	et, err := typeOf[E](p.reg)
+	if err != nil {
+		return aggregate.Envelope{}, err
+	}
+	if et.aggregateType == "" {
+		return aggregate.Envelope{}, fmt.Errorf("eventbus: publish %s: registered without eventbus.AggregateType(...)", et.name)
+	}
+	now := time.Now()
+	env := aggregate.Envelope{
+		ID:            uuidv7.NewAt(now).String(),
+		Name:          et.name,
+		AggregateType: et.aggregateType,
+		AggregateID:   aggregateID,
+		OccurredAt:    now,
+		Metadata:      aggregate.MetadataFromContext(ctx).Clone(),
+		Payload:       event,
+	}
+	return env, p.Publish(ctx, env)
+}
