@@ -378,44 +378,13 @@ func (s *EventStore[A]) writeTx(ctx context.Context, tx pgx.Tx, root *aggregate.
 // transaction, like [Postgres.Update]; conflicts are retried as
 // [EventStoreConfig.Retry] says.
 func (s *EventStore[A]) Update(ctx context.Context, id string, fn func(A) error) error {
-	if fn == nil {
-		return fmt.Errorf("repository: update %s %s: fn is nil", s.mapping.Type, id)
-	}
-	return s.retry.run(ctx, "update "+s.mapping.Type+" "+id, func(ctx context.Context) error {
-		tx, err := s.db.Begin(ctx)
-		if err != nil {
-			return fmt.Errorf("repository: update %s %s: begin: %w", s.mapping.Type, id, err)
-		}
-		defer rollback(ctx, tx)
-		a, err := s.updateTx(ctx, tx, id, fn)
-		if err != nil {
-			return err
-		}
-		if err := tx.Commit(ctx); err != nil {
-			return conflictOr(fmt.Errorf("repository: update %s %s: commit: %w", s.mapping.Type, id, err), s.mapping.Type, id, a.AggregateRoot().CommittedVersion())
-		}
-		a.AggregateRoot().MarkCommitted()
-		return nil
-	})
+	return update(ctx, s.db, s.retry, s.mapping.Type, id, fn, s.updateTx)
 }
 
 // UpdateTx is [EventStore.Update] inside the caller's transaction, without
 // retries.
 func (s *EventStore[A]) UpdateTx(ctx context.Context, tx pgx.Tx, id string, fn func(A) error) error {
-	if fn == nil {
-		return fmt.Errorf("repository: update %s %s: fn is nil", s.mapping.Type, id)
-	}
-	if tx == nil {
-		return fmt.Errorf("repository: update %s %s: tx is nil", s.mapping.Type, id)
-	}
-	a, err := s.updateTx(ctx, tx, id, fn)
-	if err != nil {
-		return err
-	}
-	if tt, ok := tx.(*trackedTx); ok && a.AggregateRoot().HasChanges() {
-		tt.track(a.AggregateRoot())
-	}
-	return nil
+	return updateInTx(ctx, tx, s.mapping.Type, id, fn, s.updateTx)
 }
 
 func (s *EventStore[A]) updateTx(ctx context.Context, tx pgx.Tx, id string, fn func(A) error) (A, error) {

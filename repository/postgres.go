@@ -386,45 +386,14 @@ func (r *Postgres[A]) writeWithKeys(ctx context.Context, tx pgx.Tx, sql string, 
 // transaction with a freshly loaded aggregate and a new call of fn. With
 // [PostgresConfig.LockOnUpdate] the row is locked when read.
 func (r *Postgres[A]) Update(ctx context.Context, id string, fn func(A) error) error {
-	if fn == nil {
-		return fmt.Errorf("repository: update %s %s: fn is nil", r.mapping.Type, id)
-	}
-	return r.retry.run(ctx, "update "+r.mapping.Type+" "+id, func(ctx context.Context) error {
-		tx, err := r.db.Begin(ctx)
-		if err != nil {
-			return fmt.Errorf("repository: update %s %s: begin: %w", r.mapping.Type, id, err)
-		}
-		defer rollback(ctx, tx)
-		a, err := r.updateTx(ctx, tx, id, fn)
-		if err != nil {
-			return err
-		}
-		if err := tx.Commit(ctx); err != nil {
-			return conflictOr(fmt.Errorf("repository: update %s %s: commit: %w", r.mapping.Type, id, err), r.mapping.Type, id, a.AggregateRoot().CommittedVersion())
-		}
-		a.AggregateRoot().MarkCommitted()
-		return nil
-	})
+	return update(ctx, r.db, r.retry, r.mapping.Type, id, fn, r.updateTx)
 }
 
 // UpdateTx is [Postgres.Update] inside the caller's transaction: load, fn,
 // [Postgres.SaveTx]. It never retries; on a conflict, roll back and run the
 // whole transaction again.
 func (r *Postgres[A]) UpdateTx(ctx context.Context, tx pgx.Tx, id string, fn func(A) error) error {
-	if fn == nil {
-		return fmt.Errorf("repository: update %s %s: fn is nil", r.mapping.Type, id)
-	}
-	if tx == nil {
-		return fmt.Errorf("repository: update %s %s: tx is nil", r.mapping.Type, id)
-	}
-	a, err := r.updateTx(ctx, tx, id, fn)
-	if err != nil {
-		return err
-	}
-	if tt, ok := tx.(*trackedTx); ok && a.AggregateRoot().HasChanges() {
-		tt.track(a.AggregateRoot())
-	}
-	return nil
+	return updateInTx(ctx, tx, r.mapping.Type, id, fn, r.updateTx)
 }
 
 func (r *Postgres[A]) updateTx(ctx context.Context, tx pgx.Tx, id string, fn func(A) error) (A, error) {

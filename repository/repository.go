@@ -143,3 +143,52 @@ func (m *Mapping[A]) keysOf(a A) []Key {
 	}
 	return out
 }
+
+// loadChangeSave loads the aggregate with the given ID inside tx, runs fn
+// on it and saves it in tx; the PostgreSQL adapters implement it.
+type loadChangeSave[A aggregate.Aggregate] func(ctx context.Context, tx pgx.Tx, id string, fn func(A) error) (A, error)
+
+// update is the Update of the PostgreSQL adapters: each attempt runs step
+// in a new transaction, commits, and marks the aggregate committed only
+// after the commit; conflicts are retried as retry says.
+func update[A aggregate.Aggregate](ctx context.Context, db Beginner, retry Retry, aggregateType, id string, fn func(A) error, step loadChangeSave[A]) error {
+	if fn == nil {
+		return fmt.Errorf("repository: update %s %s: fn is nil", aggregateType, id)
+	}
+	return retry.run(ctx, "update "+aggregateType+" "+id, func(ctx context.Context) error {
+		tx, err := db.Begin(ctx)
+		if err != nil {
+			return fmt.Errorf("repository: update %s %s: begin: %w", aggregateType, id, err)
+		}
+		defer rollback(ctx, tx)
+		a, err := step(ctx, tx, id, fn)
+		if err != nil {
+			return err
+		}
+		if err := tx.Commit(ctx); err != nil {
+			return conflictOr(fmt.Errorf("repository: update %s %s: commit: %w", aggregateType, id, err), aggregateType, id, a.AggregateRoot().CommittedVersion())
+		}
+		a.AggregateRoot().MarkCommitted()
+		return nil
+	})
+}
+
+// updateInTx is the UpdateTx of the PostgreSQL adapters: step in the
+// caller's transaction, never retried; inside [Transact] the aggregate is
+// marked committed after the commit.
+func updateInTx[A aggregate.Aggregate](ctx context.Context, tx pgx.Tx, aggregateType, id string, fn func(A) error, step loadChangeSave[A]) error {
+	if fn == nil {
+		return fmt.Errorf("repository: update %s %s: fn is nil", aggregateType, id)
+	}
+	if tx == nil {
+		return fmt.Errorf("repository: update %s %s: tx is nil", aggregateType, id)
+	}
+	a, err := step(ctx, tx, id, fn)
+	if err != nil {
+		return err
+	}
+	if tt, ok := tx.(*trackedTx); ok && a.AggregateRoot().HasChanges() {
+		tt.track(a.AggregateRoot())
+	}
+	return nil
+}
