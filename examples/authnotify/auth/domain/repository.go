@@ -7,10 +7,10 @@ import (
 )
 
 // Repository is the port through which the application reads and writes
-// users. Adapters: adapters.Memory now; dddkit's repository package
-// (PostgreSQL with the outbox) in production. Whatever the adapter, the
-// events a user recorded are stored (and later published) if and only if
-// its state is.
+// users. Adapters (auth/adapters, on dddkit's repository package):
+// PostgreSQL with the outbox in production, in memory when embedded.
+// Whatever the adapter, the events a user recorded are stored (and later
+// published) if and only if its state is.
 type Repository interface {
 	// ByID returns the user with the given ID, or an error wrapping
 	// aggregate.ErrNotFound.

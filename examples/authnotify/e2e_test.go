@@ -1,0 +1,392 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/dddkit/dddkit/examples/authnotify/internal/config"
+	"github.com/dddkit/dddkit/examples/authnotify/internal/testenv"
+	"github.com/dddkit/dddkit/valueobject"
+)
+
+// The sign-up flow over HTTP in embedded mode: every email arrives in the
+// dev mailbox (GET /dev/emails) exactly once.
+func TestEmbeddedFlow(t *testing.T) {
+	t.Parallel()
+	cfg, err := config.Load(env(map[string]string{"HTTP_ADDR": "127.0.0.1:0"}))
+	require.NoError(t, err)
+	require.Equal(t, config.Embedded, cfg.Mode)
+	app := start(t, cfg)
+
+	mailbox := func() []sentEmail {
+		var out []sentEmail
+		status := call(t, http.MethodGet, app.base+"/dev/emails", "", nil, &out)
+		require.Equal(t, http.StatusOK, status)
+		return out
+	}
+	signUpFlow(t, []string{app.base}, mailbox, "ada@example.com")
+
+	metrics := scrape(t, app.base)
+	require.Contains(t, metrics, `authnotify_http_requests_total{route="POST /auth/register",status="201"} 1`)
+	require.Contains(t, metrics, `authnotify_outbox_published_total 3`) // registered, verified, password changed
+	require.Contains(t, metrics, `authnotify_email_jobs_total{outcome="succeeded"} 3`)
+	require.Contains(t, metrics, `authnotify_events_consumed_total{handler="notification.emails",outcome="ok"} 3`)
+}
+
+// The same flow in production mode: PostgreSQL, Kafka, River and a fake
+// Resend reached through the SDK's base URL. Each email is requested from
+// Resend exactly once.
+func TestProductionFlow(t *testing.T) {
+	t.Parallel()
+	resend := newFakeResend(t)
+	cfg := productionConfig(t, resend.URL)
+	app := start(t, cfg)
+
+	signUpFlow(t, []string{app.base}, resend.sent, "grace@example.com")
+	resend.requireEachKeyOnce(t)
+
+	status := call(t, http.MethodGet, app.base+"/readyz", "", nil, nil)
+	require.Equal(t, http.StatusOK, status)
+	metrics := scrape(t, app.base)
+	require.Contains(t, metrics, `authnotify_email_jobs{state="completed"} 3`)
+	require.Contains(t, metrics, `authnotify_outbox_pending 0`)
+
+	// River's UI, behind the admin password.
+	resp, err := http.Get(app.base + "/admin/jobs/")
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Equal(t, http.StatusUnauthorized, resp.StatusCode)
+	req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, app.base+"/admin/jobs/api/jobs?state=completed&limit=10", nil)
+	require.NoError(t, err)
+	req.SetBasicAuth("admin", adminPassword)
+	resp, err = http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	var jobs struct {
+		Data []struct {
+			Kind string `json:"kind"`
+		} `json:"data"`
+	}
+	require.NoError(t, json.NewDecoder(resp.Body).Decode(&jobs))
+	require.Len(t, jobs.Data, 3)
+	require.Equal(t, "notification.email", jobs.Data[0].Kind)
+}
+
+const adminPassword = "an admin password for tests"
+
+// Two replicas against one database and one broker: the relays elect one
+// leader, the consumers share one consumer group, River runs each job
+// once. Requests alternate between the replicas, and every email is still
+// sent exactly once.
+func TestTwoInstancesSendEachEmailOnce(t *testing.T) {
+	t.Parallel()
+	resend := newFakeResend(t)
+	cfg := productionConfig(t, resend.URL)
+	a := start(t, cfg)
+	b := start(t, cfg)
+
+	signUpFlow(t, []string{a.base, b.base}, resend.sent, "hopper@example.com")
+	signUpFlow(t, []string{b.base, a.base}, resend.sent, "lovelace@example.com")
+	resend.requireEachKeyOnce(t)
+	require.Len(t, resend.sent(), 6)
+
+	leaders := 0
+	for _, inst := range []*instance{a, b} {
+		if regexp.MustCompile(`(?m)^authnotify_outbox_relay_leader 1$`).MatchString(scrape(t, inst.base)) {
+			leaders++
+		}
+	}
+	require.Equal(t, 1, leaders, "one relay publishes, the other stands by")
+}
+
+// productionConfig returns a production configuration with a schema,
+// topics and consumer groups of the test's own, sending to resendURL.
+func productionConfig(t *testing.T, resendURL string) config.Config {
+	t.Helper()
+	dbURL, schema := testenv.Schema(t)
+	brokers := testenv.KafkaBrokers(t)
+	cfg, err := config.Load(env(map[string]string{
+		"HTTP_ADDR":            "127.0.0.1:0",
+		"DATABASE_URL":         dbURL,
+		"KAFKA_BROKERS":        strings.Join(brokers, ","),
+		"RESEND_API_KEY":       fakeResendKey,
+		"RESEND_BASE_URL":      resendURL,
+		"EMAIL_FROM":           "authnotify <no-reply@example.com>",
+		"JWT_SECRET":           "a test secret that is at least 32 bytes long",
+		"FIELD_ENCRYPTION_KEY": strings.Repeat("ab", 32),
+		"ADMIN_PASSWORD":       adminPassword,
+	}))
+	require.NoError(t, err)
+	require.Equal(t, config.Production, cfg.Mode)
+	prefix := strings.ReplaceAll(schema, "_", "-") + "."
+	cfg.TopicPrefix, cfg.GroupPrefix = prefix, prefix
+	cfg.ShutdownPeriod = 5 * time.Second
+	testenv.Topics(t, 4, prefix+"user.events", prefix+"dddkit.dead_letters")
+	return cfg
+}
+
+func env(vars map[string]string) func(string) string {
+	return func(name string) string { return vars[name] }
+}
+
+// instance is one running application.
+type instance struct {
+	base string
+}
+
+// start runs the application in process until the test ends; the test
+// fails if it does not start or does not shut down cleanly.
+func start(t *testing.T, cfg config.Config) *instance {
+	t.Helper()
+	hasher, err := valueobject.NewHasher(&valueobject.Argon2Params{Memory: 64, Iterations: 1, Parallelism: 1})
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	listening := make(chan net.Addr, 1)
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, cfg, runtime{
+			Logger:    testLogger(),
+			Listening: func(a net.Addr) { listening <- a },
+			Hasher:    hasher,
+		})
+	}()
+	select {
+	case addr := <-listening:
+		t.Cleanup(func() {
+			cancel()
+			select {
+			case err := <-done:
+				require.NoError(t, err, "clean shutdown")
+			case <-time.After(30 * time.Second):
+				t.Error("the application did not stop within 30s")
+			}
+		})
+		return &instance{base: "http://" + addr.String()}
+	case err := <-done:
+		cancel()
+		t.Fatalf("the application did not start: %v", err)
+	case <-time.After(60 * time.Second):
+		cancel()
+		t.Fatal("the application did not start within 60s")
+	}
+	return nil
+}
+
+// testLogger discards the application's logs unless AUTHNOTIFY_TEST_LOG
+// is set.
+func testLogger() *slog.Logger {
+	if os.Getenv("AUTHNOTIFY_TEST_LOG") != "" {
+		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	return slog.New(slog.DiscardHandler)
+}
+
+// sentEmail is an email as the tests see it, from either mailbox.
+type sentEmail struct {
+	To      string `json:"to"`
+	Subject string `json:"subject"`
+	Text    string `json:"text"`
+}
+
+var codePattern = regexp.MustCompile(`\b(\d{6})\b`)
+
+// signUpFlow runs register → verification email → verify → welcome email
+// → login → change password → security email, spreading the requests
+// over bases, and checks that the user got exactly these three emails.
+func signUpFlow(t *testing.T, bases []string, emails func() []sentEmail, email string) {
+	t.Helper()
+	base := func(i int) string { return bases[i%len(bases)] }
+	const password, newPassword = "correct horse battery", "battery staple horse"
+
+	status := call(t, http.MethodPost, base(0)+"/auth/register", "", map[string]string{"email": email, "password": password}, nil)
+	require.Equal(t, http.StatusCreated, status)
+	verification := waitEmail(t, emails, email, "verification code")
+	m := codePattern.FindStringSubmatch(verification.Text)
+	require.NotNil(t, m, "a 6-digit code in %q", verification.Text)
+
+	status = call(t, http.MethodPost, base(1)+"/auth/verify", "", map[string]string{"email": email, "code": m[1]}, nil)
+	require.Equal(t, http.StatusOK, status)
+	waitEmail(t, emails, email, "Welcome")
+
+	var login struct {
+		Data struct {
+			AccessToken string `json:"accessToken"`
+		} `json:"data"`
+	}
+	status = call(t, http.MethodPost, base(2)+"/auth/login", "", map[string]string{"email": email, "password": password}, &login)
+	require.Equal(t, http.StatusOK, status)
+	require.NotEmpty(t, login.Data.AccessToken)
+
+	status = call(t, http.MethodPatch, base(3)+"/auth/password", login.Data.AccessToken,
+		map[string]string{"currentPassword": password, "newPassword": newPassword}, nil)
+	require.Equal(t, http.StatusOK, status)
+	waitEmail(t, emails, email, "password was changed")
+
+	status = call(t, http.MethodPost, base(4)+"/auth/login", "", map[string]string{"email": email, "password": password}, nil)
+	require.Equal(t, http.StatusUnauthorized, status, "the old password stopped working")
+	status = call(t, http.MethodPost, base(5)+"/auth/login", "", map[string]string{"email": email, "password": newPassword}, nil)
+	require.Equal(t, http.StatusOK, status)
+	var me struct {
+		Data struct {
+			Status string `json:"status"`
+		} `json:"data"`
+	}
+	status = call(t, http.MethodGet, base(6)+"/auth/me", login.Data.AccessToken, nil, &me)
+	require.Equal(t, http.StatusOK, status)
+	require.Equal(t, "verified", me.Data.Status)
+
+	// Give duplicates a chance to show up, then count.
+	time.Sleep(500 * time.Millisecond)
+	var subjects []string
+	for _, e := range emails() {
+		if e.To == email {
+			subjects = append(subjects, e.Subject)
+		}
+	}
+	require.Equal(t, []string{
+		"Your authnotify verification code", "Welcome to authnotify", "Your authnotify password was changed",
+	}, subjects, "each email exactly once, in order")
+}
+
+// waitEmail waits for the email to to whose subject contains subject.
+func waitEmail(t *testing.T, emails func() []sentEmail, to, subject string) sentEmail {
+	t.Helper()
+	deadline := time.Now().Add(45 * time.Second)
+	for {
+		for _, e := range emails() {
+			if e.To == to && strings.Contains(e.Subject, subject) {
+				return e
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no email %q to %s within 45s; got %+v", subject, to, emails())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// call sends a JSON request and decodes the JSON answer into out (if not
+// nil); it returns the status.
+func call(t *testing.T, method, url, token string, body, out any) int {
+	t.Helper()
+	var r io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		require.NoError(t, err)
+		r = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(t.Context(), method, url, r)
+	require.NoError(t, err)
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	if out != nil {
+		require.NoError(t, json.Unmarshal(raw, out), "%s %s: %s", method, url, raw)
+	}
+	return resp.StatusCode
+}
+
+func scrape(t *testing.T, base string) string {
+	t.Helper()
+	resp, err := http.Get(base + "/metrics")
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	b, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	return string(b)
+}
+
+const fakeResendKey = "re_test_key"
+
+// fakeResend is a stand-in for Resend's API: it records every POST
+// /emails and, like Resend, answers a repeated idempotency key with the
+// first answer without sending again.
+type fakeResend struct {
+	*httptest.Server
+	mu       sync.Mutex
+	requests map[string]int // by idempotency key
+	emails   []sentEmail    // one per key, in arrival order
+}
+
+func newFakeResend(t *testing.T) *fakeResend {
+	f := &fakeResend{requests: map[string]int{}}
+	f.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodPost || r.URL.Path != "/emails" {
+			http.Error(w, `{"message":"not found"}`, http.StatusNotFound)
+			return
+		}
+		if r.Header.Get("Authorization") != "Bearer "+fakeResendKey {
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusUnauthorized)
+			_, _ = io.WriteString(w, `{"message":"API key is invalid"}`)
+			return
+		}
+		var body struct {
+			From    string   `json:"from"`
+			To      []string `json:"to"`
+			Subject string   `json:"subject"`
+			Text    string   `json:"text"`
+			HTML    string   `json:"html"`
+		}
+		if err := json.NewDecoder(r.Body).Decode(&body); err != nil || len(body.To) != 1 || body.From == "" || body.HTML == "" {
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusUnprocessableEntity)
+			_, _ = io.WriteString(w, `{"message":"bad request"}`)
+			return
+		}
+		key := r.Header.Get("Idempotency-Key")
+		f.mu.Lock()
+		f.requests[key]++
+		if f.requests[key] == 1 {
+			f.emails = append(f.emails, sentEmail{To: body.To[0], Subject: body.Subject, Text: body.Text})
+		}
+		f.mu.Unlock()
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = fmt.Fprintf(w, `{"id":%q}`, "email-"+key)
+	}))
+	t.Cleanup(f.Close)
+	return f
+}
+
+func (f *fakeResend) sent() []sentEmail {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]sentEmail(nil), f.emails...)
+}
+
+// requireEachKeyOnce checks that every email had an idempotency key and
+// was requested once: no job ran twice.
+func (f *fakeResend) requireEachKeyOnce(t *testing.T) {
+	t.Helper()
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for key, n := range f.requests {
+		require.NotEmpty(t, key, "every email has an idempotency key")
+		require.Equal(t, 1, n, "email %s requested %d times", key, n)
+	}
+}

@@ -1,0 +1,139 @@
+package main
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill/message"
+
+	"github.com/dddkit/dddkit/aggregate"
+	"github.com/dddkit/dddkit/eventbus"
+	"github.com/dddkit/dddkit/examples/authnotify/auth/adapters"
+	"github.com/dddkit/dddkit/examples/authnotify/auth/app"
+	"github.com/dddkit/dddkit/examples/authnotify/internal/config"
+	nadapters "github.com/dddkit/dddkit/examples/authnotify/notification/adapters"
+	napp "github.com/dddkit/dddkit/examples/authnotify/notification/app"
+	ndomain "github.com/dddkit/dddkit/examples/authnotify/notification/domain"
+	nports "github.com/dddkit/dddkit/examples/authnotify/notification/ports"
+	"github.com/dddkit/dddkit/outbox"
+)
+
+// buildEmbedded wires the embedded default: dddkit's in-memory repository
+// and outbox, the in-process event transport, the in-process job queue and
+// the dev mailbox. The path of an event is the production one with every
+// backend swapped for its in-memory twin:
+//
+//	repository.Memory → outbox.Memory → MemoryRelay → MemoryTransport
+//	  → notification consumer → JobQueue → Mailer → DevMailbox
+func buildEmbedded(cfg config.Config, rt runtime, m *metrics) (*system, error) {
+	log := rt.Logger
+	sh, err := buildShared(cfg)
+	if err != nil {
+		return nil, err
+	}
+
+	// Auth: users in memory, their events into the in-memory outbox in the
+	// same atomic step.
+	box := outbox.NewMemory()
+	users, err := adapters.NewMemory(sh.factory, box)
+	if err != nil {
+		return nil, err
+	}
+	bus, err := newBus(log, app.Deps{Users: users, Factory: sh.factory, Tokens: sh.tokens, Hasher: rt.Hasher, Logger: log})
+	if err != nil {
+		return nil, err
+	}
+
+	// Notification: consumer → job queue → mailer → dev mailbox.
+	mailbox := nadapters.NewDevMailbox(&nadapters.DevMailboxConfig{Logger: log})
+	templates, err := ndomain.NewTemplates("")
+	if err != nil {
+		return nil, err
+	}
+	mailer, err := napp.NewMailer(mailbox, sh.cipher, templates)
+	if err != nil {
+		return nil, err
+	}
+	queue, err := nadapters.NewJobQueue(mailer.Deliver, &nadapters.JobQueueConfig{Logger: log})
+	if err != nil {
+		return nil, err
+	}
+	handlers, err := napp.NewEventHandlers(queue, sh.cipher)
+	if err != nil {
+		return nil, err
+	}
+
+	// The event bus, in process.
+	transport, err := eventbus.NewMemoryTransport(&eventbus.MemoryConfig{Logger: log})
+	if err != nil {
+		return nil, err
+	}
+	router, err := eventbus.NewRouter(transport, sh.registry, &eventbus.RouterConfig{
+		Logger:          log,
+		DeadLetterTopic: cfg.TopicPrefix + eventbus.DefaultDeadLetterTopic,
+		Middleware:      []message.HandlerMiddleware{m.consumer},
+		CloseTimeout:    10 * time.Second,
+	})
+	if err != nil {
+		_ = transport.Close()
+		return nil, err
+	}
+	if err := nports.Subscribe(router, cfg.GroupPrefix+nports.HandlerName, handlers); err != nil {
+		_ = transport.Close()
+		return nil, err
+	}
+	relay, err := outbox.NewMemoryRelay(box, transport.Publisher(), &outbox.RelayConfig{
+		Topic:  sh.relayTopic,
+		Logger: log,
+		Hooks:  outbox.Hooks{OnPublished: func(events []aggregate.Envelope, _ time.Duration) { m.addPublished(len(events)) }},
+	})
+	if err != nil {
+		_ = transport.Close()
+		return nil, err
+	}
+
+	m.gauges = func(_ context.Context, g *gaugeWriter) {
+		outboxGauges(g, box.Stats())
+		s := queue.Stats()
+		for _, v := range []struct {
+			name, help string
+			value      int64
+		}{
+			{"enqueued", "Email jobs accepted.", s.Enqueued},
+			{"duplicates", "Email jobs dropped because their event had one already.", s.Duplicates},
+			{"succeeded", "Email jobs done.", s.Succeeded},
+			{"retried", "Email job attempts that failed and were scheduled again.", s.Retried},
+			{"failed", "Email jobs given up.", s.Failed},
+		} {
+			g.counter("authnotify_email_jobs_total", "Email jobs of the in-process queue by outcome, since start.", float64(v.value), "outcome", v.name)
+		}
+		g.gauge("authnotify_email_jobs", "Email jobs by state.", float64(s.Pending), "state", "pending")
+		g.gauge("authnotify_email_jobs", "Email jobs by state.", float64(s.Running), "state", "running")
+	}
+
+	return &system{
+		bus:    bus,
+		tokens: sh.tokens,
+		routes: func(mux *http.ServeMux) { mux.Handle("GET /dev/emails", mailbox.Handler()) },
+		ready:  func(context.Context) error { return nil },
+		components: []component{
+			{name: "email job queue", run: func(ctx context.Context) error {
+				if err := queue.Start(context.WithoutCancel(ctx)); err != nil {
+					return err
+				}
+				<-ctx.Done()
+				stopCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+				defer cancel()
+				if err := queue.Stop(stopCtx); err != nil {
+					log.Warn("email job queue: stop", slog.Any("error", err))
+				}
+				return nil
+			}},
+			{name: "event consumers", run: router.Run, started: router.Running()},
+			{name: "outbox relay", run: relay.Run},
+		},
+		close: func() { _ = transport.Close() },
+	}, nil
+}

@@ -1,0 +1,235 @@
+// Package config reads the example's configuration from the environment
+// and checks it before anything starts.
+//
+// # Modes
+//
+// With none of DATABASE_URL, KAFKA_BROKERS and RESEND_API_KEY set the
+// system runs embedded: in-memory stores, in-process transport and job
+// queue, the dev mailbox instead of an email provider. JWT_SECRET and
+// FIELD_ENCRYPTION_KEY are generated when unset (with a warning: tokens
+// and codes do not survive a restart, which is of no consequence when
+// nothing else does either).
+//
+// Setting any of the three switches to production mode, which then needs
+// all of them and every secret: DATABASE_URL, KAFKA_BROKERS,
+// RESEND_API_KEY, EMAIL_FROM, JWT_SECRET and FIELD_ENCRYPTION_KEY. There
+// are no half-way modes (PostgreSQL with the in-process transport, say):
+// one switch that was forgotten would otherwise quietly lose emails or
+// data, and the two modes are what the tests cover.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/mail"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/dddkit/dddkit/examples/authnotify/internal/fieldcrypt"
+)
+
+// MinJWTSecret is the least length of JWT_SECRET in bytes (HS256 wants a
+// key at least as long as its hash).
+const MinJWTSecret = 32
+
+// MinAdminPassword is the least length of ADMIN_PASSWORD in bytes.
+const MinAdminPassword = 16
+
+// DefaultHTTPAddr is where the HTTP server listens unless HTTP_ADDR says
+// otherwise.
+const DefaultHTTPAddr = ":8080"
+
+// Mode is how the system runs.
+type Mode int
+
+const (
+	// Embedded needs no services: everything in memory, in one process.
+	Embedded Mode = iota
+	// Production uses PostgreSQL, Kafka, River and Resend.
+	Production
+)
+
+func (m Mode) String() string {
+	if m == Production {
+		return "production"
+	}
+	return "embedded"
+}
+
+// Var describes one environment variable.
+type Var struct {
+	Name string
+	Help string
+}
+
+// Vars lists the environment variables the system reads, for -h.
+func Vars() []Var {
+	return []Var{
+		{"HTTP_ADDR", "address the HTTP server listens on (default " + DefaultHTTPAddr + ")"},
+		{"DATABASE_URL", "PostgreSQL URL, e.g. postgres://user:pass@localhost:5432/app (production)"},
+		{"KAFKA_BROKERS", "comma-separated Kafka bootstrap brokers, host:port (production)"},
+		{"RESEND_API_KEY", "Resend API key; emails are sent through Resend (production)"},
+		{"EMAIL_FROM", "sender of every email, e.g. 'authnotify <no-reply@example.com>' (production)"},
+		{"JWT_SECRET", fmt.Sprintf("HS256 key of the access tokens, at least %d bytes (production; generated when embedded)", MinJWTSecret)},
+		{"FIELD_ENCRYPTION_KEY", "AES-256 key sealing the codes in events: 64 hex digits or base64 of 32 bytes (production; generated when embedded)"},
+		{"RESEND_BASE_URL", "Resend API address (optional; default https://api.resend.com/)"},
+		{"ADMIN_PASSWORD", fmt.Sprintf("password of user %q for River's job UI at /admin/jobs (optional, production; at least %d bytes; unset: no UI)", "admin", MinAdminPassword)},
+	}
+}
+
+// Config is the checked configuration.
+type Config struct {
+	Mode     Mode
+	HTTPAddr string
+
+	DatabaseURL   string
+	KafkaBrokers  []string
+	ResendAPIKey  string
+	ResendBaseURL string
+	EmailFrom     string
+	AdminPassword string // "" means no admin UI
+
+	JWTSecret      []byte
+	FieldKey       []byte
+	Generated      []string // names of the secrets that were generated (embedded mode)
+	ShutdownPeriod time.Duration
+
+	// TopicPrefix is put in front of every Kafka topic name and GroupPrefix
+	// in front of every consumer group (and inbox handler) name. Empty in
+	// normal use; tests set them to keep their topics and groups apart.
+	TopicPrefix string
+	GroupPrefix string
+}
+
+// Load reads the configuration through getenv (os.Getenv) and checks it,
+// reporting every problem at once.
+func Load(getenv func(string) string) (Config, error) {
+	get := func(name string) string { return strings.TrimSpace(getenv(name)) }
+	c := Config{
+		HTTPAddr:       get("HTTP_ADDR"),
+		DatabaseURL:    get("DATABASE_URL"),
+		ResendAPIKey:   get("RESEND_API_KEY"),
+		ResendBaseURL:  get("RESEND_BASE_URL"),
+		EmailFrom:      get("EMAIL_FROM"),
+		AdminPassword:  getenv("ADMIN_PASSWORD"),
+		ShutdownPeriod: 20 * time.Second,
+	}
+	if v := get("KAFKA_BROKERS"); v != "" {
+		for b := range strings.SplitSeq(v, ",") {
+			c.KafkaBrokers = append(c.KafkaBrokers, strings.TrimSpace(b))
+		}
+	}
+	if c.DatabaseURL != "" || len(c.KafkaBrokers) > 0 || c.ResendAPIKey != "" {
+		c.Mode = Production
+	}
+	if c.HTTPAddr == "" {
+		c.HTTPAddr = DefaultHTTPAddr
+	}
+
+	var errs []error
+	bad := func(name, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%s: %s", name, fmt.Sprintf(format, args...)))
+	}
+	if _, _, err := net.SplitHostPort(c.HTTPAddr); err != nil {
+		bad("HTTP_ADDR", "%q is not host:port (e.g. :8080)", c.HTTPAddr)
+	}
+
+	// Secrets: required in production, generated when embedded.
+	if s := getenv("JWT_SECRET"); s != "" {
+		if len(s) < MinJWTSecret {
+			bad("JWT_SECRET", "is %d bytes long, needs at least %d (e.g. openssl rand -base64 48)", len(s), MinJWTSecret)
+		}
+		c.JWTSecret = []byte(s)
+	}
+	if s := get("FIELD_ENCRYPTION_KEY"); s != "" {
+		key, err := fieldcrypt.ParseKey(s)
+		if err != nil {
+			bad("FIELD_ENCRYPTION_KEY", "%v (e.g. openssl rand -hex 32)", err)
+		}
+		c.FieldKey = key
+	}
+
+	if c.Mode == Production {
+		var missing []string
+		for _, v := range []struct {
+			name string
+			set  bool
+		}{
+			{"DATABASE_URL", c.DatabaseURL != ""}, {"KAFKA_BROKERS", len(c.KafkaBrokers) > 0},
+			{"RESEND_API_KEY", c.ResendAPIKey != ""}, {"EMAIL_FROM", c.EmailFrom != ""},
+			{"JWT_SECRET", getenv("JWT_SECRET") != ""}, {"FIELD_ENCRYPTION_KEY", get("FIELD_ENCRYPTION_KEY") != ""},
+		} {
+			if !v.set {
+				missing = append(missing, v.name)
+			}
+		}
+		if len(missing) > 0 {
+			errs = append(errs, fmt.Errorf("production mode (DATABASE_URL, KAFKA_BROKERS or RESEND_API_KEY is set) also needs %s; unset all three to run embedded",
+				strings.Join(missing, ", ")))
+		}
+		if c.DatabaseURL != "" {
+			if err := checkDatabaseURL(c.DatabaseURL); err != nil {
+				bad("DATABASE_URL", "%v", err)
+			}
+		}
+		for _, b := range c.KafkaBrokers {
+			if host, port, err := net.SplitHostPort(b); err != nil || host == "" || port == "" {
+				bad("KAFKA_BROKERS", "%q is not host:port", b)
+			}
+		}
+		if c.EmailFrom != "" {
+			if _, err := mail.ParseAddress(c.EmailFrom); err != nil {
+				bad("EMAIL_FROM", "%q is not an email address: %v", c.EmailFrom, err)
+			}
+		}
+	}
+	if c.AdminPassword != "" && len(c.AdminPassword) < MinAdminPassword {
+		bad("ADMIN_PASSWORD", "is %d bytes long, needs at least %d", len(c.AdminPassword), MinAdminPassword)
+	}
+	if c.ResendBaseURL != "" {
+		if u, err := url.Parse(c.ResendBaseURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			bad("RESEND_BASE_URL", "%q is not an http(s) URL", c.ResendBaseURL)
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return Config{}, err
+	}
+
+	if c.Mode == Embedded {
+		if c.JWTSecret == nil {
+			c.JWTSecret = []byte(fieldcrypt.GenerateKey())
+			c.Generated = append(c.Generated, "JWT_SECRET")
+		}
+		if c.FieldKey == nil {
+			key, err := fieldcrypt.ParseKey(fieldcrypt.GenerateKey())
+			if err != nil {
+				return Config{}, err
+			}
+			c.FieldKey = key
+			c.Generated = append(c.Generated, "FIELD_ENCRYPTION_KEY")
+		}
+	}
+	return c, nil
+}
+
+// checkDatabaseURL parses a PostgreSQL URL (or key=value string) the way
+// the pool will, without connecting. Its errors never echo the password.
+func checkDatabaseURL(s string) error {
+	if strings.Contains(s, "://") {
+		u, err := url.Parse(s)
+		if err != nil {
+			return errors.New("is not a valid URL")
+		}
+		if u.Scheme != "postgres" && u.Scheme != "postgresql" {
+			return fmt.Errorf("scheme %q is not postgres:// or postgresql://", u.Scheme)
+		}
+	}
+	if _, err := pgxpool.ParseConfig(s); err != nil {
+		return errors.New("cannot be parsed as a PostgreSQL connection string")
+	}
+	return nil
+}

@@ -1,0 +1,110 @@
+package config_test
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/dddkit/dddkit/examples/authnotify/internal/config"
+)
+
+func env(vars map[string]string) func(string) string {
+	return func(name string) string { return vars[name] }
+}
+
+// production returns a complete production environment with overrides;
+// an override of "" unsets the variable.
+func production(overrides map[string]string) map[string]string {
+	vars := map[string]string{
+		"DATABASE_URL":         "postgres://app:s3cret@db.internal:5432/app?sslmode=disable",
+		"KAFKA_BROKERS":        "kafka-1:9092, kafka-2:9092",
+		"RESEND_API_KEY":       "re_123",
+		"EMAIL_FROM":           "authnotify <no-reply@example.com>",
+		"JWT_SECRET":           strings.Repeat("s", 32),
+		"FIELD_ENCRYPTION_KEY": strings.Repeat("0f", 32),
+	}
+	for k, v := range overrides {
+		if v == "" {
+			delete(vars, k)
+		} else {
+			vars[k] = v
+		}
+	}
+	return vars
+}
+
+func TestEmbeddedDefault(t *testing.T) {
+	t.Parallel()
+	cfg, err := config.Load(env(nil))
+	require.NoError(t, err)
+	require.Equal(t, config.Embedded, cfg.Mode)
+	require.Equal(t, ":8080", cfg.HTTPAddr)
+	require.Equal(t, []string{"JWT_SECRET", "FIELD_ENCRYPTION_KEY"}, cfg.Generated)
+	require.GreaterOrEqual(t, len(cfg.JWTSecret), config.MinJWTSecret)
+	require.Len(t, cfg.FieldKey, 32)
+
+	// Secrets given in embedded mode are used, and checked.
+	cfg, err = config.Load(env(map[string]string{"JWT_SECRET": strings.Repeat("x", 40), "HTTP_ADDR": "127.0.0.1:9000"}))
+	require.NoError(t, err)
+	require.Equal(t, []string{"FIELD_ENCRYPTION_KEY"}, cfg.Generated)
+	require.Equal(t, "127.0.0.1:9000", cfg.HTTPAddr)
+	_, err = config.Load(env(map[string]string{"JWT_SECRET": "short"}))
+	require.ErrorContains(t, err, "JWT_SECRET: is 5 bytes long, needs at least 32")
+}
+
+func TestProduction(t *testing.T) {
+	t.Parallel()
+	cfg, err := config.Load(env(production(nil)))
+	require.NoError(t, err)
+	require.Equal(t, config.Production, cfg.Mode)
+	require.Equal(t, []string{"kafka-1:9092", "kafka-2:9092"}, cfg.KafkaBrokers)
+	require.Empty(t, cfg.Generated)
+	require.Len(t, cfg.FieldKey, 32)
+}
+
+func TestStartupErrors(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name string
+		vars map[string]string
+		want []string
+	}{
+		{"missing JWT_SECRET in production", production(map[string]string{"JWT_SECRET": ""}),
+			[]string{"production mode", "also needs JWT_SECRET"}},
+		{"only DATABASE_URL", map[string]string{"DATABASE_URL": "postgres://localhost/app"},
+			[]string{"also needs KAFKA_BROKERS, RESEND_API_KEY, EMAIL_FROM, JWT_SECRET, FIELD_ENCRYPTION_KEY", "unset all three to run embedded"}},
+		{"short secret", production(map[string]string{"JWT_SECRET": "only-20-bytes-long!!"}),
+			[]string{"JWT_SECRET: is 20 bytes long, needs at least 32"}},
+		{"bad key", production(map[string]string{"FIELD_ENCRYPTION_KEY": "not-a-key"}),
+			[]string{"FIELD_ENCRYPTION_KEY:"}},
+		{"short key", production(map[string]string{"FIELD_ENCRYPTION_KEY": strings.Repeat("ab", 16)}),
+			[]string{"FIELD_ENCRYPTION_KEY:"}},
+		{"bad URL scheme", production(map[string]string{"DATABASE_URL": "mysql://app@db/app"}),
+			[]string{`DATABASE_URL: scheme "mysql" is not postgres://`}},
+		{"bad URL", production(map[string]string{"DATABASE_URL": "postgres://app:s3cret@db:notaport/app"}),
+			[]string{"DATABASE_URL: is not a valid URL"}},
+		{"bad connection string", production(map[string]string{"DATABASE_URL": "host=db port=notaport password=s3cret"}),
+			[]string{"DATABASE_URL: cannot be parsed"}},
+		{"bad broker", production(map[string]string{"KAFKA_BROKERS": "kafka-1"}),
+			[]string{`KAFKA_BROKERS: "kafka-1" is not host:port`}},
+		{"bad sender", production(map[string]string{"EMAIL_FROM": "nobody"}),
+			[]string{`EMAIL_FROM: "nobody" is not an email address`}},
+		{"bad HTTP_ADDR", map[string]string{"HTTP_ADDR": "8080"},
+			[]string{`HTTP_ADDR: "8080" is not host:port`}},
+		{"bad Resend URL", production(map[string]string{"RESEND_BASE_URL": "api.resend.com"}),
+			[]string{`RESEND_BASE_URL: "api.resend.com" is not an http(s) URL`}},
+		{"every problem at once", production(map[string]string{"JWT_SECRET": "short", "FIELD_ENCRYPTION_KEY": "bad", "KAFKA_BROKERS": "x"}),
+			[]string{"JWT_SECRET", "FIELD_ENCRYPTION_KEY", "KAFKA_BROKERS"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			_, err := config.Load(env(tc.vars))
+			require.Error(t, err)
+			for _, want := range tc.want {
+				require.ErrorContains(t, err, want)
+			}
+			require.NotContains(t, err.Error(), "s3cret", "no password in messages")
+		})
+	}
+}

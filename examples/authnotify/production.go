@@ -1,0 +1,313 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/riverdriver/riverpgxv5"
+	"github.com/riverqueue/river/rivermigrate"
+
+	"github.com/dddkit/dddkit/aggregate"
+	"github.com/dddkit/dddkit/eventbus"
+	"github.com/dddkit/dddkit/examples/authnotify/auth/adapters"
+	"github.com/dddkit/dddkit/examples/authnotify/auth/app"
+	"github.com/dddkit/dddkit/examples/authnotify/internal/config"
+	nadapters "github.com/dddkit/dddkit/examples/authnotify/notification/adapters"
+	napp "github.com/dddkit/dddkit/examples/authnotify/notification/app"
+	ndomain "github.com/dddkit/dddkit/examples/authnotify/notification/domain"
+	nports "github.com/dddkit/dddkit/examples/authnotify/notification/ports"
+	"github.com/dddkit/dddkit/outbox"
+	"github.com/dddkit/dddkit/outbox/kafkapub"
+	"github.com/dddkit/dddkit/repository"
+)
+
+// buildProduction wires production mode:
+//
+//	repository.Postgres → outbox table (same transaction) → outbox.Relay
+//	  → kafkapub → Kafka → eventbus.Router (consumer group, inbox)
+//	  → River job (same transaction as the inbox row) → River worker
+//	  → Mailer → Resend
+//
+// It connects to PostgreSQL and Kafka and runs every migration (outbox,
+// inbox, repository tables, River); all of them are safe to run from
+// several replicas at once.
+func buildProduction(ctx context.Context, cfg config.Config, rt runtime, m *metrics) (_ *system, err error) {
+	log := rt.Logger
+	var closers []func()
+	closeAll := func() {
+		for i := len(closers) - 1; i >= 0; i-- {
+			closers[i]()
+		}
+	}
+	defer func() {
+		if err != nil {
+			closeAll()
+		}
+	}()
+
+	sh, err := buildShared(cfg)
+	if err != nil {
+		return nil, err
+	}
+
+	// PostgreSQL and the migrations.
+	poolCfg, err := pgxpool.ParseConfig(cfg.DatabaseURL)
+	if err != nil {
+		return nil, errors.New("DATABASE_URL cannot be parsed")
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, poolCfg)
+	if err != nil {
+		return nil, fmt.Errorf("PostgreSQL: %w", err)
+	}
+	closers = append(closers, pool.Close)
+	pingCtx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	if err := pool.Ping(pingCtx); err != nil {
+		return nil, fmt.Errorf("cannot reach PostgreSQL at DATABASE_URL: %w", err)
+	}
+	var schema string
+	if err := pool.QueryRow(ctx, "SELECT current_schema()").Scan(&schema); err != nil {
+		return nil, fmt.Errorf("PostgreSQL: %w", err)
+	}
+	inbox, err := eventbus.NewInbox(pool, &eventbus.InboxConfig{Logger: log})
+	if err != nil {
+		return nil, err
+	}
+	if err := migrate(ctx, pool, inbox, schema, log); err != nil {
+		return nil, err
+	}
+
+	// Auth: users in PostgreSQL, their events into the outbox table in
+	// the same transaction.
+	store, err := outbox.NewStore(nil)
+	if err != nil {
+		return nil, err
+	}
+	users, err := adapters.NewPostgres(sh.factory, pool, store)
+	if err != nil {
+		return nil, err
+	}
+	bus, err := newBus(log, app.Deps{Users: users, Factory: sh.factory, Tokens: sh.tokens, Hasher: rt.Hasher, Logger: log})
+	if err != nil {
+		return nil, err
+	}
+
+	// Notification: Resend, the mailer, River's worker and client.
+	sender, err := nadapters.NewResend(nadapters.ResendConfig{
+		APIKey: cfg.ResendAPIKey, From: cfg.EmailFrom, BaseURL: cfg.ResendBaseURL, HTTPClient: rt.HTTPClient, Logger: log,
+	})
+	if err != nil {
+		return nil, err
+	}
+	templates, err := ndomain.NewTemplates("")
+	if err != nil {
+		return nil, err
+	}
+	mailer, err := napp.NewMailer(sender, sh.cipher, templates)
+	if err != nil {
+		return nil, err
+	}
+	worker, err := nadapters.NewEmailWorker(mailer.Deliver, log)
+	if err != nil {
+		return nil, err
+	}
+	workers := river.NewWorkers()
+	if err := river.AddWorkerSafely(workers, worker); err != nil {
+		return nil, err
+	}
+	riverClient, err := river.NewClient(riverpgxv5.New(pool), &river.Config{
+		Queues:  map[string]river.QueueConfig{nadapters.EmailQueue: {MaxWorkers: 10}},
+		Workers: workers,
+		Logger:  log,
+		Schema:  schema,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("river: %w", err)
+	}
+	jobs, err := nadapters.NewRiverQueue(riverClient)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := napp.NewEventHandlers(jobs.Tx(nil), sh.cipher); err != nil { // checks the dependencies once
+		return nil, err
+	}
+	handlersIn := func(tx pgx.Tx) *napp.EventHandlers {
+		h, _ := napp.NewEventHandlers(jobs.Tx(tx), sh.cipher) // cannot fail: checked above
+		return h
+	}
+
+	// Kafka: the consumers (one consumer group per handler name, the
+	// inbox in each delivery's transaction) and the relay's publisher.
+	kafkaCfg := &eventbus.KafkaConfig{ClientID: "authnotify", Logger: log}
+	transport, err := eventbus.NewKafkaTransport(cfg.KafkaBrokers, kafkaCfg)
+	if err != nil {
+		return nil, fmt.Errorf("cannot reach Kafka at KAFKA_BROKERS: %w", err)
+	}
+	closers = append(closers, func() { _ = transport.Close() })
+	router, err := eventbus.NewRouter(transport, sh.registry, &eventbus.RouterConfig{
+		Logger:          log,
+		DeadLetterTopic: cfg.TopicPrefix + eventbus.DefaultDeadLetterTopic,
+		Middleware:      []message.HandlerMiddleware{m.consumer},
+		CloseTimeout:    15 * time.Second,
+	})
+	if err != nil {
+		return nil, err
+	}
+	if err := nports.SubscribeTx(router, cfg.GroupPrefix+nports.HandlerName, inbox, handlersIn); err != nil {
+		return nil, err
+	}
+	publisher, err := kafkapub.NewPublisher(&kafkapub.Config{Brokers: cfg.KafkaBrokers, ClientID: "authnotify-relay"})
+	if err != nil {
+		return nil, fmt.Errorf("cannot reach Kafka at KAFKA_BROKERS: %w", err)
+	}
+	closers = append(closers, func() { _ = publisher.Close() })
+	relay, err := outbox.NewRelay(pool, publisher, &outbox.RelayConfig{
+		Topic:  sh.relayTopic,
+		Logger: log,
+		Hooks: outbox.Hooks{
+			OnPublished: func(events []aggregate.Envelope, _ time.Duration) { m.addPublished(len(events)) },
+			OnLeader: func(leader bool) {
+				log.Info("outbox relay leadership", slog.Bool("leader", leader))
+			},
+		},
+	})
+	if err != nil {
+		return nil, err
+	}
+
+	riverJobs := pgx.Identifier{schema, "river_job"}.Sanitize()
+	m.gauges = func(ctx context.Context, g *gaugeWriter) {
+		if s, err := relay.Stats(ctx); err == nil {
+			outboxGauges(g, s)
+		}
+		leader := 0.0
+		if relay.IsLeader() {
+			leader = 1
+		}
+		g.gauge("authnotify_outbox_relay_leader", "1 if this process's relay is the one publishing.", leader)
+		rows, err := pool.Query(ctx, "SELECT state::text, count(*) FROM "+riverJobs+" WHERE kind = $1 GROUP BY state ORDER BY state", nadapters.EmailJobKind)
+		if err != nil {
+			return
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var state string
+			var n int64
+			if rows.Scan(&state, &n) == nil {
+				g.gauge("authnotify_email_jobs", "Email jobs in River by state (completed ones until River cleans them up).", float64(n), "state", state)
+			}
+		}
+	}
+
+	// River's web UI, for operators, only with a password.
+	routes := func(*http.ServeMux) {}
+	var uiComponents []component
+	if cfg.AdminPassword != "" {
+		ui, uiRun, err := newRiverUI(riverClient, cfg.AdminPassword, log)
+		if err != nil {
+			return nil, fmt.Errorf("river UI: %w", err)
+		}
+		routes = func(mux *http.ServeMux) { mux.Handle(riverUIPrefix+"/", ui) }
+		uiComponents = append(uiComponents, uiRun)
+	} else {
+		log.Info("River UI not mounted at " + riverUIPrefix + ": set ADMIN_PASSWORD to enable it")
+	}
+	return &system{
+		bus:    bus,
+		tokens: sh.tokens,
+		routes: routes,
+		ready: func(ctx context.Context) error {
+			ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+			defer cancel()
+			if err := pool.Ping(ctx); err != nil {
+				return fmt.Errorf("PostgreSQL: %w", err)
+			}
+			return kafkaReachable(ctx, cfg.KafkaBrokers)
+		},
+		components: append([]component{
+			{name: "email worker (River)", run: func(ctx context.Context) error {
+				if err := riverClient.Start(context.WithoutCancel(ctx)); err != nil {
+					return err
+				}
+				<-ctx.Done()
+				stopCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+				defer cancel()
+				if err := riverClient.Stop(stopCtx); err != nil {
+					log.Warn("River: graceful stop timed out; cancelling running jobs", slog.Any("error", err))
+					hardCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+					defer cancel()
+					return riverClient.StopAndCancel(hardCtx)
+				}
+				return nil
+			}},
+			{name: "event consumers", run: router.Run, started: router.Running()},
+			{name: "outbox relay", run: relay.Run},
+			{name: "inbox cleanup", run: inbox.RunCleanup},
+		}, uiComponents...),
+		close: closeAll,
+	}, nil
+}
+
+// migrate installs or upgrades every schema the system uses. Each step
+// is idempotent and takes an advisory lock, so replicas starting together
+// take turns.
+func migrate(ctx context.Context, pool *pgxpool.Pool, inbox *eventbus.Inbox, schema string, log *slog.Logger) error {
+	if err := outbox.Migrate(ctx, pool, nil); err != nil {
+		return fmt.Errorf("migrate outbox: %w", err)
+	}
+	if err := inbox.Migrate(ctx); err != nil {
+		return fmt.Errorf("migrate inbox: %w", err)
+	}
+	if err := repository.Migrate(ctx, pool, nil); err != nil {
+		return fmt.Errorf("migrate repository tables: %w", err)
+	}
+	// River's migrator takes no lock of its own, and its steps cannot share
+	// one transaction: hold a session-level advisory lock on a connection
+	// of its own while it runs.
+	migrator, err := rivermigrate.New(riverpgxv5.New(pool), &rivermigrate.Config{Schema: schema, Logger: log})
+	if err != nil {
+		return fmt.Errorf("migrate River: %w", err)
+	}
+	conn, err := pool.Acquire(ctx)
+	if err != nil {
+		return fmt.Errorf("migrate River: %w", err)
+	}
+	defer conn.Release()
+	const lock = "SELECT pg_advisory_lock(hashtextextended('authnotify/river-migrate/' || $1, 0))"
+	const unlock = "SELECT pg_advisory_unlock(hashtextextended('authnotify/river-migrate/' || $1, 0))"
+	if _, err := conn.Exec(ctx, lock, schema); err != nil {
+		return fmt.Errorf("migrate River: lock: %w", err)
+	}
+	_, err = migrator.Migrate(ctx, rivermigrate.DirectionUp, nil)
+	if _, uerr := conn.Exec(context.WithoutCancel(ctx), unlock, schema); uerr != nil {
+		conn.Conn().Close(context.WithoutCancel(ctx)) //nolint:errcheck // closing the session frees the lock
+	}
+	if err != nil {
+		return fmt.Errorf("migrate River: %w", err)
+	}
+	return nil
+}
+
+// kafkaReachable reports whether one of the brokers accepts a connection.
+func kafkaReachable(ctx context.Context, brokers []string) error {
+	var d net.Dialer
+	var errs []error
+	for _, b := range brokers {
+		conn, err := d.DialContext(ctx, "tcp", b)
+		if err == nil {
+			_ = conn.Close()
+			return nil
+		}
+		errs = append(errs, err)
+	}
+	return fmt.Errorf("no Kafka broker reachable: %w", errors.Join(errs...))
+}

@@ -1,0 +1,114 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/http"
+
+	"github.com/dddkit/dddkit/aggregate"
+	"github.com/dddkit/dddkit/cqrs"
+	"github.com/dddkit/dddkit/eventbus"
+	"github.com/dddkit/dddkit/examples/authnotify/auth/app"
+	"github.com/dddkit/dddkit/examples/authnotify/auth/domain"
+	"github.com/dddkit/dddkit/examples/authnotify/internal/config"
+	"github.com/dddkit/dddkit/examples/authnotify/internal/fieldcrypt"
+	nports "github.com/dddkit/dddkit/examples/authnotify/notification/ports"
+	"github.com/dddkit/dddkit/outbox"
+)
+
+// system is the wired application of one mode: the command bus the HTTP
+// port dispatches on, the mode's extra routes, its readiness check and the
+// components that run in the background.
+type system struct {
+	bus        *cqrs.Bus
+	tokens     *app.Tokens
+	routes     func(mux *http.ServeMux)
+	ready      func(ctx context.Context) error
+	components []component // started in order, stopped in reverse order
+	close      func()      // releases what is left once every component stopped
+}
+
+// component is something that runs in the background until its context
+// ends: a relay, a router, a job queue.
+type component struct {
+	name string
+	// run runs the component until ctx ends, then stops it gracefully and
+	// returns. Returning earlier is a failure that stops the application.
+	run func(ctx context.Context) error
+	// started, if set, is closed once the component is up; the next one
+	// starts only then.
+	started <-chan struct{}
+}
+
+// shared are the parts both modes build the same way.
+type shared struct {
+	cipher   *fieldcrypt.Cipher
+	factory  *domain.Factory
+	tokens   *app.Tokens
+	registry *eventbus.Registry
+	topic    func(aggregateType string) string
+}
+
+// codeKeyPurpose derives the key one-time codes are hashed with from the
+// field encryption key.
+const codeKeyPurpose = "authnotify/otp-hash/v1"
+
+func buildShared(cfg config.Config) (*shared, error) {
+	cipher, err := fieldcrypt.New(cfg.FieldKey)
+	if err != nil {
+		return nil, fmt.Errorf("FIELD_ENCRYPTION_KEY: %w", err)
+	}
+	factory, err := domain.NewFactory(cipher, cipher.DeriveKey(codeKeyPurpose), nil)
+	if err != nil {
+		return nil, err
+	}
+	tokens, err := app.NewTokens(cfg.JWTSecret, nil)
+	if err != nil {
+		return nil, fmt.Errorf("JWT_SECRET: %w", err)
+	}
+	topic := func(aggregateType string) string { return cfg.TopicPrefix + eventbus.DefaultTopic(aggregateType) }
+	registry, err := eventbus.NewRegistry(&eventbus.RegistryConfig{Topic: topic})
+	if err != nil {
+		return nil, err
+	}
+	if err := nports.RegisterEvents(registry); err != nil {
+		return nil, err
+	}
+	return &shared{cipher: cipher, factory: factory, tokens: tokens, registry: registry, topic: topic}, nil
+}
+
+// relayTopic is the outbox relay's topic rule: the registry's, so that
+// the relay publishes where the consumers listen.
+func (s *shared) relayTopic(env aggregate.Envelope) string { return s.topic(env.AggregateType) }
+
+// newBus returns the command and query bus with the recommended
+// middleware stack, and registers the auth module's handlers on it.
+func newBus(logger *slog.Logger, deps app.Deps) (*cqrs.Bus, error) {
+	retry, err := cqrs.Retry(nil)
+	if err != nil {
+		return nil, err
+	}
+	bus, err := cqrs.New(&cqrs.Config{
+		CommandMiddleware: []cqrs.Middleware{cqrs.Logging(logger), cqrs.Recover(), cqrs.Validation(), retry},
+		QueryMiddleware:   []cqrs.Middleware{cqrs.Logging(logger), cqrs.Recover(), cqrs.Validation()},
+	})
+	if err != nil {
+		return nil, err
+	}
+	if err := app.Register(bus, deps); err != nil {
+		return nil, err
+	}
+	if err := bus.Validate(); err != nil {
+		return nil, err
+	}
+	return bus, nil
+}
+
+// outboxGauges writes the outbox figures.
+func outboxGauges(g *gaugeWriter, s outbox.Stats) {
+	g.gauge("authnotify_outbox_pending", "Events waiting in the outbox, retrying ones included.", float64(s.Pending))
+	g.gauge("authnotify_outbox_retrying", "Outbox events whose publishing failed at least once.", float64(s.Retrying))
+	g.gauge("authnotify_outbox_failed", "Outbox events that ran out of attempts.", float64(s.Failed))
+	g.gauge("authnotify_outbox_oldest_pending_seconds", "Age of the oldest pending outbox event.", s.OldestPending.Seconds())
+}
