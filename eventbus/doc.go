@@ -137,6 +137,44 @@
 // enqueue a job in the same transaction instead (River works on the same
 // pool), and let the job runner do the call.
 //
+// # Batching consumer
+//
+// [HandleTx] costs one PostgreSQL transaction per event, and a Kafka
+// partition's next event waits for it: a consumer with an inbox takes a
+// few thousand events per second, where decoding alone would allow tens
+// of thousands. A [BatchConsumer] applies a partition's events in
+// batches instead: it gathers up to [BatchConfig.MaxBatch] messages (or
+// what arrives within [BatchConfig.MaxWait]), inserts their inbox rows
+// with one statement in one transaction, runs the handler for the events
+// whose rows are new, in offset order, with that transaction, commits and
+// then marks the batch's offsets:
+//
+//	c, err := eventbus.NewBatchConsumer(transport, reg, inbox, "ledger",
+//		func(ctx context.Context, tx pgx.Tx, e OrderPlaced, md eventbus.Metadata) error {
+//			_, err := tx.Exec(ctx, `INSERT INTO ledger ...`, md.EventID, e.Amount)
+//			return err
+//		}, nil)
+//	err = c.Run(ctx)
+//
+// It keeps the guarantees of HandleTx. Effects happen once per event (the
+// inbox rows commit with them; a duplicate, in the batch or later, does
+// not run the handler). The events of one key are applied in order. When
+// anything in a batch fails — the handler returns an error or panics, the
+// database is away — the transaction rolls back and the batch is handled
+// again one event at a time exactly as HandleTx would: own transaction,
+// bounded retries with backoff, [ErrUnavailable] waited out, and the
+// dead-letter topic for an event that keeps failing; messages that cannot
+// be decoded go to the dead-letter topic without holding up their batch.
+// A stopped or rebalanced consumer continues at the committed offsets.
+//
+// Use it for a handler with an inbox that must keep up with a busy topic
+// (projections, ledgers, imports). What it costs: the handler of one
+// event shares a transaction with up to MaxBatch-1 others, so one event's
+// failure makes the others run again (only committed runs leave
+// effects); a batch waits up to MaxWait for its messages; and it is a
+// consumer of its own next to the [Router] (one event type, Kafka only,
+// started with [BatchConsumer.Run]).
+//
 // # Sagas
 //
 // [Saga] reacts to an event by dispatching a command on a cqrs.Bus; the

@@ -209,3 +209,39 @@ func ExampleHandleTx() {
 	})
 	_ = router.Run(ctx)
 }
+
+// A BatchConsumer applies a partition's events in batches, one transaction
+// (and one inbox statement) per batch, with the guarantees of HandleTx.
+func ExampleNewBatchConsumer() {
+	ctx := context.Background()
+	pool, err := pgxpool.New(ctx, "postgres://localhost/app")
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer pool.Close()
+	inbox, _ := eventbus.NewInbox(pool, nil)
+	if err := inbox.Migrate(ctx); err != nil {
+		fmt.Println(err)
+		return
+	}
+
+	reg, _ := eventbus.NewRegistry(nil)
+	_ = eventbus.Register[UserRegistered](reg, eventbus.AggregateType("user"))
+	transport, err := eventbus.NewKafkaTransport([]string{"localhost:9092"}, nil)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer transport.Close()
+	c, err := eventbus.NewBatchConsumer(transport, reg, inbox, "user-directory",
+		func(ctx context.Context, tx pgx.Tx, e UserRegistered, md eventbus.Metadata) error {
+			_, err := tx.Exec(ctx, `INSERT INTO user_directory (email, registered_at) VALUES ($1, $2)`, e.Email, md.OccurredAt)
+			return err
+		}, &eventbus.BatchConfig{MaxBatch: 1000})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	_ = c.Run(ctx)
+}

@@ -23,11 +23,12 @@ type DB interface {
 const inboxMigrationLock = "dddkit.eventbus.inbox.migrate"
 
 type inboxSQL struct {
-	table   string // quoted, possibly schema-qualified
-	index   string // quoted, unqualified
-	insert  string
-	exists  string
-	cleanup string
+	table       string // quoted, possibly schema-qualified
+	index       string // quoted, unqualified
+	insert      string
+	insertBatch string
+	exists      string
+	cleanup     string
 }
 
 func newInboxSQL(table string) inboxSQL {
@@ -38,6 +39,10 @@ func newInboxSQL(table string) inboxSQL {
 		index: pgx.Identifier{parts[len(parts)-1] + "_processed_at_idx"}.Sanitize(),
 		insert: `INSERT INTO ` + q + ` (handler, event_id, event_name) VALUES ($1, $2, $3)
 ON CONFLICT (handler, event_id) DO NOTHING`,
+		insertBatch: `INSERT INTO ` + q + ` (handler, event_id, event_name)
+SELECT $1, e.id, e.name FROM unnest($2::text[], $3::text[]) AS e (id, name)
+ON CONFLICT (handler, event_id) DO NOTHING
+RETURNING event_id`,
 		exists: `SELECT EXISTS (SELECT 1 FROM ` + q + ` WHERE handler = $1 AND event_id = $2)`,
 		cleanup: `DELETE FROM ` + q + ` WHERE ctid = ANY (ARRAY (
   SELECT ctid FROM ` + q + ` WHERE processed_at < now() - make_interval(secs => $1) LIMIT $2))`,
@@ -107,4 +112,24 @@ func (i *Inbox) Cleanup(ctx context.Context) (int64, error) {
 			return total, nil
 		}
 	}
+}
+
+// recordBatch inserts the inbox rows (handler, ids[k], names[k]) in tx
+// with one statement and returns the IDs whose rows are new. ids must not
+// repeat.
+func (i *Inbox) recordBatch(ctx context.Context, tx pgx.Tx, handler string, ids, names []string) (map[string]bool, error) {
+	rows, err := tx.Query(ctx, i.sql.insertBatch, handler, ids, names)
+	if err != nil {
+		return nil, fmt.Errorf("eventbus: inbox: record %d events of %s: %w", len(ids), handler, err)
+	}
+	fresh := make(map[string]bool, len(ids))
+	var id string
+	_, err = pgx.ForEachRow(rows, []any{&id}, func() error {
+		fresh[id] = true
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("eventbus: inbox: record %d events of %s: %w", len(ids), handler, err)
+	}
+	return fresh, nil
 }

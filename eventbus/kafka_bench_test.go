@@ -34,8 +34,10 @@ func benchPartitions() int32 {
 // watermill-kafka subscriber (receive + ack), a dddkit handler (decode,
 // retry/dead-letter/recover middleware, metadata context), and a dddkit
 // handler with the PostgreSQL inbox (one transaction per event: insert
-// the inbox row, commit). The timer runs from the first event handled to
-// the last, so consumer-group joins are not counted.
+// the inbox row, commit), and the [eventbus.BatchConsumer] with the same
+// inbox (one transaction per batch of up to 500 events of a partition).
+// The timer runs from the first event handled to the last, so
+// consumer-group joins are not counted.
 //
 //	make bench BENCH=KafkaConsume
 func BenchmarkKafkaConsume(b *testing.B) {
@@ -92,6 +94,27 @@ func BenchmarkKafkaConsume(b *testing.B) {
 				b.Fatal(err)
 			}
 			return runBench(b, r)
+		})
+	})
+	b.Run("dddkit-batch-inbox", func(b *testing.B) {
+		benchConsume(b, func(b *testing.B, k *kafkaBundle, tick func()) func() {
+			pg := setupPG(b, nil)
+			c, err := eventbus.NewBatchConsumer(k.tr, k.reg, pg.inbox, "batch-"+k.topic, func(context.Context, pgx.Tx, orderPlaced, eventbus.Metadata) error {
+				tick()
+				return nil
+			}, &eventbus.BatchConfig{Logger: testLogger(), DeadLetterTopic: k.deadLetter})
+			if err != nil {
+				b.Fatal(err)
+			}
+			ctx, cancel := context.WithCancel(context.Background())
+			done := make(chan error, 1)
+			go func() { done <- c.Run(ctx) }()
+			return func() {
+				cancel()
+				if err := <-done; err != nil {
+					b.Error(err)
+				}
+			}
 		})
 	})
 }

@@ -22,7 +22,12 @@ var errShutdown = errors.New("eventbus: consumer stopping")
 // exponential backoff; permanent errors are returned at once, unavailable
 // ones are retried without counting.
 func (r *Router) retryMiddleware(handler string) message.HandlerMiddleware {
-	rc := r.cfg.Retry
+	return retryMiddleware(r.logger, r.cfg.Retry, handler)
+}
+
+// retryMiddleware is [Router.retryMiddleware] for any consumer: rc must
+// have its defaults filled in.
+func retryMiddleware(logger *slog.Logger, rc RetryConfig, handler string) message.HandlerMiddleware {
 	return func(h message.HandlerFunc) message.HandlerFunc {
 		return func(msg *message.Message) ([]*message.Message, error) {
 			ctx := msg.Context()
@@ -49,7 +54,7 @@ func (r *Router) retryMiddleware(handler string) message.HandlerMiddleware {
 					}
 				}
 				delay := rc.backoff(streak)
-				r.logger.LogAttrs(ctx, slog.LevelWarn, "eventbus: handler failed, retrying",
+				logger.LogAttrs(ctx, slog.LevelWarn, "eventbus: handler failed, retrying",
 					slog.String("handler", handler),
 					slog.String("event", msg.Metadata.Get(HeaderEventName)),
 					slog.String("event_id", msg.Metadata.Get(HeaderEventID)),

@@ -72,6 +72,38 @@ type RetryConfig struct {
 	MaxDelay time.Duration
 }
 
+// validate reports every problem of c; field names the field in messages.
+func (c RetryConfig) validate(field string) error {
+	var errs []error
+	if c.MaxAttempts < 0 {
+		errs = append(errs, fmt.Errorf("eventbus: %s.MaxAttempts is %d, must be >= 0", field, c.MaxAttempts))
+	}
+	if c.BaseDelay < 0 {
+		errs = append(errs, fmt.Errorf("eventbus: %s.BaseDelay is %s, must be >= 0", field, c.BaseDelay))
+	}
+	if c.MaxDelay < 0 {
+		errs = append(errs, fmt.Errorf("eventbus: %s.MaxDelay is %s, must be >= 0", field, c.MaxDelay))
+	}
+	if c.MaxDelay > 0 && c.BaseDelay > c.MaxDelay {
+		errs = append(errs, fmt.Errorf("eventbus: %s.BaseDelay (%s) is larger than MaxDelay (%s)", field, c.BaseDelay, c.MaxDelay))
+	}
+	return errors.Join(errs...)
+}
+
+// withDefaults fills in the zero fields.
+func (c RetryConfig) withDefaults() RetryConfig {
+	if c.MaxAttempts == 0 {
+		c.MaxAttempts = 5
+	}
+	if c.BaseDelay == 0 {
+		c.BaseDelay = 100 * time.Millisecond
+	}
+	if c.MaxDelay == 0 {
+		c.MaxDelay = max(10*time.Second, c.BaseDelay)
+	}
+	return c
+}
+
 // RouterConfig configures a [Router]. The zero value and nil are the
 // defaults.
 type RouterConfig struct {
@@ -117,19 +149,7 @@ func (c *RouterConfig) Validate() error {
 		return nil
 	}
 	var errs []error
-	r := c.Retry
-	if r.MaxAttempts < 0 {
-		errs = append(errs, fmt.Errorf("eventbus: RouterConfig.Retry.MaxAttempts is %d, must be >= 0", r.MaxAttempts))
-	}
-	if r.BaseDelay < 0 {
-		errs = append(errs, fmt.Errorf("eventbus: RouterConfig.Retry.BaseDelay is %s, must be >= 0", r.BaseDelay))
-	}
-	if r.MaxDelay < 0 {
-		errs = append(errs, fmt.Errorf("eventbus: RouterConfig.Retry.MaxDelay is %s, must be >= 0", r.MaxDelay))
-	}
-	if r.MaxDelay > 0 && r.BaseDelay > r.MaxDelay {
-		errs = append(errs, fmt.Errorf("eventbus: RouterConfig.Retry.BaseDelay (%s) is larger than MaxDelay (%s)", r.BaseDelay, r.MaxDelay))
-	}
+	errs = append(errs, c.Retry.validate("RouterConfig.Retry"))
 	if c.UnknownEvents != SkipUnknown && c.UnknownEvents != DeadLetterUnknown {
 		errs = append(errs, fmt.Errorf("eventbus: RouterConfig.UnknownEvents is %s", c.UnknownEvents))
 	}
@@ -191,15 +211,7 @@ func NewRouter(transport Transport, reg *Registry, cfg *RouterConfig) (*Router, 
 	if c.CloseTimeout == 0 {
 		c.CloseTimeout = 30 * time.Second
 	}
-	if c.Retry.MaxAttempts == 0 {
-		c.Retry.MaxAttempts = 5
-	}
-	if c.Retry.BaseDelay == 0 {
-		c.Retry.BaseDelay = 100 * time.Millisecond
-	}
-	if c.Retry.MaxDelay == 0 {
-		c.Retry.MaxDelay = max(10*time.Second, c.Retry.BaseDelay)
-	}
+	c.Retry = c.Retry.withDefaults()
 	wm, err := message.NewRouter(message.RouterConfig{CloseTimeout: c.CloseTimeout}, watermill.NewSlogLogger(c.Logger))
 	if err != nil {
 		return nil, fmt.Errorf("eventbus: NewRouter: %w", err)
@@ -377,17 +389,24 @@ func (c *consumer) handle(msg *message.Message) error {
 // notHandled applies the unknown-event policy to an event this consumer
 // has no handler for.
 func (c *consumer) notHandled(ctx context.Context, md Metadata) error {
+	return notHandled(ctx, c.r.reg, c.r.logger, c.r.cfg.UnknownEvents, c.r.cfg.SkipLogLevel, md)
+}
+
+// notHandled applies policy to the event md that its consumer
+// (md.Handler) has no handler for: nil to acknowledge it, or a permanent
+// error to dead-letter it.
+func notHandled(ctx context.Context, reg *Registry, logger *slog.Logger, policy UnknownPolicy, skipLevel slog.Level, md Metadata) error {
 	attrs := []slog.Attr{
-		slog.String("handler", c.name), slog.String("topic", c.topic),
+		slog.String("handler", md.Handler), slog.String("topic", md.Topic),
 		slog.String("event", md.EventName), slog.String("event_id", md.EventID),
 	}
-	if _, known := c.r.reg.lookupName(md.EventName); known {
-		c.r.logger.LogAttrs(ctx, slog.LevelDebug, "eventbus: event not handled here, acknowledged", attrs...)
+	if _, known := reg.lookupName(md.EventName); known {
+		logger.LogAttrs(ctx, slog.LevelDebug, "eventbus: event not handled here, acknowledged", attrs...)
 		return nil
 	}
-	if c.r.cfg.UnknownEvents == DeadLetterUnknown {
+	if policy == DeadLetterUnknown {
 		return Permanent(fmt.Errorf("%w %q (id %q)", ErrUnknownEvent, md.EventName, md.EventID))
 	}
-	c.r.logger.LogAttrs(ctx, c.r.cfg.SkipLogLevel, "eventbus: unknown event skipped", attrs...)
+	logger.LogAttrs(ctx, skipLevel, "eventbus: unknown event skipped", attrs...)
 	return nil
 }
