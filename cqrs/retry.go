@@ -3,11 +3,10 @@ package cqrs
 import (
 	"context"
 	"errors"
-	"fmt"
-	"math/rand/v2"
 	"time"
 
 	"github.com/dddkit/dddkit/aggregate"
+	"github.com/dddkit/dddkit/internal/backoff"
 )
 
 // RetryConfig configures [Retry]. The zero value (or a nil *RetryConfig)
@@ -69,31 +68,12 @@ func Retry(cfg *RetryConfig) (Middleware, error) {
 	if cfg != nil {
 		c = *cfg
 	}
-	var errs []error
-	if c.MaxAttempts < 0 {
-		errs = append(errs, fmt.Errorf("cqrs: RetryConfig.MaxAttempts is %d, must be >= 0", c.MaxAttempts))
-	}
-	if c.BaseDelay < 0 {
-		errs = append(errs, fmt.Errorf("cqrs: RetryConfig.BaseDelay is %s, must be >= 0", c.BaseDelay))
-	}
-	if c.MaxDelay < 0 {
-		errs = append(errs, fmt.Errorf("cqrs: RetryConfig.MaxDelay is %s, must be >= 0", c.MaxDelay))
-	}
-	if c.MaxDelay > 0 && c.BaseDelay > c.MaxDelay {
-		errs = append(errs, fmt.Errorf("cqrs: RetryConfig.BaseDelay (%s) is larger than MaxDelay (%s)", c.BaseDelay, c.MaxDelay))
-	}
-	if err := errors.Join(errs...); err != nil {
+	p := backoff.Policy{MaxAttempts: c.MaxAttempts, BaseDelay: c.BaseDelay, MaxDelay: c.MaxDelay}
+	if err := p.Check("cqrs: RetryConfig"); err != nil {
 		return nil, err
 	}
-	if c.MaxAttempts == 0 {
-		c.MaxAttempts = defaultMaxAttempts
-	}
-	if c.BaseDelay == 0 {
-		c.BaseDelay = defaultBaseDelay
-	}
-	if c.MaxDelay == 0 {
-		c.MaxDelay = max(defaultMaxDelay, c.BaseDelay)
-	}
+	p = p.WithDefaults(backoff.Policy{MaxAttempts: defaultMaxAttempts, BaseDelay: defaultBaseDelay, MaxDelay: defaultMaxDelay})
+	c.MaxAttempts, c.BaseDelay, c.MaxDelay = p.MaxAttempts, p.BaseDelay, p.MaxDelay
 	if c.Retryable == nil {
 		c.Retryable = isConflict
 	}
@@ -114,7 +94,7 @@ func Retry(cfg *RetryConfig) (Middleware, error) {
 				if c.OnRetry != nil {
 					c.OnRetry(ctx, msg, attempt, err, delay)
 				}
-				if ctxErr := sleep(ctx, delay); ctxErr != nil {
+				if ctxErr := backoff.Sleep(ctx, delay); ctxErr != nil {
 					return nil, &RetryError{Kind: msg.Kind, Name: msg.Name, Attempts: attempt, Err: err, CtxErr: ctxErr}
 				}
 			}
@@ -124,31 +104,8 @@ func Retry(cfg *RetryConfig) (Middleware, error) {
 
 func isConflict(err error) bool { return errors.Is(err, aggregate.ErrConcurrencyConflict) }
 
-// backoff returns the wait after the given failed attempt (1-based): a
-// random duration in [bound/2, bound], bound = min(MaxDelay, BaseDelay·2^(attempt-1)).
+// backoff returns the wait after the given failed attempt (1-based); see
+// [backoff.Policy.Delay].
 func (c *RetryConfig) backoff(attempt int) time.Duration {
-	bound := c.BaseDelay
-	for i := 1; i < attempt; i++ {
-		if bound > c.MaxDelay/2 {
-			bound = c.MaxDelay
-			break
-		}
-		bound *= 2
-	}
-	bound = min(bound, c.MaxDelay)
-	half := bound / 2
-	return half + rand.N(bound-half+1)
-}
-
-// sleep waits for d or until ctx ends, whichever comes first, and returns
-// ctx.Err() in the second case.
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
+	return backoff.Policy{BaseDelay: c.BaseDelay, MaxDelay: c.MaxDelay}.Delay(attempt)
 }

@@ -5,12 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"runtime/debug"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/ThreeDotsLabs/watermill/message/router/middleware"
+
+	"github.com/dddkit/dddkit/internal/backoff"
 )
 
 // errShutdown marks a failure that happened because the router is
@@ -68,30 +69,14 @@ func retryMiddleware(logger *slog.Logger, rc RetryConfig, handler string) messag
 	}
 }
 
-// backoff returns the wait after the n-th failure in a row (1-based):
-// random in [bound/2, bound], bound = min(MaxDelay, BaseDelay·2^(n-1)).
+// backoff returns the wait after the n-th failure in a row (1-based); see
+// [backoff.Policy.Delay].
 func (c RetryConfig) backoff(n int) time.Duration {
-	bound := c.BaseDelay
-	for i := 1; i < n && bound < c.MaxDelay; i++ {
-		bound *= 2
-	}
-	bound = min(bound, c.MaxDelay)
-	half := bound / 2
-	return half + rand.N(bound-half+1)
+	return backoff.Policy{BaseDelay: c.BaseDelay, MaxDelay: c.MaxDelay}.Delay(n)
 }
 
-// sleep waits for d or until ctx ends and returns ctx.Err() in the second
-// case.
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
+// sleep waits for d or until ctx ends; see [backoff.Sleep].
+func sleep(ctx context.Context, d time.Duration) error { return backoff.Sleep(ctx, d) }
 
 // deadLetterMiddleware publishes a message whose handling failed for good
 // to topic (watermill's poison queue: reason, topic and handler in

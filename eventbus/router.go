@@ -12,6 +12,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 
 	"github.com/dddkit/dddkit/aggregate"
+	"github.com/dddkit/dddkit/internal/backoff"
 )
 
 // DefaultDeadLetterTopic is where a [Router] sends messages it gives up on,
@@ -72,36 +73,20 @@ type RetryConfig struct {
 	MaxDelay time.Duration
 }
 
-// validate reports every problem of c; field names the field in messages.
+// validate reports every invalid field of c, named field.X.
 func (c RetryConfig) validate(field string) error {
-	var errs []error
-	if c.MaxAttempts < 0 {
-		errs = append(errs, fmt.Errorf("eventbus: %s.MaxAttempts is %d, must be >= 0", field, c.MaxAttempts))
-	}
-	if c.BaseDelay < 0 {
-		errs = append(errs, fmt.Errorf("eventbus: %s.BaseDelay is %s, must be >= 0", field, c.BaseDelay))
-	}
-	if c.MaxDelay < 0 {
-		errs = append(errs, fmt.Errorf("eventbus: %s.MaxDelay is %s, must be >= 0", field, c.MaxDelay))
-	}
-	if c.MaxDelay > 0 && c.BaseDelay > c.MaxDelay {
-		errs = append(errs, fmt.Errorf("eventbus: %s.BaseDelay (%s) is larger than MaxDelay (%s)", field, c.BaseDelay, c.MaxDelay))
-	}
-	return errors.Join(errs...)
+	return c.policy().Check("eventbus: " + field)
 }
 
-// withDefaults fills in the zero fields.
+// withDefaults fills in the zero fields: 5 attempts, 100ms, 10s.
 func (c RetryConfig) withDefaults() RetryConfig {
-	if c.MaxAttempts == 0 {
-		c.MaxAttempts = 5
-	}
-	if c.BaseDelay == 0 {
-		c.BaseDelay = 100 * time.Millisecond
-	}
-	if c.MaxDelay == 0 {
-		c.MaxDelay = max(10*time.Second, c.BaseDelay)
-	}
+	p := c.policy().WithDefaults(backoff.Policy{MaxAttempts: 5, BaseDelay: 100 * time.Millisecond, MaxDelay: 10 * time.Second})
+	c.MaxAttempts, c.BaseDelay, c.MaxDelay = p.MaxAttempts, p.BaseDelay, p.MaxDelay
 	return c
+}
+
+func (c RetryConfig) policy() backoff.Policy {
+	return backoff.Policy{MaxAttempts: c.MaxAttempts, BaseDelay: c.BaseDelay, MaxDelay: c.MaxDelay}
 }
 
 // RouterConfig configures a [Router]. The zero value and nil are the

@@ -4,10 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"time"
 
 	"github.com/dddkit/dddkit/aggregate"
+	"github.com/dddkit/dddkit/internal/backoff"
 )
 
 // Retry makes Update re-run its whole load → fn → save cycle when the save
@@ -48,32 +48,12 @@ func (r *Retry) normalize() (Retry, error) {
 	if r == nil {
 		return Retry{MaxAttempts: 1}, nil
 	}
-	c := *r
-	var errs []error
-	if c.MaxAttempts < 0 {
-		errs = append(errs, fmt.Errorf("repository: Retry.MaxAttempts is %d, must be >= 0", c.MaxAttempts))
-	}
-	if c.BaseDelay < 0 {
-		errs = append(errs, fmt.Errorf("repository: Retry.BaseDelay is %s, must be >= 0", c.BaseDelay))
-	}
-	if c.MaxDelay < 0 {
-		errs = append(errs, fmt.Errorf("repository: Retry.MaxDelay is %s, must be >= 0", c.MaxDelay))
-	}
-	if c.MaxDelay > 0 && c.BaseDelay > c.MaxDelay {
-		errs = append(errs, fmt.Errorf("repository: Retry.BaseDelay (%s) is larger than MaxDelay (%s)", c.BaseDelay, c.MaxDelay))
-	}
-	if err := errors.Join(errs...); err != nil {
+	p := backoff.Policy{MaxAttempts: r.MaxAttempts, BaseDelay: r.BaseDelay, MaxDelay: r.MaxDelay}
+	if err := p.Check("repository: Retry"); err != nil {
 		return Retry{}, err
 	}
-	if c.MaxAttempts == 0 {
-		c.MaxAttempts = defaultAttempts
-	}
-	if c.BaseDelay == 0 {
-		c.BaseDelay = defaultBaseDelay
-	}
-	if c.MaxDelay == 0 {
-		c.MaxDelay = max(defaultMaxDelay, c.BaseDelay)
-	}
+	p = p.WithDefaults(backoff.Policy{MaxAttempts: defaultAttempts, BaseDelay: defaultBaseDelay, MaxDelay: defaultMaxDelay})
+	c := Retry{MaxAttempts: p.MaxAttempts, BaseDelay: p.BaseDelay, MaxDelay: p.MaxDelay}
 	return c, nil
 }
 
@@ -101,14 +81,8 @@ func (r Retry) run(ctx context.Context, what string, attempt func(ctx context.Co
 	}
 }
 
-// backoff returns the wait after the given failed attempt (1-based): a
-// random duration in [bound/2, bound], bound = min(MaxDelay, BaseDelay·2^(attempt-1)).
+// backoff returns the wait after the given failed attempt (1-based); see
+// [backoff.Policy.Delay].
 func (r Retry) backoff(attempt int) time.Duration {
-	bound := r.BaseDelay
-	for i := 1; i < attempt && bound < r.MaxDelay; i++ {
-		bound *= 2
-	}
-	bound = min(bound, r.MaxDelay)
-	half := bound / 2
-	return half + rand.N(bound-half+1)
+	return backoff.Policy{BaseDelay: r.BaseDelay, MaxDelay: r.MaxDelay}.Delay(attempt)
 }
