@@ -269,56 +269,14 @@ func (s *EventStore[A]) load(ctx context.Context, q querier, id string) (A, erro
 // another writer appended first, it returns an [*aggregate.ConflictError]
 // and writes nothing. Events lacking metadata get it from ctx.
 func (s *EventStore[A]) Save(ctx context.Context, a A) error {
-	root, err := checkSave(a, s.mapping.Type)
-	if err != nil {
-		return err
-	}
-	if !root.HasChanges() {
-		return nil
-	}
-	tx, err := s.db.Begin(ctx)
-	if err != nil {
-		return fmt.Errorf("repository: save %s %s: begin: %w", s.mapping.Type, root.ID(), err)
-	}
-	defer rollback(ctx, tx)
-	if err := s.write(ctx, tx, root, a, root.CommittedVersion()); err != nil {
-		return err
-	}
-	if err := tx.Commit(ctx); err != nil {
-		return conflictOr(fmt.Errorf("repository: save %s %s: commit: %w", s.mapping.Type, root.ID(), err), s.mapping.Type, root.ID(), root.CommittedVersion())
-	}
-	root.MarkCommitted()
-	return nil
+	return save(ctx, s.db, s.mapping.Type, a, s.write)
 }
 
 // SaveTx is [EventStore.Save] inside the caller's transaction; see
 // [Postgres.SaveTx] for who marks the aggregate committed. After an error,
 // roll tx back.
 func (s *EventStore[A]) SaveTx(ctx context.Context, tx pgx.Tx, a A) error {
-	root, err := checkSave(a, s.mapping.Type)
-	if err != nil {
-		return err
-	}
-	if tx == nil {
-		return fmt.Errorf("repository: save %s %s: tx is nil", s.mapping.Type, root.ID())
-	}
-	tt, tracked := tx.(*trackedTx)
-	base := root.CommittedVersion()
-	if tracked {
-		if v, ok := tt.saved[root]; ok {
-			base = v
-		}
-	}
-	if base == root.Version() {
-		return nil
-	}
-	if err := s.write(ctx, tx, root, a, base); err != nil {
-		return err
-	}
-	if tracked {
-		tt.track(root)
-	}
-	return nil
+	return saveInTx(ctx, tx, s.mapping.Type, a, s.write)
 }
 
 func (s *EventStore[A]) write(ctx context.Context, tx pgx.Tx, root *aggregate.Root, a A, base int64) error {

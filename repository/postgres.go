@@ -220,26 +220,7 @@ func (r *Postgres[A]) decode(ctx context.Context, id string, version int64, stat
 // uncommitted events is not written at all (its state changes only through
 // events).
 func (r *Postgres[A]) Save(ctx context.Context, a A) error {
-	root, err := checkSave(a, r.mapping.Type)
-	if err != nil {
-		return err
-	}
-	if !root.HasChanges() {
-		return nil
-	}
-	tx, err := r.db.Begin(ctx)
-	if err != nil {
-		return fmt.Errorf("repository: save %s %s: begin: %w", r.mapping.Type, root.ID(), err)
-	}
-	defer rollback(ctx, tx)
-	if err := r.write(ctx, tx, root, a, root.CommittedVersion()); err != nil {
-		return err
-	}
-	if err := tx.Commit(ctx); err != nil {
-		return conflictOr(fmt.Errorf("repository: save %s %s: commit: %w", r.mapping.Type, root.ID(), err), r.mapping.Type, root.ID(), root.CommittedVersion())
-	}
-	root.MarkCommitted()
-	return nil
+	return save(ctx, r.db, r.mapping.Type, a, r.write)
 }
 
 // SaveTx is [Postgres.Save] inside the caller's transaction: it writes the
@@ -255,33 +236,7 @@ func (r *Postgres[A]) Save(ctx context.Context, a A) error {
 // After an error, roll tx back (Transact does): a save that failed, a
 // conflicting one included, may have written part of its rows through tx.
 func (r *Postgres[A]) SaveTx(ctx context.Context, tx pgx.Tx, a A) error {
-	root, err := checkSave(a, r.mapping.Type)
-	if err != nil {
-		return err
-	}
-	if tx == nil {
-		return fmt.Errorf("repository: save %s %s: tx is nil", r.mapping.Type, root.ID())
-	}
-	if !root.HasChanges() {
-		return nil
-	}
-	tt, tracked := tx.(*trackedTx)
-	base := root.CommittedVersion()
-	if tracked {
-		if v, ok := tt.saved[root]; ok {
-			base = v
-		}
-	}
-	if base == root.Version() {
-		return nil
-	}
-	if err := r.write(ctx, tx, root, a, base); err != nil {
-		return err
-	}
-	if tracked {
-		tt.track(root)
-	}
-	return nil
+	return saveInTx(ctx, tx, r.mapping.Type, a, r.write)
 }
 
 // write stores state, keys and the events after version base through tx.

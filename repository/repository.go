@@ -192,3 +192,63 @@ func updateInTx[A aggregate.Aggregate](ctx context.Context, tx pgx.Tx, aggregate
 	}
 	return nil
 }
+
+// writeFunc writes what a recorded after version base (state, keys and
+// events, or just events) through tx; the PostgreSQL adapters implement it.
+type writeFunc[A aggregate.Aggregate] func(ctx context.Context, tx pgx.Tx, root *aggregate.Root, a A, base int64) error
+
+// save is the Save of the PostgreSQL adapters: write in a transaction of its
+// own, mark committed after the commit. Without uncommitted events nothing
+// is written.
+func save[A aggregate.Aggregate](ctx context.Context, db Beginner, aggregateType string, a A, write writeFunc[A]) error {
+	root, err := checkSave(a, aggregateType)
+	if err != nil {
+		return err
+	}
+	if !root.HasChanges() {
+		return nil
+	}
+	tx, err := db.Begin(ctx)
+	if err != nil {
+		return fmt.Errorf("repository: save %s %s: begin: %w", aggregateType, root.ID(), err)
+	}
+	defer rollback(ctx, tx)
+	if err := write(ctx, tx, root, a, root.CommittedVersion()); err != nil {
+		return err
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return conflictOr(fmt.Errorf("repository: save %s %s: commit: %w", aggregateType, root.ID(), err), aggregateType, root.ID(), root.CommittedVersion())
+	}
+	root.MarkCommitted()
+	return nil
+}
+
+// saveInTx is the SaveTx of the PostgreSQL adapters. Inside [Transact] an
+// aggregate may be saved more than once: each save writes only what came
+// after the previous one, and Transact marks it committed after the commit.
+func saveInTx[A aggregate.Aggregate](ctx context.Context, tx pgx.Tx, aggregateType string, a A, write writeFunc[A]) error {
+	root, err := checkSave(a, aggregateType)
+	if err != nil {
+		return err
+	}
+	if tx == nil {
+		return fmt.Errorf("repository: save %s %s: tx is nil", aggregateType, root.ID())
+	}
+	tt, tracked := tx.(*trackedTx)
+	base := root.CommittedVersion()
+	if tracked {
+		if v, ok := tt.saved[root]; ok {
+			base = v
+		}
+	}
+	if base == root.Version() {
+		return nil
+	}
+	if err := write(ctx, tx, root, a, base); err != nil {
+		return err
+	}
+	if tracked {
+		tt.track(root)
+	}
+	return nil
+}
