@@ -16,7 +16,8 @@
 # the script is interrupted) and exits with COMMAND's status. Services that
 # were already configured through the variables are used as they are.
 #
-# Environment knobs: KAFKA_HEAP (default 384m), TESTENV_KEEP=1 keeps the temp
+# Environment knobs: KAFKA_HEAP (default 384m), KAFKA_GC_OPTS (the broker's
+# collector flags, default -XX:+UseSerialGC), TESTENV_KEEP=1 keeps the temp
 # dirs for post-mortems, TESTENV_FSYNC=on runs PostgreSQL with fsync (used by
 # benchmarks that measure commit cost).
 set -euo pipefail
@@ -191,7 +192,9 @@ logger.apache.name = org.apache.kafka
 logger.apache.level = warn
 EOF
   cluster_id=$(python3 -c 'import uuid,base64;print(base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("="))')
-  local java_opts=(-Xms"${KAFKA_HEAP:-384m}" -Xmx"${KAFKA_HEAP:-384m}" -XX:+UseSerialGC -XX:TieredStopAtLevel=1
+  local gc_opts
+  read -r -a gc_opts <<<"${KAFKA_GC_OPTS:--XX:+UseSerialGC}"
+  local java_opts=(-Xms"${KAFKA_HEAP:-384m}" -Xmx"${KAFKA_HEAP:-384m}" "${gc_opts[@]}" -XX:TieredStopAtLevel=1
     -Djava.awt.headless=true -Dlog4j2.configurationFile="$dir/log4j2.properties")
   java "${java_opts[@]}" -cp "$cache/kafka/libs/*" kafka.tools.StorageTool format --standalone \
     -t "$cluster_id" -c "$dir/server.properties" >"$dir/format.log" 2>&1 || {
