@@ -37,9 +37,12 @@ func TestMigrateIsIdempotentAndConcurrencySafe(t *testing.T) {
 	require.NoError(t, pool.QueryRow(ctx, `SELECT count(*) FROM dddkit_outbox_migrations`).Scan(&versions))
 	require.Equal(t, len(outbox.Migrations()), versions)
 
-	// With Schema empty the table lands in the search_path's schema.
+	// With Schema empty the table lands in the search_path's schema. (Resolve
+	// the name through the search_path: other tests' schemas running at the
+	// same time have a dddkit_outbox table too.)
 	var tableSchema string
-	require.NoError(t, pool.QueryRow(ctx, `SELECT table_schema FROM information_schema.tables WHERE table_name = 'dddkit_outbox'`).Scan(&tableSchema))
+	require.NoError(t, pool.QueryRow(ctx,
+		`SELECT n.nspname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = 'dddkit_outbox'::regclass`).Scan(&tableSchema))
 	require.Equal(t, schema, tableSchema)
 
 	var indexes []string
