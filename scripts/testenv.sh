@@ -31,13 +31,30 @@ started_kafka_pid=""
 
 log() { printf 'testenv: %s\n' "$*" >&2; }
 
+# free_port prints a free 127.0.0.1 port below the kernel's ephemeral range,
+# so that no outgoing connection of the tests can take it before the server
+# binds it (or while a test restarts the server).
 free_port() {
   python3 - <<'EOF'
-import socket
-s = socket.socket()
-s.bind(("127.0.0.1", 0))
-print(s.getsockname()[1])
-s.close()
+import random, socket
+try:
+    low = int(open("/proc/sys/net/ipv4/ip_local_port_range").read().split()[0])
+except Exception:
+    low = 32768
+low = max(low, 12001)
+for _ in range(100):
+    port = random.randrange(10000, low)
+    s = socket.socket()
+    try:
+        s.bind(("127.0.0.1", port))
+    except OSError:
+        continue
+    finally:
+        s.close()
+    print(port)
+    break
+else:
+    raise SystemExit("no free port below %d" % low)
 EOF
 }
 

@@ -6,10 +6,12 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"fmt"
+	mrand "math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -216,11 +218,30 @@ func findLibs() string {
 	}
 }
 
+// freePort returns a port that is free on 127.0.0.1, chosen below the
+// kernel's ephemeral range: a port from that range (what binding port 0
+// gives) can be taken by any outgoing connection of the concurrently
+// running tests between this check and the broker's bind, or while the
+// broker is down for a restart.
 func freePort(t testing.TB) int {
-	l, err := (&net.ListenConfig{}).Listen(context.Background(), "tcp", "127.0.0.1:0")
-	must(t, err)
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	low := 32768
+	if b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range"); err == nil {
+		if f := strings.Fields(string(b)); len(f) == 2 {
+			if n, err := strconv.Atoi(f[0]); err == nil && n > 12000 {
+				low = n
+			}
+		}
+	}
+	for range 100 {
+		port := 10000 + mrand.IntN(low-10000)
+		l, err := (&net.ListenConfig{}).Listen(context.Background(), "tcp", fmt.Sprintf("127.0.0.1:%d", port))
+		if err == nil {
+			_ = l.Close()
+			return port
+		}
+	}
+	t.Fatalf("kafkatest: no free port below %d on 127.0.0.1", low)
+	return 0
 }
 
 func tail(b []byte) string {
