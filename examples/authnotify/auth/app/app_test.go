@@ -5,9 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
-	"sync"
 	"testing"
 	"time"
 
@@ -18,83 +16,29 @@ import (
 	"github.com/dddkit/dddkit/examples/authnotify/auth/adapters"
 	"github.com/dddkit/dddkit/examples/authnotify/auth/app"
 	"github.com/dddkit/dddkit/examples/authnotify/auth/domain"
-	"github.com/dddkit/dddkit/examples/authnotify/contracts/authevents"
+	"github.com/dddkit/dddkit/examples/authnotify/internal/authtest"
 	"github.com/dddkit/dddkit/examples/authnotify/internal/fieldcrypt"
 	"github.com/dddkit/dddkit/valueobject"
 )
 
-var t0 = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+var t0 = authtest.T0
 
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
-
-type events struct {
-	mu  sync.Mutex
-	all []aggregate.Envelope
-}
-
-func (e *events) Append(_ context.Context, envs ...aggregate.Envelope) error {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	e.all = append(e.all, envs...)
-	return nil
-}
-
-func (e *events) names() []string {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	out := []string{}
-	for _, env := range e.all {
-		out = append(out, env.Name)
-	}
-	return out
-}
-
-func (e *events) last() aggregate.Envelope {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	return e.all[len(e.all)-1]
-}
+type clock = authtest.Clock
 
 type bundle struct {
 	bus    *cqrs.Bus
 	repo   *adapters.Memory
-	events *events
+	events *authtest.Events
 	clock  *clock
 	cipher *fieldcrypt.Cipher
 	tokens *app.Tokens
 }
 
-func newBus(t testing.TB) *cqrs.Bus {
-	t.Helper()
-	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
-	retry, err := cqrs.Retry(nil)
-	require.NoError(t, err)
-	bus, err := cqrs.New(&cqrs.Config{
-		CommandMiddleware: []cqrs.Middleware{cqrs.Logging(logger), cqrs.Recover(), cqrs.Validation(), retry},
-		QueryMiddleware:   []cqrs.Middleware{cqrs.Logging(logger), cqrs.Recover(), cqrs.Validation()},
-	})
-	require.NoError(t, err)
-	return bus
-}
+func newBus(t testing.TB) *cqrs.Bus { return authtest.Bus(t, nil) }
 
 func setup(t *testing.T) *bundle {
 	t.Helper()
-	b := &bundle{clock: &clock{t: t0}, events: &events{}}
+	b := &bundle{clock: authtest.NewClock(), events: &authtest.Events{}}
 	var err error
 	b.cipher, err = fieldcrypt.New(bytes.Repeat([]byte{3}, fieldcrypt.KeySize))
 	require.NoError(t, err)
@@ -108,8 +52,7 @@ func setup(t *testing.T) *bundle {
 	require.NoError(t, err)
 	b.tokens, err = app.NewTokens(bytes.Repeat([]byte{4}, 32), &app.TokenConfig{Clock: b.clock.Now})
 	require.NoError(t, err)
-	hasher, err := valueobject.NewHasher(&valueobject.Argon2Params{Memory: 64, Iterations: 1, Parallelism: 1})
-	require.NoError(t, err)
+	hasher := authtest.Hasher(t)
 	b.bus = newBus(t)
 	require.NoError(t, app.Register(b.bus, app.Deps{Users: b.repo, Factory: factory, Tokens: b.tokens, Hasher: hasher}))
 	require.NoError(t, b.bus.Validate())
@@ -122,19 +65,7 @@ var ctx = context.Background()
 // notification module would.
 func (b *bundle) lastCode(t *testing.T) string {
 	t.Helper()
-	env := b.events.last()
-	var sealed string
-	switch e := env.Payload.(type) {
-	case authevents.UserRegistered:
-		sealed = e.EncryptedCode
-	case authevents.UserOtpRequested:
-		sealed = e.EncryptedCode
-	default:
-		t.Fatalf("last event %s has no code", env.Name)
-	}
-	code, err := b.cipher.Open(sealed, env.AggregateID)
-	require.NoError(t, err)
-	return code
+	return authtest.OpenCode(t, b.cipher, b.events.Last(t))
 }
 
 func (b *bundle) register(t *testing.T, email string) app.Registration {
@@ -195,7 +126,7 @@ func TestTheWholeFlow(t *testing.T) {
 	_, err = cqrs.Ask[app.AccessToken](ctx, b.bus, app.Login{Email: "ada@example.com", Password: "battery staple"})
 	require.NoError(t, err)
 
-	require.Equal(t, []string{"auth.user_registered", "auth.user_verified", "auth.password_changed"}, b.events.names())
+	require.Equal(t, []string{"auth.user_registered", "auth.user_verified", "auth.password_changed"}, b.events.Names())
 }
 
 func TestRegisterRejectsBadInputAndSavesNothing(t *testing.T) {
@@ -218,7 +149,7 @@ func TestRegisterRejectsBadInputAndSavesNothing(t *testing.T) {
 		require.Equal(t, tc.fields, fields(err), name)
 	}
 	require.Zero(t, b.repo.Len())
-	require.Empty(t, b.events.names())
+	require.Empty(t, b.events.Names())
 }
 
 func TestRegisterExistingEmail(t *testing.T) {
@@ -228,7 +159,7 @@ func TestRegisterExistingEmail(t *testing.T) {
 	_, err := cqrs.Send[app.Registration](ctx, b.bus, app.RegisterUser{Email: "ADA@EXAMPLE.COM", Password: "other horse"})
 	require.ErrorIs(t, err, domain.ErrEmailTaken)
 	require.Equal(t, 1, b.repo.Len())
-	require.Len(t, b.events.names(), 1)
+	require.Len(t, b.events.Names(), 1)
 }
 
 func TestVerifyRules(t *testing.T) {
@@ -247,7 +178,7 @@ func TestVerifyRules(t *testing.T) {
 	for range domain.MaxCodeAttempts {
 		require.ErrorIs(t, cqrs.Exec(ctx, b.bus, app.VerifyEmail{Email: "ada@example.com", Code: "999999"}), domain.ErrInvalidCode)
 	}
-	require.Len(t, b.events.names(), 1+domain.MaxCodeAttempts, "each failed attempt is saved")
+	require.Len(t, b.events.Names(), 1+domain.MaxCodeAttempts, "each failed attempt is saved")
 	require.ErrorIs(t, cqrs.Exec(ctx, b.bus, app.VerifyEmail{Email: "ada@example.com", Code: code}), domain.ErrTooManyAttempts)
 
 	// A new code revives verification.
@@ -269,21 +200,21 @@ func TestResendNeverTellsWhetherAnAccountExists(t *testing.T) {
 	b := setup(t)
 
 	require.NoError(t, cqrs.Exec(ctx, b.bus, app.ResendCode{Email: "nobody@example.com"}))
-	require.Empty(t, b.events.names())
+	require.Empty(t, b.events.Names())
 
 	b.register(t, "ada@example.com")
 	require.NoError(t, cqrs.Exec(ctx, b.bus, app.ResendCode{Email: "ada@example.com"}), "too soon: accepted, nothing sent")
-	require.Equal(t, []string{"auth.user_registered"}, b.events.names())
+	require.Equal(t, []string{"auth.user_registered"}, b.events.Names())
 
 	b.clock.Advance(domain.CodeResendInterval)
 	require.NoError(t, cqrs.Exec(ctx, b.bus, app.ResendCode{Email: "ada@example.com"}))
-	require.Equal(t, []string{"auth.user_registered", "auth.user_otp_requested"}, b.events.names())
+	require.Equal(t, []string{"auth.user_registered", "auth.user_otp_requested"}, b.events.Names())
 
 	b.registerVerified(t, "bob@example.com")
 	b.clock.Advance(time.Hour)
-	n := len(b.events.names())
+	n := len(b.events.Names())
 	require.NoError(t, cqrs.Exec(ctx, b.bus, app.ResendCode{Email: "bob@example.com"}), "verified: accepted, nothing sent")
-	require.Len(t, b.events.names(), n)
+	require.Len(t, b.events.Names(), n)
 
 	err := cqrs.Exec(ctx, b.bus, app.ResendCode{Email: "not-an-email"})
 	require.ErrorIs(t, err, cqrs.ErrValidation)
@@ -332,7 +263,7 @@ func TestChangePasswordRejections(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
 	reg := b.registerVerified(t, "ada@example.com")
-	n := len(b.events.names())
+	n := len(b.events.Names())
 
 	for name, tc := range map[string]struct {
 		cmd    app.ChangePassword
@@ -349,7 +280,7 @@ func TestChangePasswordRejections(t *testing.T) {
 		require.ErrorIs(t, err, tc.want, name)
 		require.Equal(t, tc.fields, fields(err), name)
 	}
-	require.Len(t, b.events.names(), n, "nothing saved")
+	require.Len(t, b.events.Names(), n, "nothing saved")
 
 	err := cqrs.Exec(ctx, b.bus, app.ChangePassword{UserID: valueobject.NewID().String(), CurrentPassword: "x", NewPassword: "battery staple"})
 	require.ErrorIs(t, err, aggregate.ErrNotFound)
@@ -379,7 +310,7 @@ func TestConflictIsRetried(t *testing.T) {
 	require.NoError(t, app.Register(bus, app.Deps{Users: racing, Factory: mustFactory(t, b), Tokens: b.tokens}))
 	require.NoError(t, cqrs.Exec(ctx, bus, app.ResendCode{Email: "ada@example.com"}))
 	require.Equal(t, 2, attempts, "the first save conflicted, the second attempt reloaded and succeeded")
-	require.Equal(t, []string{"auth.user_registered", "auth.code_verification_failed", "auth.user_otp_requested"}, b.events.names())
+	require.Equal(t, []string{"auth.user_registered", "auth.code_verification_failed", "auth.user_otp_requested"}, b.events.Names())
 }
 
 type racingRepo struct {

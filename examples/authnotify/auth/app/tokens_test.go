@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/dddkit/dddkit/examples/authnotify/auth/app"
+	"github.com/dddkit/dddkit/examples/authnotify/internal/authtest"
 )
 
 var secret = bytes.Repeat([]byte("s"), 32)
@@ -36,7 +37,7 @@ func forge(key []byte, header, claims string) string {
 
 func TestTokenIssueAndVerify(t *testing.T) {
 	t.Parallel()
-	c := &clock{t: t0}
+	c := authtest.NewClock()
 	tokens := newTokens(t, c)
 	tok, err := tokens.Issue("user-1")
 	require.NoError(t, err)
@@ -68,7 +69,7 @@ func TestTokenIssueAndVerify(t *testing.T) {
 
 func TestTokenExpiresAfter15Minutes(t *testing.T) {
 	t.Parallel()
-	c := &clock{t: t0}
+	c := authtest.NewClock()
 	tokens := newTokens(t, c)
 	tok, err := tokens.Issue("user-1")
 	require.NoError(t, err)
@@ -85,7 +86,7 @@ func TestTokenExpiresAfter15Minutes(t *testing.T) {
 
 func TestTokenVerifyRejects(t *testing.T) {
 	t.Parallel()
-	c := &clock{t: t0}
+	c := authtest.NewClock()
 	tokens := newTokens(t, c)
 	good, err := tokens.Issue("user-1")
 	require.NoError(t, err)
@@ -152,7 +153,7 @@ func TestNewTokensValidates(t *testing.T) {
 }
 
 func FuzzTokenVerify(f *testing.F) {
-	c := &clock{t: t0}
+	c := authtest.NewClock()
 	tokens := newTokens(f, c)
 	good, _ := tokens.Issue("user-1")
 	f.Add(good.Token)

@@ -13,29 +13,14 @@ import (
 	"github.com/dddkit/dddkit/aggregate"
 	"github.com/dddkit/dddkit/examples/authnotify/auth/domain"
 	"github.com/dddkit/dddkit/examples/authnotify/contracts/authevents"
+	"github.com/dddkit/dddkit/examples/authnotify/internal/authtest"
 	"github.com/dddkit/dddkit/examples/authnotify/internal/fieldcrypt"
 	"github.com/dddkit/dddkit/valueobject"
 )
 
-var t0 = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+var t0 = authtest.T0
 
-// clock is a settable test clock.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
+type clock = authtest.Clock
 
 // codes hands out 111111, 222222, ... so each test knows every code.
 type codes struct {
@@ -62,12 +47,10 @@ func setup(t *testing.T) *bundle {
 	t.Helper()
 	cipher, err := fieldcrypt.New(bytes.Repeat([]byte{1}, fieldcrypt.KeySize))
 	require.NoError(t, err)
-	b := &bundle{clock: &clock{t: t0}, codes: &codes{}, cipher: cipher}
+	b := &bundle{clock: authtest.NewClock(), codes: &codes{}, cipher: cipher}
 	b.factory, err = domain.NewFactory(cipher, cipher.DeriveKey("test/otp"), &domain.FactoryConfig{Clock: b.clock.Now, Codes: b.codes.Next})
 	require.NoError(t, err)
-	// Cheap argon2id parameters: the tests are about rules, not cost.
-	b.hasher, err = valueobject.NewHasher(&valueobject.Argon2Params{Memory: 64, Iterations: 1, Parallelism: 1})
-	require.NoError(t, err)
+	b.hasher = authtest.Hasher(t)
 	return b
 }
 
@@ -96,27 +79,11 @@ func (b *bundle) register(t *testing.T) (*domain.User, string) {
 // codeOf opens the sealed code in an event, as the notification module does.
 func (b *bundle) codeOf(t *testing.T, u *domain.User, env aggregate.Envelope) string {
 	t.Helper()
-	var sealed string
-	switch e := env.Payload.(type) {
-	case authevents.UserRegistered:
-		sealed = e.EncryptedCode
-	case authevents.UserOtpRequested:
-		sealed = e.EncryptedCode
-	default:
-		t.Fatalf("event %s carries no code", env.Name)
-	}
-	code, err := b.cipher.Open(sealed, u.ID())
-	require.NoError(t, err)
-	return code
+	require.Equal(t, u.ID(), env.AggregateID)
+	return authtest.OpenCode(t, b.cipher, env)
 }
 
-func names(envs []aggregate.Envelope) []string {
-	out := make([]string, 0, len(envs))
-	for _, e := range envs {
-		out = append(out, e.Name)
-	}
-	return out
-}
+var names = authtest.Names
 
 func verified(t *testing.T, b *bundle) *domain.User {
 	t.Helper()

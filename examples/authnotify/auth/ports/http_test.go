@@ -10,74 +10,27 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/dddkit/dddkit/aggregate"
 	"github.com/dddkit/dddkit/cqrs"
 	"github.com/dddkit/dddkit/examples/authnotify/auth/adapters"
 	"github.com/dddkit/dddkit/examples/authnotify/auth/app"
 	"github.com/dddkit/dddkit/examples/authnotify/auth/domain"
 	"github.com/dddkit/dddkit/examples/authnotify/auth/ports"
-	"github.com/dddkit/dddkit/examples/authnotify/contracts/authevents"
+	"github.com/dddkit/dddkit/examples/authnotify/internal/authtest"
 	"github.com/dddkit/dddkit/examples/authnotify/internal/fieldcrypt"
 	"github.com/dddkit/dddkit/valueobject"
 )
 
-var t0 = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
-
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
-
-type sink struct {
-	mu     sync.Mutex
-	events []aggregate.Envelope
-}
-
-func (s *sink) Append(_ context.Context, envs ...aggregate.Envelope) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.events = append(s.events, envs...)
-	return nil
-}
-
-func (s *sink) len() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return len(s.events)
-}
-
-func (s *sink) names() []string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	var out []string
-	for _, e := range s.events {
-		out = append(out, e.Name)
-	}
-	return out
-}
+type clock = authtest.Clock
 
 type bundle struct {
 	handler http.Handler
 	repo    *adapters.Memory
-	sink    *sink
+	sink    *authtest.Events
 	clock   *clock
 	cipher  *fieldcrypt.Cipher
 	tokens  *app.Tokens
@@ -85,7 +38,7 @@ type bundle struct {
 
 func setup(t *testing.T) *bundle {
 	t.Helper()
-	b := &bundle{clock: &clock{t: t0}, sink: &sink{}}
+	b := &bundle{clock: authtest.NewClock(), sink: &authtest.Events{}}
 	var err error
 	b.cipher, err = fieldcrypt.New(bytes.Repeat([]byte{9}, fieldcrypt.KeySize))
 	require.NoError(t, err)
@@ -95,17 +48,10 @@ func setup(t *testing.T) *bundle {
 	require.NoError(t, err)
 	b.tokens, err = app.NewTokens(bytes.Repeat([]byte{5}, 32), &app.TokenConfig{Clock: b.clock.Now})
 	require.NoError(t, err)
-	hasher, err := valueobject.NewHasher(&valueobject.Argon2Params{Memory: 64, Iterations: 1, Parallelism: 1})
-	require.NoError(t, err)
+	hasher := authtest.Hasher(t)
 
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
-	retry, err := cqrs.Retry(nil)
-	require.NoError(t, err)
-	bus, err := cqrs.New(&cqrs.Config{
-		CommandMiddleware: []cqrs.Middleware{cqrs.Logging(logger), cqrs.Recover(), cqrs.Validation(), retry},
-		QueryMiddleware:   []cqrs.Middleware{cqrs.Logging(logger), cqrs.Recover(), cqrs.Validation()},
-	})
-	require.NoError(t, err)
+	bus := authtest.Bus(t, logger)
 	require.NoError(t, app.Register(bus, app.Deps{Users: b.repo, Factory: factory, Tokens: b.tokens, Hasher: hasher, Logger: logger}))
 	require.NoError(t, bus.Validate())
 
@@ -146,21 +92,7 @@ func (b *bundle) post(t *testing.T, path, body string) response {
 // lastCode opens the code of the latest event, as the notification module does.
 func (b *bundle) lastCode(t *testing.T) string {
 	t.Helper()
-	b.sink.mu.Lock()
-	env := b.sink.events[len(b.sink.events)-1]
-	b.sink.mu.Unlock()
-	var sealed string
-	switch e := env.Payload.(type) {
-	case authevents.UserRegistered:
-		sealed = e.EncryptedCode
-	case authevents.UserOtpRequested:
-		sealed = e.EncryptedCode
-	default:
-		t.Fatalf("no code in %s", env.Name)
-	}
-	code, err := b.cipher.Open(sealed, env.AggregateID)
-	require.NoError(t, err)
-	return code
+	return authtest.OpenCode(t, b.cipher, b.sink.Last(t))
 }
 
 func (b *bundle) verifiedUser(t *testing.T, email string) string {
@@ -239,7 +171,7 @@ func TestHappyPath(t *testing.T) {
 	res = b.post(t, "/auth/login", `{"email":"ada@example.com","password":"battery staple"}`)
 	require.Equal(t, 200, res.status, res.raw)
 
-	require.Equal(t, []string{"auth.user_registered", "auth.user_verified", "auth.password_changed"}, b.sink.names())
+	require.Equal(t, []string{"auth.user_registered", "auth.user_verified", "auth.password_changed"}, b.sink.Names())
 }
 
 func TestCorrelationIDReachesTheEvents(t *testing.T) {
@@ -251,7 +183,7 @@ func TestCorrelationIDReachesTheEvents(t *testing.T) {
 	w := httptest.NewRecorder()
 	b.handler.ServeHTTP(w, r)
 	require.Equal(t, 201, w.Code)
-	require.Equal(t, "req-42", b.sink.events[0].Metadata.CorrelationID)
+	require.Equal(t, "req-42", b.sink.All()[0].Metadata.CorrelationID)
 }
 
 // The bad-input table: every case is a 4xx problem+json and saves nothing.
@@ -259,7 +191,7 @@ func TestBadInput(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
 	token := b.verifiedUser(t, "ada@example.com")
-	users, events := b.repo.Len(), b.sink.len()
+	users, events := b.repo.Len(), b.sink.Len()
 
 	big := `{"email":"ada@example.com","password":"` + strings.Repeat("x", 1<<20) + `"}`
 	for _, tc := range []struct {
@@ -320,7 +252,7 @@ func TestBadInput(t *testing.T) {
 		require.True(t, strings.HasSuffix(res.body["type"].(string), tc.typ), "%s: type %v", tc.name, res.body["type"])
 		require.Equal(t, tc.fields, fieldsOf(res), tc.name)
 		require.Equal(t, users, b.repo.Len(), "%s: no user saved", tc.name)
-		require.Equal(t, events, b.sink.len(), "%s: no event saved", tc.name)
+		require.Equal(t, events, b.sink.Len(), "%s: no event saved", tc.name)
 	}
 	// The password is unchanged after all that.
 	res := b.post(t, "/auth/login", `{"email":"ada@example.com","password":"correct horse"}`)
@@ -339,7 +271,7 @@ func TestBadTokens(t *testing.T) {
 	require.NoError(t, err)
 	foreign, err := other.Issue("x")
 	require.NoError(t, err)
-	events := b.sink.len()
+	events := b.sink.Len()
 
 	for name, header := range map[string]string{
 		"no header":            "",
@@ -375,7 +307,7 @@ func TestBadTokens(t *testing.T) {
 	require.Contains(t, res.body["detail"], "expired")
 	require.Contains(t, res.header.Get("WWW-Authenticate"), `error="invalid_token"`)
 
-	require.Equal(t, events, b.sink.len(), "nothing saved")
+	require.Equal(t, events, b.sink.Len(), "nothing saved")
 }
 
 func TestBusinessRuleErrors(t *testing.T) {
@@ -408,14 +340,14 @@ func TestBusinessRuleErrors(t *testing.T) {
 	requireProblem(t, res, 429, "#too-many-attempts")
 
 	// A new code after 60 s; too early is still 202 but sends nothing.
-	n := b.sink.len()
+	n := b.sink.Len()
 	res = b.post(t, "/auth/resend-verification-code", `{"email":"ada@example.com"}`)
 	require.Equal(t, 202, res.status)
-	require.Equal(t, n, b.sink.len(), "throttled: nothing sent")
+	require.Equal(t, n, b.sink.Len(), "throttled: nothing sent")
 	b.clock.Advance(time.Minute)
 	res = b.post(t, "/auth/resend-verification-code", `{"email":"ada@example.com"}`)
 	require.Equal(t, 202, res.status)
-	require.Equal(t, "auth.user_otp_requested", b.sink.names()[b.sink.len()-1])
+	require.Equal(t, "auth.user_otp_requested", b.sink.Names()[b.sink.Len()-1])
 	newCode := b.lastCode(t)
 
 	res = b.post(t, "/auth/resend-verification-code", `{"email":"nobody@example.com"}`)
