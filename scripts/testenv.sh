@@ -208,13 +208,21 @@ logger.kafka.level = info
 logger.apache.name = org.apache.kafka
 logger.apache.level = warn
 EOF
-  cluster_id=$(python3 -c 'import uuid,base64;print(base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("="))')
+  # A random KRaft cluster ID; never one starting with '-', which the storage
+  # tool's argument parser would take for an option (one run in 64).
+  cluster_id=$(python3 -c '
+import uuid, base64
+while True:
+    s = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+    if not s.startswith("-"):
+        print(s)
+        break')
   local gc_opts
   read -r -a gc_opts <<<"${KAFKA_GC_OPTS:--XX:+UseSerialGC}"
   local java_opts=(-Xms"${KAFKA_HEAP:-384m}" -Xmx"${KAFKA_HEAP:-384m}" "${gc_opts[@]}" -XX:TieredStopAtLevel=1
     -Djava.awt.headless=true -Dlog4j2.configurationFile="$dir/log4j2.properties")
   java "${java_opts[@]}" -cp "$cache/kafka/libs/*" kafka.tools.StorageTool format --standalone \
-    -t "$cluster_id" -c "$dir/server.properties" >"$dir/format.log" 2>&1 || {
+    --cluster-id="$cluster_id" -c "$dir/server.properties" >"$dir/format.log" 2>&1 || {
     cat "$dir/format.log" >&2
     exit 1
   }

@@ -95,10 +95,9 @@ logger.apache.level = warn
 	must(t, os.WriteFile(filepath.Join(dir, "server.properties"), []byte(props), 0o600))
 	must(t, os.WriteFile(filepath.Join(dir, "log4j2.properties"), []byte(log4j), 0o600))
 
-	var id [16]byte
-	_, _ = rand.Read(id[:])
+	clusterID := newClusterID()
 	format := exec.CommandContext(context.Background(), java, append(javaOpts(dir), "-cp", libs+"/*", "kafka.tools.StorageTool", "format", "--standalone",
-		"-t", base64.RawURLEncoding.EncodeToString(id[:]), "-c", filepath.Join(dir, "server.properties"))...)
+		"--cluster-id="+clusterID, "-c", filepath.Join(dir, "server.properties"))...)
 	if out, err := format.CombinedOutput(); err != nil {
 		t.Fatalf("kafkatest: format storage: %v\n%s", err, out)
 	}
@@ -107,6 +106,20 @@ logger.apache.level = warn
 	t.Cleanup(b.stop)
 	b.waitReady()
 	return b
+}
+
+// newClusterID returns a random KRaft cluster ID: 16 bytes in unpadded
+// base64url. One that starts with '-' is drawn again (as Kafka's own
+// Uuid.randomUuid does): the storage tool's argument parser would take it
+// for an option and fail the format, one run in 64.
+func newClusterID() string {
+	for {
+		var id [16]byte
+		_, _ = rand.Read(id[:])
+		if s := base64.RawURLEncoding.EncodeToString(id[:]); s[0] != '-' {
+			return s
+		}
+	}
 }
 
 func javaOpts(dir string) []string {
