@@ -43,7 +43,7 @@
 // in its constructor, before any repository has seen the request).
 //
 // After a successful save the aggregate is marked committed
-// ([aggregate.Root.MarkCommitted]); after a failed one it is left exactly as
+// ([aggregate.MarkCommitted]); after a failed one it is left exactly as
 // it was, uncommitted events included. Saving an aggregate without
 // uncommitted events writes nothing: state changes only through events.
 //
@@ -57,7 +57,7 @@
 // Keys. It is ordinary code in the adapter layer that calls the domain
 // package's own constructors; there is no reflection and the domain type
 // needs no struct tags. The adapter keeps versions and events itself and
-// calls [aggregate.Root.Restore] after Decode. [JSON] builds a Mapping from a
+// calls [aggregate.Restore] after Decode. [JSON] builds a Mapping from a
 // snapshot struct and two functions:
 //
 //	type userRow struct {
@@ -104,7 +104,7 @@
 //
 // [NewEventStore] keeps an event-sourced aggregate as its events, one row
 // each, and rebuilds it on Load by applying them in order
-// ([aggregate.Root.Load]). Its [EventMapping] says how to make an empty
+// ([aggregate.Replay]). Its [EventMapping] says how to make an empty
 // aggregate and how to decode stored events ([JSONEvents]). The primary key
 // (type, id, version) is its concurrency check; everything else (outbox in
 // the same transaction, Update, retries, Tx forms) is as with [Postgres].
@@ -126,8 +126,8 @@
 //		})
 //	})
 //
-// With a transaction of your own, call MarkCommitted on each saved aggregate
-// after your commit succeeds.
+// With a transaction of your own, call [aggregate.MarkCommitted] on each
+// saved aggregate after your commit succeeds.
 //
 // A Save is four round trips, the minimum for an explicit transaction:
 // BEGIN, the state write (with the key update in the same batch when the

@@ -23,7 +23,7 @@ type EventMapping[A aggregate.Aggregate] struct {
 
 	// New returns an empty aggregate, Init'ed with id and Type, with no
 	// events; the store applies the history to it with
-	// [aggregate.Root.Load]. Required.
+	// [aggregate.Replay]. Required.
 	New func(id string) A
 
 	// Decode turns a stored payload, the encoding/json form of the event,
@@ -257,10 +257,9 @@ func (s *EventStore[A]) load(ctx context.Context, q querier, id string) (A, erro
 		return zero, fmt.Errorf("repository: load %s %s: EventMapping.New returned an aggregate with id %q, type %q, version %d (want an empty one, Init'ed with the ID and type)",
 			s.mapping.Type, id, root.ID(), root.Type(), root.Version())
 	}
-	if err := root.Load(history); err != nil {
+	if err := aggregate.Replay(root, history, aggregate.WithMetadata(aggregate.MetadataFromContext(ctx))); err != nil {
 		return zero, fmt.Errorf("repository: load %s %s: %w", s.mapping.Type, id, err)
 	}
-	root.SetMetadata(aggregate.MetadataFromContext(ctx))
 	return a, nil
 }
 

@@ -120,12 +120,7 @@ func (r *Memory[A]) LoadByKey(ctx context.Context, name, value string) (A, error
 }
 
 func (r *Memory[A]) decode(ctx context.Context, id string, version int64, state []byte) (A, error) {
-	a, err := r.mapping.decode(id, version, state)
-	if err != nil {
-		return a, err
-	}
-	a.AggregateRoot().SetMetadata(aggregate.MetadataFromContext(ctx))
-	return a, nil
+	return r.mapping.decode(id, version, state, aggregate.WithMetadata(aggregate.MetadataFromContext(ctx)))
 }
 
 // Save stores a's state and appends its uncommitted events to the sink, if
@@ -185,7 +180,7 @@ func (r *Memory[A]) Save(ctx context.Context, a A) error {
 		r.keys[k] = id
 	}
 	row.version, row.state, row.keys = root.Version(), state, keys
-	root.MarkCommitted()
+	aggregate.MarkCommitted(root)
 	return nil
 }
 

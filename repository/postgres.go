@@ -203,12 +203,7 @@ func (r *Postgres[A]) loadByKey(ctx context.Context, q queryRower, name, value s
 }
 
 func (r *Postgres[A]) decode(ctx context.Context, id string, version int64, state []byte) (A, error) {
-	a, err := r.mapping.decode(id, version, state)
-	if err != nil {
-		return a, err
-	}
-	a.AggregateRoot().SetMetadata(aggregate.MetadataFromContext(ctx))
-	return a, nil
+	return r.mapping.decode(id, version, state, aggregate.WithMetadata(aggregate.MetadataFromContext(ctx)))
 }
 
 // Save writes a's state and its uncommitted events in one transaction and,
@@ -230,7 +225,7 @@ func (r *Postgres[A]) Save(ctx context.Context, a A) error {
 // When tx comes from [Transact], Transact does that after a successful
 // commit (and an aggregate may then be saved more than once in the
 // transaction). With a transaction of your own, call
-// a.AggregateRoot().MarkCommitted() after tx.Commit succeeds, and do not
+// [aggregate.MarkCommitted](a) after tx.Commit succeeds, and do not
 // save the same aggregate twice in it.
 //
 // After an error, roll tx back (Transact does): a save that failed, a

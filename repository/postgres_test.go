@@ -178,7 +178,7 @@ func TestPostgresSaveTxOwnTransaction(t *testing.T) {
 	require.Equal(t, int64(1), loaded.Version())
 	require.NoError(t, tx.Commit(ctx))
 	require.True(t, c.HasChanges(), "SaveTx leaves marking to the caller")
-	c.MarkCommitted()
+	aggregate.MarkCommitted(c)
 
 	require.NoError(t, c.Add(1))
 	require.NoError(t, repo.Save(ctx, c))

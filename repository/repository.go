@@ -168,7 +168,7 @@ func update[A aggregate.Aggregate](ctx context.Context, db Beginner, retry Retry
 		if err := tx.Commit(ctx); err != nil {
 			return conflictOr(fmt.Errorf("repository: update %s %s: commit: %w", aggregateType, id, err), aggregateType, id, a.AggregateRoot().CommittedVersion())
 		}
-		a.AggregateRoot().MarkCommitted()
+		aggregate.MarkCommitted(a)
 		return nil
 	})
 }
@@ -219,7 +219,7 @@ func save[A aggregate.Aggregate](ctx context.Context, db Beginner, aggregateType
 	if err := tx.Commit(ctx); err != nil {
 		return conflictOr(fmt.Errorf("repository: save %s %s: commit: %w", aggregateType, root.ID(), err), aggregateType, root.ID(), root.CommittedVersion())
 	}
-	root.MarkCommitted()
+	aggregate.MarkCommitted(root)
 	return nil
 }
 

@@ -350,20 +350,20 @@ func testMetadata(t *testing.T, h Harness) {
 	require.NoError(t, h.Repo.Save(ctx(t), l))
 
 	// Metadata the aggregate already carries wins over the context's.
-	own := aggregate.Metadata{CorrelationID: "own"}
-	require.NoError(t, h.Repo.Update(mdCtx, "c1", func(c *Counter) error {
-		c.SetMetadata(own)
-		return c.Add(1)
-	}))
+	own, err := NewCounter("c2", "y", aggregate.WithMetadata(aggregate.Metadata{CorrelationID: "own"}))
+	require.NoError(t, err)
+	require.NoError(t, h.Repo.Save(mdCtx, own))
 
 	_, envs := eventsOf(t, h, "c1")
-	require.Len(t, envs, 4)
+	require.Len(t, envs, 3)
 	require.Equal(t, md, envs[0].Metadata)
 	require.Equal(t, md, envs[1].Metadata)
 	require.Equal(t, md2.CorrelationID, envs[2].Metadata.CorrelationID)
 	require.Equal(t, md2.CausationID, envs[2].Metadata.CausationID)
-	require.Equal(t, "own", envs[3].Metadata.CorrelationID)
-	require.Equal(t, "cmd-1", envs[3].Metadata.CausationID, "empty fields are filled from the context")
+	_, envs = eventsOf(t, h, "c2")
+	require.Len(t, envs, 1)
+	require.Equal(t, "own", envs[0].Metadata.CorrelationID)
+	require.Equal(t, "cmd-1", envs[0].Metadata.CausationID, "empty fields are filled from the context")
 }
 
 func testKeys(t *testing.T, h Harness) {
