@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -52,6 +53,17 @@ type PostgresConfig[A aggregate.Aggregate] struct {
 	// with the aggregate. An error rolls the whole save back and is
 	// returned wrapped.
 	AfterSave func(ctx context.Context, tx pgx.Tx, a A) error
+
+	// Options are applied, through [aggregate.Restore], to every
+	// aggregate this repository loads (Load, LoadByKey, Update and their
+	// Tx forms) after [Mapping.Decode] has built it. Typically
+	// aggregate.WithClock(clock), so that events recorded after a load
+	// are stamped by the same clock as those of a new aggregate (a fake
+	// one in tests). The metadata of the request's context
+	// ([aggregate.MetadataFromContext]) is applied after them; fields it
+	// leaves empty are filled from an [aggregate.WithMetadata] given here.
+	// nil entries are ignored.
+	Options []aggregate.Option
 }
 
 // Postgres is the PostgreSQL adapter of [Repository]. It keeps every
@@ -77,6 +89,7 @@ type Postgres[A aggregate.Aggregate] struct {
 	retry     Retry
 	lock      bool
 	afterSave func(ctx context.Context, tx pgx.Tx, a A) error
+	options   []aggregate.Option
 
 	sqlLoad, sqlLoadLock, sqlLoadByKey string
 	sqlInsert, sqlUpdate, sqlVersion   string
@@ -114,6 +127,7 @@ func NewPostgres[A aggregate.Aggregate](db DB, outbox OutboxWriter, mapping Mapp
 		retry:     retry,
 		lock:      cfg.LockOnUpdate,
 		afterSave: cfg.AfterSave,
+		options:   slices.Clone(cfg.Options),
 
 		sqlLoad:     `SELECT version, state FROM ` + state + ` WHERE type = $1 AND id = $2`,
 		sqlLoadLock: `SELECT version, state FROM ` + state + ` WHERE type = $1 AND id = $2 FOR NO KEY UPDATE`,
@@ -147,9 +161,11 @@ WHERE NOT EXISTS (SELECT 1 FROM taken t WHERE t.name = m.name AND t.value = m.va
 }
 
 // Load returns the aggregate with the given ID, decoded from its row, with
-// the metadata of ctx ([aggregate.MetadataFromContext]) set on its root so
-// that events it records carry the request's correlation and causation
-// IDs. A missing row gives an error wrapping [aggregate.ErrNotFound].
+// [PostgresConfig.Options] and the metadata of ctx
+// ([aggregate.MetadataFromContext]) applied to its root, so that events it
+// records carry the configured clock and the request's correlation and
+// causation IDs. A missing row gives an error wrapping
+// [aggregate.ErrNotFound].
 func (r *Postgres[A]) Load(ctx context.Context, id string) (A, error) {
 	return r.load(ctx, r.db, r.sqlLoad, id)
 }
@@ -203,7 +219,7 @@ func (r *Postgres[A]) loadByKey(ctx context.Context, q queryRower, name, value s
 }
 
 func (r *Postgres[A]) decode(ctx context.Context, id string, version int64, state []byte) (A, error) {
-	return r.mapping.decode(id, version, state, aggregate.WithMetadata(aggregate.MetadataFromContext(ctx)))
+	return r.mapping.decode(id, version, state, loadOptions(ctx, r.options)...)
 }
 
 // Save writes a's state and its uncommitted events in one transaction and,

@@ -72,6 +72,7 @@ func TestPostgresSuite(t *testing.T) {
 				repo, err := repository.NewPostgres(b.pool, b.store, opts.Mapping, &repository.PostgresConfig[*repositorytest.Counter]{
 					Retry:        opts.Retry,
 					LockOnUpdate: lock,
+					Options:      opts.AggregateOptions,
 				})
 				require.NoError(t, err)
 				return repositorytest.Harness{Repo: repo, Events: b.outboxEvents, LocksOnUpdate: lock}

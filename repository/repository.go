@@ -112,6 +112,21 @@ func pendingEvents(ctx context.Context, root *aggregate.Root) []aggregate.Envelo
 	return events
 }
 
+// loadOptions returns the options a repository applies to an aggregate it
+// loads: the configured ones, then the metadata of ctx, whose empty fields
+// are filled from the metadata the configured options set.
+func loadOptions(ctx context.Context, configured []aggregate.Option) []aggregate.Option {
+	md := aggregate.MetadataFromContext(ctx)
+	if md.IsZero() {
+		return configured
+	}
+	opts := make([]aggregate.Option, len(configured), len(configured)+1)
+	copy(opts, configured)
+	return append(opts, func(r *aggregate.Root) {
+		aggregate.WithMetadata(md.Merge(r.Metadata()))(r)
+	})
+}
+
 // checkSave validates a before a save in a repository of aggregateType
 // and returns its root.
 func checkSave[A aggregate.Aggregate](a A, aggregateType string) (*aggregate.Root, error) {
