@@ -42,6 +42,13 @@
 // metadata into events that lack it (a new aggregate records its first event
 // in its constructor, before any repository has seen the request).
 //
+// Every load also applies the options of the repository's config
+// ([PostgresConfig.Options], [MemoryConfig.Options],
+// [EventStoreConfig.Options]), the same [aggregate.Option] values a
+// constructor passes to Init: with aggregate.WithClock there, events
+// recorded after a load are stamped by the application's clock, a fake
+// one in tests, exactly like those of a new aggregate.
+//
 // After a successful save the aggregate is marked committed
 // ([aggregate.MarkCommitted]); after a failed one it is left exactly as
 // it was, uncommitted events included. Saving an aggregate without
@@ -138,13 +145,14 @@
 // # Concurrency
 //
 // Concurrency control is optimistic. Every row carries the aggregate's
-// version; Save inserts a new aggregate (committed version 0) and fails if
-// the ID exists, and updates an existing one only WHERE version = the
-// version it was loaded at ([aggregate.Root.CommittedVersion]). A stale
-// save fails with an [*aggregate.ConflictError] that says which version it
-// expected and which it found, and its transaction is rolled back, so none
-// of its events reach the outbox. The in-memory adapter checks the same way
-// under a mutex.
+// version; Save inserts a new aggregate (committed version 0) and fails
+// with an [*aggregate.AlreadyExistsError] if the ID exists (it is not a
+// conflict, and nothing retries it), and updates an existing one only
+// WHERE version = the version it was loaded at
+// ([aggregate.Root.CommittedVersion]). A stale save fails with an
+// [*aggregate.ConflictError] that says which version it expected and which
+// it found, and its transaction is rolled back, so none of its events reach
+// the outbox. The in-memory adapter checks the same way under a mutex.
 //
 // Update does not retry by default. Set [PostgresConfig.Retry],
 // [MemoryConfig.Retry] or [EventStoreConfig.Retry] (a [Retry]: attempts and a jittered exponential

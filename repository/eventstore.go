@@ -137,7 +137,8 @@ type EventStoreConfig[A aggregate.Aggregate] struct {
 // transaction. The primary key (type, id, version) is the optimistic
 // concurrency check: if another writer appended since the aggregate was
 // loaded, the first new version is taken, the save fails with an
-// [*aggregate.ConflictError] and nothing is written.
+// [*aggregate.ConflictError] (an [*aggregate.AlreadyExistsError] when the
+// aggregate was new) and nothing is written.
 //
 // Load reads the whole history; there are no snapshots, so keep
 // event-sourced aggregates short-lived or small (hundreds of events, not
@@ -280,7 +281,8 @@ func (s *EventStore[A]) load(ctx context.Context, q querier, id string) (A, erro
 // Save appends a's uncommitted events to its stream and writes them to the
 // outbox, in one transaction, and marks a committed after the commit. If
 // another writer appended first, it returns an [*aggregate.ConflictError]
-// and writes nothing. Events lacking metadata get it from ctx.
+// and writes nothing; a new aggregate whose stream exists gets an
+// [*aggregate.AlreadyExistsError]. Events lacking metadata get it from ctx.
 func (s *EventStore[A]) Save(ctx context.Context, a A) error {
 	return save(ctx, s.db, s.mapping.Type, a, s.write)
 }
@@ -326,6 +328,9 @@ func (s *EventStore[A]) writeTx(ctx context.Context, tx pgx.Tx, root *aggregate.
 	tag, err := tx.Exec(ctx, s.sqlAppend, typ, id, versions, ids, names, payloads, metas, times)
 	if err != nil {
 		return fmt.Errorf("repository: save %s %s: %w", typ, id, err)
+	}
+	if tag.RowsAffected() != int64(n) && base == 0 {
+		return &aggregate.AlreadyExistsError{Type: typ, ID: id}
 	}
 	if tag.RowsAffected() != int64(n) {
 		actual := int64(-1)

@@ -138,7 +138,8 @@ func (r *Memory[A]) decode(ctx context.Context, id string, version int64, state 
 
 // Save stores a's state and appends its uncommitted events to the sink, if
 // the store still holds a's committed version; then it marks a committed.
-// A stale version gives an [*aggregate.ConflictError], a taken key a
+// A stale version gives an [*aggregate.ConflictError], a new aggregate
+// whose ID is taken an [*aggregate.AlreadyExistsError], a taken key a
 // [*DuplicateKeyError], a failing sink its error; in each case nothing is
 // stored, nothing is appended and a is left as it was. Events lacking
 // metadata get it from ctx. An aggregate without uncommitted events is not
@@ -170,6 +171,9 @@ func (r *Memory[A]) Save(ctx context.Context, a A) error {
 		actual = row.version
 	}
 	if actual != expected {
+		if expected == 0 {
+			return &aggregate.AlreadyExistsError{Type: r.mapping.Type, ID: id}
+		}
 		return &aggregate.ConflictError{Type: r.mapping.Type, ID: id, Expected: expected, Actual: actual}
 	}
 	for _, k := range keys {

@@ -74,7 +74,8 @@ type PostgresConfig[A aggregate.Aggregate] struct {
 // version:
 //
 //   - a new aggregate (committed version 0) is inserted; if the ID exists
-//     already, the save fails with an [*aggregate.ConflictError];
+//     already, the save fails with an [*aggregate.AlreadyExistsError]
+//     ([aggregate.ErrAlreadyExists], which no retry can cure);
 //   - a loaded aggregate is updated only if the row still has the version
 //     it was loaded at; otherwise the save fails with an
 //     [*aggregate.ConflictError] and the transaction is rolled back, so
@@ -224,8 +225,9 @@ func (r *Postgres[A]) decode(ctx context.Context, id string, version int64, stat
 
 // Save writes a's state and its uncommitted events in one transaction and,
 // after the commit, marks a committed. A stale version gives an
-// [*aggregate.ConflictError], a taken key a [*DuplicateKeyError], a failing
-// outbox or [PostgresConfig.AfterSave] its error; in each case the
+// [*aggregate.ConflictError], a new aggregate whose ID is taken an
+// [*aggregate.AlreadyExistsError], a taken key a [*DuplicateKeyError], a
+// failing outbox or [PostgresConfig.AfterSave] its error; in each case the
 // transaction is rolled back and a is left as it was, so it can be saved
 // again. Events lacking metadata get it from ctx. An aggregate without
 // uncommitted events is not written at all (its state changes only through
@@ -284,6 +286,9 @@ func (r *Postgres[A]) writeTx(ctx context.Context, tx pgx.Tx, root *aggregate.Ro
 		if rows == 1 && len(taken) > 0 {
 			return &DuplicateKeyError{Type: typ, ID: id, Key: taken[0]}
 		}
+	}
+	if rows != 1 && base == 0 {
+		return &aggregate.AlreadyExistsError{Type: typ, ID: id}
 	}
 	if rows != 1 {
 		actual := int64(0)

@@ -25,7 +25,10 @@ type Repository[A aggregate.Aggregate] interface {
 	// atomic step, provided the store still holds the version the
 	// aggregate was loaded at ([aggregate.Root.CommittedVersion]);
 	// otherwise it writes nothing and returns an [*aggregate.ConflictError].
-	// On success the aggregate is marked committed.
+	// A new aggregate (CommittedVersion 0) whose ID another aggregate of
+	// the type has gets an [*aggregate.AlreadyExistsError] instead, which
+	// is not a conflict: retrying cannot help. On success the aggregate is
+	// marked committed.
 	Save(ctx context.Context, a A) error
 
 	// Update loads the aggregate, runs fn on it and saves it, as one

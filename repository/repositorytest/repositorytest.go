@@ -72,7 +72,7 @@ func Run(t *testing.T, newHarness func(t *testing.T, opts Options) Harness) {
 		{"SaveLoadRoundTrip", testRoundTrip, Options{}},
 		{"NotFound", testNotFound, Options{}},
 		{"StaleVersionConflicts", testStaleVersion, Options{}},
-		{"DuplicateIDConflicts", testDuplicateID, Options{}},
+		{"DuplicateIDAlreadyExists", testDuplicateID, Options{}},
 		{"NoChangesWritesNothing", testNoChanges, Options{}},
 		{"UpdateRunsFnAndSaves", testUpdate, Options{}},
 		{"UpdateFnErrorSavesNothing", testUpdateFnError, Options{}},
@@ -226,12 +226,26 @@ func testDuplicateID(t *testing.T, h Harness) {
 	dup, err := NewCounter("c1", "two")
 	require.NoError(t, err)
 	err = h.Repo.Save(ctx(t), dup)
-	var ce *aggregate.ConflictError
-	require.ErrorAs(t, err, &ce)
-	require.Equal(t, int64(0), ce.Expected)
-	require.Equal(t, int64(1), ce.Actual)
+	require.ErrorIs(t, err, aggregate.ErrAlreadyExists)
+	require.NotErrorIs(t, err, aggregate.ErrConcurrencyConflict, "a taken ID is not a conflict: no retry can cure it")
+	var ae *aggregate.AlreadyExistsError
+	require.ErrorAs(t, err, &ae)
+	require.Equal(t, CounterType, ae.Type)
+	require.Equal(t, "c1", ae.ID)
 	require.True(t, dup.IsNew())
-	require.Equal(t, "one", load(t, h, "c1").Name())
+	require.True(t, dup.HasChanges(), "the refused aggregate is left as it was")
+
+	// Also when the new aggregate has recorded more events than the
+	// stored one has (an event store could append the later ones).
+	longer, err := NewCounter("c1", "three")
+	require.NoError(t, err)
+	require.NoError(t, longer.Add(1))
+	require.NoError(t, longer.Add(2))
+	require.ErrorIs(t, h.Repo.Save(ctx(t), longer), aggregate.ErrAlreadyExists)
+
+	got := load(t, h, "c1")
+	require.Equal(t, "one", got.Name())
+	require.Equal(t, int64(1), got.Version())
 	versions, _ := eventsOf(t, h, "c1")
 	require.Equal(t, []int64{1}, versions)
 }
