@@ -201,7 +201,7 @@ func TestRootMethodSetIsTheDomainSurface(t *testing.T) {
 
 func TestAlreadyExistsError(t *testing.T) {
 	t.Parallel()
-	var err error = fmt.Errorf("save: %w", &aggregate.AlreadyExistsError{Type: "user", ID: "u1"})
+	err := fmt.Errorf("save: %w", &aggregate.AlreadyExistsError{Type: "user", ID: "u1"})
 	require.ErrorIs(t, err, aggregate.ErrAlreadyExists)
 	require.NotErrorIs(t, err, aggregate.ErrConcurrencyConflict, "not a conflict: retrying cannot help")
 	require.EqualError(t, err, "save: aggregate: already exists: user u1")
