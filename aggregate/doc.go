@@ -17,7 +17,7 @@
 // applies the event to the aggregate's state (through the aggregate's own
 // [ApplyFunc]) and keeps it, stamped, in the list of uncommitted events
 // ([Root.Changes]). The repository saves state and those events in one
-// transaction and then calls [Root.MarkCommitted].
+// transaction and then calls [MarkCommitted].
 //
 // # Events
 //
@@ -37,9 +37,25 @@
 // # State-stored and event-sourced aggregates
 //
 // A state-stored aggregate is read from a row; its repository mapping fills
-// the fields and calls [Root.Restore] with the stored version. An
-// event-sourced aggregate is rebuilt with [Root.Load] from its history; each
+// the fields and the repository calls [Restore] with the stored version. An
+// event-sourced aggregate is rebuilt with [Replay] from its history; each
 // event goes through the same apply function as when it was recorded. Either
 // way [Root.CommittedVersion] is what the store holds, and a repository
-// refuses to save over a different one with [ErrConcurrencyConflict].
+// refuses to save over a different one with [ErrConcurrencyConflict]. A new
+// aggregate (CommittedVersion 0) whose ID is taken is refused with
+// [ErrAlreadyExists], which, unlike a conflict, retrying cannot cure.
+//
+// Restore and Replay take the same [Option] values as [Root.Init], so a
+// repository hands a loaded aggregate the caller's clock ([WithClock]) and
+// the request's metadata ([WithMetadata]): events recorded after a load are
+// stamped exactly like those of a new aggregate.
+//
+// # Domain surface and lifecycle
+//
+// The methods of [Root], and so of every aggregate that embeds it, are what
+// domain and application code need: [Root.Init], [Root.Record], [Root.ID],
+// [Root.Type], [Root.Version], [Root.CommittedVersion], [Root.IsNew],
+// [Root.Changes], [Root.HasChanges] and [Root.Metadata]. The lifecycle that
+// only repositories drive — [Restore], [Replay], [MarkCommitted] — is made of
+// package functions, so user.MarkCommitted() does not compile.
 package aggregate

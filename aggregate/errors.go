@@ -19,8 +19,15 @@ var ErrConcurrencyConflict = errors.New("aggregate: concurrency conflict")
 // ErrNotFound reports that no aggregate with the requested ID exists.
 var ErrNotFound = errors.New("aggregate: not found")
 
-// ErrNotInitialized is returned by [Root.Record] and [Root.Load] when the
-// root has no ID, type or apply function; see [Root.Init].
+// ErrAlreadyExists reports that a new aggregate (one never saved) was saved
+// with an ID that another aggregate of its type already has. Nothing was
+// written. Unlike [ErrConcurrencyConflict] it is not worth retrying: the
+// ID stays taken. The error returned is an [*AlreadyExistsError].
+var ErrAlreadyExists = errors.New("aggregate: already exists")
+
+// ErrNotInitialized is returned by [Root.Record], [Restore] and [Replay]
+// when the root has no ID, type or apply function (see [Root.Init]), or the
+// aggregate is nil.
 var ErrNotInitialized = errors.New("aggregate: root not initialized (call Init first)")
 
 // ConflictError is the detailed form of [ErrConcurrencyConflict]: which
@@ -43,3 +50,20 @@ func (e *ConflictError) Error() string {
 
 // Is makes errors.Is(err, ErrConcurrencyConflict) true.
 func (e *ConflictError) Is(target error) bool { return target == ErrConcurrencyConflict }
+
+// AlreadyExistsError is the detailed form of [ErrAlreadyExists]: which
+// aggregate could not be created because its ID is taken.
+// errors.Is(err, ErrAlreadyExists) holds for it, and
+// errors.Is(err, ErrConcurrencyConflict) does not, so the cqrs retry
+// middleware does not run the command again.
+type AlreadyExistsError struct {
+	Type string // aggregate type, e.g. "user"
+	ID   string // the ID that is taken
+}
+
+func (e *AlreadyExistsError) Error() string {
+	return fmt.Sprintf("aggregate: already exists: %s %s", e.Type, e.ID)
+}
+
+// Is makes errors.Is(err, ErrAlreadyExists) true.
+func (e *AlreadyExistsError) Is(target error) bool { return target == ErrAlreadyExists }

@@ -57,7 +57,7 @@ func Example() {
 	}
 	fmt.Println("balance:", acct.balance, "version:", acct.Version(), "committed:", acct.CommittedVersion())
 
-	acct.MarkCommitted() // what a repository does after its transaction commits
+	aggregate.MarkCommitted(acct) // what a repository does after its transaction commits
 	fmt.Println("after save:", len(acct.Changes()), "uncommitted, committed version", acct.CommittedVersion())
 	// Output:
 	// deposit -5: deposit must be positive, got -5
@@ -67,8 +67,10 @@ func Example() {
 	// after save: 0 uncommitted, committed version 2
 }
 
-// Event-sourced aggregates are rebuilt from their history.
-func ExampleRoot_Load() {
+// An event-sourced repository rebuilds an aggregate from its history with
+// Replay; the options it passes, such as the caller's clock, apply to the
+// events the aggregate records afterwards.
+func ExampleReplay() {
 	history := []aggregate.Envelope{
 		{Version: 1, Payload: AccountOpened{Owner: "ada"}},
 		{Version: 2, Payload: MoneyDeposited{Amount: 10}},
@@ -76,10 +78,31 @@ func ExampleRoot_Load() {
 	}
 	a := &Account{}
 	a.Init("acc-1", "account", a.apply)
-	if err := a.Load(history); err != nil {
+	clock := func() time.Time { return time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC) }
+	if err := aggregate.Replay(a, history, aggregate.WithClock(clock)); err != nil {
 		fmt.Println(err)
 		return
 	}
 	fmt.Println("balance:", a.balance, "version:", a.Version(), "uncommitted:", len(a.Changes()))
-	// Output: balance: 15 version: 3 uncommitted: 0
+
+	_ = a.Deposit(1)
+	e := a.Changes()[0]
+	fmt.Println(e.Version, e.Name, e.OccurredAt.Format(time.RFC3339))
+	// Output:
+	// balance: 15 version: 3 uncommitted: 0
+	// 4 bank.money_deposited 2026-01-02T03:04:05Z
+}
+
+// A state-stored repository builds the aggregate from its row and then
+// restores the stored version.
+func ExampleRestore() {
+	a := &Account{balance: 40} // the mapping sets the fields from the row
+	a.Init("acc-1", "account", a.apply)
+	if err := aggregate.Restore(a, 7); err != nil {
+		fmt.Println(err)
+		return
+	}
+	_ = a.Deposit(2)
+	fmt.Println("balance:", a.balance, "version:", a.Version(), "committed:", a.CommittedVersion())
+	// Output: balance: 42 version: 8 committed: 7
 }

@@ -16,7 +16,7 @@ type Aggregate interface {
 }
 
 // ApplyFunc changes an aggregate's state to reflect one event. It is the
-// single place where state changes; [Root.Record] and [Root.Load] call it. It
+// single place where state changes; [Root.Record] and [Replay] call it. It
 // returns an error only for an event it does not know, which is a
 // programming error, never a business-rule violation: rules are checked
 // before an event is recorded.
@@ -26,7 +26,9 @@ type ApplyFunc func(Event) error
 // [WithClock]; the default is time.Now.
 type Clock func() time.Time
 
-// Option configures a [Root] in [Root.Init].
+// Option configures a [Root]: in [Root.Init] when the aggregate is
+// created, and in [Restore] or [Replay] when a repository loads it, so that
+// a loaded aggregate behaves like a new one (the same clock, for one).
 type Option func(*Root)
 
 // WithClock makes the root stamp OccurredAt from c instead of time.Now.
@@ -39,7 +41,10 @@ func WithClock(c Clock) Option {
 }
 
 // WithMetadata sets the metadata stamped on every event recorded from now
-// on; see [Root.SetMetadata].
+// on. Repositories pass it to [Restore] and [Replay] with the metadata of
+// the request's context (see [ContextWithMetadata]), so that the events a
+// loaded aggregate records carry the request's correlation and causation
+// IDs; a constructor may pass it to [Root.Init].
 func WithMetadata(md Metadata) Option {
 	return func(r *Root) { r.metadata = md.Clone() }
 }
@@ -63,6 +68,12 @@ func WithMetadata(md Metadata) Option {
 // [Root.Version] includes uncommitted events, [Root.CommittedVersion] is the
 // version the store has, which repositories use for optimistic concurrency.
 //
+// Its methods are the domain's view of the aggregate. What only a
+// repository does — set the stored version ([Restore]), rebuild from
+// history ([Replay]), forget saved events ([MarkCommitted]) — is done by
+// functions of this package, not by methods, so that it is not part of
+// the method set of the aggregates that embed Root.
+//
 // A Root is not safe for concurrent use; neither is the aggregate around it.
 type Root struct {
 	id        string
@@ -76,8 +87,8 @@ type Root struct {
 }
 
 // Init sets the aggregate's identity and the function that applies events
-// to its state. It must be called before [Root.Record], [Root.Load] or
-// [Root.Restore]; typically the aggregate's constructor and its repository
+// to its state. It must be called before [Root.Record], [Replay] or
+// [Restore]; typically the aggregate's constructor and its repository
 // mapping call it.
 func (r *Root) Init(id, aggregateType string, apply ApplyFunc, opts ...Option) {
 	r.id = id
@@ -86,8 +97,15 @@ func (r *Root) Init(id, aggregateType string, apply ApplyFunc, opts ...Option) {
 	if r.clock == nil {
 		r.clock = time.Now
 	}
+	r.configure(opts)
+}
+
+// configure applies opts in order; nil options are skipped.
+func (r *Root) configure(opts []Option) {
 	for _, o := range opts {
-		o(r)
+		if o != nil {
+			o(r)
+		}
 	}
 }
 
@@ -105,17 +123,12 @@ func (r *Root) Type() string { return r.typ }
 func (r *Root) Version() int64 { return r.version }
 
 // CommittedVersion returns the version of the stored state: the version
-// loaded or restored, or last saved. A repository saves only if the store
-// still holds this version.
+// restored or replayed, or last saved. A repository saves only if the
+// store still holds this version.
 func (r *Root) CommittedVersion() int64 { return r.committed }
 
 // IsNew reports whether the aggregate has never been saved.
 func (r *Root) IsNew() bool { return r.committed == 0 }
-
-// SetMetadata sets the metadata stamped on events recorded from now on.
-// Repositories call it with the metadata of the request's context before
-// they run a domain method (see [ContextWithMetadata]).
-func (r *Root) SetMetadata(md Metadata) { r.metadata = md.Clone() }
 
 // Metadata returns the metadata stamped on new events.
 func (r *Root) Metadata() Metadata { return r.metadata }
@@ -170,54 +183,3 @@ func (r *Root) Changes() []Envelope {
 
 // HasChanges reports whether there are uncommitted events.
 func (r *Root) HasChanges() bool { return len(r.changes) > 0 }
-
-// MarkCommitted forgets the uncommitted events and makes the current version
-// the committed one. Repositories call it after the transaction that saved
-// the aggregate and its events has committed, never before.
-func (r *Root) MarkCommitted() {
-	r.changes = nil
-	r.committed = r.version
-}
-
-// Restore sets the version of an aggregate whose state was just read from
-// storage (state-stored aggregates). The repository's mapping first fills
-// the aggregate's fields, then calls Restore with the stored version. There
-// are no uncommitted events afterwards.
-func (r *Root) Restore(version int64) error {
-	if err := r.ready(); err != nil {
-		return err
-	}
-	if version < 0 {
-		return fmt.Errorf("aggregate: %s %s: negative version %d", r.typ, r.id, version)
-	}
-	r.version, r.committed, r.changes = version, version, nil
-	return nil
-}
-
-// Load rebuilds the aggregate from its history (event-sourced aggregates):
-// each event is applied in order through the aggregate's apply function and
-// the version advances by one per event. Nothing is left uncommitted. The
-// events' versions, when set, must follow on from the current version
-// without gaps; a gap or reordering returns an error and leaves the
-// aggregate at the last event that applied.
-func (r *Root) Load(history []Envelope) error {
-	if err := r.ready(); err != nil {
-		return err
-	}
-	for _, env := range history {
-		want := r.version + 1
-		if env.Version != 0 && env.Version != want {
-			return fmt.Errorf("aggregate: %s %s: history out of order: event %s has version %d, want %d", r.typ, r.id, env.Name, env.Version, want)
-		}
-		if env.Payload == nil {
-			return fmt.Errorf("aggregate: %s %s: history event %d has no payload", r.typ, r.id, want)
-		}
-		if err := r.apply(env.Payload); err != nil {
-			return fmt.Errorf("aggregate: %s %s: apply %s (version %d): %w", r.typ, r.id, env.Payload.EventName(), want, err)
-		}
-		r.version = want
-		r.committed = want
-	}
-	r.changes = nil
-	return nil
-}

@@ -3,6 +3,8 @@ package aggregate_test
 import (
 	"context"
 	"errors"
+	"fmt"
+	"reflect"
 	"testing"
 	"time"
 
@@ -57,7 +59,7 @@ func TestMarkCommitted(t *testing.T) {
 	t.Parallel()
 	a := newAccount(t)
 	require.NoError(t, a.Record(AccountOpened{}))
-	a.MarkCommitted()
+	aggregate.MarkCommitted(a)
 	require.False(t, a.HasChanges())
 	require.Equal(t, int64(1), a.CommittedVersion())
 	require.False(t, a.IsNew())
@@ -84,27 +86,67 @@ func TestUninitializedRootErrors(t *testing.T) {
 	t.Parallel()
 	var a Account
 	require.ErrorIs(t, a.Record(AccountOpened{}), aggregate.ErrNotInitialized)
-	require.ErrorIs(t, a.Load(nil), aggregate.ErrNotInitialized)
-	require.ErrorIs(t, a.Restore(3), aggregate.ErrNotInitialized)
+	require.ErrorIs(t, aggregate.Replay(&a, nil), aggregate.ErrNotInitialized)
+	require.ErrorIs(t, aggregate.Restore(&a, 3), aggregate.ErrNotInitialized)
+}
+
+func TestLifecycleOnNilAggregate(t *testing.T) {
+	t.Parallel()
+	var nilAccount *Account
+	for _, a := range []aggregate.Aggregate{nil, nilAccount} {
+		require.ErrorIs(t, aggregate.Restore(a, 1), aggregate.ErrNotInitialized)
+		require.ErrorIs(t, aggregate.Replay(a, nil), aggregate.ErrNotInitialized)
+		require.NotPanics(t, func() { aggregate.MarkCommitted(a) })
+	}
 }
 
 func TestRestore(t *testing.T) {
 	t.Parallel()
 	a := newAccount(t)
 	require.NoError(t, a.Record(AccountOpened{}))
-	require.NoError(t, a.Restore(41))
+	require.NoError(t, aggregate.Restore(a, 41))
 	require.Equal(t, int64(41), a.Version())
 	require.Equal(t, int64(41), a.CommittedVersion())
 	require.Empty(t, a.Changes())
 	require.NoError(t, a.Deposit(2))
 	require.Equal(t, int64(42), a.Changes()[0].Version)
-	require.Error(t, a.Restore(-1))
+	require.ErrorContains(t, aggregate.Restore(a, -1), "negative version")
+	require.Equal(t, int64(42), a.Version(), "a failed Restore changes nothing")
+	require.True(t, a.HasChanges())
 }
 
-func TestLoad(t *testing.T) {
+// A loaded aggregate gets the options of whoever loads it: the events it
+// records afterwards carry that clock and that metadata, not time.Now and
+// whatever its mapping set.
+func TestRestoreAndReplayApplyOptions(t *testing.T) {
+	t.Parallel()
+	at := time.Date(2026, 5, 6, 7, 8, 9, 0, time.UTC)
+	md := aggregate.Metadata{CorrelationID: "req-1"}
+	opts := []aggregate.Option{aggregate.WithClock(func() time.Time { return at }), aggregate.WithMetadata(md), nil}
+
+	restored := newAccount(t)
+	require.NoError(t, aggregate.Restore(restored, 3, opts...))
+	replayed := newAccount(t)
+	require.NoError(t, aggregate.Replay(replayed, []aggregate.Envelope{{Payload: AccountOpened{}}}, opts...))
+
+	for _, a := range []*Account{restored, replayed} {
+		require.Equal(t, md, a.Metadata())
+		require.NoError(t, a.Deposit(1))
+		e := a.Changes()[0]
+		require.Equal(t, at, e.OccurredAt)
+		require.Equal(t, md, e.Metadata)
+	}
+
+	// Options are applied only when the load succeeds.
+	failed := newAccount(t)
+	require.Error(t, aggregate.Replay(failed, []aggregate.Envelope{{Payload: unknownEvent{}}}, opts...))
+	require.True(t, failed.Metadata().IsZero())
+}
+
+func TestReplay(t *testing.T) {
 	t.Parallel()
 	a := newAccount(t)
-	require.NoError(t, a.Load([]aggregate.Envelope{
+	require.NoError(t, aggregate.Replay(a, []aggregate.Envelope{
 		{Version: 1, Payload: AccountOpened{}},
 		{Version: 2, Payload: MoneyDeposited{Amount: 3}},
 		{Payload: MoneyDeposited{Amount: 4}}, // version unset: taken as next
@@ -118,7 +160,7 @@ func TestLoad(t *testing.T) {
 func TestLoadRejectsGapsAndUnknownEvents(t *testing.T) {
 	t.Parallel()
 	a := newAccount(t)
-	err := a.Load([]aggregate.Envelope{
+	err := aggregate.Replay(a, []aggregate.Envelope{
 		{Version: 1, Payload: AccountOpened{}},
 		{Version: 3, Payload: MoneyDeposited{Amount: 3}},
 	})
@@ -126,8 +168,47 @@ func TestLoadRejectsGapsAndUnknownEvents(t *testing.T) {
 	require.Equal(t, int64(1), a.Version(), "stops at the last event that applied")
 
 	b := newAccount(t)
-	require.ErrorContains(t, b.Load([]aggregate.Envelope{{Payload: unknownEvent{}}}), "unknown event")
-	require.ErrorContains(t, b.Load([]aggregate.Envelope{{}}), "no payload")
+	require.ErrorContains(t, aggregate.Replay(b, []aggregate.Envelope{{Payload: unknownEvent{}}}), "unknown event")
+	require.ErrorContains(t, aggregate.Replay(b, []aggregate.Envelope{{}}), "no payload")
+
+	// History goes under uncommitted events, never on top of them.
+	c := newAccount(t)
+	require.NoError(t, c.Record(AccountOpened{}))
+	require.ErrorContains(t, aggregate.Replay(c, []aggregate.Envelope{{Payload: MoneyDeposited{Amount: 1}}}), "uncommitted")
+	require.Equal(t, 0, c.balance)
+	require.Equal(t, int64(1), c.Version())
+}
+
+// The lifecycle operations are functions, not methods: nothing but the
+// domain surface is promoted onto an aggregate that embeds Root, so
+// application code cannot mark an aggregate committed or reset its version.
+func TestRootMethodSetIsTheDomainSurface(t *testing.T) {
+	t.Parallel()
+	type bare struct{ aggregate.Root }
+	typ := reflect.TypeFor[*bare]()
+	var names []string
+	for i := range typ.NumMethod() {
+		names = append(names, typ.Method(i).Name)
+	}
+	for _, lifecycle := range []string{"MarkCommitted", "Restore", "Load", "Replay", "SetMetadata", "SetVersion"} {
+		require.NotContains(t, names, lifecycle)
+	}
+	require.Equal(t, []string{
+		"AggregateRoot", "Changes", "CommittedVersion", "HasChanges", "ID", "Init",
+		"IsNew", "Metadata", "Record", "Type", "Version",
+	}, names, "a new exported method on Root is part of every aggregate's API: add it here only if domain code needs it")
+}
+
+func TestAlreadyExistsError(t *testing.T) {
+	t.Parallel()
+	err := fmt.Errorf("save: %w", &aggregate.AlreadyExistsError{Type: "user", ID: "u1"})
+	require.ErrorIs(t, err, aggregate.ErrAlreadyExists)
+	require.NotErrorIs(t, err, aggregate.ErrConcurrencyConflict, "not a conflict: retrying cannot help")
+	require.EqualError(t, err, "save: aggregate: already exists: user u1")
+	var ae *aggregate.AlreadyExistsError
+	require.ErrorAs(t, err, &ae)
+	require.Equal(t, "u1", ae.ID)
+	require.NotErrorIs(t, &aggregate.ConflictError{Type: "user", ID: "u1"}, aggregate.ErrAlreadyExists)
 }
 
 func TestConflictError(t *testing.T) {

@@ -42,8 +42,15 @@
 // metadata into events that lack it (a new aggregate records its first event
 // in its constructor, before any repository has seen the request).
 //
+// Every load also applies the options of the repository's config
+// ([PostgresConfig.Options], [MemoryConfig.Options],
+// [EventStoreConfig.Options]), the same [aggregate.Option] values a
+// constructor passes to Init: with aggregate.WithClock there, events
+// recorded after a load are stamped by the application's clock, a fake
+// one in tests, exactly like those of a new aggregate.
+//
 // After a successful save the aggregate is marked committed
-// ([aggregate.Root.MarkCommitted]); after a failed one it is left exactly as
+// ([aggregate.MarkCommitted]); after a failed one it is left exactly as
 // it was, uncommitted events included. Saving an aggregate without
 // uncommitted events writes nothing: state changes only through events.
 //
@@ -57,7 +64,7 @@
 // Keys. It is ordinary code in the adapter layer that calls the domain
 // package's own constructors; there is no reflection and the domain type
 // needs no struct tags. The adapter keeps versions and events itself and
-// calls [aggregate.Root.Restore] after Decode. [JSON] builds a Mapping from a
+// calls [aggregate.Restore] after Decode. [JSON] builds a Mapping from a
 // snapshot struct and two functions:
 //
 //	type userRow struct {
@@ -104,7 +111,7 @@
 //
 // [NewEventStore] keeps an event-sourced aggregate as its events, one row
 // each, and rebuilds it on Load by applying them in order
-// ([aggregate.Root.Load]). Its [EventMapping] says how to make an empty
+// ([aggregate.Replay]). Its [EventMapping] says how to make an empty
 // aggregate and how to decode stored events ([JSONEvents]). The primary key
 // (type, id, version) is its concurrency check; everything else (outbox in
 // the same transaction, Update, retries, Tx forms) is as with [Postgres].
@@ -126,8 +133,8 @@
 //		})
 //	})
 //
-// With a transaction of your own, call MarkCommitted on each saved aggregate
-// after your commit succeeds.
+// With a transaction of your own, call [aggregate.MarkCommitted] on each
+// saved aggregate after your commit succeeds.
 //
 // A Save is four round trips, the minimum for an explicit transaction:
 // BEGIN, the state write (with the key update in the same batch when the
@@ -138,13 +145,14 @@
 // # Concurrency
 //
 // Concurrency control is optimistic. Every row carries the aggregate's
-// version; Save inserts a new aggregate (committed version 0) and fails if
-// the ID exists, and updates an existing one only WHERE version = the
-// version it was loaded at ([aggregate.Root.CommittedVersion]). A stale
-// save fails with an [*aggregate.ConflictError] that says which version it
-// expected and which it found, and its transaction is rolled back, so none
-// of its events reach the outbox. The in-memory adapter checks the same way
-// under a mutex.
+// version; Save inserts a new aggregate (committed version 0) and fails
+// with an [*aggregate.AlreadyExistsError] if the ID exists (it is not a
+// conflict, and nothing retries it), and updates an existing one only
+// WHERE version = the version it was loaded at
+// ([aggregate.Root.CommittedVersion]). A stale save fails with an
+// [*aggregate.ConflictError] that says which version it expected and which
+// it found, and its transaction is rolled back, so none of its events reach
+// the outbox. The in-memory adapter checks the same way under a mutex.
 //
 // Update does not retry by default. Set [PostgresConfig.Retry],
 // [MemoryConfig.Retry] or [EventStoreConfig.Retry] (a [Retry]: attempts and a jittered exponential

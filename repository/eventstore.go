@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -23,7 +24,7 @@ type EventMapping[A aggregate.Aggregate] struct {
 
 	// New returns an empty aggregate, Init'ed with id and Type, with no
 	// events; the store applies the history to it with
-	// [aggregate.Root.Load]. Required.
+	// [aggregate.Replay]. Required.
 	New func(id string) A
 
 	// Decode turns a stored payload, the encoding/json form of the event,
@@ -117,6 +118,16 @@ type EventStoreConfig[A aggregate.Aggregate] struct {
 	// events are written and before the commit, e.g. to update a
 	// projection. An error rolls the save back and is returned wrapped.
 	AfterSave func(ctx context.Context, tx pgx.Tx, a A) error
+
+	// Options are applied, through [aggregate.Replay], to every aggregate
+	// this repository loads (Load, Update and their Tx forms) once its
+	// history has been replayed. Typically aggregate.WithClock(clock), so
+	// that events recorded after a load are stamped by the same clock as
+	// those of a new aggregate (a fake one in tests). The metadata of the
+	// request's context ([aggregate.MetadataFromContext]) is applied after
+	// them; fields it leaves empty are filled from an
+	// [aggregate.WithMetadata] given here. nil entries are ignored.
+	Options []aggregate.Option
 }
 
 // EventStore is the event-sourced adapter of [Repository] on PostgreSQL:
@@ -126,7 +137,8 @@ type EventStoreConfig[A aggregate.Aggregate] struct {
 // transaction. The primary key (type, id, version) is the optimistic
 // concurrency check: if another writer appended since the aggregate was
 // loaded, the first new version is taken, the save fails with an
-// [*aggregate.ConflictError] and nothing is written.
+// [*aggregate.ConflictError] (an [*aggregate.AlreadyExistsError] when the
+// aggregate was new) and nothing is written.
 //
 // Load reads the whole history; there are no snapshots, so keep
 // event-sourced aggregates short-lived or small (hundreds of events, not
@@ -138,6 +150,7 @@ type EventStore[A aggregate.Aggregate] struct {
 	mapping   EventMapping[A]
 	retry     Retry
 	afterSave func(ctx context.Context, tx pgx.Tx, a A) error
+	options   []aggregate.Option
 
 	sqlLoad, sqlAppend, sqlVersion string
 }
@@ -173,6 +186,7 @@ func NewEventStore[A aggregate.Aggregate](db DB, outbox OutboxWriter, mapping Ev
 		mapping:   mapping,
 		retry:     retry,
 		afterSave: cfg.AfterSave,
+		options:   slices.Clone(cfg.Options),
 		sqlLoad: `SELECT version, event_id, name, payload, metadata, occurred_at FROM ` + events +
 			` WHERE type = $1 AND id = $2 ORDER BY version`,
 		sqlAppend: `INSERT INTO ` + events + ` (type, id, version, event_id, name, payload, metadata, occurred_at)
@@ -194,8 +208,9 @@ type storedMetadata struct {
 	Values        map[string]string `json:"values,omitempty"`
 }
 
-// Load rebuilds the aggregate from its events, with the metadata of ctx set
-// on its root (see [Postgres.Load]). No events gives an error wrapping
+// Load rebuilds the aggregate from its events, with
+// [EventStoreConfig.Options] and the metadata of ctx applied to its root
+// (see [Postgres.Load]). No events gives an error wrapping
 // [aggregate.ErrNotFound].
 func (s *EventStore[A]) Load(ctx context.Context, id string) (A, error) {
 	return s.load(ctx, s.db, id)
@@ -257,17 +272,17 @@ func (s *EventStore[A]) load(ctx context.Context, q querier, id string) (A, erro
 		return zero, fmt.Errorf("repository: load %s %s: EventMapping.New returned an aggregate with id %q, type %q, version %d (want an empty one, Init'ed with the ID and type)",
 			s.mapping.Type, id, root.ID(), root.Type(), root.Version())
 	}
-	if err := root.Load(history); err != nil {
+	if err := aggregate.Replay(root, history, loadOptions(ctx, s.options)...); err != nil {
 		return zero, fmt.Errorf("repository: load %s %s: %w", s.mapping.Type, id, err)
 	}
-	root.SetMetadata(aggregate.MetadataFromContext(ctx))
 	return a, nil
 }
 
 // Save appends a's uncommitted events to its stream and writes them to the
 // outbox, in one transaction, and marks a committed after the commit. If
 // another writer appended first, it returns an [*aggregate.ConflictError]
-// and writes nothing. Events lacking metadata get it from ctx.
+// and writes nothing; a new aggregate whose stream exists gets an
+// [*aggregate.AlreadyExistsError]. Events lacking metadata get it from ctx.
 func (s *EventStore[A]) Save(ctx context.Context, a A) error {
 	return save(ctx, s.db, s.mapping.Type, a, s.write)
 }
@@ -313,6 +328,9 @@ func (s *EventStore[A]) writeTx(ctx context.Context, tx pgx.Tx, root *aggregate.
 	tag, err := tx.Exec(ctx, s.sqlAppend, typ, id, versions, ids, names, payloads, metas, times)
 	if err != nil {
 		return fmt.Errorf("repository: save %s %s: %w", typ, id, err)
+	}
+	if tag.RowsAffected() != int64(n) && base == 0 {
+		return &aggregate.AlreadyExistsError{Type: typ, ID: id}
 	}
 	if tag.RowsAffected() != int64(n) {
 		actual := int64(-1)

@@ -17,7 +17,7 @@ func TestEventStoreSuite(t *testing.T) {
 	t.Parallel()
 	repositorytest.Run(t, func(t *testing.T, opts repositorytest.Options) repositorytest.Harness {
 		b := setupPG(t)
-		store, err := repository.NewEventStore(b.pool, b.store, opts.EventMapping, &repository.EventStoreConfig[*repositorytest.Counter]{Retry: opts.Retry})
+		store, err := repository.NewEventStore(b.pool, b.store, opts.EventMapping, &repository.EventStoreConfig[*repositorytest.Counter]{Retry: opts.Retry, Options: opts.AggregateOptions})
 		require.NoError(t, err)
 		// Load replays the whole history, so the lost-update test's cost
 		// grows with the square of the updates per aggregate: 50 per

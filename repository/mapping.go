@@ -44,7 +44,7 @@ type Mapping[A aggregate.Aggregate] struct {
 	// Decode rebuilds an aggregate from the ID and the bytes Encode
 	// produced. It must return an aggregate that is Init'ed with that ID
 	// and Type and has no uncommitted events; the repository then calls
-	// [aggregate.Root.Restore] with the stored version. Required.
+	// [aggregate.Restore] with the stored version. Required.
 	Decode func(id string, state []byte) (A, error)
 
 	// Keys, if set, returns the aggregate's unique secondary keys, such as
@@ -114,8 +114,9 @@ func (m *Mapping[A]) encode(root *aggregate.Root, a A) ([]byte, error) {
 }
 
 // decode rebuilds the aggregate from a stored row and restores its
-// version; it checks that Decode kept its side of the contract.
-func (m *Mapping[A]) decode(id string, version int64, state []byte) (A, error) {
+// version, applying opts to its root; it checks that Decode kept its side
+// of the contract.
+func (m *Mapping[A]) decode(id string, version int64, state []byte, opts ...aggregate.Option) (A, error) {
 	var zero A
 	a, err := m.Decode(id, state)
 	if err != nil {
@@ -131,7 +132,7 @@ func (m *Mapping[A]) decode(id string, version int64, state []byte) (A, error) {
 	if root.HasChanges() {
 		return zero, fmt.Errorf("repository: decode %s %s: Mapping.Decode returned an aggregate with uncommitted events", m.Type, id)
 	}
-	if err := root.Restore(version); err != nil {
+	if err := aggregate.Restore(root, version, opts...); err != nil {
 		return zero, fmt.Errorf("repository: decode %s %s: %w", m.Type, id, err)
 	}
 	return a, nil

@@ -13,6 +13,16 @@ import (
 // MemoryConfig configures a [*Memory] repository. A nil *MemoryConfig means
 // the defaults.
 type MemoryConfig struct {
+	// Options are applied, through [aggregate.Restore], to every
+	// aggregate this repository loads (Load, LoadByKey and Update) after
+	// [Mapping.Decode] has built it. Typically aggregate.WithClock(clock),
+	// so that events recorded after a load are stamped by the same clock
+	// as those of a new aggregate (a fake one in tests). The metadata of
+	// the request's context ([aggregate.MetadataFromContext]) is applied
+	// after them; fields it leaves empty are filled from an
+	// [aggregate.WithMetadata] given here. nil entries are ignored.
+	Options []aggregate.Option
+
 	// Retry, if set, makes Update retry on a concurrency conflict; see
 	// [Retry]. nil means Update returns the conflict at once.
 	Retry *Retry
@@ -34,6 +44,7 @@ type Memory[A aggregate.Aggregate] struct {
 	mapping Mapping[A]
 	sink    EventSink
 	retry   Retry
+	options []aggregate.Option
 
 	mu   sync.RWMutex
 	rows map[string]*memRow
@@ -67,14 +78,16 @@ func NewMemory[A aggregate.Aggregate](sink EventSink, mapping Mapping[A], cfg *M
 		mapping: mapping,
 		sink:    sink,
 		retry:   retry,
+		options: slices.Clone(cfg.Options),
 		rows:    make(map[string]*memRow),
 		keys:    make(map[Key]string),
 	}, nil
 }
 
 // Load returns the aggregate with the given ID, decoded from the stored
-// state, with the metadata of ctx ([aggregate.MetadataFromContext]) set on
-// its root so that events it records carry the request's correlation and
+// state, with [MemoryConfig.Options] and the metadata of ctx
+// ([aggregate.MetadataFromContext]) applied to its root, so that events it
+// records carry the configured clock and the request's correlation and
 // causation IDs. A missing aggregate gives an error wrapping
 // [aggregate.ErrNotFound].
 func (r *Memory[A]) Load(ctx context.Context, id string) (A, error) {
@@ -120,17 +133,13 @@ func (r *Memory[A]) LoadByKey(ctx context.Context, name, value string) (A, error
 }
 
 func (r *Memory[A]) decode(ctx context.Context, id string, version int64, state []byte) (A, error) {
-	a, err := r.mapping.decode(id, version, state)
-	if err != nil {
-		return a, err
-	}
-	a.AggregateRoot().SetMetadata(aggregate.MetadataFromContext(ctx))
-	return a, nil
+	return r.mapping.decode(id, version, state, loadOptions(ctx, r.options)...)
 }
 
 // Save stores a's state and appends its uncommitted events to the sink, if
 // the store still holds a's committed version; then it marks a committed.
-// A stale version gives an [*aggregate.ConflictError], a taken key a
+// A stale version gives an [*aggregate.ConflictError], a new aggregate
+// whose ID is taken an [*aggregate.AlreadyExistsError], a taken key a
 // [*DuplicateKeyError], a failing sink its error; in each case nothing is
 // stored, nothing is appended and a is left as it was. Events lacking
 // metadata get it from ctx. An aggregate without uncommitted events is not
@@ -162,6 +171,9 @@ func (r *Memory[A]) Save(ctx context.Context, a A) error {
 		actual = row.version
 	}
 	if actual != expected {
+		if expected == 0 {
+			return &aggregate.AlreadyExistsError{Type: r.mapping.Type, ID: id}
+		}
 		return &aggregate.ConflictError{Type: r.mapping.Type, ID: id, Expected: expected, Actual: actual}
 	}
 	for _, k := range keys {
@@ -185,7 +197,7 @@ func (r *Memory[A]) Save(ctx context.Context, a A) error {
 		r.keys[k] = id
 	}
 	row.version, row.state, row.keys = root.Version(), state, keys
-	root.MarkCommitted()
+	aggregate.MarkCommitted(root)
 	return nil
 }
 

@@ -44,7 +44,7 @@ func TestMemorySuite(t *testing.T) {
 	t.Parallel()
 	repositorytest.Run(t, func(t *testing.T, opts repositorytest.Options) repositorytest.Harness {
 		sink := outbox.NewMemory()
-		repo, err := repository.NewMemory(sink, opts.Mapping, &repository.MemoryConfig{Retry: opts.Retry})
+		repo, err := repository.NewMemory(sink, opts.Mapping, &repository.MemoryConfig{Retry: opts.Retry, Options: opts.AggregateOptions})
 		require.NoError(t, err)
 		return repositorytest.Harness{
 			Repo:   repo,

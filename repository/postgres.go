@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -52,6 +53,17 @@ type PostgresConfig[A aggregate.Aggregate] struct {
 	// with the aggregate. An error rolls the whole save back and is
 	// returned wrapped.
 	AfterSave func(ctx context.Context, tx pgx.Tx, a A) error
+
+	// Options are applied, through [aggregate.Restore], to every
+	// aggregate this repository loads (Load, LoadByKey, Update and their
+	// Tx forms) after [Mapping.Decode] has built it. Typically
+	// aggregate.WithClock(clock), so that events recorded after a load
+	// are stamped by the same clock as those of a new aggregate (a fake
+	// one in tests). The metadata of the request's context
+	// ([aggregate.MetadataFromContext]) is applied after them; fields it
+	// leaves empty are filled from an [aggregate.WithMetadata] given here.
+	// nil entries are ignored.
+	Options []aggregate.Option
 }
 
 // Postgres is the PostgreSQL adapter of [Repository]. It keeps every
@@ -62,7 +74,8 @@ type PostgresConfig[A aggregate.Aggregate] struct {
 // version:
 //
 //   - a new aggregate (committed version 0) is inserted; if the ID exists
-//     already, the save fails with an [*aggregate.ConflictError];
+//     already, the save fails with an [*aggregate.AlreadyExistsError]
+//     ([aggregate.ErrAlreadyExists], which no retry can cure);
 //   - a loaded aggregate is updated only if the row still has the version
 //     it was loaded at; otherwise the save fails with an
 //     [*aggregate.ConflictError] and the transaction is rolled back, so
@@ -77,6 +90,7 @@ type Postgres[A aggregate.Aggregate] struct {
 	retry     Retry
 	lock      bool
 	afterSave func(ctx context.Context, tx pgx.Tx, a A) error
+	options   []aggregate.Option
 
 	sqlLoad, sqlLoadLock, sqlLoadByKey string
 	sqlInsert, sqlUpdate, sqlVersion   string
@@ -114,6 +128,7 @@ func NewPostgres[A aggregate.Aggregate](db DB, outbox OutboxWriter, mapping Mapp
 		retry:     retry,
 		lock:      cfg.LockOnUpdate,
 		afterSave: cfg.AfterSave,
+		options:   slices.Clone(cfg.Options),
 
 		sqlLoad:     `SELECT version, state FROM ` + state + ` WHERE type = $1 AND id = $2`,
 		sqlLoadLock: `SELECT version, state FROM ` + state + ` WHERE type = $1 AND id = $2 FOR NO KEY UPDATE`,
@@ -147,9 +162,11 @@ WHERE NOT EXISTS (SELECT 1 FROM taken t WHERE t.name = m.name AND t.value = m.va
 }
 
 // Load returns the aggregate with the given ID, decoded from its row, with
-// the metadata of ctx ([aggregate.MetadataFromContext]) set on its root so
-// that events it records carry the request's correlation and causation
-// IDs. A missing row gives an error wrapping [aggregate.ErrNotFound].
+// [PostgresConfig.Options] and the metadata of ctx
+// ([aggregate.MetadataFromContext]) applied to its root, so that events it
+// records carry the configured clock and the request's correlation and
+// causation IDs. A missing row gives an error wrapping
+// [aggregate.ErrNotFound].
 func (r *Postgres[A]) Load(ctx context.Context, id string) (A, error) {
 	return r.load(ctx, r.db, r.sqlLoad, id)
 }
@@ -203,18 +220,14 @@ func (r *Postgres[A]) loadByKey(ctx context.Context, q queryRower, name, value s
 }
 
 func (r *Postgres[A]) decode(ctx context.Context, id string, version int64, state []byte) (A, error) {
-	a, err := r.mapping.decode(id, version, state)
-	if err != nil {
-		return a, err
-	}
-	a.AggregateRoot().SetMetadata(aggregate.MetadataFromContext(ctx))
-	return a, nil
+	return r.mapping.decode(id, version, state, loadOptions(ctx, r.options)...)
 }
 
 // Save writes a's state and its uncommitted events in one transaction and,
 // after the commit, marks a committed. A stale version gives an
-// [*aggregate.ConflictError], a taken key a [*DuplicateKeyError], a failing
-// outbox or [PostgresConfig.AfterSave] its error; in each case the
+// [*aggregate.ConflictError], a new aggregate whose ID is taken an
+// [*aggregate.AlreadyExistsError], a taken key a [*DuplicateKeyError], a
+// failing outbox or [PostgresConfig.AfterSave] its error; in each case the
 // transaction is rolled back and a is left as it was, so it can be saved
 // again. Events lacking metadata get it from ctx. An aggregate without
 // uncommitted events is not written at all (its state changes only through
@@ -230,7 +243,7 @@ func (r *Postgres[A]) Save(ctx context.Context, a A) error {
 // When tx comes from [Transact], Transact does that after a successful
 // commit (and an aggregate may then be saved more than once in the
 // transaction). With a transaction of your own, call
-// a.AggregateRoot().MarkCommitted() after tx.Commit succeeds, and do not
+// [aggregate.MarkCommitted](a) after tx.Commit succeeds, and do not
 // save the same aggregate twice in it.
 //
 // After an error, roll tx back (Transact does): a save that failed, a
@@ -273,6 +286,9 @@ func (r *Postgres[A]) writeTx(ctx context.Context, tx pgx.Tx, root *aggregate.Ro
 		if rows == 1 && len(taken) > 0 {
 			return &DuplicateKeyError{Type: typ, ID: id, Key: taken[0]}
 		}
+	}
+	if rows != 1 && base == 0 {
+		return &aggregate.AlreadyExistsError{Type: typ, ID: id}
 	}
 	if rows != 1 {
 		actual := int64(0)

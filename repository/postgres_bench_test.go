@@ -98,7 +98,7 @@ VALUES ($1,$2,$3,$4,$5,$6,$7,$8),($9,$10,$11,$12,$13,$14,$15,$16)`
 			if err := tx.Commit(ctx); err != nil {
 				return err
 			}
-			c.MarkCommitted()
+			aggregate.MarkCommitted(c)
 			return nil
 		}
 		b.ReportAllocs()

@@ -72,6 +72,7 @@ func TestPostgresSuite(t *testing.T) {
 				repo, err := repository.NewPostgres(b.pool, b.store, opts.Mapping, &repository.PostgresConfig[*repositorytest.Counter]{
 					Retry:        opts.Retry,
 					LockOnUpdate: lock,
+					Options:      opts.AggregateOptions,
 				})
 				require.NoError(t, err)
 				return repositorytest.Harness{Repo: repo, Events: b.outboxEvents, LocksOnUpdate: lock}
@@ -178,7 +179,7 @@ func TestPostgresSaveTxOwnTransaction(t *testing.T) {
 	require.Equal(t, int64(1), loaded.Version())
 	require.NoError(t, tx.Commit(ctx))
 	require.True(t, c.HasChanges(), "SaveTx leaves marking to the caller")
-	c.MarkCommitted()
+	aggregate.MarkCommitted(c)
 
 	require.NoError(t, c.Add(1))
 	require.NoError(t, repo.Save(ctx, c))
@@ -188,25 +189,45 @@ func TestPostgresSaveTxOwnTransaction(t *testing.T) {
 
 func TestPostgresStaleSaveTxRollsBackTransact(t *testing.T) {
 	t.Parallel()
-	ctx := t.Context()
-	b := setupPG(t)
-	repo := newPGRepo(t, b, nil)
-	require.NoError(t, repo.Save(ctx, mustCounter(t, "c1")))
-	fresh, stale := mustCounter(t, "c2"), mustCounter(t, "c1")
-	require.NoError(t, stale.Rename("other"))
+	for _, tt := range []struct {
+		name  string
+		stale func(t *testing.T, repo *repository.Postgres[*repositorytest.Counter]) *repositorytest.Counter
+		want  error
+	}{
+		{"StaleVersion", func(t *testing.T, repo *repository.Postgres[*repositorytest.Counter]) *repositorytest.Counter {
+			stale, err := repo.Load(t.Context(), "c1")
+			require.NoError(t, err)
+			require.NoError(t, repo.Update(t.Context(), "c1", func(c *repositorytest.Counter) error { return c.Add(1) }))
+			return stale
+		}, aggregate.ErrConcurrencyConflict},
+		{"TakenID", func(t *testing.T, _ *repository.Postgres[*repositorytest.Counter]) *repositorytest.Counter {
+			return mustCounter(t, "c1")
+		}, aggregate.ErrAlreadyExists},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			ctx := t.Context()
+			b := setupPG(t)
+			repo := newPGRepo(t, b, nil)
+			require.NoError(t, repo.Save(ctx, mustCounter(t, "c1")))
+			fresh, stale := mustCounter(t, "c2"), tt.stale(t, repo)
+			require.NoError(t, stale.Rename("other"))
+			events := len(b.outboxEvents(t))
 
-	err := repository.Transact(ctx, b.pool, func(ctx context.Context, tx pgx.Tx) error {
-		require.NoError(t, repo.SaveTx(ctx, tx, fresh))
-		return repo.SaveTx(ctx, tx, stale)
-	})
-	require.ErrorIs(t, err, aggregate.ErrConcurrencyConflict)
-	require.True(t, fresh.IsNew(), "nothing marked after a rollback")
-	_, err = repo.Load(ctx, "c2")
-	require.ErrorIs(t, err, aggregate.ErrNotFound)
-	got, err := repo.LoadByKey(ctx, "name", "c1")
-	require.NoError(t, err, "the stale save's keys were rolled back with it")
-	require.Equal(t, "c1", got.ID())
-	require.Len(t, b.outboxEvents(t), 1)
+			err := repository.Transact(ctx, b.pool, func(ctx context.Context, tx pgx.Tx) error {
+				require.NoError(t, repo.SaveTx(ctx, tx, fresh))
+				return repo.SaveTx(ctx, tx, stale)
+			})
+			require.ErrorIs(t, err, tt.want)
+			require.True(t, fresh.IsNew(), "nothing marked after a rollback")
+			_, err = repo.Load(ctx, "c2")
+			require.ErrorIs(t, err, aggregate.ErrNotFound)
+			got, err := repo.LoadByKey(ctx, "name", "c1")
+			require.NoError(t, err, "the failed save's keys were rolled back with it")
+			require.Equal(t, "c1", got.ID())
+			require.Len(t, b.outboxEvents(t), events)
+		})
+	}
 }
 
 // AfterSave maintains a lookup table in the same transaction; its failure

@@ -25,7 +25,10 @@ type Repository[A aggregate.Aggregate] interface {
 	// atomic step, provided the store still holds the version the
 	// aggregate was loaded at ([aggregate.Root.CommittedVersion]);
 	// otherwise it writes nothing and returns an [*aggregate.ConflictError].
-	// On success the aggregate is marked committed.
+	// A new aggregate (CommittedVersion 0) whose ID another aggregate of
+	// the type has gets an [*aggregate.AlreadyExistsError] instead, which
+	// is not a conflict: retrying cannot help. On success the aggregate is
+	// marked committed.
 	Save(ctx context.Context, a A) error
 
 	// Update loads the aggregate, runs fn on it and saves it, as one
@@ -112,6 +115,21 @@ func pendingEvents(ctx context.Context, root *aggregate.Root) []aggregate.Envelo
 	return events
 }
 
+// loadOptions returns the options a repository applies to an aggregate it
+// loads: the configured ones, then the metadata of ctx, whose empty fields
+// are filled from the metadata the configured options set.
+func loadOptions(ctx context.Context, configured []aggregate.Option) []aggregate.Option {
+	md := aggregate.MetadataFromContext(ctx)
+	if md.IsZero() {
+		return configured
+	}
+	opts := make([]aggregate.Option, len(configured), len(configured)+1)
+	copy(opts, configured)
+	return append(opts, func(r *aggregate.Root) {
+		aggregate.WithMetadata(md.Merge(r.Metadata()))(r)
+	})
+}
+
 // checkSave validates a before a save in a repository of aggregateType
 // and returns its root.
 func checkSave[A aggregate.Aggregate](a A, aggregateType string) (*aggregate.Root, error) {
@@ -168,7 +186,7 @@ func update[A aggregate.Aggregate](ctx context.Context, db Beginner, retry Retry
 		if err := tx.Commit(ctx); err != nil {
 			return conflictOr(fmt.Errorf("repository: update %s %s: commit: %w", aggregateType, id, err), aggregateType, id, a.AggregateRoot().CommittedVersion())
 		}
-		a.AggregateRoot().MarkCommitted()
+		aggregate.MarkCommitted(a)
 		return nil
 	})
 }
@@ -219,7 +237,7 @@ func save[A aggregate.Aggregate](ctx context.Context, db Beginner, aggregateType
 	if err := tx.Commit(ctx); err != nil {
 		return conflictOr(fmt.Errorf("repository: save %s %s: commit: %w", aggregateType, root.ID(), err), aggregateType, root.ID(), root.CommittedVersion())
 	}
-	root.MarkCommitted()
+	aggregate.MarkCommitted(root)
 	return nil
 }
 

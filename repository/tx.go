@@ -43,7 +43,7 @@ func Transact(ctx context.Context, db Beginner, fn func(ctx context.Context, tx 
 		return fmt.Errorf("repository: commit: %w", err)
 	}
 	for root := range tt.saved {
-		root.MarkCommitted()
+		aggregate.MarkCommitted(root)
 	}
 	return nil
 }

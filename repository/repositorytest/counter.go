@@ -38,9 +38,10 @@ func (CounterAdded) EventName() string { return "repositorytest.counter_added" }
 func (CounterRenamed) EventName() string { return "repositorytest.counter_renamed" }
 
 // NewCounter returns a new counter at zero; it records [CounterCreated].
-func NewCounter(id, name string) (*Counter, error) {
+// opts configure its root, as in [aggregate.Root.Init].
+func NewCounter(id, name string, opts ...aggregate.Option) (*Counter, error) {
 	c := &Counter{}
-	c.Init(id, CounterType, c.apply)
+	c.Init(id, CounterType, c.apply, opts...)
 	if err := c.Record(CounterCreated{Name: name}); err != nil {
 		return nil, err
 	}

@@ -4,7 +4,8 @@
 // [Counter] aggregates, and the suite checks the port's contract against
 // it — round trips, not-found, optimistic concurrency, Update, events
 // reaching the outbox exactly once and in version order, metadata from the
-// context, unique keys, and no lost updates under concurrent writers.
+// context, the configured aggregate options (the clock) on loaded
+// aggregates, unique keys, and no lost updates under concurrent writers.
 package repositorytest
 
 import (
@@ -28,6 +29,9 @@ type Options struct {
 	Mapping repository.Mapping[*Counter]
 	// EventMapping is the mapping an event-sourced repository must use.
 	EventMapping repository.EventMapping[*Counter]
+	// AggregateOptions are the options the repository must apply to every
+	// aggregate it loads: its config's Options field.
+	AggregateOptions []aggregate.Option
 	// Retry is what the repository's Update must do on a conflict; nil
 	// means no retry.
 	Retry *repository.Retry
@@ -42,7 +46,7 @@ type Harness struct {
 	// Events returns every event that reached the outbox or sink so far,
 	// in the order they were written. Payload may be nil if the store
 	// keeps only encoded payloads; ID, Name, AggregateType, AggregateID,
-	// Version and Metadata must be set.
+	// Version, OccurredAt and Metadata must be set.
 	Events func(t testing.TB) []aggregate.Envelope
 	// LocksOnUpdate says that Update locks the aggregate while fn runs
 	// (pessimistic locking). The suite then skips the test that writes the
@@ -68,13 +72,17 @@ func Run(t *testing.T, newHarness func(t *testing.T, opts Options) Harness) {
 		{"SaveLoadRoundTrip", testRoundTrip, Options{}},
 		{"NotFound", testNotFound, Options{}},
 		{"StaleVersionConflicts", testStaleVersion, Options{}},
-		{"DuplicateIDConflicts", testDuplicateID, Options{}},
+		{"DuplicateIDAlreadyExists", testDuplicateID, Options{}},
 		{"NoChangesWritesNothing", testNoChanges, Options{}},
 		{"UpdateRunsFnAndSaves", testUpdate, Options{}},
 		{"UpdateFnErrorSavesNothing", testUpdateFnError, Options{}},
 		{"UpdateWithoutRetryReturnsConflict", testUpdateConflictNoRetry, Options{}},
 		{"EventsExactlyOnceInOrder", testEventsOnce, Options{}},
 		{"MetadataFromContext", testMetadata, Options{}},
+		{"LoadedAggregatesGetOptions", testLoadOptions, Options{AggregateOptions: []aggregate.Option{
+			aggregate.WithClock(func() time.Time { return suiteTime }),
+			aggregate.WithMetadata(aggregate.Metadata{CausationID: "configured", Values: map[string]string{"service": "suite"}}),
+		}}},
 		{"UniqueKeys", testKeys, Options{}},
 		{"NoLostUpdates", testLostUpdates, Options{Retry: &repository.Retry{MaxAttempts: 100, BaseDelay: time.Millisecond, MaxDelay: 20 * time.Millisecond}}},
 	}
@@ -218,12 +226,26 @@ func testDuplicateID(t *testing.T, h Harness) {
 	dup, err := NewCounter("c1", "two")
 	require.NoError(t, err)
 	err = h.Repo.Save(ctx(t), dup)
-	var ce *aggregate.ConflictError
-	require.ErrorAs(t, err, &ce)
-	require.Equal(t, int64(0), ce.Expected)
-	require.Equal(t, int64(1), ce.Actual)
+	require.ErrorIs(t, err, aggregate.ErrAlreadyExists)
+	require.NotErrorIs(t, err, aggregate.ErrConcurrencyConflict, "a taken ID is not a conflict: no retry can cure it")
+	var ae *aggregate.AlreadyExistsError
+	require.ErrorAs(t, err, &ae)
+	require.Equal(t, CounterType, ae.Type)
+	require.Equal(t, "c1", ae.ID)
 	require.True(t, dup.IsNew())
-	require.Equal(t, "one", load(t, h, "c1").Name())
+	require.True(t, dup.HasChanges(), "the refused aggregate is left as it was")
+
+	// Also when the new aggregate has recorded more events than the
+	// stored one has (an event store could append the later ones).
+	longer, err := NewCounter("c1", "three")
+	require.NoError(t, err)
+	require.NoError(t, longer.Add(1))
+	require.NoError(t, longer.Add(2))
+	require.ErrorIs(t, h.Repo.Save(ctx(t), longer), aggregate.ErrAlreadyExists)
+
+	got := load(t, h, "c1")
+	require.Equal(t, "one", got.Name())
+	require.Equal(t, int64(1), got.Version())
 	versions, _ := eventsOf(t, h, "c1")
 	require.Equal(t, []int64{1}, versions)
 }
@@ -350,20 +372,76 @@ func testMetadata(t *testing.T, h Harness) {
 	require.NoError(t, h.Repo.Save(ctx(t), l))
 
 	// Metadata the aggregate already carries wins over the context's.
-	own := aggregate.Metadata{CorrelationID: "own"}
-	require.NoError(t, h.Repo.Update(mdCtx, "c1", func(c *Counter) error {
-		c.SetMetadata(own)
-		return c.Add(1)
-	}))
+	own, err := NewCounter("c2", "y", aggregate.WithMetadata(aggregate.Metadata{CorrelationID: "own"}))
+	require.NoError(t, err)
+	require.NoError(t, h.Repo.Save(mdCtx, own))
 
 	_, envs := eventsOf(t, h, "c1")
-	require.Len(t, envs, 4)
+	require.Len(t, envs, 3)
 	require.Equal(t, md, envs[0].Metadata)
 	require.Equal(t, md, envs[1].Metadata)
 	require.Equal(t, md2.CorrelationID, envs[2].Metadata.CorrelationID)
 	require.Equal(t, md2.CausationID, envs[2].Metadata.CausationID)
-	require.Equal(t, "own", envs[3].Metadata.CorrelationID)
-	require.Equal(t, "cmd-1", envs[3].Metadata.CausationID, "empty fields are filled from the context")
+	_, envs = eventsOf(t, h, "c2")
+	require.Len(t, envs, 1)
+	require.Equal(t, "own", envs[0].Metadata.CorrelationID)
+	require.Equal(t, "cmd-1", envs[0].Metadata.CausationID, "empty fields are filled from the context")
+}
+
+// suiteTime is the time of the fake clock that LoadedAggregatesGetOptions
+// configures; whole seconds, so that every store keeps it exactly.
+var suiteTime = time.Date(2031, 2, 3, 4, 5, 6, 0, time.UTC)
+
+// testLoadOptions checks that every way of loading hands the aggregate the
+// repository's options: events recorded after a load carry the configured
+// clock's time (not time.Now) and the configured metadata, merged under
+// the request's.
+func testLoadOptions(t *testing.T, h Harness) {
+	create(t, h, "c1", "x")
+
+	checkEvent := func(t *testing.T, c *Counter, wantCorrelation string) {
+		t.Helper()
+		changes := c.Changes()
+		require.NotEmpty(t, changes)
+		e := changes[len(changes)-1]
+		require.True(t, suiteTime.Equal(e.OccurredAt), "event recorded after a load stamped %s, want the configured clock's %s", e.OccurredAt, suiteTime)
+		require.Equal(t, "suite", e.Metadata.Values["service"], "configured metadata")
+		require.Equal(t, wantCorrelation, e.Metadata.CorrelationID, "the request's metadata")
+		require.Equal(t, "configured", e.Metadata.CausationID, "empty fields of the request's metadata are filled from the configured one")
+	}
+
+	// Load, then record.
+	loaded := load(t, h, "c1")
+	require.NoError(t, loaded.Add(1))
+	checkEvent(t, loaded, "")
+	require.NoError(t, h.Repo.Save(ctx(t), loaded))
+
+	// Update: fn records on a loaded aggregate.
+	reqCtx := aggregate.ContextWithMetadata(ctx(t), aggregate.Metadata{CorrelationID: "req-1"})
+	require.NoError(t, h.Repo.Update(reqCtx, "c1", func(c *Counter) error {
+		if err := c.Add(2); err != nil {
+			return err
+		}
+		checkEvent(t, c, "req-1")
+		return nil
+	}))
+
+	// LoadByKey, where the repository has it.
+	if kl, ok := h.Repo.(repository.KeyLoader[*Counter]); ok {
+		byKey, err := kl.LoadByKey(reqCtx, "name", "x")
+		require.NoError(t, err)
+		require.NoError(t, byKey.Rename("y"))
+		checkEvent(t, byKey, "req-1")
+		require.NoError(t, h.Repo.Save(ctx(t), byKey))
+	}
+
+	// What reaches the outbox carries the clock's time too.
+	_, envs := eventsOf(t, h, "c1")
+	require.GreaterOrEqual(t, len(envs), 3)
+	require.False(t, suiteTime.Equal(envs[0].OccurredAt), "created before any load")
+	for _, e := range envs[1:] {
+		require.True(t, suiteTime.Equal(e.OccurredAt), "event v%d in the outbox stamped %s, want %s", e.Version, e.OccurredAt, suiteTime)
+	}
 }
 
 func testKeys(t *testing.T, h Harness) {

@@ -147,6 +147,17 @@ func TestAddTwiceAndAddLoaded(t *testing.T) {
 	require.NoError(t, b.repo.Add(ctx, u))
 	require.Error(t, b.repo.Add(ctx, u), "a loaded user is updated, not added")
 	require.Error(t, b.repo.Add(ctx, nil))
+
+	// A new user with a taken ID: refused as already existing, not as a
+	// concurrency conflict that a retry would run again.
+	e, err := valueobject.ParseEmail("grace@example.com")
+	require.NoError(t, err)
+	same, err := b.factory.Register(id(t, u), e, b.hash)
+	require.NoError(t, err)
+	err = b.repo.Add(ctx, same)
+	require.ErrorIs(t, err, aggregate.ErrAlreadyExists)
+	require.NotErrorIs(t, err, aggregate.ErrConcurrencyConflict)
+	require.Equal(t, 1, b.repo.Len())
 }
 
 func TestSinkFailureStoresNothing(t *testing.T) {

@@ -46,7 +46,7 @@
 //
 // The user is state-stored: [User.Snapshot] returns its whole state and
 // [Factory.Unmarshal] rebuilds it, Init'ed and without events, for the
-// adapter to [aggregate.Root.Restore] at the stored version. Every change,
+// adapter to [aggregate.Restore] at the stored version. Every change,
 // failed code attempts included, records an event, so every change moves the
 // version and concurrent writers conflict instead of overwriting each other.
 package domain

@@ -125,7 +125,7 @@ func (f *Factory) Register(id valueobject.ID, email valueobject.Email, passwordH
 
 // Unmarshal rebuilds a user from its stored state. The user is Init'ed
 // and has no uncommitted events; the caller (a repository adapter) then
-// calls Restore with the stored version. A snapshot that breaks an
+// calls aggregate.Restore with the stored version. A snapshot that breaks an
 // invariant is refused: stored data that cannot be trusted is not used.
 func (f *Factory) Unmarshal(s Snapshot) (*User, error) {
 	id, err := valueobject.ParseID(s.ID)

@@ -21,7 +21,8 @@ type Repository interface {
 	ByEmail(ctx context.Context, email valueobject.Email) (*User, error)
 
 	// Add stores a new user and its events. An address another user has
-	// gives [ErrEmailTaken] and stores nothing.
+	// gives [ErrEmailTaken], an ID another user has an error wrapping
+	// aggregate.ErrAlreadyExists; either way nothing is stored.
 	Add(ctx context.Context, u *User) error
 
 	// Update loads the user, runs fn on it and, if fn returns nil, stores

@@ -72,7 +72,7 @@ func (b *bundle) register(t *testing.T) (*domain.User, string) {
 	u, err := b.factory.Register(valueobject.NewID(), email, b.hash(t, "correct horse"))
 	require.NoError(t, err)
 	code := b.codeOf(t, u, u.Changes()[len(u.Changes())-1])
-	u.MarkCommitted()
+	aggregate.MarkCommitted(u)
 	return u, code
 }
 
@@ -89,7 +89,7 @@ func verified(t *testing.T, b *bundle) *domain.User {
 	t.Helper()
 	u, code := b.register(t)
 	require.NoError(t, u.Verify(code))
-	u.MarkCommitted()
+	aggregate.MarkCommitted(u)
 	return u
 }
 
@@ -194,7 +194,7 @@ func TestVerifyWithTheRightCode(t *testing.T) {
 	e := u.Changes()[0].Payload.(authevents.UserVerified)
 	require.Equal(t, authevents.UserVerified{UserID: u.ID(), Email: "ada@example.com", VerifiedAt: b.clock.Now()}, e)
 
-	u.MarkCommitted()
+	aggregate.MarkCommitted(u)
 	require.ErrorIs(t, u.Verify(code), domain.ErrAlreadyVerified)
 	require.False(t, u.HasChanges())
 }
@@ -239,7 +239,7 @@ func TestFiveWrongCodesKillTheCode(t *testing.T) {
 		require.Equal(t, i, u.CodeFailures())
 	}
 	require.Len(t, u.Changes(), domain.MaxCodeAttempts)
-	u.MarkCommitted()
+	aggregate.MarkCommitted(u)
 
 	require.ErrorIs(t, u.Verify(code), domain.ErrTooManyAttempts, "dead even for the right code")
 	require.ErrorIs(t, u.Verify("000000"), domain.ErrTooManyAttempts)
@@ -259,7 +259,7 @@ func TestRequestNewCodeIssuesAFreshCodeAndKillsTheOld(t *testing.T) {
 	b := setup(t)
 	u, oldCode := b.register(t)
 	require.ErrorIs(t, u.Verify("000000"), domain.ErrInvalidCode)
-	u.MarkCommitted()
+	aggregate.MarkCommitted(u)
 
 	b.clock.Advance(domain.CodeResendInterval)
 	require.NoError(t, u.RequestNewCode())
@@ -276,7 +276,7 @@ func TestRequestNewCodeIssuesAFreshCodeAndKillsTheOld(t *testing.T) {
 	newCode := b.codeOf(t, u, env)
 	require.NotEqual(t, oldCode, newCode)
 	require.NotContains(t, e.EncryptedCode, newCode)
-	u.MarkCommitted()
+	aggregate.MarkCommitted(u)
 
 	require.ErrorIs(t, u.Verify(oldCode), domain.ErrInvalidCode, "the old code stopped working")
 	require.NoError(t, u.Verify(newCode))
@@ -291,7 +291,7 @@ func TestRequestNewCodeAtMostOncePerMinute(t *testing.T) {
 	require.ErrorIs(t, u.RequestNewCode(), domain.ErrResendTooSoon, "counted from the code sent at registration")
 	require.False(t, u.HasChanges(), "nothing recorded, nothing sent")
 	require.NoError(t, u.Verify(code), "a throttled request leaves the current code alive")
-	u.MarkCommitted()
+	aggregate.MarkCommitted(u)
 
 	b2 := setup(t)
 	u, _ = b2.register(t)
@@ -397,12 +397,12 @@ func TestSnapshotRoundTrip(t *testing.T) {
 	b := setup(t)
 	u, code := b.register(t)
 	require.ErrorIs(t, u.Verify("000000"), domain.ErrInvalidCode)
-	u.MarkCommitted()
+	aggregate.MarkCommitted(u)
 
 	s := u.Snapshot()
 	restored, err := b.factory.Unmarshal(s)
 	require.NoError(t, err)
-	require.NoError(t, restored.Restore(u.Version()))
+	require.NoError(t, aggregate.Restore(restored, u.Version()))
 	require.Equal(t, s, restored.Snapshot())
 	require.Equal(t, u.ID(), restored.ID())
 	require.Equal(t, int64(2), restored.CommittedVersion())
