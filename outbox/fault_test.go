@@ -24,7 +24,7 @@ import (
 	"github.com/dddkit/dddkit/internal/testinfra"
 	"github.com/dddkit/dddkit/internal/wire"
 	"github.com/dddkit/dddkit/outbox"
-	"github.com/dddkit/dddkit/outbox/internal/kafkatest"
+	"github.com/dddkit/dddkit/internal/kafkatest"
 	"github.com/dddkit/dddkit/outbox/kafkapub"
 )
 

@@ -1,5 +1,6 @@
-// Package kafkatest holds Kafka helpers for the outbox tests: reading a
-// whole topic back, and running a private broker that a test may restart.
+// Package kafkatest holds Kafka helpers for the tests of kafka, outbox and
+// eventbus: reading a whole topic back, and running a private broker that
+// a test may restart.
 package kafkatest
 
 import (
