@@ -68,14 +68,14 @@
 // committed. For everything else — in-process wiring, tests, events whose
 // loss on a crash is acceptable — a [Publisher] publishes directly through
 // any watermill publisher; [PublishEvent] stamps an envelope for an event
-// that no aggregate recorded. [NewKafkaPublisher] is the Kafka producer for
-// domain events (acks=all, idempotent, one request in flight, key =
-// aggregate ID); the outbox relay can use it too.
+// that no aggregate recorded. On Kafka, publish through the producer of
+// a Client of package [github.com/dddkit/dddkit/kafka] (acks=all,
+// idempotent, key = aggregate ID), the one the outbox relay uses too.
 //
 // # Consuming
 //
-// A [Router] consumes from a [Transport] — [NewKafkaTransport] in
-// production, [NewMemoryTransport] in the embedded mode and in tests — and
+// A [Router] consumes from a [Transport] — a kafka.Client in production,
+// [NewMemoryTransport] in the embedded mode and in tests — and
 // decodes with the registry. Handlers are typed by the event:
 //
 //	router, err := eventbus.NewRouter(transport, reg, nil)
@@ -140,40 +140,16 @@
 // # Batching consumer
 //
 // [HandleTx] costs one PostgreSQL transaction per event, and a Kafka
-// partition's next event waits for it: a consumer with an inbox takes a
-// few thousand events per second, where decoding alone would allow tens
-// of thousands. A [BatchConsumer] applies a partition's events in
-// batches instead: it gathers up to [BatchConfig.MaxBatch] messages (or
-// what arrives within [BatchConfig.MaxWait]), inserts their inbox rows
-// with one statement in one transaction, runs the handler for the events
-// whose rows are new, in offset order, with that transaction, commits and
-// then marks the batch's offsets:
-//
-//	c, err := eventbus.NewBatchConsumer(transport, reg, inbox, "ledger",
-//		func(ctx context.Context, tx pgx.Tx, e OrderPlaced, md eventbus.Metadata) error {
-//			_, err := tx.Exec(ctx, `INSERT INTO ledger ...`, md.EventID, e.Amount)
-//			return err
-//		}, nil)
-//	err = c.Run(ctx)
-//
-// It keeps the guarantees of HandleTx. Effects happen once per event (the
-// inbox rows commit with them; a duplicate, in the batch or later, does
-// not run the handler). The events of one key are applied in order. When
-// anything in a batch fails — the handler returns an error or panics, the
-// database is away — the transaction rolls back and the batch is handled
-// again one event at a time exactly as HandleTx would: own transaction,
-// bounded retries with backoff, [ErrUnavailable] waited out, and the
-// dead-letter topic for an event that keeps failing; messages that cannot
-// be decoded go to the dead-letter topic without holding up their batch.
-// A stopped or rebalanced consumer continues at the committed offsets.
-//
-// Use it for a handler with an inbox that must keep up with a busy topic
-// (projections, ledgers, imports). What it costs: the handler of one
-// event shares a transaction with up to MaxBatch-1 others, so one event's
-// failure makes the others run again (only committed runs leave
-// effects); a batch waits up to MaxWait for its messages; and it is a
-// consumer of its own next to the [Router] (one event type, Kafka only,
-// started with [BatchConsumer.Run]).
+// partition's next event waits for it. A [BatchProcessor] applies a
+// partition's events in batches instead — up to [BatchConfig.MaxBatch]
+// events, their inbox rows inserted with one statement, in one
+// transaction — with the guarantees of HandleTx: effects once per event,
+// one key's events in order, and, when anything in a batch fails, the
+// batch handled again one event at a time exactly as HandleTx would
+// (retries, [ErrUnavailable] waited out, dead letters). The BatchConsumer
+// of package [github.com/dddkit/dddkit/kafka] feeds it from a Kafka
+// consumer group; its documentation says when to use it and what it
+// costs.
 //
 // # Sagas
 //
@@ -185,8 +161,8 @@
 //
 // [MemoryTransport] is watermill's GoChannel: every handler name gets every
 // message, and by default Publish waits until the handlers acknowledged it,
-// which keeps a publisher's events in order. [KafkaTransport] uses
-// watermill-kafka with one subscriber (consumer group) per handler name.
-// Both pass the shared suite in package eventbustest, which any other
-// transport can run too.
+// which keeps a publisher's events in order. The Client of package
+// [github.com/dddkit/dddkit/kafka] uses watermill-kafka with one
+// subscriber (consumer group) per handler name. Both pass the shared suite
+// in package eventbustest, which any other transport can run too.
 package eventbus

@@ -196,11 +196,9 @@ func ExampleHandleTx() {
 
 	reg, _ := eventbus.NewRegistry(nil)
 	_ = eventbus.Register[UserRegistered](reg, eventbus.AggregateType("user"))
-	transport, err := eventbus.NewKafkaTransport([]string{"localhost:9092"}, nil)
-	if err != nil {
-		fmt.Println(err)
-		return
-	}
+	// In production the transport is a kafka.Client (package
+	// github.com/dddkit/dddkit/kafka).
+	transport, _ := eventbus.NewMemoryTransport(nil)
 	defer transport.Close()
 	router, _ := eventbus.NewRouter(transport, reg, nil)
 	_ = eventbus.HandleTx(router, "mail-queue", inbox, func(ctx context.Context, tx pgx.Tx, e UserRegistered, md eventbus.Metadata) error {
@@ -208,40 +206,4 @@ func ExampleHandleTx() {
 		return err
 	})
 	_ = router.Run(ctx)
-}
-
-// A BatchConsumer applies a partition's events in batches, one transaction
-// (and one inbox statement) per batch, with the guarantees of HandleTx.
-func ExampleNewBatchConsumer() {
-	ctx := context.Background()
-	pool, err := pgxpool.New(ctx, "postgres://localhost/app")
-	if err != nil {
-		fmt.Println(err)
-		return
-	}
-	defer pool.Close()
-	inbox, _ := eventbus.NewInbox(pool, nil)
-	if err := inbox.Migrate(ctx); err != nil {
-		fmt.Println(err)
-		return
-	}
-
-	reg, _ := eventbus.NewRegistry(nil)
-	_ = eventbus.Register[UserRegistered](reg, eventbus.AggregateType("user"))
-	transport, err := eventbus.NewKafkaTransport([]string{"localhost:9092"}, nil)
-	if err != nil {
-		fmt.Println(err)
-		return
-	}
-	defer transport.Close()
-	c, err := eventbus.NewBatchConsumer(transport, reg, inbox, "user-directory",
-		func(ctx context.Context, tx pgx.Tx, e UserRegistered, md eventbus.Metadata) error {
-			_, err := tx.Exec(ctx, `INSERT INTO user_directory (email, registered_at) VALUES ($1, $2)`, e.Email, md.OccurredAt)
-			return err
-		}, &eventbus.BatchConfig{MaxBatch: 1000})
-	if err != nil {
-		fmt.Println(err)
-		return
-	}
-	_ = c.Run(ctx)
 }

@@ -1,6 +1,8 @@
 package eventbus_test
 
 import (
+	"log/slog"
+	"os"
 	"testing"
 
 	"go.uber.org/goleak"
@@ -12,4 +14,12 @@ func TestMain(m *testing.M) {
 		// goroutine per process on first use and never stops it.
 		goleak.IgnoreTopFunction("github.com/rcrowley/go-metrics.(*meterArbiter).tick"),
 	)
+}
+
+// testLogger discards log lines unless EVENTBUS_TEST_LOG is set.
+func testLogger() *slog.Logger {
+	if os.Getenv("EVENTBUS_TEST_LOG") != "" {
+		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	return slog.New(slog.DiscardHandler)
 }

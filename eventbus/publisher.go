@@ -23,7 +23,8 @@ type Publisher struct {
 }
 
 // NewPublisher returns a publisher that encodes with reg and publishes
-// through pub ([NewKafkaPublisher], [MemoryTransport.Publisher], ...).
+// through pub (the Publisher of a kafka.Client, [MemoryTransport.Publisher],
+// ...).
 func NewPublisher(pub message.Publisher, reg *Registry) (*Publisher, error) {
 	var errs []error
 	if pub == nil {

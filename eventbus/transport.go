@@ -2,9 +2,9 @@ package eventbus
 
 import "github.com/ThreeDotsLabs/watermill/message"
 
-// Transport is the broker a [Router] consumes from: Kafka
-// ([KafkaTransport]), in-memory ([MemoryTransport]), or anything else that
-// speaks watermill.
+// Transport is the broker a [Router] consumes from: Kafka (the Client of
+// package [github.com/dddkit/dddkit/kafka]), in-memory ([MemoryTransport]),
+// or anything else that speaks watermill.
 type Transport interface {
 	// Subscriber returns a new subscriber that consumes as the consumer
 	// group named group: within one group each message of a topic is

@@ -13,7 +13,7 @@ import (
 
 	"github.com/IBM/sarama"
 	"github.com/ThreeDotsLabs/watermill"
-	"github.com/ThreeDotsLabs/watermill-kafka/v3/pkg/kafka"
+	wmkafka "github.com/ThreeDotsLabs/watermill-kafka/v3/pkg/kafka"
 	wsql "github.com/ThreeDotsLabs/watermill-sql/v4/pkg/sql"
 	"github.com/ThreeDotsLabs/watermill/components/forwarder"
 	"github.com/ThreeDotsLabs/watermill/message"
@@ -206,12 +206,16 @@ func benchForwarder(b *testing.B) {
 			}))
 		}
 
-		sc := kafka.DefaultSaramaSyncPublisherConfig()
+		sc := wmkafka.DefaultSaramaSyncPublisherConfig()
 		sc.Version = testinfra.KafkaVersion
 		sc.Producer.RequiredAcks = sarama.WaitForAll
 		sc.Producer.Idempotent = true
 		sc.Net.MaxOpenRequests = 1
-		kpub, err := kafka.NewPublisher(kafka.PublisherConfig{Brokers: brokers, Marshaler: wire.KafkaMarshaler(), OverwriteSaramaConfig: sc}, watermill.NopLogger{})
+		// Keyed by aggregate ID, as dddkit's producer keys them.
+		marshaler := wmkafka.NewWithPartitioningMarshaler(func(_ string, m *message.Message) (string, error) {
+			return m.Metadata.Get(wire.HeaderAggregateID), nil
+		})
+		kpub, err := wmkafka.NewPublisher(wmkafka.PublisherConfig{Brokers: brokers, Marshaler: marshaler, OverwriteSaramaConfig: sc}, watermill.NopLogger{})
 		require.NoError(b, err)
 		counted := &countingPublisher{Publisher: kpub, target: int64(n), finished: make(chan struct{})}
 		fwd, err := forwarder.NewForwarder(sub, counted, watermill.NopLogger{}, forwarder.Config{ForwarderTopic: fwdTopic})

@@ -62,12 +62,12 @@
 // version) and one [HeaderMetaPrefix] header per metadata value. The topic is [DefaultTopic] of the aggregate type ("user" →
 // "user.events") unless [RelayConfig].Topic says otherwise.
 //
-// For Kafka use the batching publisher of package
-// [github.com/dddkit/dddkit/outbox/kafkapub]: it hands a whole batch to
-// sarama's idempotent producer (acks=all, one request in flight) and waits
-// for all acknowledgements, one round trip per batch instead of one per
-// message; its messages are keyed by aggregate ID, so an aggregate's
-// events share a partition and keep their order.
+// For Kafka use the publisher of a Client of package
+// [github.com/dddkit/dddkit/kafka] (the process's one producer): it hands a
+// whole batch to sarama's idempotent producer (acks=all, one request in
+// flight) and waits for all acknowledgements, one round trip per batch
+// instead of one per message; its messages are keyed by aggregate ID, so
+// an aggregate's events share a partition and keep their order.
 //
 // The leader LISTENs on the table's channel and wakes within milliseconds
 // of a commit; it also polls every [RelayConfig].PollInterval, for missed

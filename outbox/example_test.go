@@ -13,8 +13,8 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/dddkit/dddkit/aggregate"
+	"github.com/dddkit/dddkit/kafka"
 	"github.com/dddkit/dddkit/outbox"
-	"github.com/dddkit/dddkit/outbox/kafkapub"
 )
 
 type UserRegistered struct{ Email string }
@@ -63,7 +63,7 @@ func Example() {
 }
 
 // Production wiring: PostgreSQL outbox, events written in the caller's
-// transaction, relayed to Kafka by the batching publisher.
+// transaction, relayed to Kafka by the producer of a kafka.Client.
 func ExampleRelay() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
@@ -99,12 +99,14 @@ func runService(ctx context.Context) error {
 	}
 
 	// The relay: run it in every replica; one leads, the others stand by.
-	pub, err := kafkapub.NewPublisher(&kafkapub.Config{Brokers: []string{"localhost:9092"}})
+	// One kafka.Client per process: its producer serves the relay, an
+	// eventbus.Publisher and the consumers' dead letters alike.
+	client, err := kafka.NewClient(&kafka.Config{Brokers: []string{"localhost:9092"}})
 	if err != nil {
 		return err
 	}
-	defer pub.Close()
-	relay, err := outbox.NewRelay(pool, pub, &outbox.RelayConfig{
+	defer client.Close()
+	relay, err := outbox.NewRelay(pool, client.Publisher(), &outbox.RelayConfig{
 		Hooks: outbox.Hooks{OnAttemptFailed: func(f outbox.AttemptFailure) {
 			log.Printf("publishing %s %s failed (attempt %d, final %t): %v", f.Event.Name, f.Event.ID, f.Attempts, f.Final, f.Err)
 		}},

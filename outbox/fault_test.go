@@ -21,11 +21,11 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/dddkit/dddkit/aggregate"
+	"github.com/dddkit/dddkit/internal/kafkatest"
 	"github.com/dddkit/dddkit/internal/testinfra"
 	"github.com/dddkit/dddkit/internal/wire"
+	"github.com/dddkit/dddkit/kafka"
 	"github.com/dddkit/dddkit/outbox"
-	"github.com/dddkit/dddkit/outbox/internal/kafkatest"
-	"github.com/dddkit/dddkit/outbox/kafkapub"
 )
 
 // The fault test runs the relay in a child process: the test binary
@@ -65,14 +65,14 @@ func childRelay() error {
 		return err
 	}
 	defer pool.Close()
-	pub, err := kafkapub.NewPublisher(&kafkapub.Config{Brokers: []string{os.Getenv(envChildBrokers)}, Version: testinfra.KafkaVersion})
+	client, err := kafka.NewClient(&kafka.Config{Brokers: []string{os.Getenv(envChildBrokers)}})
 	if err != nil {
 		return err
 	}
-	defer pub.Close()
+	defer client.Close()
 	topic := os.Getenv(envChildTopic)
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
-	relay, err := outbox.NewRelay(pool, pub, &outbox.RelayConfig{
+	relay, err := outbox.NewRelay(pool, client.Publisher(), &outbox.RelayConfig{
 		Outbox:             &outbox.Config{Schema: schema, Table: "outbox"},
 		Topic:              func(aggregate.Envelope) string { return topic },
 		LeaderPollInterval: 100 * time.Millisecond,

@@ -7,22 +7,25 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/stretchr/testify/require"
 
 	"github.com/dddkit/dddkit/aggregate"
+	"github.com/dddkit/dddkit/internal/kafkatest"
 	"github.com/dddkit/dddkit/internal/testinfra"
 	"github.com/dddkit/dddkit/internal/wire"
+	"github.com/dddkit/dddkit/kafka"
 	"github.com/dddkit/dddkit/outbox"
-	"github.com/dddkit/dddkit/outbox/internal/kafkatest"
-	"github.com/dddkit/dddkit/outbox/kafkapub"
 )
 
-func newKafkaPublisher(t testing.TB, brokers []string) *kafkapub.Publisher {
+// newKafkaPublisher returns the producer of a kafka.Client of its own,
+// closed when the test ends.
+func newKafkaPublisher(t testing.TB, brokers []string) message.Publisher {
 	t.Helper()
-	pub, err := kafkapub.NewPublisher(&kafkapub.Config{Brokers: brokers, Version: testinfra.KafkaVersion})
+	client, err := kafka.NewClient(&kafka.Config{Brokers: brokers})
 	require.NoError(t, err)
-	t.Cleanup(func() { _ = pub.Close() })
-	return pub
+	t.Cleanup(func() { _ = client.Close() })
+	return client.Publisher()
 }
 
 // writeConcurrently writes events with several writers, each owning a

@@ -25,15 +25,15 @@ import (
 	napp "github.com/dddkit/dddkit/examples/authnotify/notification/app"
 	ndomain "github.com/dddkit/dddkit/examples/authnotify/notification/domain"
 	nports "github.com/dddkit/dddkit/examples/authnotify/notification/ports"
+	"github.com/dddkit/dddkit/kafka"
 	"github.com/dddkit/dddkit/outbox"
-	"github.com/dddkit/dddkit/outbox/kafkapub"
 	"github.com/dddkit/dddkit/repository"
 )
 
 // buildProduction wires production mode:
 //
 //	repository.Postgres → outbox table (same transaction) → outbox.Relay
-//	  → kafkapub → Kafka → eventbus.Router (consumer group, inbox)
+//	  → kafka.Client → Kafka → eventbus.Router (consumer group, inbox)
 //	  → River job (same transaction as the inbox row) → River worker
 //	  → Mailer → Resend
 //
@@ -145,15 +145,15 @@ func buildProduction(ctx context.Context, cfg config.Config, rt runtime, m *metr
 		return h
 	}
 
-	// Kafka: the consumers (one consumer group per handler name, the
-	// inbox in each delivery's transaction) and the relay's publisher.
-	kafkaCfg := &eventbus.KafkaConfig{ClientID: "authnotify", Logger: log}
-	transport, err := eventbus.NewKafkaTransport(cfg.KafkaBrokers, kafkaCfg)
+	// Kafka: one client, whose one producer serves the relay and the
+	// consumers' dead letters; the consumers (one consumer group per
+	// handler name, the inbox in each delivery's transaction).
+	client, err := kafka.NewClient(&kafka.Config{Brokers: cfg.KafkaBrokers, ClientID: "authnotify", Logger: log})
 	if err != nil {
 		return nil, fmt.Errorf("cannot reach Kafka at KAFKA_BROKERS: %w", err)
 	}
-	closers = append(closers, func() { _ = transport.Close() })
-	router, err := eventbus.NewRouter(transport, sh.registry, &eventbus.RouterConfig{
+	closers = append(closers, func() { _ = client.Close() })
+	router, err := eventbus.NewRouter(client, sh.registry, &eventbus.RouterConfig{
 		Logger:          log,
 		DeadLetterTopic: cfg.TopicPrefix + eventbus.DefaultDeadLetterTopic,
 		Middleware:      []message.HandlerMiddleware{m.consumer},
@@ -165,12 +165,7 @@ func buildProduction(ctx context.Context, cfg config.Config, rt runtime, m *metr
 	if err := nports.SubscribeTx(router, cfg.GroupPrefix+nports.HandlerName, inbox, handlersIn); err != nil {
 		return nil, err
 	}
-	publisher, err := kafkapub.NewPublisher(&kafkapub.Config{Brokers: cfg.KafkaBrokers, ClientID: "authnotify-relay"})
-	if err != nil {
-		return nil, fmt.Errorf("cannot reach Kafka at KAFKA_BROKERS: %w", err)
-	}
-	closers = append(closers, func() { _ = publisher.Close() })
-	relay, err := outbox.NewRelay(pool, publisher, &outbox.RelayConfig{
+	relay, err := outbox.NewRelay(pool, client.Publisher(), &outbox.RelayConfig{
 		Topic:  sh.relayTopic,
 		Logger: log,
 		Hooks: outbox.Hooks{

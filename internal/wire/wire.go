@@ -2,7 +2,8 @@
 // wire: the header names, how an [aggregate.Envelope] becomes a watermill
 // message (and back), which Kafka key a message gets and the default topic
 // of an aggregate type. The outbox relay (producer side) and the eventbus
-// (consumer side) both use it, so the two cannot drift apart.
+// (consumer side) both use it, so the two cannot drift apart; package
+// kafka maps such a message onto a Kafka record.
 //
 // A message built by [ToMessage] has
 //
@@ -12,9 +13,9 @@
 //   - Metadata (Kafka headers) = the Header* constants below, plus one
 //     MetaPrefix+key header per free-form metadata value.
 //
-// The Kafka message key is the aggregate ID ([PartitionKey],
-// [KafkaMarshaler]), so all events of one aggregate land on one partition
-// and keep their order.
+// The Kafka message key is the aggregate ID ([HeaderAggregateID]; package
+// kafka sets it), so all events of one aggregate land on one partition and
+// keep their order.
 package wire
 
 import (
@@ -24,7 +25,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/ThreeDotsLabs/watermill-kafka/v3/pkg/kafka"
 	"github.com/ThreeDotsLabs/watermill/message"
 
 	"github.com/dddkit/dddkit/aggregate"
@@ -213,22 +213,4 @@ func FromMessage(msg *message.Message) (aggregate.Envelope, error) {
 		env.OccurredAt = t
 	}
 	return env, errors.Join(errs...)
-}
-
-// PartitionKey returns the Kafka message key of msg: its aggregate ID
-// (HeaderAggregateID), or the message UUID when the header is absent. It
-// has the signature of watermill-kafka's GeneratePartitionKey.
-func PartitionKey(_ string, msg *message.Message) (string, error) {
-	if id := msg.Metadata.Get(HeaderAggregateID); id != "" {
-		return id, nil
-	}
-	return msg.UUID, nil
-}
-
-// KafkaMarshaler returns watermill-kafka's marshaler with [PartitionKey] as
-// the message key: headers as Kafka record headers, key = aggregate ID.
-// Use it for every watermill-kafka publisher that carries domain events and
-// for the subscriber side (it unmarshals like kafka.DefaultMarshaler).
-func KafkaMarshaler() kafka.MarshalerUnmarshaler {
-	return kafka.NewWithPartitioningMarshaler(PartitionKey)
 }

@@ -4,7 +4,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/IBM/sarama"
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/ThreeDotsLabs/watermill/message/router/middleware"
 	"github.com/stretchr/testify/require"
@@ -71,39 +70,6 @@ func TestDefaultTopic(t *testing.T) {
 	require.Equal(t, "billing.Invoice-2.events", wire.DefaultTopic("billing.Invoice-2"))
 	require.Equal(t, "order_line_x.events", wire.DefaultTopic("order line/x"))
 	require.Equal(t, "events", wire.DefaultTopic(""))
-}
-
-func TestKafkaMarshalerKeysByAggregate(t *testing.T) {
-	t.Parallel()
-	msg := wire.ToMessage(aggregate.Envelope{ID: "e1", Name: "n", AggregateType: "user", AggregateID: "u-9", Version: 1}, []byte(`{}`))
-	pm, err := wire.KafkaMarshaler().Marshal("user.events", msg)
-	require.NoError(t, err)
-	key, err := pm.Key.Encode()
-	require.NoError(t, err)
-	require.Equal(t, "u-9", string(key))
-	headers := map[string]string{}
-	for _, h := range pm.Headers {
-		headers[string(h.Key)] = string(h.Value)
-	}
-	require.Equal(t, "e1", headers["_watermill_message_uuid"])
-	require.Equal(t, "u-9", headers[wire.HeaderAggregateID])
-
-	back, err := wire.KafkaMarshaler().Unmarshal(&sarama.ConsumerMessage{Value: []byte(`{}`), Headers: toPtrs(pm.Headers)})
-	require.NoError(t, err)
-	require.Equal(t, "e1", back.UUID)
-
-	noAgg := message.NewMessage("m-1", nil)
-	k, err := wire.PartitionKey("t", noAgg)
-	require.NoError(t, err)
-	require.Equal(t, "m-1", k)
-}
-
-func toPtrs(hs []sarama.RecordHeader) []*sarama.RecordHeader {
-	out := make([]*sarama.RecordHeader, len(hs))
-	for i := range hs {
-		out[i] = &hs[i]
-	}
-	return out
 }
 
 func FuzzFromMessage(f *testing.F) {

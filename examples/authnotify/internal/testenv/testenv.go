@@ -21,6 +21,8 @@ import (
 
 	"github.com/IBM/sarama"
 	"github.com/jackc/pgx/v5"
+
+	"github.com/dddkit/dddkit/kafka"
 )
 
 // Environment variables read by the helpers.
@@ -108,7 +110,7 @@ func Schema(t testing.TB) (dbURL, schema string) {
 func Topics(t testing.TB, partitions int32, names ...string) {
 	t.Helper()
 	cfg := sarama.NewConfig()
-	cfg.Version = sarama.V3_6_0_0 // Kafka 4 refuses sarama's old default
+	cfg.Version = kafka.DefaultVersion // Kafka 4 refuses sarama's old default
 	cfg.ClientID = "authnotify-test"
 	admin, err := sarama.NewClusterAdmin(KafkaBrokers(t), cfg)
 	if err != nil {

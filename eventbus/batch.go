@@ -6,25 +6,21 @@ import (
 	"fmt"
 	"log/slog"
 	"runtime/debug"
-	"sync/atomic"
 	"time"
 
-	"github.com/IBM/sarama"
-	"github.com/ThreeDotsLabs/watermill-kafka/v3/pkg/kafka"
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/jackc/pgx/v5"
 
 	"github.com/dddkit/dddkit/aggregate"
-	"github.com/dddkit/dddkit/internal/wire"
 )
 
-// BatchConfig configures a [BatchConsumer]. The zero value and nil are the
+// BatchConfig configures batched handling: a [BatchProcessor] and the
+// consumer that feeds it (the BatchConsumer of package
+// [github.com/dddkit/dddkit/kafka]). The zero value and nil are the
 // defaults.
 type BatchConfig struct {
 	// MaxBatch is how many messages of one partition share a transaction
-	// at most. 0 means 500. The consumer's channel buffer
-	// (sarama.Config.ChannelBufferSize) is raised to MaxBatch if it is
-	// smaller, so that the next batch is fetched while one is processed.
+	// at most. 0 means 500.
 	MaxBatch int
 
 	// MaxWait is how long a batch waits for more messages after its
@@ -80,57 +76,57 @@ func (c *BatchConfig) Validate() error {
 	return errors.Join(errs...)
 }
 
-// BatchConsumer is a Kafka consumer with an [Inbox] that applies a
-// partition's events in batches: one PostgreSQL transaction, and one
-// inbox statement, for up to [BatchConfig.MaxBatch] events. It gives the
-// guarantees of [HandleTx] — effects once per event, the events of one
-// key in order, bounded retries and dead letters, panic recovery — at a
-// fraction of the database round trips. See "Batching consumer" in the
-// package documentation.
+// BatchProcessor applies the events of one type with an [Inbox] in
+// batches: one PostgreSQL transaction, and one inbox statement, for a
+// whole batch. It gives the guarantees of [HandleTx] — effects once per
+// event, the events of one key in order, bounded retries and dead letters,
+// panic recovery — at a fraction of the database round trips. See
+// "Batching consumer" in the package documentation.
 //
-// Build it with [NewBatchConsumer] and call [BatchConsumer.Run].
-type BatchConsumer struct {
-	tr      *KafkaTransport
-	reg     *Registry
-	inbox   *Inbox
-	name    string
-	topic   string
-	et      *eventType
-	apply   func(ctx context.Context, tx pgx.Tx, e aggregate.Event, md Metadata) error
-	cfg     BatchConfig
-	logger  *slog.Logger
-	retry   message.HandlerMiddleware
-	started atomic.Bool
-
-	unmarshaler kafka.Unmarshaler
+// It is the transport-independent half of a batching consumer: the other
+// half (the BatchConsumer of package [github.com/dddkit/dddkit/kafka])
+// gathers the messages of one partition and hands each batch to
+// [BatchProcessor.Process]. Applications use that consumer; a
+// BatchProcessor of their own is for other transports.
+type BatchProcessor struct {
+	reg         *Registry
+	inbox       *Inbox
+	name        string
+	topic       string
+	et          *eventType
+	apply       func(ctx context.Context, tx pgx.Tx, e aggregate.Event, md Metadata) error
+	cfg         BatchConfig
+	logger      *slog.Logger
+	retry       message.HandlerMiddleware
+	deadLetters message.Publisher
 }
 
-// NewBatchConsumer returns a batching consumer that runs fn for every
-// event of type E on its topic, as consumer group name, with inbox making
-// the effects happen once per event. It uses the brokers and
-// [KafkaConfig] of tr, and tr's publisher for dead letters. E must be
+// NewBatchProcessor returns a processor that runs fn for every event of
+// type E of its topic, as handler name (the consumer group, and the
+// handler in the inbox), with inbox making the effects happen once per
+// event, and that publishes dead letters through deadLetters. E must be
 // registered in reg. A nil cfg means the defaults.
 //
 // fn gets the batch's transaction: what it writes through tx commits with
 // the inbox rows of the whole batch. fn can run more than once for an
 // event (when another event of its batch fails, or on a retry); only the
 // effects of the run that committed remain.
-func NewBatchConsumer[E aggregate.Event](tr *KafkaTransport, reg *Registry, inbox *Inbox, name string, fn TxHandlerFunc[E], cfg *BatchConfig) (*BatchConsumer, error) {
+func NewBatchProcessor[E aggregate.Event](reg *Registry, inbox *Inbox, name string, fn TxHandlerFunc[E], deadLetters message.Publisher, cfg *BatchConfig) (*BatchProcessor, error) {
 	var errs []error
-	if tr == nil {
-		errs = append(errs, errors.New("eventbus: NewBatchConsumer: nil KafkaTransport"))
-	}
 	if reg == nil {
-		errs = append(errs, errors.New("eventbus: NewBatchConsumer: nil Registry"))
+		errs = append(errs, errors.New("eventbus: NewBatchProcessor: nil Registry"))
 	}
 	if inbox == nil {
-		errs = append(errs, errors.New("eventbus: NewBatchConsumer: nil Inbox"))
+		errs = append(errs, errors.New("eventbus: NewBatchProcessor: nil Inbox"))
 	}
 	if name == "" {
-		errs = append(errs, errors.New("eventbus: NewBatchConsumer: empty name"))
+		errs = append(errs, errors.New("eventbus: NewBatchProcessor: empty name"))
 	}
 	if fn == nil {
-		errs = append(errs, errors.New("eventbus: NewBatchConsumer: nil function"))
+		errs = append(errs, errors.New("eventbus: NewBatchProcessor: nil function"))
+	}
+	if deadLetters == nil {
+		errs = append(errs, errors.New("eventbus: NewBatchProcessor: nil dead-letter Publisher"))
 	}
 	errs = append(errs, cfg.Validate())
 	if err := errors.Join(errs...); err != nil {
@@ -155,139 +151,48 @@ func NewBatchConsumer[E aggregate.Event](tr *KafkaTransport, reg *Registry, inbo
 	c.Retry = c.Retry.withDefaults()
 	et, err := typeOf[E](reg)
 	if err != nil {
-		return nil, fmt.Errorf("eventbus: batch consumer %q: %w", name, err)
+		return nil, fmt.Errorf("eventbus: batch processor %q: %w", name, err)
 	}
 	topic := c.Topic
 	if topic == "" {
 		if et.aggregateType == "" {
-			return nil, fmt.Errorf("eventbus: batch consumer %q: event %s has no topic: register it with eventbus.AggregateType(...) or set BatchConfig.Topic", name, et.name)
+			return nil, fmt.Errorf("eventbus: batch processor %q: event %s has no topic: register it with eventbus.AggregateType(...) or set BatchConfig.Topic", name, et.name)
 		}
 		topic = reg.Topic(et.aggregateType)
 	}
 	if c.DeadLetterTopic == topic {
-		return nil, fmt.Errorf("eventbus: batch consumer %q: dead-letter topic %q is the topic it consumes", name, topic)
+		return nil, fmt.Errorf("eventbus: batch processor %q: dead-letter topic %q is the topic it consumes", name, topic)
 	}
-	return &BatchConsumer{
-		tr:     tr,
-		reg:    reg,
-		inbox:  inbox,
-		name:   name,
-		topic:  topic,
-		et:     et,
-		cfg:    c,
-		logger: c.Logger,
-		retry:  retryMiddleware(c.Logger, c.Retry, name),
-
-		unmarshaler: wire.KafkaMarshaler(),
+	return &BatchProcessor{
+		reg:         reg,
+		inbox:       inbox,
+		name:        name,
+		topic:       topic,
+		et:          et,
+		cfg:         c,
+		logger:      c.Logger,
+		retry:       retryMiddleware(c.Logger, c.Retry, name),
+		deadLetters: deadLetters,
 		apply: func(ctx context.Context, tx pgx.Tx, e aggregate.Event, md Metadata) error {
 			ev, ok := e.(E)
 			if !ok {
-				return Permanent(fmt.Errorf("eventbus: batch consumer %q: decoded %T, want %s", name, e, et.goType))
+				return Permanent(fmt.Errorf("eventbus: batch processor %q: decoded %T, want %s", name, e, et.goType))
 			}
 			return fn(ctx, tx, ev, md)
 		},
 	}, nil
 }
 
-// Topic returns the topic the consumer reads.
-func (c *BatchConsumer) Topic() string { return c.topic }
+// Name returns the handler name: the consumer group and the handler in
+// the inbox.
+func (c *BatchProcessor) Name() string { return c.name }
 
-// Run joins the consumer group and consumes until ctx ends; then it
-// commits the offsets of the events it has handled, leaves the group and
-// returns nil. After a rebalance the group is joined again; errors of the
-// group (a broker that cannot be reached) are logged and the join is
-// tried again a second later. A consumer runs once.
-func (c *BatchConsumer) Run(ctx context.Context) error {
-	if !c.started.CompareAndSwap(false, true) {
-		return fmt.Errorf("eventbus: batch consumer %q: Run called twice", c.name)
-	}
-	sc, err := c.tr.cfg.saramaConfig()
-	if err != nil {
-		return err
-	}
-	// Room for a full batch while the previous one is processed.
-	sc.ChannelBufferSize = max(sc.ChannelBufferSize, c.cfg.MaxBatch)
-	group, err := sarama.NewConsumerGroup(c.tr.brokers, c.name, sc)
-	if err != nil {
-		return fmt.Errorf("eventbus: batch consumer %q: %w", c.name, err)
-	}
-	logged := make(chan struct{})
-	go func() {
-		defer close(logged)
-		for err := range group.Errors() {
-			c.logger.LogAttrs(ctx, slog.LevelError, "eventbus: kafka consumer group error",
-				slog.String("handler", c.name), slog.String("topic", c.topic), slog.Any("error", err))
-		}
-	}()
-	defer func() {
-		if err := group.Close(); err != nil {
-			c.logger.LogAttrs(ctx, slog.LevelError, "eventbus: close kafka consumer group",
-				slog.String("handler", c.name), slog.Any("error", err))
-		}
-		<-logged
-	}()
-	for ctx.Err() == nil {
-		err := group.Consume(ctx, []string{c.topic}, batchHandler{c})
-		switch {
-		case ctx.Err() != nil, errors.Is(err, sarama.ErrClosedConsumerGroup):
-			return nil
-		case err != nil:
-			c.logger.LogAttrs(ctx, slog.LevelError, "eventbus: kafka consumer group session failed",
-				slog.String("handler", c.name), slog.String("topic", c.topic), slog.Any("error", err))
-			_ = sleep(ctx, time.Second)
-		}
-	}
-	return nil
-}
+// Topic returns the topic the events come from.
+func (c *BatchProcessor) Topic() string { return c.topic }
 
-// batchHandler is the sarama.ConsumerGroupHandler of a BatchConsumer.
-type batchHandler struct{ c *BatchConsumer }
-
-func (batchHandler) Setup(sarama.ConsumerGroupSession) error   { return nil }
-func (batchHandler) Cleanup(sarama.ConsumerGroupSession) error { return nil }
-
-// ConsumeClaim gathers batches from one partition and processes them one
-// after the other until the claim ends.
-func (h batchHandler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sarama.ConsumerGroupClaim) error {
-	c := h.c
-	ctx := sess.Context()
-	msgs := claim.Messages()
-	batch := make([]*sarama.ConsumerMessage, 0, c.cfg.MaxBatch)
-	timer := time.NewTimer(c.cfg.MaxWait)
-	defer timer.Stop()
-	for {
-		batch = batch[:0]
-		select {
-		case m, ok := <-msgs:
-			if !ok {
-				return nil
-			}
-			batch = append(batch, m)
-		case <-ctx.Done():
-			return nil
-		}
-		timer.Reset(c.cfg.MaxWait)
-		open := true
-	gather:
-		for len(batch) < c.cfg.MaxBatch {
-			select {
-			case m, ok := <-msgs:
-				if !ok {
-					open = false
-					break gather
-				}
-				batch = append(batch, m)
-			case <-timer.C:
-				break gather
-			case <-ctx.Done():
-				return nil
-			}
-		}
-		if !c.process(ctx, sess, batch) || !open {
-			return nil
-		}
-	}
-}
+// Config returns the configuration with its defaults filled in; a
+// consumer reads MaxBatch, MaxWait and Logger from it.
+func (c *BatchProcessor) Config() BatchConfig { return c.cfg }
 
 // batchItem is one message of a batch, decoded.
 type batchItem struct {
@@ -297,14 +202,16 @@ type batchItem struct {
 	err   error           // cannot be handled in a batch
 }
 
-// process handles batch and marks its messages consumed. It reports false
-// when ctx ended first; the unmarked messages are then delivered again.
+// Process handles batch, consecutive messages of one partition in their
+// order, and calls done(i) when batch[i] and every message before it are
+// handled for good (applied, skipped or dead-lettered): their offsets may
+// be committed. It reports false when ctx ended first; the messages not
+// done are then to be delivered again.
 //
-// Each run of messages that decoded goes through [BatchConsumer.applyBatch]
-// (one transaction); if that fails, the run is handled again one message
-// at a time by [BatchConsumer.processOne], like a message that did not
-// decode.
-func (c *BatchConsumer) process(ctx context.Context, sess sarama.ConsumerGroupSession, batch []*sarama.ConsumerMessage) bool {
+// Each run of messages that decoded goes through one transaction; if
+// that fails, the run is handled again one message at a time, as
+// [HandleTx] would, like a message that did not decode.
+func (c *BatchProcessor) Process(ctx context.Context, batch []*message.Message, done func(i int)) bool {
 	items := make([]batchItem, len(batch))
 	for k, m := range batch {
 		items[k] = c.decode(ctx, m)
@@ -317,7 +224,7 @@ func (c *BatchConsumer) process(ctx context.Context, sess sarama.ConsumerGroupSe
 		if to > from {
 			err := c.applyBatch(ctx, items[from:to])
 			if err == nil {
-				sess.MarkMessage(batch[to-1], "")
+				done(to - 1)
 				from = to
 				continue
 			}
@@ -332,21 +239,16 @@ func (c *BatchConsumer) process(ctx context.Context, sess sarama.ConsumerGroupSe
 			if !c.processOne(ctx, items[k]) {
 				return false
 			}
-			sess.MarkMessage(batch[k], "")
+			done(k)
 		}
 		from = to
 	}
 	return true
 }
 
-// decode turns m into a batch item; the consumer's handlers see the
-// watermill message as a [Router] would give it to them.
-func (c *BatchConsumer) decode(ctx context.Context, m *sarama.ConsumerMessage) batchItem {
-	msg, err := c.unmarshaler.Unmarshal(m)
-	if err != nil {
-		msg = message.NewMessage(string(m.Key), m.Value)
-		return batchItem{msg: msg, err: &DecodeError{Err: err}}
-	}
+// decode turns msg into a batch item; the handler sees the message as a
+// [Router] would give it.
+func (c *BatchProcessor) decode(ctx context.Context, msg *message.Message) batchItem {
 	msg.SetContext(ctx)
 	it := batchItem{msg: msg}
 	it.md, it.event, it.err = c.decodeMessage(ctx, msg)
@@ -356,7 +258,7 @@ func (c *BatchConsumer) decode(ctx context.Context, m *sarama.ConsumerMessage) b
 // decodeMessage reads msg: its metadata and, for the consumer's event
 // type, the event; nil event and nil error for a message to acknowledge
 // without handling.
-func (c *BatchConsumer) decodeMessage(ctx context.Context, msg *message.Message) (Metadata, aggregate.Event, error) {
+func (c *BatchProcessor) decodeMessage(ctx context.Context, msg *message.Message) (Metadata, aggregate.Event, error) {
 	md, err := readMetadata(msg)
 	md.Topic, md.Handler = c.topic, c.name
 	if err != nil {
@@ -371,7 +273,7 @@ func (c *BatchConsumer) decodeMessage(ctx context.Context, msg *message.Message)
 
 // applyBatch runs the handler for the new events of items in one
 // transaction with their inbox rows. Any error leaves nothing behind.
-func (c *BatchConsumer) applyBatch(ctx context.Context, items []batchItem) (err error) {
+func (c *BatchProcessor) applyBatch(ctx context.Context, items []batchItem) (err error) {
 	ids := make([]string, 0, len(items))
 	names := make([]string, 0, len(items))
 	seen := make(map[string]struct{}, len(items))
@@ -426,7 +328,7 @@ func (c *BatchConsumer) applyBatch(ctx context.Context, items []batchItem) (err 
 
 // applyRecovered runs the handler for it, turning a panic into a
 // [*PanicError].
-func (c *BatchConsumer) applyRecovered(ctx context.Context, tx pgx.Tx, it batchItem) (err error) {
+func (c *BatchProcessor) applyRecovered(ctx context.Context, tx pgx.Tx, it batchItem) (err error) {
 	defer func() {
 		if p := recover(); p != nil {
 			err = &PanicError{Value: p, Stack: string(debug.Stack())}
@@ -438,7 +340,7 @@ func (c *BatchConsumer) applyRecovered(ctx context.Context, tx pgx.Tx, it batchI
 // processOne handles one message as [HandleTx] does: its own inbox
 // transaction, retries, panic recovery, and the dead-letter topic when it
 // fails for good. It reports false when ctx ended first.
-func (c *BatchConsumer) processOne(ctx context.Context, it batchItem) bool {
+func (c *BatchProcessor) processOne(ctx context.Context, it batchItem) bool {
 	if it.event == nil && it.err == nil {
 		return true // not for this consumer: acknowledged
 	}
@@ -464,7 +366,7 @@ func (c *BatchConsumer) processOne(ctx context.Context, it batchItem) bool {
 
 // deadLetter publishes msg to the dead-letter topic with the headers a
 // [Router] adds, retrying until it succeeds or ctx ends.
-func (c *BatchConsumer) deadLetter(ctx context.Context, msg *message.Message, cause error) bool {
+func (c *BatchProcessor) deadLetter(ctx context.Context, msg *message.Message, cause error) bool {
 	dl := msg.Copy()
 	dl.Metadata.Set(HeaderDeadLetterReason, cause.Error())
 	dl.Metadata.Set(HeaderDeadLetterTopic, c.topic)
@@ -476,7 +378,7 @@ func (c *BatchConsumer) deadLetter(ctx context.Context, msg *message.Message, ca
 		slog.String("event_id", msg.Metadata.Get(HeaderEventID)),
 	}
 	for n := 1; ; n++ {
-		err := c.tr.Publisher().Publish(c.cfg.DeadLetterTopic, dl)
+		err := c.deadLetters.Publish(c.cfg.DeadLetterTopic, dl)
 		if err == nil {
 			c.logger.LogAttrs(ctx, slog.LevelError, "eventbus: event dead-lettered", append(attrs, slog.Any("error", cause))...)
 			return true

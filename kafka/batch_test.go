@@ -1,4 +1,4 @@
-package eventbus_test
+package kafka_test
 
 import (
 	"context"
@@ -17,6 +17,7 @@ import (
 	"github.com/dddkit/dddkit/aggregate"
 	"github.com/dddkit/dddkit/eventbus"
 	"github.com/dddkit/dddkit/internal/testinfra"
+	"github.com/dddkit/dddkit/kafka"
 )
 
 // batchConfig is the configuration of the batch consumer tests: quick
@@ -30,7 +31,7 @@ func (b *kafkaBundle) batchConfig() *eventbus.BatchConfig {
 }
 
 // runBatch runs a batch consumer until stop is called (or the test ends).
-func runBatch(t *testing.T, c *eventbus.BatchConsumer) (stop func()) {
+func runBatch(t *testing.T, c *kafka.BatchConsumer) (stop func()) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -60,13 +61,13 @@ func (b *kafkaBundle) encode(t *testing.T, envs ...aggregate.Envelope) []*messag
 
 func TestBatchConsumerConfigErrors(t *testing.T) {
 	t.Parallel()
-	_, err := eventbus.NewBatchConsumer[orderPlaced](nil, nil, nil, "", nil, &eventbus.BatchConfig{
+	_, err := kafka.NewBatchConsumer[orderPlaced](nil, nil, nil, "", nil, &eventbus.BatchConfig{
 		MaxBatch: -1,
 		MaxWait:  -time.Second,
 		Retry:    eventbus.RetryConfig{MaxAttempts: -1},
 	})
 	require.Error(t, err)
-	for _, want := range []string{"nil KafkaTransport", "nil Registry", "nil Inbox", "empty name", "nil function",
+	for _, want := range []string{"nil Client", "nil Registry", "nil Inbox", "empty name", "nil function",
 		"BatchConfig.MaxBatch", "BatchConfig.MaxWait", "BatchConfig.Retry.MaxAttempts"} {
 		require.ErrorContains(t, err, want)
 	}
@@ -76,11 +77,11 @@ func TestBatchConsumerConfigErrors(t *testing.T) {
 // later one, is applied once.
 func TestBatchConsumerSameEventThreeTimesAppliedOnce(t *testing.T) {
 	t.Parallel()
-	pg := setupPG(t, nil)
+	pg := setupPG(t)
 	k := setupKafka(t, 1)
 	name := "batch-billing-" + testinfra.Suffix()
 	var calls atomic.Int64
-	c, err := eventbus.NewBatchConsumer(k.tr, k.reg, pg.inbox, name, applyOrder(&calls), k.batchConfig())
+	c, err := kafka.NewBatchConsumer(k.client, k.reg, pg.inbox, name, applyOrder(&calls), k.batchConfig())
 	require.NoError(t, err)
 
 	dup, marker := order("o-1", 10), order("o-1", 1)
@@ -108,7 +109,7 @@ func TestBatchConsumerSameEventThreeTimesAppliedOnce(t *testing.T) {
 // fails on: both are dead-lettered, the others applied once, in order.
 func TestBatchConsumerPoisonInBatchDeadLettered(t *testing.T) {
 	t.Parallel()
-	pg := setupPG(t, nil)
+	pg := setupPG(t)
 	k := setupKafka(t, 1)
 	ctx := context.Background()
 	_, err := pg.pool.Exec(ctx, `ALTER TABLE effects ADD COLUMN seq bigserial`)
@@ -116,7 +117,7 @@ func TestBatchConsumerPoisonInBatchDeadLettered(t *testing.T) {
 	name := "batch-strict-" + testinfra.Suffix()
 	var calls atomic.Int64
 	apply := applyOrder(&calls)
-	c, err := eventbus.NewBatchConsumer(k.tr, k.reg, pg.inbox, name, func(ctx context.Context, tx pgx.Tx, e orderPlaced, md eventbus.Metadata) error {
+	c, err := kafka.NewBatchConsumer(k.client, k.reg, pg.inbox, name, func(ctx context.Context, tx pgx.Tx, e orderPlaced, md eventbus.Metadata) error {
 		if err := apply(ctx, tx, e, md); err != nil {
 			return err
 		}
@@ -133,8 +134,8 @@ func TestBatchConsumerPoisonInBatchDeadLettered(t *testing.T) {
 	}
 	msgs := k.encode(t, envs...)
 	msgs[2].Payload = []byte(`{"Amount": "not a number"}`) // cannot be decoded
-	require.NoError(t, k.tr.Publisher().Publish(k.topic, msgs...))
-	dl := subscribeAll(t, k.tr, k.deadLetter)
+	require.NoError(t, k.client.Publisher().Publish(k.topic, msgs...))
+	dl := subscribeAll(t, k.client, k.deadLetter)
 	runBatch(t, c)
 
 	testinfra.Eventually(t, 30*time.Second, func() bool {
@@ -167,7 +168,7 @@ func TestBatchConsumerPoisonInBatchDeadLettered(t *testing.T) {
 // offsets: every event applied exactly once across both runs.
 func TestBatchConsumerRestartResumesFromCommittedOffset(t *testing.T) {
 	t.Parallel()
-	pg := setupPG(t, nil)
+	pg := setupPG(t)
 	k := setupKafka(t, 2)
 	ctx := context.Background()
 	name := "batch-ledger-" + testinfra.Suffix()
@@ -180,8 +181,8 @@ func TestBatchConsumerRestartResumesFromCommittedOffset(t *testing.T) {
 		require.NoError(t, k.pub.Publish(ctx, envs...))
 	}
 	var calls atomic.Int64
-	newConsumer := func() *eventbus.BatchConsumer {
-		c, err := eventbus.NewBatchConsumer(k.tr, k.reg, pg.inbox, name, applyOrder(&calls), k.batchConfig())
+	newConsumer := func() *kafka.BatchConsumer {
+		c, err := kafka.NewBatchConsumer(k.client, k.reg, pg.inbox, name, applyOrder(&calls), k.batchConfig())
 		require.NoError(t, err)
 		return c
 	}

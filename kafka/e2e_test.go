@@ -1,4 +1,4 @@
-package eventbus_test
+package kafka_test
 
 import (
 	"context"
@@ -13,7 +13,6 @@ import (
 	"github.com/dddkit/dddkit/eventbus"
 	"github.com/dddkit/dddkit/internal/testinfra"
 	"github.com/dddkit/dddkit/outbox"
-	"github.com/dddkit/dddkit/outbox/kafkapub"
 	"github.com/dddkit/dddkit/repository"
 )
 
@@ -59,9 +58,8 @@ func openAccount(id, owner string) (*account, error) {
 func TestEndToEndRepositoryOutboxKafkaInbox(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	pg := setupPG(t, nil)
+	pg := setupPG(t)
 	topic := testinfra.Topic(t, 3)
-	brokers := testinfra.KafkaBrokers(t)
 
 	// Producer side.
 	require.NoError(t, repository.Migrate(ctx, pg.pool, nil))
@@ -77,10 +75,8 @@ func TestEndToEndRepositoryOutboxKafkaInbox(t *testing.T) {
 		})
 	repo, err := repository.NewPostgres(pg.pool, store, mapping, nil)
 	require.NoError(t, err)
-	pub, err := kafkapub.NewPublisher(&kafkapub.Config{Brokers: brokers, Version: eventbus.KafkaVersion})
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = pub.Close() })
-	relay, err := outbox.NewRelay(pg.pool, pub, &outbox.RelayConfig{
+	client := newClient(t) // one producer for the relay and the router's dead letters
+	relay, err := outbox.NewRelay(pg.pool, client.Publisher(), &outbox.RelayConfig{
 		Topic:        func(aggregate.Envelope) string { return topic },
 		PollInterval: 50 * time.Millisecond,
 		Logger:       testLogger(),
@@ -102,8 +98,7 @@ func TestEndToEndRepositoryOutboxKafkaInbox(t *testing.T) {
 	require.NoError(t, err)
 	require.NoError(t, eventbus.Register[accountOpened](reg, eventbus.AggregateType("account")))
 	require.NoError(t, eventbus.Register[moneyDeposited](reg, eventbus.AggregateType("account")))
-	tr := newKafkaTransport(t)
-	r, err := eventbus.NewRouter(tr, reg, &eventbus.RouterConfig{Logger: testLogger(), DeadLetterTopic: testinfra.Topic(t, 1)})
+	r, err := eventbus.NewRouter(client, reg, &eventbus.RouterConfig{Logger: testLogger(), DeadLetterTopic: testinfra.Topic(t, 1)})
 	require.NoError(t, err)
 	type seen struct {
 		md    eventbus.Metadata

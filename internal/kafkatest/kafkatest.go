@@ -1,10 +1,13 @@
-// Package kafkatest holds Kafka helpers for the outbox tests: reading a
-// whole topic back, and running a private broker that a test may restart.
+// Package kafkatest holds Kafka helpers for the tests of kafka, outbox and
+// eventbus: reading a whole topic back, and running a private broker that
+// a test may restart.
 package kafkatest
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"slices"
 	"testing"
 	"time"
 
@@ -106,4 +109,49 @@ func WaitForTopic(ctx context.Context, brokers []string, topic string, cfg *sara
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
+}
+
+// ProducerIDs returns the distinct producer IDs of the record batches of
+// topic, in ascending order: every partition from its first offset, at
+// most 4 MiB of each. The broker gives every idempotent producer an ID of
+// its own, so this is the set of producers that wrote to the topic.
+func ProducerIDs(t testing.TB, brokers []string, topic string) []int64 {
+	t.Helper()
+	client, err := sarama.NewClient(brokers, testinfra.SaramaConfig(t))
+	if err != nil {
+		t.Fatalf("kafkatest: client: %v", err)
+	}
+	defer client.Close()
+	parts, err := client.Partitions(topic)
+	if err != nil {
+		t.Fatalf("kafkatest: partitions of %s: %v", topic, err)
+	}
+	seen := map[int64]bool{}
+	for _, p := range parts {
+		leader, err := client.Leader(topic, p)
+		if err != nil {
+			t.Fatalf("kafkatest: leader of %s/%d: %v", topic, p, err)
+		}
+		req := &sarama.FetchRequest{Version: 4, MaxWaitTime: 100, MinBytes: 1, MaxBytes: 4 << 20}
+		req.AddBlock(topic, p, 0, 4<<20, -1)
+		resp, err := leader.Fetch(req)
+		if err != nil {
+			t.Fatalf("kafkatest: fetch %s/%d: %v", topic, p, err)
+		}
+		block := resp.GetBlock(topic, p)
+		if block == nil || !errors.Is(block.Err, sarama.ErrNoError) {
+			t.Fatalf("kafkatest: fetch %s/%d: no block or error %v", topic, p, block)
+		}
+		for _, rs := range block.RecordsSet {
+			if rs.RecordBatch != nil && !rs.RecordBatch.Control {
+				seen[rs.RecordBatch.ProducerID] = true
+			}
+		}
+	}
+	ids := make([]int64, 0, len(seen))
+	for id := range seen {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	return ids
 }

@@ -1,4 +1,4 @@
-package eventbus_test
+package kafka_test
 
 import (
 	"context"
@@ -10,20 +10,21 @@ import (
 	"time"
 
 	"github.com/IBM/sarama"
-	"github.com/ThreeDotsLabs/watermill-kafka/v3/pkg/kafka"
+	wmkafka "github.com/ThreeDotsLabs/watermill-kafka/v3/pkg/kafka"
+	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/jackc/pgx/v5"
 
 	"github.com/dddkit/dddkit/eventbus"
 	"github.com/dddkit/dddkit/internal/testinfra"
-	"github.com/dddkit/dddkit/internal/wire"
+	"github.com/dddkit/dddkit/kafka"
 )
 
 // benchPartitions is the partition count of the benchmark topic: 4, or
-// EVENTBUS_BENCH_PARTITIONS. Consumers handle partitions concurrently and
+// KAFKA_BENCH_PARTITIONS. Consumers handle partitions concurrently and
 // each partition's events one after the other, so it bounds the
 // parallelism of every variant.
 func benchPartitions() int32 {
-	if v, err := strconv.Atoi(os.Getenv("EVENTBUS_BENCH_PARTITIONS")); err == nil && v > 0 {
+	if v, err := strconv.Atoi(os.Getenv("KAFKA_BENCH_PARTITIONS")); err == nil && v > 0 {
 		return int32(v)
 	}
 	return 4
@@ -34,7 +35,7 @@ func benchPartitions() int32 {
 // watermill-kafka subscriber (receive + ack), a dddkit handler (decode,
 // retry/dead-letter/recover middleware, metadata context), and a dddkit
 // handler with the PostgreSQL inbox (one transaction per event: insert
-// the inbox row, commit), and the [eventbus.BatchConsumer] with the same
+// the inbox row, commit), and the [kafka.BatchConsumer] with the same
 // inbox (one transaction per batch of up to 500 events of a partition).
 // The timer runs from the first event handled to the last, so
 // consumer-group joins are not counted.
@@ -44,12 +45,12 @@ func BenchmarkKafkaConsume(b *testing.B) {
 	testinfra.KafkaBrokers(b)
 	b.Run("raw-watermill-kafka", func(b *testing.B) {
 		benchConsume(b, func(b *testing.B, k *kafkaBundle, tick func()) func() {
-			cfg := kafka.DefaultSaramaSubscriberConfig()
-			cfg.Version = eventbus.KafkaVersion
+			cfg := wmkafka.DefaultSaramaSubscriberConfig()
+			cfg.Version = kafka.DefaultVersion
 			cfg.Consumer.Offsets.Initial = sarama.OffsetOldest
-			sub, err := kafka.NewSubscriber(kafka.SubscriberConfig{
+			sub, err := wmkafka.NewSubscriber(wmkafka.SubscriberConfig{
 				Brokers:               testinfra.KafkaBrokers(b),
-				Unmarshaler:           kafka.DefaultMarshaler{},
+				Unmarshaler:           wmkafka.DefaultMarshaler{},
 				OverwriteSaramaConfig: cfg,
 				ConsumerGroup:         "raw-" + k.topic,
 			}, nil)
@@ -85,7 +86,7 @@ func BenchmarkKafkaConsume(b *testing.B) {
 	})
 	b.Run("dddkit-handler-inbox", func(b *testing.B) {
 		benchConsume(b, func(b *testing.B, k *kafkaBundle, tick func()) func() {
-			pg := setupPG(b, nil)
+			pg := setupPG(b)
 			r := k.router(b, nil)
 			if err := eventbus.HandleTx(r, "inbox-"+k.topic, pg.inbox, func(context.Context, pgx.Tx, orderPlaced, eventbus.Metadata) error {
 				tick()
@@ -98,8 +99,8 @@ func BenchmarkKafkaConsume(b *testing.B) {
 	})
 	b.Run("dddkit-batch-inbox", func(b *testing.B) {
 		benchConsume(b, func(b *testing.B, k *kafkaBundle, tick func()) func() {
-			pg := setupPG(b, nil)
-			c, err := eventbus.NewBatchConsumer(k.tr, k.reg, pg.inbox, "batch-"+k.topic, func(context.Context, pgx.Tx, orderPlaced, eventbus.Metadata) error {
+			pg := setupPG(b)
+			c, err := kafka.NewBatchConsumer(k.client, k.reg, pg.inbox, "batch-"+k.topic, func(context.Context, pgx.Tx, orderPlaced, eventbus.Metadata) error {
 				tick()
 				return nil
 			}, &eventbus.BatchConfig{Logger: testLogger(), DeadLetterTopic: k.deadLetter})
@@ -175,25 +176,17 @@ func benchConsume(b *testing.B, consume func(b *testing.B, k *kafkaBundle, tick 
 	}
 }
 
-// produce writes n events of 64 aggregates to k.topic in large batches,
-// straight through sarama (a test set-up, not the subject).
+// produce writes n events of 64 aggregates to k.topic in batches of
+// 1,000 through the client's producer (a test set-up, not the subject).
 func produce(b *testing.B, k *kafkaBundle, n int) {
 	b.Helper()
-	cfg := testinfra.SaramaConfig(b)
-	cfg.Producer.Return.Successes = true
-	cfg.Producer.RequiredAcks = sarama.WaitForLocal
-	prod, err := sarama.NewSyncProducer(testinfra.KafkaBrokers(b), cfg)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer prod.Close()
-	marshal := wire.KafkaMarshaler()
-	batch := make([]*sarama.ProducerMessage, 0, 1000)
+	pub := k.client.Publisher()
+	batch := make([]*message.Message, 0, 1000)
 	flush := func() {
 		if len(batch) == 0 {
 			return
 		}
-		if err := prod.SendMessages(batch); err != nil {
+		if err := pub.Publish(k.topic, batch...); err != nil {
 			b.Fatal(err)
 		}
 		batch = batch[:0]
@@ -203,11 +196,7 @@ func produce(b *testing.B, k *kafkaBundle, n int) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		pm, err := marshal.Marshal(k.topic, msg)
-		if err != nil {
-			b.Fatal(err)
-		}
-		batch = append(batch, pm)
+		batch = append(batch, msg)
 		if len(batch) == cap(batch) {
 			flush()
 		}

@@ -1,4 +1,4 @@
-package kafkapub_test
+package kafka_test
 
 import (
 	"context"
@@ -7,35 +7,22 @@ import (
 	"testing"
 	"time"
 
-	"github.com/IBM/sarama"
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/stretchr/testify/require"
-	"go.uber.org/goleak"
 
 	"github.com/dddkit/dddkit/aggregate"
+	"github.com/dddkit/dddkit/internal/kafkatest"
 	"github.com/dddkit/dddkit/internal/testinfra"
 	"github.com/dddkit/dddkit/internal/wire"
-	"github.com/dddkit/dddkit/outbox/internal/kafkatest"
-	"github.com/dddkit/dddkit/outbox/kafkapub"
+	"github.com/dddkit/dddkit/kafka"
+	"github.com/dddkit/dddkit/outbox"
 )
-
-func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m, goleak.IgnoreTopFunction("github.com/rcrowley/go-metrics.(*meterArbiter).tick"))
-}
-
-func newPublisher(t *testing.T) *kafkapub.Publisher {
-	t.Helper()
-	pub, err := kafkapub.NewPublisher(&kafkapub.Config{Brokers: testinfra.KafkaBrokers(t), Version: testinfra.KafkaVersion})
-	require.NoError(t, err)
-	t.Cleanup(func() { require.NoError(t, pub.Close()) })
-	return pub
-}
 
 func TestPublishBatchKeyedByAggregate(t *testing.T) {
 	t.Parallel()
 	brokers := testinfra.KafkaBrokers(t)
 	topic := testinfra.Topic(t, 4)
-	pub := newPublisher(t)
+	pub := newClient(t).Publisher()
 
 	var msgs []*message.Message
 	for v := int64(1); v <= 20; v++ {
@@ -81,7 +68,7 @@ func TestPublishRejectsOversizedBeforeSending(t *testing.T) {
 	t.Parallel()
 	brokers := testinfra.KafkaBrokers(t)
 	topic := testinfra.Topic(t, 1)
-	pub := newPublisher(t)
+	pub := newClient(t).Publisher()
 	small := message.NewMessage("m1", []byte("ok"))
 	big := message.NewMessage("m2", []byte(strings.Repeat("x", 2<<20)))
 	err := pub.Publish(topic, small, big)
@@ -90,42 +77,35 @@ func TestPublishRejectsOversizedBeforeSending(t *testing.T) {
 	require.Empty(t, kafkatest.ReadAll(t, brokers, topic), "nothing of the refused call was sent")
 }
 
-func TestPublishContextAndClose(t *testing.T) {
+// The publisher is shared: closing it does not close the producer, the
+// client's Close does; PublishContext gives up when its context ends.
+func TestPublisherIsSharedAndClosedByTheClient(t *testing.T) {
 	t.Parallel()
+	brokers := testinfra.KafkaBrokers(t)
 	topic := testinfra.Topic(t, 1)
-	pub := newPublisher(t)
+	c, err := kafka.NewClient(testConfig(t))
+	require.NoError(t, err)
+	pub := c.Publisher()
+	cp, ok := pub.(outbox.ContextPublisher)
+	require.True(t, ok, "the relay can stop a publish through its context")
+
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	err := pub.PublishContext(ctx, topic, message.NewMessage("m1", nil))
-	require.ErrorIs(t, err, context.Canceled)
+	require.ErrorIs(t, cp.PublishContext(ctx, topic, message.NewMessage("m0", nil)), context.Canceled)
+
 	require.NoError(t, pub.Close())
-	require.NoError(t, pub.Close())
-	require.ErrorIs(t, pub.Publish(topic, message.NewMessage("m2", nil)), kafkapub.ErrClosed)
-}
+	require.NoError(t, c.Publisher().Publish(topic, message.NewMessage("m1", nil)), "a publisher's Close leaves the producer open")
+	require.NoError(t, c.Close())
+	require.NoError(t, c.Close())
+	require.ErrorIs(t, pub.Publish(topic, message.NewMessage("m2", nil)), kafka.ErrClosed)
+	require.ErrorIs(t, cp.PublishContext(context.Background(), topic, message.NewMessage("m3", nil)), kafka.ErrClosed)
 
-func TestConfig(t *testing.T) {
-	t.Parallel()
-	var nilCfg *kafkapub.Config
-	require.Error(t, nilCfg.Validate())
-	err := (&kafkapub.Config{Version: sarama.V0_10_2_0}).Validate()
-	require.ErrorContains(t, err, "Brokers")
-	require.ErrorContains(t, err, "0.11")
-
-	base := sarama.NewConfig()
-	base.Producer.RequiredAcks = sarama.WaitForLocal
-	base.Producer.Compression = sarama.CompressionLZ4
-	sc, err := (&kafkapub.Config{Brokers: []string{"x:1"}, Sarama: base}).SaramaConfig()
-	require.NoError(t, err)
-	require.Equal(t, sarama.WaitForAll, sc.Producer.RequiredAcks)
-	require.True(t, sc.Producer.Idempotent)
-	require.Equal(t, 1, sc.Net.MaxOpenRequests)
-	require.Equal(t, sarama.CompressionLZ4, sc.Producer.Compression)
-	require.Equal(t, kafkapub.DefaultVersion, sc.Version)
-	require.Equal(t, "dddkit", sc.ClientID)
-	require.Equal(t, sarama.WaitForLocal, base.Producer.RequiredAcks, "the caller's config is not changed")
-
-	sc, err = (&kafkapub.Config{Brokers: []string{"x:1"}, Version: sarama.V4_0_0_0, ClientID: "me"}).SaramaConfig()
-	require.NoError(t, err)
-	require.Equal(t, sarama.V4_0_0_0, sc.Version)
-	require.Equal(t, "me", sc.ClientID)
+	got := kafkatest.ReadAll(t, brokers, topic)
+	ids := make([]string, len(got))
+	for i, m := range got {
+		ids[i] = m.Headers["_watermill_message_uuid"]
+	}
+	require.Contains(t, ids, "m1")
+	require.NotContains(t, ids, "m2")
+	require.NotContains(t, ids, "m3")
 }

@@ -1,0 +1,97 @@
+package kafka
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill"
+	wmkafka "github.com/ThreeDotsLabs/watermill-kafka/v3/pkg/kafka"
+	"github.com/ThreeDotsLabs/watermill/message"
+
+	"github.com/dddkit/dddkit/eventbus"
+)
+
+// Client is a process's connection to Kafka. It owns the one producer of
+// the process, shared by everything that publishes: the outbox relay, an
+// [eventbus.Publisher] and the dead letters of every consumer. It makes
+// the consumers, all from the same [Config]: watermill subscribers for an
+// [eventbus.Router] (a Client is an [eventbus.Transport]) and
+// [BatchConsumer]s.
+//
+// A Client is safe for concurrent use. Close it when everything that
+// publishes through it has stopped.
+type Client struct {
+	cfg Config
+	pub *producer
+}
+
+var _ eventbus.Transport = (*Client)(nil)
+
+// NewClient connects the producer to the brokers of cfg and returns the
+// client. cfg must name the brokers; every other field has a default.
+func NewClient(cfg *Config) (*Client, error) {
+	c, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	sc, err := c.saramaConfig()
+	if err != nil {
+		return nil, err
+	}
+	pub, err := newProducer(c.Brokers, sc)
+	if err != nil {
+		return nil, err
+	}
+	return &Client{cfg: c, pub: pub}, nil
+}
+
+// Publisher returns the client's producer as a watermill publisher: for
+// [github.com/dddkit/dddkit/outbox.NewRelay], [eventbus.NewPublisher] and,
+// through the [eventbus.Transport] interface, a Router's dead letters.
+// Every call returns the same producer.
+//
+// Publish sends all messages of one call together and returns when Kafka
+// has acknowledged all of them (acks from all in-sync replicas,
+// idempotent: retries neither duplicate nor reorder), or with an error
+// when any failed. A message is keyed by its aggregate ID, so the events
+// of one aggregate share a partition and keep their order. The publisher
+// also has PublishContext(ctx, topic, msgs...), which stops waiting when
+// ctx ends (the outbox relay uses it). Its Close does nothing: the
+// client owns the producer and [Client.Close] closes it.
+func (c *Client) Publisher() message.Publisher { return sharedPublisher{c.pub} }
+
+// Subscriber returns a new watermill-kafka subscriber that consumes as
+// consumer group group, with the client's configuration. Offsets are
+// committed only for messages a handler has acknowledged. The caller
+// closes it (a Router closes the subscribers it asked for).
+func (c *Client) Subscriber(group string) (message.Subscriber, error) {
+	if group == "" {
+		return nil, errors.New("kafka: subscriber: empty consumer group")
+	}
+	sc, err := c.cfg.saramaConfig()
+	if err != nil {
+		return nil, err
+	}
+	sub, err := wmkafka.NewSubscriber(wmkafka.SubscriberConfig{
+		Brokers:               c.cfg.Brokers,
+		Unmarshaler:           newMarshaler(),
+		OverwriteSaramaConfig: sc,
+		ConsumerGroup:         group,
+		NackResendSleep:       c.cfg.NackResendSleep,
+		ReconnectRetrySleep:   time.Second,
+	}, watermill.NewSlogLogger(c.cfg.Logger))
+	if err != nil {
+		return nil, fmt.Errorf("kafka: subscriber %q: %w", group, err)
+	}
+	return sub, nil
+}
+
+// Close flushes what the producer holds, waits for its outstanding
+// acknowledgements and closes it; Publish fails with [ErrClosed]
+// afterwards. Subscribers and batch consumers are closed by whoever runs
+// them. Close is idempotent.
+func (c *Client) Close() error {
+	c.pub.close()
+	return nil
+}

@@ -1,0 +1,83 @@
+package kafka_test
+
+import (
+	"context"
+	"errors"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/jackc/pgx/v5"
+	"github.com/stretchr/testify/require"
+
+	"github.com/dddkit/dddkit/aggregate"
+	"github.com/dddkit/dddkit/eventbus"
+	"github.com/dddkit/dddkit/internal/kafkatest"
+	"github.com/dddkit/dddkit/internal/testinfra"
+	"github.com/dddkit/dddkit/outbox"
+)
+
+// A process that relays from the outbox, publishes events directly and
+// dead-letters through one Client opens one producer: every record those
+// three wrote carries the same producer ID (the broker gives each
+// idempotent producer an ID of its own, as the second client shows).
+func TestOneProducerForRelayPublisherAndDeadLetters(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	brokers := testinfra.KafkaBrokers(t)
+	pool := testinfra.Pool(t)
+	relayTopic, pubTopic, deadLetters := testinfra.Topic(t, 2), testinfra.Topic(t, 2), testinfra.Topic(t, 1)
+	client := newClient(t)
+
+	// The outbox relay.
+	require.NoError(t, outbox.Migrate(ctx, pool, nil))
+	store, err := outbox.NewStore(nil)
+	require.NoError(t, err)
+	var relayed atomic.Int64
+	relay, err := outbox.NewRelay(pool, client.Publisher(), &outbox.RelayConfig{
+		Topic:        func(aggregate.Envelope) string { return relayTopic },
+		PollInterval: 50 * time.Millisecond,
+		Logger:       testLogger(),
+		Hooks:        outbox.Hooks{OnPublished: func(evs []aggregate.Envelope, _ time.Duration) { relayed.Add(int64(len(evs))) }},
+	})
+	require.NoError(t, err)
+	relayCtx, stopRelay := context.WithCancel(ctx)
+	relayDone := make(chan error, 1)
+	go func() { relayDone <- relay.Run(relayCtx) }()
+	t.Cleanup(func() {
+		stopRelay()
+		require.NoError(t, <-relayDone)
+	})
+	require.NoError(t, pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error { return store.Write(ctx, tx, order("o-1", 1)) }))
+
+	// An eventbus.Publisher, and a Router whose handler refuses every
+	// event, so that it dead-letters what the publisher sent.
+	reg, err := eventbus.NewRegistry(&eventbus.RegistryConfig{Topic: func(string) string { return pubTopic }})
+	require.NoError(t, err)
+	require.NoError(t, eventbus.Register[orderPlaced](reg, eventbus.AggregateType("order")))
+	pub, err := eventbus.NewPublisher(client.Publisher(), reg)
+	require.NoError(t, err)
+	r, err := eventbus.NewRouter(client, reg, &eventbus.RouterConfig{Logger: testLogger(), DeadLetterTopic: deadLetters})
+	require.NoError(t, err)
+	require.NoError(t, eventbus.Handle(r, "refuse-"+testinfra.Suffix(), func(context.Context, orderPlaced, eventbus.Metadata) error {
+		return eventbus.Permanent(errors.New("refused"))
+	}))
+	dl := subscribeAll(t, client, deadLetters)
+	start(t, r)
+	require.NoError(t, pub.Publish(ctx, order("o-2", 2)))
+
+	testinfra.Eventually(t, 60*time.Second, func() bool { return relayed.Load() == 1 && len(dl.all()) == 1 },
+		"relayed %d of 1, dead-lettered %d of 1", relayed.Load(), len(dl.all()))
+
+	ids := kafkatest.ProducerIDs(t, brokers, relayTopic)
+	require.Len(t, ids, 1, "relay")
+	require.Equal(t, ids, kafkatest.ProducerIDs(t, brokers, pubTopic), "publisher and relay share the producer")
+	require.Equal(t, ids, kafkatest.ProducerIDs(t, brokers, deadLetters), "dead letters and relay share the producer")
+
+	otherTopic := testinfra.Topic(t, 1)
+	require.NoError(t, newClient(t).Publisher().Publish(otherTopic, message.NewMessage("m-1", nil)))
+	other := kafkatest.ProducerIDs(t, brokers, otherTopic)
+	require.Len(t, other, 1)
+	require.NotEqual(t, ids, other, "a second client is a second producer")
+}

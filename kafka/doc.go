@@ -1,0 +1,109 @@
+// Package kafka holds every Kafka adapter of dddkit: one [Config], one
+// [Client] that owns the process's one producer, the consumers (watermill
+// subscribers for an [eventbus.Router], and the [BatchConsumer]) and the
+// mapping of dddkit's messages onto Kafka records. It is built on IBM's
+// sarama and, for the subscribers, on watermill-kafka. The core packages
+// (outbox, eventbus) know nothing of Kafka; they take a watermill
+// publisher or an [eventbus.Transport], which a Client is.
+//
+// # One client per process
+//
+// A service builds one Client at start-up and closes it last:
+//
+//	client, err := kafka.NewClient(&kafka.Config{Brokers: []string{"kafka-1:9092"}, ClientID: "orders"})
+//	defer client.Close()
+//
+//	relay, err := outbox.NewRelay(pool, client.Publisher(), nil) // events saved with aggregates
+//	pub, err := eventbus.NewPublisher(client.Publisher(), reg)   // events published directly
+//	router, err := eventbus.NewRouter(client, reg, nil)          // consumers; dead letters
+//
+// The relay, the publisher and the router's dead-letter path all publish
+// through the same producer ([Client.Publisher]): a process opens one
+// producer, with one configuration, however many of them it runs.
+//
+// # Configuration
+//
+// [Config] names the brokers and, with defaults for everything else, the
+// client ID, the protocol version ([DefaultVersion]), where a new consumer
+// group starts, how often offsets are committed and the logger. For what
+// the fields do not cover (TLS, SASL, compression, timeouts),
+// [Config.Configure] edits the sarama configuration directly; it cannot
+// turn off what the delivery guarantees rest on: acks from all in-sync
+// replicas and the idempotent producer.
+//
+// # The producer
+//
+// The producer sends all messages of one Publish call together and waits
+// for all their acknowledgements: one round trip per batch instead of one
+// per message, which is what lets the outbox relay keep up with a busy
+// table. It is sarama's asynchronous producer with acks=all, idempotence
+// and one request in flight per broker, so retries neither duplicate nor
+// reorder the messages of a partition. Its Publish returns only when
+// every message of the call is acknowledged.
+//
+// # On the wire
+//
+// A dddkit message (see [eventbus.Registry.Encode]) becomes a Kafka
+// record as watermill-kafka maps it: the payload is the record value, the
+// message UUID (the event ID) travels in the "_watermill_message_uuid"
+// header, every other metadata entry is a record header, and the record
+// key is the aggregate ID ([eventbus.HeaderAggregateID]), so the events of
+// one aggregate share a partition and keep their order. Consumers read
+// records back the same way.
+//
+// # Consumers
+//
+// A Client is an [eventbus.Transport]: [Client.Subscriber] returns a
+// watermill-kafka subscriber that consumes as one consumer group, and a
+// [eventbus.Router] asks for one per handler name. Offsets are committed
+// for acknowledged messages every [Config.CommitInterval]; after a crash
+// up to one interval of events is delivered again, which the inbox makes
+// harmless.
+//
+// # Batching consumer
+//
+// [eventbus.HandleTx] costs one PostgreSQL transaction per event, and a
+// Kafka partition's next event waits for it: a consumer with an inbox
+// takes a few thousand events per second, where decoding alone would
+// allow tens of thousands. A [BatchConsumer] applies a partition's events
+// in batches instead: it gathers up to MaxBatch messages (or what arrives
+// within MaxWait, see [eventbus.BatchConfig]), inserts their inbox rows
+// with one statement in one transaction, runs the handler for the events
+// whose rows are new, in offset order, with that transaction, commits and
+// then marks the batch's offsets:
+//
+//	c, err := kafka.NewBatchConsumer(client, reg, inbox, "ledger",
+//		func(ctx context.Context, tx pgx.Tx, e OrderPlaced, md eventbus.Metadata) error {
+//			_, err := tx.Exec(ctx, `INSERT INTO ledger ...`, md.EventID, e.Amount)
+//			return err
+//		}, nil)
+//	err = c.Run(ctx)
+//
+// It keeps the guarantees of HandleTx. Effects happen once per event (the
+// inbox rows commit with them; a duplicate, in the batch or later, does
+// not run the handler). The events of one key are applied in order. When
+// anything in a batch fails — the handler returns an error or panics, the
+// database is away — the transaction rolls back and the batch is handled
+// again one event at a time exactly as HandleTx would: own transaction,
+// bounded retries with backoff, [eventbus.ErrUnavailable] waited out, and
+// the dead-letter topic for an event that keeps failing; messages that
+// cannot be decoded go to the dead-letter topic without holding up their
+// batch. A stopped or rebalanced consumer continues at the committed
+// offsets.
+//
+// Use it for a handler with an inbox that must keep up with a busy topic
+// (projections, ledgers, imports). What it costs: the handler of one
+// event shares a transaction with up to MaxBatch-1 others, so one event's
+// failure makes the others run again (only committed runs leave effects);
+// a batch waits up to MaxWait for its messages; and it is a consumer of
+// its own next to the [eventbus.Router] (one event type, started with
+// [BatchConsumer.Run]). The batching itself is an
+// [eventbus.BatchProcessor]; this package feeds it from sarama's consumer
+// group.
+//
+// # Tests
+//
+// The package passes the eventbus transport suite (package eventbustest)
+// against a real broker; its tests, like every Kafka test of dddkit, run
+// when TEST_KAFKA_BROKERS names one (make test starts one).
+package kafka

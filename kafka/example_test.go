@@ -1,0 +1,121 @@
+package kafka_test
+
+import (
+	"context"
+	"crypto/tls"
+	"fmt"
+	"log"
+	"os"
+	"os/signal"
+
+	"github.com/IBM/sarama"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/dddkit/dddkit/eventbus"
+	"github.com/dddkit/dddkit/kafka"
+	"github.com/dddkit/dddkit/outbox"
+)
+
+type UserRegistered struct{ Email string }
+
+func (UserRegistered) EventName() string { return "auth.user_registered" }
+
+// One client per process: its one producer relays the outbox, publishes
+// events directly and carries the router's dead letters; the router's
+// consumer groups come from the same configuration.
+func ExampleNewClient() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	if err := runAccounts(ctx); err != nil {
+		log.Print(err)
+	}
+}
+
+func runAccounts(ctx context.Context) error {
+	pool, err := pgxpool.New(ctx, os.Getenv("DATABASE_URL"))
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+
+	client, err := kafka.NewClient(&kafka.Config{
+		Brokers:  []string{"localhost:9092"},
+		ClientID: "accounts",
+		Configure: func(c *sarama.Config) { // anything not about safety may be tuned
+			c.Net.TLS.Enable = true
+			c.Net.TLS.Config = &tls.Config{MinVersion: tls.VersionTLS13}
+		},
+	})
+	if err != nil {
+		return err
+	}
+	defer client.Close() // closes the one producer
+
+	relay, err := outbox.NewRelay(pool, client.Publisher(), nil)
+	if err != nil {
+		return err
+	}
+	go func() { _ = relay.Run(ctx) }()
+
+	reg, _ := eventbus.NewRegistry(nil)
+	_ = eventbus.Register[UserRegistered](reg, eventbus.AggregateType("user"))
+	router, err := eventbus.NewRouter(client, reg, nil)
+	if err != nil {
+		return err
+	}
+	err = eventbus.Handle(router, "welcome-mail", func(_ context.Context, e UserRegistered, _ eventbus.Metadata) error {
+		log.Printf("welcome %s", e.Email)
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	return router.Run(ctx)
+}
+
+// A BatchConsumer applies a partition's events in batches, one transaction
+// (and one inbox statement) per batch, with the guarantees of HandleTx.
+func ExampleNewBatchConsumer() {
+	ctx := context.Background()
+	pool, err := pgxpool.New(ctx, "postgres://localhost/app")
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer pool.Close()
+	inbox, _ := eventbus.NewInbox(pool, nil)
+	if err := inbox.Migrate(ctx); err != nil {
+		fmt.Println(err)
+		return
+	}
+
+	reg, _ := eventbus.NewRegistry(nil)
+	_ = eventbus.Register[UserRegistered](reg, eventbus.AggregateType("user"))
+	client, err := kafka.NewClient(&kafka.Config{Brokers: []string{"localhost:9092"}})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer client.Close()
+	c, err := kafka.NewBatchConsumer(client, reg, inbox, "user-directory",
+		func(ctx context.Context, tx pgx.Tx, e UserRegistered, md eventbus.Metadata) error {
+			_, err := tx.Exec(ctx, `INSERT INTO user_directory (email, registered_at) VALUES ($1, $2)`, e.Email, md.OccurredAt)
+			return err
+		}, &eventbus.BatchConfig{MaxBatch: 1000})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	_ = c.Run(ctx)
+}
+
+// Validate reports every problem at once; NewClient calls it.
+func ExampleConfig_Validate() {
+	err := (&kafka.Config{InitialOffset: 5, Version: sarama.V0_10_2_0}).Validate()
+	fmt.Println(err)
+	// Output:
+	// kafka: Config.Brokers is empty
+	// kafka: Config.Version 0.10.2.0 is older than 0.11, which the idempotent producer needs
+	// kafka: Config.InitialOffset is 5, want sarama.OffsetOldest or sarama.OffsetNewest
+}

@@ -1,0 +1,179 @@
+package kafka_test
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/stretchr/testify/require"
+
+	"github.com/dddkit/dddkit/aggregate"
+	"github.com/dddkit/dddkit/eventbus"
+	"github.com/dddkit/dddkit/internal/testinfra"
+	"github.com/dddkit/dddkit/kafka"
+)
+
+type orderPlaced struct {
+	OrderID string
+	Amount  int
+}
+
+func (orderPlaced) EventName() string { return "shop.order_placed" }
+
+// pgBundle is a schema of the test's own with a migrated inbox and an
+// effects table that handlers write to.
+type pgBundle struct {
+	pool  *pgxpool.Pool
+	inbox *eventbus.Inbox
+}
+
+func setupPG(t testing.TB) *pgBundle {
+	t.Helper()
+	pool := testinfra.Pool(t)
+	ctx := context.Background()
+	inbox, err := eventbus.NewInbox(pool, &eventbus.InboxConfig{Logger: testLogger()})
+	require.NoError(t, err)
+	require.NoError(t, inbox.Migrate(ctx))
+	_, err = pool.Exec(ctx, `CREATE TABLE effects (event_id text NOT NULL, aggregate_id text NOT NULL, amount int NOT NULL)`)
+	require.NoError(t, err)
+	return &pgBundle{pool: pool, inbox: inbox}
+}
+
+func (b *pgBundle) count(t testing.TB, query string, args ...any) int {
+	t.Helper()
+	var n int
+	require.NoError(t, b.pool.QueryRow(context.Background(), query, args...).Scan(&n))
+	return n
+}
+
+// kafkaBundle is a topic of the test's own with a registry mapping every
+// aggregate to it.
+type kafkaBundle struct {
+	topic, deadLetter string
+	client            *kafka.Client
+	reg               *eventbus.Registry
+	pub               *eventbus.Publisher
+}
+
+func setupKafka(t testing.TB, partitions int32) *kafkaBundle {
+	t.Helper()
+	b := &kafkaBundle{topic: testinfra.Topic(t, partitions), deadLetter: testinfra.Topic(t, 1)}
+	b.client = newClient(t)
+	reg, err := eventbus.NewRegistry(&eventbus.RegistryConfig{Topic: func(string) string { return b.topic }})
+	require.NoError(t, err)
+	require.NoError(t, eventbus.Register[orderPlaced](reg, eventbus.AggregateType("order")))
+	b.reg = reg
+	b.pub, err = eventbus.NewPublisher(b.client.Publisher(), reg)
+	require.NoError(t, err)
+	return b
+}
+
+func (b *kafkaBundle) router(t testing.TB, deliveries *atomic.Int64) *eventbus.Router {
+	t.Helper()
+	cfg := &eventbus.RouterConfig{
+		Logger:          testLogger(),
+		DeadLetterTopic: b.deadLetter,
+		Retry:           eventbus.RetryConfig{MaxAttempts: 3, BaseDelay: 5 * time.Millisecond, MaxDelay: 20 * time.Millisecond},
+	}
+	if deliveries != nil {
+		cfg.Middleware = []message.HandlerMiddleware{func(h message.HandlerFunc) message.HandlerFunc {
+			return func(msg *message.Message) ([]*message.Message, error) {
+				deliveries.Add(1)
+				return h(msg)
+			}
+		}}
+	}
+	r, err := eventbus.NewRouter(b.client, b.reg, cfg)
+	require.NoError(t, err)
+	return r
+}
+
+// start runs r until stop is called (or the test ends).
+func start(t *testing.T, r *eventbus.Router) (stop func()) {
+	t.Helper()
+	done := make(chan error, 1)
+	go func() { done <- r.Run(context.Background()) }()
+	select {
+	case <-r.Running():
+	case err := <-done:
+		t.Fatalf("router stopped: %v", err)
+	}
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			require.NoError(t, r.Close())
+			require.NoError(t, <-done)
+		})
+	}
+	t.Cleanup(stop)
+	return stop
+}
+
+var seq atomic.Int64
+
+func order(aggID string, amount int) aggregate.Envelope {
+	n := seq.Add(1)
+	return aggregate.Envelope{
+		ID:            fmt.Sprintf("ev-%d-%s", n, testinfra.Suffix()),
+		Name:          orderPlaced{}.EventName(),
+		AggregateType: "order",
+		AggregateID:   aggID,
+		Version:       n,
+		OccurredAt:    time.Now(),
+		Payload:       orderPlaced{OrderID: aggID, Amount: amount},
+	}
+}
+
+// applyOrder is the handler under test: one effect row per event.
+func applyOrder(calls *atomic.Int64) eventbus.TxHandlerFunc[orderPlaced] {
+	return func(ctx context.Context, tx pgx.Tx, e orderPlaced, md eventbus.Metadata) error {
+		calls.Add(1)
+		_, err := tx.Exec(ctx, `INSERT INTO effects (event_id, aggregate_id, amount) VALUES ($1, $2, $3)`, md.EventID, md.AggregateID, e.Amount)
+		return err
+	}
+}
+
+type collected struct {
+	mu   sync.Mutex
+	msgs []*message.Message
+}
+
+func (c *collected) all() []*message.Message {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]*message.Message(nil), c.msgs...)
+}
+
+// subscribeAll reads every message of topic into a collection until the
+// test ends.
+func subscribeAll(t *testing.T, tr eventbus.Transport, topic string) *collected {
+	t.Helper()
+	sub, err := tr.Subscriber("reader-" + topic)
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	ch, err := sub.Subscribe(ctx, topic)
+	require.NoError(t, err)
+	c := &collected{}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for m := range ch {
+			c.mu.Lock()
+			c.msgs = append(c.msgs, m)
+			c.mu.Unlock()
+			m.Ack()
+		}
+	}()
+	t.Cleanup(func() {
+		cancel()
+		_ = sub.Close()
+		<-done
+	})
+	return c
+}

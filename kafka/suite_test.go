@@ -1,0 +1,20 @@
+package kafka_test
+
+import (
+	"testing"
+
+	"github.com/dddkit/dddkit/eventbus/eventbustest"
+	"github.com/dddkit/dddkit/internal/testinfra"
+)
+
+// The Client passes the transport suite every eventbus transport passes.
+func TestTransportSuite(t *testing.T) {
+	t.Parallel()
+	c := newClient(t)
+	eventbustest.Run(t, func(t *testing.T) eventbustest.Harness {
+		return eventbustest.Harness{
+			Transport: c,
+			Topic:     func(t testing.TB) string { return testinfra.Topic(t, 3) },
+		}
+	})
+}
