@@ -19,6 +19,11 @@ var ErrConcurrencyConflict = errors.New("aggregate: concurrency conflict")
 // ErrNotFound reports that no aggregate with the requested ID exists.
 var ErrNotFound = errors.New("aggregate: not found")
 
+// ErrAlreadyExists reports a save of a new aggregate whose ID is already
+// taken. Unlike a concurrency conflict, re-running the command cannot fix
+// it.
+var ErrAlreadyExists = errors.New("aggregate: already exists")
+
 // ErrNotInitialized is returned by [Root.Record] and [Root.Load] when the
 // root has no ID, type or apply function; see [Root.Init].
 var ErrNotInitialized = errors.New("aggregate: root not initialized (call Init first)")
