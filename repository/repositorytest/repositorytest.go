@@ -20,6 +20,7 @@ import (
 
 	"github.com/dddkit/dddkit/aggregate"
 	"github.com/dddkit/dddkit/repository"
+	"github.com/dddkit/dddkit/retry"
 )
 
 // Options says how the suite wants the repository built.
@@ -30,7 +31,7 @@ type Options struct {
 	EventMapping repository.EventMapping[*Counter]
 	// Retry is what the repository's Update must do on a conflict; nil
 	// means no retry.
-	Retry *repository.Retry
+	Retry *retry.Policy
 }
 
 // Harness is one fresh, empty repository under test and a view of where its
@@ -76,7 +77,7 @@ func Run(t *testing.T, newHarness func(t *testing.T, opts Options) Harness) {
 		{"EventsExactlyOnceInOrder", testEventsOnce, Options{}},
 		{"MetadataFromContext", testMetadata, Options{}},
 		{"UniqueKeys", testKeys, Options{}},
-		{"NoLostUpdates", testLostUpdates, Options{Retry: &repository.Retry{MaxAttempts: 100, BaseDelay: time.Millisecond, MaxDelay: 20 * time.Millisecond}}},
+		{"NoLostUpdates", testLostUpdates, Options{Retry: &retry.Policy{MaxAttempts: 100, BaseDelay: time.Millisecond, MaxDelay: 20 * time.Millisecond}}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
