@@ -16,6 +16,7 @@ import (
 
 	"github.com/dddkit/dddkit/aggregate"
 	"github.com/dddkit/dddkit/internal/wire"
+	"github.com/dddkit/dddkit/retry"
 )
 
 // BatchConfig configures a [BatchConsumer]. The zero value and nil are the
@@ -42,7 +43,7 @@ type BatchConfig struct {
 
 	// Retry bounds the retries of an event that failed, as
 	// [RouterConfig.Retry] does for a [Router].
-	Retry RetryConfig
+	Retry retry.Policy
 
 	// DeadLetterTopic is where events go that failed after the last
 	// retry, cannot be decoded or (with [DeadLetterUnknown]) have an
@@ -73,7 +74,9 @@ func (c *BatchConfig) Validate() error {
 	if c.MaxWait < 0 {
 		errs = append(errs, fmt.Errorf("eventbus: BatchConfig.MaxWait is %s, must be >= 0", c.MaxWait))
 	}
-	errs = append(errs, c.Retry.validate("BatchConfig.Retry"))
+	if err := c.Retry.Validate(); err != nil {
+		errs = append(errs, fmt.Errorf("eventbus: BatchConfig.Retry: %w", err))
+	}
 	if c.UnknownEvents != SkipUnknown && c.UnknownEvents != DeadLetterUnknown {
 		errs = append(errs, fmt.Errorf("eventbus: BatchConfig.UnknownEvents is %s", c.UnknownEvents))
 	}
@@ -152,7 +155,7 @@ func NewBatchConsumer[E aggregate.Event](tr *KafkaTransport, reg *Registry, inbo
 	if c.DeadLetterTopic == "" {
 		c.DeadLetterTopic = DefaultDeadLetterTopic
 	}
-	c.Retry = c.Retry.withDefaults()
+	c.Retry = c.Retry.WithDefaults(defaultRetry)
 	et, err := typeOf[E](reg)
 	if err != nil {
 		return nil, fmt.Errorf("eventbus: batch consumer %q: %w", name, err)
@@ -234,7 +237,7 @@ func (c *BatchConsumer) Run(ctx context.Context) error {
 		case err != nil:
 			c.logger.LogAttrs(ctx, slog.LevelError, "eventbus: kafka consumer group session failed",
 				slog.String("handler", c.name), slog.String("topic", c.topic), slog.Any("error", err))
-			_ = sleep(ctx, time.Second)
+			_ = retry.Sleep(ctx, time.Second)
 		}
 	}
 	return nil
@@ -481,10 +484,10 @@ func (c *BatchConsumer) deadLetter(ctx context.Context, msg *message.Message, ca
 			c.logger.LogAttrs(ctx, slog.LevelError, "eventbus: event dead-lettered", append(attrs, slog.Any("error", cause))...)
 			return true
 		}
-		delay := c.cfg.Retry.backoff(n)
+		delay := c.cfg.Retry.Delay(n)
 		c.logger.LogAttrs(ctx, slog.LevelError, "eventbus: cannot publish dead letter, retrying",
 			append(attrs, slog.Duration("delay", delay), slog.Any("error", err))...)
-		if sleep(ctx, delay) != nil {
+		if retry.Sleep(ctx, delay) != nil {
 			return false
 		}
 	}
