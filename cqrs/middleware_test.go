@@ -17,6 +17,7 @@ import (
 	"github.com/dddkit/dddkit/aggregate"
 	"github.com/dddkit/dddkit/cqrs"
 	"github.com/dddkit/dddkit/retry"
+	"github.com/dddkit/dddkit/valueobject"
 )
 
 var retryPolicyFast = retry.Policy{BaseDelay: time.Microsecond}
@@ -355,6 +356,9 @@ func TestIsRefusal(t *testing.T) {
 	require.True(t, cqrs.IsRefusal(fmt.Errorf("load u1: %w", aggregate.ErrAlreadyExists)))
 	require.False(t, cqrs.IsRefusal(&mustExist{aggregate.ErrNotFound}), "the outermost opinion wins")
 	require.True(t, cqrs.IsRefusal(&shipped{"o1"}))
+	_, emailErr := valueobject.ParseEmail("not-an-email")
+	require.Error(t, emailErr)
+	require.True(t, cqrs.IsRefusal(fmt.Errorf("register: %w", valueobject.WithField(emailErr, "email"))), "valueobject's field error")
 }
 
 func TestLoggingDisabledLevelLogsNothing(t *testing.T) {
