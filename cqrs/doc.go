@@ -66,31 +66,63 @@
 // Middlewares apply in the order listed: the first is the outermost, sees
 // the [Message] first and the result last. The package ships
 //
-//   - [Logging]: one slog line per dispatch with name, duration and error;
+//   - [Logging]: one slog line per dispatch with name, duration and
+//     error, at a level that tells refusals from failures (see below);
 //   - [Recover]: a panic becomes a [*PanicError] ([ErrPanic]);
 //   - [Validation]: a payload's Validate() error runs before the handler;
 //     a failure is a [*ValidationError] ([ErrValidation]);
-//   - [Retry]: re-runs the handler on aggregate.ErrConcurrencyConflict with
-//     bounded, jittered exponential backoff, giving up with a [*RetryError];
-//   - [Around]: brackets the handler with begin/finish, the hook for
-//     database transactions and tracing spans.
+//   - [Retry]: re-runs the handler on aggregate.ErrConcurrencyConflict
+//     under a [retry.Policy] (bounded, jittered exponential backoff),
+//     giving up with a [*retry.Error];
+//   - [Transaction]: runs each command handler inside a [UnitOfWork], so
+//     that everything it writes commits together or not at all.
 //
 // A sensible command stack, outermost first, is
 //
 //	retry, err := cqrs.Retry(nil)
 //	bus, err := cqrs.New(&cqrs.Config{
 //		CommandMiddleware: []cqrs.Middleware{
-//			cqrs.Logging(logger), // sees every outcome, including panics
-//			cqrs.Recover(),       // covers everything inside it
-//			cqrs.Validation(),    // reject bad input once, not per attempt
-//			retry,                // re-runs what is inside it ...
-//			transaction,          // ... so each attempt gets a fresh transaction
+//			cqrs.Logging(logger),   // sees every outcome, including panics
+//			cqrs.Recover(),         // covers everything inside it
+//			cqrs.Validation(),      // reject bad input once, not per attempt
+//			retry,                  // re-runs what is inside it ...
+//			cqrs.Transaction(uow),  // ... so each attempt gets a fresh transaction
 //		},
 //		QueryMiddleware: []cqrs.Middleware{cqrs.Logging(logger), cqrs.Recover(), cqrs.Validation()},
 //	})
 //
 // Writing a middleware is writing a func(next HandlerFunc) HandlerFunc; see
-// the examples.
+// the examples. A tracing span, for instance:
+//
+//	trace := func(next cqrs.HandlerFunc) cqrs.HandlerFunc {
+//		return func(ctx context.Context, msg cqrs.Message) (any, error) {
+//			ctx, span := tracer.Start(ctx, msg.Kind.String()+" "+msg.Name)
+//			defer span.End()
+//			res, err := next(ctx, msg)
+//			if err != nil && !cqrs.IsRefusal(err) {
+//				span.SetStatus(codes.Error, err.Error())
+//			}
+//			return res, err
+//		}
+//	}
+//
+// # Refusals and failures
+//
+// A handler's error is either a refusal or a failure. A refusal declines
+// the request for a reason of the business or of the input: "email
+// already registered", "cannot cancel a shipped order", a field that fails
+// validation, an aggregate that does not exist. Nothing is broken and the
+// caller gets an answer (an HTTP 4xx). A failure is everything else: a
+// database that cannot be reached, a bug, a panic.
+//
+// [IsRefusal] tells them apart: an error is a refusal when it, or an error
+// it wraps, has a method Refusal() bool returning true (errors made by
+// [Refuse], a [*ValidationError], valueobject's *Error), or else when it
+// matches aggregate.ErrNotFound or aggregate.ErrAlreadyExists. Domain
+// packages give their error types the method, without importing cqrs;
+// application code wraps with [Refuse]. [Logging] logs refusals at INFO,
+// concurrency conflicts at WARN and failures at ERROR; HTTP layers and
+// event consumers can apply the same rule with IsRefusal.
 //
 // # Start-up validation
 //

@@ -52,6 +52,10 @@ func (e *ValidationError) Is(target error) bool { return target == ErrValidation
 // Unwrap returns the error Validate returned.
 func (e *ValidationError) Unwrap() error { return e.Err }
 
+// Refusal returns true: bad input is a refusal, not a failure (see
+// [IsRefusal]).
+func (e *ValidationError) Refusal() bool { return true }
+
 // PanicError is returned by the [Recover] middleware when a handler panics.
 // errors.Is(err, [ErrPanic]) holds; if the panic value is an error, Unwrap
 // returns it, so errors.Is and errors.As reach it too.
@@ -59,7 +63,7 @@ type PanicError struct {
 	Kind  Kind
 	Name  string
 	Value any    // the value passed to panic
-	Stack []byte // the panicking goroutine's stack, from runtime/debug.Stack
+	Stack string // the panicking goroutine's stack, from runtime/debug.Stack
 }
 
 func (e *PanicError) Error() string {
@@ -73,40 +77,4 @@ func (e *PanicError) Is(target error) bool { return target == ErrPanic }
 func (e *PanicError) Unwrap() error {
 	err, _ := e.Value.(error)
 	return err
-}
-
-// RetryError is returned by the [Retry] middleware when it gives up: after
-// the last allowed attempt failed with a retryable error, or because the
-// context ended while it waited to try again. It wraps the last handler error
-// (so errors.Is(err, aggregate.ErrConcurrencyConflict) still holds) and, in
-// the second case, the context's error.
-type RetryError struct {
-	Kind     Kind
-	Name     string
-	Attempts int   // how many times the handler ran
-	Err      error // the last handler error
-	CtxErr   error // the context's error, if the context ended during a backoff; else nil
-}
-
-func (e *RetryError) Error() string {
-	if e.CtxErr != nil {
-		return fmt.Sprintf("cqrs: %s %s: gave up after %d attempt%s: %v (last error: %v)",
-			e.Kind, e.Name, e.Attempts, plural(e.Attempts), e.CtxErr, e.Err)
-	}
-	return fmt.Sprintf("cqrs: %s %s failed after %d attempt%s: %v", e.Kind, e.Name, e.Attempts, plural(e.Attempts), e.Err)
-}
-
-// Unwrap returns the last handler error and, if set, the context's error.
-func (e *RetryError) Unwrap() []error {
-	if e.CtxErr != nil {
-		return []error{e.CtxErr, e.Err}
-	}
-	return []error{e.Err}
-}
-
-func plural(n int) string {
-	if n == 1 {
-		return ""
-	}
-	return "s"
 }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/dddkit/dddkit/aggregate"
 	"github.com/dddkit/dddkit/cqrs"
+	"github.com/dddkit/dddkit/retry"
 )
 
 // PlaceOrder is a command. CommandName gives it a stable name for logs and
@@ -164,16 +165,16 @@ func ExampleBus_Validate() {
 
 // Retry re-runs a command whose save lost a race with another writer.
 func ExampleRetry() {
-	retry, err := cqrs.Retry(&cqrs.RetryConfig{
-		MaxAttempts: 3,
-		OnRetry: func(_ context.Context, msg cqrs.Message, attempt int, err error, _ time.Duration) {
+	onConflict, err := cqrs.Retry(&cqrs.RetryConfig{
+		Policy: retry.Policy{MaxAttempts: 3, BaseDelay: time.Millisecond},
+		OnRetry: func(_ context.Context, msg cqrs.Message, attempt int, err error) {
 			fmt.Printf("attempt %d of %s failed: %v\n", attempt, msg.Name, err)
 		},
 	})
 	if err != nil {
 		panic(err)
 	}
-	bus, err := cqrs.New(&cqrs.Config{CommandMiddleware: []cqrs.Middleware{retry}})
+	bus, err := cqrs.New(&cqrs.Config{CommandMiddleware: []cqrs.Middleware{onConflict}})
 	if err != nil {
 		panic(err)
 	}
@@ -197,27 +198,32 @@ func ExampleRetry() {
 	// <nil> 2
 }
 
-// Around brackets every handler with a unit of work: here a stand-in for a
-// database transaction that commits on success and rolls back on error.
-func ExampleAround() {
-	type txKey struct{}
-	transaction := cqrs.Around(func(ctx context.Context, msg cqrs.Message) (context.Context, func(error) error, error) {
-		fmt.Println("begin", msg.Name)
-		return context.WithValue(ctx, txKey{}, "tx-1"), func(err error) error {
-			if err != nil {
-				fmt.Println("rollback:", err)
-				return err
-			}
-			fmt.Println("commit")
-			return nil
-		}, nil
-	})
-	bus, err := cqrs.New(&cqrs.Config{CommandMiddleware: []cqrs.Middleware{cqrs.Validation(), transaction}})
+// unitOfWork stands in for a database's unit of work, such as
+// postgres.UnitOfWork: it commits when fn succeeds and rolls back when it
+// fails.
+type unitOfWork struct{}
+
+type exampleTxKey struct{}
+
+func (unitOfWork) Do(ctx context.Context, fn func(ctx context.Context) error) error {
+	fmt.Println("begin")
+	if err := fn(context.WithValue(ctx, exampleTxKey{}, "tx-1")); err != nil {
+		fmt.Println("rollback:", err)
+		return err
+	}
+	fmt.Println("commit")
+	return nil
+}
+
+// Transaction runs every command handler in a unit of work: everything the
+// handler writes commits together, or nothing does.
+func ExampleTransaction() {
+	bus, err := cqrs.New(&cqrs.Config{CommandMiddleware: []cqrs.Middleware{cqrs.Validation(), cqrs.Transaction(unitOfWork{})}})
 	if err != nil {
 		panic(err)
 	}
 	err = cqrs.HandleCommand(bus, func(ctx context.Context, c PlaceOrder) (OrderID, error) {
-		fmt.Println("handling in", ctx.Value(txKey{}))
+		fmt.Println("handling in", ctx.Value(exampleTxKey{}))
 		if c.Customer == "" {
 			return 0, errors.New("unknown customer")
 		}
@@ -230,17 +236,40 @@ func ExampleAround() {
 	_, _ = cqrs.Send[OrderID](ctx, bus, PlaceOrder{Customer: "ada", Items: 1})
 	_, _ = cqrs.Send[OrderID](ctx, bus, PlaceOrder{Items: 1})
 	// Output:
-	// begin order.place
+	// begin
 	// handling in tx-1
 	// commit
-	// begin order.place
+	// begin
 	// handling in tx-1
 	// rollback: unknown customer
 }
 
-// Logging writes one line per dispatch: debug on success, warn for invalid
-// input, error otherwise. Time and duration are dropped here to keep the
-// output stable.
+// IsRefusal tells an error by which the application declines a request
+// (bad input, a business rule, not found) from a failure. Refuse marks an
+// error as a refusal; a domain error type can instead have a method
+// Refusal() bool.
+func ExampleIsRefusal() {
+	errShipped := cqrs.Refuse(errors.New("order is shipped and cannot be cancelled"))
+
+	for _, err := range []error{
+		fmt.Errorf("cancel order 7: %w", errShipped),
+		fmt.Errorf("load order 8: %w", aggregate.ErrNotFound),
+		&aggregate.ConflictError{Type: "order", ID: "9", Expected: 3, Actual: 4},
+		errors.New("connection refused"),
+	} {
+		fmt.Printf("%t: %v\n", cqrs.IsRefusal(err), err)
+	}
+	// Output:
+	// true: cancel order 7: order is shipped and cannot be cancelled
+	// true: load order 8: aggregate: not found
+	// false: aggregate: concurrency conflict on order 9: expected version 3, found 4
+	// false: connection refused
+}
+
+// Logging writes one line per dispatch: debug on success, info for a
+// refusal such as invalid input, error for a failure. The command's fields
+// are not logged. Time and duration are dropped here to keep the output
+// stable.
 func ExampleLogging() {
 	logger := slog.New(slog.NewTextHandler(os.Stdout, &slog.HandlerOptions{
 		Level: slog.LevelDebug,
@@ -263,5 +292,5 @@ func ExampleLogging() {
 	_, _ = cqrs.Send[OrderID](ctx, bus, PlaceOrder{Customer: "ada"})
 	// Output:
 	// level=DEBUG msg="cqrs: command handled" kind=command name=order.place
-	// level=WARN msg="cqrs: command failed" kind=command name=order.place error="cqrs: invalid command order.place: an order needs at least one item"
+	// level=INFO msg="cqrs: command refused" kind=command name=order.place error="cqrs: invalid command order.place: an order needs at least one item"
 }

@@ -2,18 +2,30 @@ package cqrs
 
 import (
 	"context"
-	"errors"
+	"fmt"
 	"log/slog"
 	"runtime/debug"
 	"time"
 )
 
-// Logging returns a middleware that logs every dispatch to logger (nil means
-// [slog.Default]) with the attributes "kind", "name", "duration" and, on
-// failure, "error". A success is logged at [slog.LevelDebug], a
-// [*ValidationError] at [slog.LevelWarn] (the caller sent bad input), any
-// other error at [slog.LevelError]. When the level is disabled the
-// middleware costs one clock reading.
+// Logging returns a middleware that logs the outcome of every dispatch to
+// logger (nil means [slog.Default]) with the attributes "kind", "name",
+// "duration" and, unless it succeeded, "error". The level follows the
+// outcome:
+//
+//   - success: [slog.LevelDebug], message "cqrs: command handled";
+//   - a refusal ([IsRefusal]: invalid input, a business rule that says no,
+//     not found, already exists): [slog.LevelInfo], "cqrs: command refused";
+//   - a concurrency conflict that outlived any retries:
+//     [slog.LevelWarn], "cqrs: command failed";
+//   - any other error, panics included: [slog.LevelError], "cqrs: command
+//     failed".
+//
+// (and likewise "query ..." for queries). Logging never logs the payload:
+// the fields of a command or query (an email address, a password) stay out
+// of the log; only its name does. The error's message is logged, so error
+// types should not put personal data in their messages (dddkit's do not).
+// When the level is disabled the middleware costs one clock reading.
 //
 // Put it first, so that it sees the errors of every middleware inside it,
 // including [Recover]'s.
@@ -26,24 +38,21 @@ func Logging(logger *slog.Logger) Middleware {
 			start := time.Now()
 			res, err := next(ctx, msg)
 			d := time.Since(start)
-			level := slog.LevelDebug
-			switch {
-			case err == nil:
-			case errors.Is(err, ErrValidation):
-				level = slog.LevelWarn
-			default:
-				level = slog.LevelError
-			}
+			level := logLevel(err)
 			if !logger.Enabled(ctx, level) {
 				return res, err
 			}
 			if err == nil {
-				logger.LogAttrs(ctx, level, logMessage(msg.Kind, true),
+				logger.LogAttrs(ctx, level, logMessage(msg.Kind, outcomeHandled),
 					slog.String("kind", msg.Kind.String()),
 					slog.String("name", msg.Name),
 					slog.Duration("duration", d))
 			} else {
-				logger.LogAttrs(ctx, level, logMessage(msg.Kind, false),
+				outcome := outcomeFailed
+				if level == slog.LevelInfo {
+					outcome = outcomeRefused
+				}
+				logger.LogAttrs(ctx, level, logMessage(msg.Kind, outcome),
 					slog.String("kind", msg.Kind.String()),
 					slog.String("name", msg.Name),
 					slog.Duration("duration", d),
@@ -54,21 +63,25 @@ func Logging(logger *slog.Logger) Middleware {
 	}
 }
 
-func logMessage(k Kind, ok bool) string {
-	switch {
-	case k == KindCommand && ok:
-		return "cqrs: command handled"
-	case k == KindCommand:
-		return "cqrs: command failed"
-	case k == KindQuery && ok:
-		return "cqrs: query handled"
-	case k == KindQuery:
-		return "cqrs: query failed"
-	case ok:
-		return "cqrs: message handled"
-	default:
-		return "cqrs: message failed"
+type outcome uint8
+
+const (
+	outcomeHandled outcome = iota
+	outcomeRefused
+	outcomeFailed
+)
+
+var logMessages = [...][3]string{
+	{"cqrs: message handled", "cqrs: message refused", "cqrs: message failed"},
+	KindCommand: {"cqrs: command handled", "cqrs: command refused", "cqrs: command failed"},
+	KindQuery:   {"cqrs: query handled", "cqrs: query refused", "cqrs: query failed"},
+}
+
+func logMessage(k Kind, o outcome) string {
+	if int(k) >= len(logMessages) {
+		k = 0
 	}
+	return logMessages[k][o]
 }
 
 // Validation returns a middleware that, if the payload has a method
@@ -109,7 +122,7 @@ func Recover() Middleware {
 		return func(ctx context.Context, msg Message) (res any, err error) {
 			defer func() {
 				if v := recover(); v != nil {
-					res, err = nil, &PanicError{Kind: msg.Kind, Name: msg.Name, Value: v, Stack: debug.Stack()}
+					res, err = nil, &PanicError{Kind: msg.Kind, Name: msg.Name, Value: v, Stack: string(debug.Stack())}
 				}
 			}()
 			return next(ctx, msg)
@@ -117,78 +130,50 @@ func Recover() Middleware {
 	}
 }
 
-// BeginFunc starts a unit of work around one handler call, for [Around]: a
-// database transaction, a tracing span, a metrics timer. It returns the
-// context the handler should run with (carrying the transaction or span)
-// and a finish function, or an error that stops the dispatch before the
-// handler runs.
-//
-// finish is called exactly once with the handler's error (nil on success)
-// and returns the error the caller gets: a transaction commits on nil and
-// rolls back otherwise, returning the commit error if commit fails; a span
-// records the error, ends and returns it unchanged. If the handler panics,
-// finish is called with an error wrapping [ErrPanic] and the panic then
-// continues, so a transaction is rolled back even when the panic is
-// recovered further out by [Recover].
-type BeginFunc func(ctx context.Context, msg Message) (_ context.Context, finish func(err error) error, _ error)
+// UnitOfWork runs fn in one transaction: it begins it, runs fn with a
+// context that carries it, commits when fn returns nil and rolls back when
+// fn returns an error (or panics), returning that error. A call of Do made
+// inside fn's context joins the transaction already running instead of
+// opening a second one. postgres.UnitOfWork implements it; repositories,
+// the outbox and the inbox find the transaction in the context.
+type UnitOfWork interface {
+	Do(ctx context.Context, fn func(ctx context.Context) error) error
+}
 
-// Around returns a middleware that brackets every handler call with begin
-// and its finish function; see [BeginFunc]. It is the hook for transactions
-// and tracing, for example (with a caller-defined txKey and pgx):
+// Transaction returns a middleware that runs every command handler inside
+// uow.Do, so that everything the handler writes through the context it gets
+// (any number of aggregates, their outbox rows, the caller's own SQL)
+// commits together or not at all. An error from the handler rolls the
+// transaction back and is returned unchanged; an error from committing is
+// returned instead of the handler's result. Queries pass through untouched,
+// so the middleware may sit in [Config.QueryMiddleware] too without
+// effect. A nil uow makes every command fail with an error saying so.
 //
-//	tx := cqrs.Around(func(ctx context.Context, msg cqrs.Message) (context.Context, func(error) error, error) {
-//		tx, err := pool.Begin(ctx)
-//		if err != nil {
-//			return nil, nil, err
-//		}
-//		return context.WithValue(ctx, txKey{}, tx), func(err error) error {
-//			if err != nil {
-//				_ = tx.Rollback(ctx)
-//				return err
-//			}
-//			return tx.Commit(ctx)
-//		}, nil
-//	})
+// Order: put Transaction inside [Retry], so that each attempt runs in a
+// fresh transaction (a transaction that lost a race is rolled back before
+// the next attempt loads the aggregate again), and inside [Logging] and
+// [Recover], so that they see the outcome of the commit:
 //
-// and, with OpenTelemetry:
-//
-//	trace := cqrs.Around(func(ctx context.Context, msg cqrs.Message) (context.Context, func(error) error, error) {
-//		ctx, span := tracer.Start(ctx, msg.Kind.String()+" "+msg.Name)
-//		return ctx, func(err error) error {
-//			if err != nil {
-//				span.RecordError(err)
-//				span.SetStatus(codes.Error, err.Error())
-//			}
-//			span.End()
-//			return err
-//		}, nil
-//	})
-//
-// Any [Middleware] can do the same; Around only saves the boilerplate and
-// gets the panic case right. Put a transaction inside [Retry], so that every
-// attempt runs in a fresh transaction.
-func Around(begin BeginFunc) Middleware {
+//	CommandMiddleware: []cqrs.Middleware{cqrs.Logging(logger), cqrs.Recover(), cqrs.Validation(), retry, cqrs.Transaction(uow)}
+func Transaction(uow UnitOfWork) Middleware {
 	return func(next HandlerFunc) HandlerFunc {
 		return func(ctx context.Context, msg Message) (any, error) {
-			hctx, finish, err := begin(ctx, msg)
+			if msg.Kind != KindCommand {
+				return next(ctx, msg)
+			}
+			if uow == nil {
+				return nil, fmt.Errorf("cqrs: %s %s: Transaction has a nil UnitOfWork", msg.Kind, msg.Name)
+			}
+			var res any
+			err := uow.Do(ctx, func(ctx context.Context) error {
+				var err error
+				res, err = next(ctx, msg)
+				return err
+			})
 			if err != nil {
 				return nil, err
 			}
-			if hctx == nil {
-				hctx = ctx
-			}
-			if finish == nil {
-				return next(hctx, msg)
-			}
-			done := false
-			defer func() {
-				if !done { // the handler panicked (or called runtime.Goexit)
-					_ = finish(&PanicError{Kind: msg.Kind, Name: msg.Name, Value: "handler did not return (panic or runtime.Goexit)"})
-				}
-			}()
-			res, err := next(hctx, msg)
-			done = true
-			return res, finish(err)
+			return res, nil
 		}
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/dddkit/dddkit/aggregate"
+	"github.com/dddkit/dddkit/retry"
 )
 
 // BatchConfig configures batched handling: a [BatchProcessor] and the
@@ -38,7 +39,7 @@ type BatchConfig struct {
 
 	// Retry bounds the retries of an event that failed, as
 	// [RouterConfig.Retry] does for a [Router].
-	Retry RetryConfig
+	Retry retry.Policy
 
 	// DeadLetterTopic is where events go that failed after the last
 	// retry, cannot be decoded or (with [DeadLetterUnknown]) have an
@@ -69,7 +70,9 @@ func (c *BatchConfig) Validate() error {
 	if c.MaxWait < 0 {
 		errs = append(errs, fmt.Errorf("eventbus: BatchConfig.MaxWait is %s, must be >= 0", c.MaxWait))
 	}
-	errs = append(errs, c.Retry.validate("BatchConfig.Retry"))
+	if err := c.Retry.Validate(); err != nil {
+		errs = append(errs, fmt.Errorf("eventbus: BatchConfig.Retry: %w", err))
+	}
 	if c.UnknownEvents != SkipUnknown && c.UnknownEvents != DeadLetterUnknown {
 		errs = append(errs, fmt.Errorf("eventbus: BatchConfig.UnknownEvents is %s", c.UnknownEvents))
 	}
@@ -148,7 +151,7 @@ func NewBatchProcessor[E aggregate.Event](reg *Registry, inbox *Inbox, name stri
 	if c.DeadLetterTopic == "" {
 		c.DeadLetterTopic = DefaultDeadLetterTopic
 	}
-	c.Retry = c.Retry.withDefaults()
+	c.Retry = c.Retry.WithDefaults(defaultRetry)
 	et, err := typeOf[E](reg)
 	if err != nil {
 		return nil, fmt.Errorf("eventbus: batch processor %q: %w", name, err)
@@ -383,10 +386,10 @@ func (c *BatchProcessor) deadLetter(ctx context.Context, msg *message.Message, c
 			c.logger.LogAttrs(ctx, slog.LevelError, "eventbus: event dead-lettered", append(attrs, slog.Any("error", cause))...)
 			return true
 		}
-		delay := c.cfg.Retry.backoff(n)
+		delay := c.cfg.Retry.Delay(n)
 		c.logger.LogAttrs(ctx, slog.LevelError, "eventbus: cannot publish dead letter, retrying",
 			append(attrs, slog.Duration("delay", delay), slog.Any("error", err))...)
-		if sleep(ctx, delay) != nil {
+		if retry.Sleep(ctx, delay) != nil {
 			return false
 		}
 	}

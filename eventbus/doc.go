@@ -102,7 +102,7 @@
 //     ([HeaderDeadLetterReason], [HeaderDeadLetterTopic],
 //     [HeaderDeadLetterHandler]) and acknowledged, so the stream goes on;
 //   - retries: bounded attempts with jittered exponential backoff
-//     ([RetryConfig]); errors wrapping [ErrUnavailable] (a database
+//     ([RouterConfig.Retry]); errors wrapping [ErrUnavailable] (a database
 //     outage) are retried until they pass and never dead-lettered, so an
 //     outage makes the partition wait rather than empty it into the
 //     dead-letter topic;

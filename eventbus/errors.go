@@ -40,7 +40,7 @@ var (
 	// ErrUnavailable marks a failure of infrastructure the handler depends
 	// on, such as a database that cannot be reached: it says nothing about
 	// the event. A [Router] retries such an error without counting it
-	// against [RetryConfig.MaxAttempts] and never dead-letters it, so an
+	// against [RouterConfig.Retry]'s MaxAttempts and never dead-letters it, so an
 	// outage makes the partition wait instead of sending every event that
 	// arrives meanwhile to the dead-letter topic. The [Inbox] wraps a
 	// failure to begin its transaction with it; a handler can do the same
@@ -96,10 +96,11 @@ func (e *DecodeError) Unwrap() []error { return []error{e.Err, ErrDecode} }
 
 // PanicError is what a handler's panic becomes. It is retried like any
 // other error and ends in the dead-letter topic if the handler keeps
-// panicking.
+// panicking. Its fields are those of cqrs.PanicError, whose Kind and Name
+// (command or query) have no counterpart here.
 type PanicError struct {
 	Value any    // what was passed to panic
-	Stack string // the goroutine's stack at the panic
+	Stack string // the goroutine's stack at the panic, from runtime/debug.Stack
 }
 
 func (e *PanicError) Error() string { return fmt.Sprintf("eventbus: handler panicked: %v", e.Value) }

@@ -16,7 +16,7 @@ import (
 // events they record are linked to this one.
 //
 // Returning nil acknowledges the event. An error is retried (see
-// [RetryConfig]) and, when retries run out or the error is [Permanent],
+// [RouterConfig.Retry]) and, when retries run out or the error is [Permanent],
 // the event goes to the dead-letter topic and the stream goes on.
 type HandlerFunc[E aggregate.Event] func(ctx context.Context, event E, md Metadata) error
 

@@ -1,17 +1,15 @@
 package eventbus
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"log/slog"
 	"runtime/debug"
-	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/ThreeDotsLabs/watermill/message/router/middleware"
 
-	"github.com/dddkit/dddkit/internal/backoff"
+	"github.com/dddkit/dddkit/retry"
 )
 
 // errShutdown marks a failure that happened because the router is
@@ -26,9 +24,10 @@ func (r *Router) retryMiddleware(handler string) message.HandlerMiddleware {
 	return retryMiddleware(r.logger, r.cfg.Retry, handler)
 }
 
-// retryMiddleware is [Router.retryMiddleware] for any consumer: rc must
-// have its defaults filled in.
-func retryMiddleware(logger *slog.Logger, rc RetryConfig, handler string) message.HandlerMiddleware {
+// retryMiddleware is [Router.retryMiddleware] for any consumer: p must
+// have its defaults filled in. When the attempts are used up it returns a
+// [*retry.Error] wrapping the last error.
+func retryMiddleware(logger *slog.Logger, p retry.Policy, handler string) message.HandlerMiddleware {
 	return func(h message.HandlerFunc) message.HandlerFunc {
 		return func(msg *message.Message) ([]*message.Message, error) {
 			ctx := msg.Context()
@@ -47,36 +46,24 @@ func retryMiddleware(logger *slog.Logger, rc RetryConfig, handler string) messag
 				unavailable := errors.Is(err, ErrUnavailable)
 				if !unavailable {
 					attempts++
-					if attempts >= rc.MaxAttempts {
-						if attempts > 1 {
-							err = fmt.Errorf("gave up after %d attempts: %w", attempts, err)
-						}
-						return nil, err
+					if attempts >= p.MaxAttempts {
+						return nil, &retry.Error{Attempts: attempts, Err: err}
 					}
 				}
-				delay := rc.backoff(streak)
+				delay := p.Delay(streak)
 				logger.LogAttrs(ctx, slog.LevelWarn, "eventbus: handler failed, retrying",
 					slog.String("handler", handler),
 					slog.String("event", msg.Metadata.Get(HeaderEventName)),
 					slog.String("event_id", msg.Metadata.Get(HeaderEventID)),
 					slog.Int("attempt", streak), slog.Bool("unavailable", unavailable),
 					slog.Duration("delay", delay), slog.Any("error", err))
-				if sleep(ctx, delay) != nil {
+				if retry.Sleep(ctx, delay) != nil {
 					return nil, fmt.Errorf("%w: %w", errShutdown, err)
 				}
 			}
 		}
 	}
 }
-
-// backoff returns the wait after the n-th failure in a row (1-based); see
-// [backoff.Policy.Delay].
-func (c RetryConfig) backoff(n int) time.Duration {
-	return backoff.Policy{BaseDelay: c.BaseDelay, MaxDelay: c.MaxDelay}.Delay(n)
-}
-
-// sleep waits for d or until ctx ends; see [backoff.Sleep].
-func sleep(ctx context.Context, d time.Duration) error { return backoff.Sleep(ctx, d) }
 
 // deadLetterMiddleware publishes a message whose handling failed for good
 // to topic (watermill's poison queue: reason, topic and handler in

@@ -12,6 +12,7 @@ import (
 
 	"github.com/dddkit/dddkit/aggregate"
 	"github.com/dddkit/dddkit/eventbus"
+	"github.com/dddkit/dddkit/retry"
 )
 
 type userRegistered struct {
@@ -273,10 +274,10 @@ func TestPermanent(t *testing.T) {
 func TestConfigValidateJoinsErrors(t *testing.T) {
 	t.Parallel()
 	err := (&eventbus.RouterConfig{
-		Retry:         eventbus.RetryConfig{MaxAttempts: -1, BaseDelay: time.Second, MaxDelay: time.Millisecond},
+		Retry:         retry.Policy{MaxAttempts: -1, BaseDelay: time.Second, MaxDelay: time.Millisecond},
 		UnknownEvents: 7, CloseTimeout: -1, Middleware: []message.HandlerMiddleware{nil},
 	}).Validate()
-	for _, want := range []string{"MaxAttempts", "larger than MaxDelay", "UnknownEvents", "CloseTimeout", "Middleware[0]"} {
+	for _, want := range []string{"eventbus: RouterConfig.Retry: retry: Policy.MaxAttempts is -1", "larger than MaxDelay", "UnknownEvents", "CloseTimeout", "Middleware[0]"} {
 		require.ErrorContains(t, err, want)
 	}
 	err = (&eventbus.InboxConfig{Table: "a..b", Retention: -1, CleanupInterval: -1, CleanupBatch: -1}).Validate()

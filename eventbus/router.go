@@ -12,7 +12,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 
 	"github.com/dddkit/dddkit/aggregate"
-	"github.com/dddkit/dddkit/internal/backoff"
+	"github.com/dddkit/dddkit/retry"
 )
 
 // DefaultDeadLetterTopic is where a [Router] sends messages it gives up on,
@@ -44,50 +44,9 @@ func (p UnknownPolicy) String() string {
 	return fmt.Sprintf("UnknownPolicy(%d)", int(p))
 }
 
-// RetryConfig bounds how a [Router] retries a failing handler: at most
-// MaxAttempts runs, with exponentially growing, jittered waits in between;
-// then the message is dead-lettered. Errors marked [Permanent] and decode
-// errors are not retried; errors wrapping [ErrUnavailable] are retried
-// until they go away, waiting up to MaxDelay between attempts, and do not
-// count. The zero value means 5 attempts, waits of about 100ms, 200ms,
-// 400ms and 800ms.
-//
-// While a message is retried, the messages behind it on its partition
-// wait: more attempts and longer delays ride out longer hiccups of a
-// dependency but hold a poison message longer.
-type RetryConfig struct {
-	// MaxAttempts is how many times a handler runs at most for one
-	// delivery, the first run included. 0 means 5; 1 means no retries.
-	// Negative is an error.
-	MaxAttempts int
-
-	// BaseDelay bounds the wait before the second attempt; each further
-	// bound doubles, up to MaxDelay. The wait is drawn at random between
-	// half the bound and the bound ("equal jitter"), so that consumers
-	// that failed together do not retry in lockstep. 0 means 100ms.
-	// Negative is an error.
-	BaseDelay time.Duration
-
-	// MaxDelay caps every wait. 0 means 10s, or BaseDelay if that is
-	// larger. Negative, or smaller than BaseDelay, is an error.
-	MaxDelay time.Duration
-}
-
-// validate reports every invalid field of c, named field.X.
-func (c RetryConfig) validate(field string) error {
-	return c.policy().Check("eventbus: " + field)
-}
-
-// withDefaults fills in the zero fields: 5 attempts, 100ms, 10s.
-func (c RetryConfig) withDefaults() RetryConfig {
-	p := c.policy().WithDefaults(backoff.Policy{MaxAttempts: 5, BaseDelay: 100 * time.Millisecond, MaxDelay: 10 * time.Second})
-	c.MaxAttempts, c.BaseDelay, c.MaxDelay = p.MaxAttempts, p.BaseDelay, p.MaxDelay
-	return c
-}
-
-func (c RetryConfig) policy() backoff.Policy {
-	return backoff.Policy{MaxAttempts: c.MaxAttempts, BaseDelay: c.BaseDelay, MaxDelay: c.MaxDelay}
-}
+// defaultRetry fills in the zero fields of [RouterConfig.Retry]: 5
+// attempts, waits of about 100ms, 200ms, 400ms and 800ms, capped at 10s.
+var defaultRetry = retry.Policy{MaxAttempts: 5, BaseDelay: 100 * time.Millisecond, MaxDelay: 10 * time.Second}
 
 // RouterConfig configures a [Router]. The zero value and nil are the
 // defaults.
@@ -96,8 +55,19 @@ type RouterConfig struct {
 	// skipped events) and watermill's. nil means slog.Default().
 	Logger *slog.Logger
 
-	// Retry bounds the retries of a failing handler.
-	Retry RetryConfig
+	// Retry bounds how a failing handler is retried: at most MaxAttempts
+	// runs for one delivery, the first included, with exponentially
+	// growing, jittered waits in between (see [retry.Policy]); then the
+	// message is dead-lettered. Errors marked [Permanent] and decode
+	// errors are not retried; errors wrapping [ErrUnavailable] are retried
+	// until they go away, waiting up to MaxDelay between attempts, and do
+	// not count. Zero fields mean 5 attempts, a BaseDelay of 100ms (waits
+	// of about 100ms, 200ms, 400ms and 800ms) and a MaxDelay of 10s.
+	//
+	// While a message is retried, the messages behind it on its partition
+	// wait: more attempts and longer delays ride out longer hiccups of a
+	// dependency but hold a poison message longer.
+	Retry retry.Policy
 
 	// DeadLetterTopic is where messages go that a handler failed on
 	// after the last retry, that cannot be decoded, or (with
@@ -134,7 +104,9 @@ func (c *RouterConfig) Validate() error {
 		return nil
 	}
 	var errs []error
-	errs = append(errs, c.Retry.validate("RouterConfig.Retry"))
+	if err := c.Retry.Validate(); err != nil {
+		errs = append(errs, fmt.Errorf("eventbus: RouterConfig.Retry: %w", err))
+	}
 	if c.UnknownEvents != SkipUnknown && c.UnknownEvents != DeadLetterUnknown {
 		errs = append(errs, fmt.Errorf("eventbus: RouterConfig.UnknownEvents is %s", c.UnknownEvents))
 	}
@@ -196,7 +168,7 @@ func NewRouter(transport Transport, reg *Registry, cfg *RouterConfig) (*Router, 
 	if c.CloseTimeout == 0 {
 		c.CloseTimeout = 30 * time.Second
 	}
-	c.Retry = c.Retry.withDefaults()
+	c.Retry = c.Retry.WithDefaults(defaultRetry)
 	wm, err := message.NewRouter(message.RouterConfig{CloseTimeout: c.CloseTimeout}, watermill.NewSlogLogger(c.Logger))
 	if err != nil {
 		return nil, fmt.Errorf("eventbus: NewRouter: %w", err)

@@ -18,6 +18,7 @@ import (
 	"github.com/dddkit/dddkit/eventbus"
 	"github.com/dddkit/dddkit/internal/testinfra"
 	"github.com/dddkit/dddkit/kafka"
+	"github.com/dddkit/dddkit/retry"
 )
 
 // batchConfig is the configuration of the batch consumer tests: quick
@@ -26,7 +27,7 @@ func (b *kafkaBundle) batchConfig() *eventbus.BatchConfig {
 	return &eventbus.BatchConfig{
 		Logger:          testLogger(),
 		DeadLetterTopic: b.deadLetter,
-		Retry:           eventbus.RetryConfig{MaxAttempts: 3, BaseDelay: 5 * time.Millisecond, MaxDelay: 20 * time.Millisecond},
+		Retry:           retry.Policy{MaxAttempts: 3, BaseDelay: 5 * time.Millisecond, MaxDelay: 20 * time.Millisecond},
 	}
 }
 
@@ -64,11 +65,11 @@ func TestBatchConsumerConfigErrors(t *testing.T) {
 	_, err := kafka.NewBatchConsumer[orderPlaced](nil, nil, nil, "", nil, &eventbus.BatchConfig{
 		MaxBatch: -1,
 		MaxWait:  -time.Second,
-		Retry:    eventbus.RetryConfig{MaxAttempts: -1},
+		Retry:    retry.Policy{MaxAttempts: -1},
 	})
 	require.Error(t, err)
 	for _, want := range []string{"nil Client", "nil Registry", "nil Inbox", "empty name", "nil function",
-		"BatchConfig.MaxBatch", "BatchConfig.MaxWait", "BatchConfig.Retry.MaxAttempts"} {
+		"BatchConfig.MaxBatch", "BatchConfig.MaxWait", "BatchConfig.Retry: retry: Policy.MaxAttempts"} {
 		require.ErrorContains(t, err, want)
 	}
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/dddkit/dddkit/eventbus"
 	"github.com/dddkit/dddkit/internal/testinfra"
 	"github.com/dddkit/dddkit/kafka"
+	"github.com/dddkit/dddkit/retry"
 )
 
 type orderPlaced struct {
@@ -79,7 +80,7 @@ func (b *kafkaBundle) router(t testing.TB, deliveries *atomic.Int64) *eventbus.R
 	cfg := &eventbus.RouterConfig{
 		Logger:          testLogger(),
 		DeadLetterTopic: b.deadLetter,
-		Retry:           eventbus.RetryConfig{MaxAttempts: 3, BaseDelay: 5 * time.Millisecond, MaxDelay: 20 * time.Millisecond},
+		Retry:           retry.Policy{MaxAttempts: 3, BaseDelay: 5 * time.Millisecond, MaxDelay: 20 * time.Millisecond},
 	}
 	if deliveries != nil {
 		cfg.Middleware = []message.HandlerMiddleware{func(h message.HandlerFunc) message.HandlerFunc {

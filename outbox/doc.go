@@ -100,8 +100,8 @@
 // publishes aggregate by aggregate, and inside a failing aggregate event by
 // event, so the event that fails is found and every other aggregate's
 // events go out. The failing event gets an attempt recorded (attempts,
-// last error, next attempt after [RelayConfig].RetryDelay); after
-// [RelayConfig].MaxAttempts it is marked failed. A waiting or failed event
+// last error, next attempt after the delay of [RelayConfig].Retry, a
+// [retry.Policy]); after its MaxAttempts it is marked failed. A waiting or failed event
 // blocks the later events of its own aggregate — they are never published
 // before it — and nothing else. When several aggregates in a row fail with
 // none succeeding, the relay takes it for an outage of the publisher and
@@ -137,7 +137,7 @@
 // [Memory] is the outbox for unit tests and for services running without
 // a database: the in-memory repository calls [Memory.Append] on commit, and
 // a [MemoryRelay] publishes with the same rules (order, blocking, retries,
-// failed after MaxAttempts). [MemoryRelay.Flush] publishes synchronously,
+// failed after Retry.MaxAttempts). [MemoryRelay.Flush] publishes synchronously,
 // which makes tests deterministic. Note that watermill's GoChannel keeps
 // order only with BlockPublishUntilSubscriberAck set; without it, it
 // delivers each message on its own goroutine.

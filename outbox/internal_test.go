@@ -2,11 +2,14 @@ package outbox
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/dddkit/dddkit/retry"
 )
 
 func TestChannelNameFitsIdentifierLimit(t *testing.T) {
@@ -18,14 +21,44 @@ func TestChannelNameFitsIdentifierLimit(t *testing.T) {
 	require.NotEqual(t, lockKey("relay", newNames("a", "b")), lockKey("migrate", newNames("a", "b")))
 }
 
-func TestDefaultRetryDelay(t *testing.T) {
+func TestRelayConfigRetryDefaults(t *testing.T) {
 	t.Parallel()
-	var got []time.Duration
-	for n := range 10 {
-		got = append(got, DefaultRetryDelay(n))
-	}
-	s := time.Second
-	require.Equal(t, []time.Duration{s, s, 2 * s, 4 * s, 8 * s, 16 * s, 32 * s, time.Minute, time.Minute, time.Minute}, got)
+	c, _, err := (*RelayConfig)(nil).withDefaults()
+	require.NoError(t, err)
+	require.Equal(t, retry.Policy{MaxAttempts: 10, BaseDelay: time.Second, MaxDelay: time.Minute}, c.Retry)
+	c, _, err = (&RelayConfig{Retry: retry.Policy{MaxAttempts: 3}}).withDefaults()
+	require.NoError(t, err)
+	require.Equal(t, retry.Policy{MaxAttempts: 3, BaseDelay: time.Second, MaxDelay: time.Minute}, c.Retry)
+}
+
+func TestAttemptForFollowsTheRetryPolicy(t *testing.T) {
+	t.Parallel()
+	var failures []AttemptFailure
+	cfg, _, err := (&RelayConfig{
+		Retry: retry.Policy{MaxAttempts: 3, BaseDelay: 100 * time.Millisecond, MaxDelay: 150 * time.Millisecond},
+		Hooks: Hooks{OnAttemptFailed: func(f AttemptFailure) { failures = append(failures, f) }},
+	}).withDefaults()
+	require.NoError(t, err)
+	p := &processor{cfg: &cfg}
+	boom := errors.New("boom")
+
+	a := p.attemptFor(item{seq: 7}, boom)
+	require.Equal(t, 1, a.attempts)
+	require.False(t, a.final)
+	require.GreaterOrEqual(t, a.delay, 50*time.Millisecond)
+	require.LessOrEqual(t, a.delay, 100*time.Millisecond)
+
+	a = p.attemptFor(item{seq: 7, attempts: 1}, boom)
+	require.False(t, a.final)
+	require.GreaterOrEqual(t, a.delay, 75*time.Millisecond, "the bound doubles to 200ms, capped at 150ms")
+	require.LessOrEqual(t, a.delay, 150*time.Millisecond)
+
+	a = p.attemptFor(item{seq: 7, attempts: 2}, boom)
+	require.Equal(t, 3, a.attempts)
+	require.True(t, a.final, "the third failure is final")
+	require.Zero(t, a.delay)
+	require.Len(t, failures, 3)
+	require.True(t, failures[2].Final)
 }
 
 func TestGracefulContext(t *testing.T) {

@@ -18,7 +18,7 @@ import (
 // in-memory repository appends to it when its "transaction" commits; a
 // [MemoryRelay] publishes what it holds with the same rules as the
 // PostgreSQL [Relay]: sequence order, per-aggregate blocking on failures,
-// retries, failed after RelayConfig.MaxAttempts.
+// retries, failed after RelayConfig.Retry's MaxAttempts.
 //
 // Published events are dropped. Memory is safe for concurrent use.
 type Memory struct {
@@ -304,7 +304,7 @@ func (r *MemoryRelay) Run(ctx context.Context) error {
 		return ErrRelayRunning
 	}
 	defer r.active.Store(false)
-	bo := backoff{min: 50 * time.Millisecond, max: 5 * time.Second}
+	failures := 0 // batches failed in a row, for the backoff
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
 	var retryAt time.Time
@@ -324,9 +324,10 @@ func (r *MemoryRelay) Run(ctx context.Context) error {
 			if h := r.cfg.Hooks.OnError; h != nil {
 				h(err)
 			}
-			wait = bo.next()
+			failures++
+			wait = reconnect.Delay(failures)
 		} else {
-			bo.reset()
+			failures = 0
 			if res.fetched >= r.cfg.BatchSize {
 				continue
 			}

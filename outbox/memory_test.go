@@ -15,6 +15,7 @@ import (
 	"github.com/dddkit/dddkit/aggregate"
 	"github.com/dddkit/dddkit/internal/testinfra"
 	"github.com/dddkit/dddkit/outbox"
+	"github.com/dddkit/dddkit/retry"
 )
 
 func TestMemoryRelayThroughGoChannel(t *testing.T) {
@@ -65,7 +66,7 @@ func TestMemoryPoisonAndRetry(t *testing.T) {
 	m := outbox.NewMemory()
 	rec := &recorder{}
 	rec.setReject(rejectAggregate("a1"))
-	relay, err := outbox.NewMemoryRelay(m, rec, &outbox.RelayConfig{MaxAttempts: 2, RetryDelay: func(int) time.Duration { return 0 }})
+	relay, err := outbox.NewMemoryRelay(m, rec, &outbox.RelayConfig{Retry: retry.Policy{MaxAttempts: 2, BaseDelay: time.Nanosecond}})
 	require.NoError(t, err)
 	require.NoError(t, m.Append(ctx, history(4, 3)...))
 
@@ -100,7 +101,7 @@ func TestMemoryOutageIsRetried(t *testing.T) {
 	m := outbox.NewMemory()
 	rec := &recorder{}
 	rec.setReject(func(*message.Message) error { return errDown })
-	relay, err := outbox.NewMemoryRelay(m, rec, &outbox.RelayConfig{RetryDelay: func(int) time.Duration { return time.Millisecond }})
+	relay, err := outbox.NewMemoryRelay(m, rec, &outbox.RelayConfig{Retry: retry.Policy{BaseDelay: time.Millisecond, MaxDelay: time.Millisecond}})
 	require.NoError(t, err)
 	require.NoError(t, m.Append(ctx, history(5, 2)...))
 	_, err = relay.Flush(ctx)

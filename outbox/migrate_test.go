@@ -10,6 +10,7 @@ import (
 
 	"github.com/dddkit/dddkit/internal/testinfra"
 	"github.com/dddkit/dddkit/outbox"
+	"github.com/dddkit/dddkit/retry"
 )
 
 func TestMigrateIsIdempotentAndConcurrencySafe(t *testing.T) {
@@ -103,10 +104,10 @@ func TestConfigValidate(t *testing.T) {
 	_, err = outbox.NewStore(&outbox.Config{Table: long})
 	require.Error(t, err)
 
-	err = (&outbox.RelayConfig{BatchSize: -1, PollInterval: -1, MaxAttempts: -2, Outbox: &outbox.Config{Table: long}}).Validate()
+	err = (&outbox.RelayConfig{BatchSize: -1, PollInterval: -1, Retry: retry.Policy{MaxAttempts: -2}, Outbox: &outbox.Config{Table: long}}).Validate()
 	require.ErrorContains(t, err, "BatchSize")
 	require.ErrorContains(t, err, "PollInterval")
-	require.ErrorContains(t, err, "MaxAttempts")
+	require.ErrorContains(t, err, "outbox: RelayConfig.Retry: retry: Policy.MaxAttempts is -2, must be >= 0")
 	require.ErrorContains(t, err, "Config.Table")
 	require.NoError(t, (*outbox.RelayConfig)(nil).Validate())
 

@@ -265,10 +265,10 @@ func splitByAggregate(items []item, idx []int) [][]int {
 
 func (p *processor) attemptFor(it item, err error) attempt {
 	a := attempt{seq: it.seq, attempts: it.attempts + 1, err: err.Error()}
-	if a.attempts >= p.cfg.MaxAttempts {
+	if a.attempts >= p.cfg.Retry.MaxAttempts {
 		a.final = true
 	} else {
-		a.delay = max(p.cfg.RetryDelay(a.attempts), 0)
+		a.delay = p.cfg.Retry.Delay(a.attempts)
 	}
 	if h := p.cfg.Hooks.OnAttemptFailed; h != nil {
 		h(AttemptFailure{Event: it.env, Attempts: a.attempts, Final: a.final, Err: err, RetryIn: a.delay})

@@ -10,6 +10,8 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/dddkit/dddkit/retry"
 )
 
 // ErrRelayRunning is returned by Run when the same relay is already
@@ -79,7 +81,7 @@ func (r *Relay) Run(ctx context.Context) error {
 	}
 	defer r.active.Store(false)
 
-	bo := backoff{min: 50 * time.Millisecond, max: 5 * time.Second}
+	failures := 0 // in a row, for the reconnect backoff
 	var n names
 	for {
 		var err error
@@ -93,24 +95,26 @@ func (r *Relay) Run(ctx context.Context) error {
 			return nil
 		}
 		r.reportError(err)
-		if !sleep(ctx, bo.next()) {
+		failures++
+		if retry.Sleep(ctx, reconnect.Delay(failures)) != nil {
 			return nil
 		}
 	}
 	proc := &processor{be: newPGBackend(r.db, n, r.cfg.Retention), pub: r.pub, cfg: &r.cfg}
-	bo.reset()
+	failures = 0
 	for {
 		led, err := r.session(ctx, n, proc)
 		if ctx.Err() != nil {
 			return nil
 		}
 		if led {
-			bo.reset()
+			failures = 0
 		}
 		if err != nil {
 			r.reportError(err)
 		}
-		if !sleep(ctx, bo.next()) {
+		failures++
+		if retry.Sleep(ctx, reconnect.Delay(failures)) != nil {
 			return nil
 		}
 	}
@@ -142,7 +146,7 @@ func (r *Relay) session(ctx context.Context, n names, proc *processor) (led bool
 		if got {
 			break
 		}
-		if !sleep(ctx, r.cfg.LeaderPollInterval) {
+		if retry.Sleep(ctx, r.cfg.LeaderPollInterval) != nil {
 			return false, nil
 		}
 	}
@@ -186,7 +190,7 @@ func (r *Relay) lead(ctx context.Context, conn *pgx.Conn, n names, proc *process
 	}()
 
 	var (
-		bo          = backoff{min: 50 * time.Millisecond, max: 5 * time.Second}
+		failures    int // batches failed in a row, for the backoff
 		timer       = time.NewTimer(time.Hour)
 		retryAt     time.Time
 		nextCleanup time.Time
@@ -214,9 +218,10 @@ func (r *Relay) lead(ctx context.Context, conn *pgx.Conn, n names, proc *process
 				return leaderCause(ctx, lctx)
 			}
 			r.reportError(err)
-			wait = bo.next()
+			failures++
+			wait = reconnect.Delay(failures)
 		} else {
-			bo.reset()
+			failures = 0
 		}
 		now := time.Now()
 		if res.retryIn > 0 {
@@ -297,34 +302,8 @@ func graceful(parent context.Context, grace time.Duration) (context.Context, con
 	}
 }
 
-// sleep waits d or until ctx is done; it reports whether ctx is still
-// alive.
-func sleep(ctx context.Context, d time.Duration) bool {
-	if d <= 0 {
-		return ctx.Err() == nil
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
-}
-
-// backoff is an exponential delay between min and max.
-type backoff struct {
-	min, max, cur time.Duration
-}
-
-func (b *backoff) next() time.Duration {
-	if b.cur == 0 {
-		b.cur = b.min
-	} else {
-		b.cur = min(b.cur*2, b.max)
-	}
-	return b.cur
-}
-
-func (b *backoff) reset() { b.cur = 0 }
+// reconnect is the backoff after a failure of the database or the
+// publisher that is not an event's fault: waits of up to 50ms, doubling up
+// to 5s, jittered. Only its delays are used; the relay retries for as long
+// as it runs.
+var reconnect = retry.Policy{BaseDelay: 50 * time.Millisecond, MaxDelay: 5 * time.Second}

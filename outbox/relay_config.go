@@ -8,6 +8,7 @@ import (
 
 	"github.com/dddkit/dddkit/aggregate"
 	"github.com/dddkit/dddkit/internal/wire"
+	"github.com/dddkit/dddkit/retry"
 )
 
 // Defaults of [RelayConfig].
@@ -15,10 +16,13 @@ const (
 	DefaultBatchSize          = 1000
 	DefaultPollInterval       = time.Second
 	DefaultLeaderPollInterval = 500 * time.Millisecond
-	DefaultMaxAttempts        = 10
 	DefaultCleanupInterval    = time.Minute
 	DefaultShutdownTimeout    = 5 * time.Second
 )
+
+// DefaultRetry fills in the zero fields of [RelayConfig.Retry]: 10 attempts,
+// waits that start at up to 1s and double up to 1m.
+var DefaultRetry = retry.Policy{MaxAttempts: 10, BaseDelay: time.Second, MaxDelay: time.Minute}
 
 // RelayConfig configures a [Relay] or a [MemoryRelay]. A nil *RelayConfig
 // and zero fields mean the defaults.
@@ -50,15 +54,15 @@ type RelayConfig struct {
 	// Ignored by [MemoryRelay].
 	LeaderPollInterval time.Duration
 
-	// MaxAttempts is the number of failed publish attempts after which an
-	// event is marked failed. Default [DefaultMaxAttempts]; 1 means no
-	// retry.
-	MaxAttempts int
-
-	// RetryDelay returns how long to wait before attempt number
-	// attempts+1 of an event that failed attempts times. Default: 1s
-	// doubling per attempt, at most 1m.
-	RetryDelay func(attempts int) time.Duration
+	// Retry says how often the publishing of an event is attempted and
+	// how long to wait after a failure: after MaxAttempts failed attempts
+	// (1 means no retry) the event is marked failed, and after the n-th
+	// failure it waits [retry.Policy.Delay](n) (recorded as its next
+	// attempt's time) while the relay goes on with other aggregates. Zero
+	// fields are taken from [DefaultRetry]: 10 attempts, waits of up to
+	// 1s, 2s, 4s, ... and at most 1m, each drawn between half its bound and
+	// the bound.
+	Retry retry.Policy
 
 	// Retention is how long published rows are kept. Zero deletes a row as
 	// soon as it is published (the cheapest), a positive value marks it
@@ -102,9 +106,11 @@ func (c *RelayConfig) Validate() error {
 	neg("BatchSize", c.BatchSize < 0)
 	neg("PollInterval", c.PollInterval < 0)
 	neg("LeaderPollInterval", c.LeaderPollInterval < 0)
-	neg("MaxAttempts", c.MaxAttempts < 0)
 	neg("CleanupInterval", c.CleanupInterval < 0)
 	neg("ShutdownTimeout", c.ShutdownTimeout < 0)
+	if err := c.Retry.Validate(); err != nil {
+		errs = append(errs, fmt.Errorf("outbox: RelayConfig.Retry: %w", err))
+	}
 	if c.BatchSize > 10000 {
 		errs = append(errs, fmt.Errorf("outbox: RelayConfig.BatchSize %d is above the limit of 10000", c.BatchSize))
 	}
@@ -135,12 +141,7 @@ func (c *RelayConfig) withDefaults() (RelayConfig, Config, error) {
 	if out.LeaderPollInterval == 0 {
 		out.LeaderPollInterval = DefaultLeaderPollInterval
 	}
-	if out.MaxAttempts == 0 {
-		out.MaxAttempts = DefaultMaxAttempts
-	}
-	if out.RetryDelay == nil {
-		out.RetryDelay = DefaultRetryDelay
-	}
+	out.Retry = out.Retry.WithDefaults(DefaultRetry)
 	if out.CleanupInterval == 0 {
 		out.CleanupInterval = DefaultCleanupInterval
 	}
@@ -151,16 +152,4 @@ func (c *RelayConfig) withDefaults() (RelayConfig, Config, error) {
 		out.Logger = slog.New(slog.DiscardHandler)
 	}
 	return out, oc, nil
-}
-
-// DefaultRetryDelay is the default [RelayConfig].RetryDelay: 1s after the
-// first failure, doubling per attempt, at most one minute.
-func DefaultRetryDelay(attempts int) time.Duration {
-	if attempts < 1 {
-		attempts = 1
-	}
-	if attempts > 7 {
-		return time.Minute
-	}
-	return min(time.Second<<(attempts-1), time.Minute)
 }

@@ -17,11 +17,12 @@ import (
 	"github.com/dddkit/dddkit/internal/testinfra"
 	"github.com/dddkit/dddkit/internal/wire"
 	"github.com/dddkit/dddkit/outbox"
+	"github.com/dddkit/dddkit/retry"
 )
 
 // fastRetries makes retries quick enough for tests.
 func fastRetries(cfg *outbox.RelayConfig) *outbox.RelayConfig {
-	cfg.RetryDelay = func(int) time.Duration { return 20 * time.Millisecond }
+	cfg.Retry.BaseDelay, cfg.Retry.MaxDelay = 20*time.Millisecond, 20*time.Millisecond
 	cfg.PollInterval = 50 * time.Millisecond
 	cfg.LeaderPollInterval = 50 * time.Millisecond
 	return cfg
@@ -109,7 +110,7 @@ func TestRelayPoisonEventFailsWithoutBlockingOthers(t *testing.T) {
 	rec := &recorder{}
 	rec.setReject(rejectAggregate("a3"))
 	var finals atomic.Int32
-	cfg := fastRetries(&outbox.RelayConfig{Outbox: b.cfg, MaxAttempts: 3, BatchSize: 25,
+	cfg := fastRetries(&outbox.RelayConfig{Outbox: b.cfg, Retry: retry.Policy{MaxAttempts: 3}, BatchSize: 25,
 		Hooks: outbox.Hooks{OnAttemptFailed: func(f outbox.AttemptFailure) {
 			if f.Final {
 				finals.Add(1)
@@ -163,8 +164,8 @@ func TestRelaySurvivesPublisherOutage(t *testing.T) {
 	rec.setReject(func(*message.Message) error { return errDown })
 	var outageReported atomic.Bool
 	cfg := fastRetries(&outbox.RelayConfig{Outbox: b.cfg, BatchSize: 100,
-		RetryDelay: func(n int) time.Duration { return time.Duration(n) * 20 * time.Millisecond },
-		Hooks:      outbox.Hooks{OnError: func(error) { outageReported.Store(true) }}})
+		Hooks: outbox.Hooks{OnError: func(error) { outageReported.Store(true) }}})
+	cfg.Retry.MaxDelay = time.Second // growing waits: 20ms, 40ms, 80ms, ...
 	relay, err := outbox.NewRelay(b.pool, rec, cfg)
 	require.NoError(t, err)
 	runRelay(t, relay.Run)
@@ -247,7 +248,7 @@ func TestRelayRetentionAndOperatorAPI(t *testing.T) {
 	b := setup(t)
 	ctx := context.Background()
 	rec := &recorder{}
-	relay, err := outbox.NewRelay(b.pool, rec, fastRetries(&outbox.RelayConfig{Outbox: b.cfg, Retention: -1, MaxAttempts: 1}))
+	relay, err := outbox.NewRelay(b.pool, rec, fastRetries(&outbox.RelayConfig{Outbox: b.cfg, Retention: -1, Retry: retry.Policy{MaxAttempts: 1}}))
 	require.NoError(t, err)
 	runRelay(t, relay.Run)
 

@@ -155,10 +155,11 @@
 // the outbox. The in-memory adapter checks the same way under a mutex.
 //
 // Update does not retry by default. Set [PostgresConfig.Retry],
-// [MemoryConfig.Retry] or [EventStoreConfig.Retry] (a [Retry]: attempts and a jittered exponential
-// backoff) and it re-runs the whole load → fn → save cycle on a conflict,
-// each time with a freshly loaded aggregate. Alternatively retry at the
-// command level with the cqrs retry middleware; do not stack both.
+// [MemoryConfig.Retry] or [EventStoreConfig.Retry] (a [retry.Policy]:
+// attempts and a jittered exponential backoff) and it re-runs the whole
+// load → fn → save cycle on a conflict, each time with a freshly loaded
+// aggregate. Alternatively retry at the command level with the cqrs retry
+// middleware; do not stack both.
 //
 // With [PostgresConfig.LockOnUpdate], Update reads the row FOR NO KEY
 // UPDATE, so concurrent Updates of one aggregate queue behind each other

@@ -11,6 +11,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/dddkit/dddkit/aggregate"
+	"github.com/dddkit/dddkit/retry"
 )
 
 // EventMapping describes an event-sourced aggregate type to an
@@ -110,9 +111,15 @@ type EventStoreConfig[A aggregate.Aggregate] struct {
 	// with the same names. Only Tables.Events is used.
 	Tables Tables
 
-	// Retry, if set, makes Update retry on a concurrency conflict; see
-	// [Retry]. nil means Update returns the conflict at once.
-	Retry *Retry
+	// Retry, if set, makes Update re-run its whole load → fn → save cycle
+	// when the save loses a race with another writer
+	// ([aggregate.ErrConcurrencyConflict]), each time with a freshly loaded
+	// aggregate, so fn must act only on the aggregate it is given. Zero
+	// fields of the policy mean 3 attempts, a BaseDelay of 10ms and a
+	// MaxDelay of 1s. nil means Update returns the conflict at once (to
+	// retry at another level, such as the cqrs retry middleware; do not
+	// stack both).
+	Retry *retry.Policy
 
 	// AfterSave, if set, runs inside the saving transaction after the
 	// events are written and before the commit, e.g. to update a
@@ -148,7 +155,7 @@ type EventStore[A aggregate.Aggregate] struct {
 	db        DB
 	outbox    OutboxWriter
 	mapping   EventMapping[A]
-	retry     Retry
+	retry     retryPolicy
 	afterSave func(ctx context.Context, tx pgx.Tx, a A) error
 	options   []aggregate.Option
 
@@ -172,7 +179,7 @@ func NewEventStore[A aggregate.Aggregate](db DB, outbox OutboxWriter, mapping Ev
 		errs = append(errs, errors.New("repository: NewEventStore: outbox is nil"))
 	}
 	errs = append(errs, mapping.validate())
-	retry, err := cfg.Retry.normalize()
+	rp, err := newRetryPolicy(cfg.Retry, "EventStoreConfig.Retry")
 	errs = append(errs, err)
 	names, err := cfg.Tables.names()
 	errs = append(errs, err)
@@ -184,7 +191,7 @@ func NewEventStore[A aggregate.Aggregate](db DB, outbox OutboxWriter, mapping Ev
 		db:        db,
 		outbox:    outbox,
 		mapping:   mapping,
-		retry:     retry,
+		retry:     rp,
 		afterSave: cfg.AfterSave,
 		options:   slices.Clone(cfg.Options),
 		sqlLoad: `SELECT version, event_id, name, payload, metadata, occurred_at FROM ` + events +

@@ -12,6 +12,7 @@ import (
 	"github.com/dddkit/dddkit/aggregate"
 	"github.com/dddkit/dddkit/outbox"
 	"github.com/dddkit/dddkit/repository"
+	"github.com/dddkit/dddkit/retry"
 )
 
 // User is a domain aggregate: state unexported, changed only through
@@ -142,12 +143,12 @@ func Example_concurrencyConflict() {
 	// expected 1 found 2
 }
 
-// Update retries on a conflict when configured to: each attempt loads the
-// aggregate afresh and runs the function again.
-func ExampleRetry() {
+// Update retries on a conflict when its config has a Retry policy: each
+// attempt loads the aggregate afresh and runs the function again.
+func ExampleMemory_Update_retry() {
 	ctx := context.Background()
 	users, _ := repository.NewMemory(outbox.NewMemory(), userMapping(), &repository.MemoryConfig{
-		Retry: &repository.Retry{MaxAttempts: 3, BaseDelay: time.Millisecond},
+		Retry: &retry.Policy{MaxAttempts: 3, BaseDelay: time.Millisecond},
 	})
 	u, _ := RegisterUser("u1", "ada@example.com")
 	_ = users.Save(ctx, u)
@@ -213,6 +214,6 @@ func newUserRepository(ctx context.Context, pool *pgxpool.Pool) (*repository.Pos
 		return nil, err
 	}
 	return repository.NewPostgres(pool, store, userMapping(), &repository.PostgresConfig[*User]{
-		Retry: &repository.Retry{MaxAttempts: 3},
+		Retry: &retry.Policy{MaxAttempts: 3},
 	})
 }

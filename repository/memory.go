@@ -8,6 +8,7 @@ import (
 	"sync"
 
 	"github.com/dddkit/dddkit/aggregate"
+	"github.com/dddkit/dddkit/retry"
 )
 
 // MemoryConfig configures a [*Memory] repository. A nil *MemoryConfig means
@@ -23,9 +24,15 @@ type MemoryConfig struct {
 	// [aggregate.WithMetadata] given here. nil entries are ignored.
 	Options []aggregate.Option
 
-	// Retry, if set, makes Update retry on a concurrency conflict; see
-	// [Retry]. nil means Update returns the conflict at once.
-	Retry *Retry
+	// Retry, if set, makes Update re-run its whole load → fn → save cycle
+	// when the save loses a race with another writer
+	// ([aggregate.ErrConcurrencyConflict]), each time with a freshly loaded
+	// aggregate, so fn must act only on the aggregate it is given. Zero
+	// fields of the policy mean 3 attempts, a BaseDelay of 10ms and a
+	// MaxDelay of 1s. nil means Update returns the conflict at once (to
+	// retry at another level, such as the cqrs retry middleware; do not
+	// stack both).
+	Retry *retry.Policy
 }
 
 // Memory is the in-memory adapter of [Repository]: the store of unit tests
@@ -43,7 +50,7 @@ type MemoryConfig struct {
 type Memory[A aggregate.Aggregate] struct {
 	mapping Mapping[A]
 	sink    EventSink
-	retry   Retry
+	retry   retryPolicy
 	options []aggregate.Option
 
 	mu   sync.RWMutex
@@ -69,7 +76,7 @@ func NewMemory[A aggregate.Aggregate](sink EventSink, mapping Mapping[A], cfg *M
 		errs = append(errs, errors.New("repository: NewMemory: sink is nil"))
 	}
 	errs = append(errs, mapping.validate())
-	retry, err := cfg.Retry.normalize()
+	rp, err := newRetryPolicy(cfg.Retry, "MemoryConfig.Retry")
 	errs = append(errs, err)
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
@@ -77,7 +84,7 @@ func NewMemory[A aggregate.Aggregate](sink EventSink, mapping Mapping[A], cfg *M
 	return &Memory[A]{
 		mapping: mapping,
 		sink:    sink,
-		retry:   retry,
+		retry:   rp,
 		options: slices.Clone(cfg.Options),
 		rows:    make(map[string]*memRow),
 		keys:    make(map[Key]string),
@@ -127,7 +134,7 @@ func (r *Memory[A]) LoadByKey(ctx context.Context, name, value string) (A, error
 	}
 	r.mu.RUnlock()
 	if !ok {
-		return zero, fmt.Errorf("repository: load %s by %s %q: %w", r.mapping.Type, name, value, aggregate.ErrNotFound)
+		return zero, fmt.Errorf("repository: load %s by %s: %w", r.mapping.Type, name, aggregate.ErrNotFound)
 	}
 	return r.decode(ctx, id, version, state)
 }

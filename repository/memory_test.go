@@ -14,6 +14,7 @@ import (
 	"github.com/dddkit/dddkit/outbox"
 	"github.com/dddkit/dddkit/repository"
 	"github.com/dddkit/dddkit/repository/repositorytest"
+	"github.com/dddkit/dddkit/retry"
 )
 
 // sliceSink is an EventSink that keeps events in a slice and can be told
@@ -56,9 +57,10 @@ func TestMemorySuite(t *testing.T) {
 func TestNewMemoryValidates(t *testing.T) {
 	t.Parallel()
 	_, err := repository.NewMemory[*repositorytest.Counter](nil, repository.Mapping[*repositorytest.Counter]{},
-		&repository.MemoryConfig{Retry: &repository.Retry{MaxAttempts: -1, BaseDelay: -1}})
+		&repository.MemoryConfig{Retry: &retry.Policy{MaxAttempts: -1, BaseDelay: -1}})
 	require.Error(t, err)
-	for _, want := range []string{"sink is nil", "Mapping.Type", "Mapping.Encode", "Mapping.Decode", "MaxAttempts", "BaseDelay"} {
+	for _, want := range []string{"sink is nil", "Mapping.Type", "Mapping.Encode", "Mapping.Decode",
+		"repository: MemoryConfig.Retry: retry: Policy.MaxAttempts is -1", "Policy.BaseDelay"} {
 		require.ErrorContains(t, err, want)
 	}
 	repo, err := repository.NewMemory(&sliceSink{}, repositorytest.Mapping(), nil)
@@ -167,7 +169,7 @@ func TestRetryGivesUpAndHonoursContext(t *testing.T) {
 	ctx := t.Context()
 	sink := &sliceSink{}
 	repo, err := repository.NewMemory(sink, repositorytest.Mapping(), &repository.MemoryConfig{
-		Retry: &repository.Retry{MaxAttempts: 3, BaseDelay: 1},
+		Retry: &retry.Policy{MaxAttempts: 3, BaseDelay: 1},
 	})
 	require.NoError(t, err)
 	c, err := repositorytest.NewCounter("c1", "x")
@@ -191,7 +193,7 @@ func TestRetryGivesUpAndHonoursContext(t *testing.T) {
 
 	// A context that ends during the wait stops the retries.
 	slow, err := repository.NewMemory(sink, repositorytest.Mapping(), &repository.MemoryConfig{
-		Retry: &repository.Retry{MaxAttempts: 5, BaseDelay: time.Hour},
+		Retry: &retry.Policy{MaxAttempts: 5, BaseDelay: time.Hour},
 	})
 	require.NoError(t, err)
 	require.NoError(t, slow.Save(ctx, mustCounter(t, "c2")))

@@ -10,6 +10,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/dddkit/dddkit/aggregate"
+	"github.com/dddkit/dddkit/retry"
 )
 
 // DB is what the PostgreSQL adapters need of a database handle.
@@ -35,9 +36,15 @@ type PostgresConfig[A aggregate.Aggregate] struct {
 	// "aggregate_keys" in the connection's search_path.
 	Tables Tables
 
-	// Retry, if set, makes Update retry on a concurrency conflict; see
-	// [Retry]. nil means Update returns the conflict at once.
-	Retry *Retry
+	// Retry, if set, makes Update re-run its whole load → fn → save cycle
+	// when the save loses a race with another writer
+	// ([aggregate.ErrConcurrencyConflict]), each time with a freshly loaded
+	// aggregate, so fn must act only on the aggregate it is given. Zero
+	// fields of the policy mean 3 attempts, a BaseDelay of 10ms and a
+	// MaxDelay of 1s. nil means Update returns the conflict at once (to
+	// retry at another level, such as the cqrs retry middleware; do not
+	// stack both).
+	Retry *retry.Policy
 
 	// LockOnUpdate makes Update (and UpdateTx) read the row with SELECT
 	// ... FOR NO KEY UPDATE, so that concurrent updates of one aggregate
@@ -87,7 +94,7 @@ type Postgres[A aggregate.Aggregate] struct {
 	db        DB
 	outbox    OutboxWriter
 	mapping   Mapping[A]
-	retry     Retry
+	retry     retryPolicy
 	lock      bool
 	afterSave func(ctx context.Context, tx pgx.Tx, a A) error
 	options   []aggregate.Option
@@ -113,7 +120,7 @@ func NewPostgres[A aggregate.Aggregate](db DB, outbox OutboxWriter, mapping Mapp
 		errs = append(errs, errors.New("repository: NewPostgres: outbox is nil"))
 	}
 	errs = append(errs, mapping.validate())
-	retry, err := cfg.Retry.normalize()
+	rp, err := newRetryPolicy(cfg.Retry, "PostgresConfig.Retry")
 	errs = append(errs, err)
 	names, err := cfg.Tables.names()
 	errs = append(errs, err)
@@ -125,7 +132,7 @@ func NewPostgres[A aggregate.Aggregate](db DB, outbox OutboxWriter, mapping Mapp
 		db:        db,
 		outbox:    outbox,
 		mapping:   mapping,
-		retry:     retry,
+		retry:     rp,
 		lock:      cfg.LockOnUpdate,
 		afterSave: cfg.AfterSave,
 		options:   slices.Clone(cfg.Options),
@@ -214,7 +221,7 @@ func (r *Postgres[A]) loadByKey(ctx context.Context, q queryRower, name, value s
 		if errors.Is(err, pgx.ErrNoRows) {
 			err = aggregate.ErrNotFound
 		}
-		return zero, fmt.Errorf("repository: load %s by %s %q: %w", r.mapping.Type, name, value, err)
+		return zero, fmt.Errorf("repository: load %s by %s: %w", r.mapping.Type, name, err)
 	}
 	return r.decode(ctx, id, version, state)
 }

@@ -33,23 +33,3 @@ func TestConflictOrMapsDeadlocksAndSerializationFailures(t *testing.T) {
 		require.Equal(t, code, pgErr.Code)
 	}
 }
-
-func TestRetryBackoff(t *testing.T) {
-	t.Parallel()
-	r, err := (&Retry{BaseDelay: 10, MaxDelay: 40}).normalize()
-	require.NoError(t, err)
-	require.Equal(t, 3, r.MaxAttempts)
-	for attempt, bound := range map[int]int64{1: 10, 2: 20, 3: 40, 4: 40, 60: 40} {
-		for range 50 {
-			d := int64(r.backoff(attempt))
-			require.GreaterOrEqual(t, d, bound/2, "attempt %d", attempt)
-			require.LessOrEqual(t, d, bound, "attempt %d", attempt)
-		}
-	}
-	none, err := (*Retry)(nil).normalize()
-	require.NoError(t, err)
-	require.Equal(t, 1, none.MaxAttempts)
-	def, err := (&Retry{}).normalize()
-	require.NoError(t, err)
-	require.Equal(t, Retry{MaxAttempts: 3, BaseDelay: defaultBaseDelay, MaxDelay: defaultMaxDelay}, def)
-}

@@ -15,6 +15,7 @@ import (
 	"github.com/dddkit/dddkit/outbox"
 	"github.com/dddkit/dddkit/repository"
 	"github.com/dddkit/dddkit/repository/repositorytest"
+	"github.com/dddkit/dddkit/retry"
 )
 
 // pgBundle is a migrated schema of the test's own with an outbox store.
@@ -92,7 +93,7 @@ func TestNewPostgresValidates(t *testing.T) {
 	t.Parallel()
 	_, err := repository.NewPostgres[*repositorytest.Counter](nil, nil, repository.Mapping[*repositorytest.Counter]{},
 		&repository.PostgresConfig[*repositorytest.Counter]{
-			Retry:  &repository.Retry{BaseDelay: 2, MaxDelay: 1},
+			Retry:  &retry.Policy{BaseDelay: 2, MaxDelay: 1},
 			Tables: repository.Tables{State: "same", Keys: "same"},
 		})
 	for _, want := range []string{"db is nil", "outbox is nil", "Mapping.Type", "Mapping.Decode", "larger than MaxDelay", `must differ`} {

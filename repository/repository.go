@@ -68,18 +68,28 @@ var ErrDuplicateKey = errors.New("repository: duplicate key")
 
 // DuplicateKeyError says which key of which aggregate was taken. Nothing was
 // saved. errors.Is(err, ErrDuplicateKey) holds for it.
+//
+// Its message names the key but not its value, which is often personal
+// data (an email address) that must not end up in logs; the value is in
+// Key.Value for code that needs it.
 type DuplicateKeyError struct {
 	Type string // aggregate type
 	ID   string // the aggregate that was being saved
 	Key  Key    // the key another aggregate holds
 }
 
+// Error returns "repository: duplicate key: <type> <id>: <key name> is
+// taken by another <type>".
 func (e *DuplicateKeyError) Error() string {
-	return fmt.Sprintf("repository: duplicate key: %s %s: %s %q is taken by another %s", e.Type, e.ID, e.Key.Name, e.Key.Value, e.Type)
+	return fmt.Sprintf("repository: duplicate key: %s %s: %s is taken by another %s", e.Type, e.ID, e.Key.Name, e.Type)
 }
 
 // Is makes errors.Is(err, ErrDuplicateKey) true.
 func (e *DuplicateKeyError) Is(target error) bool { return target == ErrDuplicateKey }
+
+// Refusal returns true: a taken unique key is a business refusal, not a
+// failure (cqrs.IsRefusal; the cqrs logging middleware logs it at INFO).
+func (e *DuplicateKeyError) Refusal() bool { return true }
 
 // errNilAggregate is returned for a nil aggregate instead of a panic.
 var errNilAggregate = errors.New("repository: nil aggregate")
@@ -169,7 +179,7 @@ type loadChangeSave[A aggregate.Aggregate] func(ctx context.Context, tx pgx.Tx, 
 // update is the Update of the PostgreSQL adapters: each attempt runs step
 // in a new transaction, commits, and marks the aggregate committed only
 // after the commit; conflicts are retried as retry says.
-func update[A aggregate.Aggregate](ctx context.Context, db Beginner, retry Retry, aggregateType, id string, fn func(A) error, step loadChangeSave[A]) error {
+func update[A aggregate.Aggregate](ctx context.Context, db Beginner, retry retryPolicy, aggregateType, id string, fn func(A) error, step loadChangeSave[A]) error {
 	if fn == nil {
 		return fmt.Errorf("repository: update %s %s: fn is nil", aggregateType, id)
 	}

@@ -78,6 +78,13 @@ func (e *Error) Error() string {
 // Unwrap returns Err, so that errors.Is(err, ErrInvalid) and the like work.
 func (e *Error) Unwrap() error { return e.Err }
 
+// Refusal returns true: a value that fails validation is bad input, a
+// refusal of the request rather than a failure of the system. The cqrs
+// package (cqrs.IsRefusal, and so its logging middleware) and HTTP layers
+// use it to answer 4xx and log at INFO, without this package importing
+// them.
+func (e *Error) Refusal() bool { return true }
+
 // WithField returns err with its field name set to field. When err is, or
 // wraps, an [*Error], the result is a new [*Error] with the same Reason and
 // the new Field; the original is not modified (it may be shared) and stays

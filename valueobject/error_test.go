@@ -92,3 +92,11 @@ func TestFieldErrors(t *testing.T) {
 	require.Nil(t, valueobject.FieldErrors(io.EOF))
 	require.Nil(t, valueobject.FieldErrors(valueobject.ErrPasswordMismatch))
 }
+
+func TestErrorIsARefusal(t *testing.T) {
+	t.Parallel()
+	_, err := valueobject.ParseEmail("")
+	var r interface{ Refusal() bool }
+	require.ErrorAs(t, fmt.Errorf("register: %w", err), &r, "found through wrapping")
+	require.True(t, r.Refusal())
+}

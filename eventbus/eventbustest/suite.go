@@ -29,6 +29,7 @@ import (
 	"github.com/dddkit/dddkit/aggregate"
 	"github.com/dddkit/dddkit/cqrs"
 	"github.com/dddkit/dddkit/eventbus"
+	"github.com/dddkit/dddkit/retry"
 )
 
 // Harness is what the suite needs from the transport under test.
@@ -159,7 +160,7 @@ func (e *env) router(adjust func(c *eventbus.RouterConfig)) *eventbus.Router {
 	cfg := &eventbus.RouterConfig{
 		Logger:          e.logger,
 		DeadLetterTopic: e.deadLetter,
-		Retry:           eventbus.RetryConfig{MaxAttempts: 3, BaseDelay: 5 * time.Millisecond, MaxDelay: 20 * time.Millisecond},
+		Retry:           retry.Policy{MaxAttempts: 3, BaseDelay: 5 * time.Millisecond, MaxDelay: 20 * time.Millisecond},
 		CloseTimeout:    10 * time.Second,
 	}
 	if adjust != nil {
@@ -402,7 +403,7 @@ func testUnavailable(t *testing.T, s *suite) {
 	var attempts atomic.Int64
 	var done atomic.Bool
 	r := e.router(func(c *eventbus.RouterConfig) {
-		c.Retry = eventbus.RetryConfig{MaxAttempts: 2, BaseDelay: time.Millisecond, MaxDelay: 5 * time.Millisecond}
+		c.Retry = retry.Policy{MaxAttempts: 2, BaseDelay: time.Millisecond, MaxDelay: 5 * time.Millisecond}
 	})
 	must(t, eventbus.Handle(r, e.name("outage"), func(context.Context, created, eventbus.Metadata) error {
 		if attempts.Add(1) <= 6 {

@@ -154,6 +154,12 @@ type instance struct {
 // fails if it does not start or does not shut down cleanly.
 func start(t *testing.T, cfg config.Config) *instance {
 	t.Helper()
+	return startLogging(t, cfg, testLogger())
+}
+
+// startLogging is start with the application's logs going to logger.
+func startLogging(t *testing.T, cfg config.Config, logger *slog.Logger) *instance {
+	t.Helper()
 	hasher, err := valueobject.NewHasher(&valueobject.Argon2Params{Memory: 64, Iterations: 1, Parallelism: 1})
 	require.NoError(t, err)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -161,7 +167,7 @@ func start(t *testing.T, cfg config.Config) *instance {
 	done := make(chan error, 1)
 	go func() {
 		done <- run(ctx, cfg, runtime{
-			Logger:    testLogger(),
+			Logger:    logger,
 			Listening: func(a net.Addr) { listening <- a },
 			Hasher:    hasher,
 		})

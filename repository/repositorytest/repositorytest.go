@@ -21,6 +21,7 @@ import (
 
 	"github.com/dddkit/dddkit/aggregate"
 	"github.com/dddkit/dddkit/repository"
+	"github.com/dddkit/dddkit/retry"
 )
 
 // Options says how the suite wants the repository built.
@@ -34,7 +35,7 @@ type Options struct {
 	AggregateOptions []aggregate.Option
 	// Retry is what the repository's Update must do on a conflict; nil
 	// means no retry.
-	Retry *repository.Retry
+	Retry *retry.Policy
 }
 
 // Harness is one fresh, empty repository under test and a view of where its
@@ -84,7 +85,7 @@ func Run(t *testing.T, newHarness func(t *testing.T, opts Options) Harness) {
 			aggregate.WithMetadata(aggregate.Metadata{CausationID: "configured", Values: map[string]string{"service": "suite"}}),
 		}}},
 		{"UniqueKeys", testKeys, Options{}},
-		{"NoLostUpdates", testLostUpdates, Options{Retry: &repository.Retry{MaxAttempts: 100, BaseDelay: time.Millisecond, MaxDelay: 20 * time.Millisecond}}},
+		{"NoLostUpdates", testLostUpdates, Options{Retry: &retry.Policy{MaxAttempts: 100, BaseDelay: time.Millisecond, MaxDelay: 20 * time.Millisecond}}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -156,23 +156,19 @@ func (u *Users) Add(ctx context.Context, user *domain.User) error {
 	if !user.IsNew() {
 		return fmt.Errorf("auth/adapters: Add: user %s was loaded from the store; use Update", user.ID())
 	}
-	return emailTaken(user.Email(), u.store.Save(ctx, user))
+	return emailTaken(user.ID(), u.store.Save(ctx, user))
 }
 
 // Update implements [domain.Repository].
 func (u *Users) Update(ctx context.Context, id valueobject.ID, fn func(*domain.User) error) error {
-	var email valueobject.Email
-	err := u.store.Update(ctx, id.String(), func(user *domain.User) error {
-		email = user.Email()
-		return fn(user)
-	})
-	return emailTaken(email, err)
+	return emailTaken(id.String(), u.store.Update(ctx, id.String(), fn))
 }
 
 // emailTaken turns the repository's duplicate key into the domain's error.
-func emailTaken(email valueobject.Email, err error) error {
+// The message names the user, not the address: it may end up in logs.
+func emailTaken(id string, err error) error {
 	if errors.Is(err, repository.ErrDuplicateKey) {
-		return fmt.Errorf("%w: %s", domain.ErrEmailTaken, email)
+		return fmt.Errorf("%w (user %s)", domain.ErrEmailTaken, id)
 	}
 	return err
 }

@@ -5,9 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"sync"
 	"time"
+
+	"github.com/dddkit/dddkit/retry"
 
 	"github.com/dddkit/dddkit/examples/authnotify/notification/app"
 	"github.com/dddkit/dddkit/examples/authnotify/notification/domain"
@@ -23,15 +24,12 @@ type WorkFunc func(ctx context.Context, job domain.EmailJob) error
 type JobQueueConfig struct {
 	// Workers is how many jobs run at once; 0 means 2.
 	Workers int
-	// MaxAttempts is how often a job runs at most, the first time
-	// included; 0 means 10.
-	MaxAttempts int
-	// BaseDelay is the upper bound of the wait before the second
-	// attempt; it doubles per attempt up to MaxDelay, and the wait is
-	// drawn between half the bound and the bound. 0 means 1s.
-	BaseDelay time.Duration
-	// MaxDelay caps the backoff; 0 means 5 minutes.
-	MaxDelay time.Duration
+	// Retry bounds the attempts of a job, the first included, and the
+	// backoff between them (see retry.Policy: the wait bound doubles from
+	// BaseDelay up to MaxDelay, the wait is drawn between half the bound
+	// and the bound). Zero fields mean 10 attempts, a BaseDelay of 1s and
+	// a MaxDelay of 5 minutes.
+	Retry retry.Policy
 	// MaxRetryAfter caps a sender's retry-after hint, which is otherwise
 	// honoured as given (instead of the backoff); 0 means 1 hour.
 	MaxRetryAfter time.Duration
@@ -53,16 +51,15 @@ type JobQueueConfig struct {
 func (c JobQueueConfig) withDefaults() (JobQueueConfig, error) {
 	var errs []error
 	for name, v := range map[string]int64{
-		"Workers": int64(c.Workers), "MaxAttempts": int64(c.MaxAttempts), "BaseDelay": int64(c.BaseDelay),
-		"MaxDelay": int64(c.MaxDelay), "MaxRetryAfter": int64(c.MaxRetryAfter), "JobTimeout": int64(c.JobTimeout),
+		"Workers": int64(c.Workers), "MaxRetryAfter": int64(c.MaxRetryAfter), "JobTimeout": int64(c.JobTimeout),
 		"UniqueFor": int64(c.UniqueFor),
 	} {
 		if v < 0 {
 			errs = append(errs, fmt.Errorf("notification: JobQueueConfig.%s is negative", name))
 		}
 	}
-	if c.MaxDelay > 0 && c.BaseDelay > c.MaxDelay {
-		errs = append(errs, fmt.Errorf("notification: JobQueueConfig.BaseDelay (%s) exceeds MaxDelay (%s)", c.BaseDelay, c.MaxDelay))
+	if err := c.Retry.Validate(); err != nil {
+		errs = append(errs, fmt.Errorf("notification: JobQueueConfig.Retry: %w", err))
 	}
 	if err := errors.Join(errs...); err != nil {
 		return c, err
@@ -75,11 +72,7 @@ func (c JobQueueConfig) withDefaults() (JobQueueConfig, error) {
 	if c.Workers == 0 {
 		c.Workers = 2
 	}
-	if c.MaxAttempts == 0 {
-		c.MaxAttempts = 10
-	}
-	def(&c.BaseDelay, time.Second)
-	def(&c.MaxDelay, max(5*time.Minute, c.BaseDelay))
+	c.Retry = c.Retry.WithDefaults(retry.Policy{MaxAttempts: 10, BaseDelay: time.Second, MaxDelay: 5 * time.Minute})
 	def(&c.MaxRetryAfter, time.Hour)
 	def(&c.JobTimeout, 30*time.Second)
 	def(&c.UniqueFor, 24*time.Hour)
@@ -309,7 +302,7 @@ func (q *JobQueue) run(j *queuedJob) {
 	switch {
 	case err == nil:
 		q.stats.Succeeded++
-	case app.IsPermanent(err) || n >= q.cfg.MaxAttempts || q.stopped:
+	case app.IsPermanent(err) || n >= q.cfg.Retry.MaxAttempts || q.stopped:
 		q.stats.Failed++
 	default:
 		q.stats.Retried++
@@ -348,22 +341,13 @@ func (q *JobQueue) attempt(job domain.EmailJob) (err error) {
 }
 
 // delay is the wait after a failed attempt: the sender's retry-after hint
-// (capped at MaxRetryAfter), else jittered exponential backoff.
+// (capped at MaxRetryAfter), else the Retry policy's jittered exponential
+// backoff.
 func (q *JobQueue) delay(attempt int, err error) time.Duration {
 	if hint, ok := app.RetryAfterHint(err); ok {
 		return min(hint, q.cfg.MaxRetryAfter)
 	}
-	bound := q.cfg.BaseDelay
-	for i := 1; i < attempt; i++ {
-		if bound > q.cfg.MaxDelay/2 { // doubling would pass the cap (or overflow)
-			bound = q.cfg.MaxDelay
-			break
-		}
-		bound *= 2
-	}
-	bound = min(bound, q.cfg.MaxDelay)
-	half := bound / 2
-	return half + rand.N(bound-half+1)
+	return q.cfg.Retry.Delay(attempt)
 }
 
 func (q *JobQueue) requeue(j *queuedJob) {

@@ -13,6 +13,8 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/dddkit/dddkit/retry"
+
 	"github.com/dddkit/dddkit/examples/authnotify/notification/adapters"
 	"github.com/dddkit/dddkit/examples/authnotify/notification/app"
 	"github.com/dddkit/dddkit/examples/authnotify/notification/domain"
@@ -116,7 +118,7 @@ func TestJobQueueRetriesWithBackoff(t *testing.T) {
 			return errors.New("provider returned 503")
 		}
 		return nil
-	}, adapters.JobQueueConfig{BaseDelay: 4 * time.Millisecond, MaxDelay: 10 * time.Millisecond})
+	}, adapters.JobQueueConfig{Retry: retry.Policy{BaseDelay: 4 * time.Millisecond, MaxDelay: 10 * time.Millisecond}})
 
 	require.NoError(t, q.Enqueue(context.Background(), welcome("evt-1")))
 	s := waitIdle(t, q)
@@ -143,7 +145,7 @@ func TestJobQueuePermanentErrorsAreNotRetried(t *testing.T) {
 	q, rec := start(t, func(context.Context, domain.EmailJob) error {
 		calls.Add(1)
 		return app.Permanent(errors.New("provider returned 422: invalid recipient"))
-	}, adapters.JobQueueConfig{BaseDelay: time.Millisecond})
+	}, adapters.JobQueueConfig{Retry: retry.Policy{BaseDelay: time.Millisecond}})
 
 	require.NoError(t, q.Enqueue(context.Background(), welcome("evt-1")))
 	s := waitIdle(t, q)
@@ -159,7 +161,7 @@ func TestJobQueueGivesUpAfterMaxAttempts(t *testing.T) {
 	q, _ := start(t, func(context.Context, domain.EmailJob) error {
 		calls.Add(1)
 		return errors.New("timeout")
-	}, adapters.JobQueueConfig{MaxAttempts: 3, BaseDelay: time.Millisecond})
+	}, adapters.JobQueueConfig{Retry: retry.Policy{MaxAttempts: 3, BaseDelay: time.Millisecond}})
 
 	require.NoError(t, q.Enqueue(context.Background(), welcome("evt-1")))
 	s := waitIdle(t, q)
@@ -180,7 +182,7 @@ func TestJobQueueHonoursRetryAfter(t *testing.T) {
 			return app.RetryAfter(errors.New("provider returned 429"), 60*time.Millisecond)
 		}
 		return nil
-	}, adapters.JobQueueConfig{BaseDelay: time.Millisecond, MaxDelay: 2 * time.Millisecond})
+	}, adapters.JobQueueConfig{Retry: retry.Policy{BaseDelay: time.Millisecond, MaxDelay: 2 * time.Millisecond}})
 
 	require.NoError(t, q.Enqueue(context.Background(), welcome("evt-1")))
 	waitIdle(t, q)
@@ -196,7 +198,7 @@ func TestJobQueueCapsRetryAfter(t *testing.T) {
 	t.Parallel()
 	q, rec := start(t, func(_ context.Context, job domain.EmailJob) error {
 		return app.RetryAfter(errors.New("429"), time.Hour)
-	}, adapters.JobQueueConfig{MaxAttempts: 2, MaxRetryAfter: 5 * time.Millisecond})
+	}, adapters.JobQueueConfig{MaxRetryAfter: 5 * time.Millisecond, Retry: retry.Policy{MaxAttempts: 2}})
 	require.NoError(t, q.Enqueue(context.Background(), welcome("evt-1")))
 	waitIdle(t, q)
 	require.Equal(t, 5*time.Millisecond, rec.of("evt-1")[0].retryIn)
@@ -224,7 +226,7 @@ func TestJobQueueTimesOutAnAttempt(t *testing.T) {
 	q, rec := start(t, func(ctx context.Context, _ domain.EmailJob) error {
 		<-ctx.Done()
 		return ctx.Err()
-	}, adapters.JobQueueConfig{MaxAttempts: 1, JobTimeout: 10 * time.Millisecond})
+	}, adapters.JobQueueConfig{JobTimeout: 10 * time.Millisecond, Retry: retry.Policy{MaxAttempts: 1}})
 	require.NoError(t, q.Enqueue(context.Background(), welcome("evt-1")))
 	waitIdle(t, q)
 	require.ErrorIs(t, rec.of("evt-1")[0].err, context.DeadlineExceeded)
@@ -265,7 +267,7 @@ func TestJobQueueStopWaitsForRunningJobsAndDropsPending(t *testing.T) {
 			return nil
 		}
 		return errors.New("retry me later")
-	}, &adapters.JobQueueConfig{Workers: 1, BaseDelay: time.Hour, Logger: quiet()})
+	}, &adapters.JobQueueConfig{Workers: 1, Logger: quiet(), Retry: retry.Policy{BaseDelay: time.Hour}})
 	require.NoError(t, err)
 	require.NoError(t, q.Start(context.Background()))
 	ctx := context.Background()
@@ -311,11 +313,11 @@ func TestJobQueueConfigValidation(t *testing.T) {
 	work := func(context.Context, domain.EmailJob) error { return nil }
 	_, err := adapters.NewJobQueue(nil, nil)
 	require.Error(t, err)
-	_, err = adapters.NewJobQueue(work, &adapters.JobQueueConfig{Workers: -1, BaseDelay: -1})
+	_, err = adapters.NewJobQueue(work, &adapters.JobQueueConfig{Workers: -1, Retry: retry.Policy{BaseDelay: -1}})
 	require.ErrorContains(t, err, "Workers")
-	require.ErrorContains(t, err, "BaseDelay")
-	_, err = adapters.NewJobQueue(work, &adapters.JobQueueConfig{BaseDelay: time.Minute, MaxDelay: time.Second})
-	require.ErrorContains(t, err, "exceeds MaxDelay")
+	require.ErrorContains(t, err, "Policy.BaseDelay is -1ns")
+	_, err = adapters.NewJobQueue(work, &adapters.JobQueueConfig{Retry: retry.Policy{BaseDelay: time.Minute, MaxDelay: time.Second}})
+	require.ErrorContains(t, err, "notification: JobQueueConfig.Retry: retry: Policy.BaseDelay (1m0s) is larger than MaxDelay (1s)")
 	q, err := adapters.NewJobQueue(work, nil)
 	require.NoError(t, err)
 	require.NoError(t, q.Stop(context.Background()), "stop without start")

@@ -11,6 +11,8 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/dddkit/dddkit/retry"
+
 	"github.com/dddkit/dddkit/examples/authnotify/contracts/authevents"
 	"github.com/dddkit/dddkit/examples/authnotify/internal/fieldcrypt"
 	"github.com/dddkit/dddkit/examples/authnotify/notification/adapters"
@@ -48,7 +50,7 @@ func TestEventsBecomeExactlyOneEmailEach(t *testing.T) {
 	mailbox := adapters.NewDevMailbox(&adapters.DevMailboxConfig{Logger: quiet()})
 	mailer, err := app.NewMailer(&flakySender{next: mailbox, tried: map[string]bool{}}, cipher, templates)
 	require.NoError(t, err)
-	queue, _ := start(t, mailer.Deliver, adapters.JobQueueConfig{BaseDelay: time.Millisecond})
+	queue, _ := start(t, mailer.Deliver, adapters.JobQueueConfig{Retry: retry.Policy{BaseDelay: time.Millisecond}})
 	handlers, err := app.NewEventHandlers(queue, cipher)
 	require.NoError(t, err)
 
