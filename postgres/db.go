@@ -1,0 +1,36 @@
+package postgres
+
+import (
+	"context"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+)
+
+// DB is the database handle every adapter of this package accepts.
+// *pgxpool.Pool, *pgx.Conn and pgx.Tx all satisfy it.
+//
+// An adapter given a DB runs its statements on the unit of work in the
+// context when there is one (see [UnitOfWork]), and on the DB otherwise.
+// Given a pgx.Tx, everything it does happens inside that transaction (the
+// unit of work's Begin becomes a savepoint).
+type DB interface {
+	Begin(ctx context.Context) (pgx.Tx, error)
+	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+	SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults
+}
+
+// querier returns the transaction of the unit of work in ctx, or db when
+// there is none.
+func querier(ctx context.Context, db DB) DB {
+	if u := unitFrom(ctx); u != nil {
+		return u.tx
+	}
+	return db
+}
+
+func rollback(ctx context.Context, tx pgx.Tx) {
+	_ = tx.Rollback(context.WithoutCancel(ctx))
+}

@@ -1,0 +1,286 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// ErrNotMigrated is returned by adapters and by [Version] users when the
+// database is older than this version of dddkit needs: run [Migrate].
+var ErrNotMigrated = errors.New("postgres: dddkit tables not migrated (run postgres.Migrate)")
+
+// Migration is one versioned step of the dddkit schema.
+type Migration struct {
+	// Version numbers the steps from 1, without gaps.
+	Version int
+	// Name says what the step does.
+	Name string
+	// SQL is the step's statements, for teams that run their own
+	// migration tool (goose, atlas, Flyway, …): apply each step's SQL in
+	// order, once. Every statement is idempotent, so a step also adopts
+	// tables that an older dddkit created.
+	SQL string
+}
+
+// steps are the migrations in order; each renders its SQL for a set of
+// names. The schema name is needed literally for the outbox's NOTIFY
+// channel.
+var steps = []struct {
+	name string
+	sql  func(n names, schema string) string
+}{
+	{"outbox: events waiting for the relay, its indexes and NOTIFY trigger", outboxSQL},
+	{"state-stored aggregates: state and unique keys", aggregatesSQL},
+	{"event store: the events of event-sourced aggregates", eventsSQL},
+	{"inbox: the events each handler has applied", inboxSQL},
+}
+
+// LatestVersion is the schema version this dddkit needs.
+func LatestVersion() int { return len(steps) }
+
+// Migrations returns every step for tables (nil = defaults). Because the
+// outbox's NOTIFY channel names its schema, set tables.Schema to the
+// schema you migrate (when it is empty, "public" is assumed).
+func Migrations(tables *Tables) ([]Migration, error) {
+	n, err := newNames(tables)
+	if err != nil {
+		return nil, err
+	}
+	schema := n.t.Schema
+	if schema == "" {
+		schema = "public"
+		n.t.Schema = schema
+		n.schema = ident(schema)
+	}
+	return migrations(n, schema), nil
+}
+
+func migrations(n names, schema string) []Migration {
+	out := make([]Migration, len(steps))
+	for i, s := range steps {
+		out[i] = Migration{Version: i + 1, Name: s.name, SQL: s.sql(n, schema)}
+	}
+	return out
+}
+
+// Migrate brings the dddkit tables named by tables (nil = defaults) to
+// [LatestVersion], creating the schema when it is set and missing. It
+// applies only the steps the database lacks, all in one transaction, and
+// is safe to run from several processes at once: an advisory lock makes
+// the others wait and then find nothing to do.
+//
+// A database set up by an older dddkit (outbox.Migrate, repository.Migrate,
+// Inbox.Migrate) migrates forward in place, without loss.
+func Migrate(ctx context.Context, db DB, tables *Tables) error {
+	_, _, err := migrate(ctx, db, tables)
+	return err
+}
+
+// Version returns the schema version of the database (0 when dddkit
+// never migrated it) and the version this dddkit needs. An application
+// can refuse to start, or report unhealthy, while current < target.
+func Version(ctx context.Context, db DB, tables *Tables) (current, target int, err error) {
+	if db == nil {
+		return 0, 0, errors.New("postgres: Version: nil DB")
+	}
+	n, err := newNames(tables)
+	if err != nil {
+		return 0, 0, err
+	}
+	var reg *string
+	if err := db.QueryRow(ctx, `SELECT to_regclass($1)::text`, n.q(n.t.Migrations)).Scan(&reg); err != nil {
+		return 0, 0, fmt.Errorf("postgres: read schema version: %w", err)
+	}
+	if reg == nil {
+		return 0, LatestVersion(), nil
+	}
+	if err := db.QueryRow(ctx, `SELECT coalesce(max(version), 0) FROM `+n.q(n.t.Migrations)).Scan(&current); err != nil {
+		return 0, 0, fmt.Errorf("postgres: read schema version: %w", err)
+	}
+	return current, LatestVersion(), nil
+}
+
+// requireVersion returns ErrNotMigrated unless the database is current.
+func requireVersion(ctx context.Context, db DB, tables *Tables) error {
+	current, target, err := Version(ctx, db, tables)
+	if err != nil {
+		return err
+	}
+	if current < target {
+		return fmt.Errorf("%w: schema version %d, need %d", ErrNotMigrated, current, target)
+	}
+	return nil
+}
+
+func migrate(ctx context.Context, db DB, tables *Tables) (before, after int, err error) {
+	if db == nil {
+		return 0, 0, errors.New("postgres: Migrate: nil DB")
+	}
+	n, err := newNames(tables)
+	if err != nil {
+		return 0, 0, err
+	}
+	err = pgx.BeginFunc(ctx, db, func(tx pgx.Tx) error {
+		schema := n.t.Schema
+		if schema == "" {
+			var cur *string
+			if err := tx.QueryRow(ctx, `SELECT current_schema()`).Scan(&cur); err != nil {
+				return fmt.Errorf("resolve current schema: %w", err)
+			}
+			if cur == nil {
+				return errors.New("no schema of the search_path exists; set Tables.Schema")
+			}
+			schema = *cur
+		}
+		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, lockKey("migrate", schema, n.t.Migrations)); err != nil {
+			return fmt.Errorf("take migration lock: %w", err)
+		}
+		if n.schema != "" {
+			if _, err := tx.Exec(ctx, `CREATE SCHEMA IF NOT EXISTS `+n.schema); err != nil {
+				return fmt.Errorf("create schema: %w", err)
+			}
+		}
+		mt := n.q(n.t.Migrations)
+		if _, err := tx.Exec(ctx, `CREATE TABLE IF NOT EXISTS `+mt+` (
+	version    integer     PRIMARY KEY,
+	name       text        NOT NULL,
+	applied_at timestamptz NOT NULL DEFAULT now()
+)`); err != nil {
+			return fmt.Errorf("create migrations table: %w", err)
+		}
+		if err := tx.QueryRow(ctx, `SELECT coalesce(max(version), 0) FROM `+mt).Scan(&before); err != nil {
+			return fmt.Errorf("read schema version: %w", err)
+		}
+		after = before
+		for _, m := range migrations(n, schema) {
+			if m.Version <= before {
+				continue
+			}
+			if _, err := tx.Exec(ctx, m.SQL); err != nil {
+				return fmt.Errorf("apply version %d (%s): %w", m.Version, m.Name, err)
+			}
+			if _, err := tx.Exec(ctx, `INSERT INTO `+mt+` (version, name) VALUES ($1, $2)`, m.Version, m.Name); err != nil {
+				return fmt.Errorf("record version %d: %w", m.Version, err)
+			}
+			after = m.Version
+		}
+		return nil
+	})
+	if err != nil {
+		return before, after, fmt.Errorf("postgres: migrate: %w", err)
+	}
+	return before, after, nil
+}
+
+func outboxSQL(n names, schema string) string {
+	table := n.t.Outbox
+	t := n.q(table)
+	fn := n.q(table + "_notify")
+	return `
+CREATE TABLE IF NOT EXISTS ` + t + ` (
+	seq               bigserial   PRIMARY KEY,
+	event_id          text        NOT NULL,
+	aggregate_type    text        NOT NULL,
+	aggregate_id      text        NOT NULL,
+	aggregate_version bigint      NOT NULL,
+	event_name        text        NOT NULL,
+	event_version     integer     NOT NULL DEFAULT 1,
+	payload           jsonb       NOT NULL,
+	headers           jsonb,
+	occurred_at       timestamptz NOT NULL,
+	created_at        timestamptz NOT NULL DEFAULT now(),
+	status            text        NOT NULL DEFAULT 'pending',
+	attempts          integer     NOT NULL DEFAULT 0,
+	last_error        text,
+	next_attempt_at   timestamptz,
+	published_at      timestamptz,
+	CONSTRAINT ` + ident(table+"_event_id_key") + ` UNIQUE (event_id),
+	CONSTRAINT ` + ident(table+"_status_check") + ` CHECK (status IN ('pending', 'published', 'failed'))
+);
+COMMENT ON TABLE ` + t + ` IS 'dddkit transactional outbox: events written with the aggregate, published by the relay';
+
+-- The relay reads pending rows in sequence order.
+CREATE INDEX IF NOT EXISTS ` + ident(table+"_pending_idx") + ` ON ` + t + ` (seq) WHERE status = 'pending';
+-- Rows that block the later events of their aggregate: failed ones and
+-- ones waiting for a retry. Usually empty, so the relay's check is cheap.
+CREATE INDEX IF NOT EXISTS ` + ident(table+"_blocked_idx") + ` ON ` + t + ` (aggregate_type, aggregate_id, seq)
+	WHERE status = 'failed' OR next_attempt_at IS NOT NULL;
+-- Retention deletes published rows by age.
+CREATE INDEX IF NOT EXISTS ` + ident(table+"_published_idx") + ` ON ` + t + ` (published_at) WHERE status = 'published';
+
+-- One notification per inserting statement (PostgreSQL folds identical
+-- notifications of one transaction into one) wakes the relay at commit.
+CREATE OR REPLACE FUNCTION ` + fn + `() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+	PERFORM pg_notify(TG_ARGV[0], '');
+	RETURN NULL;
+END
+$$;
+CREATE OR REPLACE TRIGGER ` + ident(table+"_notify") + ` AFTER INSERT ON ` + t + `
+	FOR EACH STATEMENT EXECUTE FUNCTION ` + fn + `(` + quoteLiteral(channelName(schema, table)) + `);
+`
+}
+
+func aggregatesSQL(n names, _ string) string {
+	state, keys := n.q(n.t.Aggregates), n.q(n.t.AggregateKeys)
+	return `
+CREATE TABLE IF NOT EXISTS ` + state + ` (
+	type       text        NOT NULL,
+	id         text        NOT NULL,
+	version    bigint      NOT NULL CHECK (version > 0),
+	state      jsonb       NOT NULL,
+	created_at timestamptz NOT NULL DEFAULT now(),
+	updated_at timestamptz NOT NULL DEFAULT now(),
+	PRIMARY KEY (type, id)
+) WITH (fillfactor = 90);
+COMMENT ON TABLE ` + state + ` IS 'dddkit state-stored aggregates: the latest state and version of each';
+
+CREATE TABLE IF NOT EXISTS ` + keys + ` (
+	type  text NOT NULL,
+	name  text NOT NULL,
+	value text NOT NULL,
+	id    text NOT NULL,
+	PRIMARY KEY (type, name, value)
+);
+COMMENT ON TABLE ` + keys + ` IS 'dddkit unique keys of aggregates (such as an email address) and the aggregate holding each';
+CREATE INDEX IF NOT EXISTS ` + ident(n.t.AggregateKeys+"_owner_idx") + ` ON ` + keys + ` (type, id);
+`
+}
+
+func eventsSQL(n names, _ string) string {
+	events := n.q(n.t.Events)
+	return `
+CREATE TABLE IF NOT EXISTS ` + events + ` (
+	type        text        NOT NULL,
+	id          text        NOT NULL,
+	version     bigint      NOT NULL CHECK (version > 0),
+	event_id    text        NOT NULL,
+	name        text        NOT NULL,
+	payload     jsonb       NOT NULL,
+	metadata    jsonb,
+	occurred_at timestamptz NOT NULL,
+	recorded_at timestamptz NOT NULL DEFAULT now(),
+	PRIMARY KEY (type, id, version),
+	CONSTRAINT ` + ident(n.t.Events+"_event_id_key") + ` UNIQUE (event_id)
+);
+COMMENT ON TABLE ` + events + ` IS 'dddkit event store: the events of event-sourced aggregates, in version order';
+`
+}
+
+func inboxSQL(n names, _ string) string {
+	inbox := n.q(n.t.Inbox)
+	return `
+CREATE TABLE IF NOT EXISTS ` + inbox + ` (
+	handler      text        NOT NULL,
+	event_id     text        NOT NULL,
+	event_name   text        NOT NULL DEFAULT '',
+	processed_at timestamptz NOT NULL DEFAULT now(),
+	PRIMARY KEY (handler, event_id)
+);
+COMMENT ON TABLE ` + inbox + ` IS 'dddkit inbox: events whose effects each handler has committed';
+CREATE INDEX IF NOT EXISTS ` + ident(n.t.Inbox+"_processed_at_idx") + ` ON ` + inbox + ` USING brin (processed_at);
+`
+}

@@ -1,0 +1,148 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// ErrRollbackOnly is returned by the outermost [UnitOfWork.Do] when a
+// nested Do failed but the function around it returned nil: the work of
+// the failed part is in the transaction too, so the unit rolls back
+// rather than commit half of it.
+var ErrRollbackOnly = errors.New("postgres: unit of work rolled back: a nested unit failed")
+
+// UnitOfWork runs a function in one PostgreSQL transaction that every
+// adapter of this package joins: repositories (any number of aggregates),
+// the outbox rows of their events, the inbox row of the event being
+// handled, and the caller's own statements ([TxFromContext]), for
+// example a River job inserted with InsertTx.
+//
+// The zero value is not usable; create one with [NewUnitOfWork]. A
+// UnitOfWork is safe for concurrent use: each Do has its own transaction.
+type UnitOfWork struct {
+	db DB
+}
+
+// NewUnitOfWork returns a UnitOfWork whose transactions begin on db.
+func NewUnitOfWork(db DB) (*UnitOfWork, error) {
+	if db == nil {
+		return nil, errors.New("postgres: NewUnitOfWork: nil DB")
+	}
+	return &UnitOfWork{db: db}, nil
+}
+
+// Do runs fn in a transaction and commits it when fn returns nil; it
+// rolls back when fn returns an error or panics, and returns fn's error
+// unchanged (so errors.Is and errors.As see the caller's error).
+//
+// The context passed to fn carries the transaction. A repository call,
+// outbox write or inbox check made with it joins the transaction; it
+// never opens a second one. [TxFromContext] returns the transaction for
+// the caller's own SQL.
+//
+// When ctx already carries a unit of work, Do joins it: fn runs in the
+// same transaction, nothing is committed until the outermost Do returns,
+// and a failure of fn marks the whole unit rollback-only (see
+// [ErrRollbackOnly]).
+//
+// Aggregates saved in the unit are marked committed only after the
+// transaction commits; after a rollback they keep their uncommitted
+// events, so a retry of the whole command starts from a clean slate
+// (load them again).
+func (u *UnitOfWork) Do(ctx context.Context, fn func(ctx context.Context) error) (err error) {
+	if fn == nil {
+		return errors.New("postgres: UnitOfWork.Do: nil function")
+	}
+	if outer := unitFrom(ctx); outer != nil {
+		ok := false
+		defer func() {
+			if !ok { // fn failed or panicked
+				outer.failed = true
+			}
+		}()
+		err = fn(ctx)
+		ok = err == nil
+		return err
+	}
+	return run(ctx, u.db, fn)
+}
+
+// run begins a transaction on db, runs fn with a context carrying it and
+// commits it.
+func run(ctx context.Context, db DB, fn func(ctx context.Context) error) error {
+	tx, err := db.Begin(ctx)
+	if err != nil {
+		return fmt.Errorf("postgres: begin: %w", err)
+	}
+	un := &unit{tx: tx}
+	defer func() {
+		if !un.done {
+			rollback(ctx, tx)
+		}
+	}()
+	if err := fn(context.WithValue(ctx, unitKey{}, un)); err != nil {
+		return err
+	}
+	if un.failed {
+		return ErrRollbackOnly
+	}
+	un.done = true
+	if err := tx.Commit(ctx); err != nil {
+		return fmt.Errorf("postgres: commit: %w", err)
+	}
+	for _, f := range un.afterCommit {
+		f()
+	}
+	return nil
+}
+
+// TxFromContext returns the transaction of the unit of work in ctx, for
+// the caller's own statements inside [UnitOfWork.Do] (or inside an inbox
+// handler, which runs in a unit of work). The second result is false
+// when ctx carries none.
+func TxFromContext(ctx context.Context) (pgx.Tx, bool) {
+	if u := unitFrom(ctx); u != nil {
+		return u.tx, true
+	}
+	return nil, false
+}
+
+type unitKey struct{}
+
+// unit is the state of one unit of work, stored in its context.
+type unit struct {
+	tx          pgx.Tx
+	failed      bool     // a nested Do failed: never commit
+	done        bool     // committed (or committing): no rollback
+	afterCommit []func() // run in order after a successful commit
+	// saved maps what a repository saved in this unit (by the aggregate's
+	// root pointer) to the version it wrote, so that saving the same
+	// aggregate twice writes only the events recorded since.
+	saved map[any]int64
+}
+
+func unitFrom(ctx context.Context) *unit {
+	u, _ := ctx.Value(unitKey{}).(*unit)
+	return u
+}
+
+// onCommit runs f after the unit in ctx commits; without a unit it runs f
+// at once (the statement already committed on its own).
+func onCommit(ctx context.Context, f func()) {
+	if u := unitFrom(ctx); u != nil {
+		u.afterCommit = append(u.afterCommit, f)
+		return
+	}
+	f()
+}
+
+// inUnit runs fn in the unit of work in ctx, or in a new one begun on db.
+func inUnit(ctx context.Context, db DB, fn func(ctx context.Context) error) error {
+	if unitFrom(ctx) != nil {
+		return fn(ctx)
+	}
+	return run(ctx, db, fn)
+}
