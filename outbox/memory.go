@@ -5,20 +5,18 @@ import (
 	"errors"
 	"fmt"
 	"sync"
-	"sync/atomic"
 	"time"
 
-	"github.com/ThreeDotsLabs/watermill/message"
-
 	"github.com/dddkit/dddkit/aggregate"
+	"github.com/dddkit/dddkit/eventbus"
 )
 
 // Memory is an outbox kept in memory: for unit tests and for running a
 // service with no database (the embedded default of the example). The
 // in-memory repository appends to it when its "transaction" commits; a
-// [MemoryRelay] publishes what it holds with the same rules as the
-// PostgreSQL [Relay]: sequence order, per-aggregate blocking on failures,
-// retries, failed after RelayConfig.Retry's MaxAttempts.
+// [Relay] publishes what it holds with the same rules as from PostgreSQL:
+// sequence order, per-aggregate blocking on failures, retries, failed
+// after RelayConfig.Retry.MaxAttempts.
 //
 // Published events are dropped. Memory is safe for concurrent use.
 type Memory struct {
@@ -28,7 +26,8 @@ type Memory struct {
 	ids       map[string]struct{}
 	published int64
 	wake      chan struct{}
-	batchMu   sync.Mutex // one relay batch at a time
+	lead      chan struct{} // holds a token while a relay leads
+	reg       *eventbus.Registry
 }
 
 type memRow struct {
@@ -42,13 +41,17 @@ type memRow struct {
 	nextAt   time.Time
 }
 
-// NewMemory returns an empty in-memory outbox.
-func NewMemory() *Memory {
-	return &Memory{ids: make(map[string]struct{}), wake: make(chan struct{}, 1)}
+// NewMemory returns an empty in-memory outbox that encodes events with
+// reg, the service's one event registry (as the PostgreSQL outbox does).
+func NewMemory(reg *eventbus.Registry) (*Memory, error) {
+	if reg == nil {
+		return nil, errors.New("outbox: NewMemory: nil Registry")
+	}
+	return &Memory{ids: make(map[string]struct{}), wake: make(chan struct{}, 1), lead: make(chan struct{}, 1), reg: reg}, nil
 }
 
-// Append adds committed events to the outbox, like [Store.Write] does in
-// a transaction: all or none. Envelopes are validated the same way and the
+// Append adds committed events to the outbox, like the PostgreSQL
+// outbox's Write does in a transaction: all or none. Envelopes are validated the same way and the
 // payloads encoded to JSON at once, so an event the PostgreSQL store would
 // refuse is refused here too (errors wrap [ErrInvalidEvent]); an event ID
 // that is still in the outbox is refused as a duplicate.
@@ -59,7 +62,7 @@ func (m *Memory) Append(ctx context.Context, events ...aggregate.Envelope) error
 	if len(events) == 0 {
 		return nil
 	}
-	enc, err := encodeEvents(events)
+	enc, err := Encode(m.reg, events...)
 	if err != nil {
 		return err
 	}
@@ -67,18 +70,17 @@ func (m *Memory) Append(ctx context.Context, events ...aggregate.Envelope) error
 	defer m.mu.Unlock()
 	seen := make(map[string]struct{}, len(enc))
 	for _, e := range enc {
-		_, dupOld := m.ids[e.env.ID]
-		_, dupNew := seen[e.env.ID]
+		_, dupOld := m.ids[e.Event.ID]
+		_, dupNew := seen[e.Event.ID]
 		if dupOld || dupNew {
-			return fmt.Errorf("%w: duplicate event ID %s", ErrInvalidEvent, e.env.ID)
+			return fmt.Errorf("%w: duplicate event ID %s", ErrInvalidEvent, e.Event.ID)
 		}
-		seen[e.env.ID] = struct{}{}
+		seen[e.Event.ID] = struct{}{}
 	}
 	for _, e := range enc {
 		m.seq++
-		env := e.env
-		env.Metadata = env.Metadata.Clone()
-		m.rows = append(m.rows, &memRow{seq: m.seq, env: env, version: int(e.eventVersion), payload: e.payload, status: StatusPending})
+		m.rows = append(m.rows, &memRow{seq: m.seq, env: e.Event, version: e.SchemaVersion, payload: e.Payload, status: StatusPending})
+		env := e.Event
 		m.ids[env.ID] = struct{}{}
 	}
 	select {
@@ -116,8 +118,9 @@ func (m *Memory) Published() int64 {
 	return m.published
 }
 
-// Stats returns a snapshot like [Admin.Stats].
-func (m *Memory) Stats() Stats {
+// Stats counts pending, retrying and failed events. It implements
+// [Source] and never fails.
+func (m *Memory) Stats(context.Context) (Stats, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	var s Stats
@@ -136,7 +139,7 @@ func (m *Memory) Stats() Stats {
 			s.Failed++
 		}
 	}
-	return s
+	return s, nil
 }
 
 // RetryFailed puts every failed event back to pending with its attempts
@@ -160,16 +163,26 @@ func (m *Memory) RetryFailed() int {
 	return n
 }
 
-// memBackend adapts Memory to the relay's processor.
-type memBackend struct{ m *Memory }
+// Lead implements [Source]: one relay of this process leads a Memory at
+// a time; the others wait. wake receives after each Append and
+// RetryFailed.
+func (m *Memory) Lead(ctx context.Context, fn func(ctx context.Context, wake <-chan struct{}) error) error {
+	select {
+	case m.lead <- struct{}{}:
+	case <-ctx.Done():
+		return nil
+	}
+	defer func() { <-m.lead }()
+	return fn(ctx, m.wake)
+}
 
-func (b memBackend) fetch(_ context.Context, limit int) ([]item, error) {
-	m := b.m
+// Fetch implements [Source].
+func (m *Memory) Fetch(_ context.Context, limit int) ([]Pending, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	var blocked map[aggKey]bool
 	now := time.Now()
-	var out []item
+	var out []Pending
 	for _, r := range m.rows {
 		if len(out) >= limit {
 			break
@@ -188,13 +201,13 @@ func (b memBackend) fetch(_ context.Context, limit int) ([]item, error) {
 		env := r.env
 		env.Payload = nil
 		env.Metadata = env.Metadata.Clone()
-		out = append(out, item{seq: r.seq, env: env, eventVersion: r.version, payload: r.payload, attempts: r.attempts})
+		out = append(out, Pending{Seq: r.seq, Event: env, SchemaVersion: r.version, Payload: r.payload, Attempts: r.attempts})
 	}
 	return out, nil
 }
 
-func (b memBackend) markPublished(_ context.Context, seqs []int64) error {
-	m := b.m
+// MarkPublished implements [Source]: published events are dropped.
+func (m *Memory) MarkPublished(_ context.Context, seqs []int64) error {
 	done := make(map[int64]struct{}, len(seqs))
 	for _, s := range seqs {
 		done[s] = struct{}{}
@@ -215,147 +228,26 @@ func (b memBackend) markPublished(_ context.Context, seqs []int64) error {
 	return nil
 }
 
-func (b memBackend) markAttempts(_ context.Context, as []attempt) error {
-	m := b.m
-	by := make(map[int64]attempt, len(as))
+// MarkAttempts implements [Source].
+func (m *Memory) MarkAttempts(_ context.Context, as []Attempt) error {
+	by := make(map[int64]Attempt, len(as))
 	for _, a := range as {
-		by[a.seq] = a
+		by[a.Seq] = a
 	}
 	now := time.Now()
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	for _, r := range m.rows {
 		if a, ok := by[r.seq]; ok {
-			r.attempts, r.lastErr = a.attempts, a.err
-			if a.final {
+			r.attempts, r.lastErr = a.Attempts, a.Err
+			if a.Final {
 				r.status, r.nextAt = StatusFailed, time.Time{}
 			} else {
-				r.nextAt = now.Add(a.delay)
+				r.nextAt = now.Add(a.Delay)
 			}
 		}
 	}
 	return nil
 }
 
-// MemoryRelay publishes the events of a [Memory] outbox through a watermill
-// publisher, with the rules of the PostgreSQL [Relay]. Several relays on
-// one Memory take turns batch by batch, so order is kept.
-type MemoryRelay struct {
-	m      *Memory
-	cfg    RelayConfig
-	proc   *processor
-	active atomic.Bool
-}
-
-// NewMemoryRelay returns a relay for m publishing through pub. A nil cfg
-// means the defaults; the fields about PostgreSQL (Outbox,
-// LeaderPollInterval, Retention, CleanupInterval) are ignored.
-func NewMemoryRelay(m *Memory, pub message.Publisher, cfg *RelayConfig) (*MemoryRelay, error) {
-	var errs []error
-	if m == nil {
-		errs = append(errs, errors.New("outbox: NewMemoryRelay: nil Memory"))
-	}
-	if pub == nil {
-		errs = append(errs, errors.New("outbox: NewMemoryRelay: nil publisher"))
-	}
-	c, _, err := cfg.withDefaults()
-	if err != nil {
-		errs = append(errs, err)
-	}
-	if len(errs) > 0 {
-		return nil, errors.Join(errs...)
-	}
-	r := &MemoryRelay{m: m, cfg: c}
-	r.proc = &processor{be: memBackend{m}, pub: pub, cfg: &r.cfg}
-	return r, nil
-}
-
-// Flush publishes everything that is eligible now, batch by batch, and
-// returns how many events were published. Events whose publish fails get
-// an attempt recorded (and wait for their retry); the error reports
-// publisher outages. Flush is what tests call for a deterministic hand-off.
-func (r *MemoryRelay) Flush(ctx context.Context) (int, error) {
-	total := 0
-	for {
-		res, err := r.batch(ctx)
-		total += res.published
-		if err != nil {
-			return total, err
-		}
-		if res.fetched < r.cfg.BatchSize || res.published+res.failed == 0 {
-			return total, nil
-		}
-	}
-}
-
-func (r *MemoryRelay) batch(ctx context.Context) (batchResult, error) {
-	r.m.batchMu.Lock()
-	defer r.m.batchMu.Unlock()
-	return r.proc.batch(ctx)
-}
-
-// Run publishes events as they are appended until ctx is done, then
-// returns nil after finishing the batch in flight (within
-// RelayConfig.ShutdownTimeout). Failed publishes are retried after their
-// delay; publisher outages are reported through the hooks and retried with
-// backoff.
-func (r *MemoryRelay) Run(ctx context.Context) error {
-	if !r.active.CompareAndSwap(false, true) {
-		return ErrRelayRunning
-	}
-	defer r.active.Store(false)
-	failures := 0 // batches failed in a row, for the backoff
-	timer := time.NewTimer(time.Hour)
-	defer timer.Stop()
-	var retryAt time.Time
-	for {
-		if ctx.Err() != nil {
-			return nil
-		}
-		bctx, cancel := graceful(ctx, r.cfg.ShutdownTimeout)
-		res, err := r.batch(bctx)
-		cancel()
-		wait := r.cfg.PollInterval
-		if err != nil {
-			if ctx.Err() != nil {
-				return nil
-			}
-			r.cfg.Logger.Warn("outbox: memory relay error (retrying)", "error", err)
-			if h := r.cfg.Hooks.OnError; h != nil {
-				h(err)
-			}
-			failures++
-			wait = reconnect.Delay(failures)
-		} else {
-			failures = 0
-			if res.fetched >= r.cfg.BatchSize {
-				continue
-			}
-		}
-		now := time.Now()
-		if res.retryIn > 0 {
-			if at := now.Add(res.retryIn + time.Millisecond); retryAt.Before(now) || at.Before(retryAt) {
-				retryAt = at
-			}
-		}
-		if !retryAt.IsZero() {
-			if d := time.Until(retryAt); d <= 0 {
-				retryAt = time.Time{}
-				wait = 0
-			} else if d < wait && err == nil {
-				wait = d
-			}
-		}
-		if wait <= 0 {
-			continue
-		}
-		timer.Reset(wait)
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-r.m.wake:
-			timer.Stop()
-		case <-timer.C:
-		}
-	}
-}
+var _ Source = (*Memory)(nil)

@@ -9,6 +9,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 
 	"github.com/dddkit/dddkit/aggregate"
+	"github.com/dddkit/dddkit/eventbus"
 	"github.com/dddkit/dddkit/internal/wire"
 )
 
@@ -17,39 +18,10 @@ import (
 // processor publishes them and reports back which were acknowledged and
 // which failed.
 
-// item is one event ready to publish.
-type item struct {
-	seq          int64
-	env          aggregate.Envelope // Payload nil
-	eventVersion int                // schema version of the payload
-	payload      []byte             // JSON
-	attempts     int                // failed attempts so far
-}
-
-// attempt is a failed publish attempt to record.
-type attempt struct {
-	seq      int64
-	attempts int // including this one
-	err      string
-	final    bool
-	delay    time.Duration // until the next attempt, when not final
-}
-
-// backend is the storage side of a relay.
-type backend interface {
-	// fetch returns up to limit events that may be published now, in
-	// sequence order: pending, due, and not behind a failed or waiting
-	// event of the same aggregate.
-	fetch(ctx context.Context, limit int) ([]item, error)
-	// markPublished records that the events were acknowledged.
-	markPublished(ctx context.Context, seqs []int64) error
-	// markAttempts records failed attempts.
-	markAttempts(ctx context.Context, attempts []attempt) error
-}
 
 // ContextPublisher is implemented by publishers whose publish call can be
-// abandoned through a context, such as the publisher of a kafka.Client.
-// The relay uses it when available so that Run stops promptly.
+// abandoned through a context, such as kafkapub.Publisher. The relay uses
+// it when available so that Run stops promptly.
 type ContextPublisher interface {
 	PublishContext(ctx context.Context, topic string, msgs ...*message.Message) error
 }
@@ -64,7 +36,8 @@ var errOutage = errors.New("outbox: publisher is failing for several aggregates 
 const outageThreshold = 3
 
 type processor struct {
-	be  backend
+	src Source
+	reg *eventbus.Registry
 	pub message.Publisher
 	cfg *RelayConfig
 }
@@ -79,7 +52,7 @@ type batchResult struct {
 // batch runs one fetch → publish → mark cycle.
 func (p *processor) batch(ctx context.Context) (batchResult, error) {
 	var res batchResult
-	items, err := p.be.fetch(ctx, p.cfg.BatchSize)
+	items, err := p.src.Fetch(ctx, p.cfg.BatchSize)
 	if err != nil {
 		return res, err
 	}
@@ -96,7 +69,7 @@ func (p *processor) batch(ctx context.Context) (batchResult, error) {
 	var groups []group
 	byTopic := make(map[string]int, 1)
 	for i := range items {
-		topic := p.cfg.Topic(items[i].env)
+		topic := p.reg.Topic(items[i].Event.AggregateType)
 		gi, ok := byTopic[topic]
 		if !ok {
 			gi = len(groups)
@@ -108,7 +81,7 @@ func (p *processor) batch(ctx context.Context) (batchResult, error) {
 
 	var (
 		ok       = make([]int64, 0, len(items))
-		attempts []attempt
+		attempts []Attempt
 		outage   bool
 	)
 	// An aggregate with a failed event in one topic's group holds back its
@@ -138,10 +111,10 @@ func (p *processor) batch(ctx context.Context) (batchResult, error) {
 			}
 			bySeq := make(map[int64]bool, len(failed))
 			for _, a := range failed {
-				bySeq[a.seq] = true
+				bySeq[a.Seq] = true
 			}
 			for _, i := range idx {
-				if bySeq[items[i].seq] {
+				if bySeq[items[i].Seq] {
 					held[keyOf(items[i])] = true
 				}
 			}
@@ -150,20 +123,20 @@ func (p *processor) batch(ctx context.Context) (batchResult, error) {
 
 	var errs []error
 	if len(ok) > 0 {
-		if err := p.be.markPublished(ctx, ok); err != nil {
+		if err := p.src.MarkPublished(ctx, ok); err != nil {
 			errs = append(errs, err)
 		} else {
 			res.published = len(ok)
 		}
 	}
 	if len(attempts) > 0 {
-		if err := p.be.markAttempts(ctx, attempts); err != nil {
+		if err := p.src.MarkAttempts(ctx, attempts); err != nil {
 			errs = append(errs, err)
 		} else {
 			res.failed = len(attempts)
 			for _, a := range attempts {
-				if !a.final && (res.retryIn == 0 || a.delay < res.retryIn) {
-					res.retryIn = a.delay
+				if !a.Final && (res.retryIn == 0 || a.Delay < res.retryIn) {
+					res.retryIn = a.Delay
 				}
 			}
 		}
@@ -180,7 +153,7 @@ func (p *processor) batch(ctx context.Context) (batchResult, error) {
 // event that fails gets the attempt while the other aggregates go out. It
 // returns the published sequence numbers, the attempts to record, and
 // whether it stopped because everything fails (an outage).
-func (p *processor) publishGroup(ctx context.Context, topic string, items []item, idx []int) (ok []int64, attempts []attempt, outage bool) {
+func (p *processor) publishGroup(ctx context.Context, topic string, items []Pending, idx []int) (ok []int64, attempts []Attempt, outage bool) {
 	err := p.publish(ctx, topic, items, idx)
 	if err == nil {
 		return seqsOf(items, idx), nil, false
@@ -216,7 +189,7 @@ func (p *processor) publishGroup(ctx context.Context, topic string, items []item
 			evErr := aggErr // with a single event, the call above was its call
 			if len(aIdx) > 1 {
 				if evErr = p.publish(ctx, topic, items, aIdx[k:k+1]); evErr == nil {
-					ok = append(ok, items[i].seq)
+					ok = append(ok, items[i].Seq)
 					progressed = true
 					continue
 				}
@@ -243,11 +216,11 @@ func (p *processor) publishGroup(ctx context.Context, topic string, items []item
 
 type aggKey struct{ typ, id string }
 
-func keyOf(it item) aggKey { return aggKey{it.env.AggregateType, it.env.AggregateID} }
+func keyOf(it Pending) aggKey { return aggKey{it.Event.AggregateType, it.Event.AggregateID} }
 
 // splitByAggregate groups idx by aggregate, in order of first appearance,
 // keeping sequence order inside each group.
-func splitByAggregate(items []item, idx []int) [][]int {
+func splitByAggregate(items []Pending, idx []int) [][]int {
 	pos := make(map[aggKey]int)
 	var out [][]int
 	for _, i := range idx {
@@ -263,23 +236,23 @@ func splitByAggregate(items []item, idx []int) [][]int {
 	return out
 }
 
-func (p *processor) attemptFor(it item, err error) attempt {
-	a := attempt{seq: it.seq, attempts: it.attempts + 1, err: err.Error()}
-	if a.attempts >= p.cfg.Retry.MaxAttempts {
-		a.final = true
+func (p *processor) attemptFor(it Pending, err error) Attempt {
+	a := Attempt{Seq: it.Seq, Attempts: it.Attempts + 1, Err: err.Error()}
+	if a.Attempts >= p.cfg.Retry.MaxAttempts {
+		a.Final = true
 	} else {
-		a.delay = p.cfg.Retry.Delay(a.attempts)
+		a.Delay = max(p.cfg.Retry.Delay(a.Attempts), 0)
 	}
 	if h := p.cfg.Hooks.OnAttemptFailed; h != nil {
-		h(AttemptFailure{Event: it.env, Attempts: a.attempts, Final: a.final, Err: err, RetryIn: a.delay})
+		h(AttemptFailure{Event: it.Event, Attempts: a.Attempts, Final: a.Final, Err: err, RetryIn: a.Delay})
 	}
 	lvl := "retry"
-	if a.final {
+	if a.Final {
 		lvl = "failed"
 	}
-	p.cfg.Logger.Warn("outbox: publish attempt failed", "event_id", it.env.ID, "event", it.env.Name,
-		"aggregate_type", it.env.AggregateType, "aggregate_id", it.env.AggregateID, "version", it.env.Version,
-		"attempts", a.attempts, "outcome", lvl, "retry_in", a.delay, "error", err)
+	p.cfg.Logger.Warn("outbox: publish attempt failed", "event_id", it.Event.ID, "event", it.Event.Name,
+		"aggregate_type", it.Event.AggregateType, "aggregate_id", it.Event.AggregateID, "version", it.Event.Version,
+		"attempts", a.Attempts, "outcome", lvl, "retry_in", a.Delay, "error", err)
 	return a
 }
 
@@ -290,11 +263,11 @@ func (p *processor) hookPublishError(err error, n int) {
 }
 
 // publish sends items[idx] to topic in one publisher call.
-func (p *processor) publish(ctx context.Context, topic string, items []item, idx []int) error {
+func (p *processor) publish(ctx context.Context, topic string, items []Pending, idx []int) error {
 	msgs := make([]*message.Message, len(idx))
 	for n, i := range idx {
-		msgs[n] = wire.ToMessage(items[i].env, items[i].payload)
-		wire.SetEventVersion(msgs[n].Metadata, items[i].eventVersion)
+		msgs[n] = wire.ToMessage(items[i].Event, items[i].Payload)
+		wire.SetEventVersion(msgs[n].Metadata, items[i].SchemaVersion)
 	}
 	start := time.Now()
 	var err error
@@ -309,17 +282,17 @@ func (p *processor) publish(ctx context.Context, topic string, items []item, idx
 	if h := p.cfg.Hooks.OnPublished; h != nil {
 		envs := make([]aggregate.Envelope, len(idx))
 		for n, i := range idx {
-			envs[n] = items[i].env
+			envs[n] = items[i].Event
 		}
 		h(envs, time.Since(start))
 	}
 	return nil
 }
 
-func seqsOf(items []item, idx []int) []int64 {
+func seqsOf(items []Pending, idx []int) []int64 {
 	out := make([]int64, len(idx))
 	for n, i := range idx {
-		out[n] = items[i].seq
+		out[n] = items[i].Seq
 	}
 	return out
 }

@@ -1,0 +1,59 @@
+package outbox
+
+import (
+	"context"
+	"time"
+
+	"github.com/dddkit/dddkit/aggregate"
+)
+
+// Source is the storage side of the [Relay]: an outbox that events are
+// written into and read back from in the order they were written.
+// [Memory] is one; the postgres package has the PostgreSQL one.
+//
+// The relay calls Fetch, MarkPublished and MarkAttempts only from inside
+// the function it passes to Lead, one call at a time.
+type Source interface {
+	// Lead blocks until this process holds the right to relay the source
+	// (at most one relay at a time per source, also across processes),
+	// then calls fn. fn's context ends when the right is lost; wake
+	// receives when events may have been written since. Lead returns
+	// fn's error, an error when the right could not be taken or was lost,
+	// or nil when ctx ends.
+	Lead(ctx context.Context, fn func(ctx context.Context, wake <-chan struct{}) error) error
+	// Fetch returns up to limit pending events in sequence order, leaving
+	// out every event of an aggregate that has an earlier event failed
+	// or waiting for a retry, and events whose retry is not due.
+	Fetch(ctx context.Context, limit int) ([]Pending, error)
+	// MarkPublished records the events as published (or deletes them).
+	MarkPublished(ctx context.Context, seqs []int64) error
+	// MarkAttempts records failed publish attempts.
+	MarkAttempts(ctx context.Context, attempts []Attempt) error
+	// Stats counts pending, retrying and failed events.
+	Stats(ctx context.Context) (Stats, error)
+}
+
+// Pending is an event a [Source] hands to the relay.
+type Pending struct {
+	// Seq is the event's position in the outbox.
+	Seq int64
+	// Event is the event without its Payload (the relay forwards Payload
+	// bytes as they were encoded at write time).
+	Event aggregate.Envelope
+	// SchemaVersion is the version of the payload's schema.
+	SchemaVersion int
+	// Payload is the encoded event.
+	Payload []byte
+	// Attempts counts failed publish attempts so far.
+	Attempts int
+}
+
+// Attempt is a failed publish attempt the relay asks a [Source] to
+// record.
+type Attempt struct {
+	Seq      int64
+	Attempts int           // failed attempts, this one included
+	Err      string        // what failed
+	Final    bool          // no more attempts: the event is failed
+	Delay    time.Duration // until the next attempt, when not Final
+}
