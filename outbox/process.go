@@ -20,8 +20,8 @@ import (
 
 
 // ContextPublisher is implemented by publishers whose publish call can be
-// abandoned through a context, such as kafkapub.Publisher. The relay uses
-// it when available so that Run stops promptly.
+// abandoned through a context, such as the publisher of a kafka.Client.
+// The relay uses it when available so that Run stops promptly.
 type ContextPublisher interface {
 	PublishContext(ctx context.Context, topic string, msgs ...*message.Message) error
 }
