@@ -1,0 +1,298 @@
+package postgres_test
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"slices"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/IBM/sarama"
+	"github.com/ThreeDotsLabs/watermill"
+	wmkafka "github.com/ThreeDotsLabs/watermill-kafka/v3/pkg/kafka"
+	wsql "github.com/ThreeDotsLabs/watermill-sql/v4/pkg/sql"
+	"github.com/ThreeDotsLabs/watermill/components/forwarder"
+	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/jackc/pgx/v5"
+	"github.com/stretchr/testify/require"
+
+	"github.com/dddkit/dddkit/aggregate"
+	"github.com/dddkit/dddkit/internal/testinfra"
+	"github.com/dddkit/dddkit/internal/wire"
+	"github.com/dddkit/dddkit/outbox"
+	"github.com/dddkit/dddkit/postgres"
+)
+
+// benchEvents is the backlog size of the throughput benchmarks; 100,000
+// unless BENCH_OUTBOX_EVENTS says otherwise.
+func benchEvents() int {
+	if n, err := strconv.Atoi(os.Getenv("BENCH_OUTBOX_EVENTS")); err == nil && n > 0 {
+		return n
+	}
+	return 100_000
+}
+
+// BenchmarkCommitToKafkaAck measures the latency from the commit of a
+// transaction (COMMIT returned) to the Kafka acknowledgement of its event
+// (the publish call returned), at a steady 1,000 events/s (one event per
+// transaction, four writers) for five seconds. It reports p50, p99 and max
+// in milliseconds, the p99 and max of the publish calls alone, and the mean
+// number of events per published batch.
+func BenchmarkCommitToKafkaAck(b *testing.B) {
+	brokers := testinfra.KafkaBrokers(b)
+	const rate, seconds = 1000, 5
+	var all, pubs []time.Duration
+	for range b.N {
+		bb := newOutboxBundle(b, nil)
+		bb.useTopic(b, testinfra.Topic(b, 6))
+		uow, err := postgres.NewUnitOfWork(bb.pool)
+		require.NoError(b, err)
+		pub := newKafkaPublisher(b, brokers)
+		var (
+			committed, acked sync.Map // event ID → time
+			mu               sync.Mutex
+			took             []time.Duration
+			count            atomic.Int64
+			measuring        atomic.Bool
+		)
+		relay, err := outbox.NewRelay(bb.ob, pub, bb.reg, &outbox.RelayConfig{
+			Hooks: outbox.Hooks{OnPublished: func(evs []aggregate.Envelope, d time.Duration) {
+				now := time.Now()
+				for _, e := range evs {
+					acked.Store(e.ID, now)
+				}
+				count.Add(int64(len(evs)))
+				if measuring.Load() {
+					mu.Lock()
+					took = append(took, d)
+					mu.Unlock()
+				}
+			}},
+		})
+		require.NoError(b, err)
+		stop := startRelay(b, relay)
+		testinfra.Eventually(b, 10*time.Second, relay.IsLeader, "relay leads")
+		// Warm the producer's connection and metadata.
+		bb.write(b, cartEvent("warm", 1))
+		testinfra.Eventually(b, 10*time.Second, func() bool { return count.Load() == 1 }, "warm-up published")
+		measuring.Store(true)
+
+		const writers = 4
+		start := time.Now().Add(10 * time.Millisecond)
+		interval := time.Second * writers / rate
+		var wg sync.WaitGroup
+		ctx := context.Background()
+		for w := range writers {
+			wg.Go(func() {
+				for i := range rate * seconds / writers {
+					at := start.Add(time.Duration(i)*interval + time.Duration(w)*interval/writers)
+					time.Sleep(time.Until(at))
+					env := cartEvent("w"+strconv.Itoa(w), int64(i+1))
+					require.NoError(b, uow.Do(ctx, func(ctx context.Context) error { return bb.ob.Write(ctx, env) }))
+					committed.Store(env.ID, time.Now())
+				}
+			})
+		}
+		wg.Wait()
+		testinfra.Eventually(b, 30*time.Second, func() bool { return count.Load() == 1+rate*seconds }, "all acknowledged")
+		stop()
+		committed.Range(func(id, c any) bool {
+			a, ok := acked.Load(id)
+			require.True(b, ok)
+			all = append(all, max(a.(time.Time).Sub(c.(time.Time)), 0))
+			return true
+		})
+		pubs = append(pubs, took...)
+	}
+	slices.Sort(all)
+	slices.Sort(pubs)
+	pct := func(d []time.Duration, p float64) float64 {
+		return float64(d[int(float64(len(d)-1)*p)]) / float64(time.Millisecond)
+	}
+	b.ReportMetric(pct(all, 0.50), "p50_ms")
+	b.ReportMetric(pct(all, 0.99), "p99_ms")
+	b.ReportMetric(float64(all[len(all)-1])/float64(time.Millisecond), "max_ms")
+	b.ReportMetric(pct(pubs, 0.99), "publish_p99_ms")
+	b.ReportMetric(float64(pubs[len(pubs)-1])/float64(time.Millisecond), "publish_max_ms")
+	b.ReportMetric(float64(len(all))/float64(len(pubs)), "events/batch")
+	b.ReportMetric(0, "ns/op")
+}
+
+// BenchmarkRelayThroughput measures events/s from a committed backlog to
+// Kafka acknowledgement: dddkit's relay with the batching Kafka publisher
+// against watermill's forwarder (watermill-sql publisher inside the
+// transaction, forwarder component, watermill-kafka publisher). Both start
+// from the same number of committed events, written 1,000 per
+// transaction, with the same acks=all, idempotent Kafka settings.
+func BenchmarkRelayThroughput(b *testing.B) {
+	b.Run("dddkit", benchDDDKitRelay)
+	b.Run("watermill-forwarder", benchForwarder)
+}
+
+func benchDDDKitRelay(b *testing.B) {
+	brokers := testinfra.KafkaBrokers(b)
+	n := benchEvents()
+	var total time.Duration
+	for range b.N {
+		bb := newOutboxBundle(b, nil)
+		bb.useTopic(b, testinfra.Topic(b, 6))
+		for chunk := range slices.Chunk(cartHistory(n/20, 20), 1000) {
+			bb.write(b, chunk...)
+		}
+		pub := newKafkaPublisher(b, brokers)
+		var done atomic.Int64
+		finished := make(chan struct{})
+		relay, err := outbox.NewRelay(bb.ob, pub, bb.reg, &outbox.RelayConfig{
+			Hooks: outbox.Hooks{OnPublished: func(evs []aggregate.Envelope, _ time.Duration) {
+				if done.Add(int64(len(evs))) == int64(n) {
+					close(finished)
+				}
+			}},
+		})
+		require.NoError(b, err)
+		ctx, cancel := context.WithCancel(context.Background())
+		start := time.Now()
+		runDone := make(chan struct{})
+		go func() {
+			defer close(runDone)
+			_ = relay.Run(ctx)
+		}()
+		select {
+		case <-finished:
+		case <-time.After(5 * time.Minute):
+			b.Fatalf("relayed %d of %d in 5 minutes", done.Load(), n)
+		}
+		total += time.Since(start)
+		cancel()
+		<-runDone
+	}
+	b.ReportMetric(float64(n*b.N)/total.Seconds(), "events/s")
+	b.ReportMetric(0, "ns/op")
+}
+
+func benchForwarder(b *testing.B) {
+	brokers := testinfra.KafkaBrokers(b)
+	n := benchEvents()
+	var total time.Duration
+	for range b.N {
+		pool := testinfra.Pool(b)
+		topic := testinfra.Topic(b, 6)
+		const fwdTopic = "outbox"
+		schema := wsql.DefaultPostgreSQLSchema{}
+		sub, err := wsql.NewSubscriber(wsql.BeginnerFromPgx(pool), wsql.SubscriberConfig{
+			ConsumerGroup: "bench", SchemaAdapter: schema, OffsetsAdapter: wsql.DefaultPostgreSQLOffsetsAdapter{},
+			InitializeSchema: true, PollInterval: 10 * time.Millisecond,
+		}, watermill.NopLogger{})
+		require.NoError(b, err)
+		require.NoError(b, sub.SubscribeInitialize(fwdTopic))
+
+		// The backlog: each event published into the SQL table inside
+		// the writing transaction, wrapped for the forwarder.
+		ctx := context.Background()
+		for chunk := range slices.Chunk(cartHistory(n/20, 20), 1000) {
+			require.NoError(b, pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+				sqlPub, err := wsql.NewPublisher(wsql.TxFromPgx(tx), wsql.PublisherConfig{SchemaAdapter: schema}, watermill.NopLogger{})
+				if err != nil {
+					return err
+				}
+				msgs := make([]*message.Message, len(chunk))
+				for i, env := range chunk {
+					payload, err := json.Marshal(env.Payload)
+					if err != nil {
+						return err
+					}
+					msgs[i] = wire.ToMessage(env, payload)
+				}
+				return forwarder.NewPublisher(sqlPub, forwarder.PublisherConfig{ForwarderTopic: fwdTopic}).Publish(topic, msgs...)
+			}))
+		}
+
+		sc := wmkafka.DefaultSaramaSyncPublisherConfig()
+		sc.Version = testinfra.KafkaVersion
+		sc.Producer.RequiredAcks = sarama.WaitForAll
+		sc.Producer.Idempotent = true
+		sc.Net.MaxOpenRequests = 1
+		// Keyed by aggregate ID, as dddkit's producer keys them.
+		marshaler := wmkafka.NewWithPartitioningMarshaler(func(_ string, m *message.Message) (string, error) {
+			return m.Metadata.Get(wire.HeaderAggregateID), nil
+		})
+		kpub, err := wmkafka.NewPublisher(wmkafka.PublisherConfig{Brokers: brokers, Marshaler: marshaler, OverwriteSaramaConfig: sc}, watermill.NopLogger{})
+		require.NoError(b, err)
+		counted := &countingPublisher{Publisher: kpub, target: int64(n), finished: make(chan struct{})}
+		fwd, err := forwarder.NewForwarder(sub, counted, watermill.NopLogger{}, forwarder.Config{ForwarderTopic: fwdTopic})
+		require.NoError(b, err)
+
+		start := time.Now()
+		runDone := make(chan struct{})
+		go func() {
+			defer close(runDone)
+			_ = fwd.Run(context.Background())
+		}()
+		select {
+		case <-counted.finished:
+		case <-time.After(9 * time.Minute):
+			b.Fatalf("forwarded %d of %d in 9 minutes", counted.n.Load(), n)
+		}
+		total += time.Since(start)
+		require.NoError(b, fwd.Close())
+		<-runDone
+		require.NoError(b, sub.Close())
+		require.NoError(b, kpub.Close())
+	}
+	b.ReportMetric(float64(n*b.N)/total.Seconds(), "events/s")
+	b.ReportMetric(0, "ns/op")
+}
+
+type countingPublisher struct {
+	message.Publisher
+	n        atomic.Int64
+	target   int64
+	finished chan struct{}
+}
+
+func (c *countingPublisher) Publish(topic string, msgs ...*message.Message) error {
+	if err := c.Publisher.Publish(topic, msgs...); err != nil {
+		return err
+	}
+	if c.n.Add(int64(len(msgs))) == c.target {
+		close(c.finished)
+	}
+	return nil
+}
+
+// BenchmarkWrite compares Outbox.Write of two events in a unit of work
+// with the same insert written by hand with pgx in a transaction: the
+// outbox's share of the save cost.
+func BenchmarkWrite(b *testing.B) {
+	bb := newOutboxBundle(b, nil)
+	uow, err := postgres.NewUnitOfWork(bb.pool)
+	require.NoError(b, err)
+	ctx := context.Background()
+	b.Run("outbox", func(b *testing.B) {
+		b.ReportAllocs()
+		for i := range b.N {
+			events := []aggregate.Envelope{cartEvent("s"+strconv.Itoa(i), 1), cartEvent("s"+strconv.Itoa(i), 2)}
+			require.NoError(b, uow.Do(ctx, func(ctx context.Context) error { return bb.ob.Write(ctx, events...) }))
+		}
+	})
+	b.Run("handwritten-pgx", func(b *testing.B) {
+		b.ReportAllocs()
+		const sql = `INSERT INTO dddkit_outbox (event_id, aggregate_type, aggregate_id, aggregate_version, event_name, event_version, payload, headers, occurred_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9), ($10, $11, $12, $13, $14, $15, $16, $17, $18)`
+		for i := range b.N {
+			e1, e2 := cartEvent("h"+strconv.Itoa(i), 1), cartEvent("h"+strconv.Itoa(i), 2)
+			p1, _ := json.Marshal(e1.Payload)
+			p2, _ := json.Marshal(e2.Payload)
+			require.NoError(b, pgx.BeginFunc(ctx, bb.pool, func(tx pgx.Tx) error {
+				_, err := tx.Exec(ctx, sql,
+					e1.ID, e1.AggregateType, e1.AggregateID, e1.Version, e1.Name, 1, p1, nil, e1.OccurredAt,
+					e2.ID, e2.AggregateType, e2.AggregateID, e2.Version, e2.Name, 1, p2, nil, e2.OccurredAt)
+				return err
+			}))
+		}
+	})
+}
