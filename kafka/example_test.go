@@ -15,6 +15,7 @@ import (
 	"github.com/dddkit/dddkit/eventbus"
 	"github.com/dddkit/dddkit/kafka"
 	"github.com/dddkit/dddkit/outbox"
+	"github.com/dddkit/dddkit/postgres"
 )
 
 type UserRegistered struct{ Email string }
@@ -52,14 +53,19 @@ func runAccounts(ctx context.Context) error {
 	}
 	defer client.Close() // closes the one producer
 
-	relay, err := outbox.NewRelay(pool, client.Publisher(), nil)
+	reg, _ := eventbus.NewRegistry(nil)
+	_ = eventbus.Register[UserRegistered](reg, eventbus.AggregateType("user"))
+
+	box, err := postgres.NewOutbox(pool, reg, nil)
+	if err != nil {
+		return err
+	}
+	relay, err := outbox.NewRelay(box, client.Publisher(), reg, nil)
 	if err != nil {
 		return err
 	}
 	go func() { _ = relay.Run(ctx) }()
 
-	reg, _ := eventbus.NewRegistry(nil)
-	_ = eventbus.Register[UserRegistered](reg, eventbus.AggregateType("user"))
 	router, err := eventbus.NewRouter(client, reg, nil)
 	if err != nil {
 		return err
