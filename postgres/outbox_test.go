@@ -184,7 +184,8 @@ func startRelay(t testing.TB, r *outbox.Relay) (stop func()) {
 	return stop
 }
 
-func flush(t testing.TB, r *outbox.Relay) int {
+// flushRelay publishes what is due through r and returns how many.
+func flushRelay(t testing.TB, r *outbox.Relay) int {
 	t.Helper()
 	n, err := r.Flush(context.Background())
 	require.NoError(t, err)
@@ -222,11 +223,11 @@ func TestOutboxPublishesCommittedEventsOnly(t *testing.T) {
 		if err := b.ob.Write(ctx, committed[2]); err != nil { // a second write joins the same unit
 			return err
 		}
-		require.Zero(t, flush(t, relay), "a relay does not see the unit's events before it commits")
+		require.Zero(t, flushRelay(t, relay), "a relay does not see the unit's events before it commits")
 		return nil
 	}))
 
-	require.Equal(t, 3, flush(t, relay))
+	require.Equal(t, 3, flushRelay(t, relay))
 	got := map[string]int{}
 	for _, m := range rec.Messages() {
 		got[m.UUID]++
@@ -236,7 +237,7 @@ func TestOutboxPublishesCommittedEventsOnly(t *testing.T) {
 		require.Equal(t, 1, got[e.ID], "committed event %s published once", e.ID)
 	}
 	require.Zero(t, b.count(t, `true`), "published rows are deleted (Retention 0) and the rolled-back ones never existed")
-	require.Zero(t, flush(t, relay))
+	require.Zero(t, flushRelay(t, relay))
 }
 
 // Write stores every field of the event, the payload as the registry
@@ -348,7 +349,7 @@ func TestOutboxOperatorAPI(t *testing.T) {
 
 	// Published rows stay for the retention.
 	b.write(t, cartEvent("k1", 1), cartEvent("k1", 2))
-	require.Equal(t, 2, flush(t, relay))
+	require.Equal(t, 2, flushRelay(t, relay))
 	require.Equal(t, 2, b.count(t, `status = 'published'`))
 	pub, err := b.ob.List(ctx, outbox.StatusPublished, 0, 1)
 	require.NoError(t, err)
@@ -374,8 +375,8 @@ func TestOutboxOperatorAPI(t *testing.T) {
 		return nil
 	})
 	b.write(t, cartEvent("k2", 1), cartEvent("k2", 2), cartEvent("k3", 1))
-	require.Zero(t, flush(t, relay))
-	require.Zero(t, flush(t, relay))
+	require.Zero(t, flushRelay(t, relay))
+	require.Zero(t, flushRelay(t, relay))
 	failed, err := b.ob.List(ctx, outbox.StatusFailed, 0, 0)
 	require.NoError(t, err)
 	require.Len(t, failed, 2)
@@ -390,7 +391,7 @@ func TestOutboxOperatorAPI(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, outbox.Stats{Pending: 1, Failed: 2, OldestPending: st.OldestPending}, st)
 	rec.Refuse(nil)
-	require.Zero(t, flush(t, relay), "k2 v2 waits behind the failed v1")
+	require.Zero(t, flushRelay(t, relay), "k2 v2 waits behind the failed v1")
 
 	// Discard drops k2 v1 without publishing it and unblocks k2.
 	n, err = b.ob.Discard(ctx)
@@ -402,7 +403,7 @@ func TestOutboxOperatorAPI(t *testing.T) {
 	n, err = b.ob.Discard(ctx, failed[0].Seq, pending[0].Seq)
 	require.NoError(t, err)
 	require.Equal(t, int64(1), n, "only failed rows are discarded")
-	require.Equal(t, 1, flush(t, relay))
+	require.Equal(t, 1, flushRelay(t, relay))
 
 	// Retry puts k3 v1 back to pending with fresh attempts.
 	n, err = b.ob.Retry(ctx, failed[1].Seq)
@@ -411,7 +412,7 @@ func TestOutboxOperatorAPI(t *testing.T) {
 	n, err = b.ob.Retry(ctx)
 	require.NoError(t, err)
 	require.Zero(t, n, "nothing failed any more")
-	require.Equal(t, 1, flush(t, relay))
+	require.Equal(t, 1, flushRelay(t, relay))
 
 	var sent []string
 	for _, m := range rec.Messages() {
@@ -455,7 +456,7 @@ func TestOutboxRetentionDeletesOldRows(t *testing.T) {
 	// stays, as published.
 	keeper, err := outbox.NewRelay(b.ob, rec, b.reg, nil)
 	require.NoError(t, err)
-	require.Equal(t, 1, flush(t, keeper))
+	require.Equal(t, 1, flushRelay(t, keeper))
 	require.Equal(t, 1, b.count(t, `status = 'published'`))
 
 	// A relay whose Outbox keeps rows for 100ms deletes it.

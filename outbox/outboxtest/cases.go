@@ -93,13 +93,14 @@ func testMessage(s *suite) {
 			s.t.Fatalf("event %d: payload %q: %v", i+1, msgs[i].Payload, err)
 		}
 		_ = json.Unmarshal([]byte(c.payload), &b)
-		if ja, jb := mustJSON(a), mustJSON(b); ja != jb {
+		if ja, jb := canonicalJSON(a), canonicalJSON(b); ja != jb {
 			s.t.Errorf("event %d: payload %s, want %s", i+1, ja, jb)
 		}
 	}
 }
 
-func mustJSON(v any) string {
+// canonicalJSON encodes a decoded JSON value again, with sorted keys.
+func canonicalJSON(v any) string {
 	b, _ := json.Marshal(v)
 	return string(b)
 }

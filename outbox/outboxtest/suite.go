@@ -2,6 +2,7 @@ package outboxtest
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"slices"
@@ -265,4 +266,4 @@ func refuseAggregate(typ, id string) func(string, *message.Message) error {
 }
 
 // errDown is what a publisher in an outage returns.
-var errDown = fmt.Errorf("outboxtest: broker down")
+var errDown = errors.New("outboxtest: broker down")
