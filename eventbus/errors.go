@@ -11,7 +11,8 @@ var (
 	ErrDuplicateEvent = errors.New("eventbus: event name already registered")
 
 	// ErrNotRegistered reports an event type that [Register] has not seen:
-	// [Handle] and [PublishEvent] need its name and aggregate type.
+	// [Handle] needs its name and topic, and [Registry.EncodePayload]
+	// refuses to write it.
 	ErrNotRegistered = errors.New("eventbus: event type not registered")
 
 	// ErrUnknownEvent reports a message whose event name the [Registry]
@@ -42,7 +43,7 @@ var (
 	// the event. A [Router] retries such an error without counting it
 	// against [RouterConfig.Retry]'s MaxAttempts and never dead-letters it, so an
 	// outage makes the partition wait instead of sending every event that
-	// arrives meanwhile to the dead-letter topic. The [Inbox] wraps a
+	// arrives meanwhile to the dead-letter topic. An [Inbox] wraps a
 	// failure to begin its transaction with it; a handler can do the same
 	// with fmt.Errorf("...: %w", eventbus.ErrUnavailable).
 	ErrUnavailable = errors.New("eventbus: dependency unavailable")
@@ -79,8 +80,8 @@ func permanent(err error) bool {
 	return errors.Is(err, ErrPermanent) || errors.Is(err, ErrDecode)
 }
 
-// DecodeError says why a message could not be decoded. errors.Is(err,
-// ErrDecode) holds for it.
+// DecodeError says why a message or a stored payload could not be
+// decoded. errors.Is(err, ErrDecode) holds for it.
 type DecodeError struct {
 	EventID   string // from the message; may be empty
 	EventName string // from the message; may be empty
@@ -88,6 +89,9 @@ type DecodeError struct {
 }
 
 func (e *DecodeError) Error() string {
+	if e.EventID == "" {
+		return fmt.Sprintf("eventbus: cannot decode event %q: %v", e.EventName, e.Err)
+	}
 	return fmt.Sprintf("eventbus: cannot decode event %q (id %q): %v", e.EventName, e.EventID, e.Err)
 }
 
