@@ -22,6 +22,14 @@
 // load with [Registry.DecodePayload]; publishers and consumers use
 // [Registry.Encode] and [Registry.Decode].
 //
+// Registration refuses ([ErrLossyEvent]) an event type that would not
+// arrive as it was sent, naming each field: a field encoding/json drops
+// without a word — an unexported one, or a value object whose fields are
+// all unexported (Money{amount, currency} would travel as {}) — or one it
+// cannot encode or decode. Give such a value object MarshalJSON and
+// UnmarshalJSON (or MarshalText and UnmarshalText); types with their own
+// encoding, such as time.Time, are taken as they are.
+//
 // # Topics
 //
 // The aggregate type gives the topic, by the one rule of the service,

@@ -15,6 +15,12 @@ var (
 	// refuses to write it.
 	ErrNotRegistered = errors.New("eventbus: event type not registered")
 
+	// ErrLossyEvent is returned by [Register] for an event type that
+	// would not arrive as it was sent: a field encoding/json drops (an
+	// unexported one, a value object without exported fields), cannot
+	// encode or cannot decode. The error names each such field.
+	ErrLossyEvent = errors.New("eventbus: event type would lose data in encoding")
+
 	// ErrUnknownEvent reports a message whose event name the [Registry]
 	// does not know. What a [Router] does with it is
 	// [RouterConfig.UnknownEvents].

@@ -3,6 +3,7 @@ package eventbus_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"slices"
@@ -138,6 +139,30 @@ func ExampleRegistry_Encode() {
 	// event_name: auth.user_registered
 	// event_version: 1
 	// x-meta-tenant: acme
+}
+
+// Money is a value object whose fields are unexported.
+type Money struct {
+	amount   int64
+	currency string
+}
+
+// PaymentReceived has a Money field that encoding/json would send as {}.
+type PaymentReceived struct {
+	Amount Money
+}
+
+func (PaymentReceived) EventName() string { return "billing.payment_received" }
+
+// Register refuses an event type that would not arrive as it was sent.
+func ExampleRegister_lossy() {
+	reg := eventbus.NewRegistry(nil)
+	err := eventbus.Register[PaymentReceived](reg, eventbus.AggregateType("invoice"))
+	fmt.Println(errors.Is(err, eventbus.ErrLossyEvent))
+	fmt.Println(err)
+	// Output:
+	// true
+	// eventbus: register billing.payment_received (eventbus_test.PaymentReceived): eventbus: event type would lose data in encoding: field Amount: eventbus_test.Money has unexported fields (amount, currency) that encoding/json drops: the value travels as {} and arrives as its zero value; export them or give it MarshalJSON and UnmarshalJSON (or MarshalText and UnmarshalText)
 }
 
 // SendWelcomeMail is a command of the notification module.

@@ -142,6 +142,16 @@ func Upcaster(from int, fn UpcastFunc) RegisterOption {
 // It is an error to register a second type under a name already taken
 // ([ErrDuplicateEvent]), the same type twice, a type whose EventName is
 // empty, or an upcaster from a version that is not older than the type's.
+//
+// Register also refuses, with [ErrLossyEvent] and the path of every field
+// concerned, a type that would not arrive as it was sent: a field that
+// encoding/json drops without a word (an unexported field, a value object
+// whose fields are all unexported — Money{amount, currency} would travel
+// as {}), cannot encode or cannot decode. It walks the type and sends a
+// value filled with sample data through the codec and back. A type with
+// its own encoding (MarshalJSON and UnmarshalJSON, or MarshalText and
+// UnmarshalText, as time.Time has) is taken as it is; a field tagged
+// `json:"-"` is left out on purpose and not checked.
 func Register[E aggregate.Event](r *Registry, opts ...RegisterOption) error {
 	if r == nil {
 		return errors.New("eventbus: Register on a nil Registry")
@@ -176,6 +186,9 @@ func Register[E aggregate.Event](r *Registry, opts ...RegisterOption) error {
 			return nil, errors.New("payload is null")
 		}
 		return e, nil
+	}
+	if err := checkLossless(goType, decode); err != nil {
+		reg.errs = append(reg.errs, err)
 	}
 	if err := errors.Join(reg.errs...); err != nil {
 		return fmt.Errorf("eventbus: register %s (%s): %w", name, goType, err)
