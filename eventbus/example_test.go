@@ -143,8 +143,8 @@ func ExampleRegistry_Encode() {
 
 // Money is a value object whose fields are unexported.
 type Money struct {
-	amount   int64
-	currency string
+	amount   int64  //nolint:unused // set by constructors in real code
+	currency string //nolint:unused // set by constructors in real code
 }
 
 // PaymentReceived has a Money field that encoding/json would send as {}.

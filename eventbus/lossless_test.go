@@ -18,8 +18,8 @@ import (
 // money is a typical value object: its fields are unexported, so
 // encoding/json sees none of them.
 type money struct {
-	amount   int64
-	currency string
+	amount   int64  //nolint:unused // what encoding/json cannot see is the point
+	currency string //nolint:unused // what encoding/json cannot see is the point
 }
 
 type orderPlaced struct {
@@ -42,7 +42,7 @@ func (s sendOnly) MarshalText() ([]byte, error) { return []byte(s.v), nil }
 
 type lossy struct {
 	ID       string
-	note     string
+	note     string //nolint:unused // dropped by encoding/json: the point
 	Lines    []struct{ Price money }
 	ByKey    map[string]*money
 	Total    cents
