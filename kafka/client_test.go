@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
-	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/require"
 
 	"github.com/dddkit/dddkit/aggregate"
@@ -16,6 +15,7 @@ import (
 	"github.com/dddkit/dddkit/internal/kafkatest"
 	"github.com/dddkit/dddkit/internal/testinfra"
 	"github.com/dddkit/dddkit/outbox"
+	"github.com/dddkit/dddkit/postgres"
 )
 
 // A process that relays from the outbox, publishes events directly and
@@ -30,13 +30,15 @@ func TestOneProducerForRelayPublisherAndDeadLetters(t *testing.T) {
 	relayTopic, pubTopic, deadLetters := testinfra.Topic(t, 2), testinfra.Topic(t, 2), testinfra.Topic(t, 1)
 	client := newClient(t)
 
-	// The outbox relay.
-	require.NoError(t, outbox.Migrate(ctx, pool, nil))
-	store, err := outbox.NewStore(nil)
+	// The outbox relay, with a registry of its own that sends every event
+	// to relayTopic.
+	require.NoError(t, postgres.Migrate(ctx, pool, nil))
+	relayReg := eventbus.NewRegistry(&eventbus.RegistryConfig{Topic: func(string) string { return relayTopic }})
+	require.NoError(t, eventbus.Register[orderPlaced](relayReg, eventbus.AggregateType("order")))
+	box, err := postgres.NewOutbox(pool, relayReg, nil)
 	require.NoError(t, err)
 	var relayed atomic.Int64
-	relay, err := outbox.NewRelay(pool, client.Publisher(), &outbox.RelayConfig{
-		Topic:        func(aggregate.Envelope) string { return relayTopic },
+	relay, err := outbox.NewRelay(box, client.Publisher(), relayReg, &outbox.RelayConfig{
 		PollInterval: 50 * time.Millisecond,
 		Logger:       testLogger(),
 		Hooks:        outbox.Hooks{OnPublished: func(evs []aggregate.Envelope, _ time.Duration) { relayed.Add(int64(len(evs))) }},
@@ -49,18 +51,17 @@ func TestOneProducerForRelayPublisherAndDeadLetters(t *testing.T) {
 		stopRelay()
 		require.NoError(t, <-relayDone)
 	})
-	require.NoError(t, pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error { return store.Write(ctx, tx, order("o-1", 1)) }))
+	require.NoError(t, box.Write(ctx, order("o-1", 1)))
 
 	// An eventbus.Publisher, and a Router whose handler refuses every
 	// event, so that it dead-letters what the publisher sent.
-	reg, err := eventbus.NewRegistry(&eventbus.RegistryConfig{Topic: func(string) string { return pubTopic }})
-	require.NoError(t, err)
+	reg := eventbus.NewRegistry(&eventbus.RegistryConfig{Topic: func(string) string { return pubTopic }})
 	require.NoError(t, eventbus.Register[orderPlaced](reg, eventbus.AggregateType("order")))
 	pub, err := eventbus.NewPublisher(client.Publisher(), reg)
 	require.NoError(t, err)
 	r, err := eventbus.NewRouter(client, reg, &eventbus.RouterConfig{Logger: testLogger(), DeadLetterTopic: deadLetters})
 	require.NoError(t, err)
-	require.NoError(t, eventbus.Handle(r, "refuse-"+testinfra.Suffix(), func(context.Context, orderPlaced, eventbus.Metadata) error {
+	require.NoError(t, eventbus.Handle(r, "refuse-"+testinfra.Suffix(), func(context.Context, orderPlaced, aggregate.Envelope) error {
 		return eventbus.Permanent(errors.New("refused"))
 	}))
 	dl := subscribeAll(t, client, deadLetters)

@@ -66,10 +66,7 @@ func buildEmbedded(cfg config.Config, rt runtime, m *metrics) (*system, error) {
 	}
 
 	// The event bus, in process.
-	transport, err := eventbus.NewMemoryTransport(&eventbus.MemoryConfig{Logger: log})
-	if err != nil {
-		return nil, err
-	}
+	transport := eventbus.NewMemoryTransport(&eventbus.MemoryConfig{Logger: log})
 	router, err := eventbus.NewRouter(transport, sh.registry, &eventbus.RouterConfig{
 		Logger:          log,
 		DeadLetterTopic: cfg.TopicPrefix + eventbus.DefaultDeadLetterTopic,
@@ -80,7 +77,7 @@ func buildEmbedded(cfg config.Config, rt runtime, m *metrics) (*system, error) {
 		_ = transport.Close()
 		return nil, err
 	}
-	if err := nports.Subscribe(router, cfg.GroupPrefix+nports.HandlerName, handlers); err != nil {
+	if err := nports.Subscribe(router, cfg.GroupPrefix+nports.HandlerName, eventbus.NewMemoryInbox(), handlers); err != nil {
 		_ = transport.Close()
 		return nil, err
 	}

@@ -27,6 +27,7 @@ import (
 	nports "github.com/dddkit/dddkit/examples/authnotify/notification/ports"
 	"github.com/dddkit/dddkit/kafka"
 	"github.com/dddkit/dddkit/outbox"
+	"github.com/dddkit/dddkit/postgres"
 	"github.com/dddkit/dddkit/repository"
 )
 
@@ -78,11 +79,11 @@ func buildProduction(ctx context.Context, cfg config.Config, rt runtime, m *metr
 	if err := pool.QueryRow(ctx, "SELECT current_schema()").Scan(&schema); err != nil {
 		return nil, fmt.Errorf("PostgreSQL: %w", err)
 	}
-	inbox, err := eventbus.NewInbox(pool, &eventbus.InboxConfig{Logger: log})
+	inbox, err := postgres.NewInbox(pool, &postgres.InboxConfig{Logger: log})
 	if err != nil {
 		return nil, err
 	}
-	if err := migrate(ctx, pool, inbox, schema, log); err != nil {
+	if err := migrate(ctx, pool, schema, log); err != nil {
 		return nil, err
 	}
 
@@ -137,12 +138,9 @@ func buildProduction(ctx context.Context, cfg config.Config, rt runtime, m *metr
 	if err != nil {
 		return nil, err
 	}
-	if _, err := napp.NewEventHandlers(jobs.Tx(nil), sh.cipher); err != nil { // checks the dependencies once
+	handlers, err := napp.NewEventHandlers(jobs, sh.cipher)
+	if err != nil {
 		return nil, err
-	}
-	handlersIn := func(tx pgx.Tx) *napp.EventHandlers {
-		h, _ := napp.NewEventHandlers(jobs.Tx(tx), sh.cipher) // cannot fail: checked above
-		return h
 	}
 
 	// Kafka: one client, whose one producer serves the relay and the
@@ -162,7 +160,7 @@ func buildProduction(ctx context.Context, cfg config.Config, rt runtime, m *metr
 	if err != nil {
 		return nil, err
 	}
-	if err := nports.SubscribeTx(router, cfg.GroupPrefix+nports.HandlerName, inbox, handlersIn); err != nil {
+	if err := nports.Subscribe(router, cfg.GroupPrefix+nports.HandlerName, inbox, handlers); err != nil {
 		return nil, err
 	}
 	relay, err := outbox.NewRelay(pool, client.Publisher(), &outbox.RelayConfig{
@@ -255,12 +253,9 @@ func buildProduction(ctx context.Context, cfg config.Config, rt runtime, m *metr
 // migrate installs or upgrades every schema the system uses. Each step
 // is idempotent and takes an advisory lock, so replicas starting together
 // take turns.
-func migrate(ctx context.Context, pool *pgxpool.Pool, inbox *eventbus.Inbox, schema string, log *slog.Logger) error {
+func migrate(ctx context.Context, pool *pgxpool.Pool, schema string, log *slog.Logger) error {
 	if err := outbox.Migrate(ctx, pool, nil); err != nil {
 		return fmt.Errorf("migrate outbox: %w", err)
-	}
-	if err := inbox.Migrate(ctx); err != nil {
-		return fmt.Errorf("migrate inbox: %w", err)
 	}
 	if err := repository.Migrate(ctx, pool, nil); err != nil {
 		return fmt.Errorf("migrate repository tables: %w", err)

@@ -68,10 +68,7 @@ func buildShared(cfg config.Config) (*shared, error) {
 		return nil, fmt.Errorf("JWT_SECRET: %w", err)
 	}
 	topic := func(aggregateType string) string { return cfg.TopicPrefix + eventbus.DefaultTopic(aggregateType) }
-	registry, err := eventbus.NewRegistry(&eventbus.RegistryConfig{Topic: topic})
-	if err != nil {
-		return nil, err
-	}
+	registry := eventbus.NewRegistry(&eventbus.RegistryConfig{Topic: topic})
 	if err := nports.RegisterEvents(registry); err != nil {
 		return nil, err
 	}
