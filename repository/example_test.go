@@ -67,7 +67,7 @@ type userRow struct {
 // events: a service registers each event type once, and the outbox, the
 // event store and the consumers all use that one registry.
 func newOutbox() *outbox.Memory {
-	reg, _ := eventbus.NewRegistry(nil)
+	reg := eventbus.NewRegistry(nil)
 	_ = eventbus.Register[UserRegistered](reg, eventbus.AggregateType("user"))
 	_ = eventbus.Register[UserVerified](reg, eventbus.AggregateType("user"))
 	ob, _ := outbox.NewMemory(reg)

@@ -117,10 +117,7 @@ func EventMapping() repository.EventMapping[*Counter] {
 // adapter's outbox (and event store) must encode them with.
 func Registry(t testing.TB) *eventbus.Registry {
 	t.Helper()
-	reg, err := eventbus.NewRegistry(nil)
-	if err != nil {
-		t.Fatalf("repositorytest: registry: %v", err)
-	}
+	reg := eventbus.NewRegistry(nil)
 	for _, err := range []error{
 		eventbus.Register[CounterCreated](reg, eventbus.AggregateType(CounterType)),
 		eventbus.Register[CounterAdded](reg, eventbus.AggregateType(CounterType)),
