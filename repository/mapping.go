@@ -87,7 +87,6 @@ func JSON[A aggregate.Aggregate, S any](aggregateType string, snapshot func(A) S
 	return m
 }
 
-
 // Validate reports every missing field at once. The adapters call it.
 func (m *Mapping[A]) Validate() error {
 	var errs []error

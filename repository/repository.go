@@ -87,4 +87,3 @@ func (e *DuplicateKeyError) Is(target error) bool { return target == ErrDuplicat
 // Refusal returns true: a taken unique key is a business refusal, not a
 // failure (cqrs.IsRefusal; the cqrs logging middleware logs it at INFO).
 func (e *DuplicateKeyError) Refusal() bool { return true }
-
