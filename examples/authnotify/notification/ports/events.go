@@ -19,7 +19,6 @@ import (
 
 	"github.com/dddkit/dddkit/aggregate"
 	"github.com/dddkit/dddkit/eventbus"
-	"github.com/dddkit/dddkit/examples/authnotify/contracts/authevents"
 	"github.com/dddkit/dddkit/examples/authnotify/notification/app"
 )
 
@@ -55,19 +54,4 @@ func classify(err error) error {
 		return eventbus.Permanent(err)
 	}
 	return err
-}
-
-// RegisterEvents registers the auth events in reg under their stable
-// names and the user aggregate type, so that a router can decode them.
-// It registers every event of the contract, also those that cause no
-// email, so that none is reported as unknown.
-func RegisterEvents(reg *eventbus.Registry) error {
-	at := eventbus.AggregateType(authevents.AggregateType)
-	return errors.Join(
-		eventbus.Register[authevents.UserRegistered](reg, at),
-		eventbus.Register[authevents.UserVerified](reg, at),
-		eventbus.Register[authevents.UserOtpRequested](reg, at),
-		eventbus.Register[authevents.PasswordChanged](reg, at),
-		eventbus.Register[authevents.CodeVerificationFailed](reg, at),
-	)
 }
