@@ -1,53 +1,94 @@
 // Package dddkit is a toolkit for Go services built with Domain-Driven
 // Design and CQRS, whose domain events must reliably reach other services.
 //
-// The root package holds only this overview; the code lives in the
-// packages named below. A request in a dddkit service travels this path:
+// The root package holds only this overview, the one description of how
+// the packages fit; each package's own documentation says what is its own.
 //
-//	HTTP → command bus → handler → aggregate method → domain event
+// # The path of a request
+//
+//	HTTP → cqrs.Bus → command handler → aggregate method → domain event
 //	     → repository: aggregate + outbox rows in ONE PostgreSQL transaction
-//	     → outbox relay → Kafka → consumer (idempotent, via an inbox)
-//	     → event handler → job queue → email, webhook, ...
+//	       (postgres.UnitOfWork, opened by the cqrs.Transaction middleware)
+//	     → outbox.Relay → Kafka (kafka.Client, its one producer)
+//	     → eventbus.Router → handler, exactly once through the inbox
+//	       (the same unit of work: inbox row + the handler's writes)
+//	     → job queue → email, webhook, ...
 //
 // # Packages
 //
-//   - [github.com/dddkit/dddkit/valueobject] validates input at the edge:
-//     Email, ID (UUIDv7), Password with argon2id hashing, and one error
-//     type that names the field and the reason.
-//   - [github.com/dddkit/dddkit/cqrs] is the in-process command and query
-//     bus: typed handlers, middleware (logging, validation, recovery, retry
-//     on concurrency conflicts), and a start-up check that every expected
-//     command and query has a handler.
-//   - [github.com/dddkit/dddkit/aggregate] is the domain building block: a
-//     Root to embed, recorded events stamped with ID, version, time and
-//     metadata (correlation and causation IDs), and the concurrency-conflict
-//     error repositories return.
-//   - repository saves an aggregate and its new events in one transaction
-//     (PostgreSQL or in memory) with optimistic concurrency.
-//   - outbox relays the saved events to Kafka (or any watermill publisher)
-//     in per-aggregate order, at least once.
-//   - eventbus decodes events on the consumer side, runs handlers with
-//     retries and a dead-letter topic, and applies each event's effects
-//     exactly once through an inbox table.
+// The core packages import neither a database driver nor a Kafka client
+// (a test keeps it so); the adapters live in two packages of their own,
+// the way River keeps riverdriver/riverpgxv5 apart from river.
+//
+// Core:
+//
+//   - [github.com/dddkit/dddkit/aggregate]: the domain building block: a
+//     Root to embed, events stamped with ID, version, time and
+//     [github.com/dddkit/dddkit/aggregate.Metadata], the one Envelope that
+//     carries an event everywhere, and the errors repositories return
+//     (not found, already exists, concurrency conflict).
+//   - [github.com/dddkit/dddkit/valueobject]: validation at the edge:
+//     Email, ID (UUIDv7), Password with argon2id hashing, one error type
+//     naming the field.
+//   - [github.com/dddkit/dddkit/cqrs]: the in-process command and query bus:
+//     typed handlers, middleware (logging that tells refusals from
+//     failures, validation, recovery, retry, the unit-of-work
+//     transaction), and a start-up check that every handler exists.
+//   - [github.com/dddkit/dddkit/retry]: the one retry policy (attempts and
+//     jittered backoff) of the bus, the repositories, the relay and the
+//     consumers.
+//   - [github.com/dddkit/dddkit/repository]: the repository port, the
+//     per-aggregate Mapping, the in-memory adapter and the shared adapter
+//     test suite.
+//   - [github.com/dddkit/dddkit/outbox]: the relay that publishes stored
+//     events in per-aggregate order, at least once, over any outbox.Source
+//     (in memory or PostgreSQL), with retries and per-aggregate parking of
+//     an event that keeps failing.
+//   - [github.com/dddkit/dddkit/eventbus]: the one event registry (name ↔
+//     Go type, schema versions, upcasters, the topic rule) and wire
+//     contract, publishing, the consumer router with retries and dead
+//     letters, the inbox port, sagas, and an in-memory transport.
+//
+// Adapters:
+//
+//   - [github.com/dddkit/dddkit/postgres]: one DB interface (pool, conn or
+//     tx), the unit of work, the repositories and event store, the outbox
+//     table, the inbox, and one versioned migrator for all of their
+//     tables.
+//   - [github.com/dddkit/dddkit/kafka]: one Config and one Client whose one
+//     producer serves the relay, the publisher and the dead letters;
+//     consumer groups; the batch consumer.
+//
+// # Configured once
+//
+// A service builds one of each and passes it on: one eventbus.Registry
+// (every event type registered once: the outbox encodes with it, the
+// event store and the consumers decode with it, the relay and the
+// consumers take topics from its rule), one database pool, one
+// postgres.UnitOfWork, one kafka.Client.
 //
 // # Guarantees
 //
 //  1. An event recorded by an aggregate is published if and only if the
-//     transaction that saved the aggregate committed.
+//     transaction that saved the aggregate committed. Crash anywhere:
+//     nothing is lost; at worst an event is published twice.
 //  2. Events of one aggregate reach consumers in the order they were
-//     recorded.
-//  3. A consumer that uses the inbox applies each event's effects once, even
-//     when Kafka delivers it twice.
+//     recorded (Kafka key = aggregate ID; the relay never reorders one
+//     aggregate's events, also with several relays running).
+//  3. A consumer that uses the inbox applies each event's effects once,
+//     even when Kafka delivers it twice.
 //  4. Concurrent writers of one aggregate never lose an update: the loser
-//     gets [github.com/dddkit/dddkit/aggregate.ErrConcurrencyConflict].
+//     gets [github.com/dddkit/dddkit/aggregate.ErrConcurrencyConflict]
+//     (and the retry middleware can re-run it).
 //  5. A message that cannot be handled ends in a dead-letter topic after
 //     bounded retries.
-//  6. Bad input is rejected at the edge with a typed error; nothing panics,
-//     nothing is half-saved.
+//  6. Bad input is rejected at the edge with a typed error; nothing
+//     panics, nothing is half-saved.
 //
 // # The example
 //
 // examples/authnotify is a complete sign-up → email system built on these
 // packages; `go run ./examples/authnotify` runs it with nothing else
-// installed. See README.md for a walkthrough.
+// installed. See README.md for a walkthrough and docs/guide.md for the
+// guide.
 package dddkit

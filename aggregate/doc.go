@@ -34,6 +34,11 @@
 // [Clock], and [Metadata]: correlation and causation IDs, a W3C traceparent
 // and free key/values, which travel with the event to every consumer.
 //
+// An event whose payload changes shape over time declares its schema
+// version with an EventVersion method ([Versioned]); the event registry
+// (package eventbus) stores the version with the payload and upcasts older
+// payloads when it decodes them.
+//
 // # State-stored and event-sourced aggregates
 //
 // A state-stored aggregate is read from a row; its repository mapping fills

@@ -19,6 +19,19 @@ type Event interface {
 	EventName() string
 }
 
+// Versioned is implemented by events whose payload schema has evolved past
+// version 1: a field was renamed, split or changed its meaning. The
+// version is stored with the event and sent with it, and the event
+// registry brings older payloads up to date with upcasters before they are
+// decoded (see package eventbus). An event without this method is at
+// version 1; so is one whose EventVersion returns less than 1.
+//
+//	func (UserRegistered) EventVersion() int { return 2 }
+type Versioned interface {
+	Event
+	EventVersion() int
+}
+
 // Envelope is a recorded event: the payload together with everything that is
 // stamped on it when an aggregate records it. Envelopes are what a repository
 // saves to the outbox and what the outbox relay publishes.

@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
-	"github.com/jackc/pgx/v5"
 
 	"github.com/dddkit/dddkit/aggregate"
 	"github.com/dddkit/dddkit/retry"
@@ -80,11 +79,12 @@ func (c *BatchConfig) Validate() error {
 }
 
 // BatchProcessor applies the events of one type with an [Inbox] in
-// batches: one PostgreSQL transaction, and one inbox statement, for a
-// whole batch. It gives the guarantees of [HandleTx] — effects once per
-// event, the events of one key in order, bounded retries and dead letters,
-// panic recovery — at a fraction of the database round trips. See
-// "Batching consumer" in the package documentation.
+// batches: one [Inbox.ProcessBatch] — with the PostgreSQL inbox one
+// transaction and one inbox statement — for a whole batch. It gives the
+// guarantees of [HandleOnce] — effects once per event, the events of one
+// key in order, bounded retries and dead letters, panic recovery — at a
+// fraction of the database round trips. See "Batching consumer" in the
+// package documentation.
 //
 // It is the transport-independent half of a batching consumer: the other
 // half (the BatchConsumer of package [github.com/dddkit/dddkit/kafka])
@@ -93,11 +93,11 @@ func (c *BatchConfig) Validate() error {
 // BatchProcessor of their own is for other transports.
 type BatchProcessor struct {
 	reg         *Registry
-	inbox       *Inbox
+	inbox       Inbox
 	name        string
 	topic       string
 	et          *eventType
-	apply       func(ctx context.Context, tx pgx.Tx, e aggregate.Event, md Metadata) error
+	apply       handleFunc
 	cfg         BatchConfig
 	logger      *slog.Logger
 	retry       message.HandlerMiddleware
@@ -110,11 +110,11 @@ type BatchProcessor struct {
 // event, and that publishes dead letters through deadLetters. E must be
 // registered in reg. A nil cfg means the defaults.
 //
-// fn gets the batch's transaction: what it writes through tx commits with
-// the inbox rows of the whole batch. fn can run more than once for an
-// event (when another event of its batch fails, or on a retry); only the
-// effects of the run that committed remain.
-func NewBatchProcessor[E aggregate.Event](reg *Registry, inbox *Inbox, name string, fn TxHandlerFunc[E], deadLetters message.Publisher, cfg *BatchConfig) (*BatchProcessor, error) {
+// fn's ctx carries the batch's transaction (as with [HandleOnce]): what it
+// writes in it commits with the inbox records of the whole batch. fn can
+// run more than once for an event (when another event of its batch fails,
+// or on a retry); only the effects of the run that committed remain.
+func NewBatchProcessor[E aggregate.Event](reg *Registry, inbox Inbox, name string, fn HandlerFunc[E], deadLetters message.Publisher, cfg *BatchConfig) (*BatchProcessor, error) {
 	var errs []error
 	if reg == nil {
 		errs = append(errs, errors.New("eventbus: NewBatchProcessor: nil Registry"))
@@ -176,13 +176,7 @@ func NewBatchProcessor[E aggregate.Event](reg *Registry, inbox *Inbox, name stri
 		logger:      c.Logger,
 		retry:       retryMiddleware(c.Logger, c.Retry, name),
 		deadLetters: deadLetters,
-		apply: func(ctx context.Context, tx pgx.Tx, e aggregate.Event, md Metadata) error {
-			ev, ok := e.(E)
-			if !ok {
-				return Permanent(fmt.Errorf("eventbus: batch processor %q: decoded %T, want %s", name, e, et.goType))
-			}
-			return fn(ctx, tx, ev, md)
-		},
+		apply:       typed(name, et, fn),
 	}, nil
 }
 
@@ -199,10 +193,9 @@ func (c *BatchProcessor) Config() BatchConfig { return c.cfg }
 
 // batchItem is one message of a batch, decoded.
 type batchItem struct {
-	msg   *message.Message
-	md    Metadata
-	event aggregate.Event // nil: acknowledge without handling
-	err   error           // cannot be handled in a batch
+	msg *message.Message
+	env aggregate.Envelope // env.Payload nil: acknowledge without handling
+	err error              // cannot be handled in a batch
 }
 
 // Process handles batch, consecutive messages of one partition in their
@@ -211,9 +204,10 @@ type batchItem struct {
 // be committed. It reports false when ctx ended first; the messages not
 // done are then to be delivered again.
 //
-// Each run of messages that decoded goes through one transaction; if
-// that fails, the run is handled again one message at a time, as
-// [HandleTx] would, like a message that did not decode.
+// Each run of messages that decoded goes through one
+// [Inbox.ProcessBatch]; if that fails, the run is handled again one
+// message at a time, as [HandleOnce] would, like a message that did not
+// decode.
 func (c *BatchProcessor) Process(ctx context.Context, batch []*message.Message, done func(i int)) bool {
 	items := make([]batchItem, len(batch))
 	for k, m := range batch {
@@ -249,110 +243,72 @@ func (c *BatchProcessor) Process(ctx context.Context, batch []*message.Message, 
 	return true
 }
 
-// decode turns msg into a batch item; the handler sees the message as a
-// [Router] would give it.
+// decode turns msg into a batch item: the envelope with the decoded
+// event for the consumer's event type, without payload for a message to
+// acknowledge without handling.
 func (c *BatchProcessor) decode(ctx context.Context, msg *message.Message) batchItem {
 	msg.SetContext(ctx)
 	it := batchItem{msg: msg}
-	it.md, it.event, it.err = c.decodeMessage(ctx, msg)
+	env, version, err := readEnvelope(msg)
+	it.env = env
+	if err != nil {
+		it.err = err
+		return it
+	}
+	if env.Name != c.et.name {
+		it.err = notHandled(ctx, c.reg, c.logger, c.cfg.UnknownEvents, c.cfg.SkipLogLevel, c.name, c.topic, env)
+		return it
+	}
+	it.env.Payload, it.err = c.et.decodePayload(env.ID, version, msg.Payload)
 	return it
 }
 
-// decodeMessage reads msg: its metadata and, for the consumer's event
-// type, the event; nil event and nil error for a message to acknowledge
-// without handling.
-func (c *BatchProcessor) decodeMessage(ctx context.Context, msg *message.Message) (Metadata, aggregate.Event, error) {
-	md, err := readMetadata(msg)
-	md.Topic, md.Handler = c.topic, c.name
-	if err != nil {
-		return md, nil, err
-	}
-	if md.EventName != c.et.name {
-		return md, nil, notHandled(ctx, c.reg, c.logger, c.cfg.UnknownEvents, c.cfg.SkipLogLevel, md)
-	}
-	e, err := c.et.decodePayload(md, msg.Payload)
-	return md, e, err
-}
-
 // applyBatch runs the handler for the new events of items in one
-// transaction with their inbox rows. Any error leaves nothing behind.
-func (c *BatchProcessor) applyBatch(ctx context.Context, items []batchItem) (err error) {
-	ids := make([]string, 0, len(items))
-	names := make([]string, 0, len(items))
-	seen := make(map[string]struct{}, len(items))
+// [Inbox.ProcessBatch]. Any error leaves nothing behind.
+func (c *BatchProcessor) applyBatch(ctx context.Context, items []batchItem) error {
+	envs := make([]aggregate.Envelope, 0, len(items))
 	for _, it := range items {
-		if it.event == nil {
-			continue
-		}
-		if it.md.EventID == "" {
-			return Permanent(fmt.Errorf("eventbus: inbox: event %s without an ID", it.md.EventName))
-		}
-		if _, dup := seen[it.md.EventID]; !dup {
-			seen[it.md.EventID] = struct{}{}
-			ids = append(ids, it.md.EventID)
-			names = append(names, it.md.EventName)
+		if it.env.Payload != nil {
+			envs = append(envs, it.env)
 		}
 	}
-	if len(ids) == 0 {
+	if len(envs) == 0 {
 		return nil
 	}
-	tx, err := c.inbox.db.Begin(ctx)
-	if err != nil {
-		return fmt.Errorf("eventbus: inbox: begin: %w: %w", ErrUnavailable, err)
-	}
-	defer func() {
-		if err != nil {
-			_ = tx.Rollback(context.WithoutCancel(ctx))
+	return c.inbox.ProcessBatch(ctx, c.name, envs, func(ctx context.Context, fresh []aggregate.Envelope) error {
+		for _, env := range fresh {
+			if err := c.applyRecovered(ctx, env); err != nil {
+				return err
+			}
 		}
-	}()
-	fresh, err := c.inbox.recordBatch(ctx, tx, c.name, ids, names)
-	if err != nil {
-		return err
-	}
-	for _, it := range items {
-		if it.event == nil {
-			continue
-		}
-		if !fresh[it.md.EventID] {
-			c.inbox.logger.LogAttrs(ctx, slog.LevelDebug, "eventbus: duplicate event skipped",
-				slog.String("handler", c.name), slog.String("event", it.md.EventName), slog.String("event_id", it.md.EventID))
-			continue
-		}
-		delete(fresh, it.md.EventID) // a second copy in the batch is a duplicate
-		if err := c.applyRecovered(ctx, tx, it); err != nil {
-			return err
-		}
-	}
-	if err := tx.Commit(ctx); err != nil {
-		return fmt.Errorf("eventbus: inbox: commit batch of %s: %w", c.name, err)
-	}
-	return nil
+		return nil
+	})
 }
 
-// applyRecovered runs the handler for it, turning a panic into a
+// applyRecovered runs the handler for env, turning a panic into a
 // [*PanicError].
-func (c *BatchProcessor) applyRecovered(ctx context.Context, tx pgx.Tx, it batchItem) (err error) {
+func (c *BatchProcessor) applyRecovered(ctx context.Context, env aggregate.Envelope) (err error) {
 	defer func() {
 		if p := recover(); p != nil {
 			err = &PanicError{Value: p, Stack: string(debug.Stack())}
 		}
 	}()
-	return c.apply(aggregate.ContextWithMetadata(ctx, it.md.causedMetadata()), tx, it.event, it.md)
+	return c.apply(aggregate.ContextWithMetadata(ctx, causedBy(env)), env)
 }
 
-// processOne handles one message as [HandleTx] does: its own inbox
-// transaction, retries, panic recovery, and the dead-letter topic when it
-// fails for good. It reports false when ctx ended first.
+// processOne handles one message as [HandleOnce] does: its own
+// [Inbox.Process], retries, panic recovery, and the dead-letter topic when
+// it fails for good. It reports false when ctx ended first.
 func (c *BatchProcessor) processOne(ctx context.Context, it batchItem) bool {
-	if it.event == nil && it.err == nil {
+	if it.env.Payload == nil && it.err == nil {
 		return true // not for this consumer: acknowledged
 	}
 	handle := c.retry(recoverMiddleware(func(*message.Message) ([]*message.Message, error) {
 		if it.err != nil {
 			return nil, it.err
 		}
-		_, err := c.inbox.Process(aggregate.ContextWithMetadata(ctx, it.md.causedMetadata()), c.name, it.md, func(ctx context.Context, tx pgx.Tx) error {
-			return c.apply(ctx, tx, it.event, it.md)
+		_, err := c.inbox.Process(aggregate.ContextWithMetadata(ctx, causedBy(it.env)), c.name, it.env, func(ctx context.Context) error {
+			return c.apply(ctx, it.env)
 		})
 		return nil, err
 	}))

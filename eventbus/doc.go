@@ -1,56 +1,65 @@
-// Package eventbus carries domain events between services: a typed
-// registry and codec, publishing and consuming over watermill (Kafka,
-// in-memory), a consumer [Router] with retries, dead letters and panic
-// recovery, a PostgreSQL [Inbox] that makes a handler's effects happen once,
-// and sagas that turn events into commands.
-//
-// # Where it sits
-//
-// In a dddkit service an event travels
-//
-//	aggregate method → domain event
-//	  → repository.Save: aggregate row + outbox rows, one transaction
-//	  → outbox relay → Kafka topic
-//	  → eventbus.Router → handler (→ inbox, → cqrs command)
-//
-// This package is the last line, and the wire format in between: the outbox
-// relay writes messages with the same headers and topic rule this package
-// reads (both come from one internal package, so they cannot drift apart).
+// Package eventbus carries domain events between services: the one event
+// registry and codec of a service, dddkit's wire contract, publishing and
+// consuming over watermill, a consumer [Router] with retries, dead letters
+// and panic recovery, the [Inbox] port that makes a handler's effects
+// happen once, and sagas that turn events into commands. It depends on
+// watermill's message package and on no broker or database: the Kafka
+// adapters live in package [github.com/dddkit/dddkit/kafka], the
+// PostgreSQL inbox in package [github.com/dddkit/dddkit/postgres].
 //
 // # Registry
 //
-// Every event type a service publishes or consumes is registered once, under
-// its stable name (the EventName method, never the Go type's name) and with
-// the type of aggregate that records it:
+// Every event type a service stores, publishes or consumes is registered
+// once, under its stable name (the EventName method, never the Go type's
+// name) and with the type of aggregate that records it:
 //
-//	reg, err := eventbus.NewRegistry(nil)
-//	err = eventbus.Register[UserRegistered](reg, eventbus.AggregateType("user"))
+//	reg := eventbus.NewRegistry(nil)
+//	err := eventbus.Register[UserRegistered](reg, eventbus.AggregateType("user"))
 //
-// The aggregate type gives the topic. [DefaultTopic] is "<aggregate
-// type>.events" ("user.events"), the outbox relay's default too; set
-// [RegistryConfig.Topic] (and the relay's topic function) to group topics
-// differently, for example one per bounded context. All events of one
-// aggregate must share a topic: order is kept per topic and key.
+// That one [Registry] serves the whole service: the outbox and the event
+// store encode with [Registry.EncodePayload] (an unregistered event is
+// refused when it is written, not when a consumer fails to read it) and
+// load with [Registry.DecodePayload]; publishers and consumers use
+// [Registry.Encode] and [Registry.Decode].
+//
+// Registration refuses ([ErrLossyEvent]) an event type that would not
+// arrive as it was sent, naming each field: a field encoding/json drops
+// without a word — an unexported one, or a value object whose fields are
+// all unexported (Money{amount, currency} would travel as {}) — or one it
+// cannot encode or decode. Give such a value object MarshalJSON and
+// UnmarshalJSON (or MarshalText and UnmarshalText); types with their own
+// encoding, such as time.Time, are taken as they are.
+//
+// # Topics
+//
+// The aggregate type gives the topic, by the one rule of the service,
+// [RegistryConfig.Topic]: [DefaultTopic] unless set, "<aggregate
+// type>.events" ("user.events"). The outbox relay publishes by it
+// ([Registry.Topic]) and [Handle] subscribes by it, so the two cannot
+// disagree. All events of one aggregate share a topic: order is kept per
+// topic and key.
 //
 // # Wire format
 //
-// A message is the JSON encoding of the event (encoding/json, no struct tags
-// needed) with the envelope in headers: [HeaderEventID] (also the message
-// UUID), [HeaderEventName], [HeaderEventVersion], [HeaderAggregateType],
-// [HeaderAggregateID] (also the Kafka key, so one aggregate's events share a
-// partition and keep their order), [HeaderAggregateVersion],
-// [HeaderOccurredAt], [HeaderCorrelationID], [HeaderCausationID],
-// [HeaderTraceParent], and one [HeaderValuePrefix] header per metadata
-// value. [Registry.Encode] and [Registry.Decode] convert; a consumer gets
-// the registered Go value and a [Metadata].
+// A message is the JSON encoding of the event (encoding/json, no struct
+// tags needed) with the envelope in headers: [HeaderEventID] (also the
+// message UUID), [HeaderEventName], [HeaderEventVersion],
+// [HeaderAggregateType], [HeaderAggregateID] (also the Kafka key, so one
+// aggregate's events share a partition and keep their order),
+// [HeaderAggregateVersion], [HeaderOccurredAt], [HeaderCorrelationID],
+// [HeaderCausationID], [HeaderTraceParent], [HeaderContentType], and one
+// [HeaderValuePrefix] header per metadata value. These constants are the
+// one definition of the contract; the outbox relay writes exactly what
+// [Registry.Encode] writes.
 //
 // # Versions and upcasters
 //
 // An event type whose payload changed shape declares its schema version
-// with an EventVersion method ([Versioned]); the version travels in
-// [HeaderEventVersion] (absent means 1). Old messages still on a topic are
-// brought up to date on consume by registered [UpcastFunc]s, each turning
-// the JSON of version n into version n+1:
+// with an EventVersion method ([aggregate.Versioned]); the version is
+// stored with the event and travels in [HeaderEventVersion] (absent means
+// 1). Older payloads, on a topic or in the event store, are brought up to
+// date when they are decoded by registered [UpcastFunc]s, each turning the
+// JSON of version n into version n+1:
 //
 //	func (UserRegistered) EventVersion() int { return 2 }
 //
@@ -66,20 +75,20 @@
 // Events recorded by aggregates are published by the outbox relay, which
 // publishes an event if and only if the transaction that saved it
 // committed. For everything else — in-process wiring, tests, events whose
-// loss on a crash is acceptable — a [Publisher] publishes directly through
-// any watermill publisher; [PublishEvent] stamps an envelope for an event
-// that no aggregate recorded. On Kafka, publish through the producer of
-// a Client of package [github.com/dddkit/dddkit/kafka] (acks=all,
-// idempotent, key = aggregate ID), the one the outbox relay uses too.
+// loss on a crash is acceptable — a [Publisher] publishes envelopes
+// directly through any watermill publisher (on Kafka, the producer of the
+// process's kafka.Client, the one the relay uses too).
 //
 // # Consuming
 //
 // A [Router] consumes from a [Transport] — a kafka.Client in production,
-// [NewMemoryTransport] in the embedded mode and in tests — and
-// decodes with the registry. Handlers are typed by the event:
+// [NewMemoryTransport] in the embedded mode and in tests — and decodes
+// with the registry. A handler gets the typed event and its
+// [aggregate.Envelope] (ID, aggregate type, ID and version, occurred-at,
+// metadata):
 //
 //	router, err := eventbus.NewRouter(transport, reg, nil)
-//	err = eventbus.Handle(router, "welcome-mail", func(ctx context.Context, e UserRegistered, md eventbus.Metadata) error {
+//	err = eventbus.Handle(router, "welcome-mail", func(ctx context.Context, e UserRegistered, env aggregate.Envelope) error {
 //		return mailer.Welcome(ctx, e.Email)
 //	})
 //	err = router.Run(ctx)
@@ -102,10 +111,10 @@
 //     ([HeaderDeadLetterReason], [HeaderDeadLetterTopic],
 //     [HeaderDeadLetterHandler]) and acknowledged, so the stream goes on;
 //   - retries: bounded attempts with jittered exponential backoff
-//     ([RouterConfig.Retry]); errors wrapping [ErrUnavailable] (a database
-//     outage) are retried until they pass and never dead-lettered, so an
-//     outage makes the partition wait rather than empty it into the
-//     dead-letter topic;
+//     ([RouterConfig.Retry], a retry.Policy); errors wrapping
+//     [ErrUnavailable] (a database outage) are retried until they pass and
+//     never dead-lettered, so an outage makes the partition wait rather
+//     than empty it into the dead-letter topic;
 //   - [RouterConfig.Middleware], then panic recovery ([PanicError]).
 //
 // The handler's context carries the event's [aggregate.Metadata] for
@@ -117,39 +126,40 @@
 // # Exactly-once effects: the inbox
 //
 // Kafka delivers at least once: after a crash, a rebalance or a restart an
-// event can come again. [HandleTx] makes a handler idempotent with an
-// [Inbox], a PostgreSQL table keyed by (handler name, event ID). Each
-// delivery runs in one transaction that first inserts the inbox row
-// (INSERT ... ON CONFLICT DO NOTHING); if the row already exists the
-// handler does not run and the delivery is acknowledged. Otherwise the
-// handler gets the transaction, and its writes and the inbox row commit
-// together — or roll back together, and the event is retried:
+// event can come again. [HandleOnce] makes a handler idempotent with an
+// [Inbox], which records (handler name, event ID) in the same transaction
+// as the handler's effects and runs the handler only for an event it has
+// not recorded; a failing handler rolls the record back, and the event is
+// retried. The PostgreSQL inbox (postgres.NewInbox, its table created by
+// postgres.Migrate) runs the handler in a unit of work: repositories
+// called with the handler's context join it, and postgres.TxFromContext
+// returns its transaction for the handler's own statements:
 //
-//	inbox, err := eventbus.NewInbox(pool, nil)
-//	err = inbox.Migrate(ctx) // idempotent, safe from many replicas at once
-//	go inbox.RunCleanup(ctx) // deletes rows older than InboxConfig.Retention
-//	err = eventbus.HandleTx(router, "mail-queue", inbox, func(ctx context.Context, tx pgx.Tx, e UserRegistered, md eventbus.Metadata) error {
-//		_, err := tx.Exec(ctx, `INSERT INTO mail_jobs ...`, md.EventID, e.Email)
+//	inbox, err := postgres.NewInbox(pool, nil)
+//	go inbox.RunCleanup(ctx) // deletes rows older than the retention
+//	err = eventbus.HandleOnce(router, "mail-queue", inbox, func(ctx context.Context, e UserRegistered, env aggregate.Envelope) error {
+//		tx, _ := postgres.TxFromContext(ctx)
+//		_, err := riverClient.InsertTx(ctx, tx, WelcomeMail{To: e.Email}, nil)
 //		return err
 //	})
 //
 // Effects outside the database (an HTTP call, an email) are not covered:
 // enqueue a job in the same transaction instead (River works on the same
-// pool), and let the job runner do the call.
+// pool), and let the job runner do the call. [MemoryInbox] is the inbox of
+// the embedded mode and of tests; it has no transaction.
 //
 // # Batching consumer
 //
-// [HandleTx] costs one PostgreSQL transaction per event, and a Kafka
-// partition's next event waits for it. A [BatchProcessor] applies a
-// partition's events in batches instead — up to [BatchConfig.MaxBatch]
-// events, their inbox rows inserted with one statement, in one
-// transaction — with the guarantees of HandleTx: effects once per event,
-// one key's events in order, and, when anything in a batch fails, the
-// batch handled again one event at a time exactly as HandleTx would
+// [HandleOnce] costs one transaction per event, and a Kafka partition's
+// next event waits for it. A [BatchProcessor] applies a partition's events
+// in batches instead — up to [BatchConfig.MaxBatch] events in one
+// [Inbox.ProcessBatch], with the PostgreSQL inbox one transaction and one
+// inbox statement — with the guarantees of HandleOnce: effects once per
+// event, one key's events in order, and, when anything in a batch fails,
+// the batch handled again one event at a time exactly as HandleOnce would
 // (retries, [ErrUnavailable] waited out, dead letters). The BatchConsumer
-// of package [github.com/dddkit/dddkit/kafka] feeds it from a Kafka
-// consumer group; its documentation says when to use it and what it
-// costs.
+// of package kafka feeds it from a Kafka consumer group; its documentation
+// says when to use it and what it costs.
 //
 // # Sagas
 //
@@ -157,12 +167,13 @@
 // command runs with the event's correlation ID and the event as its
 // causation.
 //
-// # Transports and tests
+// # Transports, inboxes and tests
 //
 // [MemoryTransport] is watermill's GoChannel: every handler name gets every
 // message, and by default Publish waits until the handlers acknowledged it,
-// which keeps a publisher's events in order. The Client of package
-// [github.com/dddkit/dddkit/kafka] uses watermill-kafka with one
-// subscriber (consumer group) per handler name. Both pass the shared suite
-// in package eventbustest, which any other transport can run too.
+// which keeps a publisher's events in order. The Client of package kafka
+// uses watermill-kafka with one subscriber (consumer group) per handler
+// name. Both pass the transport suite of package eventbustest, and
+// [MemoryInbox] and the PostgreSQL inbox pass its inbox suite; an adapter
+// of another backend runs the same suites.
 package eventbus

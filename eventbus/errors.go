@@ -11,8 +11,15 @@ var (
 	ErrDuplicateEvent = errors.New("eventbus: event name already registered")
 
 	// ErrNotRegistered reports an event type that [Register] has not seen:
-	// [Handle] and [PublishEvent] need its name and aggregate type.
+	// [Handle] needs its name and topic, and [Registry.EncodePayload]
+	// refuses to write it.
 	ErrNotRegistered = errors.New("eventbus: event type not registered")
+
+	// ErrLossyEvent is returned by [Register] for an event type that
+	// would not arrive as it was sent: a field encoding/json drops (an
+	// unexported one, a value object without exported fields), cannot
+	// encode or cannot decode. The error names each such field.
+	ErrLossyEvent = errors.New("eventbus: event type would lose data in encoding")
 
 	// ErrUnknownEvent reports a message whose event name the [Registry]
 	// does not know. What a [Router] does with it is
@@ -42,7 +49,7 @@ var (
 	// the event. A [Router] retries such an error without counting it
 	// against [RouterConfig.Retry]'s MaxAttempts and never dead-letters it, so an
 	// outage makes the partition wait instead of sending every event that
-	// arrives meanwhile to the dead-letter topic. The [Inbox] wraps a
+	// arrives meanwhile to the dead-letter topic. An [Inbox] wraps a
 	// failure to begin its transaction with it; a handler can do the same
 	// with fmt.Errorf("...: %w", eventbus.ErrUnavailable).
 	ErrUnavailable = errors.New("eventbus: dependency unavailable")
@@ -79,8 +86,8 @@ func permanent(err error) bool {
 	return errors.Is(err, ErrPermanent) || errors.Is(err, ErrDecode)
 }
 
-// DecodeError says why a message could not be decoded. errors.Is(err,
-// ErrDecode) holds for it.
+// DecodeError says why a message or a stored payload could not be
+// decoded. errors.Is(err, ErrDecode) holds for it.
 type DecodeError struct {
 	EventID   string // from the message; may be empty
 	EventName string // from the message; may be empty
@@ -88,6 +95,9 @@ type DecodeError struct {
 }
 
 func (e *DecodeError) Error() string {
+	if e.EventID == "" {
+		return fmt.Sprintf("eventbus: cannot decode event %q: %v", e.EventName, e.Err)
+	}
 	return fmt.Sprintf("eventbus: cannot decode event %q (id %q): %v", e.EventName, e.EventID, e.Err)
 }
 

@@ -3,13 +3,12 @@ package eventbus_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"slices"
 
 	"github.com/ThreeDotsLabs/watermill/message"
-	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/dddkit/dddkit/aggregate"
 	"github.com/dddkit/dddkit/cqrs"
@@ -29,17 +28,18 @@ var quiet = slog.New(slog.DiscardHandler)
 // memory.
 func Example() {
 	ctx := context.Background()
-	reg, _ := eventbus.NewRegistry(nil)
+	reg := eventbus.NewRegistry(nil)
 	if err := eventbus.Register[UserRegistered](reg, eventbus.AggregateType("user")); err != nil {
 		fmt.Println(err)
 		return
 	}
 
-	transport, _ := eventbus.NewMemoryTransport(&eventbus.MemoryConfig{Logger: quiet})
+	transport := eventbus.NewMemoryTransport(&eventbus.MemoryConfig{Logger: quiet})
 	defer transport.Close()
 	router, _ := eventbus.NewRouter(transport, reg, &eventbus.RouterConfig{Logger: quiet})
-	err := eventbus.Handle(router, "welcome-mail", func(ctx context.Context, e UserRegistered, md eventbus.Metadata) error {
-		fmt.Printf("%s on %s: send a welcome mail to %s (correlation %s)\n", md.EventName, md.Topic, e.Email, md.CorrelationID)
+	err := eventbus.Handle(router, "welcome-mail", func(ctx context.Context, e UserRegistered, env aggregate.Envelope) error {
+		fmt.Printf("%s of %s %s: send a welcome mail to %s (correlation %s)\n",
+			env.Name, env.AggregateType, env.AggregateID, e.Email, env.Metadata.CorrelationID)
 		return nil
 	})
 	if err != nil {
@@ -52,11 +52,15 @@ func Example() {
 
 	pub, _ := eventbus.NewPublisher(transport.Publisher(), reg)
 	reqCtx := aggregate.ContextWithMetadata(ctx, aggregate.Metadata{CorrelationID: "req-1"})
-	if _, err := eventbus.PublishEvent(reqCtx, pub, "user-1", UserRegistered{Email: "ada@example.com"}); err != nil {
+	err = pub.Publish(reqCtx, aggregate.Envelope{
+		ID: "event-1", AggregateType: "user", AggregateID: "user-1", Version: 1,
+		Payload: UserRegistered{Email: "ada@example.com"},
+	})
+	if err != nil {
 		fmt.Println(err)
 	}
 	// Output:
-	// auth.user_registered on user.events: send a welcome mail to ada@example.com (correlation req-1)
+	// auth.user_registered of user user-1: send a welcome mail to ada@example.com (correlation req-1)
 }
 
 // ShippingAddressChanged is at schema version 2: version 1 had a single
@@ -70,7 +74,7 @@ func (ShippingAddressChanged) EventVersion() int { return 2 }
 
 // An upcaster turns an old payload still on the topic into today's shape.
 func ExampleUpcaster() {
-	reg, _ := eventbus.NewRegistry(nil)
+	reg := eventbus.NewRegistry(nil)
 	err := eventbus.Register[ShippingAddressChanged](reg,
 		eventbus.AggregateType("order"),
 		eventbus.Upcaster(1, func(p json.RawMessage) (json.RawMessage, error) {
@@ -93,15 +97,16 @@ func ExampleUpcaster() {
 		eventbus.HeaderAggregateType: "order",
 		eventbus.HeaderAggregateID:   "order-7",
 	}
-	e, md, err := reg.Decode(old)
-	fmt.Printf("%+v from schema version %d, err=%v\n", e, md.SchemaVersion, err)
-	// Output: {Street:1 Main St City:(unknown)} from schema version 1, err=<nil>
+	env, err := reg.Decode(old)
+	fmt.Printf("%+v of %s, err=%v\n", env.Payload, env.AggregateID, err)
+	// Output: {Street:1 Main St City:(unknown)} of order-7, err=<nil>
 }
 
 // Encode shows what travels on the wire: JSON payload, envelope in
 // headers, event ID as message UUID.
 func ExampleRegistry_Encode() {
-	reg, _ := eventbus.NewRegistry(nil)
+	reg := eventbus.NewRegistry(nil)
+	_ = eventbus.Register[UserRegistered](reg, eventbus.AggregateType("user"))
 	msg, err := reg.Encode(aggregate.Envelope{
 		ID: "0190a6a0-0000-7000-8000-000000000001", Name: "auth.user_registered",
 		AggregateType: "user", AggregateID: "user-1", Version: 1,
@@ -136,6 +141,30 @@ func ExampleRegistry_Encode() {
 	// x-meta-tenant: acme
 }
 
+// Money is a value object whose fields are unexported.
+type Money struct {
+	amount   int64  //nolint:unused // set by constructors in real code
+	currency string //nolint:unused // set by constructors in real code
+}
+
+// PaymentReceived has a Money field that encoding/json would send as {}.
+type PaymentReceived struct {
+	Amount Money
+}
+
+func (PaymentReceived) EventName() string { return "billing.payment_received" }
+
+// Register refuses an event type that would not arrive as it was sent.
+func ExampleRegister_lossy() {
+	reg := eventbus.NewRegistry(nil)
+	err := eventbus.Register[PaymentReceived](reg, eventbus.AggregateType("invoice"))
+	fmt.Println(errors.Is(err, eventbus.ErrLossyEvent))
+	fmt.Println(err)
+	// Output:
+	// true
+	// eventbus: register billing.payment_received (eventbus_test.PaymentReceived): eventbus: event type would lose data in encoding: field Amount: eventbus_test.Money has unexported fields (amount, currency) that encoding/json drops: the value travels as {} and arrives as its zero value; export them or give it MarshalJSON and UnmarshalJSON (or MarshalText and UnmarshalText)
+}
+
 // SendWelcomeMail is a command of the notification module.
 type SendWelcomeMail struct {
 	To string
@@ -152,12 +181,12 @@ func ExampleSaga() {
 		return struct{}{}, nil
 	})
 
-	reg, _ := eventbus.NewRegistry(nil)
+	reg := eventbus.NewRegistry(nil)
 	_ = eventbus.Register[UserRegistered](reg, eventbus.AggregateType("user"))
-	transport, _ := eventbus.NewMemoryTransport(&eventbus.MemoryConfig{Logger: quiet})
+	transport := eventbus.NewMemoryTransport(&eventbus.MemoryConfig{Logger: quiet})
 	defer transport.Close()
 	router, _ := eventbus.NewRouter(transport, reg, &eventbus.RouterConfig{Logger: quiet})
-	err := eventbus.Saga(router, "welcome-saga", bus, func(_ context.Context, e UserRegistered, _ eventbus.Metadata) (SendWelcomeMail, error) {
+	err := eventbus.Saga(router, "welcome-saga", bus, func(_ context.Context, e UserRegistered, _ aggregate.Envelope) (SendWelcomeMail, error) {
 		return SendWelcomeMail{To: e.Email}, nil
 	})
 	if err != nil {
@@ -177,33 +206,36 @@ func ExampleSaga() {
 	// Output: mail to ada@example.com, correlation req-9, caused by event-1
 }
 
-// HandleTx runs the handler in a transaction together with the inbox row:
-// its writes happen once per event, however often Kafka delivers it.
-func ExampleHandleTx() {
+// HandleOnce runs the handler through an inbox: its effects happen once
+// per event, however often the event is delivered. In production the
+// inbox is postgres.NewInbox (package github.com/dddkit/dddkit/postgres):
+// the handler's context then carries the inbox's transaction, and what it
+// writes there (postgres.TxFromContext, a repository, a River job) commits
+// with the inbox row.
+func ExampleHandleOnce() {
 	ctx := context.Background()
-	pool, err := pgxpool.New(ctx, "postgres://localhost/app")
+	reg := eventbus.NewRegistry(nil)
+	_ = eventbus.Register[UserRegistered](reg, eventbus.AggregateType("user"))
+	transport := eventbus.NewMemoryTransport(&eventbus.MemoryConfig{Logger: quiet})
+	defer transport.Close()
+	router, _ := eventbus.NewRouter(transport, reg, &eventbus.RouterConfig{Logger: quiet})
+	err := eventbus.HandleOnce(router, "mail-queue", eventbus.NewMemoryInbox(), func(ctx context.Context, e UserRegistered, env aggregate.Envelope) error {
+		fmt.Printf("queue a mail to %s for event %s\n", e.Email, env.ID)
+		return nil
+	})
 	if err != nil {
 		fmt.Println(err)
 		return
 	}
-	defer pool.Close()
-	inbox, _ := eventbus.NewInbox(pool, nil)
-	if err := inbox.Migrate(ctx); err != nil {
-		fmt.Println(err)
-		return
-	}
-	go func() { _ = inbox.RunCleanup(ctx) }()
+	go func() { _ = router.Run(ctx) }()
+	defer router.Close()
+	<-router.Running()
 
-	reg, _ := eventbus.NewRegistry(nil)
-	_ = eventbus.Register[UserRegistered](reg, eventbus.AggregateType("user"))
-	// In production the transport is a kafka.Client (package
-	// github.com/dddkit/dddkit/kafka).
-	transport, _ := eventbus.NewMemoryTransport(nil)
-	defer transport.Close()
-	router, _ := eventbus.NewRouter(transport, reg, nil)
-	_ = eventbus.HandleTx(router, "mail-queue", inbox, func(ctx context.Context, tx pgx.Tx, e UserRegistered, md eventbus.Metadata) error {
-		_, err := tx.Exec(ctx, `INSERT INTO mail_jobs (event_id, address) VALUES ($1, $2)`, md.EventID, e.Email)
-		return err
-	})
-	_ = router.Run(ctx)
+	pub, _ := eventbus.NewPublisher(transport.Publisher(), reg)
+	env := aggregate.Envelope{
+		ID: "event-1", AggregateType: "user", AggregateID: "user-1", Version: 1,
+		Payload: UserRegistered{Email: "ada@example.com"},
+	}
+	_ = pub.Publish(ctx, env, env) // delivered twice, handled once
+	// Output: queue a mail to ada@example.com for event event-1
 }

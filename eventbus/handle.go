@@ -5,25 +5,22 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/jackc/pgx/v5"
-
 	"github.com/dddkit/dddkit/aggregate"
 )
 
-// HandlerFunc handles one event of type E. ctx carries the
-// [aggregate.Metadata] for whatever the handler causes (correlation ID
-// carried over, causation ID = md.EventID), so commands it dispatches and
-// events they record are linked to this one.
+// HandlerFunc handles one event of type E. env is the event's envelope as
+// it arrived — ID, name, aggregate type, ID and version, occurred-at time
+// and metadata — with env.Payload the event itself (event is
+// env.Payload, typed). ctx carries the [aggregate.Metadata] for whatever
+// the handler causes (correlation ID carried over, causation ID =
+// env.ID), so commands it dispatches and events they record are linked to
+// this one.
 //
 // Returning nil acknowledges the event. An error is retried (see
-// [RouterConfig.Retry]) and, when retries run out or the error is [Permanent],
-// the event goes to the dead-letter topic and the stream goes on.
-type HandlerFunc[E aggregate.Event] func(ctx context.Context, event E, md Metadata) error
-
-// TxHandlerFunc is a [HandlerFunc] that works inside the inbox
-// transaction tx: what it writes through tx commits together with the
-// inbox row that marks the event as handled, or not at all.
-type TxHandlerFunc[E aggregate.Event] func(ctx context.Context, tx pgx.Tx, event E, md Metadata) error
+// [RouterConfig.Retry]) and, when retries run out or the error is
+// [Permanent], the event goes to the dead-letter topic and the stream goes
+// on.
+type HandlerFunc[E aggregate.Event] func(ctx context.Context, event E, env aggregate.Envelope) error
 
 // Handle registers fn as handler name for event type E on r. E must be
 // registered in the router's [Registry]; the handler consumes the topic of
@@ -38,7 +35,7 @@ type TxHandlerFunc[E aggregate.Event] func(ctx context.Context, tx pgx.Tx, event
 // see one aggregate's events in order).
 //
 // Delivery is at least once: after a crash or a rebalance an event can
-// come again. Use [HandleTx] with an [Inbox] when effects must happen
+// come again. Use [HandleOnce] with an [Inbox] when effects must happen
 // once.
 func Handle[E aggregate.Event](r *Router, name string, fn HandlerFunc[E], opts ...HandlerOption) error {
 	if r == nil {
@@ -51,33 +48,44 @@ func Handle[E aggregate.Event](r *Router, name string, fn HandlerFunc[E], opts .
 	if err != nil {
 		return fmt.Errorf("eventbus: handler %q: %w", name, err)
 	}
-	return r.add(name, et, func(ctx context.Context, e aggregate.Event, md Metadata) error {
-		ev, ok := e.(E)
-		if !ok {
-			return Permanent(fmt.Errorf("eventbus: handler %q: decoded %T, want %s", name, e, et.goType))
-		}
-		return fn(ctx, ev, md)
-	}, opts)
+	return r.add(name, et, typed(name, et, fn), opts)
 }
 
-// HandleTx registers fn as handler name for event type E, like [Handle],
-// with the inbox making its effects happen exactly once: each delivery
-// runs in a transaction that first inserts (name, event ID) into the
-// inbox table. If that row is already there the event was handled before;
-// the transaction is rolled back, fn does not run and the delivery is
-// acknowledged. Otherwise fn runs with the transaction, and its writes and
-// the inbox row commit together. A failing fn rolls everything back and
-// is retried.
-func HandleTx[E aggregate.Event](r *Router, name string, inbox *Inbox, fn TxHandlerFunc[E], opts ...HandlerOption) error {
+// typed turns fn into the untyped form the router dispatches to.
+func typed[E aggregate.Event](name string, et *eventType, fn HandlerFunc[E]) handleFunc {
+	return func(ctx context.Context, env aggregate.Envelope) error {
+		ev, ok := env.Payload.(E)
+		if !ok {
+			return Permanent(fmt.Errorf("eventbus: handler %q: decoded %T, want %s", name, env.Payload, et.goType))
+		}
+		return fn(ctx, ev, env)
+	}
+}
+
+// HandleOnce registers fn as handler name for event type E, like [Handle],
+// with inbox making its effects happen once per event however often the
+// event is delivered: each delivery goes through [Inbox.Process], which
+// records (name, event ID) and runs fn only if that record is new, in one
+// transaction with fn's writes. A duplicate is acknowledged without
+// running fn; a failing fn rolls back the record too, and is retried.
+//
+// fn's ctx carries the inbox's transaction. With the PostgreSQL inbox
+// (package [github.com/dddkit/dddkit/postgres]) it is a unit of work:
+// repositories called with ctx join it, and postgres.TxFromContext(ctx)
+// returns the transaction for the handler's own statements (a River job
+// inserted with InsertTx, a projection row), which commit with the inbox
+// record or not at all. Effects outside that transaction (an HTTP call, an
+// email) are not covered: enqueue a job in it instead.
+func HandleOnce[E aggregate.Event](r *Router, name string, inbox Inbox, fn HandlerFunc[E], opts ...HandlerOption) error {
 	if inbox == nil {
 		return fmt.Errorf("eventbus: handler %q: nil Inbox", name)
 	}
 	if fn == nil {
 		return fmt.Errorf("eventbus: handler %q: nil function", name)
 	}
-	return Handle(r, name, func(ctx context.Context, e E, md Metadata) error {
-		_, err := inbox.Process(ctx, name, md, func(ctx context.Context, tx pgx.Tx) error {
-			return fn(ctx, tx, e, md)
+	return Handle(r, name, func(ctx context.Context, e E, env aggregate.Envelope) error {
+		_, err := inbox.Process(ctx, name, env, func(ctx context.Context) error {
+			return fn(ctx, e, env)
 		})
 		return err
 	}, opts...)

@@ -1,184 +1,168 @@
 package eventbus
 
 import (
+	"cmp"
 	"context"
-	"errors"
 	"fmt"
-	"log/slog"
-	"strings"
-	"time"
+	"slices"
+	"sync"
 
-	"github.com/jackc/pgx/v5"
+	"github.com/dddkit/dddkit/aggregate"
 )
 
-// DefaultInboxTable is the inbox table's name unless [InboxConfig.Table]
-// says otherwise.
-const DefaultInboxTable = "dddkit_inbox"
-
-// InboxConfig configures an [Inbox]. The zero value and nil are the
-// defaults.
-type InboxConfig struct {
-	// Table is the inbox table, optionally schema-qualified
-	// ("app.inbox"). "" means [DefaultInboxTable]; an unqualified name is
-	// resolved through the connection's search_path.
-	Table string
-
-	// Retention is how long a handled event's row is kept. A duplicate
-	// that arrives after its row was cleaned up is applied again, so keep
-	// it longer than any redelivery can take (Kafka's retention of the
-	// topic is a safe upper bound). 0 means 7 days.
-	Retention time.Duration
-
-	// CleanupInterval is how often [Inbox.RunCleanup] deletes expired
-	// rows. 0 means one hour.
-	CleanupInterval time.Duration
-
-	// CleanupBatch is how many rows one DELETE removes at most, so that
-	// cleanup never holds long locks. 0 means 10000.
-	CleanupBatch int
-
-	// Logger receives duplicate and cleanup log lines; nil means
-	// slog.Default().
-	Logger *slog.Logger
-}
-
-// Validate reports every problem of c at once.
-func (c *InboxConfig) Validate() error {
-	if c == nil {
-		return nil
-	}
-	var errs []error
-	if c.Table != "" {
-		for _, part := range strings.Split(c.Table, ".") {
-			if part == "" {
-				errs = append(errs, fmt.Errorf("eventbus: InboxConfig.Table %q: empty name part", c.Table))
-				break
-			}
-		}
-		if strings.Count(c.Table, ".") > 1 {
-			errs = append(errs, fmt.Errorf("eventbus: InboxConfig.Table %q: want table or schema.table", c.Table))
-		}
-	}
-	if c.Retention < 0 {
-		errs = append(errs, fmt.Errorf("eventbus: InboxConfig.Retention is %s, must be >= 0", c.Retention))
-	}
-	if c.CleanupInterval < 0 {
-		errs = append(errs, fmt.Errorf("eventbus: InboxConfig.CleanupInterval is %s, must be >= 0", c.CleanupInterval))
-	}
-	if c.CleanupBatch < 0 {
-		errs = append(errs, fmt.Errorf("eventbus: InboxConfig.CleanupBatch is %d, must be >= 0", c.CleanupBatch))
-	}
-	return errors.Join(errs...)
-}
-
 // Inbox makes event handlers idempotent: it remembers, per handler name,
-// the IDs of the events whose effects have been committed, in a
-// PostgreSQL table (see [Inbox.Migrate]) written in the handler's own
-// transaction. [HandleTx] uses it; [Inbox.Process] is the same for
-// consumers outside a [Router].
-type Inbox struct {
-	db     DB
-	cfg    InboxConfig
-	logger *slog.Logger
-	sql    inboxSQL
+// the IDs of the events whose effects have been committed, and runs a
+// handler only for an event it has not seen. [HandleOnce] and the batching
+// consumer ([BatchProcessor]) use it. Two adapters implement it: the
+// PostgreSQL inbox of package [github.com/dddkit/dddkit/postgres], whose
+// record commits in one transaction with the handler's own writes, and
+// [MemoryInbox], for the embedded mode and tests. Both pass the shared
+// suite of package eventbustest.
+type Inbox interface {
+	// Process runs fn for the event env under handler name once: in one
+	// transaction it records (handler, env.ID) and, only if that record
+	// is new, calls fn with a context that carries the transaction, and
+	// commits. applied is false when handler had processed the event
+	// before; then fn did not run. An error of fn is returned as it is
+	// and rolls the record back, so a retry runs fn again. A failure to
+	// begin the transaction (a database that cannot be reached) wraps
+	// [ErrUnavailable]; an empty handler or event ID is a [Permanent]
+	// error.
+	Process(ctx context.Context, handler string, env aggregate.Envelope, fn func(ctx context.Context) error) (applied bool, err error)
+
+	// ProcessBatch is Process for several events in one transaction: it
+	// records the ID of every event of envs under handler, calls fn once
+	// with the events whose records are new — in the order of envs, an
+	// ID that occurs twice only the first time — and commits. fn is not
+	// called when none is new. An error of fn rolls back every record of
+	// the batch.
+	ProcessBatch(ctx context.Context, handler string, envs []aggregate.Envelope, fn func(ctx context.Context, fresh []aggregate.Envelope) error) error
 }
 
-// NewInbox returns an inbox on db (a *pgxpool.Pool, typically). It does
-// not touch the database; call [Inbox.Migrate] once at start-up. A nil cfg
-// means the defaults.
-func NewInbox(db DB, cfg *InboxConfig) (*Inbox, error) {
-	var errs []error
-	if db == nil {
-		errs = append(errs, errors.New("eventbus: NewInbox: nil DB"))
-	}
-	errs = append(errs, cfg.Validate())
-	if err := errors.Join(errs...); err != nil {
-		return nil, err
-	}
-	c := InboxConfig{}
-	if cfg != nil {
-		c = *cfg
-	}
-	if c.Table == "" {
-		c.Table = DefaultInboxTable
-	}
-	if c.Retention == 0 {
-		c.Retention = 7 * 24 * time.Hour
-	}
-	if c.CleanupInterval == 0 {
-		c.CleanupInterval = time.Hour
-	}
-	if c.CleanupBatch == 0 {
-		c.CleanupBatch = 10000
-	}
-	if c.Logger == nil {
-		c.Logger = slog.Default()
-	}
-	return &Inbox{db: db, cfg: c, logger: c.Logger, sql: newInboxSQL(c.Table)}, nil
+// MemoryInbox is an [Inbox] in memory: for the embedded mode of an
+// application and for tests. It records an event when fn returns nil and
+// forgets nothing while the process lives (memory grows by an entry per
+// handled event); concurrent deliveries of one event to one handler wait
+// for each other, so fn runs once. It has no transaction: what fn writes
+// elsewhere is not undone when fn fails, only the record is not kept.
+//
+// The zero value is not usable; create one with [NewMemoryInbox].
+type MemoryInbox struct {
+	mu   sync.Mutex
+	done map[inboxKey]struct{}
+	busy map[inboxKey]chan struct{} // closed when the holder finishes
 }
 
-// Table returns the (quoted) name of the inbox table.
-func (i *Inbox) Table() string { return i.sql.table }
+type inboxKey struct{ handler, eventID string }
 
-// Process runs fn for the event md under handler name exactly once: in one
-// transaction it inserts the inbox row (handler, md.EventID) and, only if
-// that row is new, calls fn and commits. applied is false when the event
-// had already been processed by this handler; then fn did not run and
-// nothing was written. An error of fn rolls back the inbox row too, so a
-// retry runs fn again. A failure to begin the transaction (the database
-// cannot be reached) wraps [ErrUnavailable].
-func (i *Inbox) Process(ctx context.Context, handler string, md Metadata, fn func(ctx context.Context, tx pgx.Tx) error) (applied bool, err error) {
-	if handler == "" || md.EventID == "" {
-		return false, Permanent(fmt.Errorf("eventbus: inbox: need a handler name and an event ID, got %q and %q", handler, md.EventID))
-	}
-	tx, err := i.db.Begin(ctx)
-	if err != nil {
-		return false, fmt.Errorf("eventbus: inbox: begin: %w: %w", ErrUnavailable, err)
-	}
-	defer func() {
-		if !applied || err != nil {
-			_ = tx.Rollback(context.WithoutCancel(ctx))
-		}
-	}()
-	tag, err := tx.Exec(ctx, i.sql.insert, handler, md.EventID, md.EventName)
-	if err != nil {
-		return false, fmt.Errorf("eventbus: inbox: record %s %s: %w", handler, md.EventID, err)
-	}
-	if tag.RowsAffected() == 0 {
-		i.logger.LogAttrs(ctx, slog.LevelDebug, "eventbus: duplicate event skipped",
-			slog.String("handler", handler), slog.String("event", md.EventName), slog.String("event_id", md.EventID))
-		return false, nil
-	}
-	if err := fn(ctx, tx); err != nil {
+// NewMemoryInbox returns an empty in-memory inbox.
+func NewMemoryInbox() *MemoryInbox {
+	return &MemoryInbox{done: make(map[inboxKey]struct{}), busy: make(map[inboxKey]chan struct{})}
+}
+
+var _ Inbox = (*MemoryInbox)(nil)
+
+// Process implements [Inbox].
+func (m *MemoryInbox) Process(ctx context.Context, handler string, env aggregate.Envelope, fn func(ctx context.Context) error) (applied bool, err error) {
+	if err := checkInboxArgs(handler, env); err != nil {
 		return false, err
 	}
-	if err := tx.Commit(ctx); err != nil {
-		return false, fmt.Errorf("eventbus: inbox: commit %s %s: %w", handler, md.EventID, err)
+	err = m.ProcessBatch(ctx, handler, []aggregate.Envelope{env}, func(ctx context.Context, _ []aggregate.Envelope) error {
+		if err := fn(ctx); err != nil {
+			return err
+		}
+		applied = true
+		return nil
+	})
+	if err != nil {
+		return false, err
 	}
-	return true, nil
+	return applied, nil
 }
 
-// RunCleanup deletes expired rows every [InboxConfig.CleanupInterval]
-// until ctx ends, then returns nil. Failures are logged and tried again at
-// the next tick. Run it in one goroutine per process (several replicas
-// running it at once is harmless).
-func (i *Inbox) RunCleanup(ctx context.Context) error {
-	t := time.NewTicker(i.cfg.CleanupInterval)
-	defer t.Stop()
-	for {
-		n, err := i.Cleanup(ctx)
-		switch {
-		case ctx.Err() != nil:
-			return nil
-		case err != nil:
-			i.logger.LogAttrs(ctx, slog.LevelError, "eventbus: inbox cleanup failed", slog.Any("error", err))
-		case n > 0:
-			i.logger.LogAttrs(ctx, slog.LevelInfo, "eventbus: inbox cleanup", slog.Int64("deleted", n))
-		}
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-t.C:
+// ProcessBatch implements [Inbox].
+func (m *MemoryInbox) ProcessBatch(ctx context.Context, handler string, envs []aggregate.Envelope, fn func(ctx context.Context, fresh []aggregate.Envelope) error) error {
+	for _, env := range envs {
+		if err := checkInboxArgs(handler, env); err != nil {
+			return err
 		}
 	}
+	keys := make([]inboxKey, 0, len(envs))
+	for _, env := range envs {
+		keys = append(keys, inboxKey{handler, env.ID})
+	}
+	// Taking the keys in one order means two batches never wait for each
+	// other crosswise.
+	slices.SortFunc(keys, func(a, b inboxKey) int { return cmp.Compare(a.eventID, b.eventID) })
+	keys = slices.Compact(keys)
+	held := make([]inboxKey, 0, len(keys))
+	defer func() { m.release(held, false) }()
+	for _, k := range keys {
+		if err := m.acquire(ctx, k); err != nil {
+			return err
+		}
+		held = append(held, k)
+	}
+
+	m.mu.Lock()
+	fresh := make([]aggregate.Envelope, 0, len(envs))
+	seen := make(map[string]bool, len(envs))
+	for _, env := range envs {
+		if _, done := m.done[inboxKey{handler, env.ID}]; done || seen[env.ID] {
+			continue
+		}
+		seen[env.ID] = true
+		fresh = append(fresh, env)
+	}
+	m.mu.Unlock()
+	if len(fresh) == 0 {
+		return nil
+	}
+	if err := fn(ctx, fresh); err != nil {
+		return err
+	}
+	m.release(held, true)
+	held = nil
+	return nil
+}
+
+// acquire waits until no other call holds k and takes it. A key already
+// done is taken too; the caller finds it done.
+func (m *MemoryInbox) acquire(ctx context.Context, k inboxKey) error {
+	for {
+		m.mu.Lock()
+		wait, busy := m.busy[k]
+		if !busy {
+			m.busy[k] = make(chan struct{})
+			m.mu.Unlock()
+			return nil
+		}
+		m.mu.Unlock()
+		select {
+		case <-wait:
+		case <-ctx.Done():
+			return fmt.Errorf("eventbus: inbox: %w", ctx.Err())
+		}
+	}
+}
+
+// release gives keys back, recording them as done when commit is set.
+func (m *MemoryInbox) release(keys []inboxKey, commit bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, k := range keys {
+		if commit {
+			m.done[k] = struct{}{}
+		}
+		close(m.busy[k])
+		delete(m.busy, k)
+	}
+}
+
+// checkInboxArgs refuses what an inbox cannot record.
+func checkInboxArgs(handler string, env aggregate.Envelope) error {
+	if handler == "" || env.ID == "" {
+		return Permanent(fmt.Errorf("eventbus: inbox: need a handler name and an event ID, got %q and %q (event %s)", handler, env.ID, env.Name))
+	}
+	return nil
 }

@@ -51,7 +51,7 @@ type MemoryTransport struct {
 
 // NewMemoryTransport returns a new in-memory transport. A nil cfg means
 // the defaults.
-func NewMemoryTransport(cfg *MemoryConfig) (*MemoryTransport, error) {
+func NewMemoryTransport(cfg *MemoryConfig) *MemoryTransport {
 	c := MemoryConfig{}
 	if cfg != nil {
 		c = *cfg
@@ -60,7 +60,7 @@ func NewMemoryTransport(cfg *MemoryConfig) (*MemoryTransport, error) {
 		Persistent:                     c.Persistent,
 		BlockPublishUntilSubscriberAck: !c.AsyncPublish,
 	}, watermill.NewSlogLogger(c.Logger))
-	return &MemoryTransport{ch: ch}, nil
+	return &MemoryTransport{ch: ch}
 }
 
 // Publisher returns the transport's publisher; publish events with it

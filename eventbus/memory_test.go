@@ -11,10 +11,7 @@ import (
 func TestMemoryTransportSuite(t *testing.T) {
 	t.Parallel()
 	eventbustest.Run(t, func(t *testing.T) eventbustest.Harness {
-		tr, err := eventbus.NewMemoryTransport(nil)
-		if err != nil {
-			t.Fatal(err)
-		}
+		tr := eventbus.NewMemoryTransport(nil)
 		t.Cleanup(func() { _ = tr.Close() })
 		return eventbustest.Harness{
 			Transport: tr,

@@ -71,15 +71,9 @@ func TestRetryMiddleware(t *testing.T) {
 
 func TestRouterRetryDefaults(t *testing.T) {
 	t.Parallel()
-	tr, err := NewMemoryTransport(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	tr := NewMemoryTransport(nil)
 	defer func() { _ = tr.Close() }()
-	reg, err := NewRegistry(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	reg := NewRegistry(nil)
 	for _, c := range []struct {
 		cfg  *RouterConfig
 		want retry.Policy

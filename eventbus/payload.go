@@ -2,6 +2,7 @@ package eventbus
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"reflect"
 
@@ -9,13 +10,14 @@ import (
 )
 
 // EncodePayload encodes a registered event as the bytes that the outbox
-// stores and the wire carries, and returns the schema version of those
-// bytes. The outbox and the event store encode every event through it,
-// so an event that was never registered is refused when it is written
-// ([ErrNotRegistered]), not when a consumer fails to read it.
+// and the event store keep and the wire carries (JSON), and returns the
+// schema version of those bytes. Everything that writes events encodes
+// them here, so an event that was never registered is refused when it is
+// written (an error wrapping [ErrNotRegistered]), not when a consumer
+// fails to read it.
 func (r *Registry) EncodePayload(e aggregate.Event) (payload []byte, schemaVersion int, err error) {
 	if e == nil {
-		return nil, 0, fmt.Errorf("eventbus: encode: nil event")
+		return nil, 0, errors.New("eventbus: encode: nil event")
 	}
 	et, ok := r.lookupType(reflect.TypeOf(e))
 	if !ok {
@@ -29,8 +31,10 @@ func (r *Registry) EncodePayload(e aggregate.Event) (payload []byte, schemaVersi
 }
 
 // DecodePayload decodes the payload of the event registered as name,
-// written at schemaVersion (0 is read as 1), upcasting it first when it
-// is older than the registered type.
+// written at schemaVersion (0 is read as 1), into the registered Go type,
+// upcasting it first when it is older than the type ([Upcaster]). An
+// unregistered name gives an error wrapping [ErrUnknownEvent]; a payload
+// that cannot be decoded or upcast a [*DecodeError].
 func (r *Registry) DecodePayload(name string, schemaVersion int, payload []byte) (aggregate.Event, error) {
 	et, ok := r.lookupName(name)
 	if !ok {
@@ -39,15 +43,32 @@ func (r *Registry) DecodePayload(name string, schemaVersion int, payload []byte)
 	if schemaVersion == 0 {
 		schemaVersion = 1
 	}
-	payload, err := et.upcast(schemaVersion, payload)
+	return et.decodePayload("", schemaVersion, payload)
+}
+
+// decodePayload upcasts payload from schema version from and decodes it;
+// eventID only names the event in the error.
+func (et *eventType) decodePayload(eventID string, from int, payload []byte) (aggregate.Event, error) {
+	payload, err := et.upcast(from, payload)
 	if err != nil {
-		return nil, fmt.Errorf("eventbus: decode %s: %w", name, err)
+		return nil, &DecodeError{EventID: eventID, EventName: et.name, Err: err}
 	}
 	e, err := et.decode(payload)
 	if err != nil {
-		return nil, fmt.Errorf("eventbus: decode %s into %s: %w", name, et.goType, err)
+		return nil, &DecodeError{EventID: eventID, EventName: et.name, Err: fmt.Errorf("payload into %s: %w", et.goType, err)}
 	}
 	return e, nil
+}
+
+// schemaVersion returns the schema version of e: e.EventVersion() when e
+// implements [aggregate.Versioned] and that is at least 1, else 1.
+func schemaVersion(e aggregate.Event) int {
+	if v, ok := e.(aggregate.Versioned); ok {
+		if n := v.EventVersion(); n >= 1 {
+			return n
+		}
+	}
+	return 1
 }
 
 // safeName returns e.EventName(), or "?" when it panics.

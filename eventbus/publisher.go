@@ -4,12 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
 
 	"github.com/dddkit/dddkit/aggregate"
-	"github.com/dddkit/dddkit/internal/uuidv7"
 )
 
 // Publisher publishes events straight to a watermill publisher, without
@@ -39,8 +37,9 @@ func NewPublisher(pub message.Publisher, reg *Registry) (*Publisher, error) {
 	return &Publisher{pub: pub, reg: reg}, nil
 }
 
-// Publish encodes each envelope ([Registry.Encode]) and publishes it on
-// the topic of its aggregate type, in the order given. Metadata missing
+// Publish encodes each envelope ([Registry.Encode]; its payload must be of
+// a registered type) and publishes it on the topic of its aggregate type,
+// in the order given. Metadata missing
 // from an envelope is filled from ctx ([aggregate.MetadataFromContext]).
 // It stops at the first failure; the envelopes before it were published.
 func (p *Publisher) Publish(ctx context.Context, envs ...aggregate.Envelope) error {
@@ -61,29 +60,4 @@ func (p *Publisher) Publish(ctx context.Context, envs ...aggregate.Envelope) err
 		}
 	}
 	return nil
-}
-
-// PublishEvent publishes a single event of registered type E that no
-// aggregate recorded: it stamps a new event ID, the aggregate type E was
-// registered with ([AggregateType]), aggregateID, the current time and
-// the metadata of ctx, and returns the envelope it published.
-func PublishEvent[E aggregate.Event](ctx context.Context, p *Publisher, aggregateID string, event E) (aggregate.Envelope, error) {
-	et, err := typeOf[E](p.reg)
-	if err != nil {
-		return aggregate.Envelope{}, err
-	}
-	if et.aggregateType == "" {
-		return aggregate.Envelope{}, fmt.Errorf("eventbus: publish %s: registered without eventbus.AggregateType(...)", et.name)
-	}
-	now := time.Now()
-	env := aggregate.Envelope{
-		ID:            uuidv7.NewAt(now).String(),
-		Name:          et.name,
-		AggregateType: et.aggregateType,
-		AggregateID:   aggregateID,
-		OccurredAt:    now,
-		Metadata:      aggregate.MetadataFromContext(ctx).Clone(),
-		Payload:       event,
-	}
-	return env, p.Publish(ctx, env)
 }

@@ -5,21 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
-	"slices"
 	"sync"
 
 	"github.com/dddkit/dddkit/aggregate"
-	"github.com/dddkit/dddkit/internal/wire"
 )
-
-// Versioned is implemented by events whose payload schema has evolved past
-// version 1. The version travels in the [HeaderEventVersion] header; an
-// event type without this method is version 1.
-//
-//	func (UserRegistered) EventVersion() int { return 2 }
-type Versioned interface {
-	EventVersion() int
-}
 
 // UpcastFunc turns the JSON payload of one schema version of an event into
 // the next version's JSON. It is registered with [Upcaster] and runs on
@@ -28,28 +17,49 @@ type Versioned interface {
 type UpcastFunc func(payload json.RawMessage) (json.RawMessage, error)
 
 // TopicFunc maps an aggregate type ("user") to the topic its events are
-// published on. The outbox relay and every [Registry] of a system must use
-// the same rule.
+// published on. It is configured once, in [RegistryConfig.Topic]: the
+// outbox relay, a [Publisher] and the consumers all ask the registry
+// ([Registry.Topic]), so they cannot disagree.
 type TopicFunc func(aggregateType string) string
 
-// DefaultTopic is the topic rule used unless [RegistryConfig.Topic] says
-// otherwise, and the outbox relay's default: the aggregate type followed by
-// ".events" ("user" → "user.events"), with characters Kafka does not allow
-// in topic names replaced by '_'.
-func DefaultTopic(aggregateType string) string { return wire.DefaultTopic(aggregateType) }
+// DefaultTopic is the topic rule unless [RegistryConfig.Topic] says
+// otherwise: the aggregate type followed by ".events" ("user" →
+// "user.events"). Characters Kafka does not allow in topic names
+// (anything but ASCII letters, digits, '.', '_' and '-') are replaced by
+// '_'; an empty type gives "events".
+func DefaultTopic(aggregateType string) string {
+	if aggregateType == "" {
+		return "events"
+	}
+	b := []byte(aggregateType)
+	for i, c := range b {
+		if !topicChar(c) {
+			b[i] = '_'
+		}
+	}
+	return string(b) + ".events"
+}
+
+func topicChar(c byte) bool {
+	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-'
+}
 
 // RegistryConfig configures a [Registry]. The zero value and nil are the
 // defaults.
 type RegistryConfig struct {
 	// Topic maps an aggregate type to its topic. nil means [DefaultTopic].
-	// Configure the outbox relay with the same function.
+	// It is the one topic rule of a service: the outbox relay publishes
+	// by it and the consumers subscribe by it.
 	Topic TopicFunc
 }
 
 // Registry maps stable event names to Go types and back, knows each
 // type's schema version and upcasters, and encodes and decodes events.
-// One registry serves a whole service: its publishers and its [Router].
-// It is safe for concurrent use; registration is meant for start-up.
+// One registry serves a whole service: the event store's loads and the
+// outbox's writes ([Registry.EncodePayload], [Registry.DecodePayload]),
+// its publishers and its consumers ([Registry.Encode], [Registry.Decode],
+// [Router]), and the topic rule of all of them ([Registry.Topic]). It is
+// safe for concurrent use; registration is meant for start-up.
 type Registry struct {
 	topic TopicFunc
 
@@ -59,7 +69,7 @@ type Registry struct {
 }
 
 // NewRegistry returns an empty registry. A nil cfg means the defaults.
-func NewRegistry(cfg *RegistryConfig) (*Registry, error) {
+func NewRegistry(cfg *RegistryConfig) *Registry {
 	r := &Registry{
 		topic:  DefaultTopic,
 		byName: make(map[string]*eventType),
@@ -68,7 +78,7 @@ func NewRegistry(cfg *RegistryConfig) (*Registry, error) {
 	if cfg != nil && cfg.Topic != nil {
 		r.topic = cfg.Topic
 	}
-	return r, nil
+	return r
 }
 
 // eventType is what the registry knows about one event type.
@@ -91,8 +101,8 @@ type registration struct {
 }
 
 // AggregateType names the type of aggregate that records the event
-// ("user"). The event's topic is the registry's [TopicFunc] of it, which is
-// the topic [Handle] subscribes to and [PublishEvent] publishes to.
+// ("user"). The event's topic is the registry's [TopicFunc] of it, the
+// topic [Handle] subscribes to.
 func AggregateType(aggregateType string) RegisterOption {
 	return func(r *registration) {
 		if aggregateType == "" {
@@ -125,13 +135,23 @@ func Upcaster(from int, fn UpcastFunc) RegisterOption {
 }
 
 // Register adds the event type E under its stable name, E.EventName().
-// Its schema version is E.EventVersion() when E implements [Versioned],
-// else 1. Options name its aggregate type ([AggregateType]) and its
-// [Upcaster]s.
+// Its schema version is E.EventVersion() when E implements
+// [aggregate.Versioned], else 1. Options name its aggregate type
+// ([AggregateType]) and its [Upcaster]s.
 //
 // It is an error to register a second type under a name already taken
 // ([ErrDuplicateEvent]), the same type twice, a type whose EventName is
 // empty, or an upcaster from a version that is not older than the type's.
+//
+// Register also refuses, with [ErrLossyEvent] and the path of every field
+// concerned, a type that would not arrive as it was sent: a field that
+// encoding/json drops without a word (an unexported field, a value object
+// whose fields are all unexported — Money{amount, currency} would travel
+// as {}), cannot encode or cannot decode. It walks the type and sends a
+// value filled with sample data through the codec and back. A type with
+// its own encoding (MarshalJSON and UnmarshalJSON, or MarshalText and
+// UnmarshalText, as time.Time has) is taken as it is; a field tagged
+// `json:"-"` is left out on purpose and not checked.
 func Register[E aggregate.Event](r *Registry, opts ...RegisterOption) error {
 	if r == nil {
 		return errors.New("eventbus: Register on a nil Registry")
@@ -151,11 +171,24 @@ func Register[E aggregate.Event](r *Registry, opts ...RegisterOption) error {
 			o(&reg)
 		}
 	}
-	version := wire.EventVersion(zero)
+	version := schemaVersion(zero)
 	for from := range reg.upcasters {
 		if from >= version {
 			reg.errs = append(reg.errs, fmt.Errorf("Upcaster(%d): the type is at version %d, upcasters go from older versions only", from, version))
 		}
+	}
+	decode := func(payload []byte) (aggregate.Event, error) {
+		var e E
+		if err := json.Unmarshal(payload, &e); err != nil {
+			return nil, err
+		}
+		if v := reflect.ValueOf(any(e)); !v.IsValid() || v.Kind() == reflect.Pointer && v.IsNil() {
+			return nil, errors.New("payload is null")
+		}
+		return e, nil
+	}
+	if err := checkLossless(goType, decode); err != nil {
+		reg.errs = append(reg.errs, err)
 	}
 	if err := errors.Join(reg.errs...); err != nil {
 		return fmt.Errorf("eventbus: register %s (%s): %w", name, goType, err)
@@ -167,16 +200,7 @@ func Register[E aggregate.Event](r *Registry, opts ...RegisterOption) error {
 		version:       version,
 		aggregateType: reg.aggregateType,
 		upcasters:     reg.upcasters,
-		decode: func(payload []byte) (aggregate.Event, error) {
-			var e E
-			if err := json.Unmarshal(payload, &e); err != nil {
-				return nil, err
-			}
-			if v := reflect.ValueOf(any(e)); !v.IsValid() || v.Kind() == reflect.Pointer && v.IsNil() {
-				return nil, errors.New("payload is null")
-			}
-			return e, nil
-		},
+		decode:        decode,
 	}
 
 	r.mu.Lock()
@@ -252,45 +276,9 @@ func typeOf[E aggregate.Event](r *Registry) (*eventType, error) {
 	return et, nil
 }
 
-// Names returns the registered event names, sorted.
-func (r *Registry) Names() []string {
-	r.mu.RLock()
-	defer r.mu.RUnlock()
-	names := make([]string, 0, len(r.byName))
-	for n := range r.byName {
-		names = append(names, n)
-	}
-	slices.Sort(names)
-	return names
-}
-
-// Version returns the schema version of the registered event name, and
-// false when the name is not registered.
-func (r *Registry) Version(eventName string) (int, bool) {
-	et, ok := r.lookupName(eventName)
-	if !ok {
-		return 0, false
-	}
-	return et.version, true
-}
-
 // Topic returns the topic of an aggregate type under the registry's
 // [TopicFunc].
 func (r *Registry) Topic(aggregateType string) string { return r.topic(aggregateType) }
-
-// TopicOf returns the topic of event type E: the topic of the aggregate
-// type it was registered with. It fails when E is not registered or was
-// registered without [AggregateType].
-func TopicOf[E aggregate.Event](r *Registry) (string, error) {
-	et, err := typeOf[E](r)
-	if err != nil {
-		return "", err
-	}
-	if et.aggregateType == "" {
-		return "", fmt.Errorf("eventbus: %s has no topic: register it with eventbus.AggregateType(...)", et.name)
-	}
-	return r.topic(et.aggregateType), nil
-}
 
 // upcast brings payload from schema version from to the registered
 // version.

@@ -73,9 +73,7 @@ func cut(s string) (string, string, bool) {
 
 func newRegistry(t *testing.T) *eventbus.Registry {
 	t.Helper()
-	reg, err := eventbus.NewRegistry(nil)
-	require.NoError(t, err)
-	return reg
+	return eventbus.NewRegistry(nil)
 }
 
 func TestRegisterRefusesConflicts(t *testing.T) {
@@ -102,28 +100,24 @@ func TestRegisterRefusesConflicts(t *testing.T) {
 
 	// Pointer event types work (EventName with a pointer receiver).
 	require.NoError(t, eventbus.Register[*ptrEvent](reg, eventbus.AggregateType("p")))
-	require.Equal(t, []string{"auth.user_registered", "test.ptr"}, reg.Names())
-	v, ok := reg.Version("auth.user_registered")
-	require.True(t, ok)
-	require.Equal(t, 1, v)
+	payload, version, err := reg.EncodePayload(&ptrEvent{N: 3})
+	require.NoError(t, err)
+	require.Equal(t, 1, version)
+	e, err := reg.DecodePayload("test.ptr", version, payload)
+	require.NoError(t, err)
+	require.Equal(t, &ptrEvent{N: 3}, e)
 }
 
 func TestTopics(t *testing.T) {
 	t.Parallel()
 	reg := newRegistry(t)
-	require.NoError(t, eventbus.Register[userRegistered](reg, eventbus.AggregateType("user")))
-	require.NoError(t, eventbus.Register[*ptrEvent](reg))
 	require.Equal(t, "user.events", reg.Topic("user"))
-	topic, err := eventbus.TopicOf[userRegistered](reg)
-	require.NoError(t, err)
-	require.Equal(t, "user.events", topic)
-	_, err = eventbus.TopicOf[*ptrEvent](reg)
-	require.ErrorContains(t, err, "AggregateType")
-	_, err = eventbus.TopicOf[profileChanged](reg)
-	require.ErrorIs(t, err, eventbus.ErrNotRegistered)
+	require.Equal(t, "user.events", eventbus.DefaultTopic("user"))
+	require.Equal(t, "billing.Invoice-2.events", eventbus.DefaultTopic("billing.Invoice-2"))
+	require.Equal(t, "order_line_x.events", eventbus.DefaultTopic("order line/x"))
+	require.Equal(t, "events", eventbus.DefaultTopic(""))
 
-	custom, err := eventbus.NewRegistry(&eventbus.RegistryConfig{Topic: func(a string) string { return "auth." + a }})
-	require.NoError(t, err)
+	custom := eventbus.NewRegistry(&eventbus.RegistryConfig{Topic: func(a string) string { return "auth." + a }})
 	require.Equal(t, "auth.user", custom.Topic("user"))
 }
 
@@ -156,13 +150,9 @@ func TestEncodeDecodeRoundTrip(t *testing.T) {
 	require.Equal(t, "t1", msg.Metadata.Get(eventbus.HeaderValuePrefix+"tenant"))
 	require.JSONEq(t, `{"Email":"ada@example.com","Name":"Ada"}`, string(msg.Payload))
 
-	e, md, err := reg.Decode(msg)
+	back, err := reg.Decode(msg)
 	require.NoError(t, err)
-	require.Equal(t, env.Payload, e)
-	require.Equal(t, env.ID, md.EventID)
-	require.Equal(t, 1, md.SchemaVersion)
-	require.True(t, env.OccurredAt.Equal(md.OccurredAt))
-	back := md.Envelope(e)
+	require.True(t, env.OccurredAt.Equal(back.OccurredAt))
 	back.OccurredAt = env.OccurredAt
 	require.Equal(t, env, back)
 }
@@ -177,13 +167,60 @@ func TestEncodeRefusesIncompleteEnvelopes(t *testing.T) {
 	for _, want := range []string{"differs", "no event ID", "no aggregate type", "no aggregate ID"} {
 		require.ErrorContains(t, err, want)
 	}
-	// An unregistered type can be encoded; its version comes from the type.
+	// An unregistered type is refused; a registered one travels with its
+	// schema version.
 	env := sampleEnvelope()
 	env.Name, env.Payload = "", profileChanged{First: "A"}
+	_, err = reg.Encode(env)
+	require.ErrorIs(t, err, eventbus.ErrNotRegistered)
+	require.NoError(t, eventbus.Register[profileChanged](reg, eventbus.Upcaster(1, upcastV1), eventbus.Upcaster(2, upcastV2)))
 	msg, err := reg.Encode(env)
 	require.NoError(t, err)
 	require.Equal(t, "3", msg.Metadata.Get(eventbus.HeaderEventVersion))
 	require.Equal(t, "auth.profile_changed", msg.Metadata.Get(eventbus.HeaderEventName))
+}
+
+// badVersion says it is at version 0, which counts as 1.
+type badVersion struct{}
+
+func (badVersion) EventName() string { return "t.bad_version" }
+func (badVersion) EventVersion() int { return 0 }
+
+func TestEncodePayloadAndDecodePayload(t *testing.T) {
+	t.Parallel()
+	reg := newRegistry(t)
+	require.NoError(t, eventbus.Register[profileChanged](reg, eventbus.Upcaster(1, upcastV1), eventbus.Upcaster(2, upcastV2)))
+	require.NoError(t, eventbus.Register[badVersion](reg))
+
+	payload, version, err := reg.EncodePayload(profileChanged{First: "Ada", Last: "Lovelace"})
+	require.NoError(t, err)
+	require.Equal(t, 3, version)
+	require.JSONEq(t, `{"First":"Ada","Last":"Lovelace"}`, string(payload))
+	_, version, err = reg.EncodePayload(badVersion{})
+	require.NoError(t, err)
+	require.Equal(t, 1, version, "a version below 1 is version 1")
+
+	_, _, err = reg.EncodePayload(userRegistered{})
+	require.ErrorIs(t, err, eventbus.ErrNotRegistered)
+	require.ErrorContains(t, err, "auth.user_registered")
+	_, _, err = reg.EncodePayload(nil)
+	require.Error(t, err)
+
+	// A stored payload of an older version is upcast; 0 means 1.
+	for _, v := range []int{0, 1} {
+		e, err := reg.DecodePayload("auth.profile_changed", v, []byte(`{"Name":"Ada Lovelace"}`))
+		require.NoError(t, err)
+		require.Equal(t, profileChanged{First: "Ada", Last: "Lovelace"}, e)
+	}
+	_, err = reg.DecodePayload("auth.nobody_knows", 1, []byte(`{}`))
+	require.ErrorIs(t, err, eventbus.ErrUnknownEvent)
+	_, err = reg.DecodePayload("auth.profile_changed", 3, []byte(`{"First": 1}`))
+	require.ErrorIs(t, err, eventbus.ErrDecode)
+	var de *eventbus.DecodeError
+	require.ErrorAs(t, err, &de)
+	require.Equal(t, "auth.profile_changed", de.EventName)
+	_, err = reg.DecodePayload("auth.profile_changed", 4, []byte(`{}`))
+	require.ErrorContains(t, err, "newer than the 3")
 }
 
 func TestDecodeErrors(t *testing.T) {
@@ -212,7 +249,7 @@ func TestDecodeErrors(t *testing.T) {
 		"unknown version": {variant(func(m *message.Message) { m.Metadata.Set(eventbus.HeaderEventVersion, "0") }), "not a positive integer"},
 	}
 	for name, tc := range tests {
-		_, _, err := reg.Decode(tc.msg)
+		_, err := reg.Decode(tc.msg)
 		require.ErrorIs(t, err, eventbus.ErrDecode, name)
 		require.ErrorContains(t, err, tc.want, name)
 		var de *eventbus.DecodeError
@@ -220,9 +257,10 @@ func TestDecodeErrors(t *testing.T) {
 	}
 
 	unknown := variant(func(m *message.Message) { m.Metadata.Set(eventbus.HeaderEventName, "auth.nobody_knows") })
-	_, md, err := reg.Decode(unknown)
+	env, err := reg.Decode(unknown)
 	require.ErrorIs(t, err, eventbus.ErrUnknownEvent)
-	require.Equal(t, "auth.nobody_knows", md.EventName)
+	require.Equal(t, "auth.nobody_knows", env.Name)
+	require.Nil(t, env.Payload)
 }
 
 func TestUpcastersChain(t *testing.T) {
@@ -245,19 +283,19 @@ func TestUpcastersChain(t *testing.T) {
 		{"2", `{"full_name":"Ada Lovelace"}`},
 		{"3", `{"First":"Ada","Last":"Lovelace"}`},
 	} {
-		e, md, err := reg.Decode(msg(tc.version, tc.payload))
+		env, err := reg.Decode(msg(tc.version, tc.payload))
 		require.NoError(t, err, tc.version)
-		require.Equal(t, profileChanged{First: "Ada", Last: "Lovelace"}, e, tc.version)
-		require.Equal(t, "ev-1", md.EventID, "the message UUID stands in for a missing event ID header")
+		require.Equal(t, profileChanged{First: "Ada", Last: "Lovelace"}, env.Payload, tc.version)
+		require.Equal(t, "ev-1", env.ID, "the message UUID stands in for a missing event ID header")
 	}
 
 	// A gap in the chain and a failing upcaster are decode errors.
 	gap := newRegistry(t)
 	require.NoError(t, eventbus.Register[profileChanged](gap, eventbus.Upcaster(2, upcastV2)))
-	_, _, err := gap.Decode(msg("1", `{"Name":"x"}`))
+	_, err := gap.Decode(msg("1", `{"Name":"x"}`))
 	require.ErrorIs(t, err, eventbus.ErrDecode)
 	require.ErrorContains(t, err, "no upcaster from schema version 1 to 2")
-	_, _, err = reg.Decode(msg("1", `not json`))
+	_, err = reg.Decode(msg("1", `not json`))
 	require.ErrorContains(t, err, "upcast from schema version 1 to 2")
 }
 
@@ -280,42 +318,36 @@ func TestConfigValidateJoinsErrors(t *testing.T) {
 	for _, want := range []string{"eventbus: RouterConfig.Retry: retry: Policy.MaxAttempts is -1", "larger than MaxDelay", "UnknownEvents", "CloseTimeout", "Middleware[0]"} {
 		require.ErrorContains(t, err, want)
 	}
-	err = (&eventbus.InboxConfig{Table: "a..b", Retention: -1, CleanupInterval: -1, CleanupBatch: -1}).Validate()
-	for _, want := range []string{"empty name part", "schema.table", "Retention", "CleanupInterval", "CleanupBatch"} {
-		require.ErrorContains(t, err, want)
-	}
 	require.NoError(t, (*eventbus.RouterConfig)(nil).Validate())
 
 	_, err = eventbus.NewRouter(nil, nil, nil)
 	require.ErrorContains(t, err, "nil Transport")
 	require.ErrorContains(t, err, "nil Registry")
-	_, err = eventbus.NewInbox(nil, nil)
-	require.ErrorContains(t, err, "nil DB")
 	_, err = eventbus.NewPublisher(nil, nil)
 	require.ErrorContains(t, err, "nil message.Publisher")
 }
 
 func TestRouterRegistrationErrors(t *testing.T) {
 	t.Parallel()
-	tr, err := eventbus.NewMemoryTransport(nil)
-	require.NoError(t, err)
+	tr := eventbus.NewMemoryTransport(nil)
 	defer tr.Close()
 	reg := newRegistry(t)
 	require.NoError(t, eventbus.Register[userRegistered](reg, eventbus.AggregateType("user")))
 	require.NoError(t, eventbus.Register[*ptrEvent](reg))
 	r, err := eventbus.NewRouter(tr, reg, &eventbus.RouterConfig{Logger: testLogger()})
 	require.NoError(t, err)
-	noop := func(context.Context, userRegistered, eventbus.Metadata) error { return nil }
+	noop := func(context.Context, userRegistered, aggregate.Envelope) error { return nil }
 
-	require.ErrorIs(t, eventbus.Handle(r, "h", func(context.Context, profileChanged, eventbus.Metadata) error { return nil }), eventbus.ErrNotRegistered)
-	require.ErrorContains(t, eventbus.Handle(r, "h", func(context.Context, *ptrEvent, eventbus.Metadata) error { return nil }), "no topic")
+	require.ErrorIs(t, eventbus.Handle(r, "h", func(context.Context, profileChanged, aggregate.Envelope) error { return nil }), eventbus.ErrNotRegistered)
+	require.ErrorContains(t, eventbus.Handle(r, "h", func(context.Context, *ptrEvent, aggregate.Envelope) error { return nil }), "no topic")
 	require.ErrorContains(t, eventbus.Handle(r, "", noop), "empty handler name")
 	require.ErrorContains(t, eventbus.Handle[userRegistered](r, "h", nil), "nil function")
 	require.ErrorContains(t, eventbus.Handle(r, "h", noop, eventbus.DeadLetterTopic("user.events")), "is the topic it consumes")
 	require.NoError(t, eventbus.Handle(r, "h", noop))
 	require.ErrorIs(t, eventbus.Handle(r, "h", noop), eventbus.ErrDuplicateHandler)
-	require.ErrorContains(t, eventbus.Handle(r, "h", func(context.Context, *ptrEvent, eventbus.Metadata) error { return nil }, eventbus.FromTopic("other")), "one handler name is one consumer of one topic")
-	require.ErrorContains(t, eventbus.HandleTx[userRegistered](r, "tx", nil, nil), "nil Inbox")
+	require.ErrorContains(t, eventbus.Handle(r, "h", func(context.Context, *ptrEvent, aggregate.Envelope) error { return nil }, eventbus.FromTopic("other")), "one handler name is one consumer of one topic")
+	require.ErrorContains(t, eventbus.HandleOnce[userRegistered](r, "once", nil, noop), "nil Inbox")
+	require.ErrorContains(t, eventbus.HandleOnce[userRegistered](r, "once", eventbus.NewMemoryInbox(), nil), "nil function")
 	require.ErrorContains(t, eventbus.Saga[userRegistered, struct{}](r, "saga", nil, nil), "nil cqrs.Bus")
 
 	ctx, cancel := context.WithCancel(context.Background())
@@ -328,28 +360,22 @@ func TestRouterRegistrationErrors(t *testing.T) {
 	require.NoError(t, <-done)
 }
 
-func TestPublishEventStampsEnvelope(t *testing.T) {
+func TestPublisher(t *testing.T) {
 	t.Parallel()
-	tr, err := eventbus.NewMemoryTransport(&eventbus.MemoryConfig{Persistent: true})
-	require.NoError(t, err)
+	tr := eventbus.NewMemoryTransport(&eventbus.MemoryConfig{Persistent: true})
 	defer tr.Close()
 	reg := newRegistry(t)
 	require.NoError(t, eventbus.Register[userRegistered](reg, eventbus.AggregateType("user")))
-	require.NoError(t, eventbus.Register[*ptrEvent](reg))
 	pub, err := eventbus.NewPublisher(tr.Publisher(), reg)
 	require.NoError(t, err)
 
-	ctx := aggregate.ContextWithMetadata(context.Background(), aggregate.Metadata{CorrelationID: "req-1"})
-	env, err := eventbus.PublishEvent(ctx, pub, "u-9", userRegistered{Email: "x@example.com"})
-	require.NoError(t, err)
-	require.NotEmpty(t, env.ID)
-	require.Equal(t, "user", env.AggregateType)
-	require.Equal(t, "req-1", env.Metadata.CorrelationID)
-
-	_, err = eventbus.PublishEvent(ctx, pub, "p", &ptrEvent{})
-	require.ErrorContains(t, err, "AggregateType")
-	_, err = eventbus.PublishEvent(ctx, pub, "p", profileChanged{})
-	require.ErrorIs(t, err, eventbus.ErrNotRegistered)
+	ctx := aggregate.ContextWithMetadata(context.Background(), aggregate.Metadata{CorrelationID: "req-1", CausationID: "cmd-1"})
+	env := sampleEnvelope()
+	env.Metadata = aggregate.Metadata{CausationID: "own"}
+	require.NoError(t, pub.Publish(ctx, env))
+	unregistered := sampleEnvelope()
+	unregistered.Name, unregistered.Payload = "", profileChanged{}
+	require.ErrorIs(t, pub.Publish(ctx, unregistered), eventbus.ErrNotRegistered)
 
 	sub, err := tr.Subscriber("reader")
 	require.NoError(t, err)
@@ -360,11 +386,12 @@ func TestPublishEventStampsEnvelope(t *testing.T) {
 	require.NoError(t, err)
 	msg := <-ch
 	msg.Ack()
-	e, md, err := reg.Decode(msg)
+	got, err := reg.Decode(msg)
 	require.NoError(t, err)
-	require.Equal(t, userRegistered{Email: "x@example.com"}, e)
-	require.Equal(t, env.ID, md.EventID)
-	require.Equal(t, "req-1", md.CorrelationID)
+	require.Equal(t, env.Payload, got.Payload)
+	require.Equal(t, env.ID, got.ID)
+	require.Equal(t, "req-1", got.Metadata.CorrelationID, "filled from the context")
+	require.Equal(t, "own", got.Metadata.CausationID, "the envelope's own metadata wins")
 
 	cctx, cancel := context.WithCancel(ctx)
 	cancel()
@@ -372,10 +399,7 @@ func TestPublishEventStampsEnvelope(t *testing.T) {
 }
 
 func FuzzDecode(f *testing.F) {
-	reg, err := eventbus.NewRegistry(nil)
-	if err != nil {
-		f.Fatal(err)
-	}
+	reg := eventbus.NewRegistry(nil)
 	if err := eventbus.Register[profileChanged](reg, eventbus.Upcaster(1, upcastV1), eventbus.Upcaster(2, upcastV2)); err != nil {
 		f.Fatal(err)
 	}
@@ -390,13 +414,13 @@ func FuzzDecode(f *testing.F) {
 			eventbus.HeaderOccurredAt: occurred, eventbus.HeaderAggregateVersion: aggVersion,
 			eventbus.HeaderAggregateType: "user", eventbus.HeaderAggregateID: "u",
 		}
-		e, md, err := reg.Decode(m)
+		env, err := reg.Decode(m)
 		if err == nil {
-			if _, ok := e.(profileChanged); !ok {
-				t.Fatalf("decoded %T", e)
+			if _, ok := env.Payload.(profileChanged); !ok {
+				t.Fatalf("decoded %T", env.Payload)
 			}
-			if md.EventName != "auth.profile_changed" {
-				t.Fatalf("name %q", md.EventName)
+			if env.Name != "auth.profile_changed" {
+				t.Fatalf("name %q", env.Name)
 			}
 		} else if !errors.Is(err, eventbus.ErrDecode) && !errors.Is(err, eventbus.ErrUnknownEvent) {
 			t.Fatalf("unexpected error kind: %v", err)

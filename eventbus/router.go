@@ -122,7 +122,7 @@ func (c *RouterConfig) Validate() error {
 }
 
 // Router consumes events from a [Transport] and hands each to the handlers
-// registered with [Handle], [HandleTx] and [Saga]. It is built on
+// registered with [Handle], [HandleOnce] and [Saga]. It is built on
 // watermill's message.Router; every handler name is a consumer of its own
 // (a Kafka consumer group) with retry, dead-lettering, panic recovery and
 // the event's metadata in the context.
@@ -183,9 +183,6 @@ func NewRouter(transport Transport, reg *Registry, cfg *RouterConfig) (*Router, 
 	}, nil
 }
 
-// Registry returns the registry the router decodes with.
-func (r *Router) Registry() *Registry { return r.reg }
-
 // Run subscribes every handler and consumes until ctx ends or
 // [Router.Close] is called; it returns once the handlers have stopped. A
 // router runs once.
@@ -237,8 +234,9 @@ func DeadLetterTopic(topic string) HandlerOption {
 	return func(o *handlerOptions) { o.deadLetter = topic }
 }
 
-// handleFunc is the untyped form of a handler for one event type.
-type handleFunc func(ctx context.Context, e aggregate.Event, md Metadata) error
+// handleFunc is the untyped form of a handler for one event type: env
+// carries the decoded event as its payload.
+type handleFunc func(ctx context.Context, env aggregate.Envelope) error
 
 // entry is one event type of a consumer.
 type entry struct {
@@ -326,43 +324,36 @@ func (r *Router) add(name string, et *eventType, fn handleFunc, opts []HandlerOp
 
 // handle is the innermost watermill handler: decode, dispatch by name.
 func (c *consumer) handle(msg *message.Message) error {
-	md, err := readMetadata(msg)
-	md.Topic, md.Handler = c.topic, c.name
+	env, version, err := readEnvelope(msg)
 	if err != nil {
 		return err
 	}
-	en, ok := c.entries[md.EventName]
+	en, ok := c.entries[env.Name]
 	if !ok {
-		return c.notHandled(msg.Context(), md)
+		return notHandled(msg.Context(), c.r.reg, c.r.logger, c.r.cfg.UnknownEvents, c.r.cfg.SkipLogLevel, c.name, c.topic, env)
 	}
-	e, err := en.et.decodePayload(md, msg.Payload)
+	env.Payload, err = en.et.decodePayload(env.ID, version, msg.Payload)
 	if err != nil {
 		return err
 	}
-	ctx := aggregate.ContextWithMetadata(msg.Context(), md.causedMetadata())
-	return en.fn(ctx, e, md)
+	ctx := aggregate.ContextWithMetadata(msg.Context(), causedBy(env))
+	return en.fn(ctx, env)
 }
 
-// notHandled applies the unknown-event policy to an event this consumer
-// has no handler for.
-func (c *consumer) notHandled(ctx context.Context, md Metadata) error {
-	return notHandled(ctx, c.r.reg, c.r.logger, c.r.cfg.UnknownEvents, c.r.cfg.SkipLogLevel, md)
-}
-
-// notHandled applies policy to the event md that its consumer
-// (md.Handler) has no handler for: nil to acknowledge it, or a permanent
-// error to dead-letter it.
-func notHandled(ctx context.Context, reg *Registry, logger *slog.Logger, policy UnknownPolicy, skipLevel slog.Level, md Metadata) error {
+// notHandled applies policy to the event env that consumer handler of
+// topic has no handler for: nil to acknowledge it, or a permanent error
+// to dead-letter it.
+func notHandled(ctx context.Context, reg *Registry, logger *slog.Logger, policy UnknownPolicy, skipLevel slog.Level, handler, topic string, env aggregate.Envelope) error {
 	attrs := []slog.Attr{
-		slog.String("handler", md.Handler), slog.String("topic", md.Topic),
-		slog.String("event", md.EventName), slog.String("event_id", md.EventID),
+		slog.String("handler", handler), slog.String("topic", topic),
+		slog.String("event", env.Name), slog.String("event_id", env.ID),
 	}
-	if _, known := reg.lookupName(md.EventName); known {
+	if _, known := reg.lookupName(env.Name); known {
 		logger.LogAttrs(ctx, slog.LevelDebug, "eventbus: event not handled here, acknowledged", attrs...)
 		return nil
 	}
 	if policy == DeadLetterUnknown {
-		return Permanent(fmt.Errorf("%w %q (id %q)", ErrUnknownEvent, md.EventName, md.EventID))
+		return Permanent(fmt.Errorf("%w %q (id %q)", ErrUnknownEvent, env.Name, env.ID))
 	}
 	logger.LogAttrs(ctx, skipLevel, "eventbus: unknown event skipped", attrs...)
 	return nil

@@ -11,8 +11,8 @@ import (
 
 // Saga registers handler name on r that reacts to every event of type E by
 // dispatching a command on bus: command builds the command from the event
-// and [cqrs.Exec] runs it. The command's context carries the event's
-// correlation ID and, as causation ID, the event's ID
+// and its envelope, and [cqrs.Exec] runs it. The command's context
+// carries the event's correlation ID and, as causation ID, the event's ID
 // ([aggregate.ContextWithMetadata]); a repository stamps both on the
 // events the command's aggregate records, so the chain
 // event → command → event can be followed in logs and traces.
@@ -24,22 +24,22 @@ import (
 // [cqrs.ErrValidation]) is dead-lettered at once. Delivery is at least
 // once, so the command handler must tolerate seeing the same command
 // twice: make it idempotent, or check the aggregate's state first.
-func Saga[E aggregate.Event, C any](r *Router, name string, bus *cqrs.Bus, command func(ctx context.Context, event E, md Metadata) (C, error), opts ...HandlerOption) error {
+func Saga[E aggregate.Event, C any](r *Router, name string, bus *cqrs.Bus, command func(ctx context.Context, event E, env aggregate.Envelope) (C, error), opts ...HandlerOption) error {
 	if bus == nil {
 		return fmt.Errorf("eventbus: saga %q: nil cqrs.Bus", name)
 	}
 	if command == nil {
 		return fmt.Errorf("eventbus: saga %q: nil command function", name)
 	}
-	return Handle(r, name, func(ctx context.Context, e E, md Metadata) error {
-		cmd, err := command(ctx, e, md)
+	return Handle(r, name, func(ctx context.Context, e E, env aggregate.Envelope) error {
+		cmd, err := command(ctx, e, env)
 		if errors.Is(err, ErrSkip) {
 			return nil
 		}
 		if err != nil {
 			return err
 		}
-		ctx = aggregate.ContextWithMetadata(ctx, md.causedMetadata())
+		ctx = aggregate.ContextWithMetadata(ctx, causedBy(env))
 		if err := cqrs.Exec(ctx, bus, cmd); err != nil {
 			err = fmt.Errorf("eventbus: saga %q: %w", name, err)
 			if errors.Is(err, cqrs.ErrNoHandler) || errors.Is(err, cqrs.ErrResultType) || errors.Is(err, cqrs.ErrValidation) {

@@ -17,9 +17,10 @@ import (
 )
 
 // BatchConsumer is a Kafka consumer with an [eventbus.Inbox] that applies
-// a partition's events in batches: one PostgreSQL transaction, and one
-// inbox statement, for up to [eventbus.BatchConfig] MaxBatch events. It
-// gives the guarantees of [eventbus.HandleTx] — effects once per event,
+// a partition's events in batches: one [eventbus.Inbox.ProcessBatch] —
+// with the PostgreSQL inbox one transaction and one inbox statement — for
+// up to [eventbus.BatchConfig] MaxBatch events. It gives the guarantees
+// of [eventbus.HandleOnce] — effects once per event,
 // the events of one key in order, bounded retries and dead letters, panic
 // recovery — at a fraction of the database round trips. See "Batching
 // consumer" in the package documentation.
@@ -44,11 +45,12 @@ type BatchConsumer struct {
 // (sarama.Config.ChannelBufferSize) is raised to MaxBatch if it is
 // smaller, so that the next batch is fetched while one is processed.
 //
-// fn gets the batch's transaction: what it writes through tx commits with
-// the inbox rows of the whole batch. fn can run more than once for an
-// event (when another event of its batch fails, or on a retry); only the
-// effects of the run that committed remain.
-func NewBatchConsumer[E aggregate.Event](c *Client, reg *eventbus.Registry, inbox *eventbus.Inbox, name string, fn eventbus.TxHandlerFunc[E], cfg *eventbus.BatchConfig) (*BatchConsumer, error) {
+// fn's context carries the batch's transaction (with the PostgreSQL
+// inbox, a unit of work: postgres.TxFromContext returns it): what fn
+// writes in it commits with the inbox rows of the whole batch. fn can run
+// more than once for an event (when another event of its batch fails, or
+// on a retry); only the effects of the run that committed remain.
+func NewBatchConsumer[E aggregate.Event](c *Client, reg *eventbus.Registry, inbox eventbus.Inbox, name string, fn eventbus.HandlerFunc[E], cfg *eventbus.BatchConfig) (*BatchConsumer, error) {
 	var errs []error
 	var deadLetters message.Publisher
 	if c == nil {

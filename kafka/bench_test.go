@@ -12,8 +12,8 @@ import (
 	"github.com/IBM/sarama"
 	wmkafka "github.com/ThreeDotsLabs/watermill-kafka/v3/pkg/kafka"
 	"github.com/ThreeDotsLabs/watermill/message"
-	"github.com/jackc/pgx/v5"
 
+	"github.com/dddkit/dddkit/aggregate"
 	"github.com/dddkit/dddkit/eventbus"
 	"github.com/dddkit/dddkit/internal/testinfra"
 	"github.com/dddkit/dddkit/kafka"
@@ -75,7 +75,7 @@ func BenchmarkKafkaConsume(b *testing.B) {
 	b.Run("dddkit-handler", func(b *testing.B) {
 		benchConsume(b, func(b *testing.B, k *kafkaBundle, tick func()) func() {
 			r := k.router(b, nil)
-			if err := eventbus.Handle(r, "plain-"+k.topic, func(context.Context, orderPlaced, eventbus.Metadata) error {
+			if err := eventbus.Handle(r, "plain-"+k.topic, func(context.Context, orderPlaced, aggregate.Envelope) error {
 				tick()
 				return nil
 			}); err != nil {
@@ -88,7 +88,7 @@ func BenchmarkKafkaConsume(b *testing.B) {
 		benchConsume(b, func(b *testing.B, k *kafkaBundle, tick func()) func() {
 			pg := setupPG(b)
 			r := k.router(b, nil)
-			if err := eventbus.HandleTx(r, "inbox-"+k.topic, pg.inbox, func(context.Context, pgx.Tx, orderPlaced, eventbus.Metadata) error {
+			if err := eventbus.HandleOnce(r, "inbox-"+k.topic, pg.inbox, func(context.Context, orderPlaced, aggregate.Envelope) error {
 				tick()
 				return nil
 			}); err != nil {
@@ -100,7 +100,7 @@ func BenchmarkKafkaConsume(b *testing.B) {
 	b.Run("dddkit-batch-inbox", func(b *testing.B) {
 		benchConsume(b, func(b *testing.B, k *kafkaBundle, tick func()) func() {
 			pg := setupPG(b)
-			c, err := kafka.NewBatchConsumer(k.client, k.reg, pg.inbox, "batch-"+k.topic, func(context.Context, pgx.Tx, orderPlaced, eventbus.Metadata) error {
+			c, err := kafka.NewBatchConsumer(k.client, k.reg, pg.inbox, "batch-"+k.topic, func(context.Context, orderPlaced, aggregate.Envelope) error {
 				tick()
 				return nil
 			}, &eventbus.BatchConfig{Logger: testLogger(), DeadLetterTopic: k.deadLetter})

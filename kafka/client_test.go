@@ -33,8 +33,7 @@ func TestOneProducerForRelayPublisherAndDeadLetters(t *testing.T) {
 	// The outbox relay, with a registry of its own that sends every event
 	// to relayTopic.
 	require.NoError(t, postgres.Migrate(ctx, pool, nil))
-	relayReg, err := eventbus.NewRegistry(&eventbus.RegistryConfig{Topic: func(string) string { return relayTopic }})
-	require.NoError(t, err)
+	relayReg := eventbus.NewRegistry(&eventbus.RegistryConfig{Topic: func(string) string { return relayTopic }})
 	require.NoError(t, eventbus.Register[orderPlaced](relayReg, eventbus.AggregateType("order")))
 	box, err := postgres.NewOutbox(pool, relayReg, nil)
 	require.NoError(t, err)
@@ -56,14 +55,13 @@ func TestOneProducerForRelayPublisherAndDeadLetters(t *testing.T) {
 
 	// An eventbus.Publisher, and a Router whose handler refuses every
 	// event, so that it dead-letters what the publisher sent.
-	reg, err := eventbus.NewRegistry(&eventbus.RegistryConfig{Topic: func(string) string { return pubTopic }})
-	require.NoError(t, err)
+	reg := eventbus.NewRegistry(&eventbus.RegistryConfig{Topic: func(string) string { return pubTopic }})
 	require.NoError(t, eventbus.Register[orderPlaced](reg, eventbus.AggregateType("order")))
 	pub, err := eventbus.NewPublisher(client.Publisher(), reg)
 	require.NoError(t, err)
 	r, err := eventbus.NewRouter(client, reg, &eventbus.RouterConfig{Logger: testLogger(), DeadLetterTopic: deadLetters})
 	require.NoError(t, err)
-	require.NoError(t, eventbus.Handle(r, "refuse-"+testinfra.Suffix(), func(context.Context, orderPlaced, eventbus.Metadata) error {
+	require.NoError(t, eventbus.Handle(r, "refuse-"+testinfra.Suffix(), func(context.Context, orderPlaced, aggregate.Envelope) error {
 		return eventbus.Permanent(errors.New("refused"))
 	}))
 	dl := subscribeAll(t, client, deadLetters)

@@ -13,9 +13,9 @@
 //	client, err := kafka.NewClient(&kafka.Config{Brokers: []string{"kafka-1:9092"}, ClientID: "orders"})
 //	defer client.Close()
 //
-//	relay, err := outbox.NewRelay(pool, client.Publisher(), nil) // events saved with aggregates
-//	pub, err := eventbus.NewPublisher(client.Publisher(), reg)   // events published directly
-//	router, err := eventbus.NewRouter(client, reg, nil)          // consumers; dead letters
+//	relay, err := outbox.NewRelay(box, client.Publisher(), reg, nil) // events saved with aggregates
+//	pub, err := eventbus.NewPublisher(client.Publisher(), reg)       // events published directly
+//	router, err := eventbus.NewRouter(client, reg, nil)              // consumers; dead letters
 //
 // The relay, the publisher and the router's dead-letter path all publish
 // through the same producer ([Client.Publisher]): a process opens one
@@ -62,29 +62,32 @@
 //
 // # Batching consumer
 //
-// [eventbus.HandleTx] costs one PostgreSQL transaction per event, and a
+// [eventbus.HandleOnce] costs one PostgreSQL transaction per event, and a
 // Kafka partition's next event waits for it: a consumer with an inbox
 // takes a few thousand events per second, where decoding alone would
 // allow tens of thousands. A [BatchConsumer] applies a partition's events
 // in batches instead: it gathers up to MaxBatch messages (or what arrives
-// within MaxWait, see [eventbus.BatchConfig]), inserts their inbox rows
-// with one statement in one transaction, runs the handler for the events
-// whose rows are new, in offset order, with that transaction, commits and
-// then marks the batch's offsets:
+// within MaxWait, see [eventbus.BatchConfig]), and hands them to the
+// inbox's ProcessBatch: with the PostgreSQL inbox (postgres.NewInbox) it
+// inserts their inbox rows with one statement in one transaction, runs the
+// handler for the events whose rows are new, in offset order, in that
+// transaction, and commits; then the consumer marks the batch's offsets:
 //
+//	inbox, err := postgres.NewInbox(pool, nil)
 //	c, err := kafka.NewBatchConsumer(client, reg, inbox, "ledger",
-//		func(ctx context.Context, tx pgx.Tx, e OrderPlaced, md eventbus.Metadata) error {
-//			_, err := tx.Exec(ctx, `INSERT INTO ledger ...`, md.EventID, e.Amount)
+//		func(ctx context.Context, e OrderPlaced, env aggregate.Envelope) error {
+//			tx, _ := postgres.TxFromContext(ctx) // the batch's transaction
+//			_, err := tx.Exec(ctx, `INSERT INTO ledger ...`, env.ID, e.Amount)
 //			return err
 //		}, nil)
 //	err = c.Run(ctx)
 //
-// It keeps the guarantees of HandleTx. Effects happen once per event (the
+// It keeps the guarantees of HandleOnce. Effects happen once per event (the
 // inbox rows commit with them; a duplicate, in the batch or later, does
 // not run the handler). The events of one key are applied in order. When
 // anything in a batch fails — the handler returns an error or panics, the
 // database is away — the transaction rolls back and the batch is handled
-// again one event at a time exactly as HandleTx would: own transaction,
+// again one event at a time exactly as HandleOnce would: own transaction,
 // bounded retries with backoff, [eventbus.ErrUnavailable] waited out, and
 // the dead-letter topic for an event that keeps failing; messages that
 // cannot be decoded go to the dead-letter topic without holding up their

@@ -2,18 +2,18 @@ package kafka_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/require"
 
 	"github.com/dddkit/dddkit/aggregate"
 	"github.com/dddkit/dddkit/eventbus"
 	"github.com/dddkit/dddkit/internal/testinfra"
 	"github.com/dddkit/dddkit/outbox"
-	"github.com/dddkit/dddkit/repository"
+	"github.com/dddkit/dddkit/postgres"
 )
 
 // A small state-stored aggregate for the end-to-end test.
@@ -27,8 +27,7 @@ type accountOpened struct{ Owner string }
 func (accountOpened) EventName() string { return "bank.account_opened" }
 
 // moneyDeposited is at schema version 2 (version 1 called the field
-// "Cents"), so the test also sees the version header travel through the
-// outbox.
+// "Cents"), so the test also sees the version travel through the outbox.
 type moneyDeposited struct{ Amount int }
 
 func (moneyDeposited) EventName() string { return "bank.money_deposited" }
@@ -45,39 +44,61 @@ func (a *account) apply(e aggregate.Event) error {
 	return nil
 }
 
-func openAccount(id, owner string) (*account, error) {
+func openAccount(id, owner string, opts ...aggregate.Option) (*account, error) {
 	a := &account{}
-	a.Init(id, "account", a.apply)
+	a.Init(id, "account", a.apply, opts...)
 	return a, a.Record(accountOpened{Owner: owner})
 }
 
-// End to end: an aggregate saved through the PostgreSQL repository → outbox
-// (same transaction) → relay → Kafka → a handler with inbox, with the
-// correlation and causation IDs intact and the events of the aggregate in
-// order.
-func TestEndToEndRepositoryOutboxKafkaInbox(t *testing.T) {
+// End to end: an aggregate's state and its events written in one unit of
+// work (state row + outbox rows) → relay → Kafka → a handler with inbox,
+// with the correlation and causation IDs intact, the events of the
+// aggregate in order and the schema version carried along. One registry
+// serves the outbox, the relay's topics and the consumer.
+func TestEndToEndOutboxKafkaInbox(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	pg := setupPG(t)
 	topic := testinfra.Topic(t, 3)
 
-	// Producer side.
-	require.NoError(t, repository.Migrate(ctx, pg.pool, nil))
-	require.NoError(t, outbox.Migrate(ctx, pg.pool, nil))
-	store, err := outbox.NewStore(nil)
+	reg := eventbus.NewRegistry(&eventbus.RegistryConfig{Topic: func(string) string { return topic }})
+	require.NoError(t, eventbus.Register[accountOpened](reg, eventbus.AggregateType("account")))
+	// Version 1 called the amount "Cents". Were the version lost on the
+	// way, this upcaster would turn every deposit into 0, and the sum
+	// below would not be 15.
+	require.NoError(t, eventbus.Register[moneyDeposited](reg, eventbus.AggregateType("account"),
+		eventbus.Upcaster(1, func(p json.RawMessage) (json.RawMessage, error) {
+			var v1 struct{ Cents int }
+			if err := json.Unmarshal(p, &v1); err != nil {
+				return nil, err
+			}
+			return json.Marshal(moneyDeposited{Amount: v1.Cents})
+		})))
+
+	// Producer side: the account's state and its events in one unit of
+	// work.
+	_, err := pg.pool.Exec(ctx, `CREATE TABLE accounts (id text PRIMARY KEY, balance int NOT NULL)`)
 	require.NoError(t, err)
-	mapping := repository.JSON("account",
-		func(a *account) map[string]int { return map[string]int{"balance": a.balance} },
-		func(id string, s map[string]int) (*account, error) {
-			a := &account{balance: s["balance"]}
-			a.Init(id, "account", a.apply)
-			return a, nil
+	box, err := postgres.NewOutbox(pg.pool, reg, nil)
+	require.NoError(t, err)
+	uow, err := postgres.NewUnitOfWork(pg.pool)
+	require.NoError(t, err)
+	save := func(ctx context.Context, a *account) error {
+		err := uow.Do(ctx, func(ctx context.Context) error {
+			tx, _ := postgres.TxFromContext(ctx)
+			if _, err := tx.Exec(ctx, `INSERT INTO accounts (id, balance) VALUES ($1, $2)
+				ON CONFLICT (id) DO UPDATE SET balance = excluded.balance`, a.ID(), a.balance); err != nil {
+				return err
+			}
+			return box.Write(ctx, a.Changes()...)
 		})
-	repo, err := repository.NewPostgres(pg.pool, store, mapping, nil)
-	require.NoError(t, err)
+		if err == nil {
+			aggregate.MarkCommitted(a)
+		}
+		return err
+	}
 	client := newClient(t) // one producer for the relay and the router's dead letters
-	relay, err := outbox.NewRelay(pg.pool, client.Publisher(), &outbox.RelayConfig{
-		Topic:        func(aggregate.Envelope) string { return topic },
+	relay, err := outbox.NewRelay(box, client.Publisher(), reg, &outbox.RelayConfig{
 		PollInterval: 50 * time.Millisecond,
 		Logger:       testLogger(),
 	})
@@ -94,39 +115,41 @@ func TestEndToEndRepositoryOutboxKafkaInbox(t *testing.T) {
 
 	// Consumer side: one handler name for both event types, so it sees
 	// them in the order of the aggregate.
-	reg, err := eventbus.NewRegistry(&eventbus.RegistryConfig{Topic: func(string) string { return topic }})
-	require.NoError(t, err)
-	require.NoError(t, eventbus.Register[accountOpened](reg, eventbus.AggregateType("account")))
-	require.NoError(t, eventbus.Register[moneyDeposited](reg, eventbus.AggregateType("account")))
 	r, err := eventbus.NewRouter(client, reg, &eventbus.RouterConfig{Logger: testLogger(), DeadLetterTopic: testinfra.Topic(t, 1)})
 	require.NoError(t, err)
 	type seen struct {
-		md    eventbus.Metadata
+		env   aggregate.Envelope
 		ctxMD aggregate.Metadata
 	}
 	seenCh := make(chan seen, 10)
-	record := func(ctx context.Context, tx pgx.Tx, md eventbus.Metadata, amount int) error {
-		if _, err := tx.Exec(ctx, `INSERT INTO effects (event_id, aggregate_id, amount) VALUES ($1, $2, $3)`, md.EventID, md.AggregateID, amount); err != nil {
+	record := func(ctx context.Context, env aggregate.Envelope, amount int) error {
+		tx, ok := postgres.TxFromContext(ctx)
+		if !ok {
+			return errors.New("no transaction in the handler's context")
+		}
+		if _, err := tx.Exec(ctx, `INSERT INTO effects (event_id, aggregate_id, amount) VALUES ($1, $2, $3)`, env.ID, env.AggregateID, amount); err != nil {
 			return err
 		}
-		seenCh <- seen{md, aggregate.MetadataFromContext(ctx)}
+		seenCh <- seen{env, aggregate.MetadataFromContext(ctx)}
 		return nil
 	}
-	require.NoError(t, eventbus.HandleTx(r, "statements", pg.inbox, func(ctx context.Context, tx pgx.Tx, _ accountOpened, md eventbus.Metadata) error {
-		return record(ctx, tx, md, 0)
+	require.NoError(t, eventbus.HandleOnce(r, "statements", pg.inbox, func(ctx context.Context, _ accountOpened, env aggregate.Envelope) error {
+		return record(ctx, env, 0)
 	}))
-	require.NoError(t, eventbus.HandleTx(r, "statements", pg.inbox, func(ctx context.Context, tx pgx.Tx, e moneyDeposited, md eventbus.Metadata) error {
-		return record(ctx, tx, md, e.Amount)
+	require.NoError(t, eventbus.HandleOnce(r, "statements", pg.inbox, func(ctx context.Context, e moneyDeposited, env aggregate.Envelope) error {
+		return record(ctx, env, e.Amount)
 	}))
 	start(t, r)
 
 	// A request with a correlation ID: open, then deposit twice.
-	reqCtx := aggregate.ContextWithMetadata(ctx, aggregate.Metadata{CorrelationID: "req-42", CausationID: "cmd-7", Values: map[string]string{"tenant": "acme"}})
-	acct, err := openAccount("acc-"+testinfra.Suffix(), "ada")
+	reqMD := aggregate.Metadata{CorrelationID: "req-42", CausationID: "cmd-7", Values: map[string]string{"tenant": "acme"}}
+	reqCtx := aggregate.ContextWithMetadata(ctx, reqMD)
+	acct, err := openAccount("acc-"+testinfra.Suffix(), "ada", aggregate.WithMetadata(reqMD))
 	require.NoError(t, err)
-	require.NoError(t, repo.Save(reqCtx, acct))
+	require.NoError(t, save(reqCtx, acct))
 	for _, amount := range []int{10, 5} {
-		require.NoError(t, repo.Update(reqCtx, acct.ID(), func(a *account) error { return a.Record(moneyDeposited{Amount: amount}) }))
+		require.NoError(t, acct.Record(moneyDeposited{Amount: amount}))
+		require.NoError(t, save(reqCtx, acct))
 	}
 
 	var got []seen
@@ -140,16 +163,15 @@ func TestEndToEndRepositoryOutboxKafkaInbox(t *testing.T) {
 		}
 	}
 	for i, s := range got {
-		require.Equal(t, int64(i+1), s.md.AggregateVersion, "events of one aggregate in order")
-		require.Equal(t, acct.ID(), s.md.AggregateID)
-		require.Equal(t, "req-42", s.md.CorrelationID)
-		require.Equal(t, "cmd-7", s.md.CausationID)
-		require.Equal(t, "acme", s.md.Values["tenant"])
+		require.Equal(t, int64(i+1), s.env.Version, "events of one aggregate in order")
+		require.Equal(t, acct.ID(), s.env.AggregateID)
+		require.Equal(t, "req-42", s.env.Metadata.CorrelationID)
+		require.Equal(t, "cmd-7", s.env.Metadata.CausationID)
+		require.Equal(t, "acme", s.env.Metadata.Values["tenant"])
 		require.Equal(t, "req-42", s.ctxMD.CorrelationID, "the handler's context keeps the correlation")
-		require.Equal(t, s.md.EventID, s.ctxMD.CausationID, "and is caused by the event")
+		require.Equal(t, s.env.ID, s.ctxMD.CausationID, "and is caused by the event")
 	}
 	require.Equal(t, []string{"bank.account_opened", "bank.money_deposited", "bank.money_deposited"},
-		[]string{got[0].md.EventName, got[1].md.EventName, got[2].md.EventName})
-	require.Equal(t, []int{1, 2, 2}, []int{got[0].md.SchemaVersion, got[1].md.SchemaVersion, got[2].md.SchemaVersion})
+		[]string{got[0].env.Name, got[1].env.Name, got[2].env.Name})
 	require.Equal(t, 15, pg.count(t, `SELECT sum(amount) FROM effects WHERE aggregate_id = $1`, acct.ID()))
 }

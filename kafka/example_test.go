@@ -9,9 +9,9 @@ import (
 	"os/signal"
 
 	"github.com/IBM/sarama"
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/dddkit/dddkit/aggregate"
 	"github.com/dddkit/dddkit/eventbus"
 	"github.com/dddkit/dddkit/kafka"
 	"github.com/dddkit/dddkit/outbox"
@@ -53,7 +53,7 @@ func runAccounts(ctx context.Context) error {
 	}
 	defer client.Close() // closes the one producer
 
-	reg, _ := eventbus.NewRegistry(nil)
+	reg := eventbus.NewRegistry(nil)
 	_ = eventbus.Register[UserRegistered](reg, eventbus.AggregateType("user"))
 
 	box, err := postgres.NewOutbox(pool, reg, nil)
@@ -70,7 +70,7 @@ func runAccounts(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	err = eventbus.Handle(router, "welcome-mail", func(_ context.Context, e UserRegistered, _ eventbus.Metadata) error {
+	err = eventbus.Handle(router, "welcome-mail", func(_ context.Context, e UserRegistered, _ aggregate.Envelope) error {
 		log.Printf("welcome %s", e.Email)
 		return nil
 	})
@@ -81,7 +81,7 @@ func runAccounts(ctx context.Context) error {
 }
 
 // A BatchConsumer applies a partition's events in batches, one transaction
-// (and one inbox statement) per batch, with the guarantees of HandleTx.
+// (and one inbox statement) per batch, with the guarantees of HandleOnce.
 func ExampleNewBatchConsumer() {
 	ctx := context.Background()
 	pool, err := pgxpool.New(ctx, "postgres://localhost/app")
@@ -90,13 +90,13 @@ func ExampleNewBatchConsumer() {
 		return
 	}
 	defer pool.Close()
-	inbox, _ := eventbus.NewInbox(pool, nil)
-	if err := inbox.Migrate(ctx); err != nil {
+	if err := postgres.Migrate(ctx, pool, nil); err != nil { // the inbox table among them
 		fmt.Println(err)
 		return
 	}
+	inbox, _ := postgres.NewInbox(pool, nil)
 
-	reg, _ := eventbus.NewRegistry(nil)
+	reg := eventbus.NewRegistry(nil)
 	_ = eventbus.Register[UserRegistered](reg, eventbus.AggregateType("user"))
 	client, err := kafka.NewClient(&kafka.Config{Brokers: []string{"localhost:9092"}})
 	if err != nil {
@@ -105,8 +105,9 @@ func ExampleNewBatchConsumer() {
 	}
 	defer client.Close()
 	c, err := kafka.NewBatchConsumer(client, reg, inbox, "user-directory",
-		func(ctx context.Context, tx pgx.Tx, e UserRegistered, md eventbus.Metadata) error {
-			_, err := tx.Exec(ctx, `INSERT INTO user_directory (email, registered_at) VALUES ($1, $2)`, e.Email, md.OccurredAt)
+		func(ctx context.Context, e UserRegistered, env aggregate.Envelope) error {
+			tx, _ := postgres.TxFromContext(ctx) // the batch's transaction
+			_, err := tx.Exec(ctx, `INSERT INTO user_directory (email, registered_at) VALUES ($1, $2)`, e.Email, env.OccurredAt)
 			return err
 		}, &eventbus.BatchConfig{MaxBatch: 1000})
 	if err != nil {

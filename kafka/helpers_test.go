@@ -2,6 +2,7 @@ package kafka_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"sync/atomic"
@@ -9,7 +10,6 @@ import (
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
 
@@ -17,6 +17,7 @@ import (
 	"github.com/dddkit/dddkit/eventbus"
 	"github.com/dddkit/dddkit/internal/testinfra"
 	"github.com/dddkit/dddkit/kafka"
+	"github.com/dddkit/dddkit/postgres"
 	"github.com/dddkit/dddkit/retry"
 )
 
@@ -27,23 +28,30 @@ type orderPlaced struct {
 
 func (orderPlaced) EventName() string { return "shop.order_placed" }
 
-// pgBundle is a schema of the test's own with a migrated inbox and an
-// effects table that handlers write to.
+// pgBundle is a schema of the test's own with the dddkit tables migrated
+// and an effects table that handlers write to.
 type pgBundle struct {
 	pool  *pgxpool.Pool
-	inbox *eventbus.Inbox
+	inbox *postgres.Inbox
 }
 
 func setupPG(t testing.TB) *pgBundle {
 	t.Helper()
 	pool := testinfra.Pool(t)
 	ctx := context.Background()
-	inbox, err := eventbus.NewInbox(pool, &eventbus.InboxConfig{Logger: testLogger()})
+	require.NoError(t, postgres.Migrate(ctx, pool, nil))
+	inbox, err := postgres.NewInbox(pool, &postgres.InboxConfig{Logger: testLogger()})
 	require.NoError(t, err)
-	require.NoError(t, inbox.Migrate(ctx))
 	_, err = pool.Exec(ctx, `CREATE TABLE effects (event_id text NOT NULL, aggregate_id text NOT NULL, amount int NOT NULL)`)
 	require.NoError(t, err)
 	return &pgBundle{pool: pool, inbox: inbox}
+}
+
+// processed reports whether the inbox holds the row of event id for
+// handler.
+func (b *pgBundle) processed(t testing.TB, handler, id string) bool {
+	t.Helper()
+	return b.count(t, `SELECT count(*) FROM `+postgres.DefaultInboxTable+` WHERE handler = $1 AND event_id = $2`, handler, id) == 1
 }
 
 func (b *pgBundle) count(t testing.TB, query string, args ...any) int {
@@ -66,10 +74,10 @@ func setupKafka(t testing.TB, partitions int32) *kafkaBundle {
 	t.Helper()
 	b := &kafkaBundle{topic: testinfra.Topic(t, partitions), deadLetter: testinfra.Topic(t, 1)}
 	b.client = newClient(t)
-	reg, err := eventbus.NewRegistry(&eventbus.RegistryConfig{Topic: func(string) string { return b.topic }})
-	require.NoError(t, err)
+	reg := eventbus.NewRegistry(&eventbus.RegistryConfig{Topic: func(string) string { return b.topic }})
 	require.NoError(t, eventbus.Register[orderPlaced](reg, eventbus.AggregateType("order")))
 	b.reg = reg
+	var err error
 	b.pub, err = eventbus.NewPublisher(b.client.Publisher(), reg)
 	require.NoError(t, err)
 	return b
@@ -131,11 +139,16 @@ func order(aggID string, amount int) aggregate.Envelope {
 	}
 }
 
-// applyOrder is the handler under test: one effect row per event.
-func applyOrder(calls *atomic.Int64) eventbus.TxHandlerFunc[orderPlaced] {
-	return func(ctx context.Context, tx pgx.Tx, e orderPlaced, md eventbus.Metadata) error {
+// applyOrder is the handler under test: one effect row per event,
+// written in the inbox's transaction.
+func applyOrder(calls *atomic.Int64) eventbus.HandlerFunc[orderPlaced] {
+	return func(ctx context.Context, e orderPlaced, env aggregate.Envelope) error {
 		calls.Add(1)
-		_, err := tx.Exec(ctx, `INSERT INTO effects (event_id, aggregate_id, amount) VALUES ($1, $2, $3)`, md.EventID, md.AggregateID, e.Amount)
+		tx, ok := postgres.TxFromContext(ctx)
+		if !ok {
+			return errors.New("the handler's context carries no transaction")
+		}
+		_, err := tx.Exec(ctx, `INSERT INTO effects (event_id, aggregate_id, amount) VALUES ($1, $2, $3)`, env.ID, env.AggregateID, e.Amount)
 		return err
 	}
 }

@@ -42,14 +42,15 @@
 //
 // The relay reads up to [RelayConfig].BatchSize events at a time and
 // publishes each topic's share of a batch in one Publish call. Every
-// message carries the event ID as its UUID, the payload as it was encoded
-// at write time, and the headers [HeaderEventID], [HeaderEventName],
-// [HeaderAggregateType], [HeaderAggregateID], [HeaderAggregateVersion],
-// [HeaderOccurredAt], [HeaderCorrelationID], [HeaderCausationID],
-// [HeaderTraceParent] (when set), [HeaderContentType], [HeaderEventVersion]
-// (the payload's schema version) and one [HeaderMetaPrefix] header per
-// metadata value. A publisher that implements [ContextPublisher] (the
-// kafka package's does) can be interrupted when Run stops.
+// message is the event in dddkit's one wire contract, the one the
+// consumers of package eventbus read: the event ID as its UUID, the
+// payload as it was encoded at write time, and the headers named by
+// [github.com/dddkit/dddkit/eventbus.HeaderEventID] and the other
+// eventbus Header constants (event name and schema version, aggregate
+// type, ID and version, occurred-at, correlation and causation IDs, trace
+// parent, one header per metadata value). A publisher that implements
+// [ContextPublisher] (the kafka package's does) can be interrupted when
+// Run stops.
 //
 // A Source that notifies (both Memory and the PostgreSQL outbox do) wakes
 // the leading relay as soon as events are written; the relay also polls

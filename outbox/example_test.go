@@ -30,7 +30,7 @@ func Example() {
 
 	// The service's one registry: it encodes the events and names their
 	// topic ("user" → "user.events"), for the relay and the consumers.
-	reg, _ := eventbus.NewRegistry(nil)
+	reg := eventbus.NewRegistry(nil)
 	_ = eventbus.Register[UserRegistered](reg, eventbus.AggregateType("user"))
 	_ = eventbus.Register[EmailVerified](reg, eventbus.AggregateType("user"))
 	box, _ := outbox.NewMemory(reg)
@@ -50,8 +50,8 @@ func Example() {
 	msgs, _ := bus.Subscribe(ctx, reg.Topic("user"))
 	go func() {
 		for m := range msgs {
-			fmt.Println(m.Metadata.Get(outbox.HeaderAggregateID), m.Metadata.Get(outbox.HeaderAggregateVersion),
-				m.Metadata.Get(outbox.HeaderEventName), m.Metadata.Get(outbox.HeaderCorrelationID), string(m.Payload))
+			fmt.Println(m.Metadata.Get(eventbus.HeaderAggregateID), m.Metadata.Get(eventbus.HeaderAggregateVersion),
+				m.Metadata.Get(eventbus.HeaderEventName), m.Metadata.Get(eventbus.HeaderCorrelationID), string(m.Payload))
 			m.Ack()
 		}
 	}()
@@ -74,12 +74,12 @@ type flakyPublisher struct {
 
 func (p *flakyPublisher) Publish(_ string, msgs ...*message.Message) error {
 	for _, m := range msgs {
-		if m.Metadata.Get(outbox.HeaderAggregateID) == p.down {
+		if m.Metadata.Get(eventbus.HeaderAggregateID) == p.down {
 			return errors.New("message too large")
 		}
 	}
 	for _, m := range msgs {
-		p.sent = append(p.sent, m.Metadata.Get(outbox.HeaderAggregateID)+" v"+m.Metadata.Get(outbox.HeaderAggregateVersion))
+		p.sent = append(p.sent, m.Metadata.Get(eventbus.HeaderAggregateID)+" v"+m.Metadata.Get(eventbus.HeaderAggregateVersion))
 	}
 	return nil
 }
@@ -91,7 +91,7 @@ func (p *flakyPublisher) Close() error { return nil }
 // cause is fixed, the operator's retry publishes them in order.
 func ExampleMemory_RetryFailed() {
 	ctx := context.Background()
-	reg, _ := eventbus.NewRegistry(nil)
+	reg := eventbus.NewRegistry(nil)
 	_ = eventbus.Register[UserRegistered](reg, eventbus.AggregateType("user"))
 	_ = eventbus.Register[EmailVerified](reg, eventbus.AggregateType("user"))
 	box, _ := outbox.NewMemory(reg)

@@ -22,8 +22,7 @@ import (
 func TestMemorySuite(t *testing.T) {
 	t.Parallel()
 	outboxtest.Run(t, func(t *testing.T) *outboxtest.Harness {
-		reg, err := eventbus.NewRegistry(nil)
-		require.NoError(t, err)
+		reg := eventbus.NewRegistry(nil)
 		m, err := outbox.NewMemory(reg)
 		require.NoError(t, err)
 		return &outboxtest.Harness{
@@ -56,8 +55,7 @@ func envelope(agg string, v int64) aggregate.Envelope {
 
 func newMemory(t *testing.T) (*outbox.Memory, *eventbus.Registry) {
 	t.Helper()
-	reg, err := eventbus.NewRegistry(nil)
-	require.NoError(t, err)
+	reg := eventbus.NewRegistry(nil)
 	require.NoError(t, eventbus.Register[itemAdded](reg, eventbus.AggregateType("cart")))
 	m, err := outbox.NewMemory(reg)
 	require.NoError(t, err)
@@ -166,7 +164,7 @@ func TestMemoryFailedAndRetryFailed(t *testing.T) {
 	m, reg := newMemory(t)
 	rec := &outboxtest.Recorder{}
 	rec.Refuse(func(_ string, msg *message.Message) error {
-		if msg.Metadata.Get(outbox.HeaderAggregateID) == "a" {
+		if msg.Metadata.Get(eventbus.HeaderAggregateID) == "a" {
 			return outbox.ErrInvalidEvent // any error
 		}
 		return nil

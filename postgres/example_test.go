@@ -16,9 +16,12 @@ import (
 	"github.com/dddkit/dddkit/postgres"
 )
 
-type AccountOpened struct{ Email string }
+type InvoiceIssued struct {
+	Customer string
+	Cents    int64
+}
 
-func (AccountOpened) EventName() string { return "accounts.opened" }
+func (InvoiceIssued) EventName() string { return "billing.invoice_issued" }
 
 // Production wiring of the outbox: events written in the unit of work
 // that changes the state, relayed to Kafka by the producer of the
@@ -44,11 +47,8 @@ func runOutboxRelay(ctx context.Context) error {
 	}
 
 	// The service's one registry encodes the events and names their topic.
-	reg, err := eventbus.NewRegistry(nil)
-	if err != nil {
-		return err
-	}
-	if err := eventbus.Register[AccountOpened](reg, eventbus.AggregateType("account")); err != nil {
+	reg := eventbus.NewRegistry(nil)
+	if err := eventbus.Register[InvoiceIssued](reg, eventbus.AggregateType("invoice")); err != nil {
 		return err
 	}
 	box, err := postgres.NewOutbox(pool, reg, nil)
@@ -63,11 +63,11 @@ func runOutboxRelay(ctx context.Context) error {
 	}
 	err = uow.Do(ctx, func(ctx context.Context) error {
 		tx, _ := postgres.TxFromContext(ctx)
-		if _, err := tx.Exec(ctx, `UPDATE accounts SET status = 'open' WHERE id = $1`, "a-1"); err != nil {
+		if _, err := tx.Exec(ctx, `UPDATE invoices SET status = 'issued' WHERE id = $1`, "inv-1"); err != nil {
 			return err
 		}
-		return box.Write(ctx, aggregate.Envelope{ID: "0190c5a2-7d1e-7c4f-9a53-1f0a5e3c8b21", Name: "accounts.opened",
-			AggregateType: "account", AggregateID: "a-1", Version: 1, Payload: AccountOpened{Email: "ada@example.com"}})
+		return box.Write(ctx, aggregate.Envelope{ID: "0190c5a2-7d1e-7c4f-9a53-1f0a5e3c8b21", Name: "billing.invoice_issued",
+			AggregateType: "invoice", AggregateID: "inv-1", Version: 1, Payload: InvoiceIssued{Customer: "ada@example.com", Cents: 2500}})
 	})
 	if err != nil {
 		return err
@@ -100,7 +100,7 @@ func ExampleOutbox_Retry() {
 		return
 	}
 	defer pool.Close()
-	reg, _ := eventbus.NewRegistry(nil)
+	reg := eventbus.NewRegistry(nil)
 	box, err := postgres.NewOutbox(pool, reg, nil)
 	if err != nil {
 		log.Print(err)

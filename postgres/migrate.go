@@ -259,6 +259,7 @@ CREATE TABLE IF NOT EXISTS ` + events + ` (
 	version     bigint      NOT NULL CHECK (version > 0),
 	event_id    text        NOT NULL,
 	name        text        NOT NULL,
+	event_version integer   NOT NULL DEFAULT 1,
 	payload     jsonb       NOT NULL,
 	metadata    jsonb,
 	occurred_at timestamptz NOT NULL,
@@ -266,6 +267,8 @@ CREATE TABLE IF NOT EXISTS ` + events + ` (
 	PRIMARY KEY (type, id, version),
 	CONSTRAINT ` + ident(n.t.Events+"_event_id_key") + ` UNIQUE (event_id)
 );
+-- A table created by an older dddkit lacks the schema version of the payloads.
+ALTER TABLE ` + events + ` ADD COLUMN IF NOT EXISTS event_version integer NOT NULL DEFAULT 1;
 COMMENT ON TABLE ` + events + ` IS 'dddkit event store: the events of event-sourced aggregates, in version order';
 `
 }

@@ -178,14 +178,23 @@ func (o *Outbox) Write(ctx context.Context, events ...aggregate.Envelope) error 
 	if len(events) == 0 {
 		return nil
 	}
-	rows, err := outbox.Encode(o.reg, events...)
+	rows, err := o.encode(events)
 	if err != nil {
 		return err
 	}
 	return o.write(ctx, querier(ctx, o.db), rows)
 }
 
+// encode checks and encodes events before anything is written, so that
+// an unregistered event fails a save before a statement runs.
+func (o *Outbox) encode(events []aggregate.Envelope) ([]outbox.Pending, error) {
+	return outbox.Encode(o.reg, events...)
+}
+
 func (o *Outbox) write(ctx context.Context, q DB, rows []outbox.Pending) error {
+	if len(rows) == 0 {
+		return nil
+	}
 	headersOf := func(md aggregate.Metadata) (*string, error) {
 		h := wire.MetadataHeaders(md)
 		if h == nil {

@@ -32,8 +32,7 @@ func TestOutboxSuite(t *testing.T) {
 	outboxtest.Run(t, func(t *testing.T) *outboxtest.Harness {
 		pool, _ := testinfra.Schema(t)
 		require.NoError(t, postgres.Migrate(context.Background(), pool, nil))
-		reg, err := eventbus.NewRegistry(nil)
-		require.NoError(t, err)
+		reg := eventbus.NewRegistry(nil)
 		cfg := &postgres.OutboxConfig{LeaderPollInterval: 50 * time.Millisecond}
 		open := func(t *testing.T) outbox.Source {
 			ob, err := postgres.NewOutbox(pool, reg, cfg)
@@ -100,8 +99,7 @@ func cartHistory(aggregates, versions int) []aggregate.Envelope {
 // rule is topic (nil: the default, "cart.events").
 func newCartRegistry(t testing.TB, topic eventbus.TopicFunc) *eventbus.Registry {
 	t.Helper()
-	reg, err := eventbus.NewRegistry(&eventbus.RegistryConfig{Topic: topic})
-	require.NoError(t, err)
+	reg := eventbus.NewRegistry(&eventbus.RegistryConfig{Topic: topic})
 	require.NoError(t, eventbus.Register[cartItemAdded](reg, eventbus.AggregateType("cart")))
 	require.NoError(t, eventbus.Register[cartItemRemoved](reg, eventbus.AggregateType("cart")))
 	return reg
@@ -369,7 +367,7 @@ func TestOutboxOperatorAPI(t *testing.T) {
 
 	// Two events fail for good; k2 v2 waits behind k2 v1.
 	rec.Refuse(func(_ string, m *message.Message) error {
-		if id := m.Metadata.Get(outbox.HeaderAggregateID); id == "k2" || id == "k3" {
+		if id := m.Metadata.Get(eventbus.HeaderAggregateID); id == "k2" || id == "k3" {
 			return errors.New("poison " + id)
 		}
 		return nil
@@ -416,7 +414,7 @@ func TestOutboxOperatorAPI(t *testing.T) {
 
 	var sent []string
 	for _, m := range rec.Messages() {
-		sent = append(sent, m.Metadata.Get(outbox.HeaderAggregateID)+" v"+m.Metadata.Get(outbox.HeaderAggregateVersion))
+		sent = append(sent, m.Metadata.Get(eventbus.HeaderAggregateID)+" v"+m.Metadata.Get(eventbus.HeaderAggregateVersion))
 	}
 	require.Equal(t, []string{"k1 v1", "k1 v2", "k2 v2", "k3 v1"}, sent)
 	st, err = b.ob.Stats(ctx)

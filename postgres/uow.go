@@ -6,6 +6,8 @@ import (
 	"fmt"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/dddkit/dddkit/aggregate"
 )
 
 // ErrRollbackOnly is returned by the outermost [UnitOfWork.Do] when a
@@ -91,6 +93,9 @@ func run(ctx context.Context, db DB, fn func(ctx context.Context) error) error {
 	}
 	un.done = true
 	if err := tx.Commit(ctx); err != nil {
+		if isSerializationFailure(err) {
+			return fmt.Errorf("postgres: commit: %w: %w", aggregate.ErrConcurrencyConflict, err)
+		}
 		return fmt.Errorf("postgres: commit: %w", err)
 	}
 	for _, f := range un.afterCommit {

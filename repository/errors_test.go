@@ -10,7 +10,6 @@ import (
 
 	"github.com/dddkit/dddkit/aggregate"
 	"github.com/dddkit/dddkit/cqrs"
-	"github.com/dddkit/dddkit/outbox"
 	"github.com/dddkit/dddkit/repository"
 	"github.com/dddkit/dddkit/repository/repositorytest"
 )
@@ -24,7 +23,7 @@ type createCounter struct{ ID, Name string }
 func TestErrorsLeaveKeyValuesOut(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
-	repo, err := repository.NewMemory(outbox.NewMemory(), repositorytest.Mapping(), nil)
+	repo, err := repository.NewMemory(memOutbox(t), repositorytest.Mapping(), nil)
 	require.NoError(t, err)
 
 	var buf bytes.Buffer

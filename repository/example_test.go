@@ -6,10 +6,8 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgxpool"
-
 	"github.com/dddkit/dddkit/aggregate"
+	"github.com/dddkit/dddkit/eventbus"
 	"github.com/dddkit/dddkit/outbox"
 	"github.com/dddkit/dddkit/repository"
 	"github.com/dddkit/dddkit/retry"
@@ -65,6 +63,17 @@ type userRow struct {
 	Verified bool   `json:"verified"`
 }
 
+// newOutbox returns an in-memory outbox whose registry knows the User
+// events: a service registers each event type once, and the outbox, the
+// event store and the consumers all use that one registry.
+func newOutbox() *outbox.Memory {
+	reg := eventbus.NewRegistry(nil)
+	_ = eventbus.Register[UserRegistered](reg, eventbus.AggregateType("user"))
+	_ = eventbus.Register[UserVerified](reg, eventbus.AggregateType("user"))
+	ob, _ := outbox.NewMemory(reg)
+	return ob
+}
+
 // userMapping is all the storage code the User aggregate needs.
 func userMapping() repository.Mapping[*User] {
 	m := repository.JSON("user",
@@ -82,7 +91,7 @@ func userMapping() repository.Mapping[*User] {
 // load by a unique key, and the events that reach the outbox.
 func Example() {
 	ctx := context.Background()
-	events := outbox.NewMemory()
+	events := newOutbox()
 	users, err := repository.NewMemory(events, userMapping(), nil)
 	if err != nil {
 		fmt.Println(err)
@@ -121,7 +130,7 @@ func Example() {
 // writes nothing.
 func Example_concurrencyConflict() {
 	ctx := context.Background()
-	users, _ := repository.NewMemory(outbox.NewMemory(), userMapping(), nil)
+	users, _ := repository.NewMemory(newOutbox(), userMapping(), nil)
 	u, _ := RegisterUser("u1", "ada@example.com")
 	_ = users.Save(ctx, u)
 
@@ -147,7 +156,7 @@ func Example_concurrencyConflict() {
 // attempt loads the aggregate afresh and runs the function again.
 func ExampleMemory_Update_retry() {
 	ctx := context.Background()
-	users, _ := repository.NewMemory(outbox.NewMemory(), userMapping(), &repository.MemoryConfig{
+	users, _ := repository.NewMemory(newOutbox(), userMapping(), &repository.MemoryConfig{
 		Retry: &retry.Policy{MaxAttempts: 3, BaseDelay: time.Millisecond},
 	})
 	u, _ := RegisterUser("u1", "ada@example.com")
@@ -166,54 +175,4 @@ func ExampleMemory_Update_retry() {
 	})
 	fmt.Println("attempts:", attempts, "error:", err)
 	// Output: attempts: 2 error: user is already verified
-}
-
-// The PostgreSQL adapter at start-up, and two aggregates saved in one
-// transaction. (Not run: it needs a database.)
-func Example_postgres() {
-	ctx := context.Background()
-	pool, err := pgxpool.New(ctx, "postgres://localhost/app")
-	if err != nil {
-		fmt.Println(err)
-		return
-	}
-	defer pool.Close()
-	users, err := newUserRepository(ctx, pool)
-	if err != nil {
-		fmt.Println(err)
-		return
-	}
-
-	// One aggregate, one transaction: state row + outbox rows.
-	if err := users.Update(ctx, "u1", (*User).Verify); err != nil {
-		fmt.Println(err)
-	}
-
-	// Several aggregates (or other writes) in one transaction; both are
-	// marked committed once it commits.
-	a, _ := RegisterUser("u2", "grace@example.com")
-	b, _ := RegisterUser("u3", "alan@example.com")
-	err = repository.Transact(ctx, pool, func(ctx context.Context, tx pgx.Tx) error {
-		if err := users.SaveTx(ctx, tx, a); err != nil {
-			return err
-		}
-		return users.SaveTx(ctx, tx, b)
-	})
-	fmt.Println(err)
-}
-
-func newUserRepository(ctx context.Context, pool *pgxpool.Pool) (*repository.Postgres[*User], error) {
-	if err := outbox.Migrate(ctx, pool, nil); err != nil {
-		return nil, err
-	}
-	if err := repository.Migrate(ctx, pool, nil); err != nil {
-		return nil, err
-	}
-	store, err := outbox.NewStore(nil)
-	if err != nil {
-		return nil, err
-	}
-	return repository.NewPostgres(pool, store, userMapping(), &repository.PostgresConfig[*User]{
-		Retry: &retry.Policy{MaxAttempts: 3},
-	})
 }

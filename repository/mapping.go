@@ -3,9 +3,10 @@ package repository
 import (
 	"encoding/json"
 	"errors"
-	"fmt"
+	"slices"
 
 	"github.com/dddkit/dddkit/aggregate"
+	"github.com/dddkit/dddkit/internal/aggstore"
 )
 
 // Mapping is the explicit code that turns an aggregate of type A into
@@ -86,8 +87,8 @@ func JSON[A aggregate.Aggregate, S any](aggregateType string, snapshot func(A) S
 	return m
 }
 
-// validate reports every missing required field at once.
-func (m *Mapping[A]) validate() error {
+// Validate reports every missing field at once. The adapters call it.
+func (m *Mapping[A]) Validate() error {
 	var errs []error
 	if m.Type == "" {
 		errs = append(errs, errors.New("repository: Mapping.Type is empty"))
@@ -101,39 +102,27 @@ func (m *Mapping[A]) validate() error {
 	return errors.Join(errs...)
 }
 
-// encode runs Encode with the repository's error context.
-func (m *Mapping[A]) encode(root *aggregate.Root, a A) ([]byte, error) {
-	state, err := m.Encode(a)
-	if err != nil {
-		return nil, fmt.Errorf("repository: encode %s %s: %w", m.Type, root.ID(), err)
+// KeysOf returns the unique keys of a (Mapping.Keys), without empty
+// values and duplicates. The adapters call it.
+func (m *Mapping[A]) KeysOf(a A) []Key {
+	if m.Keys == nil {
+		return nil
 	}
-	if !json.Valid(state) {
-		return nil, fmt.Errorf("repository: encode %s %s: Mapping.Encode returned no valid JSON document", m.Type, root.ID())
+	keys := m.Keys(a)
+	out := keys[:0:0]
+	for _, k := range keys {
+		if k.Value == "" || slices.Contains(out, k) {
+			continue
+		}
+		out = append(out, k)
 	}
-	return state, nil
+	return out
 }
 
-// decode rebuilds the aggregate from a stored row and restores its
-// version, applying opts to its root; it checks that Decode kept its side
-// of the contract.
+func (m *Mapping[A]) encode(root *aggregate.Root, a A) ([]byte, error) {
+	return aggstore.EncodeState(m.Type, root.ID(), m.Encode, a)
+}
+
 func (m *Mapping[A]) decode(id string, version int64, state []byte, opts ...aggregate.Option) (A, error) {
-	var zero A
-	a, err := m.Decode(id, state)
-	if err != nil {
-		return zero, fmt.Errorf("repository: decode %s %s: %w", m.Type, id, err)
-	}
-	root, err := rootOf(a)
-	if err != nil {
-		return zero, fmt.Errorf("repository: decode %s %s: Mapping.Decode returned a nil aggregate", m.Type, id)
-	}
-	if root.ID() != id || root.Type() != m.Type {
-		return zero, fmt.Errorf("repository: decode %s %s: Mapping.Decode returned an aggregate with id %q and type %q (call Init with the stored ID and type)", m.Type, id, root.ID(), root.Type())
-	}
-	if root.HasChanges() {
-		return zero, fmt.Errorf("repository: decode %s %s: Mapping.Decode returned an aggregate with uncommitted events", m.Type, id)
-	}
-	if err := aggregate.Restore(root, version, opts...); err != nil {
-		return zero, fmt.Errorf("repository: decode %s %s: %w", m.Type, id, err)
-	}
-	return a, nil
+	return aggstore.DecodeState(m.Type, id, version, state, m.Decode, opts)
 }

@@ -8,6 +8,7 @@ import (
 	"sync"
 
 	"github.com/dddkit/dddkit/aggregate"
+	"github.com/dddkit/dddkit/internal/aggstore"
 	"github.com/dddkit/dddkit/retry"
 )
 
@@ -50,7 +51,7 @@ type MemoryConfig struct {
 type Memory[A aggregate.Aggregate] struct {
 	mapping Mapping[A]
 	sink    EventSink
-	retry   retryPolicy
+	retry   aggstore.Retry
 	options []aggregate.Option
 
 	mu   sync.RWMutex
@@ -75,8 +76,8 @@ func NewMemory[A aggregate.Aggregate](sink EventSink, mapping Mapping[A], cfg *M
 	if sink == nil {
 		errs = append(errs, errors.New("repository: NewMemory: sink is nil"))
 	}
-	errs = append(errs, mapping.validate())
-	rp, err := newRetryPolicy(cfg.Retry, "MemoryConfig.Retry")
+	errs = append(errs, mapping.Validate())
+	rp, err := aggstore.NewRetry(cfg.Retry, "MemoryConfig.Retry")
 	errs = append(errs, err)
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
@@ -140,7 +141,7 @@ func (r *Memory[A]) LoadByKey(ctx context.Context, name, value string) (A, error
 }
 
 func (r *Memory[A]) decode(ctx context.Context, id string, version int64, state []byte) (A, error) {
-	return r.mapping.decode(id, version, state, loadOptions(ctx, r.options)...)
+	return r.mapping.decode(id, version, state, aggstore.LoadOptions(ctx, r.options)...)
 }
 
 // Save stores a's state and appends its uncommitted events to the sink, if
@@ -152,7 +153,7 @@ func (r *Memory[A]) decode(ctx context.Context, id string, version int64, state 
 // metadata get it from ctx. An aggregate without uncommitted events is not
 // written at all (its state changes only through events).
 func (r *Memory[A]) Save(ctx context.Context, a A) error {
-	root, err := checkSave(a, r.mapping.Type)
+	root, err := aggstore.CheckSave(a, r.mapping.Type)
 	if err != nil {
 		return err
 	}
@@ -166,8 +167,8 @@ func (r *Memory[A]) Save(ctx context.Context, a A) error {
 	if err != nil {
 		return err
 	}
-	keys := r.mapping.keysOf(a)
-	events := pendingEvents(ctx, root)
+	keys := r.mapping.KeysOf(a)
+	events := aggstore.PendingEvents(ctx, root)
 	id, expected := root.ID(), root.CommittedVersion()
 
 	r.mu.Lock()
@@ -216,7 +217,7 @@ func (r *Memory[A]) Update(ctx context.Context, id string, fn func(A) error) err
 	if fn == nil {
 		return fmt.Errorf("repository: update %s %s: fn is nil", r.mapping.Type, id)
 	}
-	return r.retry.run(ctx, "update "+r.mapping.Type+" "+id, func(ctx context.Context) error {
+	return r.retry.Run(ctx, "update "+r.mapping.Type+" "+id, func(ctx context.Context) error {
 		a, err := r.Load(ctx, id)
 		if err != nil {
 			return err

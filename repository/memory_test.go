@@ -44,7 +44,8 @@ func (s *sliceSink) Pending() []aggregate.Envelope {
 func TestMemorySuite(t *testing.T) {
 	t.Parallel()
 	repositorytest.Run(t, func(t *testing.T, opts repositorytest.Options) repositorytest.Harness {
-		sink := outbox.NewMemory()
+		sink, err := outbox.NewMemory(opts.Registry)
+		require.NoError(t, err)
 		repo, err := repository.NewMemory(sink, opts.Mapping, &repository.MemoryConfig{Retry: opts.Retry, Options: opts.AggregateOptions})
 		require.NoError(t, err)
 		return repositorytest.Harness{
@@ -220,4 +221,12 @@ func mustCounter(t *testing.T, id string) *repositorytest.Counter {
 	c, err := repositorytest.NewCounter(id, id)
 	require.NoError(t, err)
 	return c
+}
+
+// memOutbox is an in-memory outbox that knows Counter's events.
+func memOutbox(t *testing.T) *outbox.Memory {
+	t.Helper()
+	ob, err := outbox.NewMemory(repositorytest.Registry(t))
+	require.NoError(t, err)
+	return ob
 }

@@ -25,8 +25,8 @@ import (
 // the dev mailbox. The path of an event is the production one with every
 // backend swapped for its in-memory twin:
 //
-//	repository.Memory → outbox.Memory → MemoryRelay → MemoryTransport
-//	  → notification consumer → JobQueue → Mailer → DevMailbox
+//	repository.Memory → outbox.Memory → outbox.Relay → MemoryTransport
+//	  → notification consumer (memory inbox) → JobQueue → Mailer → DevMailbox
 func buildEmbedded(cfg config.Config, rt runtime, m *metrics) (*system, error) {
 	log := rt.Logger
 	sh, err := buildShared(cfg)
@@ -36,12 +36,15 @@ func buildEmbedded(cfg config.Config, rt runtime, m *metrics) (*system, error) {
 
 	// Auth: users in memory, their events into the in-memory outbox in the
 	// same atomic step.
-	box := outbox.NewMemory()
+	box, err := outbox.NewMemory(sh.registry)
+	if err != nil {
+		return nil, err
+	}
 	users, err := adapters.NewMemory(sh.factory, box)
 	if err != nil {
 		return nil, err
 	}
-	bus, err := newBus(log, app.Deps{Users: users, Factory: sh.factory, Tokens: sh.tokens, Hasher: rt.Hasher, Logger: log})
+	bus, err := newBus(log, nil, app.Deps{Users: users, Factory: sh.factory, Tokens: sh.tokens, Hasher: rt.Hasher, Logger: log})
 	if err != nil {
 		return nil, err
 	}
@@ -66,10 +69,7 @@ func buildEmbedded(cfg config.Config, rt runtime, m *metrics) (*system, error) {
 	}
 
 	// The event bus, in process.
-	transport, err := eventbus.NewMemoryTransport(&eventbus.MemoryConfig{Logger: log})
-	if err != nil {
-		return nil, err
-	}
+	transport := eventbus.NewMemoryTransport(&eventbus.MemoryConfig{Logger: log})
 	router, err := eventbus.NewRouter(transport, sh.registry, &eventbus.RouterConfig{
 		Logger:          log,
 		DeadLetterTopic: cfg.TopicPrefix + eventbus.DefaultDeadLetterTopic,
@@ -80,12 +80,11 @@ func buildEmbedded(cfg config.Config, rt runtime, m *metrics) (*system, error) {
 		_ = transport.Close()
 		return nil, err
 	}
-	if err := nports.Subscribe(router, cfg.GroupPrefix+nports.HandlerName, handlers); err != nil {
+	if err := nports.Subscribe(router, cfg.GroupPrefix+nports.HandlerName, eventbus.NewMemoryInbox(), handlers); err != nil {
 		_ = transport.Close()
 		return nil, err
 	}
-	relay, err := outbox.NewMemoryRelay(box, transport.Publisher(), &outbox.RelayConfig{
-		Topic:  sh.relayTopic,
+	relay, err := outbox.NewRelay(box, transport.Publisher(), sh.registry, &outbox.RelayConfig{
 		Logger: log,
 		Hooks:  outbox.Hooks{OnPublished: func(events []aggregate.Envelope, _ time.Duration) { m.addPublished(len(events)) }},
 	})
@@ -95,7 +94,9 @@ func buildEmbedded(cfg config.Config, rt runtime, m *metrics) (*system, error) {
 	}
 
 	m.gauges = func(_ context.Context, g *gaugeWriter) {
-		outboxGauges(g, box.Stats())
+		if s, err := box.Stats(context.Background()); err == nil {
+			outboxGauges(g, s)
+		}
 		s := queue.Stats()
 		for _, v := range []struct {
 			name, help string

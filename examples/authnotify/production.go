@@ -27,19 +27,19 @@ import (
 	nports "github.com/dddkit/dddkit/examples/authnotify/notification/ports"
 	"github.com/dddkit/dddkit/kafka"
 	"github.com/dddkit/dddkit/outbox"
-	"github.com/dddkit/dddkit/repository"
+	"github.com/dddkit/dddkit/postgres"
 )
 
 // buildProduction wires production mode:
 //
-//	repository.Postgres → outbox table (same transaction) → outbox.Relay
-//	  → kafka.Client → Kafka → eventbus.Router (consumer group, inbox)
+//	cqrs.Transaction (postgres.UnitOfWork) → postgres.Repository
+//	  → postgres.Outbox (same transaction) → outbox.Relay → kafka.Client
+//	  → Kafka → eventbus.Router (consumer group) → postgres.Inbox
 //	  → River job (same transaction as the inbox row) → River worker
 //	  → Mailer → Resend
 //
-// It connects to PostgreSQL and Kafka and runs every migration (outbox,
-// inbox, repository tables, River); all of them are safe to run from
-// several replicas at once.
+// It connects to PostgreSQL and Kafka and runs every migration (dddkit's
+// tables, River's); both are safe to run from several replicas at once.
 func buildProduction(ctx context.Context, cfg config.Config, rt runtime, m *metrics) (_ *system, err error) {
 	log := rt.Logger
 	var closers []func()
@@ -78,25 +78,29 @@ func buildProduction(ctx context.Context, cfg config.Config, rt runtime, m *metr
 	if err := pool.QueryRow(ctx, "SELECT current_schema()").Scan(&schema); err != nil {
 		return nil, fmt.Errorf("PostgreSQL: %w", err)
 	}
-	inbox, err := eventbus.NewInbox(pool, &eventbus.InboxConfig{Logger: log})
+	inbox, err := postgres.NewInbox(pool, &postgres.InboxConfig{Logger: log})
 	if err != nil {
 		return nil, err
 	}
-	if err := migrate(ctx, pool, inbox, schema, log); err != nil {
+	if err := migrate(ctx, pool, schema, log); err != nil {
 		return nil, err
 	}
 
 	// Auth: users in PostgreSQL, their events into the outbox table in
-	// the same transaction.
-	store, err := outbox.NewStore(nil)
+	// the same transaction: the unit of work every command runs in.
+	box, err := postgres.NewOutbox(pool, sh.registry, &postgres.OutboxConfig{Logger: log})
 	if err != nil {
 		return nil, err
 	}
-	users, err := adapters.NewPostgres(sh.factory, pool, store)
+	users, err := adapters.NewPostgres(sh.factory, pool, box)
 	if err != nil {
 		return nil, err
 	}
-	bus, err := newBus(log, app.Deps{Users: users, Factory: sh.factory, Tokens: sh.tokens, Hasher: rt.Hasher, Logger: log})
+	uow, err := postgres.NewUnitOfWork(pool)
+	if err != nil {
+		return nil, err
+	}
+	bus, err := newBus(log, uow, app.Deps{Users: users, Factory: sh.factory, Tokens: sh.tokens, Hasher: rt.Hasher, Logger: log})
 	if err != nil {
 		return nil, err
 	}
@@ -137,12 +141,9 @@ func buildProduction(ctx context.Context, cfg config.Config, rt runtime, m *metr
 	if err != nil {
 		return nil, err
 	}
-	if _, err := napp.NewEventHandlers(jobs.Tx(nil), sh.cipher); err != nil { // checks the dependencies once
+	handlers, err := napp.NewEventHandlers(jobs, sh.cipher)
+	if err != nil {
 		return nil, err
-	}
-	handlersIn := func(tx pgx.Tx) *napp.EventHandlers {
-		h, _ := napp.NewEventHandlers(jobs.Tx(tx), sh.cipher) // cannot fail: checked above
-		return h
 	}
 
 	// Kafka: one client, whose one producer serves the relay and the
@@ -162,11 +163,10 @@ func buildProduction(ctx context.Context, cfg config.Config, rt runtime, m *metr
 	if err != nil {
 		return nil, err
 	}
-	if err := nports.SubscribeTx(router, cfg.GroupPrefix+nports.HandlerName, inbox, handlersIn); err != nil {
+	if err := nports.Subscribe(router, cfg.GroupPrefix+nports.HandlerName, inbox, handlers); err != nil {
 		return nil, err
 	}
-	relay, err := outbox.NewRelay(pool, client.Publisher(), &outbox.RelayConfig{
-		Topic:  sh.relayTopic,
+	relay, err := outbox.NewRelay(box, client.Publisher(), sh.registry, &outbox.RelayConfig{
 		Logger: log,
 		Hooks: outbox.Hooks{
 			OnPublished: func(events []aggregate.Envelope, _ time.Duration) { m.addPublished(len(events)) },
@@ -255,15 +255,9 @@ func buildProduction(ctx context.Context, cfg config.Config, rt runtime, m *metr
 // migrate installs or upgrades every schema the system uses. Each step
 // is idempotent and takes an advisory lock, so replicas starting together
 // take turns.
-func migrate(ctx context.Context, pool *pgxpool.Pool, inbox *eventbus.Inbox, schema string, log *slog.Logger) error {
-	if err := outbox.Migrate(ctx, pool, nil); err != nil {
-		return fmt.Errorf("migrate outbox: %w", err)
-	}
-	if err := inbox.Migrate(ctx); err != nil {
-		return fmt.Errorf("migrate inbox: %w", err)
-	}
-	if err := repository.Migrate(ctx, pool, nil); err != nil {
-		return fmt.Errorf("migrate repository tables: %w", err)
+func migrate(ctx context.Context, pool *pgxpool.Pool, schema string, log *slog.Logger) error {
+	if err := postgres.Migrate(ctx, pool, nil); err != nil {
+		return fmt.Errorf("migrate dddkit tables: %w", err)
 	}
 	// River's migrator takes no lock of its own, and its steps cannot share
 	// one transaction: hold a session-level advisory lock on a connection

@@ -6,14 +6,13 @@ import (
 	"log/slog"
 	"net/http"
 
-	"github.com/dddkit/dddkit/aggregate"
 	"github.com/dddkit/dddkit/cqrs"
 	"github.com/dddkit/dddkit/eventbus"
 	"github.com/dddkit/dddkit/examples/authnotify/auth/app"
 	"github.com/dddkit/dddkit/examples/authnotify/auth/domain"
+	"github.com/dddkit/dddkit/examples/authnotify/contracts/authevents"
 	"github.com/dddkit/dddkit/examples/authnotify/internal/config"
 	"github.com/dddkit/dddkit/examples/authnotify/internal/fieldcrypt"
-	nports "github.com/dddkit/dddkit/examples/authnotify/notification/ports"
 	"github.com/dddkit/dddkit/outbox"
 )
 
@@ -47,7 +46,6 @@ type shared struct {
 	factory  *domain.Factory
 	tokens   *app.Tokens
 	registry *eventbus.Registry
-	topic    func(aggregateType string) string
 }
 
 // codeKeyPurpose derives the key one-time codes are hashed with from the
@@ -67,30 +65,34 @@ func buildShared(cfg config.Config) (*shared, error) {
 	if err != nil {
 		return nil, fmt.Errorf("JWT_SECRET: %w", err)
 	}
-	topic := func(aggregateType string) string { return cfg.TopicPrefix + eventbus.DefaultTopic(aggregateType) }
-	registry, err := eventbus.NewRegistry(&eventbus.RegistryConfig{Topic: topic})
-	if err != nil {
+	// The one topic rule, used by the relay and the consumers alike.
+	registry := eventbus.NewRegistry(&eventbus.RegistryConfig{Topic: func(aggregateType string) string {
+		return cfg.TopicPrefix + eventbus.DefaultTopic(aggregateType)
+	}})
+	if err := authevents.Register(registry); err != nil {
 		return nil, err
 	}
-	if err := nports.RegisterEvents(registry); err != nil {
-		return nil, err
-	}
-	return &shared{cipher: cipher, factory: factory, tokens: tokens, registry: registry, topic: topic}, nil
+	return &shared{cipher: cipher, factory: factory, tokens: tokens, registry: registry}, nil
 }
 
-// relayTopic is the outbox relay's topic rule: the registry's, so that
-// the relay publishes where the consumers listen.
-func (s *shared) relayTopic(env aggregate.Envelope) string { return s.topic(env.AggregateType) }
-
 // newBus returns the command and query bus with the recommended
-// middleware stack, and registers the auth module's handlers on it.
-func newBus(logger *slog.Logger, deps app.Deps) (*cqrs.Bus, error) {
+// middleware stack, and registers the auth module's handlers on it. With
+// a unit of work (production), every command handler runs in one
+// transaction: its repository writes, their outbox rows and anything else
+// it writes commit together; the handlers contain no transaction code.
+func newBus(logger *slog.Logger, uow cqrs.UnitOfWork, deps app.Deps) (*cqrs.Bus, error) {
 	retry, err := cqrs.Retry(nil)
 	if err != nil {
 		return nil, err
 	}
+	// Retry outside the transaction: each attempt is a fresh unit of work
+	// that loads the aggregates again.
+	commands := []cqrs.Middleware{cqrs.Logging(logger), cqrs.Recover(), cqrs.Validation(), retry}
+	if uow != nil {
+		commands = append(commands, cqrs.Transaction(uow))
+	}
 	bus, err := cqrs.New(&cqrs.Config{
-		CommandMiddleware: []cqrs.Middleware{cqrs.Logging(logger), cqrs.Recover(), cqrs.Validation(), retry},
+		CommandMiddleware: commands,
 		QueryMiddleware:   []cqrs.Middleware{cqrs.Logging(logger), cqrs.Recover(), cqrs.Validation()},
 	})
 	if err != nil {

@@ -1,9 +1,10 @@
-// Package wire is the one place that says how a domain event looks on the
-// wire: the header names, how an [aggregate.Envelope] becomes a watermill
-// message (and back), which Kafka key a message gets and the default topic
-// of an aggregate type. The outbox relay (producer side) and the eventbus
-// (consumer side) both use it, so the two cannot drift apart; package
-// kafka maps such a message onto a Kafka record.
+// Package wire is the one implementation of how a domain event looks on
+// the wire: the header names and how an [aggregate.Envelope] becomes a
+// watermill message (and back). The outbox relay (producer side) and the
+// eventbus codec (both sides) use it, so the two cannot drift apart;
+// package eventbus exports the header names as the public contract
+// (eventbus.HeaderEventID, ...), package kafka maps such a message onto a
+// Kafka record (key = the aggregate ID).
 //
 // A message built by [ToMessage] has
 //
@@ -11,7 +12,7 @@
 //     "_watermill_message_uuid" Kafka header);
 //   - Payload = the JSON encoding of the event payload;
 //   - Metadata (Kafka headers) = the Header* constants below, plus one
-//     MetaPrefix+key header per free-form metadata value.
+//     HeaderValuePrefix+key header per free-form metadata value.
 //
 // The Kafka message key is the aggregate ID ([HeaderAggregateID]; package
 // kafka sets it), so all events of one aggregate land on one partition and
@@ -50,52 +51,13 @@ const (
 	// HeaderContentType describes the payload encoding; always
 	// [ContentTypeJSON] for events written by dddkit.
 	HeaderContentType = "content_type"
-	// MetaPrefix prefixes the key of each [aggregate.Metadata] Values
-	// entry: Values["tenant"] travels as header "x-meta-tenant".
-	MetaPrefix = "x-meta-"
+	// HeaderValuePrefix prefixes the key of each [aggregate.Metadata]
+	// Values entry: Values["tenant"] travels as header "x-meta-tenant".
+	HeaderValuePrefix = "x-meta-"
 )
 
 // ContentTypeJSON is the value of [HeaderContentType].
 const ContentTypeJSON = "application/json"
-
-// TopicSuffix is appended to the aggregate type by [DefaultTopic].
-const TopicSuffix = ".events"
-
-// DefaultTopic is the topic an event goes to unless configured otherwise:
-// the aggregate type followed by ".events" ("user" → "user.events").
-// Characters Kafka does not allow in topic names (anything but ASCII
-// letters, digits, '.', '_' and '-') are replaced by '_'; an empty type
-// gives "events".
-func DefaultTopic(aggregateType string) string {
-	if aggregateType == "" {
-		return strings.TrimPrefix(TopicSuffix, ".")
-	}
-	return sanitizeTopic(aggregateType) + TopicSuffix
-}
-
-func sanitizeTopic(s string) string {
-	ok := true
-	for i := 0; i < len(s); i++ {
-		if !topicChar(s[i]) {
-			ok = false
-			break
-		}
-	}
-	if ok {
-		return s
-	}
-	b := []byte(s)
-	for i := range b {
-		if !topicChar(b[i]) {
-			b[i] = '_'
-		}
-	}
-	return string(b)
-}
-
-func topicChar(c byte) bool {
-	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-'
-}
 
 // MetadataHeaders returns md as header name → value, only for the fields
 // that are set. It is the part of the headers that [ToMessage] takes from
@@ -120,12 +82,12 @@ func putMetadata(h map[string]string, md aggregate.Metadata) {
 		h[HeaderTraceParent] = md.TraceParent
 	}
 	for k, v := range md.Values {
-		h[MetaPrefix+k] = v
+		h[HeaderValuePrefix+k] = v
 	}
 }
 
 // ParseMetadata is the inverse of [MetadataHeaders]: it picks the
-// correlation and causation IDs, the traceparent and every MetaPrefix entry
+// correlation and causation IDs, the traceparent and every HeaderValuePrefix entry
 // out of h and ignores everything else.
 func ParseMetadata(h map[string]string) aggregate.Metadata {
 	var md aggregate.Metadata
@@ -137,11 +99,11 @@ func ParseMetadata(h map[string]string) aggregate.Metadata {
 			md.CausationID = v
 		case k == HeaderTraceParent:
 			md.TraceParent = v
-		case strings.HasPrefix(k, MetaPrefix):
+		case strings.HasPrefix(k, HeaderValuePrefix):
 			if md.Values == nil {
 				md.Values = make(map[string]string)
 			}
-			md.Values[k[len(MetaPrefix):]] = v
+			md.Values[k[len(HeaderValuePrefix):]] = v
 		}
 	}
 	return md

@@ -64,14 +64,6 @@ func TestMetadataHeaders(t *testing.T) {
 	require.True(t, wire.ParseMetadata(map[string]string{"event_id": "x"}).IsZero())
 }
 
-func TestDefaultTopic(t *testing.T) {
-	t.Parallel()
-	require.Equal(t, "user.events", wire.DefaultTopic("user"))
-	require.Equal(t, "billing.Invoice-2.events", wire.DefaultTopic("billing.Invoice-2"))
-	require.Equal(t, "order_line_x.events", wire.DefaultTopic("order line/x"))
-	require.Equal(t, "events", wire.DefaultTopic(""))
-}
-
 func FuzzFromMessage(f *testing.F) {
 	f.Add("e", "n", "t", "a", "3", "2026-01-01T00:00:00Z", "x-meta-k")
 	f.Fuzz(func(t *testing.T, id, name, typ, agg, version, at, metaKey string) {
@@ -92,26 +84,8 @@ func FuzzFromMessage(f *testing.F) {
 	})
 }
 
-type v3Event struct{}
-
-func (v3Event) EventName() string { return "t.v3" }
-func (v3Event) EventVersion() int { return 3 }
-
-type badVersion struct{}
-
-func (badVersion) EventName() string { return "t.bad" }
-func (badVersion) EventVersion() int { return 0 }
-
-type plainEvent struct{}
-
-func (plainEvent) EventName() string { return "t.plain" }
-
 func TestEventVersionHeader(t *testing.T) {
 	t.Parallel()
-	require.Equal(t, 3, wire.EventVersion(v3Event{}))
-	require.Equal(t, 1, wire.EventVersion(badVersion{}))
-	require.Equal(t, 1, wire.EventVersion(plainEvent{}))
-
 	md := message.Metadata{}
 	v, err := wire.ParseEventVersion(md)
 	require.NoError(t, err)

@@ -1,7 +1,10 @@
 package repositorytest
 
 import (
+	"testing"
+
 	"fmt"
+	"github.com/dddkit/dddkit/eventbus"
 
 	"github.com/dddkit/dddkit/aggregate"
 	"github.com/dddkit/dddkit/repository"
@@ -98,15 +101,8 @@ func Mapping() repository.Mapping[*Counter] {
 	return m
 }
 
-// EventMapping returns the [repository.EventMapping] of [Counter], for
-// event-sourced adapters. It fails only if the event types were declared
-// wrongly, which the suite's own tests rule out.
-func EventMapping() (repository.EventMapping[*Counter], error) {
-	decode, err := repository.JSONEvents(
-		repository.JSONEvent[CounterCreated](),
-		repository.JSONEvent[CounterAdded](),
-		repository.JSONEvent[CounterRenamed](),
-	)
+// EventMapping is the event-sourced mapping of Counter.
+func EventMapping() repository.EventMapping[*Counter] {
 	return repository.EventMapping[*Counter]{
 		Type: CounterType,
 		New: func(id string) *Counter {
@@ -114,6 +110,22 @@ func EventMapping() (repository.EventMapping[*Counter], error) {
 			c.Init(id, CounterType, c.apply)
 			return c
 		},
-		Decode: decode,
-	}, err
+	}
+}
+
+// Registry returns a new event registry with Counter's events, the one an
+// adapter's outbox (and event store) must encode them with.
+func Registry(t testing.TB) *eventbus.Registry {
+	t.Helper()
+	reg := eventbus.NewRegistry(nil)
+	for _, err := range []error{
+		eventbus.Register[CounterCreated](reg, eventbus.AggregateType(CounterType)),
+		eventbus.Register[CounterAdded](reg, eventbus.AggregateType(CounterType)),
+		eventbus.Register[CounterRenamed](reg, eventbus.AggregateType(CounterType)),
+	} {
+		if err != nil {
+			t.Fatalf("repositorytest: registry: %v", err)
+		}
+	}
+	return reg
 }

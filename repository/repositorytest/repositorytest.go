@@ -20,6 +20,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/dddkit/dddkit/aggregate"
+	"github.com/dddkit/dddkit/eventbus"
 	"github.com/dddkit/dddkit/repository"
 	"github.com/dddkit/dddkit/retry"
 )
@@ -36,6 +37,9 @@ type Options struct {
 	// Retry is what the repository's Update must do on a conflict; nil
 	// means no retry.
 	Retry *retry.Policy
+	// Registry knows Counter's events: the adapter's outbox (and event
+	// store) must encode them with it.
+	Registry *eventbus.Registry
 }
 
 // Harness is one fresh, empty repository under test and a view of where its
@@ -92,9 +96,8 @@ func Run(t *testing.T, newHarness func(t *testing.T, opts Options) Harness) {
 			t.Parallel()
 			opts := tt.opts
 			opts.Mapping = Mapping()
-			em, err := EventMapping()
-			require.NoError(t, err)
-			opts.EventMapping = em
+			opts.EventMapping = EventMapping()
+			opts.Registry = Registry(t)
 			h := newHarness(t, opts)
 			require.NotNil(t, h.Repo, "harness without Repo")
 			require.NotNil(t, h.Events, "harness without Events")

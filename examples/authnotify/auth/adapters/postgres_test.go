@@ -8,11 +8,13 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/dddkit/dddkit/aggregate"
+	"github.com/dddkit/dddkit/eventbus"
 	"github.com/dddkit/dddkit/examples/authnotify/auth/adapters"
 	"github.com/dddkit/dddkit/examples/authnotify/auth/domain"
+	"github.com/dddkit/dddkit/examples/authnotify/contracts/authevents"
 	"github.com/dddkit/dddkit/examples/authnotify/internal/testenv"
 	"github.com/dddkit/dddkit/outbox"
-	"github.com/dddkit/dddkit/repository"
+	"github.com/dddkit/dddkit/postgres"
 	"github.com/dddkit/dddkit/valueobject"
 )
 
@@ -26,13 +28,14 @@ func TestPostgresUsers(t *testing.T) {
 	pool, err := pgxpool.New(ctx, dbURL)
 	require.NoError(t, err)
 	t.Cleanup(pool.Close)
-	require.NoError(t, repository.Migrate(ctx, pool, nil))
-	require.NoError(t, outbox.Migrate(ctx, pool, nil))
-	store, err := outbox.NewStore(nil)
+	require.NoError(t, postgres.Migrate(ctx, pool, nil))
+	reg := eventbus.NewRegistry(nil)
+	require.NoError(t, authevents.Register(reg))
+	box, err := postgres.NewOutbox(pool, reg, nil)
 	require.NoError(t, err)
 
 	b := setup(t) // for its factory and users
-	repo, err := adapters.NewPostgres(b.factory, pool, store)
+	repo, err := adapters.NewPostgres(b.factory, pool, box)
 	require.NoError(t, err)
 
 	u := b.newUser(t, "Ada@Example.com")
@@ -53,9 +56,7 @@ func TestPostgresUsers(t *testing.T) {
 	_, err = repo.ByID(ctx, valueobject.NewID())
 	require.ErrorIs(t, err, aggregate.ErrNotFound)
 
-	admin, err := outbox.NewAdmin(pool, nil)
-	require.NoError(t, err)
-	pending, err := admin.List(ctx, outbox.StatusPending, 0, 0)
+	pending, err := box.List(ctx, outbox.StatusPending, 0, 0)
 	require.NoError(t, err)
 	require.Len(t, pending, 2, "registered and verified, nothing of the refused duplicate")
 	require.Equal(t, "auth.user_registered", pending[0].Event.Name)

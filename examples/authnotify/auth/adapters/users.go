@@ -22,6 +22,7 @@ import (
 	"github.com/dddkit/dddkit/examples/authnotify/auth/domain"
 	"github.com/dddkit/dddkit/examples/authnotify/contracts/authevents"
 	"github.com/dddkit/dddkit/outbox"
+	"github.com/dddkit/dddkit/postgres"
 	"github.com/dddkit/dddkit/repository"
 	"github.com/dddkit/dddkit/valueobject"
 )
@@ -85,13 +86,14 @@ type Users struct {
 var _ domain.Repository = (*Users)(nil)
 
 // NewPostgres returns users stored in PostgreSQL through db (a
-// *pgxpool.Pool), their events written by outbox in the same transaction.
-// Run repository.Migrate and outbox.Migrate once at start-up.
-func NewPostgres(factory *domain.Factory, db repository.DB, outbox repository.OutboxWriter) (*Users, error) {
+// *pgxpool.Pool), their events written into ob in the same transaction
+// (the unit of work of the command, when there is one). Run
+// postgres.Migrate once at start-up.
+func NewPostgres(factory *domain.Factory, db postgres.DB, ob *postgres.Outbox) (*Users, error) {
 	if factory == nil {
 		return nil, errors.New("auth/adapters: NewPostgres: nil factory")
 	}
-	pg, err := repository.NewPostgres(db, outbox, Mapping(factory), nil)
+	pg, err := postgres.NewRepository(db, ob, Mapping(factory), nil)
 	if err != nil {
 		return nil, fmt.Errorf("auth/adapters: %w", err)
 	}

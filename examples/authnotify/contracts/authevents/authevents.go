@@ -26,9 +26,11 @@
 package authevents
 
 import (
+	"errors"
 	"time"
 
 	"github.com/dddkit/dddkit/aggregate"
+	"github.com/dddkit/dddkit/eventbus"
 )
 
 // AggregateType is the aggregate type of every auth event: the user.
@@ -116,4 +118,19 @@ func All() []aggregate.Event {
 	return []aggregate.Event{
 		UserRegistered{}, UserVerified{}, UserOtpRequested{}, PasswordChanged{}, CodeVerificationFailed{},
 	}
+}
+
+// Register registers every event of the contract in reg under its stable
+// name and the user aggregate type: the one registration of the service,
+// used by the outbox to encode the events, by the relay and the consumers
+// for their topic, and by the consumers to decode them.
+func Register(reg *eventbus.Registry) error {
+	at := eventbus.AggregateType(AggregateType)
+	return errors.Join(
+		eventbus.Register[UserRegistered](reg, at),
+		eventbus.Register[UserVerified](reg, at),
+		eventbus.Register[UserOtpRequested](reg, at),
+		eventbus.Register[PasswordChanged](reg, at),
+		eventbus.Register[CodeVerificationFailed](reg, at),
+	)
 }

@@ -6,8 +6,9 @@
 //     (the event ID) is the idempotency key; 429 and 5xx are retryable,
 //     with the retry-after header as hint; other 4xx are permanent.
 //   - [RiverQueue], an [app.EmailJobQueue] that inserts River jobs
-//     ([EmailJobArgs], unique by event ID) in the caller's transaction —
-//     the event handler's inbox transaction — and [EmailWorker], the River
+//     ([EmailJobArgs], unique by event ID) in the transaction of the
+//     caller's unit of work — the event handler's inbox transaction,
+//     which postgres.TxFromContext returns — and [EmailWorker], the River
 //     worker that runs app.Mailer.Deliver: permanent errors cancel the job,
 //     retry-after hints snooze it, other errors use River's backoff.
 //

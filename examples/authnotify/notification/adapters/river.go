@@ -14,6 +14,7 @@ import (
 
 	"github.com/dddkit/dddkit/examples/authnotify/notification/app"
 	"github.com/dddkit/dddkit/examples/authnotify/notification/domain"
+	"github.com/dddkit/dddkit/postgres"
 )
 
 // River job settings of the email queue.
@@ -85,10 +86,10 @@ type Inserter interface {
 	InsertTx(ctx context.Context, tx pgx.Tx, args river.JobArgs, opts *river.InsertOpts) (*rivertype.JobInsertResult, error)
 }
 
-// RiverQueue queues email jobs in River, inside a transaction the caller
-// owns: the event handler's inbox transaction, so that the inbox row and
-// the job commit together or not at all. Bind it to a transaction with
-// [RiverQueue.Tx].
+// RiverQueue queues email jobs in River, inside the transaction of the
+// unit of work in the caller's context (postgres.TxFromContext): the event
+// handler's inbox transaction, so that the inbox row and the job commit
+// together or not at all.
 type RiverQueue struct {
 	client Inserter
 }
@@ -102,21 +103,21 @@ func NewRiverQueue(client Inserter) (*RiverQueue, error) {
 	return &RiverQueue{client: client}, nil
 }
 
-// Tx returns an [app.EmailJobQueue] that inserts in tx.
-func (q *RiverQueue) Tx(tx pgx.Tx) app.EmailJobQueue { return txQueue{q: q, tx: tx} }
-
-type txQueue struct {
-	q  *RiverQueue
-	tx pgx.Tx
-}
+// errNoTx is returned by Enqueue outside a unit of work: a job queued on
+// its own would not commit with the inbox row.
+var errNoTx = errors.New("notification: RiverQueue.Enqueue outside a unit of work (register the handlers with eventbus.HandleOnce and the PostgreSQL inbox)")
 
 // Enqueue implements app.EmailJobQueue. A job for an event that has one
 // already is skipped by River's uniqueness and is not an error.
-func (t txQueue) Enqueue(ctx context.Context, job domain.EmailJob) error {
+func (q *RiverQueue) Enqueue(ctx context.Context, job domain.EmailJob) error {
 	if err := job.Validate(); err != nil {
 		return app.Permanent(err)
 	}
-	if _, err := t.q.client.InsertTx(ctx, t.tx, NewEmailJobArgs(job), nil); err != nil {
+	tx, ok := postgres.TxFromContext(ctx)
+	if !ok {
+		return app.Permanent(errNoTx)
+	}
+	if _, err := q.client.InsertTx(ctx, tx, NewEmailJobArgs(job), nil); err != nil {
 		return fmt.Errorf("notification: insert email job %s: %w", job.ID, err)
 	}
 	return nil

@@ -13,8 +13,8 @@ import (
 // Source identifies the event a handler is given: its ID becomes the job
 // ID, its time the email's "when". With dddkit's eventbus:
 //
-//	eventbus.Handle(router, "notification", func(ctx context.Context, e authevents.UserRegistered, md eventbus.Metadata) error {
-//		return handlers.UserRegistered(ctx, e, app.Source{EventID: md.EventID, OccurredAt: md.OccurredAt})
+//	eventbus.HandleOnce(router, "notification", inbox, func(ctx context.Context, e authevents.UserRegistered, env aggregate.Envelope) error {
+//		return handlers.UserRegistered(ctx, e, app.Source{EventID: env.ID, OccurredAt: env.OccurredAt})
 //	})
 //
 // (turning an error for which IsPermanent holds into eventbus.Permanent).

@@ -1,4 +1,4 @@
-package repository_test
+package postgres_test
 
 import (
 	"context"
@@ -9,8 +9,7 @@ import (
 
 	"github.com/dddkit/dddkit/aggregate"
 	"github.com/dddkit/dddkit/internal/testinfra"
-	"github.com/dddkit/dddkit/outbox"
-	"github.com/dddkit/dddkit/repository"
+	"github.com/dddkit/dddkit/postgres"
 	"github.com/dddkit/dddkit/repository/repositorytest"
 )
 
@@ -21,13 +20,13 @@ import (
 // INSERT, commit. Both loops record the 2 events through the aggregate
 // first, so the difference is the repository's own cost.
 //
-//	go test -run '^$' -bench BenchmarkSave -benchmem -count 5 ./repository/
+//	go test -run '^$' -bench BenchmarkSave -benchmem -count 5 ./postgres/
 func BenchmarkSave(b *testing.B) {
 	ctx := context.Background()
-	pg := setupPG(b)
+	pg := setupPG(b, repositorytest.Registry(b))
 	mapping := repositorytest.Mapping()
 	mapping.Keys = nil // the common case; dddkit_with_keys measures keys
-	repo, err := repository.NewPostgres(pg.pool, pg.store, mapping, nil)
+	repo, err := postgres.NewRepository(pg.pool, pg.outbox, mapping, nil)
 	require.NoError(b, err)
 
 	record2 := func(b *testing.B, c *repositorytest.Counter) {
@@ -38,7 +37,7 @@ func BenchmarkSave(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
-	newCounter := func(b *testing.B, r *repository.Postgres[*repositorytest.Counter]) *repositorytest.Counter {
+	newCounter := func(b *testing.B, r *postgres.Repository[*repositorytest.Counter]) *repositorytest.Counter {
 		id := b.Name() + "-" + testinfra.Suffix()
 		c, err := repositorytest.NewCounter(id, id)
 		require.NoError(b, err)
@@ -60,7 +59,7 @@ func BenchmarkSave(b *testing.B) {
 	b.Run("pgx", func(b *testing.B) {
 		c := newCounter(b, repo)
 		const update = `UPDATE aggregates SET version = $4, state = $5, updated_at = now() WHERE type = $1 AND id = $2 AND version = $3`
-		const insert = `INSERT INTO ` + outbox.DefaultTable + ` (event_id, aggregate_type, aggregate_id, aggregate_version, event_name, payload, headers, occurred_at)
+		const insert = `INSERT INTO ` + postgres.DefaultOutboxTable + ` (event_id, aggregate_type, aggregate_id, aggregate_version, event_name, payload, headers, occurred_at)
 VALUES ($1,$2,$3,$4,$5,$6,$7,$8),($9,$10,$11,$12,$13,$14,$15,$16)`
 		type state struct {
 			Name  string `json:"name"`
@@ -111,7 +110,7 @@ VALUES ($1,$2,$3,$4,$5,$6,$7,$8),($9,$10,$11,$12,$13,$14,$15,$16)`
 	})
 
 	b.Run("dddkit_with_keys", func(b *testing.B) {
-		keyed, err := repository.NewPostgres(pg.pool, pg.store, repositorytest.Mapping(), nil)
+		keyed, err := postgres.NewRepository(pg.pool, pg.outbox, repositorytest.Mapping(), nil)
 		require.NoError(b, err)
 		c := newCounter(b, keyed)
 		b.ReportAllocs()

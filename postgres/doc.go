@@ -1,0 +1,80 @@
+// Package postgres holds every PostgreSQL adapter of dddkit, on
+// jackc/pgx/v5: the repositories, the event store, the transactional
+// outbox, the inbox, the unit of work that they all join, and one
+// versioned migrator for every table they use. The core packages
+// (aggregate, repository, outbox, eventbus, cqrs) import no database
+// driver; this package plugs them into PostgreSQL.
+//
+// # One database handle
+//
+// Every constructor takes a [DB]: *pgxpool.Pool, *pgx.Conn and pgx.Tx all
+// satisfy it. A service passes its pool everywhere. (The outbox relay's
+// leader holds a connection of its own for an advisory lock and LISTEN,
+// so the [Outbox] a relay reads must be given a pool.)
+//
+// # Tables and migrations
+//
+// [Tables] names the tables (the zero value: default names in the
+// connection's current schema); give the same value to every adapter
+// through its config. [Migrate] creates or upgrades them all, in one
+// transaction under an advisory lock, so several replicas may run it at
+// start-up at once. [Version] reports the schema version the database has
+// and the one this dddkit needs; adapters refuse to work on an older one
+// ([ErrNotMigrated]). Teams that run goose, atlas or Flyway take the SQL
+// of each step from [Migrations] instead. A database set up by the dddkit
+// releases before this package (outbox.Migrate, repository.Migrate,
+// Inbox.Migrate) migrates forward in place.
+//
+//	if err := postgres.Migrate(ctx, pool, nil); err != nil { ... }
+//
+// # The unit of work
+//
+// A [UnitOfWork] runs a function in one transaction that everything in
+// this package joins: [Repository] and [EventStore] writes (any number of
+// aggregates), the outbox rows of their events, the inbox row of the event
+// being handled, and the caller's own SQL through [TxFromContext] (a River
+// job inserted with InsertTx, a read model). A repository call made with
+// the unit's context never opens a second transaction; one made without a
+// unit runs in a transaction of its own. Nested units join the outer one.
+//
+//	err := uow.Do(ctx, func(ctx context.Context) error {
+//		if err := orders.Save(ctx, order); err != nil {
+//			return err
+//		}
+//		return customers.Update(ctx, order.CustomerID(), func(c *Customer) error {
+//			return c.RecordOrder(order.ID())
+//		})
+//	})
+//
+// cqrs.Transaction(uow) wraps every command handler in a unit, so
+// handlers contain no transaction code at all.
+//
+// A failed Save or Update inside a unit makes the unit roll back, even if
+// the function returns nil ([ErrRollbackOnly]): nothing is ever
+// half-saved. Aggregates are marked committed only after the commit.
+//
+// # Repositories
+//
+// [NewRepository] stores state-stored aggregates in a generic table (one
+// row per aggregate: type, id, version, state jsonb, timestamps) and their
+// unique keys in a keys table, with optimistic concurrency on the version
+// (or a row lock with [RepositoryConfig].LockOnUpdate). [NewEventStore]
+// keeps an event-sourced aggregate as its events, one row each with the
+// payload's schema version, and replays them on load, upcasting old
+// payloads through the event registry. Both pass the shared suite of
+// package repositorytest, like the in-memory adapter.
+//
+// # The outbox
+//
+// [NewOutbox] is the outbox table. Repositories write their events into
+// it in the saving transaction; an outbox.Relay reads it (it is an
+// outbox.Source) and publishes the events in per-aggregate order, one
+// leading relay per table across all replicas (an advisory lock), woken
+// by NOTIFY at commit. Its operator calls ([Outbox.Stats], [Outbox.List],
+// [Outbox.Retry], [Outbox.Discard], [Outbox.DeletePublished]) answer "how
+// far behind is it, which events failed and why" without SQL.
+//
+// Events are encoded with the service's one event registry
+// (eventbus.Registry), so an event type that was never registered is
+// refused when it is written, not when a consumer fails to read it.
+package postgres

@@ -1,0 +1,292 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"slices"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/dddkit/dddkit/aggregate"
+	"github.com/dddkit/dddkit/eventbus"
+)
+
+// Inbox defaults.
+const (
+	DefaultInboxRetention       = 7 * 24 * time.Hour
+	DefaultInboxCleanupInterval = time.Hour
+	DefaultInboxCleanupBatch    = 10000
+)
+
+// InboxConfig configures an [Inbox]. The zero value (or nil) is usable:
+// the default table, rows kept for a week.
+type InboxConfig struct {
+	// Tables names the tables; Tables.Inbox is this inbox. Give it the
+	// Tables that [Migrate] got.
+	Tables Tables
+
+	// Retention is how long the row of a handled event is kept. A
+	// duplicate that arrives after its row was cleaned up is applied
+	// again, so keep it longer than any redelivery can take (the Kafka
+	// retention of the topic is a safe upper bound). 0 means 7 days.
+	Retention time.Duration
+
+	// CleanupInterval is how often [Inbox.RunCleanup] deletes expired
+	// rows. 0 means one hour.
+	CleanupInterval time.Duration
+
+	// CleanupBatch is how many rows one DELETE removes at most, so that
+	// cleanup never holds long locks. 0 means 10000.
+	CleanupBatch int
+
+	// Logger receives duplicate (debug) and cleanup log lines; nil
+	// discards them.
+	Logger *slog.Logger
+}
+
+// Validate reports every problem of the configuration at once.
+func (c *InboxConfig) Validate() error {
+	if c == nil {
+		return nil
+	}
+	var errs []error
+	errs = append(errs, c.Tables.Validate())
+	if c.Retention < 0 {
+		errs = append(errs, fmt.Errorf("postgres: InboxConfig.Retention is %s, must be >= 0", c.Retention))
+	}
+	if c.CleanupInterval < 0 {
+		errs = append(errs, fmt.Errorf("postgres: InboxConfig.CleanupInterval is %s, must be >= 0", c.CleanupInterval))
+	}
+	if c.CleanupBatch < 0 {
+		errs = append(errs, fmt.Errorf("postgres: InboxConfig.CleanupBatch is %d, must be >= 0", c.CleanupBatch))
+	}
+	return errors.Join(errs...)
+}
+
+// Inbox is the [eventbus.Inbox] in PostgreSQL: a table keyed by (handler
+// name, event ID) whose row is written in a [UnitOfWork] together with the
+// handler's effects. The handler's context carries that unit of work:
+// repositories called with it join it, and [TxFromContext] returns its
+// transaction for the handler's own statements (a River job inserted with
+// InsertTx), so the effects and the inbox row commit together or not at
+// all. When the context passed in already carries a unit of work, the
+// inbox joins it instead of beginning one (as [UnitOfWork.Do] does).
+//
+// The table is created by [Migrate]; rows older than
+// [InboxConfig.Retention] are deleted by [Inbox.Cleanup] (run
+// [Inbox.RunCleanup] in the background). Create an Inbox with [NewInbox].
+type Inbox struct {
+	db     DB
+	uow    *UnitOfWork
+	cfg    InboxConfig
+	log    *slog.Logger
+	table  string // quoted, qualified when Tables.Schema is set
+	insert string
+	batch  string
+	clean  string
+}
+
+var _ eventbus.Inbox = (*Inbox)(nil)
+
+// NewInbox returns the inbox in db's tables (cfg nil = defaults). It does
+// not touch the database.
+func NewInbox(db DB, cfg *InboxConfig) (*Inbox, error) {
+	var errs []error
+	if db == nil {
+		errs = append(errs, errors.New("postgres: NewInbox: nil DB"))
+	}
+	errs = append(errs, cfg.Validate())
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	c := InboxConfig{}
+	if cfg != nil {
+		c = *cfg
+	}
+	if c.Retention == 0 {
+		c.Retention = DefaultInboxRetention
+	}
+	if c.CleanupInterval == 0 {
+		c.CleanupInterval = DefaultInboxCleanupInterval
+	}
+	if c.CleanupBatch == 0 {
+		c.CleanupBatch = DefaultInboxCleanupBatch
+	}
+	log := c.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	n, err := newNames(&c.Tables)
+	if err != nil {
+		return nil, err
+	}
+	t := n.q(n.t.Inbox)
+	return &Inbox{
+		db:    db,
+		uow:   &UnitOfWork{db: db},
+		cfg:   c,
+		log:   log,
+		table: t,
+		insert: `INSERT INTO ` + t + ` (handler, event_id, event_name) VALUES ($1, $2, $3)
+ON CONFLICT (handler, event_id) DO NOTHING`,
+		batch: `INSERT INTO ` + t + ` (handler, event_id, event_name)
+SELECT $1, e.id, e.name FROM unnest($2::text[], $3::text[]) WITH ORDINALITY AS e (id, name, n)
+ORDER BY e.n
+ON CONFLICT (handler, event_id) DO NOTHING
+RETURNING event_id`,
+		clean: `DELETE FROM ` + t + ` WHERE ctid = ANY (ARRAY (
+	SELECT ctid FROM ` + t + ` WHERE processed_at < now() - make_interval(secs => $1) LIMIT $2))`,
+	}, nil
+}
+
+// Process implements [eventbus.Inbox]: in one unit of work (the one in
+// ctx, or a new one) it inserts the row (handler, env.ID) and, only if
+// that row is new, calls fn with the unit's context and commits. A
+// database that cannot be reached, or is not migrated, gives an error
+// wrapping [eventbus.ErrUnavailable], so the event waits.
+func (i *Inbox) Process(ctx context.Context, handler string, env aggregate.Envelope, fn func(ctx context.Context) error) (applied bool, err error) {
+	if handler == "" || env.ID == "" {
+		return false, eventbus.Permanent(fmt.Errorf("postgres: inbox: need a handler name and an event ID, got %q and %q (event %s)", handler, env.ID, env.Name))
+	}
+	began := false
+	err = i.uow.Do(ctx, func(ctx context.Context) error {
+		began = true
+		tag, err := querier(ctx, i.db).Exec(ctx, i.insert, handler, env.ID, env.Name)
+		if err != nil {
+			return i.wrap(fmt.Errorf("postgres: inbox: record %s %s: %w", handler, env.ID, err))
+		}
+		if tag.RowsAffected() == 0 {
+			i.log.LogAttrs(ctx, slog.LevelDebug, "postgres: inbox: duplicate event skipped",
+				slog.String("handler", handler), slog.String("event", env.Name), slog.String("event_id", env.ID))
+			return nil
+		}
+		if err := fn(ctx); err != nil {
+			return err
+		}
+		applied = true
+		return nil
+	})
+	if err != nil {
+		if !began {
+			err = fmt.Errorf("postgres: inbox: %w: %w", eventbus.ErrUnavailable, err)
+		}
+		return false, err
+	}
+	return applied, nil
+}
+
+// ProcessBatch implements [eventbus.Inbox]: in one unit of work it inserts
+// the rows of every event with one statement, calls fn with the events
+// whose rows are new and commits.
+func (i *Inbox) ProcessBatch(ctx context.Context, handler string, envs []aggregate.Envelope, fn func(ctx context.Context, fresh []aggregate.Envelope) error) error {
+	byID := make(map[string]string, len(envs)) // event ID → name
+	for _, env := range envs {
+		if handler == "" || env.ID == "" {
+			return eventbus.Permanent(fmt.Errorf("postgres: inbox: need a handler name and an event ID, got %q and %q (event %s)", handler, env.ID, env.Name))
+		}
+		byID[env.ID] = env.Name
+	}
+	if len(byID) == 0 {
+		return nil
+	}
+	// Rows are inserted in ID order, so that two batches with common
+	// events wait for each other instead of deadlocking.
+	ids := slices.Sorted(maps.Keys(byID))
+	names := make([]string, len(ids))
+	for k, id := range ids {
+		names[k] = byID[id]
+	}
+	began := false
+	err := i.uow.Do(ctx, func(ctx context.Context) error {
+		began = true
+		rows, err := querier(ctx, i.db).Query(ctx, i.batch, handler, ids, names)
+		if err != nil {
+			return i.wrap(fmt.Errorf("postgres: inbox: record %d events of %s: %w", len(ids), handler, err))
+		}
+		isNew := make(map[string]bool, len(ids))
+		var id string
+		if _, err := pgx.ForEachRow(rows, []any{&id}, func() error {
+			isNew[id] = true
+			return nil
+		}); err != nil {
+			return i.wrap(fmt.Errorf("postgres: inbox: record %d events of %s: %w", len(ids), handler, err))
+		}
+		fresh := make([]aggregate.Envelope, 0, len(isNew))
+		for _, env := range envs {
+			if isNew[env.ID] {
+				delete(isNew, env.ID) // a second copy in the batch is a duplicate
+				fresh = append(fresh, env)
+			}
+		}
+		if skipped := len(ids) - len(fresh); skipped > 0 {
+			i.log.LogAttrs(ctx, slog.LevelDebug, "postgres: inbox: duplicate events skipped",
+				slog.String("handler", handler), slog.Int("events", skipped))
+		}
+		if len(fresh) == 0 {
+			return nil
+		}
+		return fn(ctx, fresh)
+	})
+	if err != nil && !began {
+		return fmt.Errorf("postgres: inbox: %w: %w", eventbus.ErrUnavailable, err)
+	}
+	return err
+}
+
+// wrap marks an error about a missing inbox table as [ErrNotMigrated]
+// and [eventbus.ErrUnavailable]: the events wait until the database is
+// migrated instead of going to the dead-letter topic.
+func (i *Inbox) wrap(err error) error {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) && pgErr.Code == "42P01" { // undefined_table
+		return fmt.Errorf("%w: %w: %w", ErrNotMigrated, eventbus.ErrUnavailable, err)
+	}
+	return err
+}
+
+// Cleanup deletes the rows older than [InboxConfig.Retention], in batches
+// of [InboxConfig.CleanupBatch], and returns how many it deleted.
+func (i *Inbox) Cleanup(ctx context.Context) (int64, error) {
+	var total int64
+	secs := i.cfg.Retention.Seconds()
+	for {
+		tag, err := i.db.Exec(ctx, i.clean, secs, i.cfg.CleanupBatch)
+		if err != nil {
+			return total, i.wrap(fmt.Errorf("postgres: inbox cleanup: %w", err))
+		}
+		total += tag.RowsAffected()
+		if tag.RowsAffected() < int64(i.cfg.CleanupBatch) {
+			return total, nil
+		}
+	}
+}
+
+// RunCleanup deletes expired rows every [InboxConfig.CleanupInterval]
+// until ctx ends, then returns nil. Failures are logged and tried again at
+// the next tick. Run it in one goroutine per process (several replicas
+// running it at once is harmless).
+func (i *Inbox) RunCleanup(ctx context.Context) error {
+	t := time.NewTicker(i.cfg.CleanupInterval)
+	defer t.Stop()
+	for {
+		n, err := i.Cleanup(ctx)
+		switch {
+		case ctx.Err() != nil:
+			return nil
+		case err != nil:
+			i.log.LogAttrs(ctx, slog.LevelError, "postgres: inbox cleanup failed", slog.Any("error", err))
+		case n > 0:
+			i.log.LogAttrs(ctx, slog.LevelInfo, "postgres: inbox cleanup", slog.Int64("deleted", n))
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+	}
+}

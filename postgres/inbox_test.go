@@ -1,0 +1,215 @@
+package postgres_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/stretchr/testify/require"
+
+	"github.com/dddkit/dddkit/aggregate"
+	"github.com/dddkit/dddkit/eventbus"
+	"github.com/dddkit/dddkit/eventbus/eventbustest"
+	"github.com/dddkit/dddkit/internal/testinfra"
+	"github.com/dddkit/dddkit/postgres"
+)
+
+// inboxBundle is a migrated schema of the test's own, its inbox, and an
+// effects table that handlers write to in the inbox's transaction.
+type inboxBundle struct {
+	pool  *pgxpool.Pool
+	inbox *postgres.Inbox
+}
+
+func setupInbox(t testing.TB, cfg *postgres.InboxConfig) *inboxBundle {
+	t.Helper()
+	pool := testinfra.Pool(t)
+	ctx := context.Background()
+	require.NoError(t, postgres.Migrate(ctx, pool, nil))
+	_, err := pool.Exec(ctx, `CREATE TABLE effects (key text NOT NULL)`)
+	require.NoError(t, err)
+	inbox, err := postgres.NewInbox(pool, cfg)
+	require.NoError(t, err)
+	return &inboxBundle{pool: pool, inbox: inbox}
+}
+
+// write stores an effect with the transaction in ctx, and fails without
+// one: the handler must run inside the inbox's unit of work.
+func write(ctx context.Context, key string) error {
+	tx, ok := postgres.TxFromContext(ctx)
+	if !ok {
+		return errors.New("no transaction in the handler's context")
+	}
+	_, err := tx.Exec(ctx, `INSERT INTO effects (key) VALUES ($1)`, key)
+	return err
+}
+
+func (b *inboxBundle) effects(t testing.TB) []string {
+	t.Helper()
+	rows, err := b.pool.Query(context.Background(), `SELECT key FROM effects`)
+	require.NoError(t, err)
+	keys, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	require.NoError(t, err)
+	return keys
+}
+
+func (b *inboxBundle) count(t testing.TB, query string, args ...any) int {
+	t.Helper()
+	var n int
+	require.NoError(t, b.pool.QueryRow(context.Background(), query, args...).Scan(&n))
+	return n
+}
+
+// The PostgreSQL inbox passes the inbox suite, with the handler's own
+// writes in its transaction.
+func TestInboxSuite(t *testing.T) {
+	t.Parallel()
+	eventbustest.RunInbox(t, func(t *testing.T) eventbustest.InboxHarness {
+		b := setupInbox(t, nil)
+		return eventbustest.InboxHarness{Inbox: b.inbox, Write: write, Effects: b.effects, Atomic: true}
+	})
+}
+
+type thingHappened struct{ N int }
+
+func (thingHappened) EventName() string { return "test.thing_happened" }
+
+func envelope(id string) aggregate.Envelope {
+	return aggregate.Envelope{ID: id, Name: "test.thing_happened", AggregateType: "thing", AggregateID: "t-1", Version: 1, Payload: thingHappened{1}}
+}
+
+// The handler runs in a unit of work: a UnitOfWork.Do inside it joins,
+// and so do the repositories. Called inside a unit of work, the inbox
+// joins that one, and a failing handler makes it roll back.
+func TestInboxRunsTheHandlerInAUnitOfWork(t *testing.T) {
+	t.Parallel()
+	b := setupInbox(t, nil)
+	ctx := context.Background()
+	uow, err := postgres.NewUnitOfWork(b.pool)
+	require.NoError(t, err)
+
+	applied, err := b.inbox.Process(ctx, "h", envelope("e-1"), func(ctx context.Context) error {
+		outer, _ := postgres.TxFromContext(ctx)
+		return uow.Do(ctx, func(ctx context.Context) error {
+			inner, _ := postgres.TxFromContext(ctx)
+			if inner != outer {
+				return errors.New("a unit of work inside the handler began a transaction of its own")
+			}
+			return write(ctx, "joined")
+		})
+	})
+	require.NoError(t, err)
+	require.True(t, applied)
+	require.Equal(t, []string{"joined"}, b.effects(t))
+
+	// The inbox inside a command's unit of work: one transaction.
+	boom := errors.New("boom")
+	err = uow.Do(ctx, func(ctx context.Context) error {
+		if err := write(ctx, "before"); err != nil {
+			return err
+		}
+		_, err := b.inbox.Process(ctx, "h", envelope("e-2"), func(ctx context.Context) error {
+			if err := write(ctx, "inside"); err != nil {
+				return err
+			}
+			return boom
+		})
+		if !errors.Is(err, boom) {
+			return fmt.Errorf("inbox: %w, want boom", err)
+		}
+		return nil // the caller swallows the failure: the unit still rolls back
+	})
+	require.ErrorIs(t, err, postgres.ErrRollbackOnly)
+	require.Equal(t, []string{"joined"}, b.effects(t), "nothing of the failed unit stays")
+	require.Equal(t, 0, b.count(t, `SELECT count(*) FROM dddkit_inbox WHERE event_id = 'e-2'`))
+}
+
+// A database that cannot be reached, or is not migrated, is an outage: the
+// event waits (ErrUnavailable) instead of going to the dead-letter topic.
+func TestInboxOutages(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	noop := func(context.Context) error { return nil }
+
+	down := testinfra.Pool(t)
+	down.Close()
+	inbox, err := postgres.NewInbox(down, nil)
+	require.NoError(t, err)
+	_, err = inbox.Process(ctx, "h", envelope("e-1"), noop)
+	require.ErrorIs(t, err, eventbus.ErrUnavailable)
+	err = inbox.ProcessBatch(ctx, "h", []aggregate.Envelope{envelope("e-1")}, func(context.Context, []aggregate.Envelope) error { return nil })
+	require.ErrorIs(t, err, eventbus.ErrUnavailable)
+
+	bare := testinfra.Pool(t) // never migrated
+	inbox, err = postgres.NewInbox(bare, nil)
+	require.NoError(t, err)
+	_, err = inbox.Process(ctx, "h", envelope("e-1"), noop)
+	require.ErrorIs(t, err, postgres.ErrNotMigrated)
+	require.ErrorIs(t, err, eventbus.ErrUnavailable)
+	err = inbox.ProcessBatch(ctx, "h", []aggregate.Envelope{envelope("e-1")}, func(context.Context, []aggregate.Envelope) error { return nil })
+	require.ErrorIs(t, err, postgres.ErrNotMigrated)
+}
+
+// The inbox uses the table Tables names, in the schema Tables names.
+func TestInboxTables(t *testing.T) {
+	t.Parallel()
+	pool := testinfra.Pool(t)
+	ctx := context.Background()
+	tables := postgres.Tables{Schema: testinfra.Name(t), Inbox: "handled_events"}
+	t.Cleanup(func() {
+		_, err := pool.Exec(context.Background(), `DROP SCHEMA `+pgx.Identifier{tables.Schema}.Sanitize()+` CASCADE`)
+		require.NoError(t, err)
+	})
+	require.NoError(t, postgres.Migrate(ctx, pool, &tables))
+	inbox, err := postgres.NewInbox(pool, &postgres.InboxConfig{Tables: tables})
+	require.NoError(t, err)
+	applied, err := inbox.Process(ctx, "h", envelope("e-1"), func(context.Context) error { return nil })
+	require.NoError(t, err)
+	require.True(t, applied)
+	var n int
+	require.NoError(t, pool.QueryRow(ctx, `SELECT count(*) FROM `+pgx.Identifier{tables.Schema, "handled_events"}.Sanitize()).Scan(&n))
+	require.Equal(t, 1, n)
+}
+
+func TestInboxCleanupDeletesExpiredRows(t *testing.T) {
+	t.Parallel()
+	b := setupInbox(t, &postgres.InboxConfig{Retention: time.Hour, CleanupBatch: 3})
+	ctx := context.Background()
+	noop := func(context.Context) error { return nil }
+	for i := range 10 {
+		_, err := b.inbox.Process(ctx, "h", envelope(fmt.Sprint("ev-", i)), noop)
+		require.NoError(t, err)
+	}
+	_, err := b.pool.Exec(ctx, `UPDATE dddkit_inbox SET processed_at = now() - interval '2 hours' WHERE event_id <> 'ev-9'`)
+	require.NoError(t, err)
+	n, err := b.inbox.Cleanup(ctx)
+	require.NoError(t, err)
+	require.Equal(t, int64(9), n, "three batches of three")
+	require.Equal(t, 1, b.count(t, `SELECT count(*) FROM dddkit_inbox`))
+
+	// An event whose row was cleaned up is applied again: retention
+	// bounds how late a duplicate may come.
+	applied, err := b.inbox.Process(ctx, "h", envelope("ev-0"), noop)
+	require.NoError(t, err)
+	require.True(t, applied)
+
+	cctx, cancel := context.WithCancel(ctx)
+	cancel()
+	require.NoError(t, b.inbox.RunCleanup(cctx))
+}
+
+func TestInboxConfigValidate(t *testing.T) {
+	t.Parallel()
+	err := (&postgres.InboxConfig{Retention: -1, CleanupInterval: -1, CleanupBatch: -1, Tables: postgres.Tables{Inbox: "dddkit_outbox"}}).Validate()
+	for _, want := range []string{"Retention", "CleanupInterval", "CleanupBatch", "Tables.Outbox and Tables.Inbox"} {
+		require.ErrorContains(t, err, want)
+	}
+	require.NoError(t, (*postgres.InboxConfig)(nil).Validate())
+	_, err = postgres.NewInbox(nil, &postgres.InboxConfig{CleanupBatch: -1})
+	require.ErrorContains(t, err, "nil DB")
+	require.ErrorContains(t, err, "CleanupBatch")
+}

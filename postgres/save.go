@@ -1,0 +1,111 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/dddkit/dddkit/aggregate"
+	"github.com/dddkit/dddkit/internal/aggstore"
+)
+
+// What Repository and EventStore share: Save and Update on a unit of work.
+
+// writeFunc writes a's state and the events it recorded after version
+// base, in tx.
+type writeFunc[A aggregate.Aggregate] func(ctx context.Context, tx pgx.Tx, root *aggregate.Root, a A, base int64) error
+
+// save writes a in the unit of work of ctx, or in one of its own.
+func save[A aggregate.Aggregate](ctx context.Context, db DB, aggregateType string, a A, write writeFunc[A]) error {
+	root, err := aggstore.CheckSave(a, aggregateType)
+	if err != nil {
+		return err
+	}
+	if !root.HasChanges() {
+		return nil
+	}
+	return inUnit(ctx, db, func(ctx context.Context) error {
+		return saveInUnit(ctx, unitFrom(ctx), aggregateType, root, a, write)
+	})
+}
+
+// saveInUnit writes what root recorded since it was last written in u.
+// Aggregates are marked committed when u commits. A failed write makes u
+// roll back: the state may be written without its events (or its keys),
+// and nothing may be half-saved.
+func saveInUnit[A aggregate.Aggregate](ctx context.Context, u *unit, aggregateType string, root *aggregate.Root, a A, write writeFunc[A]) error {
+	base, seen := u.saved[root]
+	if !seen {
+		base = root.CommittedVersion()
+	}
+	if base == root.Version() {
+		return nil
+	}
+	if err := write(ctx, u.tx, root, a, base); err != nil {
+		u.failed = true
+		return conflictOr(err, aggregateType, root.ID(), base)
+	}
+	if u.saved == nil {
+		u.saved = make(map[any]int64)
+	}
+	u.saved[root] = root.Version()
+	if !seen {
+		u.afterCommit = append(u.afterCommit, func() { aggregate.MarkCommitted(a) })
+	}
+	return nil
+}
+
+// update runs load → fn → save in the unit of work of ctx; without one,
+// in a unit of its own for each attempt, retried on conflicts by retry.
+func update[A aggregate.Aggregate](ctx context.Context, db DB, retry aggstore.Retry, aggregateType, id string, fn func(A) error,
+	load func(ctx context.Context, q DB, id string, forUpdate bool) (A, error), write writeFunc[A]) error {
+	if fn == nil {
+		return fmt.Errorf("repository: update %s %s: fn is nil", aggregateType, id)
+	}
+	attempt := func(ctx context.Context) error {
+		u := unitFrom(ctx)
+		a, err := load(ctx, u.tx, id, true)
+		if err != nil {
+			return conflictOr(err, aggregateType, id, -1)
+		}
+		if err := fn(a); err != nil {
+			return err
+		}
+		root := a.AggregateRoot()
+		if !root.HasChanges() {
+			return nil
+		}
+		return saveInUnit(ctx, u, aggregateType, root, a, write)
+	}
+	if unitFrom(ctx) != nil {
+		return attempt(ctx)
+	}
+	return retry.Run(ctx, "update "+aggregateType+" "+id, func(ctx context.Context) error {
+		return run(ctx, db, attempt)
+	})
+}
+
+// conflictOr turns PostgreSQL's serialization failures and deadlocks
+// into a concurrency conflict (worth retrying) and returns other errors
+// as they are.
+func conflictOr(err error, typ, id string, expected int64) error {
+	if err == nil || !isSerializationFailure(err) {
+		return err
+	}
+	var ce *aggregate.ConflictError
+	if errors.As(err, &ce) {
+		return err
+	}
+	return fmt.Errorf("%w: %w", &aggregate.ConflictError{Type: typ, ID: id, Expected: expected, Actual: -1}, err)
+}
+
+// isSerializationFailure reports a serialization failure (40001) or a
+// deadlock (40P01): the transaction lost a race and may succeed when run
+// again.
+func isSerializationFailure(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && (pgErr.Code == "40001" || pgErr.Code == "40P01")
+}
