@@ -609,6 +609,21 @@ func TestOutboxInNamedSchema(t *testing.T) {
 	}, "nothing pending")
 }
 
+// The relay's queries rely on the outbox's partial indexes: pending rows
+// by sequence, the rows that block their aggregate, published rows by
+// age (for retention).
+func TestOutboxTableHasItsIndexes(t *testing.T) {
+	t.Parallel()
+	b := newOutboxBundle(t, nil)
+	rows, err := b.pool.Query(context.Background(),
+		`SELECT indexname FROM pg_indexes WHERE tablename = 'dddkit_outbox' AND schemaname = $1 ORDER BY 1`, b.schema)
+	require.NoError(t, err)
+	indexes, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	require.NoError(t, err)
+	require.Equal(t, []string{"dddkit_outbox_blocked_idx", "dddkit_outbox_event_id_key", "dddkit_outbox_pending_idx",
+		"dddkit_outbox_pkey", "dddkit_outbox_published_idx"}, indexes)
+}
+
 func TestOutboxConfigValidate(t *testing.T) {
 	t.Parallel()
 	err := (&postgres.OutboxConfig{Retention: -1, CleanupInterval: -1, LeaderPollInterval: -1,
