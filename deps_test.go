@@ -25,7 +25,7 @@ func TestCorePackagesDependOnNoAdapter(t *testing.T) {
 	core := []string{
 		"aggregate", "valueobject", "cqrs", "retry",
 		"repository", "repository/repositorytest",
-		"outbox",
+		"outbox", "outbox/outboxtest",
 		"eventbus", "eventbus/eventbustest",
 	}
 	// The domain layer is standard library only (valueobject may hash

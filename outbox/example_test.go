@@ -2,19 +2,17 @@ package outbox_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
-	"log"
-	"os"
-	"os/signal"
 
 	"github.com/ThreeDotsLabs/watermill"
+	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/ThreeDotsLabs/watermill/pubsub/gochannel"
-	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/dddkit/dddkit/aggregate"
-	"github.com/dddkit/dddkit/kafka"
+	"github.com/dddkit/dddkit/eventbus"
 	"github.com/dddkit/dddkit/outbox"
+	"github.com/dddkit/dddkit/retry"
 )
 
 type UserRegistered struct{ Email string }
@@ -29,7 +27,13 @@ func (EmailVerified) EventName() string { return "auth.email_verified" }
 // example system runs with no database and no broker.
 func Example() {
 	ctx := context.Background()
-	box := outbox.NewMemory()
+
+	// The service's one registry: it encodes the events and names their
+	// topic ("user" → "user.events"), for the relay and the consumers.
+	reg := eventbus.NewRegistry(nil)
+	_ = eventbus.Register[UserRegistered](reg, eventbus.AggregateType("user"))
+	_ = eventbus.Register[EmailVerified](reg, eventbus.AggregateType("user"))
+	box, _ := outbox.NewMemory(reg)
 
 	// A repository appends an aggregate's events when its save commits.
 	_ = box.Append(ctx,
@@ -43,16 +47,16 @@ func Example() {
 	// GoChannel keeps order only when Publish waits for the subscriber's ack.
 	bus := gochannel.NewGoChannel(gochannel.Config{BlockPublishUntilSubscriberAck: true}, watermill.NopLogger{})
 	defer bus.Close()
-	msgs, _ := bus.Subscribe(ctx, outbox.DefaultTopic("user")) // "user.events"
+	msgs, _ := bus.Subscribe(ctx, reg.Topic("user"))
 	go func() {
 		for m := range msgs {
-			fmt.Println(m.Metadata.Get(outbox.HeaderAggregateID), m.Metadata.Get(outbox.HeaderAggregateVersion),
-				m.Metadata.Get(outbox.HeaderEventName), m.Metadata.Get(outbox.HeaderCorrelationID), string(m.Payload))
+			fmt.Println(m.Metadata.Get(eventbus.HeaderAggregateID), m.Metadata.Get(eventbus.HeaderAggregateVersion),
+				m.Metadata.Get(eventbus.HeaderEventName), m.Metadata.Get(eventbus.HeaderCorrelationID), string(m.Payload))
 			m.Ack()
 		}
 	}()
 
-	relay, _ := outbox.NewMemoryRelay(box, bus, nil)
+	relay, _ := outbox.NewRelay(box, bus, reg, nil)
 	n, err := relay.Flush(ctx) // a service runs relay.Run(ctx) instead
 	fmt.Println("published:", n, err, "pending:", len(box.Pending()))
 	// Output:
@@ -62,89 +66,63 @@ func Example() {
 	// published: 2 <nil> pending: 0
 }
 
-// Production wiring: PostgreSQL outbox, events written in the caller's
-// transaction, relayed to Kafka by the producer of a kafka.Client.
-func ExampleRelay() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
-	defer stop()
-	if err := runService(ctx); err != nil {
-		log.Print(err)
-	}
+// flakyPublisher refuses the events of one aggregate while down is set.
+type flakyPublisher struct {
+	down string
+	sent []string
 }
 
-func runService(ctx context.Context) error {
-	pool, err := pgxpool.New(ctx, os.Getenv("DATABASE_URL"))
-	if err != nil {
-		return err
+func (p *flakyPublisher) Publish(_ string, msgs ...*message.Message) error {
+	for _, m := range msgs {
+		if m.Metadata.Get(eventbus.HeaderAggregateID) == p.down {
+			return errors.New("message too large")
+		}
 	}
-	defer pool.Close()
+	for _, m := range msgs {
+		p.sent = append(p.sent, m.Metadata.Get(eventbus.HeaderAggregateID)+" v"+m.Metadata.Get(eventbus.HeaderAggregateVersion))
+	}
+	return nil
+}
 
-	// Once per deployment (safe to run from every replica at start-up).
-	if err := outbox.Migrate(ctx, pool, nil); err != nil {
-		return err
-	}
+func (p *flakyPublisher) Close() error { return nil }
 
-	// Writers: the events go in with the state change, or not at all.
-	store, err := outbox.NewStore(nil)
-	if err != nil {
-		return err
-	}
-	err = pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
-		// ... UPDATE the aggregate's row in tx ...
-		return store.Write(ctx, tx, aggregate.Envelope{ID: "0190c5a2-…", Name: "auth.user_registered",
-			AggregateType: "user", AggregateID: "u-1", Version: 1, Payload: UserRegistered{Email: "ada@example.com"}})
-	})
-	if err != nil {
-		return err
-	}
+// An event the publisher keeps refusing fails after Retry.MaxAttempts and
+// holds back the later events of its aggregate, and only those; once the
+// cause is fixed, the operator's retry publishes them in order.
+func ExampleMemory_RetryFailed() {
+	ctx := context.Background()
+	reg := eventbus.NewRegistry(nil)
+	_ = eventbus.Register[UserRegistered](reg, eventbus.AggregateType("user"))
+	_ = eventbus.Register[EmailVerified](reg, eventbus.AggregateType("user"))
+	box, _ := outbox.NewMemory(reg)
+	_ = box.Append(ctx,
+		aggregate.Envelope{ID: "e1", Name: "auth.user_registered", AggregateType: "user", AggregateID: "u-1", Version: 1,
+			Payload: UserRegistered{Email: "ada@example.com"}},
+		aggregate.Envelope{ID: "e2", Name: "auth.user_registered", AggregateType: "user", AggregateID: "u-2", Version: 1,
+			Payload: UserRegistered{Email: "grace@example.com"}},
+		aggregate.Envelope{ID: "e3", Name: "auth.email_verified", AggregateType: "user", AggregateID: "u-1", Version: 2,
+			Payload: EmailVerified{}},
+	)
 
-	// The relay: run it in every replica; one leads, the others stand by.
-	// One kafka.Client per process: its producer serves the relay, an
-	// eventbus.Publisher and the consumers' dead letters alike.
-	client, err := kafka.NewClient(&kafka.Config{Brokers: []string{"localhost:9092"}})
-	if err != nil {
-		return err
-	}
-	defer client.Close()
-	relay, err := outbox.NewRelay(pool, client.Publisher(), &outbox.RelayConfig{
+	pub := &flakyPublisher{down: "u-1"}
+	relay, _ := outbox.NewRelay(box, pub, reg, &outbox.RelayConfig{
+		Retry: retry.Policy{MaxAttempts: 1}, // the first failure is final
 		Hooks: outbox.Hooks{OnAttemptFailed: func(f outbox.AttemptFailure) {
-			log.Printf("publishing %s %s failed (attempt %d, final %t): %v", f.Event.Name, f.Event.ID, f.Attempts, f.Final, f.Err)
+			fmt.Printf("%s v%d failed (final %t): %v\n", f.Event.AggregateID, f.Event.Version, f.Final, f.Err)
 		}},
 	})
-	if err != nil {
-		return err
-	}
-	return relay.Run(ctx)
-}
 
-// Operators look at the outbox and release failed events.
-func ExampleAdmin() {
-	ctx := context.Background()
-	pool, err := pgxpool.New(ctx, os.Getenv("DATABASE_URL"))
-	if err != nil {
-		log.Print(err)
-		return
-	}
-	defer pool.Close()
-	admin, err := outbox.NewAdmin(pool, nil)
-	if err != nil {
-		log.Print(err)
-		return
-	}
+	n, _ := relay.Flush(ctx)
+	st, _ := box.Stats(ctx)
+	fmt.Println("published:", n, pub.sent, "failed:", st.Failed, "pending:", st.Pending)
 
-	st, err := admin.Stats(ctx)
-	if err != nil {
-		log.Print(err)
-		return
-	}
-	fmt.Printf("pending %d (retrying %d), failed %d, oldest pending %s\n", st.Pending, st.Retrying, st.Failed, st.OldestPending)
-
-	failed, _ := admin.Failed(ctx, 0, 100)
-	for _, r := range failed {
-		fmt.Println(r.Seq, r.Event.Name, r.Event.AggregateID, r.Attempts, r.LastError)
-	}
-	// After fixing the cause: publish them again, in order.
-	if _, err := admin.RetryAllFailed(ctx); err != nil {
-		log.Print(err)
-	}
+	pub.down = "" // the cause is fixed
+	fmt.Println("retried:", box.RetryFailed())
+	n, _ = relay.Flush(ctx)
+	fmt.Println("published:", n, pub.sent)
+	// Output:
+	// u-1 v1 failed (final true): message too large
+	// published: 1 [u-2 v1] failed: 1 pending: 1
+	// retried: 1
+	// published: 2 [u-2 v1 u-1 v1 u-1 v2]
 }

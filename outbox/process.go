@@ -13,11 +13,9 @@ import (
 	"github.com/dddkit/dddkit/internal/wire"
 )
 
-// This file holds the publishing logic shared by the PostgreSQL [Relay]
-// and the [MemoryRelay]: a backend hands out eligible events in order, the
-// processor publishes them and reports back which were acknowledged and
-// which failed.
-
+// This file holds the [Relay]'s publishing logic: a [Source] hands out
+// eligible events in order, the processor publishes them and reports back
+// which were acknowledged and which failed.
 
 // ContextPublisher is implemented by publishers whose publish call can be
 // abandoned through a context, such as the publisher of a kafka.Client.

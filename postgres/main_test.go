@@ -7,5 +7,11 @@ import (
 )
 
 func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m)
+	if runChild() { // the relay process of the fault test (fault_test.go)
+		return
+	}
+	goleak.VerifyTestMain(m,
+		// sarama's metrics library starts one global ticker goroutine.
+		goleak.IgnoreTopFunction("github.com/rcrowley/go-metrics.(*meterArbiter).tick"),
+	)
 }

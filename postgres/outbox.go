@@ -308,12 +308,20 @@ type acquirer interface {
 // processes), LISTENs for the outbox's notifications, and calls fn while
 // it holds both. The DB must be a *pgxpool.Pool (or have its Acquire
 // method).
+//
+// Lead's error wraps [outbox.ErrUnusable], so that the relay stops
+// instead of retrying, when the DB cannot lend a connection (it has no
+// Acquire method) and when the database is not migrated (the error wraps
+// [ErrNotMigrated] too).
 func (o *Outbox) Lead(ctx context.Context, fn func(ctx context.Context, wake <-chan struct{}) error) error {
 	pool, ok := o.db.(acquirer)
 	if !ok {
-		return fmt.Errorf("postgres: outbox relay: the DB is a %T; the relay needs a *pgxpool.Pool to hold a connection for its leader lock", o.db)
+		return fmt.Errorf("%w: postgres: outbox relay: the DB is a %T; the relay needs a *pgxpool.Pool to hold a connection for its leader lock", outbox.ErrUnusable, o.db)
 	}
 	r, err := o.resolve(ctx)
+	if errors.Is(err, ErrNotMigrated) {
+		return fmt.Errorf("%w: %w", outbox.ErrUnusable, err)
+	}
 	if err != nil {
 		return err
 	}

@@ -1,4 +1,4 @@
-package outbox_test
+package postgres_test
 
 import (
 	"strconv"
@@ -16,10 +16,12 @@ import (
 	"github.com/dddkit/dddkit/internal/wire"
 	"github.com/dddkit/dddkit/kafka"
 	"github.com/dddkit/dddkit/outbox"
+	"github.com/dddkit/dddkit/outbox/outboxtest"
+	"github.com/dddkit/dddkit/postgres"
 )
 
-// newKafkaPublisher returns the producer of a kafka.Client of its own,
-// closed when the test ends.
+// newKafkaPublisher returns the producer of a kafka.Client of its own (one
+// per simulated process), closed when the test ends.
 func newKafkaPublisher(t testing.TB, brokers []string) message.Publisher {
 	t.Helper()
 	client, err := kafka.NewClient(&kafka.Config{Brokers: brokers})
@@ -29,21 +31,25 @@ func newKafkaPublisher(t testing.TB, brokers []string) message.Publisher {
 }
 
 // writeConcurrently writes events with several writers, each owning a
-// share of the aggregates and writing its events in order, in
-// transactions of chunk events.
-func writeConcurrently(t testing.TB, b *bundle, events []aggregate.Envelope, writers, chunk int) {
+// share of the aggregates and writing its events in order, chunk events
+// per write.
+func writeConcurrently(t testing.TB, b *outboxBundle, events []aggregate.Envelope, writers, chunk int) {
 	t.Helper()
 	var wg sync.WaitGroup
 	for w := range writers {
 		wg.Go(func() {
 			var mine []aggregate.Envelope
 			for _, e := range events {
-				n, _ := strconv.Atoi(e.AggregateID[1:])
-				if n%writers == w {
+				if n, _ := strconv.Atoi(e.AggregateID[1:]); n%writers == w {
 					mine = append(mine, e)
 				}
 			}
-			b.writeChunks(t, chunk, mine)
+			for i := 0; i < len(mine); i += chunk {
+				if err := b.ob.Write(t.Context(), mine[i:min(i+chunk, len(mine))]...); err != nil {
+					t.Errorf("write: %v", err)
+					return
+				}
+			}
 		})
 	}
 	wg.Wait()
@@ -51,33 +57,33 @@ func writeConcurrently(t testing.TB, b *bundle, events []aggregate.Envelope, wri
 
 // TestKafkaOrderWithThreeRelays: 1,000 aggregates × 20 events written by
 // four concurrent writers, relayed to a 6-partition Kafka topic by three
-// relays at once (the leader is stopped halfway, another takes over).
-// Read back from Kafka, every aggregate's events arrive in version order
+// relays (three processes' worth: an Outbox and a kafka.Client each; the
+// leader is stopped halfway, another takes over). Read back from Kafka,
+// every aggregate's events arrive in version order, all on one partition,
 // and none is missing.
 func TestKafkaOrderWithThreeRelays(t *testing.T) {
 	t.Parallel()
 	brokers := testinfra.KafkaBrokers(t)
-	b := setup(t)
 	topic := testinfra.Topic(t, 6)
+	b := newOutboxBundle(t, nil)
+	b.useTopic(t, topic)
 
 	var published atomic.Int64
 	relays := make([]*outbox.Relay, 3)
 	stops := make([]func(), 3)
 	for i := range relays {
 		var err error
-		relays[i], err = outbox.NewRelay(b.pool, newKafkaPublisher(t, brokers), &outbox.RelayConfig{
-			Outbox: b.cfg, Topic: func(aggregate.Envelope) string { return topic },
-			LeaderPollInterval: 100 * time.Millisecond,
+		relays[i], err = outbox.NewRelay(b.open(t, &postgres.OutboxConfig{LeaderPollInterval: 100 * time.Millisecond}), newKafkaPublisher(t, brokers), b.reg, &outbox.RelayConfig{
 			Hooks: outbox.Hooks{OnPublished: func(evs []aggregate.Envelope, _ time.Duration) {
 				published.Add(int64(len(evs)))
 			}},
 		})
 		require.NoError(t, err)
-		stops[i] = runRelay(t, relays[i].Run)
+		stops[i] = startRelay(t, relays[i])
 	}
 
 	const aggregates, versions = 1000, 20
-	events := history(aggregates, versions)
+	events := cartHistory(aggregates, versions)
 	start := time.Now()
 	var wg sync.WaitGroup
 	wg.Go(func() { writeConcurrently(t, b, events, 4, 50) })
@@ -98,19 +104,19 @@ func TestKafkaOrderWithThreeRelays(t *testing.T) {
 	took := time.Since(start)
 
 	got := kafkatest.ReadAll(t, brokers, topic)
-	check := newOrderCheck()
+	check := outboxtest.NewOrderCheck()
 	partition := map[string]int32{}
 	for _, m := range got {
 		agg := m.Headers[wire.HeaderAggregateID]
 		v, err := strconv.ParseInt(m.Headers[wire.HeaderAggregateVersion], 10, 64)
 		require.NoError(t, err)
-		check.add(agg, v, m.Headers[wire.HeaderEventID])
+		check.Add(agg, v, m.Headers[wire.HeaderEventID])
 		if p, ok := partition[agg]; ok {
-			require.Equal(t, p, m.Partition)
+			require.Equal(t, p, m.Partition, "aggregate %s on one partition", agg)
 		}
 		partition[agg] = m.Partition
 	}
-	check.requireComplete(t, aggregates, versions)
+	require.NoError(t, check.Complete(aggregates, versions))
 	t.Logf("%d events written and relayed in %s through 3 relays (leader %d stopped midway); %d records in Kafka, %d duplicates",
-		len(events), took.Round(time.Millisecond), stopped, len(got), check.duplicates)
+		len(events), took.Round(time.Millisecond), stopped, len(got), check.Duplicates())
 }

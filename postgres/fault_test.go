@@ -1,4 +1,4 @@
-package outbox_test
+package postgres_test
 
 import (
 	"bytes"
@@ -21,11 +21,14 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/dddkit/dddkit/aggregate"
+	"github.com/dddkit/dddkit/eventbus"
 	"github.com/dddkit/dddkit/internal/kafkatest"
 	"github.com/dddkit/dddkit/internal/testinfra"
 	"github.com/dddkit/dddkit/internal/wire"
 	"github.com/dddkit/dddkit/kafka"
 	"github.com/dddkit/dddkit/outbox"
+	"github.com/dddkit/dddkit/outbox/outboxtest"
+	"github.com/dddkit/dddkit/postgres"
 )
 
 // The fault test runs the relay in a child process: the test binary
@@ -50,6 +53,8 @@ func runChild() bool {
 	return true
 }
 
+// childRelay is one replica of a service's relay: PostgreSQL outbox →
+// the producer of a kafka.Client, until SIGTERM.
 func childRelay() error {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
@@ -72,11 +77,13 @@ func childRelay() error {
 	defer client.Close()
 	topic := os.Getenv(envChildTopic)
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
-	relay, err := outbox.NewRelay(pool, client.Publisher(), &outbox.RelayConfig{
-		Outbox:             &outbox.Config{Schema: schema, Table: "outbox"},
-		Topic:              func(aggregate.Envelope) string { return topic },
-		LeaderPollInterval: 100 * time.Millisecond,
-		Logger:             log,
+	reg := eventbus.NewRegistry(&eventbus.RegistryConfig{Topic: func(string) string { return topic }})
+	ob, err := postgres.NewOutbox(pool, reg, &postgres.OutboxConfig{LeaderPollInterval: 100 * time.Millisecond, Logger: log})
+	if err != nil {
+		return err
+	}
+	relay, err := outbox.NewRelay(ob, client.Publisher(), reg, &outbox.RelayConfig{
+		Logger: log,
 		Hooks: outbox.Hooks{OnAttemptFailed: func(f outbox.AttemptFailure) {
 			log.Warn("attempt failed", "aggregate", f.Event.AggregateID, "version", f.Event.Version, "attempts", f.Attempts, "final", f.Final)
 		}},
@@ -114,7 +121,7 @@ func startChild(t *testing.T, logPath string, env ...string) *childProcess {
 		c.done <- cmd.Wait()
 		_ = logFile.Close()
 	}()
-	t.Cleanup(func() { c.stop(syscall.SIGKILL) })
+	t.Cleanup(func() { _ = c.stop(syscall.SIGKILL) })
 	return c
 }
 
@@ -145,7 +152,7 @@ func TestFaultRelayKilledAndBrokerRestarted(t *testing.T) {
 		t.Skip("skipping the fault test in -short mode")
 	}
 	t.Parallel()
-	b := setup(t)
+	b := newOutboxBundle(t, nil)
 	broker := kafkatest.StartBroker(t)
 	topic := "fault-" + testinfra.Suffix()
 	broker.CreateTopic(topic, 6)
@@ -161,17 +168,17 @@ func TestFaultRelayKilledAndBrokerRestarted(t *testing.T) {
 	})
 
 	const aggregates, versions = 1200, 20
-	events := history(aggregates, versions)
+	events := cartHistory(aggregates, versions)
 	var written atomic.Int64
 	ctx := context.Background()
 	pending := func() int64 {
 		var n int64
-		require.NoError(t, b.pool.QueryRow(ctx, `SELECT count(*) FROM outbox`).Scan(&n))
+		require.NoError(t, b.pool.QueryRow(ctx, `SELECT count(*) FROM dddkit_outbox`).Scan(&n))
 		return n
 	}
 	published := func() int64 { return written.Load() - pending() }
 
-	// Two writers, paced at roughly 4,000 events/s in transactions of 40.
+	// Two writers, paced at roughly 4,000 events/s in writes of 40.
 	var wg sync.WaitGroup
 	for w := range 2 {
 		wg.Go(func() {
@@ -183,8 +190,12 @@ func TestFaultRelayKilledAndBrokerRestarted(t *testing.T) {
 			}
 			tick := time.NewTicker(20 * time.Millisecond)
 			defer tick.Stop()
-			for chunk := range chunks(mine, 40) {
-				b.write(t, chunk...)
+			for i := 0; i < len(mine); i += 40 {
+				chunk := mine[i:min(i+40, len(mine))]
+				if err := b.ob.Write(ctx, chunk...); err != nil {
+					t.Errorf("write: %v", err)
+					return
+				}
 				written.Add(int64(len(chunk)))
 				<-tick.C
 			}
@@ -212,15 +223,15 @@ func TestFaultRelayKilledAndBrokerRestarted(t *testing.T) {
 	require.NoError(t, child.stop(syscall.SIGTERM), "relay stops cleanly on SIGTERM")
 
 	got := kafkatest.ReadAll(t, []string{broker.Addr}, topic)
-	check := newOrderCheck()
+	check := outboxtest.NewOrderCheck()
 	for _, m := range got {
 		v, err := strconv.ParseInt(m.Headers[wire.HeaderAggregateVersion], 10, 64)
 		require.NoError(t, err)
-		check.add(m.Headers[wire.HeaderAggregateID], v, m.Headers[wire.HeaderEventID])
+		check.Add(m.Headers[wire.HeaderAggregateID], v, m.Headers[wire.HeaderEventID])
 	}
-	check.requireComplete(t, aggregates, versions)
+	require.NoError(t, check.Complete(aggregates, versions))
 	t.Logf("%d events through 2 relay kills and 1 broker restart in %s: %d records in Kafka, %d duplicates, none lost, order kept",
-		len(events), took.Round(time.Millisecond), len(got), check.duplicates)
+		len(events), took.Round(time.Millisecond), len(got), check.Duplicates())
 	log, err := os.ReadFile(logPath)
 	require.NoError(t, err)
 	t.Logf("child relay log: %d failed publish attempts recorded, %d relay errors retried, %d leader sessions",
