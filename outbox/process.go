@@ -3,7 +3,6 @@ package outbox
 import (
 	"context"
 	"errors"
-	"slices"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
@@ -82,40 +81,19 @@ func (p *processor) batch(ctx context.Context) (batchResult, error) {
 		attempts []Attempt
 		outage   bool
 	)
-	// An aggregate with a failed event in one topic's group holds back its
-	// later events in the other groups too.
-	var held map[aggKey]bool
+	// The topic rule maps an aggregate type to one topic, so the events of
+	// one aggregate are all in one group: a group's failures hold back no
+	// other group.
 	for _, g := range groups {
 		if ctx.Err() != nil {
 			break
 		}
-		idx := g.idx
-		if len(held) > 0 {
-			idx = slices.DeleteFunc(slices.Clone(idx), func(i int) bool { return held[keyOf(items[i])] })
-			if len(idx) == 0 {
-				continue
-			}
-		}
-		done, failed, out := p.publishGroup(ctx, g.topic, items, idx)
+		done, failed, out := p.publishGroup(ctx, g.topic, items, g.idx)
 		ok = append(ok, done...)
 		attempts = append(attempts, failed...)
 		if out {
 			outage = true
 			break
-		}
-		if len(failed) > 0 && len(groups) > 1 {
-			if held == nil {
-				held = make(map[aggKey]bool)
-			}
-			bySeq := make(map[int64]bool, len(failed))
-			for _, a := range failed {
-				bySeq[a.Seq] = true
-			}
-			for _, i := range idx {
-				if bySeq[items[i].Seq] {
-					held[keyOf(items[i])] = true
-				}
-			}
 		}
 	}
 

@@ -134,16 +134,6 @@ func unitFrom(ctx context.Context) *unit {
 	return u
 }
 
-// onCommit runs f after the unit in ctx commits; without a unit it runs f
-// at once (the statement already committed on its own).
-func onCommit(ctx context.Context, f func()) {
-	if u := unitFrom(ctx); u != nil {
-		u.afterCommit = append(u.afterCommit, f)
-		return
-	}
-	f()
-}
-
 // inUnit runs fn in the unit of work in ctx, or in a new one begun on db.
 func inUnit(ctx context.Context, db DB, fn func(ctx context.Context) error) error {
 	if unitFrom(ctx) != nil {
