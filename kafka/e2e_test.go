@@ -14,6 +14,7 @@ import (
 	"github.com/dddkit/dddkit/internal/testinfra"
 	"github.com/dddkit/dddkit/outbox"
 	"github.com/dddkit/dddkit/postgres"
+	"github.com/dddkit/dddkit/repository"
 )
 
 // A small state-stored aggregate for the end-to-end test.
@@ -44,14 +45,18 @@ func (a *account) apply(e aggregate.Event) error {
 	return nil
 }
 
+type accountRow struct {
+	Balance int `json:"balance"`
+}
+
 func openAccount(id, owner string, opts ...aggregate.Option) (*account, error) {
 	a := &account{}
 	a.Init(id, "account", a.apply, opts...)
 	return a, a.Record(accountOpened{Owner: owner})
 }
 
-// End to end: an aggregate's state and its events written in one unit of
-// work (state row + outbox rows) → relay → Kafka → a handler with inbox,
+// End to end: an aggregate's state and its events saved by the
+// repository in one transaction (state row + outbox rows) → relay → Kafka → a handler with inbox,
 // with the correlation and causation IDs intact, the events of the
 // aggregate in order and the schema version carried along. One registry
 // serves the outbox, the relay's topics and the consumer.
@@ -75,28 +80,18 @@ func TestEndToEndOutboxKafkaInbox(t *testing.T) {
 			return json.Marshal(moneyDeposited{Amount: v1.Cents})
 		})))
 
-	// Producer side: the account's state and its events in one unit of
-	// work.
-	_, err := pg.pool.Exec(ctx, `CREATE TABLE accounts (id text PRIMARY KEY, balance int NOT NULL)`)
-	require.NoError(t, err)
+	// Producer side: the repository writes the account's state and its
+	// events (into the outbox) in one transaction.
 	box, err := postgres.NewOutbox(pg.pool, reg, nil)
 	require.NoError(t, err)
-	uow, err := postgres.NewUnitOfWork(pg.pool)
+	accounts, err := postgres.NewRepository(pg.pool, box, repository.JSON("account",
+		func(a *account) accountRow { return accountRow{Balance: a.balance} },
+		func(id string, r accountRow) (*account, error) {
+			a := &account{balance: r.Balance}
+			a.Init(id, "account", a.apply)
+			return a, nil
+		}), nil)
 	require.NoError(t, err)
-	save := func(ctx context.Context, a *account) error {
-		err := uow.Do(ctx, func(ctx context.Context) error {
-			tx, _ := postgres.TxFromContext(ctx)
-			if _, err := tx.Exec(ctx, `INSERT INTO accounts (id, balance) VALUES ($1, $2)
-				ON CONFLICT (id) DO UPDATE SET balance = excluded.balance`, a.ID(), a.balance); err != nil {
-				return err
-			}
-			return box.Write(ctx, a.Changes()...)
-		})
-		if err == nil {
-			aggregate.MarkCommitted(a)
-		}
-		return err
-	}
 	client := newClient(t) // one producer for the relay and the router's dead letters
 	relay, err := outbox.NewRelay(box, client.Publisher(), reg, &outbox.RelayConfig{
 		PollInterval: 50 * time.Millisecond,
@@ -146,10 +141,9 @@ func TestEndToEndOutboxKafkaInbox(t *testing.T) {
 	reqCtx := aggregate.ContextWithMetadata(ctx, reqMD)
 	acct, err := openAccount("acc-"+testinfra.Suffix(), "ada", aggregate.WithMetadata(reqMD))
 	require.NoError(t, err)
-	require.NoError(t, save(reqCtx, acct))
+	require.NoError(t, accounts.Save(reqCtx, acct))
 	for _, amount := range []int{10, 5} {
-		require.NoError(t, acct.Record(moneyDeposited{Amount: amount}))
-		require.NoError(t, save(reqCtx, acct))
+		require.NoError(t, accounts.Update(reqCtx, acct.ID(), func(a *account) error { return a.Record(moneyDeposited{Amount: amount}) }))
 	}
 
 	var got []seen
@@ -173,5 +167,9 @@ func TestEndToEndOutboxKafkaInbox(t *testing.T) {
 	}
 	require.Equal(t, []string{"bank.account_opened", "bank.money_deposited", "bank.money_deposited"},
 		[]string{got[0].env.Name, got[1].env.Name, got[2].env.Name})
-	require.Equal(t, 15, pg.count(t, `SELECT sum(amount) FROM effects WHERE aggregate_id = $1`, acct.ID()))
+	// The handler reports before its unit of work commits: wait for the
+	// last commit.
+	testinfra.Eventually(t, 10*time.Second, func() bool {
+		return pg.count(t, `SELECT coalesce(sum(amount), 0) FROM effects WHERE aggregate_id = $1`, acct.ID()) == 15
+	}, "the three effects committed")
 }
