@@ -11,6 +11,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 
 	"github.com/dddkit/dddkit/aggregate"
+	"github.com/dddkit/dddkit/internal/check"
 	"github.com/dddkit/dddkit/retry"
 )
 
@@ -63,12 +64,10 @@ func (c *BatchConfig) Validate() error {
 		return nil
 	}
 	var errs []error
-	if c.MaxBatch < 0 {
-		errs = append(errs, fmt.Errorf("eventbus: BatchConfig.MaxBatch is %d, must be >= 0", c.MaxBatch))
-	}
-	if c.MaxWait < 0 {
-		errs = append(errs, fmt.Errorf("eventbus: BatchConfig.MaxWait is %s, must be >= 0", c.MaxWait))
-	}
+	e := check.New("eventbus: BatchConfig")
+	check.NotNegative(e, "MaxBatch", c.MaxBatch)
+	check.NotNegative(e, "MaxWait", c.MaxWait)
+	errs = append(errs, e.Err())
 	if err := c.Retry.Validate(); err != nil {
 		errs = append(errs, fmt.Errorf("eventbus: BatchConfig.Retry: %w", err))
 	}

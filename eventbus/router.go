@@ -12,6 +12,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 
 	"github.com/dddkit/dddkit/aggregate"
+	"github.com/dddkit/dddkit/internal/check"
 	"github.com/dddkit/dddkit/retry"
 )
 
@@ -110,9 +111,9 @@ func (c *RouterConfig) Validate() error {
 	if c.UnknownEvents != SkipUnknown && c.UnknownEvents != DeadLetterUnknown {
 		errs = append(errs, fmt.Errorf("eventbus: RouterConfig.UnknownEvents is %s", c.UnknownEvents))
 	}
-	if c.CloseTimeout < 0 {
-		errs = append(errs, fmt.Errorf("eventbus: RouterConfig.CloseTimeout is %s, must be >= 0", c.CloseTimeout))
-	}
+	e := check.New("eventbus: RouterConfig")
+	check.NotNegative(e, "CloseTimeout", c.CloseTimeout)
+	errs = append(errs, e.Err())
 	for i, m := range c.Middleware {
 		if m == nil {
 			errs = append(errs, fmt.Errorf("eventbus: RouterConfig.Middleware[%d] is nil", i))

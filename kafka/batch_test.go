@@ -3,7 +3,6 @@ package kafka_test
 import (
 	"context"
 	"errors"
-	"fmt"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -167,16 +166,9 @@ func TestBatchConsumerRestartResumesFromCommittedOffset(t *testing.T) {
 	t.Parallel()
 	pg := setupPG(t)
 	k := setupKafka(t, 2)
-	ctx := context.Background()
 	name := "batch-ledger-" + testinfra.Suffix()
 	const n = 20
-	publish := func(from int) {
-		var envs []aggregate.Envelope
-		for i := from; i < from+n; i++ {
-			envs = append(envs, order(fmt.Sprintf("o-%d", i%4), i))
-		}
-		require.NoError(t, k.pub.Publish(ctx, envs...))
-	}
+	publish := func(from int) { k.publishOrders(t, from, n) }
 	var calls atomic.Int64
 	newConsumer := func() *kafka.BatchConsumer {
 		c, err := kafka.NewBatchConsumer(k.client, k.reg, pg.inbox, name, applyOrder(&calls), k.batchConfig())

@@ -15,6 +15,7 @@ import (
 	"github.com/dddkit/dddkit/internal/kafkatest"
 	"github.com/dddkit/dddkit/internal/testinfra"
 	"github.com/dddkit/dddkit/outbox"
+	"github.com/dddkit/dddkit/outbox/outboxtest"
 	"github.com/dddkit/dddkit/postgres"
 )
 
@@ -44,13 +45,7 @@ func TestOneProducerForRelayPublisherAndDeadLetters(t *testing.T) {
 		Hooks:        outbox.Hooks{OnPublished: func(evs []aggregate.Envelope, _ time.Duration) { relayed.Add(int64(len(evs))) }},
 	})
 	require.NoError(t, err)
-	relayCtx, stopRelay := context.WithCancel(ctx)
-	relayDone := make(chan error, 1)
-	go func() { relayDone <- relay.Run(relayCtx) }()
-	t.Cleanup(func() {
-		stopRelay()
-		require.NoError(t, <-relayDone)
-	})
+	outboxtest.Start(t, relay, 30*time.Second)
 	require.NoError(t, box.Write(ctx, order("o-1", 1)))
 
 	// An eventbus.Publisher, and a Router whose handler refuses every

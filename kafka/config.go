@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/IBM/sarama"
+
+	"github.com/dddkit/dddkit/internal/check"
 )
 
 // DefaultVersion is the Kafka protocol version a [Client] speaks unless
@@ -88,13 +90,13 @@ func (c *Config) Validate() error {
 	default:
 		errs = append(errs, fmt.Errorf("kafka: Config.InitialOffset is %d, want sarama.OffsetOldest or sarama.OffsetNewest", c.InitialOffset))
 	}
-	if c.CommitInterval < 0 {
-		errs = append(errs, fmt.Errorf("kafka: Config.CommitInterval is %s, must be >= 0", c.CommitInterval))
+	e := check.New("kafka: Config")
+	for _, err := range errs {
+		e.Add(err)
 	}
-	if c.NackResendSleep < 0 {
-		errs = append(errs, fmt.Errorf("kafka: Config.NackResendSleep is %s, must be >= 0", c.NackResendSleep))
-	}
-	return errors.Join(errs...)
+	check.NotNegative(e, "CommitInterval", c.CommitInterval)
+	check.NotNegative(e, "NackResendSleep", c.NackResendSleep)
+	return e.Err()
 }
 
 // withDefaults validates c and returns a copy with the defaults filled in.

@@ -13,6 +13,7 @@ import (
 	"github.com/dddkit/dddkit/eventbus"
 	"github.com/dddkit/dddkit/internal/testinfra"
 	"github.com/dddkit/dddkit/outbox"
+	"github.com/dddkit/dddkit/outbox/outboxtest"
 	"github.com/dddkit/dddkit/postgres"
 	"github.com/dddkit/dddkit/repository"
 )
@@ -98,15 +99,7 @@ func TestEndToEndOutboxKafkaInbox(t *testing.T) {
 		Logger:       testLogger(),
 	})
 	require.NoError(t, err)
-	relayCtx, stopRelay := context.WithCancel(ctx)
-	relayDone := make(chan error, 1)
-	go func() { relayDone <- relay.Run(relayCtx) }()
-	t.Cleanup(func() {
-		stopRelay()
-		if err := <-relayDone; err != nil && !errors.Is(err, context.Canceled) {
-			t.Errorf("relay: %v", err)
-		}
-	})
+	outboxtest.Start(t, relay, 30*time.Second)
 
 	// Consumer side: one handler name for both event types, so it sees
 	// them in the order of the aggregate.

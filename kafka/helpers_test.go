@@ -191,3 +191,14 @@ func subscribeAll(t *testing.T, tr eventbus.Transport, topic string) *collected 
 	})
 	return c
 }
+
+// publishOrders publishes n order events from number from on, spread over
+// four aggregates.
+func (b *kafkaBundle) publishOrders(t testing.TB, from, n int) {
+	t.Helper()
+	var envs []aggregate.Envelope
+	for i := from; i < from+n; i++ {
+		envs = append(envs, order(fmt.Sprintf("o-%d", i%4), i))
+	}
+	require.NoError(t, b.pub.Publish(context.Background(), envs...))
+}

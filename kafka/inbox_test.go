@@ -3,7 +3,6 @@ package kafka_test
 import (
 	"context"
 	"errors"
-	"fmt"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -46,15 +45,8 @@ func TestKafkaConsumerRestartResumesFromCommittedOffset(t *testing.T) {
 	t.Parallel()
 	pg := setupPG(t)
 	k := setupKafka(t, 2)
-	ctx := context.Background()
 	const n = 20
-	publish := func(from int) {
-		var envs []aggregate.Envelope
-		for i := from; i < from+n; i++ {
-			envs = append(envs, order(fmt.Sprintf("o-%d", i%4), i))
-		}
-		require.NoError(t, k.pub.Publish(ctx, envs...))
-	}
+	publish := func(from int) { k.publishOrders(t, from, n) }
 	var calls atomic.Int64
 
 	var first atomic.Int64

@@ -1,11 +1,10 @@
 package outbox
 
 import (
-	"errors"
-	"fmt"
 	"log/slog"
 	"time"
 
+	"github.com/dddkit/dddkit/internal/check"
 	"github.com/dddkit/dddkit/retry"
 )
 
@@ -48,22 +47,17 @@ func (c *RelayConfig) Validate() error {
 	if c == nil {
 		return nil
 	}
-	var errs []error
-	neg := func(name string, bad bool) {
-		if bad {
-			errs = append(errs, fmt.Errorf("outbox: RelayConfig.%s must not be negative", name))
-		}
-	}
-	neg("BatchSize", c.BatchSize < 0)
-	neg("PollInterval", c.PollInterval < 0)
-	neg("ShutdownTimeout", c.ShutdownTimeout < 0)
+	e := check.New("outbox: RelayConfig")
+	check.NotNegative(e, "BatchSize", c.BatchSize)
+	check.NotNegative(e, "PollInterval", c.PollInterval)
+	check.NotNegative(e, "ShutdownTimeout", c.ShutdownTimeout)
 	if c.BatchSize > 10000 {
-		errs = append(errs, fmt.Errorf("outbox: RelayConfig.BatchSize %d is above the limit of 10000", c.BatchSize))
+		e.Addf("BatchSize %d is above the limit of 10000", c.BatchSize)
 	}
 	if err := c.Retry.Validate(); err != nil {
-		errs = append(errs, fmt.Errorf("outbox: RelayConfig.Retry: %w", err))
+		e.Addf("Retry: %w", err)
 	}
-	return errors.Join(errs...)
+	return e.Err()
 }
 
 func (c *RelayConfig) withDefaults() (RelayConfig, error) {

@@ -13,9 +13,9 @@ import (
 func TestRelayConfigValidate(t *testing.T) {
 	t.Parallel()
 	err := (&outbox.RelayConfig{BatchSize: -1, PollInterval: -1, ShutdownTimeout: -1, Retry: retry.Policy{MaxAttempts: -2}}).Validate()
-	require.ErrorContains(t, err, "RelayConfig.BatchSize must not be negative")
-	require.ErrorContains(t, err, "RelayConfig.PollInterval must not be negative")
-	require.ErrorContains(t, err, "RelayConfig.ShutdownTimeout must not be negative")
+	require.ErrorContains(t, err, "outbox: RelayConfig.BatchSize is -1, must be >= 0")
+	require.ErrorContains(t, err, "outbox: RelayConfig.PollInterval is -1ns, must be >= 0")
+	require.ErrorContains(t, err, "outbox: RelayConfig.ShutdownTimeout is -1ns, must be >= 0")
 	require.ErrorContains(t, err, "outbox: RelayConfig.Retry: retry: Policy.MaxAttempts is -2, must be >= 0")
 	require.ErrorContains(t, (&outbox.RelayConfig{BatchSize: 10001}).Validate(), "above the limit of 10000")
 	require.NoError(t, (*outbox.RelayConfig)(nil).Validate())

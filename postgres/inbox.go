@@ -14,6 +14,7 @@ import (
 
 	"github.com/dddkit/dddkit/aggregate"
 	"github.com/dddkit/dddkit/eventbus"
+	"github.com/dddkit/dddkit/internal/check"
 )
 
 // Inbox defaults.
@@ -54,18 +55,12 @@ func (c *InboxConfig) Validate() error {
 	if c == nil {
 		return nil
 	}
-	var errs []error
-	errs = append(errs, c.Tables.Validate())
-	if c.Retention < 0 {
-		errs = append(errs, fmt.Errorf("postgres: InboxConfig.Retention is %s, must be >= 0", c.Retention))
-	}
-	if c.CleanupInterval < 0 {
-		errs = append(errs, fmt.Errorf("postgres: InboxConfig.CleanupInterval is %s, must be >= 0", c.CleanupInterval))
-	}
-	if c.CleanupBatch < 0 {
-		errs = append(errs, fmt.Errorf("postgres: InboxConfig.CleanupBatch is %d, must be >= 0", c.CleanupBatch))
-	}
-	return errors.Join(errs...)
+	e := check.New("postgres: InboxConfig")
+	e.Add(c.Tables.Validate())
+	check.NotNegative(e, "Retention", c.Retention)
+	check.NotNegative(e, "CleanupInterval", c.CleanupInterval)
+	check.NotNegative(e, "CleanupBatch", c.CleanupBatch)
+	return e.Err()
 }
 
 // Inbox is the [eventbus.Inbox] in PostgreSQL: a table keyed by (handler

@@ -75,20 +75,31 @@ func migrations(n names, schema string) []Migration {
 // A database set up by an older dddkit (outbox.Migrate, repository.Migrate,
 // Inbox.Migrate) migrates forward in place, without loss.
 func Migrate(ctx context.Context, db DB, tables *Tables) error {
-	_, _, err := migrate(ctx, db, tables)
-	return err
+	n, err := newNames(tables)
+	if err != nil || db == nil {
+		return errors.Join(err, nilDB(db, "Migrate"))
+	}
+	err = pgx.BeginFunc(ctx, db, func(tx pgx.Tx) error { return migrateTx(ctx, tx, n) })
+	if err != nil {
+		return fmt.Errorf("postgres: migrate: %w", err)
+	}
+	return nil
+}
+
+func nilDB(db DB, what string) error {
+	if db == nil {
+		return fmt.Errorf("postgres: %s: nil DB", what)
+	}
+	return nil
 }
 
 // Version returns the schema version of the database (0 when dddkit
 // never migrated it) and the version this dddkit needs. An application
 // can refuse to start, or report unhealthy, while current < target.
 func Version(ctx context.Context, db DB, tables *Tables) (current, target int, err error) {
-	if db == nil {
-		return 0, 0, errors.New("postgres: Version: nil DB")
-	}
 	n, err := newNames(tables)
-	if err != nil {
-		return 0, 0, err
+	if err != nil || db == nil {
+		return 0, 0, errors.Join(err, nilDB(db, "Version"))
 	}
 	var reg *string
 	if err := db.QueryRow(ctx, `SELECT to_regclass($1)::text`, n.q(n.t.Migrations)).Scan(&reg); err != nil {
@@ -115,64 +126,51 @@ func requireVersion(ctx context.Context, db DB, tables *Tables) error {
 	return nil
 }
 
-func migrate(ctx context.Context, db DB, tables *Tables) (before, after int, err error) {
-	if db == nil {
-		return 0, 0, errors.New("postgres: Migrate: nil DB")
+// migrateTx applies, in tx, the steps the database lacks.
+func migrateTx(ctx context.Context, tx pgx.Tx, n names) error {
+	schema := n.t.Schema
+	if schema == "" {
+		var cur *string
+		if err := tx.QueryRow(ctx, `SELECT current_schema()`).Scan(&cur); err != nil {
+			return fmt.Errorf("resolve current schema: %w", err)
+		}
+		if cur == nil {
+			return errors.New("no schema of the search_path exists; set Tables.Schema")
+		}
+		schema = *cur
 	}
-	n, err := newNames(tables)
-	if err != nil {
-		return 0, 0, err
+	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, lockKey("migrate", schema, n.t.Migrations)); err != nil {
+		return fmt.Errorf("take migration lock: %w", err)
 	}
-	err = pgx.BeginFunc(ctx, db, func(tx pgx.Tx) error {
-		schema := n.t.Schema
-		if schema == "" {
-			var cur *string
-			if err := tx.QueryRow(ctx, `SELECT current_schema()`).Scan(&cur); err != nil {
-				return fmt.Errorf("resolve current schema: %w", err)
-			}
-			if cur == nil {
-				return errors.New("no schema of the search_path exists; set Tables.Schema")
-			}
-			schema = *cur
+	if n.schema != "" {
+		if _, err := tx.Exec(ctx, `CREATE SCHEMA IF NOT EXISTS `+n.schema); err != nil {
+			return fmt.Errorf("create schema: %w", err)
 		}
-		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, lockKey("migrate", schema, n.t.Migrations)); err != nil {
-			return fmt.Errorf("take migration lock: %w", err)
-		}
-		if n.schema != "" {
-			if _, err := tx.Exec(ctx, `CREATE SCHEMA IF NOT EXISTS `+n.schema); err != nil {
-				return fmt.Errorf("create schema: %w", err)
-			}
-		}
-		mt := n.q(n.t.Migrations)
-		if _, err := tx.Exec(ctx, `CREATE TABLE IF NOT EXISTS `+mt+` (
+	}
+	mt := n.q(n.t.Migrations)
+	if _, err := tx.Exec(ctx, `CREATE TABLE IF NOT EXISTS `+mt+` (
 	version    integer     PRIMARY KEY,
 	name       text        NOT NULL,
 	applied_at timestamptz NOT NULL DEFAULT now()
 )`); err != nil {
-			return fmt.Errorf("create migrations table: %w", err)
-		}
-		if err := tx.QueryRow(ctx, `SELECT coalesce(max(version), 0) FROM `+mt).Scan(&before); err != nil {
-			return fmt.Errorf("read schema version: %w", err)
-		}
-		after = before
-		for _, m := range migrations(n, schema) {
-			if m.Version <= before {
-				continue
-			}
-			if _, err := tx.Exec(ctx, m.SQL); err != nil {
-				return fmt.Errorf("apply version %d (%s): %w", m.Version, m.Name, err)
-			}
-			if _, err := tx.Exec(ctx, `INSERT INTO `+mt+` (version, name) VALUES ($1, $2)`, m.Version, m.Name); err != nil {
-				return fmt.Errorf("record version %d: %w", m.Version, err)
-			}
-			after = m.Version
-		}
-		return nil
-	})
-	if err != nil {
-		return before, after, fmt.Errorf("postgres: migrate: %w", err)
+		return fmt.Errorf("create migrations table: %w", err)
 	}
-	return before, after, nil
+	var current int
+	if err := tx.QueryRow(ctx, `SELECT coalesce(max(version), 0) FROM `+mt).Scan(&current); err != nil {
+		return fmt.Errorf("read schema version: %w", err)
+	}
+	for _, m := range migrations(n, schema) {
+		if m.Version <= current {
+			continue
+		}
+		if _, err := tx.Exec(ctx, m.SQL); err != nil {
+			return fmt.Errorf("apply version %d (%s): %w", m.Version, m.Name, err)
+		}
+		if _, err := tx.Exec(ctx, `INSERT INTO `+mt+` (version, name) VALUES ($1, $2)`, m.Version, m.Name); err != nil {
+			return fmt.Errorf("record version %d: %w", m.Version, err)
+		}
+	}
+	return nil
 }
 
 func outboxSQL(n names, schema string) string {

@@ -17,6 +17,7 @@ import (
 
 	"github.com/dddkit/dddkit/aggregate"
 	"github.com/dddkit/dddkit/eventbus"
+	"github.com/dddkit/dddkit/internal/check"
 	"github.com/dddkit/dddkit/internal/wire"
 	"github.com/dddkit/dddkit/outbox"
 )
@@ -51,18 +52,12 @@ func (c *OutboxConfig) Validate() error {
 	if c == nil {
 		return nil
 	}
-	var errs []error
-	errs = append(errs, c.Tables.Validate())
-	if c.Retention < 0 {
-		errs = append(errs, fmt.Errorf("postgres: OutboxConfig.Retention is %s, must be >= 0", c.Retention))
-	}
-	if c.CleanupInterval < 0 {
-		errs = append(errs, fmt.Errorf("postgres: OutboxConfig.CleanupInterval is %s, must be >= 0", c.CleanupInterval))
-	}
-	if c.LeaderPollInterval < 0 {
-		errs = append(errs, fmt.Errorf("postgres: OutboxConfig.LeaderPollInterval is %s, must be >= 0", c.LeaderPollInterval))
-	}
-	return errors.Join(errs...)
+	e := check.New("postgres: OutboxConfig")
+	e.Add(c.Tables.Validate())
+	check.NotNegative(e, "Retention", c.Retention)
+	check.NotNegative(e, "CleanupInterval", c.CleanupInterval)
+	check.NotNegative(e, "LeaderPollInterval", c.LeaderPollInterval)
+	return e.Err()
 }
 
 // Outbox is the transactional outbox in PostgreSQL. Repositories write

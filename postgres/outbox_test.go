@@ -159,27 +159,10 @@ func (b *outboxBundle) count(t testing.TB, where string, args ...any) int {
 	return n
 }
 
-// startRelay runs r.Run in the background; the returned stop cancels it
-// and waits for Run to return nil. It also runs when the test ends.
+// startRelay runs r.Run in the background; see outboxtest.Start.
 func startRelay(t testing.TB, r *outbox.Relay) (stop func()) {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- r.Run(ctx) }()
-	var once sync.Once
-	stop = func() {
-		once.Do(func() {
-			cancel()
-			select {
-			case err := <-done:
-				require.NoError(t, err)
-			case <-time.After(30 * time.Second):
-				t.Error("relay did not stop within 30s")
-			}
-		})
-	}
-	t.Cleanup(stop)
-	return stop
+	return outboxtest.Start(t, r, 30*time.Second)
 }
 
 // flushRelay publishes what is due through r and returns how many.

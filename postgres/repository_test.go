@@ -109,10 +109,7 @@ func TestNewRepositoryValidates(t *testing.T) {
 func TestUnitOfWorkSeveralAggregatesAndOwnSQL(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
-	b := setupPG(t, repositorytest.Registry(t))
-	repo := newRepo(t, b, nil)
-	_, err := b.pool.Exec(ctx, `CREATE TABLE audit (what text NOT NULL)`)
-	require.NoError(t, err)
+	b, repo := setupAudit(t)
 	ownRow := func(ctx context.Context, what string) error {
 		tx, ok := postgres.TxFromContext(ctx)
 		require.True(t, ok, "the unit's transaction is in the context")
@@ -123,7 +120,7 @@ func TestUnitOfWorkSeveralAggregatesAndOwnSQL(t *testing.T) {
 
 	// Rolled back: nothing written, nothing marked.
 	boom := errors.New("boom")
-	err = b.uow.Do(ctx, func(ctx context.Context) error {
+	err := b.uow.Do(ctx, func(ctx context.Context) error {
 		require.NoError(t, repo.Save(ctx, c1))
 		require.NoError(t, repo.Save(ctx, c2))
 		require.NoError(t, ownRow(ctx, "rolled back"))
@@ -170,6 +167,25 @@ func TestUnitOfWorkSeveralAggregatesAndOwnSQL(t *testing.T) {
 	require.Equal(t, []int64{1, 2, 3, 1, 2}, versions)
 }
 
+// setupAudit gives a test a repository of counters and a table "audit"
+// for rows of the caller's own.
+func setupAudit(t *testing.T) (pgBundle, *postgres.Repository[*repositorytest.Counter]) {
+	t.Helper()
+	b := setupPG(t, repositorytest.Registry(t))
+	_, err := b.pool.Exec(t.Context(), `CREATE TABLE audit (what text NOT NULL)`)
+	require.NoError(t, err)
+	return b, newRepo(t, b, nil)
+}
+
+// staleC1 loads c1 and then lets another writer update it: the loaded
+// copy is stale.
+func staleC1(t *testing.T, repo *postgres.Repository[*repositorytest.Counter]) *repositorytest.Counter {
+	stale, err := repo.Load(t.Context(), "c1")
+	require.NoError(t, err)
+	require.NoError(t, repo.Update(t.Context(), "c1", func(c *repositorytest.Counter) error { return c.Add(1) }))
+	return stale
+}
+
 // A conflict (or a taken ID) on the second aggregate rolls back the first
 // and the caller's row, even when the function swallows the error.
 func TestUnitOfWorkConflictRollsBackEverything(t *testing.T) {
@@ -180,35 +196,22 @@ func TestUnitOfWorkConflictRollsBackEverything(t *testing.T) {
 		want    error
 		swallow bool
 	}{
-		{"StaleVersion", func(t *testing.T, repo *postgres.Repository[*repositorytest.Counter]) *repositorytest.Counter {
-			stale, err := repo.Load(t.Context(), "c1")
-			require.NoError(t, err)
-			require.NoError(t, repo.Update(t.Context(), "c1", func(c *repositorytest.Counter) error { return c.Add(1) }))
-			return stale
-		}, aggregate.ErrConcurrencyConflict, false},
+		{"StaleVersion", staleC1, aggregate.ErrConcurrencyConflict, false},
 		{"TakenID", func(t *testing.T, _ *postgres.Repository[*repositorytest.Counter]) *repositorytest.Counter {
 			return mustCounter(t, "c1")
 		}, aggregate.ErrAlreadyExists, false},
-		{"SwallowedConflict", func(t *testing.T, repo *postgres.Repository[*repositorytest.Counter]) *repositorytest.Counter {
-			stale, err := repo.Load(t.Context(), "c1")
-			require.NoError(t, err)
-			require.NoError(t, repo.Update(t.Context(), "c1", func(c *repositorytest.Counter) error { return c.Add(1) }))
-			return stale
-		}, postgres.ErrRollbackOnly, true},
+		{"SwallowedConflict", staleC1, postgres.ErrRollbackOnly, true},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			ctx := t.Context()
-			b := setupPG(t, repositorytest.Registry(t))
-			repo := newRepo(t, b, nil)
-			_, err := b.pool.Exec(ctx, `CREATE TABLE audit (what text NOT NULL)`)
-			require.NoError(t, err)
+			b, repo := setupAudit(t)
 			require.NoError(t, repo.Save(ctx, mustCounter(t, "c1")))
 			fresh, stale := mustCounter(t, "c2"), tt.stale(t, repo)
 			require.NoError(t, stale.Rename("other"))
 			events := len(b.outboxEvents(t))
 
-			err = b.uow.Do(ctx, func(ctx context.Context) error {
+			err := b.uow.Do(ctx, func(ctx context.Context) error {
 				require.NoError(t, repo.Save(ctx, fresh))
 				tx, _ := postgres.TxFromContext(ctx)
 				_, err := tx.Exec(ctx, `INSERT INTO audit VALUES ('x')`)

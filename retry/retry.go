@@ -2,10 +2,11 @@ package retry
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"math/rand/v2"
 	"time"
+
+	"github.com/dddkit/dddkit/internal/check"
 )
 
 // Policy bounds how often an operation is retried and how long to wait
@@ -41,20 +42,14 @@ type Policy struct {
 // Zero fields are valid: they mean "the default". Callers wrap the error
 // with the name of their config field.
 func (p Policy) Validate() error {
-	var errs []error
-	if p.MaxAttempts < 0 {
-		errs = append(errs, fmt.Errorf("retry: Policy.MaxAttempts is %d, must be >= 0", p.MaxAttempts))
-	}
-	if p.BaseDelay < 0 {
-		errs = append(errs, fmt.Errorf("retry: Policy.BaseDelay is %s, must be >= 0", p.BaseDelay))
-	}
-	if p.MaxDelay < 0 {
-		errs = append(errs, fmt.Errorf("retry: Policy.MaxDelay is %s, must be >= 0", p.MaxDelay))
-	}
+	e := check.New("retry: Policy")
+	check.NotNegative(e, "MaxAttempts", p.MaxAttempts)
+	check.NotNegative(e, "BaseDelay", p.BaseDelay)
+	check.NotNegative(e, "MaxDelay", p.MaxDelay)
 	if p.MaxDelay > 0 && p.BaseDelay > p.MaxDelay {
-		errs = append(errs, fmt.Errorf("retry: Policy.BaseDelay (%s) is larger than MaxDelay (%s)", p.BaseDelay, p.MaxDelay))
+		e.Addf("BaseDelay (%s) is larger than MaxDelay (%s)", p.BaseDelay, p.MaxDelay)
 	}
-	return errors.Join(errs...)
+	return e.Err()
 }
 
 // WithDefaults returns p with its zero fields taken from def. A zero

@@ -20,7 +20,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/dddkit/dddkit/examples/authnotify/internal/config"
-	"github.com/dddkit/dddkit/examples/authnotify/internal/testenv"
+	"github.com/dddkit/dddkit/internal/testinfra"
 	"github.com/dddkit/dddkit/valueobject"
 )
 
@@ -119,8 +119,8 @@ func TestTwoInstancesSendEachEmailOnce(t *testing.T) {
 // topics and consumer groups of the test's own, sending to resendURL.
 func productionConfig(t *testing.T, resendURL string) config.Config {
 	t.Helper()
-	dbURL, schema := testenv.Schema(t)
-	brokers := testenv.KafkaBrokers(t)
+	dbURL, schema := testinfra.SchemaURL(t)
+	brokers := testinfra.KafkaBrokers(t)
 	cfg, err := config.Load(env(map[string]string{
 		"HTTP_ADDR":            "127.0.0.1:0",
 		"DATABASE_URL":         dbURL,
@@ -137,7 +137,7 @@ func productionConfig(t *testing.T, resendURL string) config.Config {
 	prefix := strings.ReplaceAll(schema, "_", "-") + "."
 	cfg.TopicPrefix, cfg.GroupPrefix = prefix, prefix
 	cfg.ShutdownPeriod = 5 * time.Second
-	testenv.Topics(t, 4, prefix+"user.events", prefix+"dddkit.dead_letters")
+	testinfra.Topics(t, 4, prefix+"user.events", prefix+"dddkit.dead_letters")
 	return cfg
 }
 

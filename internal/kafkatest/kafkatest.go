@@ -31,15 +31,8 @@ func ReadAll(t testing.TB, brokers []string, topic string) []Message {
 	t.Helper()
 	cfg := testinfra.SaramaConfig(t)
 	cfg.Consumer.Fetch.Default = 4 << 20
-	client, err := sarama.NewClient(brokers, cfg)
-	if err != nil {
-		t.Fatalf("kafkatest: client: %v", err)
-	}
+	client, parts := partitions(t, brokers, topic, cfg)
 	defer client.Close()
-	parts, err := client.Partitions(topic)
-	if err != nil {
-		t.Fatalf("kafkatest: partitions of %s: %v", topic, err)
-	}
 	consumer, err := sarama.NewConsumerFromClient(client)
 	if err != nil {
 		t.Fatalf("kafkatest: consumer: %v", err)
@@ -117,15 +110,8 @@ func WaitForTopic(ctx context.Context, brokers []string, topic string, cfg *sara
 // its own, so this is the set of producers that wrote to the topic.
 func ProducerIDs(t testing.TB, brokers []string, topic string) []int64 {
 	t.Helper()
-	client, err := sarama.NewClient(brokers, testinfra.SaramaConfig(t))
-	if err != nil {
-		t.Fatalf("kafkatest: client: %v", err)
-	}
+	client, parts := partitions(t, brokers, topic, testinfra.SaramaConfig(t))
 	defer client.Close()
-	parts, err := client.Partitions(topic)
-	if err != nil {
-		t.Fatalf("kafkatest: partitions of %s: %v", topic, err)
-	}
 	seen := map[int64]bool{}
 	for _, p := range parts {
 		leader, err := client.Leader(topic, p)
@@ -154,4 +140,20 @@ func ProducerIDs(t testing.TB, brokers []string, topic string) []int64 {
 	}
 	slices.Sort(ids)
 	return ids
+}
+
+// partitions connects to brokers and returns the client (close it) and
+// the partitions of topic.
+func partitions(t testing.TB, brokers []string, topic string, cfg *sarama.Config) (sarama.Client, []int32) {
+	t.Helper()
+	client, err := sarama.NewClient(brokers, cfg)
+	if err != nil {
+		t.Fatalf("kafkatest: client: %v", err)
+	}
+	parts, err := client.Partitions(topic)
+	if err != nil {
+		_ = client.Close()
+		t.Fatalf("kafkatest: partitions of %s: %v", topic, err)
+	}
+	return client, parts
 }

@@ -12,6 +12,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"net/url"
 	"os"
 	"regexp"
 	"strings"
@@ -72,49 +73,60 @@ func Name(t testing.TB) string {
 	return strings.Trim("t_"+base, "_") + "_" + Suffix()
 }
 
+// SchemaURL creates a schema of the test's own, dropped when the test
+// ends, and returns a connection URL whose search_path is that schema
+// (for code under test that takes a URL, such as a service's config).
+func SchemaURL(t testing.TB) (dbURL, schema string) {
+	t.Helper()
+	base := DatabaseURL(t)
+	schema = Name(t)
+	exec := func(sql string) error {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		conn, err := pgx.Connect(ctx, base)
+		if err != nil {
+			return err
+		}
+		defer conn.Close(ctx)
+		_, err = conn.Exec(ctx, sql)
+		return err
+	}
+	if err := exec("CREATE SCHEMA " + pgx.Identifier{schema}.Sanitize()); err != nil {
+		t.Fatalf("testinfra: create schema: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := exec("DROP SCHEMA " + pgx.Identifier{schema}.Sanitize() + " CASCADE"); err != nil {
+			t.Errorf("testinfra: drop schema %s: %v", schema, err)
+		}
+	})
+	u, err := url.Parse(base)
+	if err != nil || u.Scheme == "" {
+		t.Fatalf("testinfra: %s must be a postgres:// URL", EnvDatabaseURL)
+	}
+	q := u.Query()
+	q.Set("search_path", schema)
+	u.RawQuery = q.Encode()
+	return u.String(), schema
+}
+
 // Schema creates a schema of the test's own and returns a pool whose
 // connections use it as search_path; the schema is dropped when the test
 // ends. Tables created without a schema prefix land in it.
 func Schema(t testing.TB) (*pgxpool.Pool, string) {
 	t.Helper()
-	url := DatabaseURL(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-
-	schema := Name(t)
-	admin, err := pgx.Connect(ctx, url)
-	if err != nil {
-		t.Fatalf("testinfra: connect to %s: %v", EnvDatabaseURL, err)
-	}
-	defer admin.Close(ctx)
-	if _, err := admin.Exec(ctx, "CREATE SCHEMA "+pgx.Identifier{schema}.Sanitize()); err != nil {
-		t.Fatalf("testinfra: create schema: %v", err)
-	}
-
-	cfg, err := pgxpool.ParseConfig(url)
+	dbURL, schema := SchemaURL(t)
+	cfg, err := pgxpool.ParseConfig(dbURL)
 	if err != nil {
 		t.Fatalf("testinfra: parse %s: %v", EnvDatabaseURL, err)
 	}
-	cfg.ConnConfig.RuntimeParams["search_path"] = schema
 	cfg.MaxConns = 8
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		t.Fatalf("testinfra: pool: %v", err)
 	}
-	t.Cleanup(func() {
-		pool.Close()
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		conn, err := pgx.Connect(ctx, url)
-		if err != nil {
-			t.Errorf("testinfra: drop schema %s: %v", schema, err)
-			return
-		}
-		defer conn.Close(ctx)
-		if _, err := conn.Exec(ctx, "DROP SCHEMA "+pgx.Identifier{schema}.Sanitize()+" CASCADE"); err != nil {
-			t.Errorf("testinfra: drop schema %s: %v", schema, err)
-		}
-	})
+	t.Cleanup(pool.Close) // runs before the schema is dropped
 	return pool, schema
 }
 
@@ -138,23 +150,33 @@ func SaramaConfig(t testing.TB) *sarama.Config {
 // partitions and deletes it when the test ends.
 func Topic(t testing.TB, partitions int32) string {
 	t.Helper()
-	brokers := KafkaBrokers(t)
 	name := strings.ReplaceAll(Name(t), "_", "-")
-	admin, err := sarama.NewClusterAdmin(brokers, SaramaConfig(t))
+	Topics(t, partitions, name)
+	return name
+}
+
+// Topics creates the named topics with the given number of partitions
+// and deletes them when the test ends.
+func Topics(t testing.TB, partitions int32, names ...string) {
+	t.Helper()
+	admin, err := sarama.NewClusterAdmin(KafkaBrokers(t), SaramaConfig(t))
 	if err != nil {
 		t.Fatalf("testinfra: kafka admin: %v", err)
 	}
-	if err := admin.CreateTopic(name, &sarama.TopicDetail{NumPartitions: partitions, ReplicationFactor: 1}, false); err != nil {
-		_ = admin.Close()
-		t.Fatalf("testinfra: create topic %s: %v", name, err)
+	for _, name := range names {
+		if err := admin.CreateTopic(name, &sarama.TopicDetail{NumPartitions: partitions, ReplicationFactor: 1}, false); err != nil {
+			_ = admin.Close()
+			t.Fatalf("testinfra: create topic %s: %v", name, err)
+		}
 	}
 	t.Cleanup(func() {
 		defer admin.Close()
-		if err := admin.DeleteTopic(name); err != nil {
-			t.Logf("testinfra: delete topic %s: %v", name, err)
+		for _, name := range names {
+			if err := admin.DeleteTopic(name); err != nil {
+				t.Logf("testinfra: delete topic %s: %v", name, err)
+			}
 		}
 	})
-	return name
 }
 
 // Eventually polls cond every 10ms until it returns true or timeout

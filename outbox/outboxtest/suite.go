@@ -137,10 +137,17 @@ func (s *suite) replica() outbox.Source {
 	return src
 }
 
-// run starts r.Run in the background. The returned stop cancels it and
-// fails the test unless Run returns nil; it also runs when the test ends.
+// run starts r.Run in the background; see [Start].
 func (s *suite) run(r *outbox.Relay) (stop func()) {
 	s.t.Helper()
+	return Start(s.t, r, s.h.Timeout)
+}
+
+// Start runs r.Run in the background until the returned stop is called
+// or the test ends; stop cancels Run's context and fails the test unless
+// Run returns nil within timeout.
+func Start(t testing.TB, r *outbox.Relay, timeout time.Duration) (stop func()) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- r.Run(ctx) }()
@@ -151,14 +158,14 @@ func (s *suite) run(r *outbox.Relay) (stop func()) {
 			select {
 			case err := <-done:
 				if err != nil {
-					s.t.Errorf("Relay.Run returned %v, want nil", err)
+					t.Errorf("Relay.Run returned %v, want nil", err)
 				}
-			case <-time.After(s.h.Timeout):
-				s.t.Errorf("Relay.Run did not return within %s of its context's end", s.h.Timeout)
+			case <-time.After(timeout):
+				t.Errorf("Relay.Run did not return within %s of its context's end", timeout)
 			}
 		})
 	}
-	s.t.Cleanup(stop)
+	t.Cleanup(stop)
 	return stop
 }
 

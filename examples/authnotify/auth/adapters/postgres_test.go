@@ -12,7 +12,7 @@ import (
 	"github.com/dddkit/dddkit/examples/authnotify/auth/adapters"
 	"github.com/dddkit/dddkit/examples/authnotify/auth/domain"
 	"github.com/dddkit/dddkit/examples/authnotify/contracts/authevents"
-	"github.com/dddkit/dddkit/examples/authnotify/internal/testenv"
+	"github.com/dddkit/dddkit/internal/testinfra"
 	"github.com/dddkit/dddkit/outbox"
 	"github.com/dddkit/dddkit/postgres"
 	"github.com/dddkit/dddkit/valueobject"
@@ -23,7 +23,7 @@ import (
 // versions checked.
 func TestPostgresUsers(t *testing.T) {
 	t.Parallel()
-	dbURL, _ := testenv.Schema(t)
+	dbURL, _ := testinfra.SchemaURL(t)
 	ctx := context.Background()
 	pool, err := pgxpool.New(ctx, dbURL)
 	require.NoError(t, err)
