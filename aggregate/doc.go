@@ -4,16 +4,10 @@
 // It has no dependencies outside the standard library: domain code built on
 // it needs no database driver, no message broker and no storage struct tags.
 //
-// # Where it sits
+// # Recording events
 //
-// In a dddkit service a request travels
-//
-//	HTTP → command bus → handler → aggregate method → domain event
-//	     → repository: aggregate + outbox rows in one transaction
-//	     → outbox relay → Kafka → consumer → event handler
-//
-// This package is the "aggregate method → domain event" step. A behaviour
-// method checks the business rules and then calls [Root.Record]; Record
+// (How the packages fit together is described once, in the root package
+// github.com/dddkit/dddkit.) A behaviour method checks the business rules and then calls [Root.Record]; Record
 // applies the event to the aggregate's state (through the aggregate's own
 // [ApplyFunc]) and keeps it, stamped, in the list of uncommitted events
 // ([Root.Changes]). The repository saves state and those events in one

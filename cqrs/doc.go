@@ -10,15 +10,10 @@
 // unaware of which service does the work; cross-cutting concerns are written
 // once.
 //
-// # Where it sits
+// # In-process and synchronous
 //
-// In a dddkit service a write travels
-//
-//	HTTP handler → cqrs.Bus → command handler → aggregate method → domain event
-//	  → repository.Save (aggregate row + outbox rows, one transaction)
-//	  → outbox relay → Kafka
-//
-// The bus is the second step: it is synchronous and in-process, the caller
+// (How the packages fit together is described once, in the root package
+// github.com/dddkit/dddkit.) The bus is synchronous and in-process, the caller
 // gets the handler's result or error back (an HTTP handler turns it into a
 // response), and nothing is serialised. Messages that cross process
 // boundaries are domain events, which the outbox and the eventbus package
