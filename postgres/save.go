@@ -27,9 +27,25 @@ func save[A aggregate.Aggregate](ctx context.Context, db DB, aggregateType strin
 	if !root.HasChanges() {
 		return nil
 	}
-	return inUnit(ctx, db, func(ctx context.Context) error {
-		return saveInUnit(ctx, unitFrom(ctx), aggregateType, root, a, write)
-	})
+	if u := unitFrom(ctx); u != nil {
+		return saveInUnit(ctx, u, aggregateType, root, a, write)
+	}
+	// A transaction of its own: nothing else joins it, so no unit to
+	// track (the common case, kept as cheap as hand-written pgx).
+	tx, err := db.Begin(ctx)
+	if err != nil {
+		return fmt.Errorf("postgres: begin: %w", err)
+	}
+	defer rollback(ctx, tx)
+	base := root.CommittedVersion()
+	if err := write(ctx, tx, root, a, base); err != nil {
+		return conflictOr(err, aggregateType, root.ID(), base)
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return commitError(err)
+	}
+	aggregate.MarkCommitted(a)
+	return nil
 }
 
 // saveInUnit writes what root recorded since it was last written in u.

@@ -93,15 +93,21 @@ func run(ctx context.Context, db DB, fn func(ctx context.Context) error) error {
 	}
 	un.done = true
 	if err := tx.Commit(ctx); err != nil {
-		if isSerializationFailure(err) {
-			return fmt.Errorf("postgres: commit: %w: %w", aggregate.ErrConcurrencyConflict, err)
-		}
-		return fmt.Errorf("postgres: commit: %w", err)
+		return commitError(err)
 	}
 	for _, f := range un.afterCommit {
 		f()
 	}
 	return nil
+}
+
+// commitError wraps a failed commit; a serialization failure or deadlock
+// becomes a concurrency conflict, worth retrying.
+func commitError(err error) error {
+	if isSerializationFailure(err) {
+		return fmt.Errorf("postgres: commit: %w: %w", aggregate.ErrConcurrencyConflict, err)
+	}
+	return fmt.Errorf("postgres: commit: %w", err)
 }
 
 // TxFromContext returns the transaction of the unit of work in ctx, for
@@ -132,12 +138,4 @@ type unit struct {
 func unitFrom(ctx context.Context) *unit {
 	u, _ := ctx.Value(unitKey{}).(*unit)
 	return u
-}
-
-// inUnit runs fn in the unit of work in ctx, or in a new one begun on db.
-func inUnit(ctx context.Context, db DB, fn func(ctx context.Context) error) error {
-	if unitFrom(ctx) != nil {
-		return fn(ctx)
-	}
-	return run(ctx, db, fn)
 }
