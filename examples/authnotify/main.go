@@ -5,8 +5,9 @@
 //	HTTP → command bus → User aggregate → event → outbox (same transaction)
 //	     → relay → Kafka → notification consumer (inbox) → email job → Resend
 //
-// With nothing configured it runs embedded on :8080: in-memory stores,
-// in-process transport and job queue, and a dev mailbox at /dev/emails.
+// With nothing configured it runs embedded on 127.0.0.1:8080 (this machine
+// only; production listens on :8080): in-memory stores, in-process
+// transport and job queue, and a dev mailbox at /dev/emails.
 // DATABASE_URL, KAFKA_BROKERS and RESEND_API_KEY (with EMAIL_FROM,
 // JWT_SECRET and FIELD_ENCRYPTION_KEY) switch it to PostgreSQL, Kafka,
 // River and Resend. Run it with -h for the variables; see README.md.

@@ -2,8 +2,11 @@ package main
 
 import (
 	"bytes"
+	"context"
+	"net"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -56,4 +59,45 @@ func TestHelpListsTheVariables(t *testing.T) {
 
 	require.Equal(t, exitConfig, realMain([]string{"-port=1"}, env(nil), &stdout, &stderr))
 	require.Equal(t, exitConfig, realMain([]string{"serve"}, env(nil), &stdout, &stderr))
+}
+
+// With no HTTP_ADDR, embedded mode listens on the loopback interface only
+// (its dev mailbox shows every code), and the banner says where it
+// listens; production's banner says it listens on every interface.
+func TestEmbeddedListensOnLoopbackAndTheBannerSaysSo(t *testing.T) {
+	t.Parallel()
+	cfg, err := config.Load(env(nil))
+	require.NoError(t, err)
+	host, port, err := net.SplitHostPort(cfg.HTTPAddr)
+	require.NoError(t, err)
+	require.Equal(t, "8080", port)
+	cfg.HTTPAddr = net.JoinHostPort(host, "0") // the default host, on a free port
+
+	var stdout syncBuffer
+	ctx, cancel := context.WithCancel(context.Background())
+	listening := make(chan net.Addr, 1)
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, cfg, runtime{Stdout: &stdout, Logger: testLogger(), Listening: func(a net.Addr) { listening <- a }})
+	}()
+	var addr net.Addr
+	select {
+	case addr = <-listening:
+	case err := <-done:
+		cancel()
+		t.Fatalf("the application did not start: %v", err)
+	case <-time.After(60 * time.Second):
+		cancel()
+		t.Fatal("the application did not start within 60s")
+	}
+	cancel()
+	require.NoError(t, <-done)
+
+	ip := addr.(*net.TCPAddr).IP
+	require.True(t, ip.IsLoopback(), "listens on %s", addr)
+	require.Contains(t, stdout.String(), "EMBEDDED mode on http://"+addr.String()+", listening on "+addr.String()+" (this machine only; HTTP_ADDR changes it)")
+
+	var out bytes.Buffer
+	banner(&out, config.Config{Mode: config.Production}, &net.TCPAddr{IP: net.IPv6unspecified, Port: 8080})
+	require.Equal(t, "authnotify is running in production mode (PostgreSQL, Kafka, River, Resend) on http://localhost:8080, listening on [::]:8080 (every network interface; HTTP_ADDR changes it).\n", out.String())
 }

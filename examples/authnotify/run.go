@@ -206,11 +206,11 @@ func (l *lifecycle) stop() {
 func banner(w io.Writer, cfg config.Config, addr net.Addr) {
 	base := "http://" + displayAddr(addr)
 	if cfg.Mode == config.Production {
-		fmt.Fprintf(w, "authnotify is running in production mode on %s (PostgreSQL, Kafka, River, Resend).\n", base)
+		fmt.Fprintf(w, "authnotify is running in production mode (PostgreSQL, Kafka, River, Resend) on %s, listening on %s.\n", base, listening(addr))
 		return
 	}
 	curlBase := strings.TrimPrefix(base, "http://")
-	fmt.Fprintf(w, `authnotify is running in EMBEDDED mode on %s
+	fmt.Fprintf(w, `authnotify is running in EMBEDDED mode on %s, listening on %s
   Everything lives in this process and in memory: users, outbox, event bus, email jobs.
   Emails are not sent; read them at %s/dev/emails. Nothing survives a restart.
   Production mode: set DATABASE_URL, KAFKA_BROKERS, RESEND_API_KEY and the rest (authnotify -h).
@@ -219,7 +219,25 @@ Try it:
   curl -i %s/auth/register -H 'Content-Type: application/json' -d '{"email":"ada@example.com","password":"correct horse battery"}'
   curl -s %s/dev/emails
 
-`, base, base, curlBase, curlBase)
+`, base, listening(addr), base, curlBase, curlBase)
+}
+
+// listening says which address the server listens on, and who can reach
+// it: "127.0.0.1:8080 (this machine only; HTTP_ADDR changes it)".
+func listening(addr net.Addr) string {
+	s := addr.String()
+	host, _, err := net.SplitHostPort(s)
+	if err != nil {
+		return s
+	}
+	switch ip := net.ParseIP(host); {
+	case host == "" || (ip != nil && ip.IsUnspecified()):
+		return s + " (every network interface; HTTP_ADDR changes it)"
+	case host == "localhost" || (ip != nil && ip.IsLoopback()):
+		return s + " (this machine only; HTTP_ADDR changes it)"
+	default:
+		return s + " (HTTP_ADDR changes it)"
+	}
 }
 
 // displayAddr turns a listening address into one a browser or curl can

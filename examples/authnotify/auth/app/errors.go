@@ -4,6 +4,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
+
+	"github.com/dddkit/dddkit/valueobject"
 )
 
 var (
@@ -23,10 +26,39 @@ var (
 // invalid marks err, a tree of *valueobject.Error, as bad input.
 func invalid(errs ...error) error {
 	if err := errors.Join(errs...); err != nil {
-		return fmt.Errorf("%w: %w", ErrInvalidInput, err)
+		return &inputError{err: err}
 	}
 	return nil
 }
+
+// inputError is the error of [invalid]: it wraps [ErrInvalidInput] and
+// the field errors, and its message, which the bus logs, withholds what
+// the reason for an email address says about it (a domain label, a
+// character): logs never show an address, not even in part. The HTTP
+// answer still gets every reason, through valueobject.FieldErrors.
+type inputError struct{ err error }
+
+func (e *inputError) Error() string {
+	fields := valueobject.FieldErrors(e.err)
+	if len(fields) == 0 {
+		return ErrInvalidInput.Error() + ": " + e.err.Error()
+	}
+	msgs := make([]string, 0, len(fields))
+	for _, fe := range fields {
+		if fe.Field != "email" {
+			msgs = append(msgs, fe.Error())
+			continue
+		}
+		what := "invalid"
+		if fe.Err != nil {
+			what = strings.TrimPrefix(fe.Err.Error(), "valueobject: ")
+		}
+		msgs = append(msgs, "valueobject: email: "+what)
+	}
+	return ErrInvalidInput.Error() + ": " + strings.Join(msgs, "\n")
+}
+
+func (e *inputError) Unwrap() []error { return []error{ErrInvalidInput, e.err} }
 
 // Secret is a string that never shows: passwords in commands and queries.
 // Every fmt verb and slog print "[REDACTED]", also when the Secret is a

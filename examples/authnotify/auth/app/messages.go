@@ -1,7 +1,9 @@
 package app
 
 import (
+	"fmt"
 	"time"
+	"unicode/utf8"
 
 	"github.com/dddkit/dddkit/examples/authnotify/auth/domain"
 	"github.com/dddkit/dddkit/valueobject"
@@ -95,8 +97,9 @@ type ChangePassword struct {
 // CommandName implements the cqrs naming convention.
 func (ChangePassword) CommandName() string { return "auth.change_password" }
 
-// Validate checks the input: a user ID, a current password and a new
-// password the policy accepts.
+// Validate checks the input: a user ID, a current password (not empty,
+// at most the policy's maximum length) and a new password the policy
+// accepts.
 func (c ChangePassword) Validate() error {
 	_, _, err := c.parse()
 	return err
@@ -104,10 +107,7 @@ func (c ChangePassword) Validate() error {
 
 func (c ChangePassword) parse() (valueobject.ID, valueobject.Password, error) {
 	id, idErr := valueobject.ParseID(c.UserID)
-	var curErr error
-	if c.CurrentPassword == "" {
-		curErr = &valueobject.Error{Field: "currentPassword", Reason: "must not be empty", Err: valueobject.ErrEmpty}
-	}
+	curErr := checkPresented("currentPassword", c.CurrentPassword)
 	next, nextErr := valueobject.NewPassword(c.NewPassword.Reveal())
 	return id, next, invalid(valueobject.WithField(idErr, "userId"), curErr, valueobject.WithField(nextErr, "newPassword"))
 }
@@ -123,8 +123,9 @@ type Login struct {
 func (Login) QueryName() string { return "auth.login" }
 
 // Validate checks that Email is a valid address and Password is not
-// empty. The password policy is not applied: it is checked when a password
-// is set, so tightening it later locks nobody out.
+// empty nor longer than the policy's maximum. The rest of the password
+// policy is not applied: it is checked when a password is set, so
+// tightening it later locks nobody out.
 func (q Login) Validate() error {
 	_, err := q.parse()
 	return err
@@ -132,11 +133,29 @@ func (q Login) Validate() error {
 
 func (q Login) parse() (valueobject.Email, error) {
 	email, err := valueobject.ParseEmail(q.Email)
-	var pwErr error
-	if q.Password == "" {
-		pwErr = &valueobject.Error{Field: "password", Reason: "must not be empty", Err: valueobject.ErrEmpty}
+	return email, invalid(err, checkPresented("password", q.Password))
+}
+
+// checkPresented checks a password that is to be compared with a stored
+// hash (at log-in, the current password when changing it): not empty,
+// valid UTF-8 and at most [valueobject.DefaultPasswordPolicy]'s MaxLength
+// characters, the limit every password was set under, with the errors
+// valueobject.NewPassword gives for those. It runs before any hashing, so
+// a huge password costs no argon2 work.
+func checkPresented(field string, pw Secret) error {
+	maxLen := valueobject.DefaultPasswordPolicy.MaxLength
+	s := pw.Reveal()
+	switch {
+	case s == "":
+		return &valueobject.Error{Field: field, Reason: "must not be empty", Err: valueobject.ErrEmpty}
+	case len(s)/4 > maxLen: // a character takes at most 4 bytes: bounded before counting
+		return &valueobject.Error{Field: field, Reason: fmt.Sprintf("must be at most %d characters long", maxLen), Err: valueobject.ErrTooLong}
+	case !utf8.ValidString(s):
+		return &valueobject.Error{Field: field, Reason: "must be valid UTF-8 text", Err: valueobject.ErrInvalid}
+	case utf8.RuneCountInString(s) > maxLen:
+		return &valueobject.Error{Field: field, Reason: fmt.Sprintf("must be at most %d characters long", maxLen), Err: valueobject.ErrTooLong}
 	}
-	return email, invalid(err, pwErr)
+	return nil
 }
 
 // Me returns the account of the user UserID (from the access token).

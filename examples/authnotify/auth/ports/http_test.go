@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -34,6 +35,23 @@ type bundle struct {
 	clock   *clock
 	cipher  *fieldcrypt.Cipher
 	tokens  *app.Tokens
+	hasher  *countingHasher
+}
+
+// countingHasher counts the hashes computed and checked.
+type countingHasher struct {
+	domain.PasswordHasher
+	n atomic.Int64
+}
+
+func (h *countingHasher) Hash(pw valueobject.Password) (string, error) {
+	h.n.Add(1)
+	return h.PasswordHasher.Hash(pw)
+}
+
+func (h *countingHasher) Verify(hash, plain string) error {
+	h.n.Add(1)
+	return h.PasswordHasher.Verify(hash, plain)
 }
 
 func setup(t *testing.T) *bundle {
@@ -48,7 +66,8 @@ func setup(t *testing.T) *bundle {
 	require.NoError(t, err)
 	b.tokens, err = app.NewTokens(bytes.Repeat([]byte{5}, 32), &app.TokenConfig{Clock: b.clock.Now})
 	require.NoError(t, err)
-	hasher := authtest.Hasher(t)
+	b.hasher = &countingHasher{PasswordHasher: authtest.Hasher(t)}
+	hasher := b.hasher
 
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
 	bus := authtest.Bus(t, logger)
@@ -257,6 +276,60 @@ func TestBadInput(t *testing.T) {
 	// The password is unchanged after all that.
 	res := b.post(t, "/auth/login", `{"email":"ada@example.com","password":"correct horse"}`)
 	require.Equal(t, 200, res.status, res.raw)
+}
+
+// Every endpoint that takes a password refuses one over 128 characters
+// with the register endpoint's 400 validation problem, before any argon2
+// work; duplicate keys and invalid UTF-8 are refused before it too.
+func TestOverlongPasswordsAndAmbiguousJSONAreRefusedBeforeHashing(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	token := b.verifiedUser(t, "ada@example.com")
+	users, events := b.repo.Len(), b.sink.Len()
+
+	long := strings.Repeat("x", 129)
+	huge := strings.Repeat("x", 900_000)  // under the 1 MiB body limit
+	wide := strings.Repeat("ä", 129)      // 129 characters, 258 bytes
+	under := strings.Repeat("x", 4*128-1) // few bytes per 4 but more than 128 characters
+	for _, tc := range []struct {
+		name, method, path, body string
+		auth                     bool
+		status                   int
+		typ                      string
+		fields                   []string
+	}{
+		{"register, 129 chars", "POST", "/auth/register", `{"email":"bob@example.com","password":"` + long + `"}`, false, 400, "#validation", []string{"password"}},
+		{"login, 129 chars", "POST", "/auth/login", `{"email":"ada@example.com","password":"` + long + `"}`, false, 400, "#validation", []string{"password"}},
+		{"login, 129 wide chars", "POST", "/auth/login", `{"email":"ada@example.com","password":"` + wide + `"}`, false, 400, "#validation", []string{"password"}},
+		{"login, 511 chars", "POST", "/auth/login", `{"email":"ada@example.com","password":"` + under + `"}`, false, 400, "#validation", []string{"password"}},
+		{"login, 900 kB", "POST", "/auth/login", `{"email":"ada@example.com","password":"` + huge + `"}`, false, 400, "#validation", []string{"password"}},
+		{"login, unknown email, 900 kB", "POST", "/auth/login", `{"email":"nobody@example.com","password":"` + huge + `"}`, false, 400, "#validation", []string{"password"}},
+		{"change, current 129 chars", "PATCH", "/auth/password", `{"currentPassword":"` + long + `","newPassword":"battery staple"}`, true, 400, "#validation", []string{"currentPassword"}},
+		{"change, current 900 kB", "PATCH", "/auth/password", `{"currentPassword":"` + huge + `","newPassword":"battery staple"}`, true, 400, "#validation", []string{"currentPassword"}},
+		{"change, new 129 chars", "PATCH", "/auth/password", `{"currentPassword":"correct horse","newPassword":"` + long + `"}`, true, 400, "#validation", []string{"newPassword"}},
+		{"duplicate email", "POST", "/auth/login", `{"email":"bob@example.com","email":"ada@example.com","password":"correct horse"}`, false, 400, "#validation", []string{"email"}},
+		{"duplicate password", "POST", "/auth/login", `{"email":"ada@example.com","password":"wrong horse","password":"correct horse"}`, false, 400, "#validation", []string{"password"}},
+		{"duplicate at register", "POST", "/auth/register", `{"email":"bob@example.com","password":"correct horse","password":"battery staple"}`, false, 400, "#validation", []string{"password"}},
+		{"duplicate new password", "PATCH", "/auth/password", `{"currentPassword":"correct horse","newPassword":"battery staple","newPassword":"other staple"}`, true, 400, "#validation", []string{"newPassword"}},
+		{"invalid UTF-8 password", "POST", "/auth/login", "{\"email\":\"ada@example.com\",\"password\":\"correct horse\xff\"}", false, 400, "about:blank", nil},
+		{"lone surrogate password", "POST", "/auth/login", `{"email":"ada@example.com","password":"correct horse\udfff"}`, false, 400, "about:blank", nil},
+		{"invalid UTF-8 at register", "POST", "/auth/register", "{\"email\":\"bob@example.com\",\"password\":\"\xfe\xfecorrect horse\"}", false, 400, "about:blank", nil},
+	} {
+		before := b.hasher.n.Load()
+		res := b.do(t, tc.method, tc.path, "application/json", tc.body, map[bool]string{true: token}[tc.auth])
+		requireProblem(t, res, tc.status, tc.typ)
+		require.Equal(t, tc.fields, fieldsOf(res), tc.name)
+		require.Equal(t, before, b.hasher.n.Load(), "%s: no password was hashed or checked", tc.name)
+		require.Equal(t, users, b.repo.Len(), "%s: no user saved", tc.name)
+		require.Equal(t, events, b.sink.Len(), "%s: no event saved", tc.name)
+	}
+
+	// The refusals counted for nothing: the password still works, and a
+	// 128-character one is fine.
+	res := b.post(t, "/auth/login", `{"email":"ada@example.com","password":"correct horse"}`)
+	require.Equal(t, 200, res.status, res.raw)
+	res = b.post(t, "/auth/login", `{"email":"ada@example.com","password":"`+long[1:]+`"}`)
+	requireProblem(t, res, 401, "#invalid-credentials")
 }
 
 func TestBadTokens(t *testing.T) {

@@ -39,9 +39,14 @@ const MinJWTSecret = 32
 // MinAdminPassword is the least length of ADMIN_PASSWORD in bytes.
 const MinAdminPassword = 16
 
-// DefaultHTTPAddr is where the HTTP server listens unless HTTP_ADDR says
-// otherwise.
-const DefaultHTTPAddr = ":8080"
+// Where the HTTP server listens unless HTTP_ADDR says otherwise. Embedded
+// mode serves the dev mailbox, which shows every code it "sends", so it
+// listens on the loopback interface only; production listens on every
+// interface, as a container or a VM behind a load balancer needs.
+const (
+	DefaultEmbeddedHTTPAddr   = "127.0.0.1:8080"
+	DefaultProductionHTTPAddr = ":8080"
+)
 
 // Mode is how the system runs.
 type Mode int
@@ -69,7 +74,7 @@ type Var struct {
 // Vars lists the environment variables the system reads, for -h.
 func Vars() []Var {
 	return []Var{
-		{"HTTP_ADDR", "address the HTTP server listens on (default " + DefaultHTTPAddr + ")"},
+		{"HTTP_ADDR", "address the HTTP server listens on (default " + DefaultEmbeddedHTTPAddr + " embedded, " + DefaultProductionHTTPAddr + " in production)"},
 		{"DATABASE_URL", "PostgreSQL URL, e.g. postgres://user:pass@localhost:5432/app (production)"},
 		{"KAFKA_BROKERS", "comma-separated Kafka bootstrap brokers, host:port (production)"},
 		{"RESEND_API_KEY", "Resend API key; emails are sent through Resend (production)"},
@@ -127,7 +132,10 @@ func Load(getenv func(string) string) (Config, error) {
 		c.Mode = Production
 	}
 	if c.HTTPAddr == "" {
-		c.HTTPAddr = DefaultHTTPAddr
+		c.HTTPAddr = DefaultEmbeddedHTTPAddr
+		if c.Mode == Production {
+			c.HTTPAddr = DefaultProductionHTTPAddr
+		}
 	}
 
 	var errs []error

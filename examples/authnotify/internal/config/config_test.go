@@ -39,7 +39,7 @@ func TestEmbeddedDefault(t *testing.T) {
 	cfg, err := config.Load(env(nil))
 	require.NoError(t, err)
 	require.Equal(t, config.Embedded, cfg.Mode)
-	require.Equal(t, ":8080", cfg.HTTPAddr)
+	require.Equal(t, "127.0.0.1:8080", cfg.HTTPAddr, "embedded mode serves the dev mailbox: loopback only")
 	require.Equal(t, []string{"JWT_SECRET", "FIELD_ENCRYPTION_KEY"}, cfg.Generated)
 	require.GreaterOrEqual(t, len(cfg.JWTSecret), config.MinJWTSecret)
 	require.Len(t, cfg.FieldKey, 32)
@@ -61,6 +61,11 @@ func TestProduction(t *testing.T) {
 	require.Equal(t, []string{"kafka-1:9092", "kafka-2:9092"}, cfg.KafkaBrokers)
 	require.Empty(t, cfg.Generated)
 	require.Len(t, cfg.FieldKey, 32)
+	require.Equal(t, ":8080", cfg.HTTPAddr, "production listens on every interface")
+
+	cfg, err = config.Load(env(production(map[string]string{"HTTP_ADDR": "10.0.0.7:9000"})))
+	require.NoError(t, err)
+	require.Equal(t, "10.0.0.7:9000", cfg.HTTPAddr, "HTTP_ADDR overrides")
 }
 
 func TestStartupErrors(t *testing.T) {

@@ -11,6 +11,8 @@ import (
 	"reflect"
 	"slices"
 	"strings"
+	"unicode/utf16"
+	"unicode/utf8"
 )
 
 // DefaultMaxBodyBytes is the largest request body [DecodeJSON] reads: 1 MiB.
@@ -37,9 +39,13 @@ type Decoder struct {
 //     charset=utf-8 are allowed);
 //   - 413 for a body over MaxBytes;
 //   - 400 for an empty body, malformed JSON, anything but one JSON object,
-//     a field dst does not have (names match exactly, not ignoring case),
-//     and a value of the wrong JSON type; the last two name the field in
-//     Errors.
+//     text that is not valid UTF-8 (raw bytes, or a \u escape of half a
+//     surrogate pair: encoding/json would turn either into U+FFFD, so that
+//     different byte strings decode to the same text), a key that appears
+//     twice in one object at any depth (encoding/json would keep the last
+//     one), a field dst does not have (names match exactly, not ignoring
+//     case), and a value of the wrong JSON type; the last three name the
+//     field in Errors.
 //
 // Fields that are absent stay as they were in dst: use pointer fields to
 // tell absent (or null) from empty, and report the missing ones with
@@ -70,6 +76,9 @@ func (d Decoder) Decode(w http.ResponseWriter, r *http.Request, dst any) *Proble
 	if len(bytes.TrimSpace(body)) == 0 {
 		return NewProblem(http.StatusBadRequest, "the request body must be a JSON object, it is empty")
 	}
+	if !utf8.Valid(body) {
+		return invalidUTF8()
+	}
 
 	// First pass: one object, and only known keys, compared exactly
 	// (encoding/json alone would accept "EMAIL" for "email").
@@ -79,6 +88,14 @@ func (d Decoder) Decode(w http.ResponseWriter, r *http.Request, dst any) *Proble
 	}
 	if keys == nil {
 		return NewProblem(http.StatusBadRequest, "the request body must be a JSON object, it is null")
+	}
+	// The body is valid JSON from here on.
+	if loneSurrogate(body) {
+		return invalidUTF8()
+	}
+	if k, ok := duplicateKey(body); ok {
+		return ValidationProblem(vtype, "the request has a field more than once",
+			FieldError{Field: k, Message: "appears more than once"})
 	}
 	known := jsonNames(dst)
 	var unknown []FieldError
@@ -97,6 +114,133 @@ func (d Decoder) Decode(w http.ResponseWriter, r *http.Request, dst any) *Proble
 
 func tooLarge(limit int64) *Problem {
 	return NewProblem(http.StatusRequestEntityTooLarge, fmt.Sprintf("the request body must be at most %d bytes", limit))
+}
+
+func invalidUTF8() *Problem {
+	return NewProblem(http.StatusBadRequest, "the request body must be UTF-8 text; it has bytes or \\u escapes that are not")
+}
+
+// duplicateKey returns the first key that appears twice in one object of
+// body, valid JSON, at any depth; nested keys are named by their path
+// ("a.b"). Keys are compared after decoding, so "e" and "\u0065" are the
+// same key.
+func duplicateKey(body []byte) (string, bool) {
+	type frame struct {
+		object    bool
+		expectKey bool
+		path      string // of this object or array
+		key       string // the last key read, in an object
+		keys      map[string]struct{}
+	}
+	var stack []*frame
+	// value marks that a value of the innermost object was read, and
+	// returns the path of that value.
+	value := func() string {
+		if len(stack) == 0 {
+			return ""
+		}
+		top := stack[len(stack)-1]
+		if !top.object {
+			return top.path + "[]"
+		}
+		top.expectKey = true
+		if top.path == "" {
+			return top.key
+		}
+		return top.path + "." + top.key
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.UseNumber()
+	for {
+		tok, err := dec.Token()
+		if err != nil { // io.EOF, or a syntax error the first pass reports
+			return "", false
+		}
+		switch v := tok.(type) {
+		case json.Delim:
+			switch v {
+			case '{':
+				stack = append(stack, &frame{object: true, expectKey: true, path: value(), keys: map[string]struct{}{}})
+			case '[':
+				stack = append(stack, &frame{path: value()})
+			default:
+				stack = stack[:len(stack)-1]
+			}
+		case string:
+			if n := len(stack); n > 0 && stack[n-1].object && stack[n-1].expectKey {
+				top := stack[n-1]
+				top.expectKey = false
+				top.key = v
+				if _, dup := top.keys[v]; dup {
+					if top.path == "" {
+						return v, true
+					}
+					return top.path + "." + v, true
+				}
+				top.keys[v] = struct{}{}
+				continue
+			}
+			value()
+		default:
+			value()
+		}
+	}
+}
+
+// loneSurrogate reports whether a string of body, valid JSON, has a \u
+// escape of half a UTF-16 surrogate pair without its other half.
+func loneSurrogate(body []byte) bool {
+	inString := false
+	for i := 0; i < len(body); i++ {
+		c := body[i]
+		switch {
+		case !inString:
+			inString = c == '"'
+		case c == '"':
+			inString = false
+		case c == '\\':
+			i++
+			if i >= len(body) || body[i] != 'u' {
+				continue
+			}
+			r := hex4(body, i+1)
+			i += 4
+			if !utf16.IsSurrogate(r) {
+				continue
+			}
+			// A high half must be followed by an escaped low half.
+			if r >= 0xDC00 || i+6 >= len(body) || body[i+1] != '\\' || body[i+2] != 'u' {
+				return true
+			}
+			if utf16.DecodeRune(r, hex4(body, i+3)) == utf8.RuneError {
+				return true
+			}
+			i += 6
+		}
+	}
+	return false
+}
+
+// hex4 decodes the 4 hex digits at body[i:]; -1 if there are none.
+func hex4(body []byte, i int) rune {
+	if i+4 > len(body) {
+		return -1
+	}
+	var r rune
+	for _, c := range body[i : i+4] {
+		r <<= 4
+		switch {
+		case '0' <= c && c <= '9':
+			r |= rune(c - '0')
+		case 'a' <= c && c <= 'f':
+			r |= rune(c - 'a' + 10)
+		case 'A' <= c && c <= 'F':
+			r |= rune(c - 'A' + 10)
+		default:
+			return -1
+		}
+	}
+	return r
 }
 
 func decodeStrict(body []byte, dst any, vtype string) *Problem {

@@ -74,6 +74,16 @@ func TestDecodeRejects(t *testing.T) {
 		"wrong type string":    {"application/json", `{"email":42}`, 400, "email"},
 		"wrong type number":    {"application/json", `{"age":"old"}`, 400, "age"},
 		"wrong type array":     {"application/json", `{"Tags":"x"}`, 400, "Tags"},
+		"duplicate key":        {"application/json", `{"email":"a@x.io","email":"b@x.io"}`, 400, "email"},
+		"duplicate escaped":    {"application/json", `{"email":"a","\u0065mail":"b"}`, 400, "email"},
+		"duplicate nested":     {"application/json", `{"Tags":[{"a":1,"a":2}]}`, 400, "Tags[].a"},
+		"duplicate deep":       {"application/json", `{"Tags":[[{"x":{"k":1,"k":2}}]]}`, 400, "Tags[][].x.k"},
+		"invalid UTF-8":        {"application/json", "{\"email\":\"a\xffb\"}", 400, ""},
+		"invalid UTF-8 in key": {"application/json", "{\"e\xc3\":\"a\"}", 400, ""},
+		"lone high surrogate":  {"application/json", `{"email":"\ud800"}`, 400, ""},
+		"lone low surrogate":   {"application/json", `{"email":"a\udc00b"}`, 400, ""},
+		"high then not low":    {"application/json", `{"email":"\ud800\u0041"}`, 400, ""},
+		"two high surrogates":  {"application/json", `{"email":"\uD800\uD800"}`, 400, ""},
 	} {
 		_, p := decode(t, d, tc.contentType, tc.body)
 		require.NotNil(t, p, name)
@@ -88,6 +98,32 @@ func TestDecodeRejects(t *testing.T) {
 			require.Equal(t, httpx.BlankType, p.Type, name)
 		}
 	}
+}
+
+// Text that is valid UTF-8, escaped or not, and the same key in different
+// objects are fine.
+func TestDecodeAcceptsValidText(t *testing.T) {
+	t.Parallel()
+	for body, want := range map[string]string{
+		`{"email":"p\u00e4ss"}`:           "päss",
+		`{"email":"\ud83d\ude00"}`:        "\U0001F600",
+		`{"email":"\uFFFD"}`:              "\uFFFD",
+		`{"email":"😀 \\ud800"}`:           `😀 \ud800`, // an escaped backslash, not an escape
+		`{"email":"x","Tags":[],"age":1}`: "x",
+		"{\"email\":\"\xc3\xa4\"}":        "ä",
+	} {
+		req, p := decode(t, httpx.Decoder{}, "application/json", body)
+		require.Nil(t, p, body)
+		require.Equal(t, want, *req.Email, body)
+	}
+	type nested struct {
+		A []map[string]int `json:"a"`
+	}
+	r := httptest.NewRequest(http.MethodPost, "/", strings.NewReader(`{"a":[{"k":1},{"k":2}]}`))
+	r.Header.Set("Content-Type", "application/json")
+	var n nested
+	require.Nil(t, (httpx.Decoder{}).Decode(httptest.NewRecorder(), r, &n), "the same key in sibling objects")
+	require.Equal(t, []map[string]int{{"k": 1}, {"k": 2}}, n.A)
 }
 
 func TestDecodeWrongTypeMessage(t *testing.T) {
@@ -209,7 +245,7 @@ func TestCorrelationID(t *testing.T) {
 }
 
 func FuzzDecode(f *testing.F) {
-	for _, s := range []string{`{}`, `{"email":"a"}`, `[`, `{"age":1e400}`, `{"Tags":[1]}`, "\x00"} {
+	for _, s := range []string{`{}`, `{"email":"a"}`, `[`, `{"age":1e400}`, `{"Tags":[1]}`, "\x00", `{"email":"a","email":"b"}`, `{"email":"\ud800\u"}`, "{\"email\":\"\xff\"}"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, body string) {
