@@ -44,7 +44,11 @@ func buildEmbedded(cfg config.Config, rt runtime, m *metrics) (*system, error) {
 	if err != nil {
 		return nil, err
 	}
-	bus, err := newBus(log, nil, app.Deps{Users: users, Factory: sh.factory, Tokens: sh.tokens, Hasher: rt.Hasher, Logger: log})
+	hasher, err := limitHashes(cfg, rt.Hasher)
+	if err != nil {
+		return nil, err
+	}
+	bus, err := newBus(log, nil, app.Deps{Users: users, Factory: sh.factory, Tokens: sh.tokens, Hasher: hasher, Logger: log})
 	if err != nil {
 		return nil, err
 	}

@@ -100,7 +100,11 @@ func buildProduction(ctx context.Context, cfg config.Config, rt runtime, m *metr
 	if err != nil {
 		return nil, err
 	}
-	bus, err := newBus(log, uow, app.Deps{Users: users, Factory: sh.factory, Tokens: sh.tokens, Hasher: rt.Hasher, Logger: log})
+	hasher, err := limitHashes(cfg, rt.Hasher)
+	if err != nil {
+		return nil, err
+	}
+	bus, err := newBus(log, uow, app.Deps{Users: users, Factory: sh.factory, Tokens: sh.tokens, Hasher: hasher, Logger: log})
 	if err != nil {
 		return nil, err
 	}

@@ -13,7 +13,9 @@ import (
 	"github.com/dddkit/dddkit/examples/authnotify/contracts/authevents"
 	"github.com/dddkit/dddkit/examples/authnotify/internal/config"
 	"github.com/dddkit/dddkit/examples/authnotify/internal/fieldcrypt"
+	"github.com/dddkit/dddkit/examples/authnotify/internal/hashlimit"
 	"github.com/dddkit/dddkit/outbox"
+	"github.com/dddkit/dddkit/valueobject"
 )
 
 // system is the wired application of one mode: the command bus the HTTP
@@ -73,6 +75,17 @@ func buildShared(cfg config.Config) (*shared, error) {
 		return nil, err
 	}
 	return &shared{cipher: cipher, factory: factory, tokens: tokens, registry: registry}, nil
+}
+
+// limitHashes bounds the password hashes running at once (both modes):
+// argon2id takes 19 MiB and a CPU each, so unbounded they exhaust memory
+// and starve every other request under a burst of registrations or
+// logins. Over the bound, requests answer 503 with Retry-After.
+func limitHashes(cfg config.Config, h domain.PasswordHasher) (domain.PasswordHasher, error) {
+	if h == nil {
+		h = &valueobject.Hasher{} // argon2id, OWASP parameters
+	}
+	return hashlimit.New(h, &hashlimit.Config{Max: cfg.MaxConcurrentHashes, Wait: cfg.HashWait})
 }
 
 // newBus returns the command and query bus with the recommended

@@ -201,7 +201,11 @@ func (h *handlers) login(ctx context.Context, q Login) (AccessToken, error) {
 	}
 	u, err := h.Users.ByEmail(ctx, email)
 	if errors.Is(err, aggregate.ErrNotFound) {
-		_ = h.Hasher.Verify(h.dummyHash, q.Password.Reveal()) // same cost as a wrong password
+		// Same cost as a wrong password, and the same answer when the
+		// hasher is too busy (503), so that load tells no accounts apart.
+		if err := h.Hasher.Verify(h.dummyHash, q.Password.Reveal()); err != nil && !errors.Is(err, valueobject.ErrPasswordMismatch) {
+			return AccessToken{}, err
+		}
 		return AccessToken{}, domain.ErrInvalidCredentials
 	}
 	if err != nil {

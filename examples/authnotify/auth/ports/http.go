@@ -13,7 +13,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -21,6 +23,7 @@ import (
 	"github.com/dddkit/dddkit/cqrs"
 	"github.com/dddkit/dddkit/examples/authnotify/auth/app"
 	"github.com/dddkit/dddkit/examples/authnotify/auth/domain"
+	"github.com/dddkit/dddkit/examples/authnotify/internal/hashlimit"
 	"github.com/dddkit/dddkit/examples/authnotify/internal/httpx"
 	"github.com/dddkit/dddkit/valueobject"
 )
@@ -363,6 +366,8 @@ var rules = []rule{
 		"enter the code we emailed you at /auth/verify first, or request a new one"},
 	{domain.ErrInvalidCredentials, http.StatusUnauthorized, "invalid-credentials", "Invalid email or password.",
 		"the email address or the password is wrong"},
+	{hashlimit.ErrBusy, http.StatusServiceUnavailable, "busy", "The server is busy.",
+		"too many password checks are running at the moment; try again after the Retry-After delay"},
 	{aggregate.ErrConcurrencyConflict, http.StatusConflict, "conflict", "The account was changed at the same time.",
 		"another request changed this account while yours was handled; try again"},
 }
@@ -381,6 +386,10 @@ func (h *HTTP) fail(w http.ResponseWriter, r *http.Request, err error) {
 		if errors.Is(err, ru.err) {
 			if ru.status == http.StatusUnauthorized {
 				w.Header().Set("WWW-Authenticate", `Bearer realm="authnotify"`)
+			}
+			var ra interface{ RetryAfter() time.Duration }
+			if errors.As(err, &ra) {
+				w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(ra.RetryAfter().Seconds()))))
 			}
 			h.problem(w, &httpx.Problem{Type: h.base + ru.slug, Title: ru.title, Status: ru.status, Detail: ru.detail})
 			return

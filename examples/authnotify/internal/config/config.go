@@ -24,6 +24,7 @@ import (
 	"net"
 	"net/mail"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
@@ -82,6 +83,8 @@ func Vars() []Var {
 		{"JWT_SECRET", fmt.Sprintf("HS256 key of the access tokens, at least %d bytes (production; generated when embedded)", MinJWTSecret)},
 		{"FIELD_ENCRYPTION_KEY", "AES-256 key sealing the codes in events: 64 hex digits or base64 of 32 bytes (production; generated when embedded)"},
 		{"RESEND_BASE_URL", "Resend API address (optional; default https://api.resend.com/)"},
+		{"MAX_CONCURRENT_HASHES", "password hashes (argon2id, 19 MiB each) that may run at once (optional; default the number of CPUs)"},
+		{"HASH_WAIT", "how long a request waits for a hash slot before answering 503, e.g. 2s (optional; default 2s)"},
 		{"ADMIN_PASSWORD", fmt.Sprintf("password of user %q for River's job UI at /admin/jobs (optional, production; at least %d bytes; unset: no UI)", "admin", MinAdminPassword)},
 	}
 }
@@ -102,6 +105,12 @@ type Config struct {
 	FieldKey       []byte
 	Generated      []string // names of the secrets that were generated (embedded mode)
 	ShutdownPeriod time.Duration
+
+	// MaxConcurrentHashes bounds the password hashes running at once and
+	// HashWait is how long a request waits for one (0: the defaults of
+	// internal/hashlimit, the number of CPUs and 2s).
+	MaxConcurrentHashes int
+	HashWait            time.Duration
 
 	// TopicPrefix is put in front of every Kafka topic name and GroupPrefix
 	// in front of every consumer group (and inbox handler) name. Empty in
@@ -144,6 +153,21 @@ func Load(getenv func(string) string) (Config, error) {
 	}
 	if _, _, err := net.SplitHostPort(c.HTTPAddr); err != nil {
 		bad("HTTP_ADDR", "%q is not host:port (e.g. :8080)", c.HTTPAddr)
+	}
+
+	if v := get("MAX_CONCURRENT_HASHES"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 {
+			bad("MAX_CONCURRENT_HASHES", "%q is not a whole number of at least 1", v)
+		}
+		c.MaxConcurrentHashes = n
+	}
+	if v := get("HASH_WAIT"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d <= 0 {
+			bad("HASH_WAIT", "%q is not a positive duration (e.g. 2s)", v)
+		}
+		c.HashWait = d
 	}
 
 	// Secrets: required in production, generated when embedded.

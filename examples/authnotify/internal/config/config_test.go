@@ -3,6 +3,7 @@ package config_test
 import (
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -49,6 +50,12 @@ func TestEmbeddedDefault(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, []string{"FIELD_ENCRYPTION_KEY"}, cfg.Generated)
 	require.Equal(t, "127.0.0.1:9000", cfg.HTTPAddr)
+	require.Zero(t, cfg.MaxConcurrentHashes, "0: internal/hashlimit's default, the number of CPUs")
+
+	cfg, err = config.Load(env(map[string]string{"MAX_CONCURRENT_HASHES": "3", "HASH_WAIT": "500ms"}))
+	require.NoError(t, err)
+	require.Equal(t, 3, cfg.MaxConcurrentHashes)
+	require.Equal(t, 500*time.Millisecond, cfg.HashWait)
 	_, err = config.Load(env(map[string]string{"JWT_SECRET": "short"}))
 	require.ErrorContains(t, err, "JWT_SECRET: is 5 bytes long, needs at least 32")
 }
@@ -99,6 +106,10 @@ func TestStartupErrors(t *testing.T) {
 			[]string{`HTTP_ADDR: "8080" is not host:port`}},
 		{"bad Resend URL", production(map[string]string{"RESEND_BASE_URL": "api.resend.com"}),
 			[]string{`RESEND_BASE_URL: "api.resend.com" is not an http(s) URL`}},
+		{"bad hash limit", map[string]string{"MAX_CONCURRENT_HASHES": "0"},
+			[]string{`MAX_CONCURRENT_HASHES: "0" is not a whole number of at least 1`}},
+		{"bad hash wait", map[string]string{"HASH_WAIT": "2"},
+			[]string{`HASH_WAIT: "2" is not a positive duration`}},
 		{"every problem at once", production(map[string]string{"JWT_SECRET": "short", "FIELD_ENCRYPTION_KEY": "bad", "KAFKA_BROKERS": "x"}),
 			[]string{"JWT_SECRET", "FIELD_ENCRYPTION_KEY", "KAFKA_BROKERS"}},
 	} {
