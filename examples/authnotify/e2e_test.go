@@ -129,7 +129,7 @@ func productionConfig(t *testing.T, resendURL string) config.Config {
 		"RESEND_BASE_URL":      resendURL,
 		"EMAIL_FROM":           "authnotify <no-reply@example.com>",
 		"JWT_SECRET":           "a test secret that is at least 32 bytes long",
-		"FIELD_ENCRYPTION_KEY": strings.Repeat("ab", 32),
+		"FIELD_ENCRYPTION_KEY": "5f1c0e8a9b3d47e2a6c81f0d2b9e7a4c3d6f1b8e0a2c4e6f8a1b3c5d7e9f0a2b",
 		"ADMIN_PASSWORD":       adminPassword,
 	}))
 	require.NoError(t, err)
