@@ -85,6 +85,19 @@ func TestProductionFlow(t *testing.T) {
 	require.NoError(t, json.NewDecoder(resp.Body).Decode(&jobs))
 	require.Len(t, jobs.Data, 3)
 	require.Equal(t, "notification.email", jobs.Data[0].Kind)
+
+	// A cross-site POST carrying the admin credentials (as a browser would
+	// send them along) is refused before it reaches River's UI.
+	req, err = http.NewRequestWithContext(t.Context(), http.MethodPost, app.base+"/admin/jobs/api/jobs/cancel", strings.NewReader(`{"ids":["1"]}`))
+	require.NoError(t, err)
+	req.SetBasicAuth("admin", adminPassword)
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Sec-Fetch-Site", "cross-site")
+	req.Header.Set("Origin", "https://evil.example")
+	resp, err = http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Equal(t, http.StatusForbidden, resp.StatusCode)
 }
 
 const adminPassword = "an admin password for tests"
