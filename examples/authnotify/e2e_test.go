@@ -12,6 +12,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -41,11 +42,11 @@ func TestEmbeddedFlow(t *testing.T) {
 	}
 	signUpFlow(t, []string{app.base}, mailbox, "ada@example.com")
 
-	metrics := scrape(t, app.base)
-	require.Contains(t, metrics, `authnotify_http_requests_total{route="POST /auth/register",status="201"} 1`)
-	require.Contains(t, metrics, `authnotify_outbox_published_total 3`) // registered, verified, password changed
-	require.Contains(t, metrics, `authnotify_email_jobs_total{outcome="succeeded"} 3`)
-	require.Contains(t, metrics, `authnotify_events_consumed_total{handler="notification.emails",outcome="ok"} 3`)
+	requireMetrics(t, app.base,
+		`authnotify_http_requests_total{route="POST /auth/register",status="201"} 1`,
+		`authnotify_outbox_published_total 3`, // registered, verified, password changed
+		`authnotify_email_jobs_total{outcome="succeeded"} 3`,
+		`authnotify_events_consumed_total{handler="notification.emails",outcome="ok"} 3`)
 }
 
 // The same flow in production mode: PostgreSQL, Kafka, River and a fake
@@ -62,9 +63,7 @@ func TestProductionFlow(t *testing.T) {
 
 	status := call(t, http.MethodGet, app.base+"/readyz", "", nil, nil)
 	require.Equal(t, http.StatusOK, status)
-	metrics := scrape(t, app.base)
-	require.Contains(t, metrics, `authnotify_email_jobs{state="completed"} 3`)
-	require.Contains(t, metrics, `authnotify_outbox_pending 0`)
+	requireMetrics(t, app.base, `authnotify_email_jobs{state="completed"} 3`, `authnotify_outbox_pending 0`)
 
 	// River's UI, behind the admin password.
 	resp, err := http.Get(app.base + "/admin/jobs/")
@@ -86,6 +85,19 @@ func TestProductionFlow(t *testing.T) {
 	require.NoError(t, json.NewDecoder(resp.Body).Decode(&jobs))
 	require.Len(t, jobs.Data, 3)
 	require.Equal(t, "notification.email", jobs.Data[0].Kind)
+
+	// A cross-site POST carrying the admin credentials (as a browser would
+	// send them along) is refused before it reaches River's UI.
+	req, err = http.NewRequestWithContext(t.Context(), http.MethodPost, app.base+"/admin/jobs/api/jobs/cancel", strings.NewReader(`{"ids":["1"]}`))
+	require.NoError(t, err)
+	req.SetBasicAuth("admin", adminPassword)
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Sec-Fetch-Site", "cross-site")
+	req.Header.Set("Origin", "https://evil.example")
+	resp, err = http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Equal(t, http.StatusForbidden, resp.StatusCode)
 }
 
 const adminPassword = "an admin password for tests"
@@ -129,7 +141,7 @@ func productionConfig(t *testing.T, resendURL string) config.Config {
 		"RESEND_BASE_URL":      resendURL,
 		"EMAIL_FROM":           "authnotify <no-reply@example.com>",
 		"JWT_SECRET":           "a test secret that is at least 32 bytes long",
-		"FIELD_ENCRYPTION_KEY": strings.Repeat("ab", 32),
+		"FIELD_ENCRYPTION_KEY": "5f1c0e8a9b3d47e2a6c81f0d2b9e7a4c3d6f1b8e0a2c4e6f8a1b3c5d7e9f0a2b",
 		"ADMIN_PASSWORD":       adminPassword,
 	}))
 	require.NoError(t, err)
@@ -170,6 +182,9 @@ func startLogging(t *testing.T, cfg config.Config, logger *slog.Logger) *instanc
 			Logger:    logger,
 			Listening: func(a net.Addr) { listening <- a },
 			Hasher:    hasher,
+			// The gauges of /metrics are read in the background; a short
+			// interval lets the assertions below see them soon.
+			GaugeRefresh: 20 * time.Millisecond,
 		})
 	}()
 	select {
@@ -314,6 +329,24 @@ func call(t *testing.T, method, url, token string, body, out any) int {
 		require.NoError(t, json.Unmarshal(raw, out), "%s %s: %s", method, url, raw)
 	}
 	return resp.StatusCode
+}
+
+// requireMetrics scrapes /metrics until it has every line of want: the
+// gauges are refreshed in the background.
+func requireMetrics(t *testing.T, base string, want ...string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		metrics := scrape(t, base)
+		missing := slices.DeleteFunc(slices.Clone(want), func(w string) bool { return strings.Contains(metrics, w) })
+		if len(missing) == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			require.Empty(t, missing, "lines missing from /metrics:\n%s", metrics)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
 
 func scrape(t *testing.T, base string) string {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"cmp"
 	"context"
 	"fmt"
@@ -26,8 +27,60 @@ type metrics struct {
 	consumed  map[consumedKey]int64
 	published int64 // events the relay published
 
-	// gauges are read at scrape time from the running components.
-	gauges func(ctx context.Context, w *gaugeWriter)
+	// gauges reads the figures of the running components (the production
+	// one queries PostgreSQL). It is not called per scrape: the component
+	// refreshGauges returns calls it every refresh interval and keeps the
+	// text, which scrapes serve (gaugeText, under mu).
+	gauges    func(ctx context.Context, w *gaugeWriter)
+	gaugeText []byte
+}
+
+// defaultGaugeRefresh is how often the gauges are read, by default: a
+// usual Prometheus scrape interval, so that an unauthenticated /metrics
+// costs the database nothing however often it is called.
+const defaultGaugeRefresh = 15 * time.Second
+
+// gaugeTimeout bounds one reading of the gauges.
+const gaugeTimeout = 5 * time.Second
+
+// refreshGauges returns the background component that reads the gauges
+// once at start (before the server accepts requests) and then every
+// interval.
+func (m *metrics) refreshGauges(interval time.Duration) component {
+	started := make(chan struct{})
+	return component{name: "metrics gauges", started: started, run: func(ctx context.Context) error {
+		m.readGauges(ctx)
+		close(started)
+		t := time.NewTicker(interval)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-t.C:
+				m.readGauges(ctx)
+			}
+		}
+	}}
+}
+
+// readGauges runs the gauge function once and caches what it wrote.
+func (m *metrics) readGauges(ctx context.Context) {
+	m.mu.Lock()
+	gauges := m.gauges
+	m.mu.Unlock()
+	if gauges == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, gaugeTimeout)
+	defer cancel()
+	var buf bytes.Buffer
+	bw := bufio.NewWriter(&buf)
+	gauges(ctx, &gaugeWriter{w: bw, seen: map[string]bool{}})
+	_ = bw.Flush()
+	m.mu.Lock()
+	m.gaugeText = buf.Bytes()
+	m.mu.Unlock()
 }
 
 type requestKey struct {
@@ -182,17 +235,18 @@ func labelString(kv ...string) string {
 
 func formatFloat(v float64) string { return strconv.FormatFloat(v, 'g', -1, 64) }
 
-// handler serves GET /metrics.
+// handler serves GET /metrics: the counters as they are and the gauges as
+// last read by the refreshGauges component; a scrape runs no query.
 func (m *metrics) handler() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
 		bw := bufio.NewWriter(w)
-		m.write(r.Context(), bw)
+		m.write(bw)
 		_ = bw.Flush()
 	})
 }
 
-func (m *metrics) write(ctx context.Context, w *bufio.Writer) {
+func (m *metrics) write(w *bufio.Writer) {
 	m.mu.Lock()
 	fmt.Fprint(w, "# HELP authnotify_http_requests_total HTTP requests by route pattern and status.\n# TYPE authnotify_http_requests_total counter\n")
 	keys := slices.SortedFunc(maps.Keys(m.requests), func(a, b requestKey) int {
@@ -221,10 +275,6 @@ func (m *metrics) write(ctx context.Context, w *bufio.Writer) {
 		fmt.Fprintf(w, "authnotify_events_consumed_total%s %d\n", labelString("handler", k.handler, "outcome", k.outcome), m.consumed[k])
 	}
 	fmt.Fprintf(w, "# HELP authnotify_outbox_published_total Events this process's outbox relay published.\n# TYPE authnotify_outbox_published_total counter\nauthnotify_outbox_published_total %d\n", m.published)
-	gauges := m.gauges
+	_, _ = w.Write(m.gaugeText)
 	m.mu.Unlock()
-
-	if gauges != nil {
-		gauges(ctx, &gaugeWriter{w: w, seen: map[string]bool{}})
-	}
 }

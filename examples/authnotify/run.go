@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -8,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -30,6 +32,9 @@ type runtime struct {
 	// Hasher hashes passwords; nil means argon2id with OWASP parameters.
 	// Tests use cheaper parameters.
 	Hasher domain.PasswordHasher
+	// GaugeRefresh is how often /metrics' gauges are read; 0 means
+	// defaultGaugeRefresh. Tests use a short one.
+	GaugeRefresh time.Duration
 	// HTTPClient is the Resend client's; nil means the default.
 	HTTPClient *http.Client
 }
@@ -89,7 +94,7 @@ func run(ctx context.Context, cfg config.Config, rt runtime) error {
 	// starts, and the server accepts requests only when all are.
 	bg := newLifecycle(log)
 	defer bg.stop()
-	for _, c := range sys.components {
+	for _, c := range append(slices.Clip(sys.components), m.refreshGauges(cmp.Or(rt.GaugeRefresh, defaultGaugeRefresh))) {
 		if err := bg.start(ctx, c); err != nil {
 			return err
 		}

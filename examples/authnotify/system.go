@@ -55,7 +55,7 @@ type shared struct {
 const codeKeyPurpose = "authnotify/otp-hash/v1"
 
 func buildShared(cfg config.Config) (*shared, error) {
-	cipher, err := fieldcrypt.New(cfg.FieldKey)
+	cipher, err := fieldcrypt.NewRing(cfg.FieldKeys)
 	if err != nil {
 		return nil, fmt.Errorf("FIELD_ENCRYPTION_KEY: %w", err)
 	}

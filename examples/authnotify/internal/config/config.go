@@ -81,7 +81,7 @@ func Vars() []Var {
 		{"RESEND_API_KEY", "Resend API key; emails are sent through Resend (production)"},
 		{"EMAIL_FROM", "sender of every email, e.g. 'authnotify <no-reply@example.com>' (production)"},
 		{"JWT_SECRET", fmt.Sprintf("HS256 key of the access tokens, at least %d bytes (production; generated when embedded)", MinJWTSecret)},
-		{"FIELD_ENCRYPTION_KEY", "AES-256 key sealing the codes in events: 64 hex digits or base64 of 32 bytes (production; generated when embedded)"},
+		{"FIELD_ENCRYPTION_KEY", "AES-256 key sealing the codes in events: 64 hex digits or base64 of 32 bytes, or ID:KEY,ID:KEY,... to rotate (the first seals, all open) (production; generated when embedded)"},
 		{"RESEND_BASE_URL", "Resend API address (optional; default https://api.resend.com/)"},
 		{"MAX_CONCURRENT_HASHES", "password hashes (argon2id, 19 MiB each) that may run at once (optional; default the number of CPUs)"},
 		{"HASH_WAIT", "how long a request waits for a hash slot before answering 503, e.g. 2s (optional; default 2s)"},
@@ -102,8 +102,8 @@ type Config struct {
 	AdminPassword string // "" means no admin UI
 
 	JWTSecret      []byte
-	FieldKey       []byte
-	Generated      []string // names of the secrets that were generated (embedded mode)
+	FieldKeys      []fieldcrypt.Key // the first seals, all open
+	Generated      []string         // names of the secrets that were generated (embedded mode)
 	ShutdownPeriod time.Duration
 
 	// MaxConcurrentHashes bounds the password hashes running at once and
@@ -178,11 +178,11 @@ func Load(getenv func(string) string) (Config, error) {
 		c.JWTSecret = []byte(s)
 	}
 	if s := get("FIELD_ENCRYPTION_KEY"); s != "" {
-		key, err := fieldcrypt.ParseKey(s)
+		keys, err := fieldcrypt.ParseKeys(s)
 		if err != nil {
 			bad("FIELD_ENCRYPTION_KEY", "%v (e.g. openssl rand -hex 32)", err)
 		}
-		c.FieldKey = key
+		c.FieldKeys = keys
 	}
 
 	if c.Mode == Production {
@@ -236,12 +236,12 @@ func Load(getenv func(string) string) (Config, error) {
 			c.JWTSecret = []byte(fieldcrypt.GenerateKey())
 			c.Generated = append(c.Generated, "JWT_SECRET")
 		}
-		if c.FieldKey == nil {
+		if c.FieldKeys == nil {
 			key, err := fieldcrypt.ParseKey(fieldcrypt.GenerateKey())
 			if err != nil {
 				return Config{}, err
 			}
-			c.FieldKey = key
+			c.FieldKeys = []fieldcrypt.Key{{Secret: key}}
 			c.Generated = append(c.Generated, "FIELD_ENCRYPTION_KEY")
 		}
 	}

@@ -10,6 +10,9 @@ import (
 	"github.com/dddkit/dddkit/examples/authnotify/internal/config"
 )
 
+// testFieldKey is a random key (openssl rand -hex 32).
+const testFieldKey = "5f1c0e8a9b3d47e2a6c81f0d2b9e7a4c3d6f1b8e0a2c4e6f8a1b3c5d7e9f0a2b"
+
 func env(vars map[string]string) func(string) string {
 	return func(name string) string { return vars[name] }
 }
@@ -23,7 +26,7 @@ func production(overrides map[string]string) map[string]string {
 		"RESEND_API_KEY":       "re_123",
 		"EMAIL_FROM":           "authnotify <no-reply@example.com>",
 		"JWT_SECRET":           strings.Repeat("s", 32),
-		"FIELD_ENCRYPTION_KEY": strings.Repeat("0f", 32),
+		"FIELD_ENCRYPTION_KEY": testFieldKey,
 	}
 	for k, v := range overrides {
 		if v == "" {
@@ -43,7 +46,7 @@ func TestEmbeddedDefault(t *testing.T) {
 	require.Equal(t, "127.0.0.1:8080", cfg.HTTPAddr, "embedded mode serves the dev mailbox: loopback only")
 	require.Equal(t, []string{"JWT_SECRET", "FIELD_ENCRYPTION_KEY"}, cfg.Generated)
 	require.GreaterOrEqual(t, len(cfg.JWTSecret), config.MinJWTSecret)
-	require.Len(t, cfg.FieldKey, 32)
+	require.Len(t, cfg.FieldKeys[0].Secret, 32)
 
 	// Secrets given in embedded mode are used, and checked.
 	cfg, err = config.Load(env(map[string]string{"JWT_SECRET": strings.Repeat("x", 40), "HTTP_ADDR": "127.0.0.1:9000"}))
@@ -67,7 +70,7 @@ func TestProduction(t *testing.T) {
 	require.Equal(t, config.Production, cfg.Mode)
 	require.Equal(t, []string{"kafka-1:9092", "kafka-2:9092"}, cfg.KafkaBrokers)
 	require.Empty(t, cfg.Generated)
-	require.Len(t, cfg.FieldKey, 32)
+	require.Len(t, cfg.FieldKeys[0].Secret, 32)
 	require.Equal(t, ":8080", cfg.HTTPAddr, "production listens on every interface")
 
 	cfg, err = config.Load(env(production(map[string]string{"HTTP_ADDR": "10.0.0.7:9000"})))
@@ -123,4 +126,22 @@ func TestStartupErrors(t *testing.T) {
 			require.NotContains(t, err.Error(), "s3cret", "no password in messages")
 		})
 	}
+}
+
+func TestFieldKeys(t *testing.T) {
+	t.Parallel()
+	other := "9d2e4f6a8c0b1d3f5e7a9c2b4d6f8e0a1c3e5b7d9f2a4c6e8b0d1f3a5c7e9b2d"
+	cfg, err := config.Load(env(production(map[string]string{"FIELD_ENCRYPTION_KEY": "new:" + other + ",old:" + testFieldKey})))
+	require.NoError(t, err)
+	require.Len(t, cfg.FieldKeys, 2)
+	require.Equal(t, "new", cfg.FieldKeys[0].ID, "the first key seals")
+	require.Equal(t, "old", cfg.FieldKeys[1].ID)
+
+	for _, weak := range []string{strings.Repeat("ab", 32), "new:" + other + ",old:" + strings.Repeat("0f", 32)} {
+		_, err = config.Load(env(production(map[string]string{"FIELD_ENCRYPTION_KEY": weak})))
+		require.ErrorContains(t, err, "FIELD_ENCRYPTION_KEY:")
+		require.ErrorContains(t, err, "too little entropy")
+	}
+	_, err = config.Load(env(production(map[string]string{"FIELD_ENCRYPTION_KEY": "a:" + other + ",a:" + testFieldKey})))
+	require.ErrorContains(t, err, "appears twice")
 }

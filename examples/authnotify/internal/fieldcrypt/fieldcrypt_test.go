@@ -2,6 +2,7 @@ package fieldcrypt_test
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
 	"strings"
@@ -12,7 +13,7 @@ import (
 	"github.com/dddkit/dddkit/examples/authnotify/internal/fieldcrypt"
 )
 
-func testKey() []byte { return bytes.Repeat([]byte{7}, fieldcrypt.KeySize) }
+func testKey() []byte { k := sha256.Sum256([]byte("fieldcrypt test key")); return k[:] }
 
 func newCipher(t testing.TB, key []byte) *fieldcrypt.Cipher {
 	t.Helper()
@@ -122,4 +123,92 @@ func FuzzOpen(f *testing.F) {
 			require.Equal(t, "123456", plain)
 		}
 	})
+}
+
+func TestParseKeyRefusesLowEntropy(t *testing.T) {
+	t.Parallel()
+	for _, s := range []string{
+		strings.Repeat("ab", 32),
+		strings.Repeat("0f", 32),
+		"0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
+		base64.StdEncoding.EncodeToString([]byte("passwordpasswordpasswordpassword")),
+		base64.StdEncoding.EncodeToString(make([]byte, fieldcrypt.KeySize)),
+	} {
+		_, err := fieldcrypt.ParseKey(s)
+		require.ErrorContains(t, err, "too little entropy", s)
+		_, err = fieldcrypt.ParseKeys("k1:" + s)
+		require.ErrorContains(t, err, "too little entropy", s)
+	}
+}
+
+func TestKeyRotation(t *testing.T) {
+	t.Parallel()
+	oldKey, newKey := fieldcrypt.GenerateKey(), fieldcrypt.GenerateKey()
+
+	// Before: one unnamed key (the original form), then one named key.
+	unnamed, err := fieldcrypt.ParseKeys(oldKey)
+	require.NoError(t, err)
+	before := newRing(t, unnamed)
+	sealedV1, err := before.Seal("111111", "u")
+	require.NoError(t, err)
+	require.True(t, strings.HasPrefix(sealedV1, "v1."))
+	named, err := fieldcrypt.ParseKeys("old:" + oldKey)
+	require.NoError(t, err)
+	sealedOld, err := newRing(t, named).Seal("222222", "u")
+	require.NoError(t, err)
+	require.True(t, strings.HasPrefix(sealedOld, "v2.old."))
+
+	// During: the new key seals, both open, so codes in flight survive.
+	keys, err := fieldcrypt.ParseKeys(" new:" + newKey + " , old:" + oldKey + " ")
+	require.NoError(t, err)
+	require.Equal(t, []string{"new", "old"}, []string{keys[0].ID, keys[1].ID})
+	during := newRing(t, keys)
+	for sealed, want := range map[string]string{sealedV1: "111111", sealedOld: "222222"} {
+		got, err := during.Open(sealed, "u")
+		require.NoError(t, err)
+		require.Equal(t, want, got)
+	}
+	sealedNew, err := during.Seal("333333", "u")
+	require.NoError(t, err)
+	require.True(t, strings.HasPrefix(sealedNew, "v2.new."))
+	_, err = before.Open(sealedNew, "u")
+	require.ErrorIs(t, err, fieldcrypt.ErrDecrypt, "the old key alone cannot open the new key's seals")
+
+	// After: the old key is gone, and what it sealed no longer opens.
+	after, err := fieldcrypt.ParseKeys("new:" + newKey)
+	require.NoError(t, err)
+	got, err := newRing(t, after).Open(sealedNew, "u")
+	require.NoError(t, err)
+	require.Equal(t, "333333", got)
+	_, err = newRing(t, after).Open(sealedOld, "u")
+	require.ErrorIs(t, err, fieldcrypt.ErrDecrypt)
+
+	// A seal naming the wrong key ID does not open with another key.
+	forged := "v2.old." + strings.TrimPrefix(sealedNew, "v2.new.")
+	_, err = during.Open(forged, "u")
+	require.ErrorIs(t, err, fieldcrypt.ErrDecrypt)
+}
+
+func TestParseKeysRejects(t *testing.T) {
+	t.Parallel()
+	k := fieldcrypt.GenerateKey()
+	for _, s := range []string{
+		"", "a:" + k + ",a:" + fieldcrypt.GenerateKey(), // duplicate ID
+		k + "," + fieldcrypt.GenerateKey(), // no IDs
+		"bad id:" + k, ":" + k, "a:" + k + ",", "a:short",
+	} {
+		_, err := fieldcrypt.ParseKeys(s)
+		require.Error(t, err, s)
+	}
+	_, err := fieldcrypt.NewRing(nil)
+	require.Error(t, err)
+	_, err = fieldcrypt.NewRing([]fieldcrypt.Key{{ID: "a", Secret: testKey()}, {Secret: testKey()}})
+	require.Error(t, err)
+}
+
+func newRing(t testing.TB, keys []fieldcrypt.Key) *fieldcrypt.Cipher {
+	t.Helper()
+	c, err := fieldcrypt.NewRing(keys)
+	require.NoError(t, err)
+	return c
 }
