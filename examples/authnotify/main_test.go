@@ -27,10 +27,11 @@ func TestConfigErrorsStopStartup(t *testing.T) {
 			"EMAIL_FROM": "a@example.com", "FIELD_ENCRYPTION_KEY": strings.Repeat("ab", 32),
 		}, "also needs JWT_SECRET"},
 		{"short secret", map[string]string{"JWT_SECRET": "too short"}, "JWT_SECRET: is 9 bytes long, needs at least 32"},
+		{"32 spaces", map[string]string{"JWT_SECRET": strings.Repeat(" ", 32)}, "JWT_SECRET: has too little entropy"},
 		{"bad key", map[string]string{"FIELD_ENCRYPTION_KEY": "xyz"}, "FIELD_ENCRYPTION_KEY:"},
 		{"bad URL", map[string]string{
 			"DATABASE_URL": "http://localhost/app", "KAFKA_BROKERS": "localhost:9092", "RESEND_API_KEY": "re_x",
-			"EMAIL_FROM": "a@example.com", "FIELD_ENCRYPTION_KEY": strings.Repeat("ab", 32), "JWT_SECRET": strings.Repeat("s", 32),
+			"EMAIL_FROM": "a@example.com", "FIELD_ENCRYPTION_KEY": strings.Repeat("ab", 32), "JWT_SECRET": "a production secret 0123456789abcdefghij",
 		}, `DATABASE_URL: scheme "http" is not postgres://`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
