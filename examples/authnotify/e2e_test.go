@@ -261,7 +261,18 @@ func signUpFlow(t *testing.T, bases []string, emails func() []sentEmail, email s
 
 	status = call(t, http.MethodPost, base(4)+"/auth/login", "", map[string]string{"email": email, "password": password}, nil)
 	require.Equal(t, http.StatusUnauthorized, status, "the old password stopped working")
-	status = call(t, http.MethodPost, base(5)+"/auth/login", "", map[string]string{"email": email, "password": newPassword}, nil)
+	// Tokens die with the password, on every replica and every
+	// authenticated endpoint.
+	oldToken := login.Data.AccessToken
+	status = call(t, http.MethodGet, base(4)+"/auth/me", oldToken, nil, nil)
+	require.Equal(t, http.StatusUnauthorized, status, "a token issued before the password change is revoked")
+	status = call(t, http.MethodGet, base(5)+"/auth/me", oldToken, nil, nil)
+	require.Equal(t, http.StatusUnauthorized, status, "revoked on the other replica too")
+	status = call(t, http.MethodPatch, base(5)+"/auth/password", oldToken,
+		map[string]string{"currentPassword": newPassword, "newPassword": password}, nil)
+	require.Equal(t, http.StatusUnauthorized, status, "the old token cannot change the password again")
+
+	status = call(t, http.MethodPost, base(5)+"/auth/login", "", map[string]string{"email": email, "password": newPassword}, &login)
 	require.Equal(t, http.StatusOK, status)
 	var me struct {
 		Data struct {

@@ -120,7 +120,6 @@ func buildEmbedded(cfg config.Config, rt runtime, m *metrics) (*system, error) {
 
 	return &system{
 		bus:    bus,
-		tokens: sh.tokens,
 		routes: func(mux *http.ServeMux) { mux.Handle("GET /dev/emails", mailbox.Handler()) },
 		ready:  func(context.Context) error { return nil },
 		components: []component{

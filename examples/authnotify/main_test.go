@@ -27,11 +27,12 @@ func TestConfigErrorsStopStartup(t *testing.T) {
 			"EMAIL_FROM": "a@example.com", "FIELD_ENCRYPTION_KEY": "5f1c0e8a9b3d47e2a6c81f0d2b9e7a4c3d6f1b8e0a2c4e6f8a1b3c5d7e9f0a2b",
 		}, "also needs JWT_SECRET"},
 		{"short secret", map[string]string{"JWT_SECRET": "too short"}, "JWT_SECRET: is 9 bytes long, needs at least 32"},
+		{"32 spaces", map[string]string{"JWT_SECRET": strings.Repeat(" ", 32)}, "JWT_SECRET: has too little entropy"},
 		{"bad key", map[string]string{"FIELD_ENCRYPTION_KEY": "xyz"}, "FIELD_ENCRYPTION_KEY:"},
 		{"weak key", map[string]string{"FIELD_ENCRYPTION_KEY": strings.Repeat("ab", 32)}, "FIELD_ENCRYPTION_KEY: fieldcrypt: key has too little entropy"},
 		{"bad URL", map[string]string{
 			"DATABASE_URL": "http://localhost/app", "KAFKA_BROKERS": "localhost:9092", "RESEND_API_KEY": "re_x",
-			"EMAIL_FROM": "a@example.com", "FIELD_ENCRYPTION_KEY": "5f1c0e8a9b3d47e2a6c81f0d2b9e7a4c3d6f1b8e0a2c4e6f8a1b3c5d7e9f0a2b", "JWT_SECRET": strings.Repeat("s", 32),
+			"EMAIL_FROM": "a@example.com", "FIELD_ENCRYPTION_KEY": "5f1c0e8a9b3d47e2a6c81f0d2b9e7a4c3d6f1b8e0a2c4e6f8a1b3c5d7e9f0a2b", "JWT_SECRET": "a production secret 0123456789abcdefghij",
 		}, `DATABASE_URL: scheme "http" is not postgres://`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -222,7 +222,6 @@ func buildProduction(ctx context.Context, cfg config.Config, rt runtime, m *metr
 	}
 	return &system{
 		bus:    bus,
-		tokens: sh.tokens,
 		routes: routes,
 		ready: func(ctx context.Context) error {
 			ctx, cancel := context.WithTimeout(ctx, 2*time.Second)

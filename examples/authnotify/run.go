@@ -69,7 +69,7 @@ func run(ctx context.Context, cfg config.Config, rt runtime) error {
 	}
 	defer sys.close()
 
-	httpPort, err := ports.NewHTTP(sys.bus, sys.tokens, &ports.Config{Logger: log})
+	httpPort, err := ports.NewHTTP(sys.bus, &ports.Config{Logger: log})
 	if err != nil {
 		return err
 	}

@@ -23,7 +23,6 @@ import (
 // components that run in the background.
 type system struct {
 	bus        *cqrs.Bus
-	tokens     *app.Tokens
 	routes     func(mux *http.ServeMux)
 	ready      func(ctx context.Context) error
 	components []component // started in order, stopped in reverse order
@@ -63,7 +62,11 @@ func buildShared(cfg config.Config) (*shared, error) {
 	if err != nil {
 		return nil, err
 	}
-	tokens, err := app.NewTokens(cfg.JWTSecret, nil)
+	keys := make([]app.Key, 0, len(cfg.JWTKeys))
+	for _, k := range cfg.JWTKeys {
+		keys = append(keys, app.Key{ID: k.ID, Secret: k.Secret})
+	}
+	tokens, err := app.NewTokens(keys, nil)
 	if err != nil {
 		return nil, fmt.Errorf("JWT_SECRET: %w", err)
 	}

@@ -54,6 +54,7 @@ func Expectations() []cqrs.Expectation {
 		cqrs.CommandReturning[ChangePassword, struct{}](),
 		cqrs.QueryReturning[Login, AccessToken](),
 		cqrs.QueryReturning[Me, UserView](),
+		cqrs.QueryReturning[Authenticate, Claims](),
 	}
 }
 
@@ -92,6 +93,7 @@ func Register(bus *cqrs.Bus, deps Deps) error {
 		cqrs.HandleCommand(bus, h.changePassword),
 		cqrs.HandleQuery(bus, h.login),
 		cqrs.HandleQuery(bus, h.me),
+		cqrs.HandleQuery(bus, h.authenticate),
 	)
 }
 
@@ -214,7 +216,7 @@ func (h *handlers) login(ctx context.Context, q Login) (AccessToken, error) {
 	if err := u.Authenticate(q.Password.Reveal(), h.Hasher); err != nil {
 		return AccessToken{}, err
 	}
-	return h.Tokens.Issue(u.ID())
+	return h.Tokens.Issue(u.ID(), u.CredentialVersion())
 }
 
 func (h *handlers) me(ctx context.Context, q Me) (UserView, error) {
@@ -227,4 +229,28 @@ func (h *handlers) me(ctx context.Context, q Me) (UserView, error) {
 		return UserView{}, err
 	}
 	return viewOf(u), nil
+}
+
+// authenticate answers every bad token with a refusal (logged at INFO):
+// a client sending a stale token is no failure of the service.
+func (h *handlers) authenticate(ctx context.Context, q Authenticate) (Claims, error) {
+	claims, err := h.Tokens.Verify(q.Token.Reveal())
+	if err != nil {
+		return Claims{}, cqrs.Refuse(err)
+	}
+	id, err := valueobject.ParseID(claims.Subject)
+	if err != nil {
+		return Claims{}, cqrs.Refuse(fmt.Errorf("%w: subject is not a user ID", ErrInvalidToken))
+	}
+	u, err := h.Users.ByID(ctx, id)
+	if errors.Is(err, aggregate.ErrNotFound) {
+		return Claims{}, cqrs.Refuse(fmt.Errorf("%w: the account of this token does not exist", ErrInvalidToken))
+	}
+	if err != nil {
+		return Claims{}, err
+	}
+	if claims.CredentialVersion != u.CredentialVersion() {
+		return Claims{}, cqrs.Refuse(fmt.Errorf("%w: %w", ErrInvalidToken, ErrTokenRevoked))
+	}
+	return claims, nil
 }

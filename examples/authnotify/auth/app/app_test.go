@@ -50,7 +50,7 @@ func setup(t *testing.T) *bundle {
 	require.NoError(t, err)
 	b.repo, err = adapters.NewMemory(factory, b.events)
 	require.NoError(t, err)
-	b.tokens, err = app.NewTokens(bytes.Repeat([]byte{4}, 32), &app.TokenConfig{Clock: b.clock.Now})
+	b.tokens, err = app.NewTokens([]app.Key{{Secret: []byte("test secret 4 0123456789abcdefghijklmnop")}}, &app.TokenConfig{Clock: b.clock.Now})
 	require.NoError(t, err)
 	hasher := authtest.Hasher(t)
 	b.bus = newBus(t)

@@ -1,7 +1,11 @@
 // Package app is the auth module's application layer: the commands
 // ([RegisterUser], [VerifyEmail], [ResendCode], [ChangePassword]) and
-// queries ([Login], [Me]) that its ports dispatch on a [cqrs.Bus], their
-// handlers, and the access tokens ([Tokens], JWT HS256).
+// queries ([Login], [Me], [Authenticate]) that its ports dispatch on a
+// [cqrs.Bus], their handlers, and the access tokens ([Tokens], JWT HS256
+// by github.com/golang-jwt/jwt/v5, with key rotation). A token carries
+// its user's credential version, which changes with the password: the
+// Authenticate query refuses a token whose version is no longer the
+// user's, so tokens die with the password.
 //
 // Handlers only orchestrate: parse the input into value objects, load the
 // [domain.User] through the [domain.Repository], call one of its methods,
@@ -10,7 +14,7 @@
 // # Wiring
 //
 //	bus, _ := cqrs.New(&cqrs.Config{CommandMiddleware: ..., QueryMiddleware: ...})
-//	tokens, _ := app.NewTokens(secret, nil)
+//	tokens, _ := app.NewTokens([]app.Key{{ID: "k1", Secret: secret}}, nil)
 //	err := app.Register(bus, app.Deps{Users: repo, Factory: factory, Tokens: tokens})
 //	err = bus.Validate() // Register has declared app.Expectations()
 //

@@ -15,12 +15,17 @@ var (
 	// fields.
 	ErrInvalidInput = errors.New("auth: invalid input")
 
-	// ErrInvalidToken is wrapped by every error of [Tokens.Verify].
+	// ErrInvalidToken is wrapped by every error of [Tokens.Verify] and
+	// of the [Authenticate] query.
 	ErrInvalidToken = errors.New("auth: invalid access token")
 
 	// ErrTokenExpired is wrapped, together with ErrInvalidToken, by the
 	// error for a well-formed token past its expiry.
 	ErrTokenExpired = errors.New("auth: access token has expired")
+
+	// ErrTokenRevoked is wrapped, together with ErrInvalidToken, by the
+	// error for a token issued before the user's password last changed.
+	ErrTokenRevoked = errors.New("auth: access token was revoked by a password change")
 )
 
 // invalid marks err, a tree of *valueobject.Error, as bad input.

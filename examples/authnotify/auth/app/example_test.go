@@ -33,7 +33,7 @@ func Example() {
 		return nil
 	})
 	users, _ := adapters.NewMemory(factory, sink)
-	tokens, _ := app.NewTokens([]byte("an example secret of at least 32 bytes"), nil) // JWT_SECRET
+	tokens, _ := app.NewTokens([]app.Key{{Secret: []byte("an example secret of at least 32 bytes")}}, nil) // JWT_SECRET
 	hasher, _ := valueobject.NewHasher(&valueobject.Argon2Params{Memory: 64, Iterations: 1})
 
 	bus, _ := cqrs.New(&cqrs.Config{

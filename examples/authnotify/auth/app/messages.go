@@ -158,6 +158,17 @@ func checkPresented(field string, pw Secret) error {
 	return nil
 }
 
+// Authenticate checks an access token: its signature and expiry
+// ([Tokens.Verify]), that its user exists, and that its credential
+// version is the user's current one. Its result is the token's [Claims];
+// every failure wraps [ErrInvalidToken].
+type Authenticate struct {
+	Token Secret
+}
+
+// QueryName implements the cqrs naming convention.
+func (Authenticate) QueryName() string { return "auth.authenticate" }
+
 // Me returns the account of the user UserID (from the access token).
 type Me struct {
 	UserID string

@@ -1,24 +1,23 @@
 package app
 
 import (
-	"bytes"
-	"crypto/hmac"
 	"crypto/rand"
-	"crypto/sha256"
-	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
-	"strings"
+	"regexp"
 	"time"
+
+	"github.com/golang-jwt/jwt/v5"
 )
 
 // Access token settings.
 const (
-	// MinSecretSize is the least length of the HS256 signing secret in
-	// bytes (RFC 7518, section 3.2: at least the hash size).
+	// MinSecretSize is the least length of an HS256 signing key in bytes
+	// (RFC 7518, section 3.2: at least the hash size).
 	MinSecretSize = 32
+	// minDistinctBytes is the least number of different byte values in a
+	// key: 32 spaces are 32 bytes, but no secret.
+	minDistinctBytes = 8
 	// DefaultTokenTTL is how long an access token is valid.
 	DefaultTokenTTL = 15 * time.Minute
 	// DefaultIssuer is the "iss" claim of the tokens.
@@ -29,6 +28,37 @@ const (
 	// clocks differ a little. Expiry is checked without leeway.
 	clockSkew = time.Minute
 )
+
+// keyIDPattern is what a key ID may look like (it travels in the "kid"
+// header).
+var keyIDPattern = regexp.MustCompile(`^[A-Za-z0-9._-]{1,64}$`)
+
+// Key is one HS256 signing key. ID is written as the "kid" header of the
+// tokens it signs; "" means a single unnamed key (no "kid").
+type Key struct {
+	ID     string
+	Secret []byte
+}
+
+// CheckSecret reports whether secret is fit to be an HS256 key: at least
+// [MinSecretSize] bytes and not made of a handful of repeated characters.
+func CheckSecret(secret []byte) error {
+	if len(secret) < MinSecretSize {
+		return fmt.Errorf("is %d bytes long, needs at least %d (e.g. openssl rand -base64 48)", len(secret), MinSecretSize)
+	}
+	var seen [256]bool
+	distinct := 0
+	for _, b := range secret {
+		if !seen[b] {
+			seen[b] = true
+			distinct++
+		}
+	}
+	if distinct < minDistinctBytes {
+		return fmt.Errorf("has too little entropy (%d distinct characters, needs at least %d; e.g. openssl rand -base64 48)", distinct, minDistinctBytes)
+	}
+	return nil
+}
 
 // TokenConfig configures [Tokens]. The zero value (or nil) means the
 // defaults.
@@ -43,25 +73,53 @@ type TokenConfig struct {
 }
 
 // Tokens issues and verifies access tokens: JWTs (RFC 7519) signed with
-// HMAC-SHA256 ("HS256"), carrying the user ID as subject. It is written on
-// the standard library alone. It is safe for concurrent use.
+// HMAC-SHA256 ("HS256") by github.com/golang-jwt/jwt/v5, carrying the
+// user ID as subject and the user's credential version. The first key
+// signs; every key verifies, so a key can be rotated without dropping the
+// tokens in flight. It is safe for concurrent use.
 type Tokens struct {
-	secret []byte
+	keys   []Key
+	byID   map[string][]byte
+	all    jwt.VerificationKeySet
 	ttl    time.Duration
 	issuer string
 	clock  func() time.Time
+	parser *jwt.Parser
 }
 
-// NewTokens returns Tokens signing with secret, which must have at least
-// [MinSecretSize] bytes (JWT_SECRET); cfg nil means the defaults.
-func NewTokens(secret []byte, cfg *TokenConfig) (*Tokens, error) {
+// NewTokens returns Tokens that sign with keys[0] and verify with any of
+// keys (JWT_SECRET). Every key must pass [CheckSecret]; in a list of more
+// than one, every key needs a distinct, non-empty ID. cfg nil means the
+// defaults.
+func NewTokens(keys []Key, cfg *TokenConfig) (*Tokens, error) {
 	var c TokenConfig
 	if cfg != nil {
 		c = *cfg
 	}
 	var errs []error
-	if len(secret) < MinSecretSize {
-		errs = append(errs, fmt.Errorf("auth: token secret must be at least %d bytes, got %d", MinSecretSize, len(secret)))
+	if len(keys) == 0 {
+		errs = append(errs, errors.New("auth: no token key"))
+	}
+	byID := make(map[string][]byte, len(keys))
+	var all jwt.VerificationKeySet
+	var own []Key
+	for i, k := range keys {
+		if err := CheckSecret(k.Secret); err != nil {
+			errs = append(errs, fmt.Errorf("auth: token key %d (%q) %w", i+1, k.ID, err))
+		}
+		switch {
+		case k.ID == "" && len(keys) > 1:
+			errs = append(errs, fmt.Errorf("auth: token key %d has no ID; a list of keys needs one per key", i+1))
+		case k.ID != "" && !keyIDPattern.MatchString(k.ID):
+			errs = append(errs, fmt.Errorf("auth: token key ID %q must be 1-64 of A-Z a-z 0-9 . _ -", k.ID))
+		}
+		if _, dup := byID[k.ID]; dup {
+			errs = append(errs, fmt.Errorf("auth: token key ID %q appears twice", k.ID))
+		}
+		secret := append([]byte(nil), k.Secret...)
+		byID[k.ID] = secret
+		all.Keys = append(all.Keys, secret)
+		own = append(own, Key{ID: k.ID, Secret: secret})
 	}
 	if c.TTL < 0 {
 		errs = append(errs, fmt.Errorf("auth: TokenConfig.TTL is %s, must be positive", c.TTL))
@@ -78,7 +136,15 @@ func NewTokens(secret []byte, cfg *TokenConfig) (*Tokens, error) {
 	if c.Clock == nil {
 		c.Clock = time.Now
 	}
-	return &Tokens{secret: append([]byte(nil), secret...), ttl: c.TTL, issuer: c.Issuer, clock: c.Clock}, nil
+	t := &Tokens{keys: own, byID: byID, all: all, ttl: c.TTL, issuer: c.Issuer, clock: c.Clock}
+	t.parser = jwt.NewParser(
+		jwt.WithValidMethods([]string{jwt.SigningMethodHS256.Alg()}),
+		jwt.WithIssuer(c.Issuer),
+		jwt.WithExpirationRequired(),
+		jwt.WithTimeFunc(func() time.Time { return t.clock() }),
+		jwt.WithStrictDecoding(),
+	)
+	return t, nil
 }
 
 // AccessToken is an issued token and what a client needs to know about it.
@@ -95,53 +161,50 @@ type Claims struct {
 	ID        string // the token ID ("jti")
 	IssuedAt  time.Time
 	ExpiresAt time.Time
+	// CredentialVersion is the user's credential version when the token
+	// was issued ([domain.User.CredentialVersion]); a token whose version
+	// is no longer the user's is revoked.
+	CredentialVersion int64
 }
 
-type header struct {
-	Alg  string   `json:"alg"`
-	Typ  string   `json:"typ,omitempty"`
-	Crit []string `json:"crit,omitempty"`
-}
-
+// claims is the JWT payload: the registered claims and "cv", the
+// credential version.
 type claims struct {
-	Iss string `json:"iss"`
-	Sub string `json:"sub"`
-	Iat int64  `json:"iat"`
-	Exp int64  `json:"exp"`
-	Jti string `json:"jti"`
+	jwt.RegisteredClaims
+	CV int64 `json:"cv,omitempty"`
 }
 
-var b64 = base64.RawURLEncoding.Strict()
-
-// encodedHeader is the base64url of {"alg":"HS256","typ":"JWT"}.
-var encodedHeader = b64.EncodeToString([]byte(`{"alg":"HS256","typ":"JWT"}`))
-
-// Issue returns a new token for subject, valid for the configured TTL.
-func (t *Tokens) Issue(subject string) (AccessToken, error) {
+// Issue returns a new token for subject, carrying its credential version
+// and valid for the configured TTL.
+func (t *Tokens) Issue(subject string, credentialVersion int64) (AccessToken, error) {
 	if subject == "" {
 		return AccessToken{}, errors.New("auth: issue token: empty subject")
 	}
 	now := t.clock().Truncate(time.Second)
 	exp := now.Add(t.ttl)
-	payload, err := json.Marshal(claims{Iss: t.issuer, Sub: subject, Iat: now.Unix(), Exp: exp.Unix(), Jti: rand.Text()})
+	tok := jwt.NewWithClaims(jwt.SigningMethodHS256, claims{
+		RegisteredClaims: jwt.RegisteredClaims{
+			Issuer: t.issuer, Subject: subject, IssuedAt: jwt.NewNumericDate(now), ExpiresAt: jwt.NewNumericDate(exp),
+			ID: rand.Text(),
+		},
+		CV: credentialVersion,
+	})
+	signer := t.keys[0]
+	if signer.ID != "" {
+		tok.Header["kid"] = signer.ID
+	}
+	s, err := tok.SignedString(signer.Secret)
 	if err != nil {
 		return AccessToken{}, fmt.Errorf("auth: issue token: %w", err)
 	}
-	signingInput := encodedHeader + "." + b64.EncodeToString(payload)
-	token := signingInput + "." + b64.EncodeToString(t.sign(signingInput))
-	return AccessToken{Token: token, TokenType: "Bearer", ExpiresIn: t.ttl, ExpiresAt: exp}, nil
+	return AccessToken{Token: s, TokenType: "Bearer", ExpiresIn: t.ttl, ExpiresAt: exp}, nil
 }
 
-func (t *Tokens) sign(signingInput string) []byte {
-	m := hmac.New(sha256.New, t.secret)
-	m.Write([]byte(signingInput))
-	return m.Sum(nil)
-}
-
-// Verify checks a token's signature first, then its header (alg HS256,
-// no critical extensions), issuer, issue time and expiry, and returns its
-// claims. Every failure wraps [ErrInvalidToken]; an expired token also
-// wraps [ErrTokenExpired].
+// Verify checks a token's signature, header (alg HS256, a known "kid" if
+// any, no critical extensions), issuer, issue time and expiry, and
+// returns its claims. Every failure wraps [ErrInvalidToken]; an expired
+// token also wraps [ErrTokenExpired]. Whether the credential version is
+// still the user's is for the caller to check ([Authenticate]).
 func (t *Tokens) Verify(token string) (Claims, error) {
 	bad := func(reason string) (Claims, error) {
 		return Claims{}, fmt.Errorf("%w: %s", ErrInvalidToken, reason)
@@ -152,57 +215,44 @@ func (t *Tokens) Verify(token string) (Claims, error) {
 	if len(token) > maxTokenSize {
 		return bad("too long")
 	}
-	h, rest, ok := strings.Cut(token, ".")
-	if !ok {
-		return bad("not a JWT")
-	}
-	p, s, ok := strings.Cut(rest, ".")
-	if !ok || strings.Contains(s, ".") {
-		return bad("not a JWT")
-	}
-	sig, err := b64.DecodeString(s)
-	if err != nil || !hmac.Equal(sig, t.sign(h+"."+p)) {
-		return bad("signature does not match")
-	}
-
-	var hdr header
-	if err := decodeSegment(h, &hdr); err != nil {
-		return bad("malformed header")
-	}
-	if hdr.Alg != "HS256" || (hdr.Typ != "" && hdr.Typ != "JWT") || len(hdr.Crit) > 0 {
-		return bad("unsupported header")
-	}
 	var c claims
-	if err := decodeSegment(p, &c); err != nil {
-		return bad("malformed claims")
+	_, err := t.parser.ParseWithClaims(token, &c, t.keyFor)
+	switch {
+	case errors.Is(err, jwt.ErrTokenExpired):
+		return Claims{}, fmt.Errorf("%w: %w", ErrInvalidToken, ErrTokenExpired)
+	case err != nil:
+		return Claims{}, fmt.Errorf("%w: %w", ErrInvalidToken, err)
 	}
 	now := t.clock()
 	switch {
-	case c.Iss != t.issuer:
-		return bad("wrong issuer")
-	case c.Sub == "":
+	case c.Subject == "":
 		return bad("no subject")
-	case c.Exp == 0 || c.Iat == 0:
-		return bad("no expiry or issue time")
-	case time.Unix(c.Iat, 0).After(now.Add(clockSkew)):
+	case c.IssuedAt == nil:
+		return bad("no issue time")
+	case c.IssuedAt.After(now.Add(clockSkew)):
 		return bad("issued in the future")
-	case !now.Before(time.Unix(c.Exp, 0)):
-		return Claims{}, fmt.Errorf("%w: %w", ErrInvalidToken, ErrTokenExpired)
 	}
-	return Claims{Subject: c.Sub, ID: c.Jti, IssuedAt: time.Unix(c.Iat, 0), ExpiresAt: time.Unix(c.Exp, 0)}, nil
+	return Claims{Subject: c.Subject, ID: c.ID, IssuedAt: c.IssuedAt.Time, ExpiresAt: c.ExpiresAt.Time, CredentialVersion: c.CV}, nil
 }
 
-func decodeSegment(seg string, v any) error {
-	raw, err := b64.DecodeString(seg)
-	if err != nil {
-		return err
+// keyFor checks the header fields that golang-jwt leaves to the caller
+// and picks the verification key: the one named by "kid", or every key
+// for a token without one (issued before the keys had IDs).
+func (t *Tokens) keyFor(tok *jwt.Token) (any, error) {
+	if typ, ok := tok.Header["typ"]; ok && typ != "JWT" {
+		return nil, errors.New("unsupported typ")
 	}
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	if err := dec.Decode(v); err != nil {
-		return err
+	if _, ok := tok.Header["crit"]; ok {
+		return nil, errors.New("unsupported critical header")
 	}
-	if err := dec.Decode(new(json.RawMessage)); err != io.EOF {
-		return errors.New("trailing data")
+	kid, ok := tok.Header["kid"]
+	if !ok {
+		return t.all, nil
 	}
-	return nil
+	id, _ := kid.(string)
+	key, known := t.byID[id]
+	if !known || id == "" {
+		return nil, errors.New("unknown key ID")
+	}
+	return key, nil
 }

@@ -16,11 +16,11 @@ import (
 	"github.com/dddkit/dddkit/examples/authnotify/internal/authtest"
 )
 
-var secret = bytes.Repeat([]byte("s"), 32)
+var secret = []byte("test secret 0123456789abcdefghijklmnop")
 
 func newTokens(t testing.TB, c *clock) *app.Tokens {
 	t.Helper()
-	tokens, err := app.NewTokens(secret, &app.TokenConfig{Clock: c.Now})
+	tokens, err := app.NewTokens([]app.Key{{Secret: secret}}, &app.TokenConfig{Clock: c.Now})
 	require.NoError(t, err)
 	return tokens
 }
@@ -39,7 +39,7 @@ func TestTokenIssueAndVerify(t *testing.T) {
 	t.Parallel()
 	c := authtest.NewClock()
 	tokens := newTokens(t, c)
-	tok, err := tokens.Issue("user-1")
+	tok, err := tokens.Issue("user-1", 0)
 	require.NoError(t, err)
 	require.Equal(t, "Bearer", tok.TokenType)
 	require.Equal(t, app.DefaultTokenTTL, tok.ExpiresIn)
@@ -63,7 +63,7 @@ func TestTokenIssueAndVerify(t *testing.T) {
 	require.Equal(t, t0, got.IssuedAt.UTC())
 	require.Equal(t, t0.Add(15*time.Minute), got.ExpiresAt.UTC())
 
-	other, _ := tokens.Issue("user-1")
+	other, _ := tokens.Issue("user-1", 0)
 	require.NotEqual(t, tok.Token, other.Token, "unique token IDs")
 }
 
@@ -71,7 +71,7 @@ func TestTokenExpiresAfter15Minutes(t *testing.T) {
 	t.Parallel()
 	c := authtest.NewClock()
 	tokens := newTokens(t, c)
-	tok, err := tokens.Issue("user-1")
+	tok, err := tokens.Issue("user-1", 0)
 	require.NoError(t, err)
 
 	c.Advance(15*time.Minute - time.Second)
@@ -88,18 +88,18 @@ func TestTokenVerifyRejects(t *testing.T) {
 	t.Parallel()
 	c := authtest.NewClock()
 	tokens := newTokens(t, c)
-	good, err := tokens.Issue("user-1")
+	good, err := tokens.Issue("user-1", 0)
 	require.NoError(t, err)
 	parts := strings.Split(good.Token, ".")
 	exp := t0.Add(time.Hour).Unix()
 
-	otherSecret, err := app.NewTokens(bytes.Repeat([]byte("x"), 32), &app.TokenConfig{Clock: c.Now})
+	otherSecret, err := app.NewTokens([]app.Key{{Secret: []byte("another secret 0123456789abcdefghijklmnop")}}, &app.TokenConfig{Clock: c.Now})
 	require.NoError(t, err)
-	foreign, err := otherSecret.Issue("user-1")
+	foreign, err := otherSecret.Issue("user-1", 0)
 	require.NoError(t, err)
-	otherIssuer, err := app.NewTokens(secret, &app.TokenConfig{Clock: c.Now, Issuer: "someone-else"})
+	otherIssuer, err := app.NewTokens([]app.Key{{Secret: secret}}, &app.TokenConfig{Clock: c.Now, Issuer: "someone-else"})
 	require.NoError(t, err)
-	wrongIss, err := otherIssuer.Issue("user-1")
+	wrongIss, err := otherIssuer.Issue("user-1", 0)
 	require.NoError(t, err)
 
 	for name, token := range map[string]string{
@@ -142,20 +142,20 @@ func itoa(n int64) string { b, _ := json.Marshal(n); return string(b) }
 
 func TestNewTokensValidates(t *testing.T) {
 	t.Parallel()
-	_, err := app.NewTokens(make([]byte, 31), nil)
-	require.ErrorContains(t, err, "at least 32 bytes")
-	_, err = app.NewTokens(secret, &app.TokenConfig{TTL: -time.Second})
+	_, err := app.NewTokens([]app.Key{{Secret: make([]byte, 31)}}, nil)
+	require.ErrorContains(t, err, "needs at least 32")
+	_, err = app.NewTokens([]app.Key{{Secret: secret}}, &app.TokenConfig{TTL: -time.Second})
 	require.Error(t, err)
-	tokens, err := app.NewTokens(secret, nil)
+	tokens, err := app.NewTokens([]app.Key{{Secret: secret}}, nil)
 	require.NoError(t, err)
-	_, err = tokens.Issue("")
+	_, err = tokens.Issue("", 0)
 	require.Error(t, err)
 }
 
 func FuzzTokenVerify(f *testing.F) {
 	c := authtest.NewClock()
 	tokens := newTokens(f, c)
-	good, _ := tokens.Issue("user-1")
+	good, _ := tokens.Issue("user-1", 0)
 	f.Add(good.Token)
 	f.Add("a.b.c")
 	f.Add("..")
@@ -165,4 +165,83 @@ func FuzzTokenVerify(f *testing.F) {
 			require.NotEmpty(t, claims.Subject)
 		}
 	})
+}
+
+func TestTokensCarryTheCredentialVersion(t *testing.T) {
+	t.Parallel()
+	c := authtest.NewClock()
+	tokens := newTokens(t, c)
+	tok, err := tokens.Issue("user-1", 1764402000123456)
+	require.NoError(t, err)
+	got, err := tokens.Verify(tok.Token)
+	require.NoError(t, err)
+	require.EqualValues(t, 1764402000123456, got.CredentialVersion)
+}
+
+// Key rotation: the first key signs and names itself in "kid"; every key
+// verifies, so tokens signed by the previous key keep working until it is
+// removed from the list.
+func TestTokenKeyRotation(t *testing.T) {
+	t.Parallel()
+	c := authtest.NewClock()
+	oldKey := app.Key{ID: "k1", Secret: []byte("the old key 0123456789abcdefghijklmnop")}
+	newKey := app.Key{ID: "k2", Secret: []byte("the new key 0123456789abcdefghijklmnop")}
+	plain, err := app.NewTokens([]app.Key{{Secret: oldKey.Secret}}, &app.TokenConfig{Clock: c.Now})
+	require.NoError(t, err)
+	before, err := app.NewTokens([]app.Key{oldKey}, &app.TokenConfig{Clock: c.Now})
+	require.NoError(t, err)
+	during, err := app.NewTokens([]app.Key{newKey, oldKey}, &app.TokenConfig{Clock: c.Now})
+	require.NoError(t, err)
+	after, err := app.NewTokens([]app.Key{newKey}, &app.TokenConfig{Clock: c.Now})
+	require.NoError(t, err)
+
+	unnamed, err := plain.Issue("user-1", 0)
+	require.NoError(t, err)
+	hdr, _ := base64.RawURLEncoding.DecodeString(strings.Split(unnamed.Token, ".")[0])
+	require.JSONEq(t, `{"alg":"HS256","typ":"JWT"}`, string(hdr), "a single plain secret writes no kid")
+	oldTok, err := before.Issue("user-1", 0)
+	require.NoError(t, err)
+	hdr, _ = base64.RawURLEncoding.DecodeString(strings.Split(oldTok.Token, ".")[0])
+	require.JSONEq(t, `{"alg":"HS256","typ":"JWT","kid":"k1"}`, string(hdr))
+	newTok, err := during.Issue("user-1", 0)
+	require.NoError(t, err)
+	hdr, _ = base64.RawURLEncoding.DecodeString(strings.Split(newTok.Token, ".")[0])
+	require.JSONEq(t, `{"alg":"HS256","typ":"JWT","kid":"k2"}`, string(hdr), "the first key signs")
+
+	for _, tok := range []string{unnamed.Token, oldTok.Token, newTok.Token} {
+		_, err := during.Verify(tok)
+		require.NoError(t, err, "during the rotation every key verifies")
+	}
+	_, err = before.Verify(newTok.Token)
+	require.ErrorIs(t, err, app.ErrInvalidToken, "unknown kid")
+	_, err = after.Verify(oldTok.Token)
+	require.ErrorIs(t, err, app.ErrInvalidToken, "a removed key verifies nothing")
+	_, err = after.Verify(unnamed.Token)
+	require.ErrorIs(t, err, app.ErrInvalidToken, "a removed key verifies nothing")
+	_, err = after.Verify(newTok.Token)
+	require.NoError(t, err)
+
+	// A kid names the one key to try: a token signed with k1 but naming
+	// k2 fails.
+	mislabelled := forge(oldKey.Secret, `{"alg":"HS256","typ":"JWT","kid":"k2"}`, `{"iss":"authnotify","sub":"u","iat":1,"exp":`+itoa(t0.Add(time.Hour).Unix())+`}`)
+	_, err = during.Verify(mislabelled)
+	require.ErrorIs(t, err, app.ErrInvalidToken)
+}
+
+func TestNewTokensRefusesWeakKeys(t *testing.T) {
+	t.Parallel()
+	good := []byte("a good key 0123456789abcdefghijklmnop")
+	for name, keys := range map[string][]app.Key{
+		"no keys":           nil,
+		"32 spaces":         {{Secret: bytes.Repeat([]byte(" "), 32)}},
+		"few characters":    {{Secret: bytes.Repeat([]byte("abc"), 20)}},
+		"unnamed in a list": {{ID: "k1", Secret: good}, {Secret: good}},
+		"bad ID":            {{ID: "k 1", Secret: good}},
+		"duplicate ID":      {{ID: "k1", Secret: good}, {ID: "k1", Secret: good}},
+	} {
+		_, err := app.NewTokens(keys, nil)
+		require.Error(t, err, name)
+	}
+	_, err := app.NewTokens([]app.Key{{Secret: bytes.Repeat([]byte(" "), 32)}}, nil)
+	require.ErrorContains(t, err, "too little entropy")
 }

@@ -72,6 +72,18 @@ func (u *User) VerifiedAt() time.Time { return u.verifiedAt }
 // time if never.
 func (u *User) PasswordChangedAt() time.Time { return u.passwordChangedAt }
 
+// CredentialVersion identifies the user's current password: 0 until it is
+// first changed, then the microseconds since the Unix epoch of the last
+// change (the precision every store keeps). Access tokens carry it, and a
+// token with another version was issued for an older password and is
+// revoked.
+func (u *User) CredentialVersion() int64 {
+	if u.passwordChangedAt.IsZero() {
+		return 0
+	}
+	return u.passwordChangedAt.UnixMicro()
+}
+
 // CodeExpiresAt returns when the current code expires; the zero time when
 // there is no live code.
 func (u *User) CodeExpiresAt() time.Time {

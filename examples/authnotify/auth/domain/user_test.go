@@ -354,8 +354,10 @@ func TestChangePassword(t *testing.T) {
 	b := setup(t)
 	u := verified(t, b)
 	b.clock.Advance(time.Hour)
+	require.Zero(t, u.CredentialVersion(), "never changed")
 
 	require.NoError(t, u.ChangePassword("correct horse", password(t, "battery staple"), b.hasher))
+	require.Equal(t, t0.Add(time.Hour).UnixMicro(), u.CredentialVersion(), "a new credential version revokes older tokens")
 	require.Equal(t, []string{"auth.password_changed"}, names(u.Changes()))
 	require.Equal(t, authevents.PasswordChanged{UserID: u.ID(), Email: "ada@example.com", ChangedAt: t0.Add(time.Hour)}, u.Changes()[0].Payload)
 	require.Equal(t, t0.Add(time.Hour), u.PasswordChangedAt())

@@ -33,11 +33,6 @@ import (
 // "invalid-code".
 const DefaultProblemTypeBase = "https://github.com/dddkit/dddkit/blob/main/examples/authnotify/docs/problems.md#"
 
-// TokenVerifier checks bearer tokens. *app.Tokens implements it.
-type TokenVerifier interface {
-	Verify(token string) (app.Claims, error)
-}
-
 // Config configures [NewHTTP]. The zero value (or nil) means the
 // defaults.
 type Config struct {
@@ -53,22 +48,18 @@ type Config struct {
 // HTTP serves the auth endpoints.
 type HTTP struct {
 	bus    *cqrs.Bus
-	tokens TokenVerifier
 	logger *slog.Logger
 	dec    httpx.Decoder
 	base   string
 }
 
 // NewHTTP returns the auth HTTP port dispatching on bus, whose auth
-// handlers must be registered (app.Register), and checking bearer tokens
-// with tokens.
-func NewHTTP(bus *cqrs.Bus, tokens TokenVerifier, cfg *Config) (*HTTP, error) {
+// handlers must be registered (app.Register); bearer tokens are checked
+// with the app.Authenticate query.
+func NewHTTP(bus *cqrs.Bus, cfg *Config) (*HTTP, error) {
 	var errs []error
 	if bus == nil {
 		errs = append(errs, errors.New("auth/ports: nil bus"))
-	}
-	if tokens == nil {
-		errs = append(errs, errors.New("auth/ports: nil token verifier"))
 	}
 	var c Config
 	if cfg != nil {
@@ -88,7 +79,6 @@ func NewHTTP(bus *cqrs.Bus, tokens TokenVerifier, cfg *Config) (*HTTP, error) {
 	}
 	return &HTTP{
 		bus:    bus,
-		tokens: tokens,
 		logger: c.Logger,
 		dec:    httpx.Decoder{MaxBytes: c.MaxBodyBytes, ValidationType: c.ProblemTypeBase + "validation"},
 		base:   c.ProblemTypeBase,
@@ -286,7 +276,9 @@ func (h *HTTP) require(w http.ResponseWriter, fields ...field) bool {
 	return true
 }
 
-// authenticated checks the bearer token and passes the user ID on.
+// authenticated checks the bearer token (app.Authenticate: signature,
+// expiry, and that no password change revoked it) and passes the user ID
+// on.
 func (h *HTTP) authenticated(next func(http.ResponseWriter, *http.Request, string)) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		scheme, token, ok := strings.Cut(r.Header.Get("Authorization"), " ")
@@ -297,13 +289,19 @@ func (h *HTTP) authenticated(next func(http.ResponseWriter, *http.Request, strin
 				Detail: `send the access token from /auth/login as "Authorization: Bearer <token>"`})
 			return
 		}
-		claims, err := h.tokens.Verify(token)
-		if err != nil {
-			detail := "the access token is not valid; log in again"
-			if errors.Is(err, app.ErrTokenExpired) {
-				detail = "the access token has expired; log in again"
-			}
-			h.invalidToken(w, detail)
+		claims, err := cqrs.Ask[app.Claims](r.Context(), h.bus, app.Authenticate{Token: app.Secret(token)})
+		switch {
+		case errors.Is(err, app.ErrTokenExpired):
+			h.invalidToken(w, "the access token has expired; log in again")
+			return
+		case errors.Is(err, app.ErrTokenRevoked):
+			h.invalidToken(w, "the password was changed after this access token was issued; log in again")
+			return
+		case errors.Is(err, app.ErrInvalidToken):
+			h.invalidToken(w, "the access token is not valid; log in again")
+			return
+		case err != nil:
+			h.fail(w, r, err)
 			return
 		}
 		next(w, r, claims.Subject)

@@ -64,7 +64,7 @@ func setup(t *testing.T) *bundle {
 	require.NoError(t, err)
 	b.repo, err = adapters.NewMemory(factory, b.sink)
 	require.NoError(t, err)
-	b.tokens, err = app.NewTokens(bytes.Repeat([]byte{5}, 32), &app.TokenConfig{Clock: b.clock.Now})
+	b.tokens, err = app.NewTokens([]app.Key{{Secret: []byte("test secret 5 0123456789abcdefghijklmnop")}}, &app.TokenConfig{Clock: b.clock.Now})
 	require.NoError(t, err)
 	b.hasher = &countingHasher{PasswordHasher: authtest.Hasher(t)}
 	hasher := b.hasher
@@ -74,7 +74,7 @@ func setup(t *testing.T) *bundle {
 	require.NoError(t, app.Register(bus, app.Deps{Users: b.repo, Factory: factory, Tokens: b.tokens, Hasher: hasher, Logger: logger}))
 	require.NoError(t, bus.Validate())
 
-	h, err := ports.NewHTTP(bus, b.tokens, &ports.Config{Logger: logger})
+	h, err := ports.NewHTTP(bus, &ports.Config{Logger: logger})
 	require.NoError(t, err)
 	b.handler = h.Handler()
 	return b
@@ -336,13 +336,13 @@ func TestBadTokens(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
 	token := b.verifiedUser(t, "ada@example.com")
-	ghost, err := b.tokens.Issue(valueobject.NewID().String())
+	ghost, err := b.tokens.Issue(valueobject.NewID().String(), 0)
 	require.NoError(t, err)
-	notAnID, err := b.tokens.Issue("not-a-uuid")
+	notAnID, err := b.tokens.Issue("not-a-uuid", 0)
 	require.NoError(t, err)
-	other, err := app.NewTokens(bytes.Repeat([]byte{6}, 32), &app.TokenConfig{Clock: b.clock.Now})
+	other, err := app.NewTokens([]app.Key{{Secret: []byte("test secret 6 0123456789abcdefghijklmnop")}}, &app.TokenConfig{Clock: b.clock.Now})
 	require.NoError(t, err)
-	foreign, err := other.Issue("x")
+	foreign, err := other.Issue("x", 0)
 	require.NoError(t, err)
 	events := b.sink.Len()
 
@@ -381,6 +381,33 @@ func TestBadTokens(t *testing.T) {
 	require.Contains(t, res.header.Get("WWW-Authenticate"), `error="invalid_token"`)
 
 	require.Equal(t, events, b.sink.Len(), "nothing saved")
+}
+
+// Tokens die with the password: a token kept from before a password
+// change answers 401 on every authenticated endpoint, change-password
+// included; a token from the next login works.
+func TestPasswordChangeRevokesOlderTokens(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	old := b.verifiedUser(t, "ada@example.com")
+	b.clock.Advance(time.Second)
+	res := b.do(t, http.MethodPatch, "/auth/password", "application/json", `{"currentPassword":"correct horse","newPassword":"battery staple"}`, old)
+	require.Equal(t, 200, res.status, res.raw)
+
+	events := b.sink.Len()
+	res = b.do(t, http.MethodGet, "/auth/me", "", "", old)
+	requireProblem(t, res, 401, "#invalid-token")
+	require.Contains(t, res.body["detail"], "password was changed")
+	require.Contains(t, res.header.Get("WWW-Authenticate"), `error="invalid_token"`)
+	res = b.do(t, http.MethodPatch, "/auth/password", "application/json", `{"currentPassword":"battery staple","newPassword":"correct horse"}`, old)
+	requireProblem(t, res, 401, "#invalid-token")
+	require.Equal(t, events, b.sink.Len(), "the revoked token changed nothing")
+
+	res = b.post(t, "/auth/login", `{"email":"ada@example.com","password":"battery staple"}`)
+	require.Equal(t, 200, res.status, res.raw)
+	fresh := res.body["data"].(map[string]any)["accessToken"].(string)
+	res = b.do(t, http.MethodGet, "/auth/me", "", "", fresh)
+	require.Equal(t, 200, res.status, res.raw)
 }
 
 func TestBusinessRuleErrors(t *testing.T) {
@@ -452,9 +479,8 @@ func TestUnknownRoutesAndMethods(t *testing.T) {
 
 func TestNewHTTPValidates(t *testing.T) {
 	t.Parallel()
-	_, err := ports.NewHTTP(nil, nil, &ports.Config{MaxBodyBytes: -1})
+	_, err := ports.NewHTTP(nil, &ports.Config{MaxBodyBytes: -1})
 	require.ErrorContains(t, err, "bus")
-	require.ErrorContains(t, err, "token")
 	require.ErrorContains(t, err, "MaxBodyBytes")
 }
 
@@ -462,9 +488,7 @@ func TestProblemTypeBaseIsConfigurable(t *testing.T) {
 	t.Parallel()
 	bus, err := cqrs.New(nil)
 	require.NoError(t, err)
-	tokens, err := app.NewTokens(bytes.Repeat([]byte{5}, 32), nil)
-	require.NoError(t, err)
-	h, err := ports.NewHTTP(bus, tokens, &ports.Config{ProblemTypeBase: "https://errors.example/"})
+	h, err := ports.NewHTTP(bus, &ports.Config{ProblemTypeBase: "https://errors.example/"})
 	require.NoError(t, err)
 	r := httptest.NewRequest(http.MethodPost, "/auth/login", strings.NewReader(`{}`))
 	r.Header.Set("Content-Type", "application/json")
@@ -483,10 +507,8 @@ func TestServerErrorsAre500Problems(t *testing.T) {
 	require.NoError(t, cqrs.HandleQuery(bus, func(context.Context, app.Login) (app.AccessToken, error) {
 		return app.AccessToken{}, fmt.Errorf("database on fire")
 	}))
-	tokens, err := app.NewTokens(bytes.Repeat([]byte{5}, 32), nil)
-	require.NoError(t, err)
 	var logs bytes.Buffer
-	h, err := ports.NewHTTP(bus, tokens, &ports.Config{Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	h, err := ports.NewHTTP(bus, &ports.Config{Logger: slog.New(slog.NewTextHandler(&logs, nil))})
 	require.NoError(t, err)
 	r := httptest.NewRequest(http.MethodPost, "/auth/login", strings.NewReader(`{"email":"ada@example.com","password":"x"}`))
 	r.Header.Set("Content-Type", "application/json")

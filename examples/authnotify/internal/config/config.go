@@ -24,6 +24,7 @@ import (
 	"net"
 	"net/mail"
 	"net/url"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -33,9 +34,66 @@ import (
 	"github.com/dddkit/dddkit/examples/authnotify/internal/fieldcrypt"
 )
 
-// MinJWTSecret is the least length of JWT_SECRET in bytes (HS256 wants a
-// key at least as long as its hash).
+// MinJWTSecret is the least length of each JWT_SECRET key in bytes (HS256
+// wants a key at least as long as its hash).
 const MinJWTSecret = 32
+
+// minJWTDistinct is the least number of different characters in a
+// JWT_SECRET key: 32 spaces are long enough, but no secret.
+const minJWTDistinct = 8
+
+// JWTKey is one key of JWT_SECRET. ID is "" for a single plain secret.
+type JWTKey struct {
+	ID     string
+	Secret []byte
+}
+
+var jwtKeyID = regexp.MustCompile(`^[A-Za-z0-9._-]{1,64}$`)
+
+// parseJWTKeys reads JWT_SECRET: either one plain secret, or a
+// comma-separated list of id:secret whose first key signs. A value with no
+// comma whose text before the first colon is not an ID is a plain secret.
+func parseJWTKeys(s string) ([]JWTKey, []string) {
+	id, _, hasColon := strings.Cut(s, ":")
+	if !strings.Contains(s, ",") && (!hasColon || !jwtKeyID.MatchString(id)) {
+		return []JWTKey{{Secret: []byte(s)}}, checkJWTSecret("", []byte(s))
+	}
+	var keys []JWTKey
+	var problems []string
+	seen := map[string]bool{}
+	for entry := range strings.SplitSeq(s, ",") {
+		id, secret, ok := strings.Cut(strings.TrimSpace(entry), ":")
+		if !ok || !jwtKeyID.MatchString(id) {
+			problems = append(problems, fmt.Sprintf("key %d is not id:secret (an ID is 1-64 of A-Z a-z 0-9 . _ -)", len(keys)+1))
+			continue
+		}
+		if seen[id] {
+			problems = append(problems, fmt.Sprintf("key ID %q appears twice", id))
+		}
+		seen[id] = true
+		problems = append(problems, checkJWTSecret(id, []byte(secret))...)
+		keys = append(keys, JWTKey{ID: id, Secret: []byte(secret)})
+	}
+	return keys, problems
+}
+
+func checkJWTSecret(id string, secret []byte) []string {
+	name := ""
+	if id != "" {
+		name = "key " + fmt.Sprintf("%q", id) + " "
+	}
+	if len(secret) < MinJWTSecret {
+		return []string{fmt.Sprintf("%sis %d bytes long, needs at least %d (e.g. openssl rand -base64 48)", name, len(secret), MinJWTSecret)}
+	}
+	distinct := map[byte]bool{}
+	for _, b := range secret {
+		distinct[b] = true
+	}
+	if len(distinct) < minJWTDistinct {
+		return []string{fmt.Sprintf("%shas too little entropy (%d distinct characters, needs at least %d; e.g. openssl rand -base64 48)", name, len(distinct), minJWTDistinct)}
+	}
+	return nil
+}
 
 // MinAdminPassword is the least length of ADMIN_PASSWORD in bytes.
 const MinAdminPassword = 16
@@ -80,7 +138,7 @@ func Vars() []Var {
 		{"KAFKA_BROKERS", "comma-separated Kafka bootstrap brokers, host:port (production)"},
 		{"RESEND_API_KEY", "Resend API key; emails are sent through Resend (production)"},
 		{"EMAIL_FROM", "sender of every email, e.g. 'authnotify <no-reply@example.com>' (production)"},
-		{"JWT_SECRET", fmt.Sprintf("HS256 key of the access tokens, at least %d bytes (production; generated when embedded)", MinJWTSecret)},
+		{"JWT_SECRET", fmt.Sprintf("HS256 key of the access tokens, at least %d random bytes, or a list id1:key1,id2:key2 whose first key signs and all verify (production; generated when embedded)", MinJWTSecret)},
 		{"FIELD_ENCRYPTION_KEY", "AES-256 key sealing the codes in events: 64 hex digits or base64 of 32 bytes, or ID:KEY,ID:KEY,... to rotate (the first seals, all open) (production; generated when embedded)"},
 		{"RESEND_BASE_URL", "Resend API address (optional; default https://api.resend.com/)"},
 		{"MAX_CONCURRENT_HASHES", "password hashes (argon2id, 19 MiB each) that may run at once (optional; default the number of CPUs)"},
@@ -101,7 +159,7 @@ type Config struct {
 	EmailFrom     string
 	AdminPassword string // "" means no admin UI
 
-	JWTSecret      []byte
+	JWTKeys        []JWTKey         // the first signs, all verify
 	FieldKeys      []fieldcrypt.Key // the first seals, all open
 	Generated      []string         // names of the secrets that were generated (embedded mode)
 	ShutdownPeriod time.Duration
@@ -172,10 +230,11 @@ func Load(getenv func(string) string) (Config, error) {
 
 	// Secrets: required in production, generated when embedded.
 	if s := getenv("JWT_SECRET"); s != "" {
-		if len(s) < MinJWTSecret {
-			bad("JWT_SECRET", "is %d bytes long, needs at least %d (e.g. openssl rand -base64 48)", len(s), MinJWTSecret)
+		keys, problems := parseJWTKeys(s)
+		for _, p := range problems {
+			bad("JWT_SECRET", "%s", p)
 		}
-		c.JWTSecret = []byte(s)
+		c.JWTKeys = keys
 	}
 	if s := get("FIELD_ENCRYPTION_KEY"); s != "" {
 		keys, err := fieldcrypt.ParseKeys(s)
@@ -232,8 +291,8 @@ func Load(getenv func(string) string) (Config, error) {
 	}
 
 	if c.Mode == Embedded {
-		if c.JWTSecret == nil {
-			c.JWTSecret = []byte(fieldcrypt.GenerateKey())
+		if c.JWTKeys == nil {
+			c.JWTKeys = []JWTKey{{Secret: []byte(fieldcrypt.GenerateKey())}}
 			c.Generated = append(c.Generated, "JWT_SECRET")
 		}
 		if c.FieldKeys == nil {

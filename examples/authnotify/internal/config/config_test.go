@@ -25,7 +25,7 @@ func production(overrides map[string]string) map[string]string {
 		"KAFKA_BROKERS":        "kafka-1:9092, kafka-2:9092",
 		"RESEND_API_KEY":       "re_123",
 		"EMAIL_FROM":           "authnotify <no-reply@example.com>",
-		"JWT_SECRET":           strings.Repeat("s", 32),
+		"JWT_SECRET":           "a production secret 0123456789abcdefghij",
 		"FIELD_ENCRYPTION_KEY": testFieldKey,
 	}
 	for k, v := range overrides {
@@ -45,11 +45,12 @@ func TestEmbeddedDefault(t *testing.T) {
 	require.Equal(t, config.Embedded, cfg.Mode)
 	require.Equal(t, "127.0.0.1:8080", cfg.HTTPAddr, "embedded mode serves the dev mailbox: loopback only")
 	require.Equal(t, []string{"JWT_SECRET", "FIELD_ENCRYPTION_KEY"}, cfg.Generated)
-	require.GreaterOrEqual(t, len(cfg.JWTSecret), config.MinJWTSecret)
+	require.Len(t, cfg.JWTKeys, 1)
+	require.GreaterOrEqual(t, len(cfg.JWTKeys[0].Secret), config.MinJWTSecret)
 	require.Len(t, cfg.FieldKeys[0].Secret, 32)
 
 	// Secrets given in embedded mode are used, and checked.
-	cfg, err = config.Load(env(map[string]string{"JWT_SECRET": strings.Repeat("x", 40), "HTTP_ADDR": "127.0.0.1:9000"}))
+	cfg, err = config.Load(env(map[string]string{"JWT_SECRET": "an embedded secret 0123456789abcdefghij", "HTTP_ADDR": "127.0.0.1:9000"}))
 	require.NoError(t, err)
 	require.Equal(t, []string{"FIELD_ENCRYPTION_KEY"}, cfg.Generated)
 	require.Equal(t, "127.0.0.1:9000", cfg.HTTPAddr)
@@ -76,6 +77,23 @@ func TestProduction(t *testing.T) {
 	cfg, err = config.Load(env(production(map[string]string{"HTTP_ADDR": "10.0.0.7:9000"})))
 	require.NoError(t, err)
 	require.Equal(t, "10.0.0.7:9000", cfg.HTTPAddr, "HTTP_ADDR overrides")
+}
+
+// JWT_SECRET is one plain secret or a list id:secret,...: the first key
+// signs, all verify.
+func TestJWTKeys(t *testing.T) {
+	t.Parallel()
+	plain := "a plain secret: 0123456789abcdefghij"
+	cfg, err := config.Load(env(production(map[string]string{"JWT_SECRET": plain})))
+	require.NoError(t, err)
+	require.Equal(t, []config.JWTKey{{Secret: []byte(plain)}}, cfg.JWTKeys, "a colon after a non-ID is part of a plain secret")
+
+	cfg, err = config.Load(env(production(map[string]string{"JWT_SECRET": "2026-11:new secret 0123456789abcdefghijkl, 2026-05:old secret 0123456789abcdefghijkl"})))
+	require.NoError(t, err)
+	require.Equal(t, []config.JWTKey{
+		{ID: "2026-11", Secret: []byte("new secret 0123456789abcdefghijkl")},
+		{ID: "2026-05", Secret: []byte("old secret 0123456789abcdefghijkl")},
+	}, cfg.JWTKeys)
 }
 
 func TestStartupErrors(t *testing.T) {
@@ -113,6 +131,18 @@ func TestStartupErrors(t *testing.T) {
 			[]string{`MAX_CONCURRENT_HASHES: "0" is not a whole number of at least 1`}},
 		{"bad hash wait", map[string]string{"HASH_WAIT": "2"},
 			[]string{`HASH_WAIT: "2" is not a positive duration`}},
+		{"32 spaces", production(map[string]string{"JWT_SECRET": strings.Repeat(" ", 32)}),
+			[]string{"JWT_SECRET: has too little entropy (1 distinct characters, needs at least 8"}},
+		{"repeated character", map[string]string{"JWT_SECRET": strings.Repeat("s", 64)},
+			[]string{"JWT_SECRET: has too little entropy"}},
+		{"weak key in a list", production(map[string]string{"JWT_SECRET": "k2:a production secret 0123456789abcdefghij,k1:" + strings.Repeat("ab", 20)}),
+			[]string{`JWT_SECRET: key "k1" has too little entropy`}},
+		{"short key in a list", production(map[string]string{"JWT_SECRET": "k2:a production secret 0123456789abcdefghij,k1:short"}),
+			[]string{`JWT_SECRET: key "k1" is 5 bytes long`}},
+		{"list entry without ID", production(map[string]string{"JWT_SECRET": "k2:a production secret 0123456789abcdefghij,a production secret 0123456789abcdefghij"}),
+			[]string{"JWT_SECRET: key 2 is not id:secret"}},
+		{"duplicate key ID", production(map[string]string{"JWT_SECRET": "k1:a production secret 0123456789abcdefghij,k1:another secret 0123456789abcdefghij"}),
+			[]string{`JWT_SECRET: key ID "k1" appears twice`}},
 		{"every problem at once", production(map[string]string{"JWT_SECRET": "short", "FIELD_ENCRYPTION_KEY": "bad", "KAFKA_BROKERS": "x"}),
 			[]string{"JWT_SECRET", "FIELD_ENCRYPTION_KEY", "KAFKA_BROKERS"}},
 	} {
