@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"io"
+	"net/http"
 	"net/http/httptest"
 	"strings"
 	"sync/atomic"
@@ -27,7 +28,7 @@ func TestMetricsGaugesAreCached(t *testing.T) {
 	h := m.handler()
 	scrape := func() string {
 		rec := httptest.NewRecorder()
-		h.ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+		h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/metrics", nil))
 		require.Equal(t, 200, rec.Code)
 		return rec.Body.String()
 	}
@@ -74,7 +75,7 @@ func TestMetricsCountersAreLive(t *testing.T) {
 	require.Contains(t, b.String(), "authnotify_outbox_published_total 2\n")
 	m.addPublished(1)
 	rec := httptest.NewRecorder()
-	m.handler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	m.handler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/metrics", nil))
 	body, _ := io.ReadAll(rec.Body)
 	require.Contains(t, string(body), "authnotify_outbox_published_total 3\n")
 }
