@@ -13,6 +13,7 @@ import (
 	"github.com/dddkit/dddkit/examples/authnotify/auth/adapters"
 	"github.com/dddkit/dddkit/examples/authnotify/auth/app"
 	"github.com/dddkit/dddkit/examples/authnotify/internal/config"
+	"github.com/dddkit/dddkit/examples/authnotify/internal/throttle"
 	nadapters "github.com/dddkit/dddkit/examples/authnotify/notification/adapters"
 	napp "github.com/dddkit/dddkit/examples/authnotify/notification/app"
 	ndomain "github.com/dddkit/dddkit/examples/authnotify/notification/domain"
@@ -48,7 +49,9 @@ func buildEmbedded(cfg config.Config, rt runtime, m *metrics) (*system, error) {
 	if err != nil {
 		return nil, err
 	}
-	bus, err := newBus(log, nil, app.Deps{Users: users, Factory: sh.factory, Tokens: sh.tokens, Hasher: hasher, Logger: log})
+	bus, err := newBus(log, nil, app.Deps{Users: users, Factory: sh.factory, Tokens: sh.tokens, Hasher: hasher, Logger: log,
+		Throttle: throttle.NewMemory(throttleConfig(cfg)), // one process: in memory
+	})
 	if err != nil {
 		return nil, err
 	}

@@ -21,6 +21,7 @@ import (
 	"github.com/dddkit/dddkit/examples/authnotify/auth/adapters"
 	"github.com/dddkit/dddkit/examples/authnotify/auth/app"
 	"github.com/dddkit/dddkit/examples/authnotify/internal/config"
+	"github.com/dddkit/dddkit/examples/authnotify/internal/throttle"
 	nadapters "github.com/dddkit/dddkit/examples/authnotify/notification/adapters"
 	napp "github.com/dddkit/dddkit/examples/authnotify/notification/app"
 	ndomain "github.com/dddkit/dddkit/examples/authnotify/notification/domain"
@@ -104,7 +105,11 @@ func buildProduction(ctx context.Context, cfg config.Config, rt runtime, m *metr
 	if err != nil {
 		return nil, err
 	}
-	bus, err := newBus(log, uow, app.Deps{Users: users, Factory: sh.factory, Tokens: sh.tokens, Hasher: hasher, Logger: log})
+	logins, err := throttle.NewPostgres(pool, throttleConfig(cfg)) // shared by every replica
+	if err != nil {
+		return nil, err
+	}
+	bus, err := newBus(log, uow, app.Deps{Users: users, Factory: sh.factory, Tokens: sh.tokens, Hasher: hasher, Logger: log, Throttle: logins})
 	if err != nil {
 		return nil, err
 	}
@@ -261,6 +266,9 @@ func buildProduction(ctx context.Context, cfg config.Config, rt runtime, m *metr
 func migrate(ctx context.Context, pool *pgxpool.Pool, schema string, log *slog.Logger) error {
 	if err := postgres.Migrate(ctx, pool, nil); err != nil {
 		return fmt.Errorf("migrate dddkit tables: %w", err)
+	}
+	if err := throttle.Migrate(ctx, pool); err != nil {
+		return fmt.Errorf("migrate login throttle: %w", err)
 	}
 	// River's migrator takes no lock of its own, and its steps cannot share
 	// one transaction: hold a session-level advisory lock on a connection

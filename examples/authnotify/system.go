@@ -14,6 +14,7 @@ import (
 	"github.com/dddkit/dddkit/examples/authnotify/internal/config"
 	"github.com/dddkit/dddkit/examples/authnotify/internal/fieldcrypt"
 	"github.com/dddkit/dddkit/examples/authnotify/internal/hashlimit"
+	"github.com/dddkit/dddkit/examples/authnotify/internal/throttle"
 	"github.com/dddkit/dddkit/outbox"
 	"github.com/dddkit/dddkit/valueobject"
 )
@@ -89,6 +90,11 @@ func limitHashes(cfg config.Config, h domain.PasswordHasher) (domain.PasswordHas
 		h = &valueobject.Hasher{} // argon2id, OWASP parameters
 	}
 	return hashlimit.New(h, &hashlimit.Config{Max: cfg.MaxConcurrentHashes, Wait: cfg.HashWait})
+}
+
+// throttleConfig is the login throttle's configuration in both modes.
+func throttleConfig(cfg config.Config) *throttle.Config {
+	return &throttle.Config{PerAddress: cfg.LoginLimitPerAddress}
 }
 
 // newBus returns the command and query bus with the recommended

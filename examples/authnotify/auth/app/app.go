@@ -24,6 +24,9 @@ type Deps struct {
 	// Hasher hashes and checks passwords; nil means a zero
 	// valueobject.Hasher (argon2id, OWASP parameters).
 	Hasher domain.PasswordHasher
+	// Throttle limits failed logins per account and per client address;
+	// nil means no limit.
+	Throttle LoginThrottle
 	// Logger gets debug lines for requests that are answered with a
 	// success that hides what happened (resend for an unknown address);
 	// nil means slog.Default().
@@ -95,6 +98,15 @@ func Register(bus *cqrs.Bus, deps Deps) error {
 		cqrs.HandleQuery(bus, h.me),
 		cqrs.HandleQuery(bus, h.authenticate),
 	)
+}
+
+// LoginThrottle limits failed logins (internal/throttle implements it).
+// Check answers an error that carries a RetryAfter() time.Duration when a
+// login is refused for now; the account is the canonical email address.
+type LoginThrottle interface {
+	Check(ctx context.Context, account, address string) error
+	Failed(ctx context.Context, account, address string) error
+	Succeeded(ctx context.Context, account string) error
 }
 
 type handlers struct {
@@ -201,11 +213,35 @@ func (h *handlers) login(ctx context.Context, q Login) (AccessToken, error) {
 	if err != nil {
 		return AccessToken{}, err
 	}
+	if h.Throttle == nil {
+		return h.checkLogin(ctx, email, q.Password)
+	}
+	// Before any hashing, so a locked account or a noisy address costs
+	// nothing; unknown addresses count like known ones.
+	account := domain.CanonicalEmail(email).String()
+	if err := h.Throttle.Check(ctx, account, q.ClientAddress); err != nil {
+		return AccessToken{}, cqrs.Refuse(err)
+	}
+	tok, err := h.checkLogin(ctx, email, q.Password)
+	switch {
+	case errors.Is(err, domain.ErrInvalidCredentials):
+		if terr := h.Throttle.Failed(ctx, account, q.ClientAddress); terr != nil {
+			return AccessToken{}, terr
+		}
+	case err == nil:
+		if terr := h.Throttle.Succeeded(ctx, account); terr != nil {
+			return AccessToken{}, terr
+		}
+	}
+	return tok, err
+}
+
+func (h *handlers) checkLogin(ctx context.Context, email valueobject.Email, password Secret) (AccessToken, error) {
 	u, err := h.Users.ByEmail(ctx, email)
 	if errors.Is(err, aggregate.ErrNotFound) {
 		// Same cost as a wrong password, and the same answer when the
 		// hasher is too busy (503), so that load tells no accounts apart.
-		if err := h.Hasher.Verify(h.dummyHash, q.Password.Reveal()); err != nil && !errors.Is(err, valueobject.ErrPasswordMismatch) {
+		if err := h.Hasher.Verify(h.dummyHash, password.Reveal()); err != nil && !errors.Is(err, valueobject.ErrPasswordMismatch) {
 			return AccessToken{}, err
 		}
 		return AccessToken{}, domain.ErrInvalidCredentials
@@ -213,7 +249,7 @@ func (h *handlers) login(ctx context.Context, q Login) (AccessToken, error) {
 	if err != nil {
 		return AccessToken{}, err
 	}
-	if err := u.Authenticate(q.Password.Reveal(), h.Hasher); err != nil {
+	if err := u.Authenticate(password.Reveal(), h.Hasher); err != nil {
 		return AccessToken{}, err
 	}
 	return h.Tokens.Issue(u.ID(), u.CredentialVersion())

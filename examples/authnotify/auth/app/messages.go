@@ -117,6 +117,9 @@ func (c ChangePassword) parse() (valueobject.ID, valueobject.Password, error) {
 type Login struct {
 	Email    string
 	Password Secret
+	// ClientAddress is the client's network address, for the per-address
+	// limit of Deps.Throttle.
+	ClientAddress string
 }
 
 // QueryName implements the cqrs naming convention.

@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
+	"net"
 	"net/http"
 	"strconv"
 	"strings"
@@ -25,6 +26,7 @@ import (
 	"github.com/dddkit/dddkit/examples/authnotify/auth/domain"
 	"github.com/dddkit/dddkit/examples/authnotify/internal/hashlimit"
 	"github.com/dddkit/dddkit/examples/authnotify/internal/httpx"
+	"github.com/dddkit/dddkit/examples/authnotify/internal/throttle"
 	"github.com/dddkit/dddkit/valueobject"
 )
 
@@ -98,7 +100,8 @@ func NewHTTP(bus *cqrs.Bus, cfg *Config) (*HTTP, error) {
 // limit); ErrInvalidCode and ErrCodeExpired 400; missing, bad or expired
 // token and ErrInvalidCredentials 401; ErrNotVerified 403;
 // ErrEmailTaken, ErrAlreadyVerified and a lost concurrency race 409;
-// ErrTooManyAttempts 429; anything else 500, logged.
+// ErrTooManyAttempts and throttle.ErrThrottled (with Retry-After) 429;
+// anything else 500, logged.
 func (h *HTTP) Mount(mux *http.ServeMux) {
 	mux.HandleFunc("POST /auth/register", h.register)
 	mux.HandleFunc("POST /auth/verify", h.verify)
@@ -201,7 +204,9 @@ func (h *HTTP) login(w http.ResponseWriter, r *http.Request) {
 	if !h.decode(w, r, &req) || !h.require(w, field{"email", req.Email}, field{"password", req.Password}) {
 		return
 	}
-	tok, err := cqrs.Ask[app.AccessToken](r.Context(), h.bus, app.Login{Email: *req.Email, Password: app.Secret(*req.Password)})
+	tok, err := cqrs.Ask[app.AccessToken](r.Context(), h.bus, app.Login{
+		Email: *req.Email, Password: app.Secret(*req.Password), ClientAddress: clientAddress(r),
+	})
 	if err != nil {
 		h.fail(w, r, err)
 		return
@@ -211,6 +216,16 @@ func (h *HTTP) login(w http.ResponseWriter, r *http.Request) {
 		TokenType:   tok.TokenType,
 		ExpiresIn:   int64(tok.ExpiresIn / time.Second),
 	})
+}
+
+// clientAddress is the host part of the request's remote address: the
+// direct peer. Behind a reverse proxy that is the proxy; see the README.
+func clientAddress(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
 }
 
 func (h *HTTP) changePassword(w http.ResponseWriter, r *http.Request, userID string) {
@@ -364,6 +379,8 @@ var rules = []rule{
 		"enter the code we emailed you at /auth/verify first, or request a new one"},
 	{domain.ErrInvalidCredentials, http.StatusUnauthorized, "invalid-credentials", "Invalid email or password.",
 		"the email address or the password is wrong"},
+	{throttle.ErrThrottled, http.StatusTooManyRequests, "login-throttled", "Too many failed logins.",
+		"too many failed logins for this account or from this address; try again after the Retry-After delay"},
 	{hashlimit.ErrBusy, http.StatusServiceUnavailable, "busy", "The server is busy.",
 		"too many password checks are running at the moment; try again after the Retry-After delay"},
 	{aggregate.ErrConcurrencyConflict, http.StatusConflict, "conflict", "The account was changed at the same time.",

@@ -170,6 +170,10 @@ type Config struct {
 	MaxConcurrentHashes int
 	HashWait            time.Duration
 
+	// LoginLimitPerAddress is how many failed logins one client address
+	// may make per minute (0: internal/throttle's default, 30).
+	LoginLimitPerAddress int
+
 	// TopicPrefix is put in front of every Kafka topic name and GroupPrefix
 	// in front of every consumer group (and inbox handler) name. Empty in
 	// normal use; tests set them to keep their topics and groups apart.
@@ -226,6 +230,13 @@ func Load(getenv func(string) string) (Config, error) {
 			bad("HASH_WAIT", "%q is not a positive duration (e.g. 2s)", v)
 		}
 		c.HashWait = d
+	}
+	if v := get("LOGIN_LIMIT_PER_ADDRESS"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 {
+			bad("LOGIN_LIMIT_PER_ADDRESS", "%q is not a whole number of at least 1", v)
+		}
+		c.LoginLimitPerAddress = n
 	}
 
 	// Secrets: required in production, generated when embedded.
