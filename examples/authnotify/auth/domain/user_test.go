@@ -501,3 +501,59 @@ func TestCanonicalEmail(t *testing.T) {
 const testToken = "test-registration-token"
 
 func fixedToken() (string, error) { return testToken, nil }
+
+// Issue 9, row 1, in the domain: a new registration of an unverified
+// address replaces the password, the code and the token; only the new pair
+// verifies, and only the new password authenticates afterwards.
+func TestReregisterReplacesThePendingRegistration(t *testing.T) {
+	t.Parallel()
+	cipher, err := fieldcrypt.New(bytes.Repeat([]byte{1}, fieldcrypt.KeySize))
+	require.NoError(t, err)
+	b := &bundle{clock: authtest.NewClock(), codes: &codes{}, cipher: cipher, hasher: authtest.Hasher(t)}
+	tokens := []string{"first-token", "second-token"}
+	b.factory, err = domain.NewFactory(cipher, cipher.DeriveKey("test/otp"), &domain.FactoryConfig{
+		Clock: b.clock.Now, Codes: b.codes.Next,
+		RegistrationTokens: func() (string, error) { t := tokens[0]; tokens = tokens[1:]; return t, nil },
+	})
+	require.NoError(t, err)
+	email, err := valueobject.ParseEmail("ada@example.com")
+	require.NoError(t, err)
+	u, err := b.factory.Register(valueobject.NewID(), email, b.hash(t, "attacker horse"))
+	require.NoError(t, err)
+	require.Equal(t, "first-token", u.IssuedRegistrationToken())
+	oldCode := b.codeOf(t, u, u.Changes()[0])
+	aggregate.MarkCommitted(u)
+
+	// Stored and loaded: the plain token is gone, its hash is kept.
+	restored, err := b.factory.Unmarshal(u.Snapshot())
+	require.NoError(t, err)
+	require.NoError(t, aggregate.Restore(restored, u.Version()))
+	require.Empty(t, restored.IssuedRegistrationToken())
+	require.Len(t, restored.Snapshot().RegistrationHash, 32)
+	u = restored
+
+	err = u.Reregister(b.hash(t, "victim horse"))
+	var ra interface{ RetryAfter() time.Duration }
+	require.ErrorIs(t, err, domain.ErrResendTooSoon)
+	require.ErrorAs(t, err, &ra)
+	require.Equal(t, domain.CodeResendInterval, ra.RetryAfter())
+	require.False(t, u.HasChanges())
+
+	b.clock.Advance(domain.CodeResendInterval)
+	require.NoError(t, u.Reregister(b.hash(t, "victim horse")))
+	require.Equal(t, "second-token", u.IssuedRegistrationToken())
+	require.Equal(t, []string{"auth.user_otp_requested"}, names(u.Changes()))
+	newCode := b.codeOf(t, u, u.Changes()[0])
+
+	require.ErrorIs(t, u.Verify(oldCode, "first-token"), domain.ErrInvalidCode)
+	require.ErrorIs(t, u.Verify(newCode, "first-token"), domain.ErrInvalidCode)
+	require.ErrorIs(t, u.Verify(oldCode, "second-token"), domain.ErrInvalidCode)
+	require.Equal(t, 3, u.CodeFailures(), "a wrong token counts as a wrong try")
+	require.NoError(t, u.Verify(newCode, "second-token"))
+	require.Nil(t, u.Snapshot().RegistrationHash, "used up")
+	require.ErrorIs(t, u.Authenticate("attacker horse", b.hasher), domain.ErrInvalidCredentials)
+	require.NoError(t, u.Authenticate("victim horse", b.hasher))
+
+	b.clock.Advance(domain.CodeResendInterval)
+	require.ErrorIs(t, u.Reregister(b.hash(t, "third horse")), domain.ErrEmailTaken)
+}
