@@ -235,13 +235,18 @@ func signUpFlow(t *testing.T, bases []string, emails func() []sentEmail, email s
 	base := func(i int) string { return bases[i%len(bases)] }
 	const password, newPassword = "correct horse battery", "battery staple horse"
 
-	status := call(t, http.MethodPost, base(0)+"/auth/register", "", map[string]string{"email": email, "password": password}, nil)
+	var reg struct {
+		Data struct {
+			RegistrationToken string `json:"registrationToken"`
+		} `json:"data"`
+	}
+	status := call(t, http.MethodPost, base(0)+"/auth/register", "", map[string]string{"email": email, "password": password}, &reg)
 	require.Equal(t, http.StatusCreated, status)
 	verification := waitEmail(t, emails, email, "verification code")
 	m := codePattern.FindStringSubmatch(verification.Text)
 	require.NotNil(t, m, "a 6-digit code in %q", verification.Text)
 
-	status = call(t, http.MethodPost, base(1)+"/auth/verify", "", map[string]string{"email": email, "code": m[1]}, nil)
+	status = call(t, http.MethodPost, base(1)+"/auth/verify", "", map[string]string{"email": email, "code": m[1], "registrationToken": reg.Data.RegistrationToken}, nil)
 	require.Equal(t, http.StatusOK, status)
 	waitEmail(t, emails, email, "Welcome")
 

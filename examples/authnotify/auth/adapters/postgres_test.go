@@ -47,7 +47,7 @@ func TestPostgresUsers(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, canonical(u.Snapshot()), canonical(got.Snapshot()))
 
-	require.NoError(t, repo.Update(ctx, id(t, u), func(u *domain.User) error { return u.Verify("123456") }))
+	require.NoError(t, repo.Update(ctx, id(t, u), func(u *domain.User) error { return u.Verify("123456", "reg-token") }))
 	got, err = repo.ByID(ctx, id(t, u))
 	require.NoError(t, err)
 	require.True(t, got.IsVerified())

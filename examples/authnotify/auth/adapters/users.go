@@ -43,6 +43,7 @@ type userState struct {
 	CodeIssuedAt      time.Time     `json:"codeIssuedAt,omitzero"`
 	CodeExpiresAt     time.Time     `json:"codeExpiresAt,omitzero"`
 	CodeFailures      int           `json:"codeFailures,omitempty"`
+	RegistrationHash  []byte        `json:"registrationHash,omitempty"`
 }
 
 // Mapping is the repository mapping of the user aggregate: state as JSON,
@@ -55,6 +56,7 @@ func Mapping(factory *domain.Factory) repository.Mapping[*domain.User] {
 				Email: s.Email, PasswordHash: s.PasswordHash, Status: s.Status,
 				CreatedAt: s.CreatedAt, VerifiedAt: s.VerifiedAt, PasswordChangedAt: s.PasswordChangedAt,
 				CodeHash: s.CodeHash, CodeIssuedAt: s.CodeIssuedAt, CodeExpiresAt: s.CodeExpiresAt, CodeFailures: s.CodeFailures,
+				RegistrationHash: s.RegistrationHash,
 			}
 		},
 		func(id string, s userState) (*domain.User, error) {
@@ -62,6 +64,7 @@ func Mapping(factory *domain.Factory) repository.Mapping[*domain.User] {
 				ID: id, Email: s.Email, PasswordHash: s.PasswordHash, Status: s.Status,
 				CreatedAt: s.CreatedAt, VerifiedAt: s.VerifiedAt, PasswordChangedAt: s.PasswordChangedAt,
 				CodeHash: s.CodeHash, CodeIssuedAt: s.CodeIssuedAt, CodeExpiresAt: s.CodeExpiresAt, CodeFailures: s.CodeFailures,
+				RegistrationHash: s.RegistrationHash,
 			})
 		})
 	m.Keys = func(u *domain.User) []repository.Key {

@@ -59,7 +59,8 @@ func setup(t *testing.T) *bundle {
 	cipher, err := fieldcrypt.New(bytes.Repeat([]byte{1}, fieldcrypt.KeySize))
 	require.NoError(t, err)
 	factory, err := domain.NewFactory(cipher, cipher.DeriveKey("otp"), &domain.FactoryConfig{
-		Codes: func() (string, error) { return "123456", nil },
+		RegistrationTokens: func() (string, error) { return "reg-token", nil },
+		Codes:              func() (string, error) { return "123456", nil },
 	})
 	require.NoError(t, err)
 	s := &sink{}
@@ -177,7 +178,7 @@ func TestUpdate(t *testing.T) {
 	u := b.newUser(t, "ada@example.com")
 	require.NoError(t, b.repo.Add(ctx, u))
 
-	require.NoError(t, b.repo.Update(ctx, id(t, u), func(u *domain.User) error { return u.Verify("123456") }))
+	require.NoError(t, b.repo.Update(ctx, id(t, u), func(u *domain.User) error { return u.Verify("123456", "reg-token") }))
 	got, err := b.repo.ByID(ctx, id(t, u))
 	require.NoError(t, err)
 	require.True(t, got.IsVerified())
@@ -194,8 +195,8 @@ func TestUpdateErrorStoresNothing(t *testing.T) {
 	require.NoError(t, b.repo.Add(ctx, u))
 	boom := errors.New("boom")
 	err := b.repo.Update(ctx, id(t, u), func(u *domain.User) error {
-		require.ErrorIs(t, u.Verify("000000"), domain.ErrInvalidCode) // records an event ...
-		return boom                                                   // ... that is not saved
+		require.ErrorIs(t, u.Verify("000000", "reg-token"), domain.ErrInvalidCode) // records an event ...
+		return boom                                                                // ... that is not saved
 	})
 	require.ErrorIs(t, err, boom)
 	got, err := b.repo.ByID(ctx, id(t, u))
@@ -219,10 +220,10 @@ func TestUpdateConflict(t *testing.T) {
 	err := b.repo.Update(ctx, id(t, u), func(stale *domain.User) error {
 		// Someone else changes the user between our load and our save.
 		require.NoError(t, b.repo.Update(ctx, id(t, u), func(u *domain.User) error {
-			_ = u.Verify("000000")
+			_ = u.Verify("000000", "reg-token")
 			return nil
 		}))
-		_ = stale.Verify("000000")
+		_ = stale.Verify("000000", "reg-token")
 		return nil
 	})
 	require.ErrorIs(t, err, aggregate.ErrConcurrencyConflict)
@@ -256,7 +257,7 @@ func TestConcurrentWrongCodesRespectTheLimit(t *testing.T) {
 			for {
 				var rejected error
 				err := b.repo.Update(ctx, uid, func(u *domain.User) error {
-					rejected = u.Verify("000000")
+					rejected = u.Verify("000000", "reg-token")
 					if errors.Is(rejected, domain.ErrInvalidCode) {
 						return nil // the failed attempt must be saved
 					}
@@ -293,7 +294,7 @@ func TestConcurrentWrongCodesRespectTheLimit(t *testing.T) {
 	got, err := b.repo.ByID(ctx, id(t, u))
 	require.NoError(t, err)
 	require.Equal(t, domain.MaxCodeAttempts, got.CodeFailures())
-	require.ErrorIs(t, got.Verify("123456"), domain.ErrTooManyAttempts)
+	require.ErrorIs(t, got.Verify("123456", "reg-token"), domain.ErrTooManyAttempts)
 }
 
 func TestSinkFunc(t *testing.T) {

@@ -119,10 +119,11 @@ func (h *handlers) registerUser(ctx context.Context, c RegisterUser) (Registrati
 	if err != nil {
 		return Registration{}, err
 	}
-	// Cheap early answer; Add enforces uniqueness in any case.
-	if _, err := h.Users.ByEmail(ctx, email); err == nil {
-		return Registration{}, domain.ErrEmailTaken
-	} else if !errors.Is(err, aggregate.ErrNotFound) {
+	existing, err := h.Users.ByEmail(ctx, email)
+	switch {
+	case err == nil:
+		return h.reregister(ctx, existing, pw)
+	case !errors.Is(err, aggregate.ErrNotFound):
 		return Registration{}, err
 	}
 	hash, err := h.Hasher.Hash(pw)
@@ -136,9 +137,40 @@ func (h *handlers) registerUser(ctx context.Context, c RegisterUser) (Registrati
 	if err := h.Users.Add(ctx, u); err != nil {
 		return Registration{}, err
 	}
-	return Registration{UserID: u.ID(), Email: u.Email().String()}, nil
+	return registrationOf(u), nil
 }
 
+// reregister replaces the pending registration of an unverified user; a
+// verified one keeps ErrEmailTaken. The cheap checks run before hashing.
+func (h *handlers) reregister(ctx context.Context, u *domain.User, pw valueobject.Password) (Registration, error) {
+	if err := u.CheckReregister(); err != nil {
+		return Registration{}, err
+	}
+	id, err := valueobject.ParseID(u.ID())
+	if err != nil {
+		return Registration{}, err
+	}
+	hash, err := h.Hasher.Hash(pw)
+	if err != nil {
+		return Registration{}, err
+	}
+	var reg Registration
+	err = h.Users.Update(ctx, id, func(u *domain.User) error {
+		if err := u.Reregister(hash); err != nil {
+			return err
+		}
+		reg = registrationOf(u)
+		return nil
+	})
+	return reg, err
+}
+
+func registrationOf(u *domain.User) Registration {
+	return Registration{UserID: u.ID(), Email: u.Email().String(), RegistrationToken: Secret(u.IssuedRegistrationToken())}
+}
+
+// verifyEmail answers an unknown address, a verified one, a wrong code
+// and a wrong token alike (ErrInvalidCode): no account enumeration.
 func (h *handlers) verifyEmail(ctx context.Context, c VerifyEmail) (struct{}, error) {
 	email, err := c.parse()
 	if err != nil {
@@ -146,10 +178,13 @@ func (h *handlers) verifyEmail(ctx context.Context, c VerifyEmail) (struct{}, er
 	}
 	u, err := h.Users.ByEmail(ctx, email)
 	if errors.Is(err, aggregate.ErrNotFound) {
-		return struct{}{}, domain.ErrInvalidCode // no account enumeration
+		return struct{}{}, domain.ErrInvalidCode
 	}
 	if err != nil {
 		return struct{}{}, err
+	}
+	if u.IsVerified() {
+		return struct{}{}, domain.ErrInvalidCode
 	}
 	id, err := valueobject.ParseID(u.ID())
 	if err != nil {
@@ -157,12 +192,15 @@ func (h *handlers) verifyEmail(ctx context.Context, c VerifyEmail) (struct{}, er
 	}
 	var rejected error
 	err = h.Users.Update(ctx, id, func(u *domain.User) error {
-		rejected = u.Verify(c.Code)
+		rejected = u.Verify(c.Code, c.RegistrationToken.Reveal())
 		if errors.Is(rejected, domain.ErrInvalidCode) {
-			return nil // a wrong code is a failed attempt that must be saved
+			return nil // a wrong code or token is a failed attempt that must be saved
 		}
 		return rejected
 	})
+	if errors.Is(err, domain.ErrAlreadyVerified) || errors.Is(rejected, domain.ErrAlreadyVerified) {
+		return struct{}{}, domain.ErrInvalidCode // verified meanwhile
+	}
 	if err != nil {
 		return struct{}{}, err
 	}

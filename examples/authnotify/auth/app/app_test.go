@@ -78,7 +78,7 @@ func (b *bundle) register(t *testing.T, email string) app.Registration {
 func (b *bundle) registerVerified(t *testing.T, email string) app.Registration {
 	t.Helper()
 	reg := b.register(t, email)
-	require.NoError(t, cqrs.Exec(ctx, b.bus, app.VerifyEmail{Email: email, Code: b.lastCode(t)}))
+	require.NoError(t, cqrs.Exec(ctx, b.bus, app.VerifyEmail{Email: email, Code: b.lastCode(t), RegistrationToken: reg.RegistrationToken}))
 	return reg
 }
 
@@ -97,12 +97,13 @@ func TestTheWholeFlow(t *testing.T) {
 	reg := b.register(t, "Ada@Example.com")
 	require.Equal(t, "ada@example.com", reg.Email)
 	require.NotEmpty(t, reg.UserID)
+	require.NotEmpty(t, reg.RegistrationToken.Reveal())
 	code := b.lastCode(t)
 
 	_, err := cqrs.Ask[app.AccessToken](ctx, b.bus, app.Login{Email: "ada@example.com", Password: "correct horse"})
 	require.ErrorIs(t, err, domain.ErrNotVerified)
 
-	require.NoError(t, cqrs.Exec(ctx, b.bus, app.VerifyEmail{Email: "ADA@example.com", Code: code}))
+	require.NoError(t, cqrs.Exec(ctx, b.bus, app.VerifyEmail{Email: "ADA@example.com", Code: code, RegistrationToken: reg.RegistrationToken}))
 
 	tok, err := cqrs.Ask[app.AccessToken](ctx, b.bus, app.Login{Email: "ada@example.com", Password: "correct horse"})
 	require.NoError(t, err)
@@ -152,47 +153,85 @@ func TestRegisterRejectsBadInputAndSavesNothing(t *testing.T) {
 	require.Empty(t, b.events.Names())
 }
 
+// Issue 9, row 1: registering an unverified address again replaces the
+// pending registration, so whoever registered first (an attacker) loses
+// it; a verified address stays taken.
 func TestRegisterExistingEmail(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
-	b.register(t, "ada@example.com")
+	attacker := b.register(t, "ada@example.com")
+	attackerCode := b.lastCode(t)
+
 	_, err := cqrs.Send[app.Registration](ctx, b.bus, app.RegisterUser{Email: "ADA@EXAMPLE.COM", Password: "other horse"})
-	require.ErrorIs(t, err, domain.ErrEmailTaken)
+	var ra interface{ RetryAfter() time.Duration }
+	require.ErrorIs(t, err, domain.ErrResendTooSoon, "within the code cooldown")
+	require.ErrorAs(t, err, &ra)
+	require.Equal(t, domain.CodeResendInterval, ra.RetryAfter())
+
+	b.clock.Advance(domain.CodeResendInterval)
+	victim, err := cqrs.Send[app.Registration](ctx, b.bus, app.RegisterUser{Email: "ADA@EXAMPLE.COM", Password: "other horse"})
+	require.NoError(t, err)
+	require.Equal(t, attacker.UserID, victim.UserID)
+	require.NotEqual(t, attacker.RegistrationToken, victim.RegistrationToken)
+	victimCode := b.lastCode(t)
 	require.Equal(t, 1, b.repo.Len())
-	require.Len(t, b.events.Names(), 1)
+	require.Equal(t, []string{"auth.user_registered", "auth.user_otp_requested"}, b.events.Names())
+
+	for _, c := range []app.VerifyEmail{
+		{Email: "ada@example.com", Code: attackerCode, RegistrationToken: attacker.RegistrationToken},
+		{Email: "ada@example.com", Code: victimCode, RegistrationToken: attacker.RegistrationToken},
+		{Email: "ada@example.com", Code: attackerCode, RegistrationToken: victim.RegistrationToken},
+	} {
+		require.ErrorIs(t, cqrs.Exec(ctx, b.bus, c), domain.ErrInvalidCode)
+	}
+	require.NoError(t, cqrs.Exec(ctx, b.bus, app.VerifyEmail{Email: "ada@example.com", Code: victimCode, RegistrationToken: victim.RegistrationToken}))
+	_, err = cqrs.Ask[app.AccessToken](ctx, b.bus, app.Login{Email: "ada@example.com", Password: "correct horse"})
+	require.ErrorIs(t, err, domain.ErrInvalidCredentials, "the attacker's password is gone")
+	_, err = cqrs.Ask[app.AccessToken](ctx, b.bus, app.Login{Email: "ada@example.com", Password: "other horse"})
+	require.NoError(t, err)
+
+	b.clock.Advance(domain.CodeResendInterval)
+	_, err = cqrs.Send[app.Registration](ctx, b.bus, app.RegisterUser{Email: "ada@example.com", Password: "third horse"})
+	require.ErrorIs(t, err, domain.ErrEmailTaken, "a verified address stays taken")
 }
 
 func TestVerifyRules(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
-	b.register(t, "ada@example.com")
+	reg := b.register(t, "ada@example.com")
+	tok := reg.RegistrationToken
 	code := b.lastCode(t)
 
-	err := cqrs.Exec(ctx, b.bus, app.VerifyEmail{Email: "ada@example.com", Code: "12345x"})
+	err := cqrs.Exec(ctx, b.bus, app.VerifyEmail{Email: "ada@example.com", Code: "12345x", RegistrationToken: tok})
 	require.ErrorIs(t, err, cqrs.ErrValidation)
 	require.Equal(t, []string{"code"}, fields(err))
+	err = cqrs.Exec(ctx, b.bus, app.VerifyEmail{Email: "ada@example.com", Code: code})
+	require.ErrorIs(t, err, cqrs.ErrValidation)
+	require.Equal(t, []string{"registrationToken"}, fields(err))
 
-	err = cqrs.Exec(ctx, b.bus, app.VerifyEmail{Email: "nobody@example.com", Code: code})
+	err = cqrs.Exec(ctx, b.bus, app.VerifyEmail{Email: "nobody@example.com", Code: code, RegistrationToken: tok})
 	require.ErrorIs(t, err, domain.ErrInvalidCode, "an unknown address looks like a wrong code")
 
-	for range domain.MaxCodeAttempts {
-		require.ErrorIs(t, cqrs.Exec(ctx, b.bus, app.VerifyEmail{Email: "ada@example.com", Code: "999999"}), domain.ErrInvalidCode)
+	for range domain.MaxCodeAttempts - 1 {
+		require.ErrorIs(t, cqrs.Exec(ctx, b.bus, app.VerifyEmail{Email: "ada@example.com", Code: "999999", RegistrationToken: tok}), domain.ErrInvalidCode)
 	}
+	require.ErrorIs(t, cqrs.Exec(ctx, b.bus, app.VerifyEmail{Email: "ada@example.com", Code: code, RegistrationToken: "wrong"}), domain.ErrInvalidCode, "a wrong token is a wrong try")
 	require.Len(t, b.events.Names(), 1+domain.MaxCodeAttempts, "each failed attempt is saved")
-	require.ErrorIs(t, cqrs.Exec(ctx, b.bus, app.VerifyEmail{Email: "ada@example.com", Code: code}), domain.ErrTooManyAttempts)
+	require.ErrorIs(t, cqrs.Exec(ctx, b.bus, app.VerifyEmail{Email: "ada@example.com", Code: code, RegistrationToken: tok}), domain.ErrTooManyAttempts)
 
 	// A new code revives verification.
 	b.clock.Advance(domain.CodeResendInterval)
 	require.NoError(t, cqrs.Exec(ctx, b.bus, app.ResendCode{Email: "ada@example.com"}))
 	newCode := b.lastCode(t)
-	require.ErrorIs(t, cqrs.Exec(ctx, b.bus, app.VerifyEmail{Email: "ada@example.com", Code: code}), domain.ErrInvalidCode, "the old code is dead")
+	require.ErrorIs(t, cqrs.Exec(ctx, b.bus, app.VerifyEmail{Email: "ada@example.com", Code: code, RegistrationToken: tok}), domain.ErrInvalidCode, "the old code is dead")
 	b.clock.Advance(domain.CodeTTL)
-	require.ErrorIs(t, cqrs.Exec(ctx, b.bus, app.VerifyEmail{Email: "ada@example.com", Code: newCode}), domain.ErrCodeExpired)
+	require.ErrorIs(t, cqrs.Exec(ctx, b.bus, app.VerifyEmail{Email: "ada@example.com", Code: newCode, RegistrationToken: tok}), domain.ErrCodeExpired)
+	require.ErrorIs(t, cqrs.Exec(ctx, b.bus, app.VerifyEmail{Email: "ada@example.com", Code: newCode, RegistrationToken: "wrong"}), domain.ErrInvalidCode, "only the registrant learns that the code expired")
 
 	b.clock.Advance(time.Second)
 	require.NoError(t, cqrs.Exec(ctx, b.bus, app.ResendCode{Email: "ada@example.com"}))
-	require.NoError(t, cqrs.Exec(ctx, b.bus, app.VerifyEmail{Email: "ada@example.com", Code: b.lastCode(t)}))
-	require.ErrorIs(t, cqrs.Exec(ctx, b.bus, app.VerifyEmail{Email: "ada@example.com", Code: "999999"}), domain.ErrAlreadyVerified)
+	require.NoError(t, cqrs.Exec(ctx, b.bus, app.VerifyEmail{Email: "ada@example.com", Code: b.lastCode(t), RegistrationToken: tok}))
+	require.ErrorIs(t, cqrs.Exec(ctx, b.bus, app.VerifyEmail{Email: "ada@example.com", Code: "999999", RegistrationToken: tok}), domain.ErrInvalidCode, "a verified address looks like a wrong code")
 }
 
 func TestResendNeverTellsWhetherAnAccountExists(t *testing.T) {
@@ -301,7 +340,7 @@ func TestConflictIsRetried(t *testing.T) {
 		if attempts == 1 {
 			// Another writer changes the user between our load and our save.
 			require.NoError(t, b.repo.Update(ctx, id, func(u *domain.User) error {
-				require.ErrorIs(t, u.Verify("999999"), domain.ErrInvalidCode)
+				require.ErrorIs(t, u.Verify("999999", "x"), domain.ErrInvalidCode)
 				return nil
 			}))
 		}

@@ -52,7 +52,7 @@ func Example() {
 	fmt.Println(err)
 
 	reg, _ := cqrs.Send[app.Registration](ctx, bus, app.RegisterUser{Email: "ada@example.com", Password: "correct horse"})
-	fmt.Println(cqrs.Exec(ctx, bus, app.VerifyEmail{Email: reg.Email, Code: code}))
+	fmt.Println(cqrs.Exec(ctx, bus, app.VerifyEmail{Email: reg.Email, Code: code, RegistrationToken: reg.RegistrationToken}))
 
 	tok, _ := cqrs.Ask[app.AccessToken](ctx, bus, app.Login{Email: "ada@example.com", Password: "correct horse"})
 	claims, _ := tokens.Verify(tok.Token)

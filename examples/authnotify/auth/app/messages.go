@@ -9,7 +9,9 @@ import (
 	"github.com/dddkit/dddkit/valueobject"
 )
 
-// RegisterUser creates an account and emails it a verification code.
+// RegisterUser creates an account and emails it a verification code. For
+// an address whose account is not verified yet, it replaces that pending
+// registration (password, code, token) instead.
 type RegisterUser struct {
 	Email    string
 	Password Secret
@@ -39,12 +41,17 @@ func (c RegisterUser) parse() (valueobject.Email, valueobject.Password, error) {
 type Registration struct {
 	UserID string
 	Email  string
+	// RegistrationToken proves, with the mailed code, that whoever
+	// verifies is whoever registered; it is shown once and stored hashed.
+	RegistrationToken Secret
 }
 
-// VerifyEmail confirms an address with the code that was emailed to it.
+// VerifyEmail confirms an address with the code that was emailed to it
+// and the token that registering it returned.
 type VerifyEmail struct {
-	Email string
-	Code  string
+	Email             string
+	Code              string
+	RegistrationToken Secret
 }
 
 // CommandName implements the cqrs naming convention.
@@ -58,7 +65,17 @@ func (c VerifyEmail) Validate() error {
 
 func (c VerifyEmail) parse() (valueobject.Email, error) {
 	email, err := valueobject.ParseEmail(c.Email)
-	return email, invalid(err, checkCode(c.Code))
+	return email, invalid(err, checkCode(c.Code), checkRegistrationToken(c.RegistrationToken))
+}
+
+func checkRegistrationToken(tok Secret) error {
+	switch s := tok.Reveal(); {
+	case s == "":
+		return &valueobject.Error{Field: "registrationToken", Reason: "must not be empty", Err: valueobject.ErrEmpty}
+	case len(s) > domain.MaxRegistrationTokenLength:
+		return &valueobject.Error{Field: "registrationToken", Reason: fmt.Sprintf("must be at most %d characters long", domain.MaxRegistrationTokenLength), Err: valueobject.ErrTooLong}
+	}
+	return nil
 }
 
 func checkCode(code string) error {

@@ -35,6 +35,18 @@ func RandomCode() (string, error) {
 	return fmt.Sprintf("%06d", n.Int64()), nil
 }
 
+// TokenGenerator returns a new plain registration token: an opaque,
+// unguessable string. [RandomRegistrationToken] is the production one.
+type TokenGenerator func() (string, error)
+
+// MaxRegistrationTokenLength bounds the registration tokens accepted as
+// input; RandomRegistrationToken's are 26 characters.
+const MaxRegistrationTokenLength = 64
+
+// RandomRegistrationToken returns 26 characters of base32 from crypto/rand
+// (130 bits).
+func RandomRegistrationToken() (string, error) { return rand.Text(), nil }
+
 // CodeSealer encrypts a plain code for the event that carries it to the
 // notification module. The user ID is passed as associated data, so the
 // sealed code opens only for that user. *fieldcrypt.Cipher implements it.
@@ -74,5 +86,16 @@ func hashCode(key []byte, userID, code string) []byte {
 	m.Write([]byte(userID))
 	m.Write([]byte{0})
 	m.Write([]byte(code))
+	return m.Sum(nil)
+}
+
+// hashRegistrationToken is hashCode for registration tokens, under a
+// label of its own so that a token and a code never share a hash.
+func hashRegistrationToken(key []byte, userID, token string) []byte {
+	m := hmac.New(sha256.New, key)
+	m.Write([]byte("authnotify/registration/v1\x00"))
+	m.Write([]byte(userID))
+	m.Write([]byte{0})
+	m.Write([]byte(token))
 	return m.Sum(nil)
 }

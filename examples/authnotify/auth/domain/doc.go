@@ -12,10 +12,17 @@
 //     password hash and issues a 6-digit code from crypto/rand, valid for
 //     [CodeTTL] (10 minutes). The code is kept only as an HMAC-SHA256 hash
 //     bound to the user ID; the plain code leaves the aggregate only sealed
-//     ([CodeSealer]) inside the [authevents.UserRegistered] event.
-//   - [User.Verify] accepts the current code once. A wrong code counts as a
-//     failed attempt (recorded as [authevents.CodeVerificationFailed]) and
-//     gives [ErrInvalidCode]; an expired one gives [ErrCodeExpired]; after
+//     ([CodeSealer]) inside the [authevents.UserRegistered] event. It also
+//     issues a registration token ([User.IssuedRegistrationToken]), kept
+//     only as an HMAC as well, which the registrant gets and verification
+//     needs: the code proves the mailbox, the token the registrant.
+//   - [User.Reregister] replaces the pending registration of an unverified
+//     user (password, code, token), so that nobody can squat an address by
+//     registering it first; at most once per [CodeResendInterval].
+//   - [User.Verify] accepts the current code with the current token once. A
+//     wrong code or token counts as a failed attempt (recorded as
+//     [authevents.CodeVerificationFailed]) and gives [ErrInvalidCode]; an
+//     expired code with the right token gives [ErrCodeExpired]; after
 //     [MaxCodeAttempts] (5) wrong tries the code is dead and every try gives
 //     [ErrTooManyAttempts] until a new code is requested.
 //   - [User.RequestNewCode] issues a new code to an unverified user, at most

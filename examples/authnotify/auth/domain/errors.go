@@ -1,5 +1,7 @@
 package domain
 
+import "time"
+
 // Sentinel errors of the auth domain. Each is a refusal: the request is
 // declined for a reason of the business, nothing is broken. Their method
 // Refusal() bool says so to cqrs.IsRefusal, so the bus's logging middleware
@@ -7,7 +9,8 @@ package domain
 // Repository adapters report a missing user with an error wrapping
 // aggregate.ErrNotFound (a refusal too).
 var (
-	// ErrEmailTaken: another user already registered the address (409).
+	// ErrEmailTaken: a verified user has the address (409). An unverified
+	// one is replaced by a new registration instead (User.Reregister).
 	ErrEmailTaken = refuse("auth: email address is already registered")
 
 	// ErrInvalidCode: the code does not match the current one (400). The
@@ -49,6 +52,21 @@ var (
 	// in a *valueobject.Error for field "newPassword" (400).
 	ErrSamePassword = refuse("auth: new password equals the current one")
 )
+
+// retryAfterError is a refusal that says when to try again.
+type retryAfterError struct {
+	err  error
+	wait time.Duration
+}
+
+func (e *retryAfterError) Error() string { return e.err.Error() }
+func (e *retryAfterError) Unwrap() error { return e.err }
+
+// Refusal reports that the error declines a request.
+func (e *retryAfterError) Refusal() bool { return true }
+
+// RetryAfter returns how long to wait before trying again.
+func (e *retryAfterError) RetryAfter() time.Duration { return e.wait }
 
 // refusal is the type of the sentinels above.
 type refusal struct{ msg string }

@@ -28,10 +28,10 @@ func Example() {
 	fmt.Println(u.Email(), u.Status(), "code expires", u.CodeExpiresAt().Format(time.Kitchen))
 
 	fmt.Println("login:", u.Authenticate("correct horse", hasher))
-	fmt.Println("wrong code:", u.Verify("000000"))
+	fmt.Println("wrong code:", u.Verify("000000", u.IssuedRegistrationToken()))
 	now = now.Add(2 * time.Minute)
 	fmt.Println("resend:", u.RequestNewCode())
-	fmt.Println("right code:", u.Verify("493027"))
+	fmt.Println("right code:", u.Verify("493027", u.IssuedRegistrationToken()))
 	fmt.Println("login:", u.Authenticate("correct horse", hasher))
 
 	for _, e := range u.Changes() {

@@ -23,6 +23,9 @@ type FactoryConfig struct {
 	Clock aggregate.Clock
 	// Codes makes new one-time codes. nil means [RandomCode].
 	Codes CodeGenerator
+	// RegistrationTokens makes new registration tokens. nil means
+	// [RandomRegistrationToken].
+	RegistrationTokens TokenGenerator
 }
 
 // Factory creates and restores [User] aggregates with the collaborators
@@ -32,6 +35,7 @@ type FactoryConfig struct {
 type Factory struct {
 	clock   aggregate.Clock
 	codes   CodeGenerator
+	tokens  TokenGenerator
 	sealer  CodeSealer
 	codeKey []byte
 }
@@ -52,12 +56,15 @@ func NewFactory(sealer CodeSealer, codeKey []byte, cfg *FactoryConfig) (*Factory
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
-	f := &Factory{clock: time.Now, codes: RandomCode, sealer: sealer, codeKey: append([]byte(nil), codeKey...)}
+	f := &Factory{clock: time.Now, codes: RandomCode, tokens: RandomRegistrationToken, sealer: sealer, codeKey: append([]byte(nil), codeKey...)}
 	if cfg != nil && cfg.Clock != nil {
 		f.clock = cfg.Clock
 	}
 	if cfg != nil && cfg.Codes != nil {
 		f.codes = cfg.Codes
+	}
+	if cfg != nil && cfg.RegistrationTokens != nil {
+		f.tokens = cfg.RegistrationTokens
 	}
 	return f, nil
 }
@@ -83,7 +90,9 @@ func (f *Factory) newUser(id string) *User {
 }
 
 // Register creates a new, unverified user and records
-// [authevents.UserRegistered] with a fresh code, sealed. passwordHash is
+// [authevents.UserRegistered] with a fresh code, sealed, and a fresh
+// registration token ([User.IssuedRegistrationToken]; only its hash is
+// kept). passwordHash is
 // the argon2id PHC string of the user's password (valueobject.Hasher.Hash);
 // anything else is refused, so that a plain password cannot be stored by
 // mistake. The email is stored in its [CanonicalEmail] form.
@@ -107,6 +116,10 @@ func (f *Factory) Register(id valueobject.ID, email valueobject.Email, passwordH
 	if err != nil {
 		return nil, err
 	}
+	token, err := u.newRegistrationToken()
+	if err != nil {
+		return nil, err
+	}
 	if err := u.Record(authevents.UserRegistered{
 		UserID:        u.ID(),
 		Email:         CanonicalEmail(email).String(),
@@ -120,6 +133,8 @@ func (f *Factory) Register(id valueobject.ID, email valueobject.Email, passwordH
 	// that makes them valid is recorded.
 	u.passwordHash = passwordHash
 	u.code.hash = issued.otp.hash
+	u.registrationHash = hashRegistrationToken(f.codeKey, u.ID(), token)
+	u.issuedToken = token
 	return u, nil
 }
 
@@ -156,6 +171,9 @@ func (f *Factory) Unmarshal(s Snapshot) (*User, error) {
 	if len(s.CodeHash) != 0 && len(s.CodeHash) != 32 {
 		return nil, fmt.Errorf("auth: unmarshal user %s: code hash has %d bytes, want 32", id, len(s.CodeHash))
 	}
+	if len(s.RegistrationHash) != 0 && len(s.RegistrationHash) != 32 {
+		return nil, fmt.Errorf("auth: unmarshal user %s: registration token hash has %d bytes, want 32", id, len(s.RegistrationHash))
+	}
 	u := f.newUser(id.String())
 	u.email = email
 	u.passwordHash = s.PasswordHash
@@ -171,6 +189,9 @@ func (f *Factory) Unmarshal(s Snapshot) (*User, error) {
 	}
 	if len(u.code.hash) == 0 {
 		u.code.hash = nil
+	}
+	if len(s.RegistrationHash) != 0 {
+		u.registrationHash = append([]byte(nil), s.RegistrationHash...)
 	}
 	return u, nil
 }

@@ -21,6 +21,11 @@ type Snapshot struct {
 	CodeIssuedAt  time.Time
 	CodeExpiresAt time.Time
 	CodeFailures  int
+
+	// RegistrationHash is the HMAC of the current registration's token;
+	// nil once verified (and for users stored before tokens existed, who
+	// register again to get one).
+	RegistrationHash []byte
 }
 
 // Snapshot returns the user's state. The result shares nothing with u.
@@ -37,5 +42,6 @@ func (u *User) Snapshot() Snapshot {
 		CodeIssuedAt:      u.code.issuedAt,
 		CodeExpiresAt:     u.code.expiresAt,
 		CodeFailures:      u.code.failures,
+		RegistrationHash:  append([]byte(nil), u.registrationHash...),
 	}
 }

@@ -50,7 +50,18 @@ type User struct {
 	verifiedAt        time.Time
 	passwordChangedAt time.Time
 	code              otp
+	// registrationHash is the HMAC of the current registration's token
+	// (nil when verified); issuedToken is the plain token, only on the
+	// instance that issued it and never stored.
+	registrationHash []byte
+	issuedToken      string
 }
+
+// IssuedRegistrationToken returns the registration token that
+// [Factory.Register] or [User.Reregister] issued on this instance, to be
+// handed to the registrant once; "" on a user restored from the store. Only
+// its hash is stored: verification needs it together with the mailed code.
+func (u *User) IssuedRegistrationToken() string { return u.issuedToken }
 
 // Email returns the user's address, lower-cased.
 func (u *User) Email() valueobject.Email { return u.email }
@@ -96,29 +107,35 @@ func (u *User) CodeExpiresAt() time.Time {
 // CodeFailures returns how many wrong tries the current code has had.
 func (u *User) CodeFailures() int { return u.code.failures }
 
-// Verify checks code against the current one-time code and, when it
-// matches, marks the address verified and records
-// [authevents.UserVerified]; the code is then used up.
+// Verify checks code and registrationToken against the current
+// registration and, when both match, marks the address verified and
+// records [authevents.UserVerified]; the code and token are then used up.
+// The code proves the mailbox, the token proves the registrant, so the
+// password that becomes usable is that of the one who verifies.
 //
 // It fails with [ErrAlreadyVerified] for a verified user,
-// [ErrTooManyAttempts] once the code has had [MaxCodeAttempts] wrong tries,
-// [ErrCodeExpired] after [CodeTTL], and [ErrInvalidCode] for a wrong code.
-// A wrong code is a failed attempt that must be stored: Verify records
+// [ErrTooManyAttempts] once the registration has had [MaxCodeAttempts]
+// wrong tries, [ErrInvalidCode] for a wrong token or a wrong code, and
+// [ErrCodeExpired] after [CodeTTL] (only with the right token). A wrong token
+// or code is a failed attempt that must be stored: Verify records
 // [authevents.CodeVerificationFailed] before it returns ErrInvalidCode, and
 // the caller saves the user although the verification failed.
-func (u *User) Verify(code string) error {
+func (u *User) Verify(code, registrationToken string) error {
 	now := u.f.clock()
 	switch {
 	case u.status == StatusVerified:
 		return ErrAlreadyVerified
-	case u.code.hash == nil:
+	case u.code.hash == nil || u.registrationHash == nil:
 		return ErrInvalidCode
 	case u.code.failures >= MaxCodeAttempts:
 		return ErrTooManyAttempts
-	case !now.Before(u.code.expiresAt):
+	}
+	tokenOK := hmac.Equal(hashRegistrationToken(u.f.codeKey, u.ID(), registrationToken), u.registrationHash)
+	if tokenOK && !now.Before(u.code.expiresAt) {
 		return ErrCodeExpired
 	}
-	if !hmac.Equal(hashCode(u.f.codeKey, u.ID(), code), u.code.hash) {
+	codeOK := hmac.Equal(hashCode(u.f.codeKey, u.ID(), code), u.code.hash)
+	if !tokenOK || !codeOK || !now.Before(u.code.expiresAt) {
 		if err := u.Record(authevents.CodeVerificationFailed{
 			UserID:   u.ID(),
 			Attempt:  u.code.failures + 1,
@@ -129,6 +146,70 @@ func (u *User) Verify(code string) error {
 		return ErrInvalidCode
 	}
 	return u.Record(authevents.UserVerified{UserID: u.ID(), Email: u.email.String(), VerifiedAt: now})
+}
+
+// CheckReregister tells whether [User.Reregister] would be accepted now:
+// [ErrEmailTaken] for a verified user, an error wrapping [ErrResendTooSoon]
+// with a RetryAfter() time.Duration method within [CodeResendInterval] of
+// the last code, nil otherwise. Call it before hashing the new password.
+func (u *User) CheckReregister() error {
+	if u.status == StatusVerified {
+		return ErrEmailTaken
+	}
+	next := u.code.issuedAt.Add(CodeResendInterval)
+	if now := u.f.clock(); now.Before(next) {
+		return &retryAfterError{err: ErrResendTooSoon, wait: next.Sub(now)}
+	}
+	return nil
+}
+
+// Reregister replaces the pending registration of an unverified user: a
+// new password (passwordHash, as for [Factory.Register]), a new code and a
+// new registration token ([User.IssuedRegistrationToken]); the old code and
+// token stop working and the attempt counter starts again. It records
+// [authevents.UserOtpRequested] with the new code, sealed, so the code is
+// mailed. It fails as [User.CheckReregister] does.
+func (u *User) Reregister(passwordHash string) error {
+	if err := u.CheckReregister(); err != nil {
+		return err
+	}
+	if _, err := valueobject.ParsePasswordHash(passwordHash); err != nil {
+		return fmt.Errorf("auth: register again: %w", err)
+	}
+	now := u.f.clock()
+	issued, err := u.newCode(now)
+	if err != nil {
+		return err
+	}
+	token, err := u.newRegistrationToken()
+	if err != nil {
+		return err
+	}
+	if err := u.Record(authevents.UserOtpRequested{
+		UserID:        u.ID(),
+		Email:         u.email.String(),
+		EncryptedCode: issued.sealed,
+		CodeExpiresAt: issued.otp.expiresAt,
+		RequestedAt:   now,
+	}); err != nil {
+		return err
+	}
+	u.passwordHash = passwordHash
+	u.code.hash = issued.otp.hash
+	u.registrationHash = hashRegistrationToken(u.f.codeKey, u.ID(), token)
+	u.issuedToken = token
+	return nil
+}
+
+func (u *User) newRegistrationToken() (string, error) {
+	token, err := u.f.tokens()
+	if err != nil {
+		return "", fmt.Errorf("auth: new registration token for user %s: %w", u.ID(), err)
+	}
+	if token == "" || len(token) > MaxRegistrationTokenLength {
+		return "", fmt.Errorf("auth: new registration token for user %s: the generator returned %d bytes, want 1 to %d", u.ID(), len(token), MaxRegistrationTokenLength)
+	}
+	return token, nil
 }
 
 // RequestNewCode issues a new one-time code to an unverified user and
@@ -273,6 +354,7 @@ func (u *User) apply(e aggregate.Event) error {
 		u.status = StatusVerified
 		u.verifiedAt = e.VerifiedAt
 		u.code = otp{}
+		u.registrationHash = nil
 	case authevents.PasswordChanged:
 		u.passwordChangedAt = e.ChangedAt
 	default:

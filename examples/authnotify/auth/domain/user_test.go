@@ -48,7 +48,7 @@ func setup(t *testing.T) *bundle {
 	cipher, err := fieldcrypt.New(bytes.Repeat([]byte{1}, fieldcrypt.KeySize))
 	require.NoError(t, err)
 	b := &bundle{clock: authtest.NewClock(), codes: &codes{}, cipher: cipher}
-	b.factory, err = domain.NewFactory(cipher, cipher.DeriveKey("test/otp"), &domain.FactoryConfig{Clock: b.clock.Now, Codes: b.codes.Next})
+	b.factory, err = domain.NewFactory(cipher, cipher.DeriveKey("test/otp"), &domain.FactoryConfig{Clock: b.clock.Now, Codes: b.codes.Next, RegistrationTokens: fixedToken})
 	require.NoError(t, err)
 	b.hasher = authtest.Hasher(t)
 	return b
@@ -88,7 +88,7 @@ var names = authtest.Names
 func verified(t *testing.T, b *bundle) *domain.User {
 	t.Helper()
 	u, code := b.register(t)
-	require.NoError(t, u.Verify(code))
+	require.NoError(t, u.Verify(code, testToken))
 	aggregate.MarkCommitted(u)
 	return u
 }
@@ -185,7 +185,7 @@ func TestVerifyWithTheRightCode(t *testing.T) {
 	u, code := b.register(t)
 	b.clock.Advance(9*time.Minute + 59*time.Second)
 
-	require.NoError(t, u.Verify(code))
+	require.NoError(t, u.Verify(code, testToken))
 	require.True(t, u.IsVerified())
 	require.Equal(t, domain.StatusVerified, u.Status())
 	require.Equal(t, t0.Add(9*time.Minute+59*time.Second), u.VerifiedAt())
@@ -195,7 +195,7 @@ func TestVerifyWithTheRightCode(t *testing.T) {
 	require.Equal(t, authevents.UserVerified{UserID: u.ID(), Email: "ada@example.com", VerifiedAt: b.clock.Now()}, e)
 
 	aggregate.MarkCommitted(u)
-	require.ErrorIs(t, u.Verify(code), domain.ErrAlreadyVerified)
+	require.ErrorIs(t, u.Verify(code, testToken), domain.ErrAlreadyVerified)
 	require.False(t, u.HasChanges())
 }
 
@@ -204,14 +204,14 @@ func TestVerifyWithAWrongCodeRecordsTheFailedAttempt(t *testing.T) {
 	b := setup(t)
 	u, _ := b.register(t)
 
-	require.ErrorIs(t, u.Verify("000000"), domain.ErrInvalidCode)
+	require.ErrorIs(t, u.Verify("000000", testToken), domain.ErrInvalidCode)
 	require.False(t, u.IsVerified())
 	require.Equal(t, 1, u.CodeFailures())
 	require.Equal(t, []string{"auth.code_verification_failed"}, names(u.Changes()), "the attempt moves the version, so it must be saved")
 	require.Equal(t, authevents.CodeVerificationFailed{UserID: u.ID(), Attempt: 1, FailedAt: t0}, u.Changes()[0].Payload)
 
 	// Malformed input is just a wrong code to the aggregate.
-	require.ErrorIs(t, u.Verify("not a code"), domain.ErrInvalidCode)
+	require.ErrorIs(t, u.Verify("not a code", testToken), domain.ErrInvalidCode)
 	require.Equal(t, 2, u.CodeFailures())
 }
 
@@ -221,10 +221,10 @@ func TestVerifyExpiredCode(t *testing.T) {
 	u, code := b.register(t)
 	b.clock.Advance(domain.CodeTTL)
 
-	err := u.Verify(code)
+	err := u.Verify(code, testToken)
 	require.ErrorIs(t, err, domain.ErrCodeExpired)
 	require.Contains(t, err.Error(), "expired")
-	require.ErrorIs(t, u.Verify("000000"), domain.ErrCodeExpired, "a wrong code after expiry is not a counted attempt")
+	require.ErrorIs(t, u.Verify("000000", testToken), domain.ErrCodeExpired, "a wrong code after expiry is not a counted attempt")
 	require.False(t, u.HasChanges())
 	require.Zero(t, u.CodeFailures())
 }
@@ -235,14 +235,14 @@ func TestFiveWrongCodesKillTheCode(t *testing.T) {
 	u, code := b.register(t)
 
 	for i := 1; i <= domain.MaxCodeAttempts; i++ {
-		require.ErrorIs(t, u.Verify("000000"), domain.ErrInvalidCode, "try %d", i)
+		require.ErrorIs(t, u.Verify("000000", testToken), domain.ErrInvalidCode, "try %d", i)
 		require.Equal(t, i, u.CodeFailures())
 	}
 	require.Len(t, u.Changes(), domain.MaxCodeAttempts)
 	aggregate.MarkCommitted(u)
 
-	require.ErrorIs(t, u.Verify(code), domain.ErrTooManyAttempts, "dead even for the right code")
-	require.ErrorIs(t, u.Verify("000000"), domain.ErrTooManyAttempts)
+	require.ErrorIs(t, u.Verify(code, testToken), domain.ErrTooManyAttempts, "dead even for the right code")
+	require.ErrorIs(t, u.Verify("000000", testToken), domain.ErrTooManyAttempts)
 	require.False(t, u.IsVerified())
 	require.False(t, u.HasChanges(), "tries on a dead code record nothing")
 
@@ -250,7 +250,7 @@ func TestFiveWrongCodesKillTheCode(t *testing.T) {
 	b.clock.Advance(domain.CodeResendInterval)
 	require.NoError(t, u.RequestNewCode())
 	require.Zero(t, u.CodeFailures())
-	require.NoError(t, u.Verify(b.codeOf(t, u, u.Changes()[0])))
+	require.NoError(t, u.Verify(b.codeOf(t, u, u.Changes()[0]), testToken))
 	require.True(t, u.IsVerified())
 }
 
@@ -258,7 +258,7 @@ func TestRequestNewCodeIssuesAFreshCodeAndKillsTheOld(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
 	u, oldCode := b.register(t)
-	require.ErrorIs(t, u.Verify("000000"), domain.ErrInvalidCode)
+	require.ErrorIs(t, u.Verify("000000", testToken), domain.ErrInvalidCode)
 	aggregate.MarkCommitted(u)
 
 	b.clock.Advance(domain.CodeResendInterval)
@@ -278,8 +278,8 @@ func TestRequestNewCodeIssuesAFreshCodeAndKillsTheOld(t *testing.T) {
 	require.NotContains(t, e.EncryptedCode, newCode)
 	aggregate.MarkCommitted(u)
 
-	require.ErrorIs(t, u.Verify(oldCode), domain.ErrInvalidCode, "the old code stopped working")
-	require.NoError(t, u.Verify(newCode))
+	require.ErrorIs(t, u.Verify(oldCode, testToken), domain.ErrInvalidCode, "the old code stopped working")
+	require.NoError(t, u.Verify(newCode, testToken))
 }
 
 func TestRequestNewCodeAtMostOncePerMinute(t *testing.T) {
@@ -290,7 +290,7 @@ func TestRequestNewCodeAtMostOncePerMinute(t *testing.T) {
 	b.clock.Advance(domain.CodeResendInterval - time.Nanosecond)
 	require.ErrorIs(t, u.RequestNewCode(), domain.ErrResendTooSoon, "counted from the code sent at registration")
 	require.False(t, u.HasChanges(), "nothing recorded, nothing sent")
-	require.NoError(t, u.Verify(code), "a throttled request leaves the current code alive")
+	require.NoError(t, u.Verify(code, testToken), "a throttled request leaves the current code alive")
 	aggregate.MarkCommitted(u)
 
 	b2 := setup(t)
@@ -398,7 +398,7 @@ func TestSnapshotRoundTrip(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
 	u, code := b.register(t)
-	require.ErrorIs(t, u.Verify("000000"), domain.ErrInvalidCode)
+	require.ErrorIs(t, u.Verify("000000", testToken), domain.ErrInvalidCode)
 	aggregate.MarkCommitted(u)
 
 	s := u.Snapshot()
@@ -412,7 +412,7 @@ func TestSnapshotRoundTrip(t *testing.T) {
 	require.Equal(t, 1, restored.CodeFailures())
 
 	// Behaviour survives the round trip: the stored hash still checks.
-	require.NoError(t, restored.Verify(code))
+	require.NoError(t, restored.Verify(code, testToken))
 	require.Equal(t, []aggregate.Envelope{}, filter(restored.Changes(), "auth.code_verification_failed"))
 	require.Equal(t, int64(3), restored.Changes()[0].Version)
 
@@ -496,4 +496,64 @@ func TestCanonicalEmail(t *testing.T) {
 	e, _ := valueobject.ParseEmail("Ada.Lovelace+Tag@Example.COM")
 	require.Equal(t, "ada.lovelace+tag@example.com", domain.CanonicalEmail(e).String())
 	require.True(t, domain.CanonicalEmail(valueobject.Email{}).IsZero())
+}
+
+const testToken = "test-registration-token"
+
+func fixedToken() (string, error) { return testToken, nil }
+
+// Issue 9, row 1, in the domain: a new registration of an unverified
+// address replaces the password, the code and the token; only the new pair
+// verifies, and only the new password authenticates afterwards.
+func TestReregisterReplacesThePendingRegistration(t *testing.T) {
+	t.Parallel()
+	cipher, err := fieldcrypt.New(bytes.Repeat([]byte{1}, fieldcrypt.KeySize))
+	require.NoError(t, err)
+	b := &bundle{clock: authtest.NewClock(), codes: &codes{}, cipher: cipher, hasher: authtest.Hasher(t)}
+	tokens := []string{"first-token", "second-token"}
+	b.factory, err = domain.NewFactory(cipher, cipher.DeriveKey("test/otp"), &domain.FactoryConfig{
+		Clock: b.clock.Now, Codes: b.codes.Next,
+		RegistrationTokens: func() (string, error) { t := tokens[0]; tokens = tokens[1:]; return t, nil },
+	})
+	require.NoError(t, err)
+	email, err := valueobject.ParseEmail("ada@example.com")
+	require.NoError(t, err)
+	u, err := b.factory.Register(valueobject.NewID(), email, b.hash(t, "attacker horse"))
+	require.NoError(t, err)
+	require.Equal(t, "first-token", u.IssuedRegistrationToken())
+	oldCode := b.codeOf(t, u, u.Changes()[0])
+	aggregate.MarkCommitted(u)
+
+	// Stored and loaded: the plain token is gone, its hash is kept.
+	restored, err := b.factory.Unmarshal(u.Snapshot())
+	require.NoError(t, err)
+	require.NoError(t, aggregate.Restore(restored, u.Version()))
+	require.Empty(t, restored.IssuedRegistrationToken())
+	require.Len(t, restored.Snapshot().RegistrationHash, 32)
+	u = restored
+
+	err = u.Reregister(b.hash(t, "victim horse"))
+	var ra interface{ RetryAfter() time.Duration }
+	require.ErrorIs(t, err, domain.ErrResendTooSoon)
+	require.ErrorAs(t, err, &ra)
+	require.Equal(t, domain.CodeResendInterval, ra.RetryAfter())
+	require.False(t, u.HasChanges())
+
+	b.clock.Advance(domain.CodeResendInterval)
+	require.NoError(t, u.Reregister(b.hash(t, "victim horse")))
+	require.Equal(t, "second-token", u.IssuedRegistrationToken())
+	require.Equal(t, []string{"auth.user_otp_requested"}, names(u.Changes()))
+	newCode := b.codeOf(t, u, u.Changes()[0])
+
+	require.ErrorIs(t, u.Verify(oldCode, "first-token"), domain.ErrInvalidCode)
+	require.ErrorIs(t, u.Verify(newCode, "first-token"), domain.ErrInvalidCode)
+	require.ErrorIs(t, u.Verify(oldCode, "second-token"), domain.ErrInvalidCode)
+	require.Equal(t, 3, u.CodeFailures(), "a wrong token counts as a wrong try")
+	require.NoError(t, u.Verify(newCode, "second-token"))
+	require.Nil(t, u.Snapshot().RegistrationHash, "used up")
+	require.ErrorIs(t, u.Authenticate("attacker horse", b.hasher), domain.ErrInvalidCredentials)
+	require.NoError(t, u.Authenticate("victim horse", b.hasher))
+
+	b.clock.Advance(domain.CodeResendInterval)
+	require.ErrorIs(t, u.Reregister(b.hash(t, "third horse")), domain.ErrEmailTaken)
 }

@@ -97,7 +97,8 @@ func NewHTTP(bus *cqrs.Bus, cfg *Config) (*HTTP, error) {
 //	GET   /auth/me                        200  Me (bearer token)
 //
 // Errors: bad input 400 (415 wrong Content-Type, 413 body over the
-// limit); ErrInvalidCode and ErrCodeExpired 400; missing, bad or expired
+// limit); ErrInvalidCode and ErrCodeExpired 400; ErrResendTooSoon (a
+// registration again within the code cooldown) 429 with Retry-After; missing, bad or expired
 // token and ErrInvalidCredentials 401; ErrNotVerified 403;
 // ErrEmailTaken, ErrAlreadyVerified and a lost concurrency race 409;
 // ErrTooManyAttempts and throttle.ErrThrottled (with Retry-After) 429;
@@ -128,8 +129,9 @@ type credentialsRequest struct {
 }
 
 type verifyRequest struct {
-	Email *string `json:"email"`
-	Code  *string `json:"code"`
+	Email             *string `json:"email"`
+	Code              *string `json:"code"`
+	RegistrationToken *string `json:"registrationToken"`
 }
 
 type resendRequest struct {
@@ -142,8 +144,9 @@ type changePasswordRequest struct {
 }
 
 type registeredResponse struct {
-	ID    string `json:"id"`
-	Email string `json:"email"`
+	ID                string `json:"id"`
+	Email             string `json:"email"`
+	RegistrationToken string `json:"registrationToken"`
 }
 
 type tokenResponse struct {
@@ -172,15 +175,15 @@ func (h *HTTP) register(w http.ResponseWriter, r *http.Request) {
 	}
 	respond(w, http.StatusCreated,
 		fmt.Sprintf("Account created. We sent a 6-digit verification code to %s; it is valid for %d minutes.", reg.Email, int(domain.CodeTTL.Minutes())),
-		registeredResponse{ID: reg.UserID, Email: reg.Email})
+		registeredResponse{ID: reg.UserID, Email: reg.Email, RegistrationToken: reg.RegistrationToken.Reveal()})
 }
 
 func (h *HTTP) verify(w http.ResponseWriter, r *http.Request) {
 	var req verifyRequest
-	if !h.decode(w, r, &req) || !h.require(w, field{"email", req.Email}, field{"code", req.Code}) {
+	if !h.decode(w, r, &req) || !h.require(w, field{"email", req.Email}, field{"code", req.Code}, field{"registrationToken", req.RegistrationToken}) {
 		return
 	}
-	if err := cqrs.Exec(r.Context(), h.bus, app.VerifyEmail{Email: *req.Email, Code: *req.Code}); err != nil {
+	if err := cqrs.Exec(r.Context(), h.bus, app.VerifyEmail{Email: *req.Email, Code: *req.Code, RegistrationToken: app.Secret(*req.RegistrationToken)}); err != nil {
 		h.fail(w, r, err)
 		return
 	}
@@ -366,9 +369,11 @@ type rule struct {
 
 var rules = []rule{
 	{domain.ErrEmailTaken, http.StatusConflict, "email-taken", "The email address is already registered.",
-		"an account with this email address exists; log in, or verify it if you have not yet"},
+		"a verified account with this email address exists; log in, or reset the password if you forgot it"},
 	{domain.ErrInvalidCode, http.StatusBadRequest, "invalid-code", "The verification code is not valid.",
-		"the code does not match the one we sent; check it, or request a new one"},
+		"the code or the registration token does not match the latest registration of this address; check them, or register again"},
+	{domain.ErrResendTooSoon, http.StatusTooManyRequests, "too-soon", "A code was sent moments ago.",
+		fmt.Sprintf("a new code can be sent %d seconds after the last one; try again after the Retry-After delay", int(domain.CodeResendInterval.Seconds()))},
 	{domain.ErrCodeExpired, http.StatusBadRequest, "code-expired", "The verification code has expired.",
 		fmt.Sprintf("verification codes are valid for %d minutes and this one has expired; request a new one", int(domain.CodeTTL.Minutes()))},
 	{domain.ErrTooManyAttempts, http.StatusTooManyRequests, "too-many-attempts", "Too many wrong codes.",

@@ -114,11 +114,27 @@ func (b *bundle) lastCode(t *testing.T) string {
 	return authtest.OpenCode(t, b.cipher, b.sink.Last(t))
 }
 
+// register registers email with password and returns the registration
+// token.
+func (b *bundle) register(t *testing.T, email, password string) string {
+	t.Helper()
+	res := b.post(t, "/auth/register", `{"email":"`+email+`","password":"`+password+`"}`)
+	require.Equal(t, 201, res.status, res.raw)
+	tok := res.body["data"].(map[string]any)["registrationToken"].(string)
+	require.NotEmpty(t, tok)
+	return tok
+}
+
+// verify posts to /auth/verify.
+func (b *bundle) verify(t *testing.T, email, code, token string) response {
+	t.Helper()
+	return b.post(t, "/auth/verify", `{"email":"`+email+`","code":"`+code+`","registrationToken":"`+token+`"}`)
+}
+
 func (b *bundle) verifiedUser(t *testing.T, email string) string {
 	t.Helper()
-	res := b.post(t, "/auth/register", `{"email":"`+email+`","password":"correct horse"}`)
-	require.Equal(t, 201, res.status, res.raw)
-	res = b.post(t, "/auth/verify", `{"email":"`+email+`","code":"`+b.lastCode(t)+`"}`)
+	tok := b.register(t, email, "correct horse")
+	res := b.verify(t, email, b.lastCode(t), tok)
 	require.Equal(t, 200, res.status, res.raw)
 	res = b.post(t, "/auth/login", `{"email":"`+email+`","password":"correct horse"}`)
 	require.Equal(t, 200, res.status, res.raw)
@@ -161,11 +177,12 @@ func TestHappyPath(t *testing.T) {
 	data := res.body["data"].(map[string]any)
 	require.Equal(t, "ada@example.com", data["email"])
 	userID := data["id"].(string)
+	regToken := data["registrationToken"].(string)
 
 	res = b.post(t, "/auth/login", `{"email":"ada@example.com","password":"correct horse"}`)
 	requireProblem(t, res, 403, "#not-verified")
 
-	res = b.post(t, "/auth/verify", `{"email":"ada@example.com","code":"`+b.lastCode(t)+`"}`)
+	res = b.verify(t, "ada@example.com", b.lastCode(t), regToken)
 	require.Equal(t, 200, res.status, res.raw)
 	require.Equal(t, map[string]any{"message": res.body["message"], "data": nil}, res.body)
 
@@ -232,12 +249,12 @@ func TestBadInput(t *testing.T) {
 		{"missing fields", "POST", "/auth/register", "application/json", `{}`, false, 400, "#validation", []string{"email", "password"}},
 		{"missing password", "POST", "/auth/login", "application/json", `{"email":"ada@example.com"}`, false, 400, "#validation", []string{"password"}},
 		{"null field", "POST", "/auth/register", "application/json", `{"email":null,"password":"correct horse"}`, false, 400, "#validation", []string{"email"}},
-		{"missing code", "POST", "/auth/verify", "application/json", `{"email":"ada@example.com"}`, false, 400, "#validation", []string{"code"}},
+		{"missing code", "POST", "/auth/verify", "application/json", `{"email":"ada@example.com"}`, false, 400, "#validation", []string{"code", "registrationToken"}},
 		{"missing email", "POST", "/auth/resend-verification-code", "application/json", `{}`, false, 400, "#validation", []string{"email"}},
 		{"missing new password", "PATCH", "/auth/password", "application/json", `{"currentPassword":"correct horse"}`, true, 400, "#validation", []string{"newPassword"}},
 		{"email is a number", "POST", "/auth/register", "application/json", `{"email":42,"password":"correct horse"}`, false, 400, "#validation", []string{"email"}},
 		{"password is an object", "POST", "/auth/login", "application/json", `{"email":"ada@example.com","password":{}}`, false, 400, "#validation", []string{"password"}},
-		{"code is a number", "POST", "/auth/verify", "application/json", `{"email":"ada@example.com","code":123456}`, false, 400, "#validation", []string{"code"}},
+		{"code is a number", "POST", "/auth/verify", "application/json", `{"email":"ada@example.com","code":123456,"registrationToken":"t"}`, false, 400, "#validation", []string{"code"}},
 		{"code is a bool", "PATCH", "/auth/password", "application/json", `{"currentPassword":true,"newPassword":"battery staple"}`, true, 400, "#validation", []string{"currentPassword"}},
 		{"oversized body", "POST", "/auth/register", "application/json", big, false, 413, "about:blank", nil},
 		{"no content type", "POST", "/auth/register", "", `{"email":"bob@example.com","password":"correct horse"}`, false, 415, "about:blank", nil},
@@ -246,7 +263,7 @@ func TestBadInput(t *testing.T) {
 		{"invalid email", "POST", "/auth/register", "application/json", `{"email":"not-an-email","password":"correct horse"}`, false, 400, "#validation", []string{"email"}},
 		{"empty email", "POST", "/auth/register", "application/json", `{"email":"","password":"correct horse"}`, false, 400, "#validation", []string{"email"}},
 		{"invalid email at login", "POST", "/auth/login", "application/json", `{"email":"ada@","password":"correct horse"}`, false, 400, "#validation", []string{"email"}},
-		{"invalid email at verify", "POST", "/auth/verify", "application/json", `{"email":"ada","code":"123456"}`, false, 400, "#validation", []string{"email"}},
+		{"invalid email at verify", "POST", "/auth/verify", "application/json", `{"email":"ada","code":"123456","registrationToken":"t"}`, false, 400, "#validation", []string{"email"}},
 		{"invalid email at resend", "POST", "/auth/resend-verification-code", "application/json", `{"email":"@example.com"}`, false, 400, "#validation", []string{"email"}},
 		{"weak password", "POST", "/auth/register", "application/json", `{"email":"bob@example.com","password":"password"}`, false, 400, "#validation", []string{"password"}},
 		{"short password", "POST", "/auth/register", "application/json", `{"email":"bob@example.com","password":"short"}`, false, 400, "#validation", []string{"password"}},
@@ -256,8 +273,8 @@ func TestBadInput(t *testing.T) {
 		{"new password is the email", "PATCH", "/auth/password", "application/json", `{"currentPassword":"correct horse","newPassword":"ada@example.com"}`, true, 400, "#validation", []string{"newPassword"}},
 		{"same new password", "PATCH", "/auth/password", "application/json", `{"currentPassword":"correct horse","newPassword":"correct horse"}`, true, 400, "#validation", []string{"newPassword"}},
 		{"wrong current password", "PATCH", "/auth/password", "application/json", `{"currentPassword":"wrong horse","newPassword":"battery staple"}`, true, 400, "#validation", []string{"currentPassword"}},
-		{"code not digits", "POST", "/auth/verify", "application/json", `{"email":"ada@example.com","code":"abcdef"}`, false, 400, "#validation", []string{"code"}},
-		{"code too long", "POST", "/auth/verify", "application/json", `{"email":"ada@example.com","code":"1234567"}`, false, 400, "#validation", []string{"code"}},
+		{"code not digits", "POST", "/auth/verify", "application/json", `{"email":"ada@example.com","code":"abcdef","registrationToken":"t"}`, false, 400, "#validation", []string{"code"}},
+		{"code too long", "POST", "/auth/verify", "application/json", `{"email":"ada@example.com","code":"1234567","registrationToken":"t"}`, false, 400, "#validation", []string{"code"}},
 		{"both fields bad", "POST", "/auth/register", "application/json", `{"email":"x","password":"x"}`, false, 400, "#validation", []string{"email", "password"}},
 	} {
 		token := map[bool]string{true: token}[tc.auth]
@@ -413,12 +430,12 @@ func TestPasswordChangeRevokesOlderTokens(t *testing.T) {
 func TestBusinessRuleErrors(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
-	res := b.post(t, "/auth/register", `{"email":"ada@example.com","password":"correct horse"}`)
-	require.Equal(t, 201, res.status)
+	tok := b.register(t, "ada@example.com", "correct horse")
 	code := b.lastCode(t)
 
-	res = b.post(t, "/auth/register", `{"email":"ADA@example.com","password":"other horse"}`)
-	requireProblem(t, res, 409, "#email-taken")
+	res := b.post(t, "/auth/register", `{"email":"ADA@example.com","password":"other horse"}`)
+	requireProblem(t, res, 429, "#too-soon")
+	require.Equal(t, "60", res.header.Get("Retry-After"))
 	require.Equal(t, 1, b.repo.Len())
 
 	// Unknown email and wrong password: the same 401.
@@ -428,16 +445,10 @@ func TestBusinessRuleErrors(t *testing.T) {
 	require.Equal(t, wrong.body, unknown.body)
 	require.Equal(t, wrong.status, unknown.status)
 
-	res = b.post(t, "/auth/verify", `{"email":"ada@example.com","code":"000000"}`)
-	requireProblem(t, res, 400, "#invalid-code")
-	res = b.post(t, "/auth/verify", `{"email":"nobody@example.com","code":"000000"}`)
-	requireProblem(t, res, 400, "#invalid-code")
-
-	for range domain.MaxCodeAttempts - 1 {
-		requireProblem(t, b.post(t, "/auth/verify", `{"email":"ada@example.com","code":"000000"}`), 400, "#invalid-code")
+	for range domain.MaxCodeAttempts {
+		requireProblem(t, b.verify(t, "ada@example.com", "000000", tok), 400, "#invalid-code")
 	}
-	res = b.post(t, "/auth/verify", `{"email":"ada@example.com","code":"`+code+`"}`)
-	requireProblem(t, res, 429, "#too-many-attempts")
+	requireProblem(t, b.verify(t, "ada@example.com", code, tok), 429, "#too-many-attempts")
 
 	// A new code after 60 s; too early is still 202 but sends nothing.
 	n := b.sink.Len()
@@ -454,17 +465,75 @@ func TestBusinessRuleErrors(t *testing.T) {
 	require.Equal(t, 202, res.status, "no account enumeration")
 
 	b.clock.Advance(domain.CodeTTL)
-	res = b.post(t, "/auth/verify", `{"email":"ada@example.com","code":"`+newCode+`"}`)
+	res = b.verify(t, "ada@example.com", newCode, tok)
 	requireProblem(t, res, 400, "#code-expired")
 	require.Contains(t, res.body["detail"], "expired")
 
 	b.clock.Advance(time.Minute)
 	require.Equal(t, 202, b.post(t, "/auth/resend-verification-code", `{"email":"ada@example.com"}`).status)
-	require.Equal(t, 200, b.post(t, "/auth/verify", `{"email":"ada@example.com","code":"`+b.lastCode(t)+`"}`).status)
-	res = b.post(t, "/auth/verify", `{"email":"ada@example.com","code":"123456"}`)
-	requireProblem(t, res, 409, "#already-verified")
+	require.Equal(t, 200, b.verify(t, "ada@example.com", b.lastCode(t), tok).status)
 	res = b.post(t, "/auth/resend-verification-code", `{"email":"ada@example.com"}`)
 	require.Equal(t, 202, res.status, "verified: still 202")
+
+	b.clock.Advance(time.Minute)
+	res = b.post(t, "/auth/register", `{"email":"ADA@example.com","password":"other horse"}`)
+	requireProblem(t, res, 409, "#email-taken")
+	require.Contains(t, res.body["detail"], "reset the password")
+}
+
+// Issue 9, row 1: an attacker registers the victim's address with their
+// own password; the victim registers again and verifies with the code
+// mailed to them and their own token. The attacker's token and password
+// no longer work; the victim's do.
+func TestRegisteringAgainDefeatsASquatter(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	attackerToken := b.register(t, "victim@example.com", "attacker horse")
+	attackerCode := b.lastCode(t) // the attacker cannot read it, but even so
+
+	b.clock.Advance(domain.CodeResendInterval)
+	victimToken := b.register(t, "Victim@example.com", "victim horse")
+	victimCode := b.lastCode(t)
+	require.NotEqual(t, attackerToken, victimToken)
+	require.Equal(t, 1, b.repo.Len())
+	require.Equal(t, []string{"auth.user_registered", "auth.user_otp_requested"}, b.sink.Names(), "a new code is mailed")
+
+	requireProblem(t, b.verify(t, "victim@example.com", attackerCode, attackerToken), 400, "#invalid-code")
+	requireProblem(t, b.verify(t, "victim@example.com", victimCode, attackerToken), 400, "#invalid-code")
+	requireProblem(t, b.verify(t, "victim@example.com", attackerCode, victimToken), 400, "#invalid-code")
+	res := b.verify(t, "victim@example.com", victimCode, victimToken)
+	require.Equal(t, 200, res.status, res.raw)
+
+	requireProblem(t, b.post(t, "/auth/login", `{"email":"victim@example.com","password":"attacker horse"}`), 401, "#invalid-credentials")
+	res = b.post(t, "/auth/login", `{"email":"victim@example.com","password":"victim horse"}`)
+	require.Equal(t, 200, res.status, res.raw)
+}
+
+// Issue 9, row 3: /auth/verify answers a verified, an unverified and an
+// unknown address alike, and a wrong token like a wrong code.
+func TestVerifyDoesNotEnumerateAccounts(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	b.verifiedUser(t, "ada@example.com")
+	tok := b.register(t, "grace@example.com", "correct horse")
+	code := b.lastCode(t)
+
+	answers := []response{
+		b.verify(t, "ada@example.com", "000000", tok),
+		b.verify(t, "ada@example.com", code, tok),
+		b.verify(t, "grace@example.com", "000000", tok),
+		b.verify(t, "grace@example.com", code, "not-the-token"),
+		b.verify(t, "nobody@example.com", code, tok),
+	}
+	for i, res := range answers {
+		requireProblem(t, res, 400, "#invalid-code")
+		require.Equal(t, answers[0].body, res.body, "answer %d", i)
+	}
+	// The failures counted toward grace's 5 tries.
+	for range domain.MaxCodeAttempts - 2 {
+		requireProblem(t, b.verify(t, "grace@example.com", "000000", tok), 400, "#invalid-code")
+	}
+	requireProblem(t, b.verify(t, "grace@example.com", code, tok), 429, "#too-many-attempts")
 }
 
 func TestUnknownRoutesAndMethods(t *testing.T) {
