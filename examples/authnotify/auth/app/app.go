@@ -55,6 +55,8 @@ func Expectations() []cqrs.Expectation {
 		cqrs.CommandReturning[VerifyEmail, struct{}](),
 		cqrs.CommandReturning[ResendCode, struct{}](),
 		cqrs.CommandReturning[ChangePassword, struct{}](),
+		cqrs.CommandReturning[RequestPasswordReset, struct{}](),
+		cqrs.CommandReturning[ResetPassword, struct{}](),
 		cqrs.QueryReturning[Login, AccessToken](),
 		cqrs.QueryReturning[Me, UserView](),
 		cqrs.QueryReturning[Authenticate, Claims](),
@@ -94,6 +96,8 @@ func Register(bus *cqrs.Bus, deps Deps) error {
 		cqrs.HandleCommand(bus, h.verifyEmail),
 		cqrs.HandleCommand(bus, h.resendCode),
 		cqrs.HandleCommand(bus, h.changePassword),
+		cqrs.HandleCommand(bus, h.requestPasswordReset),
+		cqrs.HandleCommand(bus, h.resetPassword),
 		cqrs.HandleQuery(bus, h.login),
 		cqrs.HandleQuery(bus, h.me),
 		cqrs.HandleQuery(bus, h.authenticate),
@@ -244,6 +248,76 @@ func (h *handlers) changePassword(ctx context.Context, c ChangePassword) (struct
 		return u.ChangePassword(c.CurrentPassword.Reveal(), next, h.Hasher)
 	})
 	return struct{}{}, err
+}
+
+// requestPasswordReset answers alike for an unknown address, an unverified
+// account and a request within the code cooldown: no account enumeration.
+func (h *handlers) requestPasswordReset(ctx context.Context, c RequestPasswordReset) (struct{}, error) {
+	email, err := valueobject.ParseEmail(c.Email)
+	if err != nil {
+		return struct{}{}, invalid(err)
+	}
+	u, err := h.Users.ByEmail(ctx, email)
+	if errors.Is(err, aggregate.ErrNotFound) {
+		h.Logger.DebugContext(ctx, "auth: password reset: no account, nothing sent")
+		return struct{}{}, nil
+	}
+	if err != nil {
+		return struct{}{}, err
+	}
+	id, err := valueobject.ParseID(u.ID())
+	if err != nil {
+		return struct{}{}, err
+	}
+	err = h.Users.Update(ctx, id, func(u *domain.User) error { return u.RequestPasswordReset() })
+	switch {
+	case errors.Is(err, domain.ErrResendTooSoon), errors.Is(err, domain.ErrNotVerified):
+		h.Logger.DebugContext(ctx, "auth: password reset: nothing sent", slog.String("user", u.ID()), slog.Any("reason", err))
+		return struct{}{}, nil
+	case err != nil:
+		return struct{}{}, err
+	}
+	return struct{}{}, nil
+}
+
+// resetPassword answers an unknown address like a wrong code
+// (ErrInvalidCode). A success resets the login throttle of the account.
+func (h *handlers) resetPassword(ctx context.Context, c ResetPassword) (struct{}, error) {
+	email, next, err := c.parse()
+	if err != nil {
+		return struct{}{}, err
+	}
+	u, err := h.Users.ByEmail(ctx, email)
+	if errors.Is(err, aggregate.ErrNotFound) {
+		return struct{}{}, domain.ErrInvalidCode
+	}
+	if err != nil {
+		return struct{}{}, err
+	}
+	id, err := valueobject.ParseID(u.ID())
+	if err != nil {
+		return struct{}{}, err
+	}
+	var rejected error
+	err = h.Users.Update(ctx, id, func(u *domain.User) error {
+		rejected = u.ResetPassword(c.Code, next, h.Hasher)
+		if errors.Is(rejected, domain.ErrInvalidCode) {
+			return nil // a wrong code is a failed attempt that must be saved
+		}
+		return rejected
+	})
+	if err != nil {
+		return struct{}{}, err
+	}
+	if rejected != nil {
+		return struct{}{}, rejected
+	}
+	if h.Throttle != nil {
+		if err := h.Throttle.Succeeded(ctx, domain.CanonicalEmail(email).String()); err != nil {
+			return struct{}{}, err
+		}
+	}
+	return struct{}{}, nil
 }
 
 func (h *handlers) login(ctx context.Context, q Login) (AccessToken, error) {

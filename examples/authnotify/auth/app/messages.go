@@ -129,6 +129,51 @@ func (c ChangePassword) parse() (valueobject.ID, valueobject.Password, error) {
 	return id, next, invalid(valueobject.WithField(idErr, "userId"), curErr, valueobject.WithField(nextErr, "newPassword"))
 }
 
+// RequestPasswordReset asks for a password reset code. It succeeds for any
+// valid address, whether or not there is a verified account for it; only a
+// verified account is mailed a code.
+type RequestPasswordReset struct {
+	Email string
+}
+
+// CommandName implements the cqrs naming convention.
+func (RequestPasswordReset) CommandName() string { return "auth.request_password_reset" }
+
+// Validate checks that Email is a valid address.
+func (c RequestPasswordReset) Validate() error {
+	_, err := valueobject.ParseEmail(c.Email)
+	return invalid(err)
+}
+
+// ResetPassword sets a new password with the code that
+// [RequestPasswordReset] mailed.
+type ResetPassword struct {
+	Email       string
+	Code        string
+	NewPassword Secret
+}
+
+// CommandName implements the cqrs naming convention.
+func (ResetPassword) CommandName() string { return "auth.reset_password" }
+
+// Validate checks the input: a valid address, a 6-digit code and a new
+// password the policy accepts (at most its maximum length, checked before
+// any hashing).
+func (c ResetPassword) Validate() error {
+	_, _, err := c.parse()
+	return err
+}
+
+func (c ResetPassword) parse() (valueobject.Email, valueobject.Password, error) {
+	email, emailErr := valueobject.ParseEmail(c.Email)
+	var personal []string
+	if emailErr == nil {
+		personal = []string{email.String(), email.Local()}
+	}
+	next, nextErr := valueobject.NewPassword(c.NewPassword.Reveal(), personal...)
+	return email, next, invalid(emailErr, checkCode(c.Code), valueobject.WithField(nextErr, "newPassword"))
+}
+
 // Login checks an address and password and returns an access token. It is
 // a query: it changes nothing.
 type Login struct {

@@ -299,6 +299,90 @@ func (u *User) ChangePassword(current string, next valueobject.Password, hasher 
 	return nil
 }
 
+// RequestPasswordReset issues a password reset code to a verified user and
+// records [authevents.PasswordResetRequested] with it, sealed, so that it
+// is mailed. The code follows the rules of verification codes ([CodeTTL],
+// [MaxCodeAttempts], [CodeResendInterval]) and is stored hashed under a
+// label of its own; a previous reset code stops working.
+//
+// It returns [ErrNotVerified] for an unverified user and
+// [ErrResendTooSoon] within [CodeResendInterval] of the last code; in both
+// cases nothing is recorded, and the caller answers as if a code was sent.
+func (u *User) RequestPasswordReset() error {
+	now := u.f.clock()
+	if u.status != StatusVerified {
+		return ErrNotVerified
+	}
+	if now.Before(u.code.issuedAt.Add(CodeResendInterval)) {
+		return ErrResendTooSoon
+	}
+	issued, err := u.newCodeHashed(now, hashResetCode)
+	if err != nil {
+		return err
+	}
+	if err := u.Record(authevents.PasswordResetRequested{
+		UserID:        u.ID(),
+		Email:         u.email.String(),
+		EncryptedCode: issued.sealed,
+		CodeExpiresAt: issued.otp.expiresAt,
+		RequestedAt:   now,
+	}); err != nil {
+		return err
+	}
+	u.code.hash = issued.otp.hash
+	return nil
+}
+
+// ResetPassword sets the password to next if code is the current reset
+// code, and records [authevents.PasswordChanged], as [User.ChangePassword]
+// does: the credential version moves on, so every older access token is
+// revoked, and the reset code is used up.
+//
+// It fails with [ErrInvalidCode] for an unverified user, when there is no
+// reset code, and for a wrong code; [ErrTooManyAttempts] once the code has
+// had [MaxCodeAttempts] wrong tries; [ErrCodeExpired] for the right code
+// after [CodeTTL]; a [*valueobject.Error] for "newPassword" when the policy
+// refuses next. A wrong code is a failed attempt that must be stored:
+// ResetPassword records [authevents.PasswordResetFailed] before it returns
+// ErrInvalidCode, and the caller saves the user although the reset failed.
+func (u *User) ResetPassword(code string, next valueobject.Password, hasher PasswordHasher) error {
+	now := u.f.clock()
+	switch {
+	case u.status != StatusVerified, u.code.hash == nil:
+		return ErrInvalidCode
+	case u.code.failures >= MaxCodeAttempts:
+		return ErrTooManyAttempts
+	}
+	if !hmac.Equal(hashResetCode(u.f.codeKey, u.ID(), code), u.code.hash) {
+		if err := u.Record(authevents.PasswordResetFailed{
+			UserID:   u.ID(),
+			Attempt:  u.code.failures + 1,
+			FailedAt: now,
+		}); err != nil {
+			return err
+		}
+		return ErrInvalidCode
+	}
+	if !now.Before(u.code.expiresAt) {
+		return ErrCodeExpired
+	}
+	if next.IsZero() {
+		return &valueobject.Error{Field: "newPassword", Reason: "must not be empty", Err: valueobject.ErrEmpty}
+	}
+	if err := valueobject.DefaultPasswordPolicy.Validate(next.Reveal(), u.email.String(), u.email.Local()); errors.Is(err, valueobject.ErrWeakPassword) {
+		return valueobject.WithField(err, "newPassword")
+	}
+	hash, err := hasher.Hash(next)
+	if err != nil {
+		return fmt.Errorf("auth: reset password of user %s: %w", u.ID(), err)
+	}
+	if err := u.Record(authevents.PasswordChanged{UserID: u.ID(), Email: u.email.String(), ChangedAt: now}); err != nil {
+		return err
+	}
+	u.passwordHash = hash
+	return nil
+}
+
 func (u *User) checkPassword(plain string, hasher PasswordHasher) error {
 	err := hasher.Verify(u.passwordHash, plain)
 	if err != nil && !errors.Is(err, valueobject.ErrPasswordMismatch) {
@@ -314,6 +398,10 @@ type issuedCode struct {
 }
 
 func (u *User) newCode(now time.Time) (issuedCode, error) {
+	return u.newCodeHashed(now, hashCode)
+}
+
+func (u *User) newCodeHashed(now time.Time, hash func(key []byte, userID, code string) []byte) (issuedCode, error) {
 	code, err := u.f.codes()
 	if err != nil {
 		return issuedCode{}, fmt.Errorf("auth: new code for user %s: %w", u.ID(), err)
@@ -326,7 +414,7 @@ func (u *User) newCode(now time.Time) (issuedCode, error) {
 		return issuedCode{}, fmt.Errorf("auth: seal code for user %s: %w", u.ID(), err)
 	}
 	return issuedCode{
-		otp:    otp{hash: hashCode(u.f.codeKey, u.ID(), code), issuedAt: now, expiresAt: now.Add(CodeTTL)},
+		otp:    otp{hash: hash(u.f.codeKey, u.ID(), code), issuedAt: now, expiresAt: now.Add(CodeTTL)},
 		sealed: sealed,
 	}, nil
 }
@@ -357,6 +445,11 @@ func (u *User) apply(e aggregate.Event) error {
 		u.registrationHash = nil
 	case authevents.PasswordChanged:
 		u.passwordChangedAt = e.ChangedAt
+		u.code = otp{} // a pending reset code dies with the old password
+	case authevents.PasswordResetRequested:
+		u.code = otp{issuedAt: e.RequestedAt, expiresAt: e.CodeExpiresAt} // the old reset code dies here
+	case authevents.PasswordResetFailed:
+		u.code.failures = e.Attempt
 	default:
 		return fmt.Errorf("unknown event %T", e)
 	}

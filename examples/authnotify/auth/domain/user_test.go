@@ -557,3 +557,82 @@ func TestReregisterReplacesThePendingRegistration(t *testing.T) {
 	b.clock.Advance(domain.CodeResendInterval)
 	require.ErrorIs(t, u.Reregister(b.hash(t, "third horse")), domain.ErrEmailTaken)
 }
+
+// Issue 9, password reset: a verified user is mailed a sealed reset code;
+// the right code sets the new password, records PasswordChanged (the
+// security email) and moves the credential version on.
+func TestPasswordReset(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	u := verified(t, b)
+	b.clock.Advance(time.Hour)
+
+	require.NoError(t, u.RequestPasswordReset())
+	require.Equal(t, []string{"auth.password_reset_requested"}, names(u.Changes()))
+	e := u.Changes()[0].Payload.(authevents.PasswordResetRequested)
+	require.Equal(t, "ada@example.com", e.Email)
+	require.Equal(t, b.clock.Now().Add(domain.CodeTTL), e.CodeExpiresAt)
+	code := b.codeOf(t, u, u.Changes()[0])
+	require.NotContains(t, e.EncryptedCode, code, "sealed")
+	require.NotContains(t, fmt.Sprintf("%x", u.Snapshot().CodeHash), code, "stored hashed")
+	aggregate.MarkCommitted(u)
+
+	b.clock.Advance(30 * time.Second)
+	require.ErrorIs(t, u.RequestPasswordReset(), domain.ErrResendTooSoon, "60 s cooldown")
+	require.ErrorIs(t, u.Verify(code, testToken), domain.ErrAlreadyVerified, "a reset code verifies nothing")
+
+	require.NoError(t, u.ResetPassword(code, password(t, "battery staple"), b.hasher))
+	require.Equal(t, []string{"auth.password_changed"}, names(u.Changes()))
+	require.Equal(t, authevents.PasswordChanged{UserID: u.ID(), Email: "ada@example.com", ChangedAt: b.clock.Now()}, u.Changes()[0].Payload)
+	require.Equal(t, b.clock.Now().UnixMicro(), u.CredentialVersion(), "older tokens are revoked")
+	require.ErrorIs(t, u.Authenticate("correct horse", b.hasher), domain.ErrInvalidCredentials)
+	require.NoError(t, u.Authenticate("battery staple", b.hasher))
+	aggregate.MarkCommitted(u)
+	require.ErrorIs(t, u.ResetPassword(code, password(t, "another staple"), b.hasher), domain.ErrInvalidCode, "the code is used up")
+}
+
+func TestPasswordResetRules(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+
+	unverified, regCode := b.register(t)
+	require.ErrorIs(t, unverified.RequestPasswordReset(), domain.ErrNotVerified)
+	require.ErrorIs(t, unverified.ResetPassword(regCode, password(t, "battery staple"), b.hasher), domain.ErrInvalidCode, "a verification code resets nothing")
+	require.False(t, unverified.HasChanges())
+
+	u := verified(t, b)
+	require.ErrorIs(t, u.ResetPassword("111111", password(t, "battery staple"), b.hasher), domain.ErrInvalidCode, "no reset requested")
+	require.NoError(t, u.RequestPasswordReset())
+	code := b.codeOf(t, u, u.Changes()[0])
+	aggregate.MarkCommitted(u)
+
+	err := u.ResetPassword(code, password(t, "ada@example.com"), b.hasher)
+	require.ErrorIs(t, err, valueobject.ErrWeakPassword, "the policy applies")
+	require.Equal(t, "newPassword", valueobject.FieldErrors(err)[0].Field)
+
+	for i := 1; i <= domain.MaxCodeAttempts; i++ {
+		require.ErrorIs(t, u.ResetPassword("000000", password(t, "battery staple"), b.hasher), domain.ErrInvalidCode, "try %d", i)
+		require.Equal(t, authevents.PasswordResetFailed{UserID: u.ID(), Attempt: i, FailedAt: b.clock.Now()}, u.Changes()[i-1].Payload)
+	}
+	aggregate.MarkCommitted(u)
+	require.ErrorIs(t, u.ResetPassword(code, password(t, "battery staple"), b.hasher), domain.ErrTooManyAttempts, "dead even for the right code")
+	require.False(t, u.HasChanges())
+
+	// A new code after the cooldown; it expires after CodeTTL.
+	b.clock.Advance(domain.CodeResendInterval)
+	require.NoError(t, u.RequestPasswordReset())
+	code = b.codeOf(t, u, u.Changes()[0])
+	require.Zero(t, u.CodeFailures())
+	b.clock.Advance(domain.CodeTTL)
+	require.ErrorIs(t, u.ResetPassword(code, password(t, "battery staple"), b.hasher), domain.ErrCodeExpired)
+	require.NoError(t, u.Authenticate("correct horse", b.hasher), "the password is unchanged")
+
+	// The state survives the store.
+	b.clock.Advance(domain.CodeResendInterval)
+	aggregate.MarkCommitted(u)
+	require.NoError(t, u.RequestPasswordReset())
+	code = b.codeOf(t, u, u.Changes()[0])
+	restored, err := b.factory.Unmarshal(u.Snapshot())
+	require.NoError(t, err)
+	require.NoError(t, restored.ResetPassword(code, password(t, "battery staple"), b.hasher))
+}

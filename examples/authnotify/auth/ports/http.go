@@ -94,6 +94,8 @@ func NewHTTP(bus *cqrs.Bus, cfg *Config) (*HTTP, error) {
 //	POST  /auth/resend-verification-code  202  ResendCode
 //	POST  /auth/login                     200  Login
 //	PATCH /auth/password                  200  ChangePassword (bearer token)
+//	POST  /auth/password/forgot           202  RequestPasswordReset
+//	POST  /auth/password/reset            200  ResetPassword
 //	GET   /auth/me                        200  Me (bearer token)
 //
 // Errors: bad input 400 (415 wrong Content-Type, 413 body over the
@@ -110,6 +112,8 @@ func (h *HTTP) Mount(mux *http.ServeMux) {
 	mux.HandleFunc("POST /auth/login", h.login)
 	mux.HandleFunc("PATCH /auth/password", h.authenticated(h.changePassword))
 	mux.HandleFunc("GET /auth/me", h.authenticated(h.me))
+	mux.HandleFunc("POST /auth/password/forgot", h.forgotPassword)
+	mux.HandleFunc("POST /auth/password/reset", h.resetPassword)
 }
 
 // Handler returns the routes of [HTTP.Mount] on a mux of their own,
@@ -141,6 +145,12 @@ type resendRequest struct {
 type changePasswordRequest struct {
 	CurrentPassword *string `json:"currentPassword"`
 	NewPassword     *string `json:"newPassword"`
+}
+
+type resetPasswordRequest struct {
+	Email       *string `json:"email"`
+	Code        *string `json:"code"`
+	NewPassword *string `json:"newPassword"`
 }
 
 type registeredResponse struct {
@@ -246,6 +256,31 @@ func (h *HTTP) changePassword(w http.ResponseWriter, r *http.Request, userID str
 		return
 	}
 	respond(w, http.StatusOK, "Password changed. Use the new one from now on.", nil)
+}
+
+func (h *HTTP) forgotPassword(w http.ResponseWriter, r *http.Request) {
+	var req resendRequest
+	if !h.decode(w, r, &req) || !h.require(w, field{"email", req.Email}) {
+		return
+	}
+	if err := cqrs.Exec(r.Context(), h.bus, app.RequestPasswordReset{Email: *req.Email}); err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	respond(w, http.StatusAccepted, "If a verified account exists for this address, a password reset code is on its way.", nil)
+}
+
+func (h *HTTP) resetPassword(w http.ResponseWriter, r *http.Request) {
+	var req resetPasswordRequest
+	if !h.decode(w, r, &req) || !h.require(w, field{"email", req.Email}, field{"code", req.Code}, field{"newPassword", req.NewPassword}) {
+		return
+	}
+	err := cqrs.Exec(r.Context(), h.bus, app.ResetPassword{Email: *req.Email, Code: *req.Code, NewPassword: app.Secret(*req.NewPassword)})
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	respond(w, http.StatusOK, "Password reset. Log in with the new one; older access tokens no longer work.", nil)
 }
 
 func (h *HTTP) me(w http.ResponseWriter, r *http.Request, userID string) {

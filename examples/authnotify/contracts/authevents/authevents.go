@@ -19,7 +19,7 @@
 // # Secrets
 //
 // The one-time code a user must type in travels to the notification module
-// inside [UserRegistered] and [UserOtpRequested], but only sealed with the
+// inside [UserRegistered], [UserOtpRequested] and [PasswordResetRequested], but only sealed with the
 // example's field cipher (internal/fieldcrypt, AES-256-GCM, the user ID as
 // associated data): EncryptedCode is ciphertext, readable neither in the
 // outbox table nor on the topic.
@@ -44,6 +44,8 @@ const (
 	NameUserOtpRequested       = "auth.user_otp_requested"
 	NamePasswordChanged        = "auth.password_changed"
 	NameCodeVerificationFailed = "auth.code_verification_failed"
+	NamePasswordResetRequested = "auth.password_reset_requested"
+	NamePasswordResetFailed    = "auth.password_reset_failed"
 )
 
 // UserRegistered says that an account was created. It carries the first
@@ -112,11 +114,39 @@ type CodeVerificationFailed struct {
 // EventName implements [aggregate.Event].
 func (CodeVerificationFailed) EventName() string { return NameCodeVerificationFailed }
 
+// PasswordResetRequested says that a verified user asked to reset a
+// forgotten password. It carries the reset code, sealed like the
+// verification code; the notification module emails it. A successful
+// reset is recorded as [PasswordChanged].
+type PasswordResetRequested struct {
+	UserID        string    `json:"userId"`
+	Email         string    `json:"email"`
+	EncryptedCode string    `json:"encryptedCode"`
+	CodeExpiresAt time.Time `json:"codeExpiresAt"`
+	RequestedAt   time.Time `json:"requestedAt"`
+}
+
+// EventName implements [aggregate.Event].
+func (PasswordResetRequested) EventName() string { return NamePasswordResetRequested }
+
+// PasswordResetFailed is [CodeVerificationFailed] for reset codes: a wrong
+// reset code was typed in. No email follows.
+type PasswordResetFailed struct {
+	UserID string `json:"userId"`
+	// Attempt counts the wrong tries against the current reset code, from 1.
+	Attempt  int       `json:"attempt"`
+	FailedAt time.Time `json:"failedAt"`
+}
+
+// EventName implements [aggregate.Event].
+func (PasswordResetFailed) EventName() string { return NamePasswordResetFailed }
+
 // All returns a zero value of every auth event, for registering them with
 // an event registry.
 func All() []aggregate.Event {
 	return []aggregate.Event{
 		UserRegistered{}, UserVerified{}, UserOtpRequested{}, PasswordChanged{}, CodeVerificationFailed{},
+		PasswordResetRequested{}, PasswordResetFailed{},
 	}
 }
 
@@ -132,5 +162,7 @@ func Register(reg *eventbus.Registry) error {
 		eventbus.Register[UserOtpRequested](reg, at),
 		eventbus.Register[PasswordChanged](reg, at),
 		eventbus.Register[CodeVerificationFailed](reg, at),
+		eventbus.Register[PasswordResetRequested](reg, at),
+		eventbus.Register[PasswordResetFailed](reg, at),
 	)
 }

@@ -22,7 +22,16 @@ func TestContractIsStable(t *testing.T) {
 	require.Equal(t, map[string]bool{
 		"auth.user_registered": true, "auth.user_verified": true, "auth.user_otp_requested": true,
 		"auth.password_changed": true, "auth.code_verification_failed": true,
+		"auth.password_reset_requested": true, "auth.password_reset_failed": true,
 	}, names)
+
+	rat := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	rb, err := json.Marshal(authevents.PasswordResetRequested{UserID: "u", Email: "e", EncryptedCode: "v1.x", CodeExpiresAt: rat, RequestedAt: rat})
+	require.NoError(t, err)
+	require.JSONEq(t, `{"userId":"u","email":"e","encryptedCode":"v1.x","codeExpiresAt":"2026-01-02T03:04:05Z","requestedAt":"2026-01-02T03:04:05Z"}`, string(rb))
+	rb, err = json.Marshal(authevents.PasswordResetFailed{UserID: "u", Attempt: 2, FailedAt: rat})
+	require.NoError(t, err)
+	require.JSONEq(t, `{"userId":"u","attempt":2,"failedAt":"2026-01-02T03:04:05Z"}`, string(rb))
 
 	at := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
 	b, err := json.Marshal(authevents.UserRegistered{UserID: "u", Email: "e", EncryptedCode: "v1.x", CodeExpiresAt: at, RegisteredAt: at})

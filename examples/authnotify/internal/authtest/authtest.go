@@ -138,6 +138,8 @@ func OpenCode(t testing.TB, cipher *fieldcrypt.Cipher, env aggregate.Envelope) s
 		sealed = e.EncryptedCode
 	case authevents.UserOtpRequested:
 		sealed = e.EncryptedCode
+	case authevents.PasswordResetRequested:
+		sealed = e.EncryptedCode
 	default:
 		t.Fatalf("event %s carries no code", env.Name)
 	}

@@ -75,12 +75,14 @@ func TestEachEventQueuesOneJob(t *testing.T) {
 	require.NoError(t, h.UserOtpRequested(ctx, authevents.UserOtpRequested{UserID: "u1", Email: "ada@example.com", EncryptedCode: sealed, CodeExpiresAt: t0.Add(11 * time.Minute), RequestedAt: t0.Add(time.Minute)}, app.Source{EventID: "e2"}))
 	require.NoError(t, h.UserVerified(ctx, authevents.UserVerified{UserID: "u1", Email: "ada@example.com"}, app.Source{EventID: "e3", OccurredAt: t0.Add(2 * time.Minute)}))
 	require.NoError(t, h.PasswordChanged(ctx, authevents.PasswordChanged{UserID: "u1", Email: "ada@example.com", ChangedAt: t0.Add(3 * time.Minute)}, app.Source{EventID: "e4"}))
+	require.NoError(t, h.PasswordResetRequested(ctx, authevents.PasswordResetRequested{UserID: "u1", Email: "ada@example.com", EncryptedCode: sealed, CodeExpiresAt: t0.Add(14 * time.Minute), RequestedAt: t0.Add(4 * time.Minute)}, app.Source{EventID: "e5"}))
 
 	require.Equal(t, []domain.EmailJob{
 		{ID: "e1", Kind: domain.KindVerificationCode, To: "ada@example.com", UserID: "u1", EncryptedCode: sealed, CodeExpiresAt: t0.Add(10 * time.Minute), OccurredAt: t0},
 		{ID: "e2", Kind: domain.KindNewCode, To: "ada@example.com", UserID: "u1", EncryptedCode: sealed, CodeExpiresAt: t0.Add(11 * time.Minute), OccurredAt: t0.Add(time.Minute)},
 		{ID: "e3", Kind: domain.KindWelcome, To: "ada@example.com", UserID: "u1", OccurredAt: t0.Add(2 * time.Minute)},
 		{ID: "e4", Kind: domain.KindPasswordChanged, To: "ada@example.com", UserID: "u1", OccurredAt: t0.Add(3 * time.Minute)},
+		{ID: "e5", Kind: domain.KindPasswordReset, To: "ada@example.com", UserID: "u1", EncryptedCode: sealed, CodeExpiresAt: t0.Add(14 * time.Minute), OccurredAt: t0.Add(4 * time.Minute)},
 	}, q.jobs, "job ID = event ID; the code stays sealed in the job")
 }
 

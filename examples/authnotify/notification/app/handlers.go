@@ -75,6 +75,14 @@ func (h *EventHandlers) PasswordChanged(ctx context.Context, e authevents.Passwo
 	})
 }
 
+// PasswordResetRequested queues the password reset code email.
+func (h *EventHandlers) PasswordResetRequested(ctx context.Context, e authevents.PasswordResetRequested, src Source) error {
+	return h.enqueue(ctx, domain.EmailJob{
+		ID: src.EventID, Kind: domain.KindPasswordReset, To: e.Email, UserID: e.UserID,
+		EncryptedCode: e.EncryptedCode, CodeExpiresAt: e.CodeExpiresAt, OccurredAt: first(e.RequestedAt, src.OccurredAt),
+	})
+}
+
 func (h *EventHandlers) enqueue(ctx context.Context, job domain.EmailJob) error {
 	if err := job.Validate(); err != nil {
 		return Permanent(err)

@@ -19,20 +19,25 @@ const (
 	KindWelcome Kind = "welcome"
 	// KindPasswordChanged is the security notice (PasswordChanged).
 	KindPasswordChanged Kind = "password_changed"
+	// KindPasswordReset carries a password reset code
+	// (PasswordResetRequested).
+	KindPasswordReset Kind = "password_reset"
 )
 
 // Kinds lists every kind.
 func Kinds() []Kind {
-	return []Kind{KindVerificationCode, KindNewCode, KindWelcome, KindPasswordChanged}
+	return []Kind{KindVerificationCode, KindNewCode, KindWelcome, KindPasswordChanged, KindPasswordReset}
 }
 
 // HasCode reports whether emails of kind k carry a one-time code.
-func (k Kind) HasCode() bool { return k == KindVerificationCode || k == KindNewCode }
+func (k Kind) HasCode() bool {
+	return k == KindVerificationCode || k == KindNewCode || k == KindPasswordReset
+}
 
 // Valid reports whether k is one of [Kinds].
 func (k Kind) Valid() bool {
 	switch k {
-	case KindVerificationCode, KindNewCode, KindWelcome, KindPasswordChanged:
+	case KindVerificationCode, KindNewCode, KindWelcome, KindPasswordChanged, KindPasswordReset:
 		return true
 	}
 	return false

@@ -22,6 +22,7 @@ var subjects = map[Kind]string{
 	KindNewCode:          "Your new %s verification code",
 	KindWelcome:          "Welcome to %s",
 	KindPasswordChanged:  "Your %s password was changed",
+	KindPasswordReset:    "Reset your %s password",
 }
 
 // Templates renders emails: for each [Kind] a text template

@@ -34,6 +34,7 @@ func TestEveryKindRenders(t *testing.T) {
 		domain.KindNewCode:          {"Your new authnotify verification code", []string{"493027", "valid for 10 minutes", "no longer work"}},
 		domain.KindWelcome:          {"Welcome to authnotify", []string{"ada@example.com is verified"}},
 		domain.KindPasswordChanged:  {"Your authnotify password was changed", []string{"was changed on 1 March 2026, 12:00 UTC", "reset it"}},
+		domain.KindPasswordReset:    {"Reset your authnotify password", []string{"493027", "valid for 10 minutes (until 12:10 UTC)", "reset your authnotify password"}},
 	}
 	require.Len(t, want, len(domain.Kinds()))
 	for _, kind := range domain.Kinds() {

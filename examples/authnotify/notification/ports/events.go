@@ -40,6 +40,7 @@ func Subscribe(r *eventbus.Router, name string, inbox eventbus.Inbox, handlers *
 		handle(r, name, inbox, handlers, (*app.EventHandlers).UserOtpRequested),
 		handle(r, name, inbox, handlers, (*app.EventHandlers).UserVerified),
 		handle(r, name, inbox, handlers, (*app.EventHandlers).PasswordChanged),
+		handle(r, name, inbox, handlers, (*app.EventHandlers).PasswordResetRequested),
 	)
 }
 
