@@ -59,7 +59,8 @@ func buildShared(cfg config.Config) (*shared, error) {
 	if err != nil {
 		return nil, fmt.Errorf("FIELD_ENCRYPTION_KEY: %w", err)
 	}
-	factory, err := domain.NewFactory(cipher, cipher.DeriveKey(codeKeyPurpose), nil)
+	codeKeys := cipher.DeriveKeys(codeKeyPurpose) // the first hashes; all verify (key rotation)
+	factory, err := domain.NewFactory(cipher, codeKeys[0], &domain.FactoryConfig{OldCodeKeys: codeKeys[1:]})
 	if err != nil {
 		return nil, err
 	}

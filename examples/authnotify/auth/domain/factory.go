@@ -1,6 +1,7 @@
 package domain
 
 import (
+	"crypto/hmac"
 	"errors"
 	"fmt"
 	"strings"
@@ -26,6 +27,11 @@ type FactoryConfig struct {
 	// RegistrationTokens makes new registration tokens. nil means
 	// [RandomRegistrationToken].
 	RegistrationTokens TokenGenerator
+	// OldCodeKeys still verify codes and registration tokens hashed before
+	// the code key rotated (the code key is derived from the field
+	// encryption key: pass the keys derived from the ring's other keys).
+	// New hashes always use the code key.
+	OldCodeKeys [][]byte
 }
 
 // Factory creates and restores [User] aggregates with the collaborators
@@ -38,6 +44,7 @@ type Factory struct {
 	tokens  TokenGenerator
 	sealer  CodeSealer
 	codeKey []byte
+	oldKeys [][]byte // verify only
 }
 
 // NewFactory returns a Factory. sealer encrypts codes for the events;
@@ -66,7 +73,27 @@ func NewFactory(sealer CodeSealer, codeKey []byte, cfg *FactoryConfig) (*Factory
 	if cfg != nil && cfg.RegistrationTokens != nil {
 		f.tokens = cfg.RegistrationTokens
 	}
+	if cfg != nil {
+		for _, k := range cfg.OldCodeKeys {
+			f.oldKeys = append(f.oldKeys, append([]byte(nil), k...))
+		}
+	}
 	return f, nil
+}
+
+// matches reports whether stored is hash(key, id, secret) under the code
+// key or one of the old code keys, so that a rotation of the field
+// encryption key does not void codes and tokens issued just before it.
+func (f *Factory) matches(hash func(key []byte, id, secret string) []byte, id, secret string, stored []byte) bool {
+	if hmac.Equal(hash(f.codeKey, id, secret), stored) {
+		return true
+	}
+	for _, k := range f.oldKeys {
+		if hmac.Equal(hash(k, id, secret), stored) {
+			return true
+		}
+	}
+	return false
 }
 
 // CanonicalEmail returns the form in which addresses are stored and

@@ -1,7 +1,6 @@
 package domain
 
 import (
-	"crypto/hmac"
 	"errors"
 	"fmt"
 	"time"
@@ -130,11 +129,11 @@ func (u *User) Verify(code, registrationToken string) error {
 	case u.code.failures >= MaxCodeAttempts:
 		return ErrTooManyAttempts
 	}
-	tokenOK := hmac.Equal(hashRegistrationToken(u.f.codeKey, u.ID(), registrationToken), u.registrationHash)
+	tokenOK := u.f.matches(hashRegistrationToken, u.ID(), registrationToken, u.registrationHash)
 	if tokenOK && !now.Before(u.code.expiresAt) {
 		return ErrCodeExpired
 	}
-	codeOK := hmac.Equal(hashCode(u.f.codeKey, u.ID(), code), u.code.hash)
+	codeOK := u.f.matches(hashCode, u.ID(), code, u.code.hash)
 	if !tokenOK || !codeOK || !now.Before(u.code.expiresAt) {
 		if err := u.Record(authevents.CodeVerificationFailed{
 			UserID:   u.ID(),
@@ -353,7 +352,7 @@ func (u *User) ResetPassword(code string, next valueobject.Password, hasher Pass
 	case u.code.failures >= MaxCodeAttempts:
 		return ErrTooManyAttempts
 	}
-	if !hmac.Equal(hashResetCode(u.f.codeKey, u.ID(), code), u.code.hash) {
+	if !u.f.matches(hashResetCode, u.ID(), code, u.code.hash) {
 		if err := u.Record(authevents.PasswordResetFailed{
 			UserID:   u.ID(),
 			Attempt:  u.code.failures + 1,

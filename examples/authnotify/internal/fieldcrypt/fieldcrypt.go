@@ -275,10 +275,20 @@ func (c *Cipher) Open(sealed, associatedData string) (string, error) {
 // a key: the auth module's code hashes use
 // DeriveKey("authnotify/otp-hash/v1"). It changes when the sealing key
 // does.
-func (c *Cipher) DeriveKey(purpose string) []byte {
-	k, err := hkdf.Key(sha256.New, c.keys[0].key, nil, purpose, KeySize)
-	if err != nil { // unreachable: HKDF fails only for lengths above 255·32 bytes
-		panic(err)
+func (c *Cipher) DeriveKey(purpose string) []byte { return c.DeriveKeys(purpose)[0] }
+
+// DeriveKeys returns the key [DeriveKey] gives for every key of the ring,
+// in the ring's order: the first for new values, the others to check
+// values made before the sealing key rotated (a one-time code hashed a
+// minute before the switch still verifies after it).
+func (c *Cipher) DeriveKeys(purpose string) [][]byte {
+	out := make([][]byte, len(c.keys))
+	for i, rk := range c.keys {
+		k, err := hkdf.Key(sha256.New, rk.key, nil, purpose, KeySize)
+		if err != nil { // unreachable: HKDF fails only for lengths above 255·32 bytes
+			panic(err)
+		}
+		out[i] = k
 	}
-	return k
+	return out
 }

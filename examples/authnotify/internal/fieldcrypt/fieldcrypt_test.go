@@ -212,3 +212,18 @@ func newRing(t testing.TB, keys []fieldcrypt.Key) *fieldcrypt.Cipher {
 	require.NoError(t, err)
 	return c
 }
+
+func TestDeriveKeysFollowsTheRing(t *testing.T) {
+	t.Parallel()
+	keys, err := fieldcrypt.ParseKeys("new:" + fieldcrypt.GenerateKey() + ",old:" + fieldcrypt.GenerateKey())
+	require.NoError(t, err)
+	ring, err := fieldcrypt.NewRing(keys)
+	require.NoError(t, err)
+	derived := ring.DeriveKeys("p")
+	require.Len(t, derived, 2)
+	require.Equal(t, ring.DeriveKey("p"), derived[0], "the first key's derivation is DeriveKey's")
+	require.NotEqual(t, derived[0], derived[1])
+	only, err := fieldcrypt.NewRing(keys[1:])
+	require.NoError(t, err)
+	require.Equal(t, only.DeriveKey("p"), derived[1], "each entry is that key's own derivation")
+}
