@@ -212,31 +212,38 @@ func (h *handlers) verifyEmail(ctx context.Context, c VerifyEmail) (struct{}, er
 }
 
 func (h *handlers) resendCode(ctx context.Context, c ResendCode) (struct{}, error) {
-	email, err := valueobject.ParseEmail(c.Email)
+	return struct{}{}, h.quietly(ctx, c.Email, "resend code", (*domain.User).RequestNewCode,
+		domain.ErrResendTooSoon, domain.ErrAlreadyVerified)
+}
+
+// quietly runs change on the user with the address rawEmail (through
+// Update) and answers an unknown address, and the errors in quiet, like a
+// success with nothing sent: the answer tells nothing about the account.
+func (h *handlers) quietly(ctx context.Context, rawEmail, what string, change func(*domain.User) error, quiet ...error) error {
+	email, err := valueobject.ParseEmail(rawEmail)
 	if err != nil {
-		return struct{}{}, invalid(err)
+		return invalid(err)
 	}
 	u, err := h.Users.ByEmail(ctx, email)
 	if errors.Is(err, aggregate.ErrNotFound) {
-		h.Logger.DebugContext(ctx, "auth: resend code: no account, nothing sent")
-		return struct{}{}, nil
+		h.Logger.DebugContext(ctx, "auth: "+what+": no account, nothing sent")
+		return nil
 	}
 	if err != nil {
-		return struct{}{}, err
+		return err
 	}
 	id, err := valueobject.ParseID(u.ID())
 	if err != nil {
-		return struct{}{}, err
+		return err
 	}
-	err = h.Users.Update(ctx, id, func(u *domain.User) error { return u.RequestNewCode() })
-	switch {
-	case errors.Is(err, domain.ErrResendTooSoon), errors.Is(err, domain.ErrAlreadyVerified):
-		h.Logger.DebugContext(ctx, "auth: resend code: nothing sent", slog.String("user", u.ID()), slog.Any("reason", err))
-		return struct{}{}, nil
-	case err != nil:
-		return struct{}{}, err
+	err = h.Users.Update(ctx, id, change)
+	for _, q := range quiet {
+		if errors.Is(err, q) {
+			h.Logger.DebugContext(ctx, "auth: "+what+": nothing sent", slog.String("user", u.ID()), slog.Any("reason", err))
+			return nil
+		}
 	}
-	return struct{}{}, nil
+	return err
 }
 
 func (h *handlers) changePassword(ctx context.Context, c ChangePassword) (struct{}, error) {
@@ -253,31 +260,8 @@ func (h *handlers) changePassword(ctx context.Context, c ChangePassword) (struct
 // requestPasswordReset answers alike for an unknown address, an unverified
 // account and a request within the code cooldown: no account enumeration.
 func (h *handlers) requestPasswordReset(ctx context.Context, c RequestPasswordReset) (struct{}, error) {
-	email, err := valueobject.ParseEmail(c.Email)
-	if err != nil {
-		return struct{}{}, invalid(err)
-	}
-	u, err := h.Users.ByEmail(ctx, email)
-	if errors.Is(err, aggregate.ErrNotFound) {
-		h.Logger.DebugContext(ctx, "auth: password reset: no account, nothing sent")
-		return struct{}{}, nil
-	}
-	if err != nil {
-		return struct{}{}, err
-	}
-	id, err := valueobject.ParseID(u.ID())
-	if err != nil {
-		return struct{}{}, err
-	}
-	err = h.Users.Update(ctx, id, func(u *domain.User) error { return u.RequestPasswordReset() })
-	switch {
-	case errors.Is(err, domain.ErrResendTooSoon), errors.Is(err, domain.ErrNotVerified):
-		h.Logger.DebugContext(ctx, "auth: password reset: nothing sent", slog.String("user", u.ID()), slog.Any("reason", err))
-		return struct{}{}, nil
-	case err != nil:
-		return struct{}{}, err
-	}
-	return struct{}{}, nil
+	return struct{}{}, h.quietly(ctx, c.Email, "password reset", (*domain.User).RequestPasswordReset,
+		domain.ErrResendTooSoon, domain.ErrNotVerified)
 }
 
 // resetPassword answers an unknown address like a wrong code
