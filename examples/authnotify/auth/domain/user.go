@@ -223,20 +223,29 @@ func (u *User) RequestNewCode() error {
 	if u.status == StatusVerified {
 		return ErrAlreadyVerified
 	}
+	return u.reissueCode(now, hashCode, func(issued issuedCode) aggregate.Event {
+		return authevents.UserOtpRequested{
+			UserID:        u.ID(),
+			Email:         u.email.String(),
+			EncryptedCode: issued.sealed,
+			CodeExpiresAt: issued.otp.expiresAt,
+			RequestedAt:   now,
+		}
+	})
+}
+
+// reissueCode issues a new code hashed with hash, once the last one is
+// [CodeResendInterval] old ([ErrResendTooSoon] before), and records the
+// event that mails it; the previous code stops working.
+func (u *User) reissueCode(now time.Time, hash func(key []byte, userID, code string) []byte, event func(issuedCode) aggregate.Event) error {
 	if now.Before(u.code.issuedAt.Add(CodeResendInterval)) {
 		return ErrResendTooSoon
 	}
-	issued, err := u.newCode(now)
+	issued, err := u.newCodeHashed(now, hash)
 	if err != nil {
 		return err
 	}
-	if err := u.Record(authevents.UserOtpRequested{
-		UserID:        u.ID(),
-		Email:         u.email.String(),
-		EncryptedCode: issued.sealed,
-		CodeExpiresAt: issued.otp.expiresAt,
-		RequestedAt:   now,
-	}); err != nil {
+	if err := u.Record(event(issued)); err != nil {
 		return err
 	}
 	u.code.hash = issued.otp.hash
@@ -312,24 +321,15 @@ func (u *User) RequestPasswordReset() error {
 	if u.status != StatusVerified {
 		return ErrNotVerified
 	}
-	if now.Before(u.code.issuedAt.Add(CodeResendInterval)) {
-		return ErrResendTooSoon
-	}
-	issued, err := u.newCodeHashed(now, hashResetCode)
-	if err != nil {
-		return err
-	}
-	if err := u.Record(authevents.PasswordResetRequested{
-		UserID:        u.ID(),
-		Email:         u.email.String(),
-		EncryptedCode: issued.sealed,
-		CodeExpiresAt: issued.otp.expiresAt,
-		RequestedAt:   now,
-	}); err != nil {
-		return err
-	}
-	u.code.hash = issued.otp.hash
-	return nil
+	return u.reissueCode(now, hashResetCode, func(issued issuedCode) aggregate.Event {
+		return authevents.PasswordResetRequested{
+			UserID:        u.ID(),
+			Email:         u.email.String(),
+			EncryptedCode: issued.sealed,
+			CodeExpiresAt: issued.otp.expiresAt,
+			RequestedAt:   now,
+		}
+	})
 }
 
 // ResetPassword sets the password to next if code is the current reset
