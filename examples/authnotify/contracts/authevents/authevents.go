@@ -46,6 +46,7 @@ const (
 	NameCodeVerificationFailed = "auth.code_verification_failed"
 	NamePasswordResetRequested = "auth.password_reset_requested"
 	NamePasswordResetFailed    = "auth.password_reset_failed"
+	NameAccountExpired         = "auth.account_expired"
 )
 
 // UserRegistered says that an account was created. It carries the first
@@ -141,12 +142,24 @@ type PasswordResetFailed struct {
 // EventName implements [aggregate.Event].
 func (PasswordResetFailed) EventName() string { return NamePasswordResetFailed }
 
+// AccountExpired says that an account was removed because its address
+// was never verified within the service's time limit
+// (UNVERIFIED_ACCOUNT_TTL). Its address is free again: a new registration
+// with it creates a new account. No email follows.
+type AccountExpired struct {
+	UserID    string    `json:"userId"`
+	ExpiredAt time.Time `json:"expiredAt"`
+}
+
+// EventName implements [aggregate.Event].
+func (AccountExpired) EventName() string { return NameAccountExpired }
+
 // All returns a zero value of every auth event, for registering them with
 // an event registry.
 func All() []aggregate.Event {
 	return []aggregate.Event{
 		UserRegistered{}, UserVerified{}, UserOtpRequested{}, PasswordChanged{}, CodeVerificationFailed{},
-		PasswordResetRequested{}, PasswordResetFailed{},
+		PasswordResetRequested{}, PasswordResetFailed{}, AccountExpired{},
 	}
 }
 
@@ -164,5 +177,6 @@ func Register(reg *eventbus.Registry) error {
 		eventbus.Register[CodeVerificationFailed](reg, at),
 		eventbus.Register[PasswordResetRequested](reg, at),
 		eventbus.Register[PasswordResetFailed](reg, at),
+		eventbus.Register[AccountExpired](reg, at),
 	)
 }
