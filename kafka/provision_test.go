@@ -30,10 +30,12 @@ func describeTopic(t *testing.T, topic string) (partitions int, cfg map[string]s
 		return 0, nil, false
 	}
 	require.ErrorIs(t, meta[0].Err, sarama.ErrNoError)
-	entries, err := admin.DescribeConfig(sarama.ConfigResource{Type: sarama.TopicResource, Name: topic})
+	results, err := admin.DescribeConfigs([]*sarama.ConfigResource{{Type: sarama.TopicResource, Name: topic}}, sarama.DescribeConfigsOptions{})
 	require.NoError(t, err)
+	require.Len(t, results, 1)
+	require.Zero(t, results[0].ErrorCode, results[0].ErrorMsg)
 	cfg = map[string]string{}
-	for _, e := range entries {
+	for _, e := range results[0].Configs {
 		if e.Source == sarama.SourceTopic {
 			cfg[e.Name] = e.Value
 		}

@@ -102,10 +102,12 @@ func TestKafkaBrokerDoesNotCreateTopics(t *testing.T) {
 	require.NoError(t, err)
 	defer admin.Close()
 	broker := client.Brokers()[0]
-	entries, err := admin.DescribeConfig(sarama.ConfigResource{
+	results, err := admin.DescribeConfigs([]*sarama.ConfigResource{{
 		Type: sarama.BrokerResource, Name: strconv.Itoa(int(broker.ID())), ConfigNames: []string{"auto.create.topics.enable"},
-	})
+	}}, sarama.DescribeConfigsOptions{})
 	require.NoError(t, err)
-	require.Len(t, entries, 1)
-	require.Equal(t, "false", entries[0].Value, "the test broker must not create topics on first use (see scripts/testenv.sh)")
+	require.Len(t, results, 1)
+	require.Zero(t, results[0].ErrorCode, results[0].ErrorMsg)
+	require.Len(t, results[0].Configs, 1)
+	require.Equal(t, "false", results[0].Configs[0].Value, "the test broker must not create topics on first use (see scripts/testenv.sh)")
 }
