@@ -78,13 +78,12 @@ type Config struct {
 	// where the brokers allow it: topics are made by [Client.Provision],
 	// with their partitions, not by the first client that names one.
 	//
-	// What the delivery
-	// guarantees rest on is checked again afterwards: a Configure that
-	// turns off acks from all in-sync replicas (Producer.RequiredAcks =
-	// WaitForAll), the idempotent producer (Producer.Idempotent, which
-	// also needs Net.MaxOpenRequests = 1) or the producer's
-	// acknowledgements (Producer.Return.Successes and .Errors) makes
-	// [NewClient] fail.
+	// What the delivery guarantees rest on is checked again afterwards:
+	// a Configure that turns off acks from all in-sync replicas
+	// (Producer.RequiredAcks = WaitForAll), the idempotent producer
+	// (Producer.Idempotent, which also needs Net.MaxOpenRequests = 1) or
+	// the producer's acknowledgements (Producer.Return.Successes and
+	// .Errors) makes [NewClient] fail.
 	Configure func(c *sarama.Config)
 
 	// Logger receives the log lines of the subscribers (watermill-kafka's
