@@ -136,6 +136,9 @@
 // # Tests
 //
 // The package passes the eventbus transport suite (package eventbustest)
-// against a real broker; its tests, like every Kafka test of dddkit, run
-// when TEST_KAFKA_BROKERS names one (make test starts one).
+// and watermill's universal Pub/Sub suite (pubsub/tests.TestPubSub, with
+// the features Kafka has: consumer groups, persistence, at-least-once
+// delivery, order per key) against a real broker; its tests, like every
+// Kafka test of dddkit, run when TEST_KAFKA_BROKERS names one (make test
+// starts one).
 package kafka
