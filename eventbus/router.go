@@ -75,8 +75,8 @@ type RouterConfig struct {
 	// [DeadLetterUnknown]) that have an unknown event name. The message
 	// keeps its payload and headers and gets [HeaderDeadLetterReason],
 	// [HeaderDeadLetterTopic] and [HeaderDeadLetterHandler]. "" means
-	// [DefaultDeadLetterTopic]. The topic must exist (or the broker must
-	// create topics on first use); while a dead letter cannot be
+	// [DefaultDeadLetterTopic]. The topic must exist ([Router.Topics]
+	// lists it, for provisioning); while a dead letter cannot be
 	// published, the message is delivered again and its partition waits.
 	DeadLetterTopic string
 
