@@ -48,7 +48,8 @@ func TestOutboxSuite(t *testing.T) {
 				n, err := ob.Retry(ctx)
 				return int(n), err
 			},
-			Replica: open, // as another process: its own Outbox, its own leader connection
+			Replica:   open, // as another process: its own Outbox, its own leader connection
+			Scheduler: ob,
 		}
 	})
 }
