@@ -169,8 +169,7 @@ func RunTimeout(t *testing.T, h *Harness) {
 			pc.End()
 			return nil
 		}))
-	// A second process manager with the same name would share instances:
-	// registering an event type twice is refused.
+	// One handler per event type and process: a second one is refused.
 	if err := process.On(pm, func(PaymentReceived, aggregate.Envelope) string { return "" },
 		func(context.Context, *Payment, PaymentReceived, aggregate.Envelope, *process.Context) error {
 			return nil
