@@ -524,7 +524,7 @@ func (o *Outbox) Stats(ctx context.Context) (outbox.Stats, error) {
 	(SELECT count(*) FROM `+t+` WHERE status = 'pending'),
 	(SELECT count(*) FROM `+t+` WHERE status = 'pending' AND attempts > 0),
 	(SELECT count(*) FROM `+t+` WHERE status = 'failed'),
-	(SELECT greatest(extract(epoch FROM now() - created_at)::float8, 0) FROM `+t+` WHERE status = 'pending' ORDER BY seq LIMIT 1),
+	(SELECT greatest(extract(epoch FROM now() - greatest(created_at, coalesce(due_at, created_at)))::float8, 0) FROM `+t+` WHERE status = 'pending' ORDER BY seq LIMIT 1),
 	(SELECT count(*) FROM `+t+` WHERE status = 'scheduled')`).
 		Scan(&s.Pending, &s.Retrying, &s.Failed, &oldest, &s.Scheduled)
 	if err != nil {
