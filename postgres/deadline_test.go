@@ -251,3 +251,87 @@ func startRouter(t *testing.T, r *eventbus.Router) {
 		<-done
 	})
 }
+
+// Schedule and Cancel join the unit of work in ctx: a rollback undoes
+// them. Scheduled rows are listed with their due time and key; two
+// transactions scheduling one key at once conflict; a key can be
+// scheduled again after it fired, also while its published row is kept.
+func TestOutboxScheduleInUnitOfWork(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	pool, _ := testinfra.Schema(t)
+	require.NoError(t, postgres.Migrate(ctx, pool, nil))
+	reg, err := reminderRegistry("reminders")
+	require.NoError(t, err)
+	ob, err := postgres.NewOutbox(pool, reg, &postgres.OutboxConfig{Retention: time.Hour})
+	require.NoError(t, err)
+	uow, err := postgres.NewUnitOfWork(pool)
+	require.NoError(t, err)
+	due := time.Now().Add(time.Hour).UTC().Truncate(time.Microsecond)
+	rollback := errors.New("rollback")
+
+	err = uow.Do(ctx, func(ctx context.Context) error {
+		require.NoError(t, ob.Schedule(ctx, "k", due, reminderDue{Key: "k"}))
+		return rollback
+	})
+	require.ErrorIs(t, err, rollback)
+	st, err := ob.Stats(ctx)
+	require.NoError(t, err)
+	require.Zero(t, st.Scheduled, "a rolled-back Schedule left a row")
+
+	require.NoError(t, uow.Do(ctx, func(ctx context.Context) error {
+		return ob.Schedule(aggregate.ContextWithMetadata(ctx, aggregate.Metadata{CorrelationID: "c"}), "k", due, reminderDue{Key: "k"})
+	}))
+	recs, err := ob.List(ctx, outbox.StatusScheduled, 0, 0)
+	require.NoError(t, err)
+	require.Len(t, recs, 1)
+	require.Equal(t, "k", recs[0].ScheduleKey)
+	require.True(t, recs[0].DueAt.Equal(due), "due %s, want %s", recs[0].DueAt, due)
+	require.Equal(t, "c", recs[0].Event.Metadata.CorrelationID)
+
+	err = uow.Do(ctx, func(ctx context.Context) error {
+		ok, err := ob.Cancel(ctx, "k")
+		require.NoError(t, err)
+		require.True(t, ok)
+		return rollback
+	})
+	require.ErrorIs(t, err, rollback)
+	st, err = ob.Stats(ctx)
+	require.NoError(t, err)
+	require.Equal(t, int64(1), st.Scheduled, "a rolled-back Cancel removed the row")
+
+	// Two transactions schedule "race" at once: the second waits for the
+	// first and then conflicts.
+	tx1, err := pool.Begin(ctx)
+	require.NoError(t, err)
+	defer func() { _ = tx1.Rollback(ctx) }()
+	uow1, err := postgres.NewUnitOfWork(tx1)
+	require.NoError(t, err)
+	require.NoError(t, uow1.Do(ctx, func(ctx context.Context) error {
+		return ob.Schedule(ctx, "race", due, reminderDue{Key: "race"})
+	}))
+	second := make(chan error, 1)
+	go func() { second <- ob.Schedule(ctx, "race", due, reminderDue{Key: "race"}) }()
+	// The second blocks in its UPDATE on the first's uncommitted key.
+	testinfra.Eventually(t, 30*time.Second, func() bool {
+		var n int
+		require.NoError(t, pool.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity
+			WHERE wait_event_type = 'Lock' AND query LIKE 'UPDATE %schedule_key = $3%' AND query LIKE '%' || current_schema() || '%'`).Scan(&n))
+		return n == 1
+	}, "the second Schedule waiting for the first")
+	require.NoError(t, tx1.Commit(ctx))
+	require.ErrorIs(t, <-second, aggregate.ErrConcurrencyConflict)
+
+	// Fired (published and kept for an hour), then scheduled again.
+	require.NoError(t, ob.Schedule(ctx, "again", time.Now().Add(-time.Second), reminderDue{Key: "again"}))
+	relay, err := outbox.NewRelay(ob, &outboxtest.Recorder{}, reg, nil)
+	require.NoError(t, err)
+	n, err := relay.Flush(ctx)
+	require.NoError(t, err)
+	require.Equal(t, 1, n)
+	require.NoError(t, ob.Schedule(ctx, "again", due, reminderDue{Key: "again"}))
+	recs, err = ob.List(ctx, outbox.StatusPublished, 0, 0)
+	require.NoError(t, err)
+	require.Len(t, recs, 1)
+	require.Equal(t, "again", recs[0].ScheduleKey)
+}
