@@ -188,7 +188,10 @@ func RunTimeout(t *testing.T, h *Harness) {
 	t.Cleanup(func() {
 		cancel()
 		select {
-		case <-done:
+		case err := <-done:
+			if err != nil {
+				t.Errorf("router: %v", err)
+			}
 		case <-time.After(h.Timeout):
 			t.Error("router did not stop")
 		}
