@@ -16,7 +16,8 @@ import (
 // in-memory repository appends to it when its "transaction" commits; a
 // [Relay] publishes what it holds with the same rules as from PostgreSQL:
 // sequence order, per-aggregate blocking on failures, retries, failed
-// after RelayConfig.Retry.MaxAttempts.
+// after RelayConfig.Retry.MaxAttempts. It schedules deadlines too
+// ([Memory.Schedule], [Memory.Cancel]): it is a deadline.Scheduler.
 //
 // Published events are dropped. Memory is safe for concurrent use.
 type Memory struct {
