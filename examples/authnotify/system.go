@@ -2,12 +2,14 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
 
 	"github.com/dddkit/dddkit/cqrs"
 	"github.com/dddkit/dddkit/eventbus"
+	"github.com/dddkit/dddkit/examples/authnotify/auth/adapters"
 	"github.com/dddkit/dddkit/examples/authnotify/auth/app"
 	"github.com/dddkit/dddkit/examples/authnotify/auth/domain"
 	"github.com/dddkit/dddkit/examples/authnotify/contracts/authevents"
@@ -76,7 +78,7 @@ func buildShared(cfg config.Config) (*shared, error) {
 	registry := eventbus.NewRegistry(&eventbus.RegistryConfig{Topic: func(aggregateType string) string {
 		return cfg.TopicPrefix + eventbus.DefaultTopic(aggregateType)
 	}})
-	if err := authevents.Register(registry); err != nil {
+	if err := errors.Join(authevents.Register(registry), adapters.RegisterDeadlines(registry)); err != nil {
 		return nil, err
 	}
 	return &shared{cipher: cipher, factory: factory, tokens: tokens, registry: registry}, nil
