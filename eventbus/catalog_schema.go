@@ -180,7 +180,7 @@ func nullable(s *jsonSchema) *jsonSchema {
 		return s
 	case []string:
 		if !slices.Contains(typ, "null") {
-			s.Type = append(typ, "null")
+			s.Type = append(slices.Clone(typ), "null")
 		}
 		return s
 	}
