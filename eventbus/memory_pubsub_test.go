@@ -9,6 +9,7 @@ import (
 
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/ThreeDotsLabs/watermill/pubsub/gochannel"
 	"github.com/ThreeDotsLabs/watermill/pubsub/tests"
 	"github.com/stretchr/testify/require"
 
@@ -226,5 +227,63 @@ func receiveEither(t *testing.T, a, b <-chan *message.Message) *message.Message 
 	case <-time.After(10 * time.Second):
 		t.Fatal("no message")
 		return nil
+	}
+}
+
+// BenchmarkMemoryTransport publishes b.N messages to one topic and
+// consumes them with one consumer group, acknowledging each, against
+// watermill's GoChannel configured alike (waiting Publish, or not).
+func BenchmarkMemoryTransport(b *testing.B) {
+	type pubSub struct {
+		pub message.Publisher
+		sub message.Subscriber
+		end func()
+	}
+	for _, async := range []bool{false, true} {
+		mode := "waiting"
+		if async {
+			mode = "async"
+		}
+		impls := map[string]func() pubSub{
+			"dddkit": func() pubSub {
+				tr := eventbus.NewMemoryTransport(&eventbus.MemoryConfig{AsyncPublish: async, Logger: testLogger()})
+				sub, _ := tr.Subscriber("bench")
+				return pubSub{tr.Publisher(), sub, func() { _ = tr.Close() }}
+			},
+			"gochannel": func() pubSub {
+				ch := gochannel.NewGoChannel(gochannel.Config{BlockPublishUntilSubscriberAck: !async}, watermill.NopLogger{})
+				return pubSub{ch, ch, func() { _ = ch.Close() }}
+			},
+		}
+		for _, name := range []string{"dddkit", "gochannel"} {
+			b.Run(mode+"/"+name, func(b *testing.B) {
+				ps := impls[name]()
+				defer ps.end()
+				msgs, err := ps.sub.Subscribe(context.Background(), "t")
+				require.NoError(b, err)
+				done := make(chan struct{})
+				go func() {
+					defer close(done)
+					for range b.N {
+						m, ok := <-msgs
+						if !ok {
+							return
+						}
+						m.Ack()
+					}
+				}()
+				payload := []byte(`{"email":"ada@example.com"}`)
+				b.ReportAllocs()
+				b.ResetTimer()
+				for i := range b.N {
+					if err := ps.pub.Publish("t", message.NewMessage(fmt.Sprint(i), payload)); err != nil {
+						b.Fatal(err)
+					}
+				}
+				<-done
+				b.StopTimer()
+				b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msgs/s")
+			})
+		}
 	}
 }
