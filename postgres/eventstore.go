@@ -29,6 +29,22 @@ import (
 // The payloads are encoded and decoded by the event registry of the
 // Outbox, the one registry of the service: an event type is registered
 // once, for the store, the outbox and the consumers.
+//
+// Every event also gets a global position, read by [EventStream]. Save
+// takes the append lock of the events table (a transaction-level
+// advisory lock) before its rows take their positions, and the lock is
+// held until the transaction ends: transactions that append events
+// commit one at a time, which is what lets stream readers never skip an
+// event (see [EventStream]). Keep such transactions short.
+//
+// With a [repository.SnapshotMapping] in the mapping, a save that takes
+// an aggregate across a multiple of Snapshot.Every events also stores a
+// snapshot of it, in the same transaction (so a snapshot never describes
+// events that did not commit; a Take error fails the save), replacing
+// the aggregate's previous snapshot of that schema version. Load starts
+// from the snapshot of the mapping's Snapshot.Version and replays the
+// events after it; when there is none, or Restore fails, or the events
+// do not follow on from it, it replays every event.
 type EventStore[A aggregate.Aggregate] struct {
 	db      DB
 	outbox  *Outbox
