@@ -156,19 +156,23 @@ func (s *EventStore[A]) loadFromSnapshot(ctx context.Context, q DB, id string, s
 	case err != nil:
 		return a, false, fmt.Errorf("repository: load %s %s: read snapshot: %w", s.mapping.Type, id, err)
 	}
-	restored, err := snap.Restore(id, state)
-	if err != nil {
-		return a, false, nil // an undecodable snapshot is ignored
-	}
 	history, err := s.history(ctx, q, id, version)
 	if err != nil {
 		return a, false, err
 	}
-	a, err = aggstore.Rebuild(s.mapping.Type, id, "EventMapping.Snapshot.Restore", restored, version, history, opts)
-	if err != nil {
-		return a, false, nil // a snapshot that does not fit its events is ignored
+	a, ok = s.restore(id, snap, version, state, history, opts)
+	return a, ok, nil
+}
+
+// restore builds the aggregate from a snapshot and the events after it.
+// A snapshot that Restore refuses, or that the events do not follow on
+// from, gives ok false: it is ignored.
+func (s *EventStore[A]) restore(id string, snap *repository.SnapshotMapping[A], version int64, state []byte, history []aggregate.Envelope, opts []aggregate.Option) (a A, ok bool) {
+	restored, err := snap.Restore(id, state)
+	if err == nil {
+		a, err = aggstore.Rebuild(s.mapping.Type, id, "EventMapping.Snapshot.Restore", restored, version, history, opts)
 	}
-	return a, true, nil
+	return a, err == nil
 }
 
 // history reads the aggregate's events after version after.
