@@ -282,6 +282,22 @@ func (s *EventStore[A]) write(ctx context.Context, tx pgx.Tx, root *aggregate.Ro
 			metas[i] = &m
 		}
 	}
+	// The outbox rows and the snapshot first, the events last: the
+	// events' insert takes the append lock, held until the transaction
+	// ends, so the less follows it, the less other writers wait. (A
+	// conflict found by the insert rolls the whole transaction back.)
+	if err := s.outbox.write(ctx, tx, rows); err != nil {
+		return fmt.Errorf("repository: save %s %s: write events to outbox: %w", typ, id, err)
+	}
+	if snap := s.mapping.Snapshot; snap != nil && base/int64(snap.Every) < root.Version()/int64(snap.Every) {
+		state, err := snap.Take(a)
+		if err != nil {
+			return fmt.Errorf("repository: save %s %s: take snapshot: %w", typ, id, err)
+		}
+		if _, err := tx.Exec(ctx, s.sqlPutSnapshot, typ, id, snap.Version, root.Version(), state); err != nil {
+			return fmt.Errorf("repository: save %s %s: write snapshot: %w", typ, id, err)
+		}
+	}
 	tag, err := tx.Exec(ctx, s.sqlAppend, typ, id, versions, ids, names, evVersions, payloads, metas, times)
 	if err != nil {
 		return fmt.Errorf("repository: save %s %s: %w", typ, id, err)
@@ -295,18 +311,6 @@ func (s *EventStore[A]) write(ctx context.Context, tx pgx.Tx, root *aggregate.Ro
 			actual = -1
 		}
 		return &aggregate.ConflictError{Type: typ, ID: id, Expected: base, Actual: actual}
-	}
-	if err := s.outbox.write(ctx, tx, rows); err != nil {
-		return fmt.Errorf("repository: save %s %s: write events to outbox: %w", typ, id, err)
-	}
-	if snap := s.mapping.Snapshot; snap != nil && base/int64(snap.Every) < root.Version()/int64(snap.Every) {
-		state, err := snap.Take(a)
-		if err != nil {
-			return fmt.Errorf("repository: save %s %s: take snapshot: %w", typ, id, err)
-		}
-		if _, err := tx.Exec(ctx, s.sqlPutSnapshot, typ, id, snap.Version, root.Version(), state); err != nil {
-			return fmt.Errorf("repository: save %s %s: write snapshot: %w", typ, id, err)
-		}
 	}
 	return nil
 }
