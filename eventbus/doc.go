@@ -13,7 +13,7 @@
 // once, under its stable name (the EventName method, never the Go type's
 // name) and with the type of aggregate that records it:
 //
-//	reg := eventbus.NewRegistry(nil)
+//	reg := eventbus.NewRegistry(&eventbus.RegistryConfig{Source: "urn:service:auth"})
 //	err := eventbus.Register[UserRegistered](reg, eventbus.AggregateType("user"))
 //
 // That one [Registry] serves the whole service: the outbox and the event

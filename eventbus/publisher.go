@@ -22,7 +22,8 @@ type Publisher struct {
 
 // NewPublisher returns a publisher that encodes with reg and publishes
 // through pub (the Publisher of a kafka.Client, [MemoryTransport.Publisher],
-// ...).
+// ...). reg needs a source, the CloudEvents source of the events it
+// publishes ([RegistryConfig.Source]).
 func NewPublisher(pub message.Publisher, reg *Registry) (*Publisher, error) {
 	var errs []error
 	if pub == nil {
@@ -30,6 +31,8 @@ func NewPublisher(pub message.Publisher, reg *Registry) (*Publisher, error) {
 	}
 	if reg == nil {
 		errs = append(errs, errors.New("eventbus: NewPublisher: nil Registry"))
+	} else if err := reg.CheckSource(); err != nil {
+		errs = append(errs, fmt.Errorf("eventbus: NewPublisher: %w", err))
 	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, err

@@ -2,6 +2,7 @@ package kafka
 
 import (
 	"testing"
+	"time"
 
 	"github.com/IBM/sarama"
 	"github.com/ThreeDotsLabs/watermill/message"
@@ -11,30 +12,70 @@ import (
 	"github.com/dddkit/dddkit/internal/wire"
 )
 
-func TestMarshalerKeysByAggregate(t *testing.T) {
+func TestMarshalerMapsTheWireContract(t *testing.T) {
 	t.Parallel()
-	msg := wire.ToMessage(aggregate.Envelope{ID: "e1", Name: "n", AggregateType: "user", AggregateID: "u-9", Version: 1}, []byte(`{}`))
+	at := time.Date(2026, 5, 6, 7, 8, 9, 123456789, time.UTC)
+	payload := []byte(`{"zeta":1, "alpha":2}`)
+	msg := wire.ToMessage(aggregate.Envelope{ID: "e1", Name: "n", AggregateType: "user", AggregateID: "u-9", Version: 1,
+		OccurredAt: at}, "urn:test", payload, 1)
 	pm, err := newMarshaler().Marshal("user.events", msg)
 	require.NoError(t, err)
+	require.Equal(t, "user.events", pm.Topic)
 	key, err := pm.Key.Encode()
 	require.NoError(t, err)
-	require.Equal(t, "u-9", string(key))
+	require.Equal(t, "u-9", string(key), "key = aggregate ID")
+	value, err := pm.Value.Encode()
+	require.NoError(t, err)
+	require.Equal(t, payload, value, "value = the payload, byte for byte")
+	require.True(t, at.Equal(pm.Timestamp), "timestamp = occurred-at, got %s", pm.Timestamp)
 	headers := map[string]string{}
 	for _, h := range pm.Headers {
+		_, dup := headers[string(h.Key)]
+		require.False(t, dup, "header %s twice", h.Key)
 		headers[string(h.Key)] = string(h.Value)
 	}
-	require.Equal(t, "e1", headers["_watermill_message_uuid"])
-	require.Equal(t, "u-9", headers[wire.HeaderAggregateID])
+	require.Equal(t, map[string]string(msg.Metadata), headers, "the metadata, nothing else")
+	require.NotContains(t, headers, "_watermill_message_uuid")
 
-	back, err := newMarshaler().Unmarshal(&sarama.ConsumerMessage{Value: []byte(`{}`), Headers: toPtrs(pm.Headers)})
+	back, err := newMarshaler().Unmarshal(&sarama.ConsumerMessage{Value: value, Headers: toPtrs(pm.Headers)})
 	require.NoError(t, err)
 	require.Equal(t, "e1", back.UUID)
 	require.Equal(t, msg.Metadata, back.Metadata)
+	require.Equal(t, payload, []byte(back.Payload))
+}
 
-	noAgg := message.NewMessage("m-1", nil)
-	k, err := partitionKey("t", noAgg)
+// A message that is not an event (no ce_id, no aggregate) keeps its UUID:
+// it travels as ce_id, and the UUID is the key.
+func TestMarshalerPlainMessage(t *testing.T) {
+	t.Parallel()
+	plain := message.NewMessage("m-1", []byte("x"))
+	plain.Metadata.Set("k", "v")
+	plain.Metadata.Set(wire.HeaderOccurredAt, "not a time")
+	pm, err := newMarshaler().Marshal("t", plain)
 	require.NoError(t, err)
-	require.Equal(t, "m-1", k)
+	key, err := pm.Key.Encode()
+	require.NoError(t, err)
+	require.Equal(t, "m-1", string(key))
+	require.True(t, pm.Timestamp.IsZero(), "a bad time leaves the producer's clock; the message still goes out")
+	back, err := newMarshaler().Unmarshal(&sarama.ConsumerMessage{Value: []byte("x"), Headers: toPtrs(pm.Headers)})
+	require.NoError(t, err)
+	require.Equal(t, "m-1", back.UUID)
+	require.Equal(t, "v", back.Metadata.Get("k"))
+}
+
+// A record as dddkit wrote it before CloudEvents: the UUID comes from
+// watermill's header, which does not end up in the metadata.
+func TestUnmarshalLegacyRecord(t *testing.T) {
+	t.Parallel()
+	back, err := newMarshaler().Unmarshal(&sarama.ConsumerMessage{Value: []byte(`{}`), Headers: []*sarama.RecordHeader{
+		{Key: []byte("_watermill_message_uuid"), Value: []byte("e-legacy")},
+		{Key: []byte("event_id"), Value: []byte("e-legacy")},
+		{Key: []byte("event_name"), Value: []byte("n")},
+		nil,
+	}})
+	require.NoError(t, err)
+	require.Equal(t, "e-legacy", back.UUID)
+	require.Equal(t, message.Metadata{"event_id": "e-legacy", "event_name": "n"}, back.Metadata)
 }
 
 func toPtrs(hs []sarama.RecordHeader) []*sarama.RecordHeader {

@@ -36,6 +36,7 @@ var steps = []struct {
 	{"state-stored aggregates: state and unique keys", aggregatesSQL},
 	{"event store: the events of event-sourced aggregates", eventsSQL},
 	{"inbox: the events each handler has applied", inboxSQL},
+	{"outbox: payloads as the codec's bytes (bytea), not re-rendered jsonb", outboxBytesSQL},
 }
 
 // LatestVersion is the schema version this dddkit needs.
@@ -216,7 +217,7 @@ BEGIN
 	PERFORM pg_notify(TG_ARGV[0], '');
 	RETURN NULL;
 END
-$$;
+$migrate$;
 CREATE OR REPLACE TRIGGER ` + ident(table+"_notify") + ` AFTER INSERT ON ` + t + `
 	FOR EACH STATEMENT EXECUTE FUNCTION ` + fn + `(` + quoteLiteral(channelName(schema, table)) + `);
 `
@@ -283,5 +284,25 @@ CREATE TABLE IF NOT EXISTS ` + inbox + ` (
 );
 COMMENT ON TABLE ` + inbox + ` IS 'dddkit inbox: events whose effects each handler has committed';
 CREATE INDEX IF NOT EXISTS ` + ident(n.t.Inbox+"_processed_at_idx") + ` ON ` + inbox + ` USING brin (processed_at);
+`
+}
+
+// outboxBytesSQL turns the outbox's payload column into bytea, so that the
+// relay publishes exactly the bytes the codec produced (jsonb re-renders
+// a document: keys sorted by length, whitespace changed). Rows written
+// before keep their JSON as UTF-8 text. Idempotent: a bytea column is left
+// alone.
+func outboxBytesSQL(n names, _ string) string {
+	t := n.q(n.t.Outbox)
+	return `
+DO $migrate$
+BEGIN
+	IF (SELECT atttypid FROM pg_attribute
+		WHERE attrelid = to_regclass(` + quoteLiteral(t) + `) AND attname = 'payload' AND NOT attisdropped) = 'jsonb'::regtype THEN
+		ALTER TABLE ` + t + ` ALTER COLUMN payload TYPE bytea USING convert_to(payload::text, 'UTF8');
+	END IF;
+END
+$migrate$;
+COMMENT ON COLUMN ` + t + `.payload IS 'the event payload exactly as the codec encoded it (JSON, UTF-8), published byte for byte';
 `
 }

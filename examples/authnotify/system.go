@@ -72,8 +72,9 @@ func buildShared(cfg config.Config) (*shared, error) {
 	if err != nil {
 		return nil, fmt.Errorf("JWT_SECRET: %w", err)
 	}
-	// The one topic rule, used by the relay and the consumers alike.
-	registry := eventbus.NewRegistry(&eventbus.RegistryConfig{Topic: func(aggregateType string) string {
+	// The one topic rule, used by the relay and the consumers alike, and
+	// the CloudEvents source of every event this service produces.
+	registry := eventbus.NewRegistry(&eventbus.RegistryConfig{Source: "urn:dddkit:authnotify", Topic: func(aggregateType string) string {
 		return cfg.TopicPrefix + eventbus.DefaultTopic(aggregateType)
 	}})
 	if err := authevents.Register(registry); err != nil {
