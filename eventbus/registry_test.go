@@ -306,11 +306,14 @@ func TestDecodeErrors(t *testing.T) {
 		msg  *message.Message
 		want string
 	}{
-		"no name":         {variant(func(m *message.Message) { delete(m.Metadata, eventbus.HeaderEventName) }), `missing header "ce_type"`},
-		"no aggregate":    {variant(func(m *message.Message) { delete(m.Metadata, eventbus.HeaderAggregateID) }), `missing header "ce_subject"`},
-		"bad version":     {variant(func(m *message.Message) { m.Metadata.Set(eventbus.HeaderEventVersion, "two") }), "not a positive integer"},
-		"bad time":        {variant(func(m *message.Message) { m.Metadata.Set(eventbus.HeaderOccurredAt, "yesterday") }), "ce_time"},
-		"legacy type":     {variant(func(m *message.Message) { m.Metadata.Set("content_type", "text/plain"); delete(m.Metadata, eventbus.HeaderContentType) }), "content type"},
+		"no name":      {variant(func(m *message.Message) { delete(m.Metadata, eventbus.HeaderEventName) }), `missing header "ce_type"`},
+		"no aggregate": {variant(func(m *message.Message) { delete(m.Metadata, eventbus.HeaderAggregateID) }), `missing header "ce_subject"`},
+		"bad version":  {variant(func(m *message.Message) { m.Metadata.Set(eventbus.HeaderEventVersion, "two") }), "not a positive integer"},
+		"bad time":     {variant(func(m *message.Message) { m.Metadata.Set(eventbus.HeaderOccurredAt, "yesterday") }), "ce_time"},
+		"legacy type": {variant(func(m *message.Message) {
+			m.Metadata.Set("content_type", "text/plain")
+			delete(m.Metadata, eventbus.HeaderContentType)
+		}), "content type"},
 		"spec version":    {variant(func(m *message.Message) { m.Metadata.Set(eventbus.HeaderSpecVersion, "0.3") }), "spec version"},
 		"content type":    {variant(func(m *message.Message) { m.Metadata.Set(eventbus.HeaderContentType, "application/avro") }), "content type"},
 		"bad json":        {variant(func(m *message.Message) { m.Payload = []byte(`{"Email": 1}`) }), "payload into"},

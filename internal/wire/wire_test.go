@@ -57,7 +57,7 @@ func legacyMetadata() message.Metadata {
 		"event_id":                "0190-e1", "event_name": "auth.user_registered", "aggregate_type": "user", "aggregate_id": "u-1",
 		"aggregate_version": "7", "occurred_at": "2026-03-04T04:06:07.000891011Z", "content_type": "application/json",
 		"event_version": "2", "correlation_id": "corr", "causation_id": "cause",
-		"traceparent": "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+		"traceparent":   "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
 		"x-meta-tenant": "t1", "x-meta-ua": "curl",
 	}
 }
