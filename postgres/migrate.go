@@ -217,7 +217,7 @@ BEGIN
 	PERFORM pg_notify(TG_ARGV[0], '');
 	RETURN NULL;
 END
-$migrate$;
+$$;
 CREATE OR REPLACE TRIGGER ` + ident(table+"_notify") + ` AFTER INSERT ON ` + t + `
 	FOR EACH STATEMENT EXECUTE FUNCTION ` + fn + `(` + quoteLiteral(channelName(schema, table)) + `);
 `
