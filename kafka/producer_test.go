@@ -104,7 +104,7 @@ func TestPublisherIsSharedAndClosedByTheClient(t *testing.T) {
 	got := kafkatest.ReadAll(t, brokers, topic)
 	ids := make([]string, len(got))
 	for i, m := range got {
-		ids[i] = m.Headers["_watermill_message_uuid"]
+		ids[i] = m.Headers[wire.HeaderEventID] // a plain message's UUID travels as ce_id
 	}
 	require.Contains(t, ids, "m1")
 	require.NotContains(t, ids, "m2")
