@@ -1,6 +1,7 @@
 package kafka
 
 import (
+	"slices"
 	"time"
 
 	"github.com/IBM/sarama"
@@ -22,7 +23,9 @@ import (
 //   - Headers: the message metadata as it is (ce_* attributes,
 //     content-type, x-meta-*), and the message UUID as ce_id when the
 //     metadata has no ce_id (dddkit's events always do: their UUID is the
-//     event ID).
+//     event ID). The contract's headers come first, in the order of
+//     wire.Headers, then the others sorted by name, so that one message
+//     always makes the same record.
 //
 // Unmarshal gives the message the UUID ce_id (or, for records in the
 // legacy format, event_id or watermill-kafka's _watermill_message_uuid)
@@ -48,15 +51,32 @@ func partitionKey(msg *message.Message) string {
 
 // Marshal maps msg onto a record of topic.
 func (marshaler) Marshal(topic string, msg *message.Message) (*sarama.ProducerMessage, error) {
-	headers := make([]sarama.RecordHeader, 0, len(msg.Metadata)+1)
-	if msg.Metadata.Get(wire.HeaderEventID) == "" && msg.UUID != "" {
-		headers = append(headers, sarama.RecordHeader{Key: []byte(wire.HeaderEventID), Value: []byte(msg.UUID)})
-	}
-	for k, v := range msg.Metadata {
-		if k == wire.HeaderEventID && v == "" {
-			continue
+	md := msg.Metadata
+	headers := make([]sarama.RecordHeader, 0, len(md)+1)
+	known := 0
+	for _, k := range wire.Headers {
+		v, ok := md[k]
+		if ok {
+			known++
 		}
-		headers = append(headers, sarama.RecordHeader{Key: []byte(k), Value: []byte(v)})
+		if k == wire.HeaderEventID && v == "" {
+			v = msg.UUID
+		}
+		if v != "" {
+			headers = append(headers, sarama.RecordHeader{Key: []byte(k), Value: []byte(v)})
+		}
+	}
+	if len(md) > known {
+		rest := make([]string, 0, len(md)-known)
+		for k := range md {
+			if !slices.Contains(wire.Headers[:], k) {
+				rest = append(rest, k)
+			}
+		}
+		slices.Sort(rest)
+		for _, k := range rest {
+			headers = append(headers, sarama.RecordHeader{Key: []byte(k), Value: []byte(md[k])})
+		}
 	}
 	pm := &sarama.ProducerMessage{
 		Topic:   topic,

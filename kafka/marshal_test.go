@@ -17,7 +17,7 @@ func TestMarshalerMapsTheWireContract(t *testing.T) {
 	at := time.Date(2026, 5, 6, 7, 8, 9, 123456789, time.UTC)
 	payload := []byte(`{"zeta":1, "alpha":2}`)
 	msg := wire.ToMessage(aggregate.Envelope{ID: "e1", Name: "n", AggregateType: "user", AggregateID: "u-9", Version: 1,
-		OccurredAt: at}, "urn:test", payload, 1)
+		OccurredAt: at, Metadata: aggregate.Metadata{CorrelationID: "c", Values: map[string]string{"b": "2", "a": "1"}}}, "urn:test", payload, 1)
 	pm, err := newMarshaler().Marshal("user.events", msg)
 	require.NoError(t, err)
 	require.Equal(t, "user.events", pm.Topic)
@@ -35,6 +35,13 @@ func TestMarshalerMapsTheWireContract(t *testing.T) {
 		headers[string(h.Key)] = string(h.Value)
 	}
 	require.Equal(t, map[string]string(msg.Metadata), headers, "the metadata, nothing else")
+	var order []string
+	for _, h := range pm.Headers {
+		order = append(order, string(h.Key))
+	}
+	require.Equal(t, []string{"ce_specversion", "ce_id", "ce_source", "ce_type", "ce_subject", "ce_time", "content-type",
+		"ce_aggregatetype", "ce_aggregateversion", "ce_eventversion", "ce_correlationid", "x-meta-a", "x-meta-b"}, order,
+		"one message, one record: a fixed header order")
 	require.NotContains(t, headers, "_watermill_message_uuid")
 
 	back, err := newMarshaler().Unmarshal(&sarama.ConsumerMessage{Value: value, Headers: toPtrs(pm.Headers)})

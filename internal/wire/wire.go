@@ -89,6 +89,15 @@ const (
 	HeaderValuePrefix = "x-meta-"
 )
 
+// Headers are the header names of the contract other than the
+// HeaderValuePrefix ones, in the order package kafka writes them: the
+// CloudEvents context attributes, then the extensions.
+var Headers = [...]string{
+	HeaderSpecVersion, HeaderEventID, HeaderSource, HeaderEventName, HeaderAggregateID, HeaderOccurredAt,
+	HeaderContentType, HeaderAggregateType, HeaderAggregateVersion, HeaderEventVersion,
+	HeaderCorrelationID, HeaderCausationID, HeaderTraceParent, HeaderTraceState,
+}
+
 // SpecVersion is the value of [HeaderSpecVersion].
 const SpecVersion = "1.0"
 
