@@ -247,3 +247,36 @@ func TestLegacyRecordIsStillConsumed(t *testing.T) {
 	}, seen[0])
 	require.True(t, pg.processed(t, "legacy-ledger", id), "the inbox keys it by the legacy event_id")
 }
+
+// The broker refuses a record stamped hours ahead of its clock
+// (log.message.timestamp.after.max.ms, one hour by default since Kafka
+// 4.0); an event whose occurred-at is that far ahead (a skewed clock where
+// it was recorded) is still published, stamped with the producer's clock,
+// its ce_time unchanged.
+func TestFutureOccurredAtIsPublished(t *testing.T) {
+	t.Parallel()
+	k := setupKafka(t, 1)
+	future := time.Now().UTC().Add(3 * time.Hour).Truncate(time.Microsecond)
+
+	cfg := testinfra.SaramaConfig(t)
+	cfg.Producer.Return.Successes = true
+	prod, err := sarama.NewSyncProducer(testinfra.KafkaBrokers(t), cfg)
+	require.NoError(t, err)
+	_, _, err = prod.SendMessage(&sarama.ProducerMessage{Topic: k.topic, Value: sarama.StringEncoder("{}"), Timestamp: future})
+	require.ErrorIs(t, err, sarama.ErrInvalidTimestamp, "the broker refuses a record from the future")
+	require.NoError(t, prod.Close())
+
+	env := order("o-future", 1)
+	env.OccurredAt = future
+	require.NoError(t, k.pub.Publish(context.Background(), env))
+	records := readRecords(t, k.topic)
+	require.Len(t, records, 1)
+	require.True(t, records[0].Timestamp.Before(future), "stamped by the producer: %s", records[0].Timestamp)
+	var ceTime string
+	for _, h := range records[0].Headers {
+		if string(h.Key) == eventbus.HeaderOccurredAt {
+			ceTime = string(h.Value)
+		}
+	}
+	require.Equal(t, future.Format(time.RFC3339Nano), ceTime, "ce_time keeps the occurred-at")
+}

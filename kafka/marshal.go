@@ -19,7 +19,11 @@ import (
 //     aggregate share a partition and keep their order.
 //   - Value: the message payload, byte for byte (the codec's JSON).
 //   - Timestamp: the event's occurred-at time (its ce_time header); the
-//     producer's clock for a message without one.
+//     producer's clock for a message without one, and for one that
+//     occurred in the future by the producer's clock (a skewed clock
+//     elsewhere): brokers refuse records more than
+//     log.message.timestamp.after.max.ms ahead (one hour by default
+//     since Kafka 4.0), which would fail the event for good.
 //   - Headers: the message metadata as it is (ce_* attributes,
 //     content-type, x-meta-*), and the message UUID as ce_id when the
 //     metadata has no ce_id (dddkit's events always do: their UUID is the
@@ -86,8 +90,8 @@ func (marshaler) Marshal(topic string, msg *message.Message) (*sarama.ProducerMe
 	}
 	// A time that does not parse leaves the producer's clock: the
 	// message still goes out (a dead letter must never be refused).
-	if at := msg.Metadata.Get(wire.HeaderOccurredAt); at != "" {
-		if t, err := time.Parse(time.RFC3339Nano, at); err == nil {
+	if at := md.Get(wire.HeaderOccurredAt); at != "" {
+		if t, err := time.Parse(time.RFC3339Nano, at); err == nil && t.Before(time.Now()) {
 			pm.Timestamp = t
 		}
 	}

@@ -70,6 +70,20 @@ func TestMarshalerPlainMessage(t *testing.T) {
 	require.Equal(t, "v", back.Metadata.Get("k"))
 }
 
+// An event that occurred in the future by this clock gets the producer's
+// clock as record timestamp (brokers refuse records too far ahead); its
+// ce_time keeps the occurred-at.
+func TestMarshalerFutureOccurredAt(t *testing.T) {
+	t.Parallel()
+	future := time.Now().Add(3 * time.Hour)
+	msg := wire.ToMessage(aggregate.Envelope{ID: "e1", Name: "n", AggregateType: "user", AggregateID: "u-9", Version: 1,
+		OccurredAt: future}, "urn:test", nil, 1)
+	pm, err := newMarshaler().Marshal("t", msg)
+	require.NoError(t, err)
+	require.True(t, pm.Timestamp.IsZero(), "the producer stamps it")
+	require.Equal(t, future.UTC().Format(time.RFC3339Nano), msg.Metadata.Get(wire.HeaderOccurredAt))
+}
+
 // A record as dddkit wrote it before CloudEvents: the UUID comes from
 // watermill's header, which does not end up in the metadata.
 func TestUnmarshalLegacyRecord(t *testing.T) {
