@@ -464,6 +464,22 @@ func TestPublisher(t *testing.T) {
 	require.Equal(t, env.ID, got.ID)
 	require.Equal(t, "req-1", got.Metadata.CorrelationID, "filled from the context")
 	require.Equal(t, "own", got.Metadata.CausationID, "the envelope's own metadata wins")
+	require.True(t, env.OccurredAt.Equal(got.OccurredAt), "its own occurred-at")
+
+	// Without an occurred-at, the publisher stamps one: ce_time is always
+	// written.
+	before := time.Now()
+	undated := sampleEnvelope()
+	undated.ID, undated.OccurredAt = "undated", time.Time{}
+	published := make(chan error, 1)
+	go func() { published <- pub.Publish(ctx, undated) }() // the memory transport waits for the ack
+	msg = <-ch
+	msg.Ack()
+	got, err = reg.Decode(msg)
+	require.NoError(t, err)
+	require.Equal(t, "undated", got.ID)
+	require.NoError(t, <-published)
+	require.False(t, got.OccurredAt.Before(before.Truncate(time.Microsecond)), "stamped at publish: %s", got.OccurredAt)
 
 	cctx, cancel := context.WithCancel(ctx)
 	cancel()
