@@ -27,12 +27,14 @@ func TestCorePackagesDependOnNoAdapter(t *testing.T) {
 		"repository", "repository/repositorytest",
 		"outbox", "outbox/outboxtest",
 		"eventbus", "eventbus/eventbustest",
+		"deadline", "process", "process/processtest",
 	}
 	// The domain layer is standard library only (valueobject may hash
 	// passwords with x/crypto).
 	stdOnly := map[string][]string{
 		"aggregate":   nil,
 		"cqrs":        nil,
+		"deadline":    nil,
 		"retry":       nil,
 		"valueobject": {"golang.org/x/crypto", "golang.org/x/sys"},
 	}

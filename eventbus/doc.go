@@ -181,15 +181,19 @@
 //
 // # Sagas
 //
-// [Saga] reacts to an event by dispatching a command on a cqrs.Bus; the
-// command runs with the event's correlation ID and the event as its
-// causation.
+// Sagas live in package process: process.Command reacts to an event by
+// dispatching a command on a cqrs.Bus (the command runs with the event's
+// correlation ID and the event as its causation), and a process.Manager
+// keeps a state per correlation key across events of several types and
+// topics, dispatches commands, schedules deadlines and ends.
 //
 // # Transports, inboxes and tests
 //
-// [MemoryTransport] is watermill's GoChannel: every handler name gets every
-// message, and by default Publish waits until the handlers acknowledged it,
-// which keeps a publisher's events in order. The Client of package kafka
+// [MemoryTransport] keeps Kafka's model with one partition per topic:
+// every handler name (consumer group) gets every message, in publishing
+// order, the next only after the previous was acknowledged; by default
+// Publish waits until the handlers acknowledged it. It passes watermill's
+// universal Pub/Sub suite. The Client of package kafka
 // uses watermill-kafka with one subscriber (consumer group) per handler
 // name. Both pass the transport suite of package eventbustest, and
 // [MemoryInbox] and the PostgreSQL inbox pass its inbox suite; an adapter
