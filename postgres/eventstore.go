@@ -112,6 +112,7 @@ type storedMetadata struct {
 	CorrelationID string            `json:"correlation_id,omitempty"`
 	CausationID   string            `json:"causation_id,omitempty"`
 	TraceParent   string            `json:"traceparent,omitempty"`
+	TraceState    string            `json:"tracestate,omitempty"`
 	Values        map[string]string `json:"values,omitempty"`
 }
 

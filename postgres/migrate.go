@@ -40,6 +40,7 @@ var steps = []struct {
 	{"process managers: the state of each instance", processesSQL},
 	{"event store: global positions for the event stream, its index and NOTIFY trigger", eventPositionsSQL},
 	{"event store: snapshots of event-sourced aggregates", snapshotsSQL},
+	{"outbox: payloads as the codec's bytes (bytea), not re-rendered jsonb", outboxBytesSQL},
 }
 
 // LatestVersion is the schema version this dddkit needs.
@@ -380,5 +381,25 @@ CREATE TABLE IF NOT EXISTS ` + snapshots + ` (
 	PRIMARY KEY (type, id, schema_version)
 );
 COMMENT ON TABLE ` + snapshots + ` IS 'dddkit snapshots of event-sourced aggregates: the state at a version, per schema version of the state';
+`
+}
+
+// outboxBytesSQL turns the outbox's payload column into bytea, so that the
+// relay publishes exactly the bytes the codec produced (jsonb re-renders
+// a document: keys sorted by length, whitespace changed). Rows written
+// before keep their JSON as UTF-8 text. Idempotent: a bytea column is left
+// alone.
+func outboxBytesSQL(n names, _ string) string {
+	t := n.q(n.t.Outbox)
+	return `
+DO $migrate$
+BEGIN
+	IF (SELECT atttypid FROM pg_attribute
+		WHERE attrelid = to_regclass(` + quoteLiteral(t) + `) AND attname = 'payload' AND NOT attisdropped) = 'jsonb'::regtype THEN
+		ALTER TABLE ` + t + ` ALTER COLUMN payload TYPE bytea USING convert_to(payload::text, 'UTF8');
+	END IF;
+END
+$migrate$;
+COMMENT ON COLUMN ` + t + `.payload IS 'the event payload exactly as the codec encoded it (JSON, UTF-8), published byte for byte';
 `
 }

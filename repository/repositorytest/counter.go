@@ -128,7 +128,7 @@ func EventMappingOf(aggregateType string) repository.EventMapping[*Counter] {
 // adapter's outbox (and event store) must encode them with.
 func Registry(t testing.TB) *eventbus.Registry {
 	t.Helper()
-	reg := eventbus.NewRegistry(nil)
+	reg := eventbus.NewRegistry(&eventbus.RegistryConfig{Source: "urn:dddkit:repositorytest"})
 	for _, err := range []error{
 		eventbus.Register[CounterCreated](reg, eventbus.AggregateType(CounterType)),
 		eventbus.Register[CounterAdded](reg, eventbus.AggregateType(CounterType)),
