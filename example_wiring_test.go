@@ -43,7 +43,7 @@ func Example_wiring() {
 	logger := slog.Default()
 
 	// One event registry: each event type registered once.
-	reg := eventbus.NewRegistry(nil)
+	reg := eventbus.NewRegistry(&eventbus.RegistryConfig{Source: "urn:service:shop"})
 	_ = eventbus.Register[Subscribed](reg, eventbus.AggregateType("subscriber"))
 
 	// PostgreSQL: every dddkit table, one versioned migrator.

@@ -69,13 +69,16 @@ type Metadata struct {
 	CausationID string
 	// TraceParent is a W3C traceparent header value, when tracing is on.
 	TraceParent string
+	// TraceState is the W3C tracestate header value that goes with
+	// TraceParent, when the tracer keeps one.
+	TraceState string
 	// Values holds free-form string key/values (tenant, user agent, ...).
 	Values map[string]string
 }
 
 // IsZero reports whether m carries no metadata at all.
 func (m Metadata) IsZero() bool {
-	return m.CorrelationID == "" && m.CausationID == "" && m.TraceParent == "" && len(m.Values) == 0
+	return m.CorrelationID == "" && m.CausationID == "" && m.TraceParent == "" && m.TraceState == "" && len(m.Values) == 0
 }
 
 // Clone returns a copy of m that shares no map with it.
@@ -85,7 +88,9 @@ func (m Metadata) Clone() Metadata {
 }
 
 // Merge returns m with every empty field filled from other; keys of
-// other.Values are added where m has none.
+// other.Values are added where m has none. The trace context
+// (TraceParent and TraceState) is taken from other as a pair, when m has
+// neither.
 func (m Metadata) Merge(other Metadata) Metadata {
 	if m.CorrelationID == "" {
 		m.CorrelationID = other.CorrelationID
@@ -93,8 +98,8 @@ func (m Metadata) Merge(other Metadata) Metadata {
 	if m.CausationID == "" {
 		m.CausationID = other.CausationID
 	}
-	if m.TraceParent == "" {
-		m.TraceParent = other.TraceParent
+	if m.TraceParent == "" && m.TraceState == "" {
+		m.TraceParent, m.TraceState = other.TraceParent, other.TraceState
 	}
 	if len(other.Values) > 0 {
 		merged := make(map[string]string, len(m.Values)+len(other.Values))

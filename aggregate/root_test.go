@@ -234,4 +234,10 @@ func TestMetadata(t *testing.T) {
 		Merge(aggregate.Metadata{CorrelationID: "c", CausationID: "y", TraceParent: "tp", Values: map[string]string{"a": "theirs", "b": "2"}})
 	require.Equal(t, aggregate.Metadata{CorrelationID: "c", CausationID: "x", TraceParent: "tp", Values: map[string]string{"a": "mine", "b": "2"}}, merged)
 	require.False(t, merged.IsZero())
+
+	// The trace context travels as a pair: never one half from each side.
+	theirs := aggregate.Metadata{TraceParent: "tp-theirs", TraceState: "ts-theirs"}
+	require.Equal(t, theirs, aggregate.Metadata{}.Merge(theirs))
+	require.Equal(t, aggregate.Metadata{TraceParent: "tp-mine"}, aggregate.Metadata{TraceParent: "tp-mine"}.Merge(theirs))
+	require.False(t, aggregate.Metadata{TraceState: "s"}.IsZero())
 }

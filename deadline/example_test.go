@@ -30,7 +30,7 @@ var quiet = slog.New(slog.DiscardHandler)
 // written in the unit of work of ctx; here it is the in-memory outbox.
 func Example() {
 	ctx := context.Background()
-	reg := eventbus.NewRegistry(nil)
+	reg := eventbus.NewRegistry(&eventbus.RegistryConfig{Source: "urn:service:shop"})
 	_ = eventbus.Register[InvoiceOverdue](reg, eventbus.AggregateType("invoice"))
 	ob, _ := outbox.NewMemory(reg)
 	var sched deadline.Scheduler = ob

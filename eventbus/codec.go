@@ -10,15 +10,17 @@ import (
 	"github.com/dddkit/dddkit/internal/wire"
 )
 
-// Encode turns env into a watermill message: the payload encoded by
-// [Registry.EncodePayload], the envelope fields, the schema version and
-// the metadata as headers (see [HeaderEventID] and the other header
-// names), and the event ID as message UUID. This is the message the
-// outbox relay publishes for the same envelope.
+// Encode turns env into a watermill message, a CloudEvent in the binary
+// mode of the Kafka binding: the payload encoded by
+// [Registry.EncodePayload], the envelope fields, the registry's source
+// ([RegistryConfig.Source]), the schema version and the metadata as
+// headers (see [HeaderEventID] and the other header names), and the event
+// ID as message UUID. This is the message the outbox relay publishes for
+// the same envelope.
 //
 // env needs an ID, a payload of a registered type and an aggregate type
 // and ID; an empty Name is taken from the payload, a different one is an
-// error.
+// error. The registry needs a source ([Registry.CheckSource]).
 func (r *Registry) Encode(env aggregate.Envelope) (*message.Message, error) {
 	if env.Payload == nil {
 		return nil, fmt.Errorf("eventbus: encode event %q: no payload", env.ID)
@@ -40,6 +42,7 @@ func (r *Registry) Encode(env aggregate.Envelope) (*message.Message, error) {
 	if env.AggregateID == "" {
 		errs = append(errs, errors.New("no aggregate ID"))
 	}
+	errs = append(errs, r.CheckSource())
 	if err := errors.Join(errs...); err != nil {
 		return nil, fmt.Errorf("eventbus: encode event %s %q: %w", env.Name, env.ID, err)
 	}
@@ -47,9 +50,7 @@ func (r *Registry) Encode(env aggregate.Envelope) (*message.Message, error) {
 	if err != nil {
 		return nil, fmt.Errorf("eventbus: encode event %s %q: %w", env.Name, env.ID, err)
 	}
-	msg := wire.ToMessage(env, payload)
-	wire.SetEventVersion(msg.Metadata, version)
-	return msg, nil
+	return wire.ToMessage(env, r.source, payload, version), nil
 }
 
 // Decode turns a message into the envelope it carries, with the payload
@@ -77,7 +78,7 @@ func readEnvelope(msg *message.Message) (aggregate.Envelope, int, error) {
 	env, err := wire.FromMessage(msg)
 	version, verr := wire.ParseEventVersion(msg.Metadata)
 	var cerr error
-	if ct := msg.Metadata.Get(wire.HeaderContentType); ct != "" && ct != wire.ContentTypeJSON {
+	if ct := wire.ContentType(msg.Metadata); ct != "" && ct != wire.ContentTypeJSON {
 		cerr = fmt.Errorf("content type %q, want %q", ct, wire.ContentTypeJSON)
 	}
 	if err := errors.Join(err, verr, cerr); err != nil {

@@ -13,7 +13,7 @@
 // once, under its stable name (the EventName method, never the Go type's
 // name) and with the type of aggregate that records it:
 //
-//	reg := eventbus.NewRegistry(nil)
+//	reg := eventbus.NewRegistry(&eventbus.RegistryConfig{Source: "urn:service:auth"})
 //	err := eventbus.Register[UserRegistered](reg, eventbus.AggregateType("user"))
 //
 // That one [Registry] serves the whole service: the outbox and the event
@@ -41,23 +41,41 @@
 //
 // # Wire format
 //
-// A message is the JSON encoding of the event (encoding/json, no struct
-// tags needed) with the envelope in headers: [HeaderEventID] (also the
-// message UUID), [HeaderEventName], [HeaderEventVersion],
-// [HeaderAggregateType], [HeaderAggregateID] (also the Kafka key, so one
-// aggregate's events share a partition and keep their order),
-// [HeaderAggregateVersion], [HeaderOccurredAt], [HeaderCorrelationID],
-// [HeaderCausationID], [HeaderTraceParent], [HeaderContentType], and one
-// [HeaderValuePrefix] header per metadata value. These constants are the
-// one definition of the contract; the outbox relay writes exactly what
-// [Registry.Encode] writes.
+// A message is a CloudEvent 1.0 in the binary content mode of the Kafka
+// protocol binding, so that any CloudEvents SDK, Kafka Connect or Kafka
+// Streams reads it: the payload is the JSON encoding of the event
+// (encoding/json; give events JSON tags, so that a Go rename never
+// changes the wire), and the envelope travels in headers:
+// [HeaderSpecVersion] ("1.0"), [HeaderEventID] (ce_id, also the message
+// UUID), [HeaderSource] (ce_source, the producing service,
+// [RegistryConfig.Source]), [HeaderEventName] (ce_type),
+// [HeaderAggregateID] (ce_subject, also the Kafka key, so one aggregate's
+// events share a partition and keep their order), [HeaderOccurredAt]
+// (ce_time), [HeaderContentType] ("content-type: application/json"), the
+// extension attributes [HeaderAggregateType], [HeaderAggregateVersion],
+// [HeaderEventVersion], [HeaderCorrelationID] and [HeaderCausationID],
+// the distributed-tracing extension ([HeaderTraceParent],
+// [HeaderTraceState]), and one plain [HeaderValuePrefix] header per
+// free-form metadata value (not CloudEvents attributes: their keys are
+// arbitrary). These constants are the one definition of the contract;
+// the outbox relay writes exactly what [Registry.Encode] writes, and
+// docs/wire-contract.md has the table.
+//
+// The producers ([Registry.Encode], [Publisher], outbox.NewRelay) need the
+// service's source, a URI-reference such as "//auth.example.com" or
+// "urn:service:auth", set once in [RegistryConfig.Source]; a service that
+// only consumes may leave it empty. Consumers also read the headers dddkit
+// wrote before v0.2.0 (event_id, event_name, aggregate_id, ...) where the
+// CloudEvents header is absent; that fallback is removed in v0.3.0.
 //
 // # Versions and upcasters
 //
 // An event type whose payload changed shape declares its schema version
 // with an EventVersion method ([aggregate.Versioned]); the version is
 // stored with the event and travels in [HeaderEventVersion] (absent means
-// 1). Older payloads, on a topic or in the event store, are brought up to
+// 1; an extension attribute rather than the CloudEvents dataschema, which
+// is the URI of a schema document, while consumers need a number to pick
+// their upcasters). Older payloads, on a topic or in the event store, are brought up to
 // date when they are decoded by registered [UpcastFunc]s, each turning the
 // JSON of version n into version n+1:
 //

@@ -27,7 +27,7 @@ var quiet = slog.New(slog.DiscardHandler)
 // memory.
 func Example() {
 	ctx := context.Background()
-	reg := eventbus.NewRegistry(nil)
+	reg := eventbus.NewRegistry(&eventbus.RegistryConfig{Source: "urn:service:shop"})
 	if err := eventbus.Register[UserRegistered](reg, eventbus.AggregateType("user")); err != nil {
 		fmt.Println(err)
 		return
@@ -74,7 +74,7 @@ func (ShippingAddressChanged) EventVersion() int { return 2 }
 
 // An upcaster turns an old payload still on the topic into today's shape.
 func ExampleUpcaster() {
-	reg := eventbus.NewRegistry(nil)
+	reg := eventbus.NewRegistry(&eventbus.RegistryConfig{Source: "urn:service:shop"})
 	err := eventbus.Register[ShippingAddressChanged](reg,
 		eventbus.AggregateType("order"),
 		eventbus.Upcaster(1, func(p json.RawMessage) (json.RawMessage, error) {
@@ -102,10 +102,11 @@ func ExampleUpcaster() {
 	// Output: {Street:1 Main St City:(unknown)} of order-7, err=<nil>
 }
 
-// Encode shows what travels on the wire: JSON payload, envelope in
-// headers, event ID as message UUID.
+// Encode shows what travels on the wire: a CloudEvent in binary mode,
+// the JSON payload as data and the envelope in ce_* headers; the event ID
+// is the message UUID too.
 func ExampleRegistry_Encode() {
-	reg := eventbus.NewRegistry(nil)
+	reg := eventbus.NewRegistry(&eventbus.RegistryConfig{Source: "urn:service:shop"})
 	_ = eventbus.Register[UserRegistered](reg, eventbus.AggregateType("user"))
 	msg, err := reg.Encode(aggregate.Envelope{
 		ID: "0190a6a0-0000-7000-8000-000000000001", Name: "auth.user_registered",
@@ -130,14 +131,16 @@ func ExampleRegistry_Encode() {
 	// Output:
 	// topic: user.events
 	// payload: {"email":"ada@example.com"}
-	// aggregate_id: user-1
-	// aggregate_type: user
-	// aggregate_version: 1
-	// content_type: application/json
-	// correlation_id: req-1
-	// event_id: 0190a6a0-0000-7000-8000-000000000001
-	// event_name: auth.user_registered
-	// event_version: 1
+	// ce_aggregatetype: user
+	// ce_aggregateversion: 1
+	// ce_correlationid: req-1
+	// ce_eventversion: 1
+	// ce_id: 0190a6a0-0000-7000-8000-000000000001
+	// ce_source: urn:service:shop
+	// ce_specversion: 1.0
+	// ce_subject: user-1
+	// ce_type: auth.user_registered
+	// content-type: application/json
 	// x-meta-tenant: acme
 }
 
@@ -156,7 +159,7 @@ func (PaymentReceived) EventName() string { return "billing.payment_received" }
 
 // Register refuses an event type that would not arrive as it was sent.
 func ExampleRegister_lossy() {
-	reg := eventbus.NewRegistry(nil)
+	reg := eventbus.NewRegistry(&eventbus.RegistryConfig{Source: "urn:service:shop"})
 	err := eventbus.Register[PaymentReceived](reg, eventbus.AggregateType("invoice"))
 	fmt.Println(errors.Is(err, eventbus.ErrLossyEvent))
 	fmt.Println(err)
@@ -173,7 +176,7 @@ func ExampleRegister_lossy() {
 // with the inbox row.
 func ExampleHandleOnce() {
 	ctx := context.Background()
-	reg := eventbus.NewRegistry(nil)
+	reg := eventbus.NewRegistry(&eventbus.RegistryConfig{Source: "urn:service:shop"})
 	_ = eventbus.Register[UserRegistered](reg, eventbus.AggregateType("user"))
 	transport := eventbus.NewMemoryTransport(&eventbus.MemoryConfig{Logger: quiet})
 	defer transport.Close()

@@ -73,7 +73,7 @@ func TestRouterRetryDefaults(t *testing.T) {
 	t.Parallel()
 	tr := NewMemoryTransport(nil)
 	defer func() { _ = tr.Close() }()
-	reg := NewRegistry(nil)
+	reg := NewRegistry(&RegistryConfig{Source: "urn:dddkit:test"})
 	for _, c := range []struct {
 		cfg  *RouterConfig
 		want retry.Policy

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
 
@@ -22,7 +23,8 @@ type Publisher struct {
 
 // NewPublisher returns a publisher that encodes with reg and publishes
 // through pub (the Publisher of a kafka.Client, [MemoryTransport.Publisher],
-// ...).
+// ...). reg needs a source, the CloudEvents source of the events it
+// publishes ([RegistryConfig.Source]).
 func NewPublisher(pub message.Publisher, reg *Registry) (*Publisher, error) {
 	var errs []error
 	if pub == nil {
@@ -30,6 +32,8 @@ func NewPublisher(pub message.Publisher, reg *Registry) (*Publisher, error) {
 	}
 	if reg == nil {
 		errs = append(errs, errors.New("eventbus: NewPublisher: nil Registry"))
+	} else if err := reg.CheckSource(); err != nil {
+		errs = append(errs, fmt.Errorf("eventbus: NewPublisher: %w", err))
 	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
@@ -40,15 +44,25 @@ func NewPublisher(pub message.Publisher, reg *Registry) (*Publisher, error) {
 // Publish encodes each envelope ([Registry.Encode]; its payload must be of
 // a registered type) and publishes it on the topic of its aggregate type,
 // in the order given. Metadata missing
-// from an envelope is filled from ctx ([aggregate.MetadataFromContext]).
+// from an envelope is filled from ctx ([aggregate.MetadataFromContext]);
+// an envelope without an occurred-at time gets the current time, as the
+// outbox gives one (it is the event's ce_time and the Kafka record
+// timestamp).
 // It stops at the first failure; the envelopes before it were published.
 func (p *Publisher) Publish(ctx context.Context, envs ...aggregate.Envelope) error {
 	ctxMD := aggregate.MetadataFromContext(ctx)
+	var now time.Time
 	for _, env := range envs {
 		if err := ctx.Err(); err != nil {
 			return fmt.Errorf("eventbus: publish: %w", err)
 		}
 		env.Metadata = env.Metadata.Merge(ctxMD)
+		if env.OccurredAt.IsZero() {
+			if now.IsZero() {
+				now = time.Now()
+			}
+			env.OccurredAt = now
+		}
 		msg, err := p.reg.Encode(env)
 		if err != nil {
 			return err

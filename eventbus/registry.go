@@ -4,7 +4,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/url"
 	"reflect"
+	"strings"
 	"sync"
 
 	"github.com/dddkit/dddkit/aggregate"
@@ -51,6 +53,13 @@ type RegistryConfig struct {
 	// It is the one topic rule of a service: the outbox relay publishes
 	// by it and the consumers subscribe by it.
 	Topic TopicFunc
+	// Source is the CloudEvents source of every event the service
+	// produces (header [HeaderSource]): a URI-reference naming the
+	// service, such as "//auth.example.com" or "urn:service:auth".
+	// Producers require it: [NewPublisher], outbox.NewRelay and
+	// [Registry.Encode] fail without a valid one ([Registry.CheckSource]).
+	// A service that only consumes may leave it empty.
+	Source string
 }
 
 // Registry maps stable event names to Go types and back, knows each
@@ -61,7 +70,8 @@ type RegistryConfig struct {
 // [Router]), and the topic rule of all of them ([Registry.Topic]). It is
 // safe for concurrent use; registration is meant for start-up.
 type Registry struct {
-	topic TopicFunc
+	topic  TopicFunc
+	source string
 
 	mu     sync.RWMutex
 	byName map[string]*eventType
@@ -78,7 +88,60 @@ func NewRegistry(cfg *RegistryConfig) *Registry {
 	if cfg != nil && cfg.Topic != nil {
 		r.topic = cfg.Topic
 	}
+	if cfg != nil {
+		r.source = cfg.Source
+	}
 	return r
+}
+
+// ErrInvalidSource is wrapped by [Registry.CheckSource] (and so by the
+// constructors of producers) when [RegistryConfig.Source] is empty or not
+// a URI-reference.
+var ErrInvalidSource = errors.New("eventbus: invalid RegistryConfig.Source")
+
+// Source returns [RegistryConfig.Source], the CloudEvents source of the
+// events this service produces.
+func (r *Registry) Source() string { return r.source }
+
+// CheckSource reports whether the registry can serve a producer: nil when
+// [RegistryConfig.Source] is a URI-reference (RFC 3986), an error
+// wrapping [ErrInvalidSource] otherwise.
+func (r *Registry) CheckSource() error {
+	const hint = `producers need the CloudEvents source of the service, a URI-reference such as "//auth.example.com" or "urn:service:auth"`
+	if r.source == "" {
+		return fmt.Errorf("%w: it is empty; %s", ErrInvalidSource, hint)
+	}
+	if err := checkURIReference(r.source); err != nil {
+		return fmt.Errorf("%w: %q: %w; %s", ErrInvalidSource, r.source, err, hint)
+	}
+	return nil
+}
+
+// checkURIReference accepts the characters RFC 3986 allows in a
+// URI-reference (percent-encodings included) in a shape net/url parses.
+func checkURIReference(s string) error {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c == '%':
+			if i+2 >= len(s) || !isHex(s[i+1]) || !isHex(s[i+2]) {
+				return fmt.Errorf("bad percent-encoding at byte %d", i)
+			}
+			i += 2
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9',
+			strings.IndexByte("-._~:/?#[]@!$&'()*+,;=", c) >= 0:
+		default:
+			return fmt.Errorf("%q at byte %d is not allowed in a URI-reference", s[i:i+1], i)
+		}
+	}
+	if _, err := url.Parse(s); err != nil {
+		return err
+	}
+	return nil
+}
+
+func isHex(c byte) bool {
+	return c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F'
 }
 
 // eventType is what the registry knows about one event type.

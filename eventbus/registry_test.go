@@ -73,7 +73,7 @@ func cut(s string) (string, string, bool) {
 
 func newRegistry(t *testing.T) *eventbus.Registry {
 	t.Helper()
-	return eventbus.NewRegistry(nil)
+	return eventbus.NewRegistry(&eventbus.RegistryConfig{Source: "urn:dddkit:test"})
 }
 
 func TestRegisterRefusesConflicts(t *testing.T) {
@@ -117,7 +117,7 @@ func TestTopics(t *testing.T) {
 	require.Equal(t, "order_line_x.events", eventbus.DefaultTopic("order line/x"))
 	require.Equal(t, "events", eventbus.DefaultTopic(""))
 
-	custom := eventbus.NewRegistry(&eventbus.RegistryConfig{Topic: func(a string) string { return "auth." + a }})
+	custom := eventbus.NewRegistry(&eventbus.RegistryConfig{Source: "urn:dddkit:test", Topic: func(a string) string { return "auth." + a }})
 	require.Equal(t, "auth.user", custom.Topic("user"))
 }
 
@@ -157,6 +157,68 @@ func TestEncodeDecodeRoundTrip(t *testing.T) {
 	require.Equal(t, env, back)
 }
 
+func TestEncodeWritesCloudEvents(t *testing.T) {
+	t.Parallel()
+	reg := newRegistry(t)
+	require.NoError(t, eventbus.Register[userRegistered](reg, eventbus.AggregateType("user")))
+	env := sampleEnvelope()
+	env.Metadata.TraceState = "congo=t61rcWkgMzE"
+	msg, err := reg.Encode(env)
+	require.NoError(t, err)
+	for header, want := range map[string]string{
+		eventbus.HeaderSpecVersion: "1.0", eventbus.HeaderEventID: env.ID, eventbus.HeaderEventName: "auth.user_registered",
+		eventbus.HeaderSource: "urn:dddkit:test", eventbus.HeaderOccurredAt: "2026-03-04T04:06:07.00000089Z",
+		eventbus.HeaderAggregateID: "u-1", eventbus.HeaderContentType: "application/json",
+		eventbus.HeaderAggregateType: "user", eventbus.HeaderAggregateVersion: "3", eventbus.HeaderEventVersion: "1",
+		eventbus.HeaderCorrelationID: "corr", eventbus.HeaderCausationID: "cause",
+		eventbus.HeaderTraceParent: "00-abc-def-01", eventbus.HeaderTraceState: "congo=t61rcWkgMzE",
+		eventbus.HeaderValuePrefix + "tenant": "t1",
+	} {
+		require.Equal(t, want, msg.Metadata.Get(header), header)
+	}
+	require.Len(t, msg.Metadata, 15, "nothing else")
+	back, err := reg.Decode(msg)
+	require.NoError(t, err)
+	require.Equal(t, env.Metadata, back.Metadata)
+}
+
+// A message exactly as dddkit wrote it before CloudEvents still decodes.
+func TestDecodeLegacyHeaders(t *testing.T) {
+	t.Parallel()
+	reg := newRegistry(t)
+	require.NoError(t, eventbus.Register[userRegistered](reg, eventbus.AggregateType("user")))
+	msg := message.NewMessage("0190a6a0-0000-7000-8000-000000000001", []byte(`{"Email":"ada@example.com","Name":"Ada"}`))
+	msg.Metadata = message.Metadata{
+		"event_id": "0190a6a0-0000-7000-8000-000000000001", "event_name": "auth.user_registered", "event_version": "1",
+		"aggregate_type": "user", "aggregate_id": "u-1", "aggregate_version": "3",
+		"occurred_at": "2026-03-04T04:06:07.00000089Z", "content_type": "application/json",
+		"correlation_id": "corr", "causation_id": "cause", "traceparent": "00-abc-def-01", "x-meta-tenant": "t1",
+	}
+	env, err := reg.Decode(msg)
+	require.NoError(t, err)
+	want := sampleEnvelope()
+	require.True(t, want.OccurredAt.Equal(env.OccurredAt))
+	env.OccurredAt = want.OccurredAt
+	require.Equal(t, want, env)
+}
+
+func TestCheckSource(t *testing.T) {
+	t.Parallel()
+	for _, ok := range []string{"//auth.example.com", "urn:service:auth", "https://example.com/auth?x=1#f", "/auth", "auth", "a%20b"} {
+		require.NoError(t, eventbus.NewRegistry(&eventbus.RegistryConfig{Source: ok}).CheckSource(), ok)
+	}
+	for _, bad := range []string{"", "has space", "://x", "a%2", "1a:b", "tab\t", "ü"} {
+		err := eventbus.NewRegistry(&eventbus.RegistryConfig{Source: bad}).CheckSource()
+		require.ErrorIs(t, err, eventbus.ErrInvalidSource, bad)
+		require.ErrorContains(t, err, "RegistryConfig.Source", bad)
+		require.ErrorContains(t, err, `"//auth.example.com"`, bad)
+	}
+	require.Equal(t, "urn:x", eventbus.NewRegistry(&eventbus.RegistryConfig{Source: "urn:x"}).Source())
+	_, err := eventbus.NewPublisher(eventbus.NewMemoryTransport(nil).Publisher(), eventbus.NewRegistry(nil))
+	require.ErrorIs(t, err, eventbus.ErrInvalidSource)
+	require.ErrorContains(t, err, "NewPublisher")
+}
+
 func TestEncodeRefusesIncompleteEnvelopes(t *testing.T) {
 	t.Parallel()
 	reg := newRegistry(t)
@@ -167,6 +229,11 @@ func TestEncodeRefusesIncompleteEnvelopes(t *testing.T) {
 	for _, want := range []string{"differs", "no event ID", "no aggregate type", "no aggregate ID"} {
 		require.ErrorContains(t, err, want)
 	}
+	// A registry without a source cannot produce.
+	consumer := eventbus.NewRegistry(nil)
+	require.NoError(t, eventbus.Register[userRegistered](consumer))
+	_, err = consumer.Encode(sampleEnvelope())
+	require.ErrorIs(t, err, eventbus.ErrInvalidSource)
 	// An unregistered type is refused; a registered one travels with its
 	// schema version.
 	env := sampleEnvelope()
@@ -239,10 +306,15 @@ func TestDecodeErrors(t *testing.T) {
 		msg  *message.Message
 		want string
 	}{
-		"no name":         {variant(func(m *message.Message) { delete(m.Metadata, eventbus.HeaderEventName) }), `missing header "event_name"`},
-		"no aggregate":    {variant(func(m *message.Message) { delete(m.Metadata, eventbus.HeaderAggregateID) }), `missing header "aggregate_id"`},
-		"bad version":     {variant(func(m *message.Message) { m.Metadata.Set(eventbus.HeaderEventVersion, "two") }), "not a positive integer"},
-		"bad time":        {variant(func(m *message.Message) { m.Metadata.Set(eventbus.HeaderOccurredAt, "yesterday") }), "occurred_at"},
+		"no name":      {variant(func(m *message.Message) { delete(m.Metadata, eventbus.HeaderEventName) }), `missing header "ce_type"`},
+		"no aggregate": {variant(func(m *message.Message) { delete(m.Metadata, eventbus.HeaderAggregateID) }), `missing header "ce_subject"`},
+		"bad version":  {variant(func(m *message.Message) { m.Metadata.Set(eventbus.HeaderEventVersion, "two") }), "not a positive integer"},
+		"bad time":     {variant(func(m *message.Message) { m.Metadata.Set(eventbus.HeaderOccurredAt, "yesterday") }), "ce_time"},
+		"legacy type": {variant(func(m *message.Message) {
+			m.Metadata.Set("content_type", "text/plain")
+			delete(m.Metadata, eventbus.HeaderContentType)
+		}), "content type"},
+		"spec version":    {variant(func(m *message.Message) { m.Metadata.Set(eventbus.HeaderSpecVersion, "0.3") }), "spec version"},
 		"content type":    {variant(func(m *message.Message) { m.Metadata.Set(eventbus.HeaderContentType, "application/avro") }), "content type"},
 		"bad json":        {variant(func(m *message.Message) { m.Payload = []byte(`{"Email": 1}`) }), "payload into"},
 		"newer version":   {variant(func(m *message.Message) { m.Metadata.Set(eventbus.HeaderEventVersion, "2") }), "newer than the 1"},
@@ -391,6 +463,22 @@ func TestPublisher(t *testing.T) {
 	require.Equal(t, env.ID, got.ID)
 	require.Equal(t, "req-1", got.Metadata.CorrelationID, "filled from the context")
 	require.Equal(t, "own", got.Metadata.CausationID, "the envelope's own metadata wins")
+	require.True(t, env.OccurredAt.Equal(got.OccurredAt), "its own occurred-at")
+
+	// Without an occurred-at, the publisher stamps one: ce_time is always
+	// written.
+	before := time.Now()
+	undated := sampleEnvelope()
+	undated.ID, undated.OccurredAt = "undated", time.Time{}
+	published := make(chan error, 1)
+	go func() { published <- pub.Publish(ctx, undated) }() // the memory transport waits for the ack
+	msg = <-ch
+	msg.Ack()
+	got, err = reg.Decode(msg)
+	require.NoError(t, err)
+	require.Equal(t, "undated", got.ID)
+	require.NoError(t, <-published)
+	require.False(t, got.OccurredAt.Before(before.Truncate(time.Microsecond)), "stamped at publish: %s", got.OccurredAt)
 
 	cctx, cancel := context.WithCancel(ctx)
 	cancel()
@@ -398,7 +486,7 @@ func TestPublisher(t *testing.T) {
 }
 
 func FuzzDecode(f *testing.F) {
-	reg := eventbus.NewRegistry(nil)
+	reg := eventbus.NewRegistry(&eventbus.RegistryConfig{Source: "urn:dddkit:test"})
 	if err := eventbus.Register[profileChanged](reg, eventbus.Upcaster(1, upcastV1), eventbus.Upcaster(2, upcastV2)); err != nil {
 		f.Fatal(err)
 	}

@@ -34,7 +34,7 @@ func TestOneProducerForRelayPublisherAndDeadLetters(t *testing.T) {
 	// The outbox relay, with a registry of its own that sends every event
 	// to relayTopic.
 	require.NoError(t, postgres.Migrate(ctx, pool, nil))
-	relayReg := eventbus.NewRegistry(&eventbus.RegistryConfig{Topic: func(string) string { return relayTopic }})
+	relayReg := eventbus.NewRegistry(&eventbus.RegistryConfig{Source: "urn:dddkit:test", Topic: func(string) string { return relayTopic }})
 	require.NoError(t, eventbus.Register[orderPlaced](relayReg, eventbus.AggregateType("order")))
 	box, err := postgres.NewOutbox(pool, relayReg, nil)
 	require.NoError(t, err)
@@ -50,7 +50,7 @@ func TestOneProducerForRelayPublisherAndDeadLetters(t *testing.T) {
 
 	// An eventbus.Publisher, and a Router whose handler refuses every
 	// event, so that it dead-letters what the publisher sent.
-	reg := eventbus.NewRegistry(&eventbus.RegistryConfig{Topic: func(string) string { return pubTopic }})
+	reg := eventbus.NewRegistry(&eventbus.RegistryConfig{Source: "urn:dddkit:test", Topic: func(string) string { return pubTopic }})
 	require.NoError(t, eventbus.Register[orderPlaced](reg, eventbus.AggregateType("order")))
 	pub, err := eventbus.NewPublisher(client.Publisher(), reg)
 	require.NoError(t, err)

@@ -72,13 +72,32 @@
 //
 // # On the wire
 //
-// A dddkit message (see [eventbus.Registry.Encode]) becomes a Kafka
-// record as watermill-kafka maps it: the payload is the record value, the
-// message UUID (the event ID) travels in the "_watermill_message_uuid"
-// header, every other metadata entry is a record header, and the record
-// key is the aggregate ID ([eventbus.HeaderAggregateID]), so the events of
-// one aggregate share a partition and keep their order. Consumers read
-// records back the same way.
+// A dddkit message (see [eventbus.Registry.Encode]) becomes a Kafka record
+// in the binary content mode of the CloudEvents Kafka protocol binding:
+//
+//   - the key is the aggregate ID ([eventbus.HeaderAggregateID], ce_subject),
+//     so the events of one aggregate share a partition and keep their
+//     order;
+//   - the value is the payload exactly as the codec encoded it (the
+//     PostgreSQL outbox stores those bytes, nothing re-renders them);
+//   - the timestamp is the event's occurred-at time (ce_time), so Kafka
+//     tools and stream processors see event time. An event that occurred
+//     in the future by this process's clock is stamped with the clock
+//     instead: brokers refuse records more than
+//     log.message.timestamp.after.max.ms ahead (one hour by default).
+//     Time-based retention counts from the record timestamp, so an event
+//     relayed long after it occurred leaves the topic sooner than
+//     retention.ms after its publication; size the retention for the
+//     longest outage the relay must catch up on;
+//   - the headers are the message metadata: the ce_* attributes,
+//     content-type and the x-meta-* values. The event ID travels once,
+//     as ce_id (no "_watermill_message_uuid" header); a message that is
+//     not an event gets its UUID as ce_id.
+//
+// Consumers read records back the same way: the message UUID is ce_id,
+// or for records written before v0.2.0 event_id or
+// "_watermill_message_uuid" (read until v0.3.0). docs/wire-contract.md
+// shows a record as Kafka's console consumer prints it.
 //
 // # Consumers
 //

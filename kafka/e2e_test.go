@@ -67,7 +67,7 @@ func TestEndToEndOutboxKafkaInbox(t *testing.T) {
 	pg := setupPG(t)
 	topic := testinfra.Topic(t, 3)
 
-	reg := eventbus.NewRegistry(&eventbus.RegistryConfig{Topic: func(string) string { return topic }})
+	reg := eventbus.NewRegistry(&eventbus.RegistryConfig{Source: "urn:dddkit:test", Topic: func(string) string { return topic }})
 	require.NoError(t, eventbus.Register[accountOpened](reg, eventbus.AggregateType("account")))
 	// Version 1 called the amount "Cents". Were the version lost on the
 	// way, this upcaster would turn every deposit into 0, and the sum

@@ -55,7 +55,7 @@ func runAccounts(ctx context.Context) error {
 	}
 	defer client.Close() // closes the one producer
 
-	reg := eventbus.NewRegistry(nil)
+	reg := eventbus.NewRegistry(&eventbus.RegistryConfig{Source: "//orders.example.com"})
 	_ = eventbus.Register[UserRegistered](reg, eventbus.AggregateType("user"))
 
 	box, err := postgres.NewOutbox(pool, reg, nil)
@@ -98,7 +98,7 @@ func ExampleNewBatchConsumer() {
 	}
 	inbox, _ := postgres.NewInbox(pool, nil)
 
-	reg := eventbus.NewRegistry(nil)
+	reg := eventbus.NewRegistry(&eventbus.RegistryConfig{Source: "//orders.example.com"})
 	_ = eventbus.Register[UserRegistered](reg, eventbus.AggregateType("user"))
 	client, err := kafka.NewClient(&kafka.Config{Brokers: []string{"localhost:9092"}})
 	if err != nil {

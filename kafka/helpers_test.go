@@ -74,7 +74,7 @@ func setupKafka(t testing.TB, partitions int32) *kafkaBundle {
 	t.Helper()
 	b := &kafkaBundle{topic: testinfra.Topic(t, partitions), deadLetter: testinfra.Topic(t, 1)}
 	b.client = newClient(t)
-	reg := eventbus.NewRegistry(&eventbus.RegistryConfig{Topic: func(string) string { return b.topic }})
+	reg := eventbus.NewRegistry(&eventbus.RegistryConfig{Source: "urn:dddkit:test", Topic: func(string) string { return b.topic }})
 	require.NoError(t, eventbus.Register[orderPlaced](reg, eventbus.AggregateType("order")))
 	b.reg = reg
 	var err error

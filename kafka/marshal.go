@@ -1,27 +1,112 @@
 package kafka
 
 import (
+	"slices"
+	"time"
+
+	"github.com/IBM/sarama"
 	wmkafka "github.com/ThreeDotsLabs/watermill-kafka/v3/pkg/kafka"
 	"github.com/ThreeDotsLabs/watermill/message"
 
 	"github.com/dddkit/dddkit/internal/wire"
 )
 
+// marshaler maps dddkit's messages onto Kafka records and back: the
+// CloudEvents Kafka protocol binding in binary content mode, as package
+// wire builds the messages.
+//
+//   - Key: the aggregate ID ([partitionKey]), so the events of one
+//     aggregate share a partition and keep their order.
+//   - Value: the message payload, byte for byte (the codec's JSON).
+//   - Timestamp: the event's occurred-at time (its ce_time header); the
+//     producer's clock for a message without one, and for one that
+//     occurred in the future by the producer's clock (a skewed clock
+//     elsewhere): brokers refuse records more than
+//     log.message.timestamp.after.max.ms ahead (one hour by default
+//     since Kafka 4.0), which would fail the event for good.
+//   - Headers: the message metadata as it is (ce_* attributes,
+//     content-type, x-meta-*), and the message UUID as ce_id when the
+//     metadata has no ce_id (dddkit's events always do: their UUID is the
+//     event ID). The contract's headers come first, in the order of
+//     wire.Headers, then the others sorted by name, so that one message
+//     always makes the same record.
+//
+// Unmarshal gives the message the UUID ce_id (or, for records in the
+// legacy format, event_id or watermill-kafka's _watermill_message_uuid)
+// and every other header as metadata.
+type marshaler struct{}
+
+var _ wmkafka.MarshalerUnmarshaler = marshaler{}
+
+// newMarshaler returns the wire marshaler of every message dddkit sends
+// or receives through Kafka.
+func newMarshaler() marshaler { return marshaler{} }
+
 // partitionKey returns the Kafka message key of msg: its aggregate ID
 // (the wire.HeaderAggregateID header), or the message UUID when the
 // header is absent. All events of one aggregate thus land on one
 // partition and keep their order.
-func partitionKey(_ string, msg *message.Message) (string, error) {
+func partitionKey(msg *message.Message) string {
 	if id := msg.Metadata.Get(wire.HeaderAggregateID); id != "" {
-		return id, nil
+		return id
 	}
-	return msg.UUID, nil
+	return msg.UUID
 }
 
-// newMarshaler returns the wire marshaler of every message dddkit sends
-// or receives through Kafka: watermill-kafka's, with the watermill
-// metadata as record headers, the message UUID in watermill's
-// "_watermill_message_uuid" header and [partitionKey] as the key.
-func newMarshaler() wmkafka.MarshalerUnmarshaler {
-	return wmkafka.NewWithPartitioningMarshaler(partitionKey)
+// Marshal maps msg onto a record of topic.
+func (marshaler) Marshal(topic string, msg *message.Message) (*sarama.ProducerMessage, error) {
+	md := msg.Metadata
+	headers := make([]sarama.RecordHeader, 0, len(md)+1)
+	known := 0
+	for _, k := range wire.Headers {
+		v, ok := md[k]
+		if ok {
+			known++
+		}
+		if k == wire.HeaderEventID && v == "" {
+			v = msg.UUID
+		}
+		if v != "" {
+			headers = append(headers, sarama.RecordHeader{Key: []byte(k), Value: []byte(v)})
+		}
+	}
+	if len(md) > known {
+		rest := make([]string, 0, len(md)-known)
+		for k := range md {
+			if !slices.Contains(wire.Headers[:], k) {
+				rest = append(rest, k)
+			}
+		}
+		slices.Sort(rest)
+		for _, k := range rest {
+			headers = append(headers, sarama.RecordHeader{Key: []byte(k), Value: []byte(md[k])})
+		}
+	}
+	pm := &sarama.ProducerMessage{
+		Topic:   topic,
+		Key:     sarama.StringEncoder(partitionKey(msg)),
+		Value:   sarama.ByteEncoder(msg.Payload),
+		Headers: headers,
+	}
+	// A time that does not parse leaves the producer's clock: the
+	// message still goes out (a dead letter must never be refused).
+	if at := md.Get(wire.HeaderOccurredAt); at != "" {
+		if t, err := time.Parse(time.RFC3339Nano, at); err == nil && t.Before(time.Now()) {
+			pm.Timestamp = t
+		}
+	}
+	return pm, nil
+}
+
+// Unmarshal maps a consumed record onto a message.
+func (marshaler) Unmarshal(m *sarama.ConsumerMessage) (*message.Message, error) {
+	md := make(message.Metadata, len(m.Headers))
+	for _, h := range m.Headers {
+		if h != nil {
+			md[string(h.Key)] = string(h.Value)
+		}
+	}
+	msg := message.NewMessage(wire.MessageUUID(md), m.Value)
+	msg.Metadata = md
+	return msg, nil
 }

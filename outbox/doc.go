@@ -43,12 +43,15 @@
 // The relay reads up to [RelayConfig].BatchSize events at a time and
 // publishes each topic's share of a batch in one Publish call. Every
 // message is the event in dddkit's one wire contract, the one the
-// consumers of package eventbus read: the event ID as its UUID, the
-// payload as it was encoded at write time, and the headers named by
+// consumers of package eventbus read: a CloudEvent in the binary mode of
+// the Kafka binding, with the event ID as its UUID, the payload bytes as
+// they were encoded at write time, the registry's source
+// ([github.com/dddkit/dddkit/eventbus.RegistryConfig].Source, required by
+// NewRelay) and the headers named by
 // [github.com/dddkit/dddkit/eventbus.HeaderEventID] and the other
 // eventbus Header constants (event name and schema version, aggregate
 // type, ID and version, occurred-at, correlation and causation IDs, trace
-// parent, one header per metadata value). A publisher that implements
+// context, one header per metadata value). A publisher that implements
 // [ContextPublisher] (the kafka package's does) can be interrupted when
 // Run stops.
 //

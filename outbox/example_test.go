@@ -32,7 +32,7 @@ func Example() {
 
 	// The service's one registry: it encodes the events and names their
 	// topic ("user" → "user.events"), for the relay and the consumers.
-	reg := eventbus.NewRegistry(nil)
+	reg := eventbus.NewRegistry(&eventbus.RegistryConfig{Source: "urn:service:shop"})
 	_ = eventbus.Register[UserRegistered](reg, eventbus.AggregateType("user"))
 	_ = eventbus.Register[EmailVerified](reg, eventbus.AggregateType("user"))
 	box, _ := outbox.NewMemory(reg)
@@ -93,7 +93,7 @@ func (p *flakyPublisher) Close() error { return nil }
 // cause is fixed, the operator's retry publishes them in order.
 func ExampleMemory_RetryFailed() {
 	ctx := context.Background()
-	reg := eventbus.NewRegistry(nil)
+	reg := eventbus.NewRegistry(&eventbus.RegistryConfig{Source: "urn:service:shop"})
 	_ = eventbus.Register[UserRegistered](reg, eventbus.AggregateType("user"))
 	_ = eventbus.Register[EmailVerified](reg, eventbus.AggregateType("user"))
 	box, _ := outbox.NewMemory(reg)

@@ -22,7 +22,7 @@ import (
 func TestMemorySuite(t *testing.T) {
 	t.Parallel()
 	outboxtest.Run(t, func(t *testing.T) *outboxtest.Harness {
-		reg := eventbus.NewRegistry(nil)
+		reg := eventbus.NewRegistry(&eventbus.RegistryConfig{Source: "urn:dddkit:test"})
 		m, err := outbox.NewMemory(reg)
 		require.NoError(t, err)
 		return &outboxtest.Harness{
@@ -56,7 +56,7 @@ func envelope(agg string, v int64) aggregate.Envelope {
 
 func newMemory(t *testing.T) (*outbox.Memory, *eventbus.Registry) {
 	t.Helper()
-	reg := eventbus.NewRegistry(nil)
+	reg := eventbus.NewRegistry(&eventbus.RegistryConfig{Source: "urn:dddkit:test"})
 	require.NoError(t, eventbus.Register[itemAdded](reg, eventbus.AggregateType("cart")))
 	m, err := outbox.NewMemory(reg)
 	require.NoError(t, err)

@@ -242,8 +242,7 @@ func (p *processor) hookPublishError(err error, n int) {
 func (p *processor) publish(ctx context.Context, topic string, items []Pending, idx []int) error {
 	msgs := make([]*message.Message, len(idx))
 	for n, i := range idx {
-		msgs[n] = wire.ToMessage(items[i].Event, items[i].Payload)
-		wire.SetEventVersion(msgs[n].Metadata, items[i].SchemaVersion)
+		msgs[n] = wire.ToMessage(items[i].Event, p.reg.Source(), items[i].Payload, items[i].SchemaVersion)
 	}
 	start := time.Now()
 	var err error

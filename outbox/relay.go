@@ -3,6 +3,7 @@ package outbox
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -44,8 +45,9 @@ type Relay struct {
 
 // NewRelay returns a relay from src to pub. reg is the service's one
 // event registry: its topic rule ([eventbus.RegistryConfig].Topic) names
-// the topic of every event, the same rule the consumers subscribe by.
-// cfg nil means defaults.
+// the topic of every event, the same rule the consumers subscribe by, and
+// its source ([eventbus.RegistryConfig].Source, required) is the
+// CloudEvents source of every message. cfg nil means defaults.
 func NewRelay(src Source, pub message.Publisher, reg *eventbus.Registry, cfg *RelayConfig) (*Relay, error) {
 	var errs []error
 	if src == nil {
@@ -56,6 +58,8 @@ func NewRelay(src Source, pub message.Publisher, reg *eventbus.Registry, cfg *Re
 	}
 	if reg == nil {
 		errs = append(errs, errors.New("outbox: NewRelay: nil Registry"))
+	} else if err := reg.CheckSource(); err != nil {
+		errs = append(errs, fmt.Errorf("outbox: NewRelay: %w", err))
 	}
 	c, err := cfg.withDefaults()
 	errs = append(errs, err)

@@ -5,6 +5,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/dddkit/dddkit/eventbus"
 	"github.com/dddkit/dddkit/outbox"
 	"github.com/dddkit/dddkit/outbox/outboxtest"
 	"github.com/dddkit/dddkit/retry"
@@ -34,4 +35,12 @@ func TestNewRelayReportsEveryProblem(t *testing.T) {
 	relay, err := outbox.NewRelay(m, &outboxtest.Recorder{}, reg, nil)
 	require.NoError(t, err)
 	require.False(t, relay.IsLeader())
+
+	// A producer needs the CloudEvents source of its service.
+	_, err = outbox.NewRelay(m, &outboxtest.Recorder{}, eventbus.NewRegistry(nil), nil)
+	require.ErrorIs(t, err, eventbus.ErrInvalidSource)
+	require.ErrorContains(t, err, "outbox: NewRelay: eventbus: invalid RegistryConfig.Source: it is empty")
+	require.ErrorContains(t, err, `"urn:service:auth"`)
+	_, err = outbox.NewRelay(m, &outboxtest.Recorder{}, eventbus.NewRegistry(&eventbus.RegistryConfig{Source: "my service"}), nil)
+	require.ErrorIs(t, err, eventbus.ErrInvalidSource)
 }

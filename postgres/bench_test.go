@@ -205,7 +205,7 @@ func benchForwarder(b *testing.B) {
 					if err != nil {
 						return err
 					}
-					msgs[i] = wire.ToMessage(env, payload)
+					msgs[i] = wire.ToMessage(env, "urn:dddkit:bench", payload, 1)
 				}
 				return forwarder.NewPublisher(sqlPub, forwarder.PublisherConfig{ForwarderTopic: fwdTopic}).Publish(topic, msgs...)
 			}))

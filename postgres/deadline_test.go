@@ -43,7 +43,7 @@ type reminderDue struct{ Key string }
 func (reminderDue) EventName() string { return "test.reminder_due" }
 
 func reminderRegistry(topic string) (*eventbus.Registry, error) {
-	reg := eventbus.NewRegistry(&eventbus.RegistryConfig{Topic: func(string) string { return topic }})
+	reg := eventbus.NewRegistry(&eventbus.RegistryConfig{Source: "urn:dddkit:test", Topic: func(string) string { return topic }})
 	return reg, eventbus.Register[reminderDue](reg, eventbus.AggregateType("reminder"))
 }
 

@@ -27,7 +27,7 @@ func TestEventStoreSuite(t *testing.T) {
 	})
 }
 
-func newEventStore(t *testing.T, b pgBundle) *postgres.EventStore[*repositorytest.Counter] {
+func newEventStore(t testing.TB, b pgBundle) *postgres.EventStore[*repositorytest.Counter] {
 	t.Helper()
 	s, err := postgres.NewEventStore(b.pool, b.outbox, repositorytest.EventMapping(), nil)
 	require.NoError(t, err)
@@ -104,7 +104,7 @@ func TestEventStoreUpcastsThroughTheRegistry(t *testing.T) {
 
 	// A registry that knows CounterAdded only at version 2 reads the
 	// version-1 row through its upcaster.
-	reg := eventbus.NewRegistry(nil)
+	reg := eventbus.NewRegistry(&eventbus.RegistryConfig{Source: "urn:dddkit:test"})
 	require.NoError(t, eventbus.Register[repositorytest.CounterCreated](reg))
 	require.NoError(t, eventbus.Register[addedV2](reg, eventbus.Upcaster(1, func(p json.RawMessage) (json.RawMessage, error) {
 		var v1 repositorytest.CounterAdded
@@ -131,7 +131,7 @@ func TestEventStoreUpcastsThroughTheRegistry(t *testing.T) {
 	require.Equal(t, addedV2{Amount: 4}, seen[1])
 
 	// An event the registry does not know fails the load, clearly.
-	empty := eventbus.NewRegistry(nil)
+	empty := eventbus.NewRegistry(&eventbus.RegistryConfig{Source: "urn:dddkit:test"})
 	ob2, err := postgres.NewOutbox(b.pool, empty, nil)
 	require.NoError(t, err)
 	broken, err := postgres.NewEventStore(b.pool, ob2, repositorytest.EventMapping(), nil)

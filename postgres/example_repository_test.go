@@ -78,7 +78,7 @@ func ExampleNewRepository() {
 
 	// Every event type is registered once, for the outbox, the event
 	// store and the consumers.
-	reg := eventbus.NewRegistry(nil)
+	reg := eventbus.NewRegistry(&eventbus.RegistryConfig{Source: "urn:service:shop"})
 	_ = eventbus.Register[AccountOpened](reg, eventbus.AggregateType("account"))
 	_ = eventbus.Register[Deposited](reg, eventbus.AggregateType("account"))
 

@@ -47,7 +47,7 @@ func runOutboxRelay(ctx context.Context) error {
 	}
 
 	// The service's one registry encodes the events and names their topic.
-	reg := eventbus.NewRegistry(nil)
+	reg := eventbus.NewRegistry(&eventbus.RegistryConfig{Source: "urn:service:shop"})
 	if err := eventbus.Register[InvoiceIssued](reg, eventbus.AggregateType("invoice")); err != nil {
 		return err
 	}
@@ -100,7 +100,7 @@ func ExampleOutbox_Retry() {
 		return
 	}
 	defer pool.Close()
-	reg := eventbus.NewRegistry(nil)
+	reg := eventbus.NewRegistry(&eventbus.RegistryConfig{Source: "urn:service:shop"})
 	box, err := postgres.NewOutbox(pool, reg, nil)
 	if err != nil {
 		log.Print(err)

@@ -77,7 +77,7 @@ func childRelay() error {
 	defer client.Close()
 	topic := os.Getenv(envChildTopic)
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
-	reg := eventbus.NewRegistry(&eventbus.RegistryConfig{Topic: func(string) string { return topic }})
+	reg := eventbus.NewRegistry(&eventbus.RegistryConfig{Source: "urn:dddkit:test", Topic: func(string) string { return topic }})
 	ob, err := postgres.NewOutbox(pool, reg, &postgres.OutboxConfig{LeaderPollInterval: 100 * time.Millisecond, Logger: log})
 	if err != nil {
 		return err

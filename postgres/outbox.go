@@ -156,8 +156,8 @@ func NewOutbox(db DB, reg *eventbus.Registry, cfg *OutboxConfig) (*Outbox, error
 		o.valuesSQL[rows] = b.String()
 	}
 	o.unnestSQL = "INSERT INTO " + table + " " + insertColumns + `
-SELECT e, t, a, v, n, ev, p::jsonb, h::jsonb, o
-FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::text[], $6::int[], $7::text[], $8::text[], $9::timestamptz[])
+SELECT e, t, a, v, n, ev, p, h::jsonb, o
+FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::text[], $6::int[], $7::bytea[], $8::text[], $9::timestamptz[])
 	AS u(e, t, a, v, n, ev, p, h, o)`
 	return o, nil
 }
@@ -224,7 +224,7 @@ func (o *Outbox) write(ctx context.Context, q DB, rows []outbox.Pending) error {
 	}
 	var (
 		ids, types, aggIDs, evNames = make([]string, len(rows)), make([]string, len(rows)), make([]string, len(rows)), make([]string, len(rows))
-		payloads                    = make([]string, len(rows))
+		payloads                    = make([][]byte, len(rows))
 		headers                     = make([]*string, len(rows))
 		versions                    = make([]int64, len(rows))
 		evVersions                  = make([]int32, len(rows))
@@ -233,7 +233,7 @@ func (o *Outbox) write(ctx context.Context, q DB, rows []outbox.Pending) error {
 	for i := range rows {
 		r := &rows[i]
 		ids[i], types[i], aggIDs[i], evNames[i] = r.Event.ID, r.Event.AggregateType, r.Event.AggregateID, r.Event.Name
-		payloads[i] = string(r.Payload)
+		payloads[i] = r.Payload
 		h, err := headersOf(r.Event.Metadata)
 		if err != nil {
 			return fmt.Errorf("%w: %s %s: encode metadata: %w", outbox.ErrInvalidEvent, r.Event.Name, r.Event.ID, err)

@@ -32,7 +32,7 @@ func TestOutboxSuite(t *testing.T) {
 	outboxtest.Run(t, func(t *testing.T) *outboxtest.Harness {
 		pool, _ := testinfra.Schema(t)
 		require.NoError(t, postgres.Migrate(context.Background(), pool, nil))
-		reg := eventbus.NewRegistry(nil)
+		reg := eventbus.NewRegistry(&eventbus.RegistryConfig{Source: "urn:dddkit:test"})
 		cfg := &postgres.OutboxConfig{LeaderPollInterval: 50 * time.Millisecond}
 		open := func(t *testing.T) outbox.Source {
 			ob, err := postgres.NewOutbox(pool, reg, cfg)
@@ -100,7 +100,7 @@ func cartHistory(aggregates, versions int) []aggregate.Envelope {
 // rule is topic (nil: the default, "cart.events").
 func newCartRegistry(t testing.TB, topic eventbus.TopicFunc) *eventbus.Registry {
 	t.Helper()
-	reg := eventbus.NewRegistry(&eventbus.RegistryConfig{Topic: topic})
+	reg := eventbus.NewRegistry(&eventbus.RegistryConfig{Source: "urn:dddkit:test", Topic: topic})
 	require.NoError(t, eventbus.Register[cartItemAdded](reg, eventbus.AggregateType("cart")))
 	require.NoError(t, eventbus.Register[cartItemRemoved](reg, eventbus.AggregateType("cart")))
 	return reg

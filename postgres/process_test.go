@@ -42,7 +42,7 @@ func TestProcessTimeoutOnPostgresAndKafka(t *testing.T) {
 	name := testinfra.Name(t)
 	orders, payments, deadLetters := name+"-orders", name+"-payments", name+"-dlq"
 	testinfra.Topics(t, 3, orders, payments, deadLetters)
-	reg := eventbus.NewRegistry(&eventbus.RegistryConfig{Topic: func(typ string) string {
+	reg := eventbus.NewRegistry(&eventbus.RegistryConfig{Source: "urn:dddkit:test", Topic: func(typ string) string {
 		if typ == processtest.PaymentType {
 			return payments
 		}

@@ -302,7 +302,7 @@ func TestRepositoryOnACallersTx(t *testing.T) {
 func TestRepositoryUnregisteredEventWritesNothing(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
-	reg := eventbus.NewRegistry(nil)
+	reg := eventbus.NewRegistry(&eventbus.RegistryConfig{Source: "urn:dddkit:test"})
 	b := setupPG(t, reg) // knows none of Counter's events
 	repo := newRepo(t, b, nil)
 	c := mustCounter(t, "c1")

@@ -46,7 +46,7 @@ func TestCommandDispatchesWithCausation(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	reg := eventbus.NewRegistry(nil)
+	reg := eventbus.NewRegistry(&eventbus.RegistryConfig{Source: "urn:dddkit:test"})
 	if err := eventbus.Register[UserRegistered](reg, eventbus.AggregateType("user")); err != nil {
 		t.Fatal(err)
 	}
@@ -100,7 +100,7 @@ func TestManagerRefuses(t *testing.T) {
 			t.Errorf("New(nil, \"\", nil) = %v, want it to say %q", err, want)
 		}
 	}
-	reg := eventbus.NewRegistry(nil)
+	reg := eventbus.NewRegistry(&eventbus.RegistryConfig{Source: "urn:dddkit:test"})
 	if err := eventbus.Register[noTopic](reg); err != nil {
 		t.Fatal(err)
 	}

@@ -42,7 +42,7 @@ type Payment struct {
 // transaction.
 func ExampleManager() {
 	ctx := context.Background()
-	reg := eventbus.NewRegistry(nil)
+	reg := eventbus.NewRegistry(&eventbus.RegistryConfig{Source: "urn:service:shop"})
 	_ = eventbus.Register[OrderPlaced](reg, eventbus.AggregateType("order"))
 	_ = eventbus.Register[PaymentTimedOut](reg, eventbus.AggregateType("order"))
 	_ = eventbus.Register[PaymentReceived](reg, eventbus.AggregateType("payment"))
@@ -121,7 +121,7 @@ func ExampleCommand() {
 		return struct{}{}, nil
 	})
 
-	reg := eventbus.NewRegistry(nil)
+	reg := eventbus.NewRegistry(&eventbus.RegistryConfig{Source: "urn:service:shop"})
 	_ = eventbus.Register[UserRegistered](reg, eventbus.AggregateType("user"))
 	transport := eventbus.NewMemoryTransport(&eventbus.MemoryConfig{Logger: quiet})
 	defer transport.Close()

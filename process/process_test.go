@@ -18,7 +18,7 @@ func TestMemoryStoreSuite(t *testing.T) {
 // relay and store.
 func TestTimeoutInMemory(t *testing.T) {
 	t.Parallel()
-	reg := eventbus.NewRegistry(nil)
+	reg := eventbus.NewRegistry(&eventbus.RegistryConfig{Source: "urn:dddkit:test"})
 	transport := eventbus.NewMemoryTransport(&eventbus.MemoryConfig{Logger: quiet})
 	t.Cleanup(func() { _ = transport.Close() })
 	ob, err := outbox.NewMemory(reg)

@@ -69,7 +69,7 @@ type userRow struct {
 // events: a service registers each event type once, and the outbox, the
 // event store and the consumers all use that one registry.
 func newOutbox() *outbox.Memory {
-	reg := eventbus.NewRegistry(nil)
+	reg := eventbus.NewRegistry(&eventbus.RegistryConfig{Source: "urn:service:shop"})
 	_ = eventbus.Register[UserRegistered](reg, eventbus.AggregateType("user"))
 	_ = eventbus.Register[UserVerified](reg, eventbus.AggregateType("user"))
 	ob, _ := outbox.NewMemory(reg)

@@ -135,7 +135,7 @@ type env struct {
 func (s *suite) setup(t *testing.T) *env {
 	t.Helper()
 	e := &env{t: t, s: s, topic: s.h.Topic(t), deadLetter: s.h.Topic(t), logger: testLogger()}
-	reg := eventbus.NewRegistry(&eventbus.RegistryConfig{Topic: func(string) string { return e.topic }})
+	reg := eventbus.NewRegistry(&eventbus.RegistryConfig{Source: "urn:dddkit:eventbustest", Topic: func(string) string { return e.topic }})
 	must(t, eventbus.Register[created](reg, eventbus.AggregateType(aggType)))
 	must(t, eventbus.Register[renamed](reg, eventbus.AggregateType(aggType)))
 	must(t, eventbus.Register[registered](reg, eventbus.AggregateType(aggType),
@@ -221,7 +221,7 @@ func (e *env) envelope(id string, p aggregate.Event) aggregate.Envelope {
 // for consumers whose registry does not.
 func (e *env) unknownMessage(ev aggregate.Envelope) *message.Message {
 	e.t.Helper()
-	other := eventbus.NewRegistry(nil)
+	other := eventbus.NewRegistry(&eventbus.RegistryConfig{Source: "urn:dddkit:eventbustest"})
 	must(e.t, eventbus.Register[notKnown](other))
 	msg, err := other.Encode(ev)
 	must(e.t, err)
@@ -525,7 +525,7 @@ func testUpcast(t *testing.T, s *suite) {
 	e.run(r)
 
 	// An old producer that only knows version 1 of the event.
-	oldReg := eventbus.NewRegistry(&eventbus.RegistryConfig{Topic: func(string) string { return e.topic }})
+	oldReg := eventbus.NewRegistry(&eventbus.RegistryConfig{Source: "urn:dddkit:eventbustest", Topic: func(string) string { return e.topic }})
 	must(t, eventbus.Register[registeredV1](oldReg, eventbus.AggregateType(aggType)))
 	oldPub, err := eventbus.NewPublisher(e.s.h.Transport.Publisher(), oldReg)
 	must(t, err)

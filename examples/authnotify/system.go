@@ -82,10 +82,11 @@ func buildShared(cfg config.Config) (*shared, error) {
 }
 
 // newRegistry returns the event registry of the service, with the one
-// topic rule used by the relay and the consumers alike; `authnotify
-// catalog` describes it.
+// topic rule used by the relay and the consumers alike and the CloudEvents
+// source of every event the service produces; `authnotify catalog`
+// describes it.
 func newRegistry(topicPrefix string) (*eventbus.Registry, error) {
-	registry := eventbus.NewRegistry(&eventbus.RegistryConfig{Topic: func(aggregateType string) string {
+	registry := eventbus.NewRegistry(&eventbus.RegistryConfig{Source: "urn:dddkit:authnotify", Topic: func(aggregateType string) string {
 		return topicPrefix + eventbus.DefaultTopic(aggregateType)
 	}})
 	if err := errors.Join(authevents.Register(registry), adapters.RegisterDeadlines(registry)); err != nil {

@@ -14,7 +14,7 @@
 //
 //	func TestSource(t *testing.T) {
 //		outboxtest.Run(t, func(t *testing.T) *outboxtest.Harness {
-//			reg := eventbus.NewRegistry(nil)
+//			reg := eventbus.NewRegistry(&eventbus.RegistryConfig{Source: "urn:service:mine"})
 //			src := newMySource(t, reg)
 //			return &outboxtest.Harness{Source: src, Registry: reg, Write: src.Write, Retry: src.RetryFailed}
 //		})

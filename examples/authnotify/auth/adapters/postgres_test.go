@@ -29,7 +29,7 @@ func TestPostgresUsers(t *testing.T) {
 	require.NoError(t, err)
 	t.Cleanup(pool.Close)
 	require.NoError(t, postgres.Migrate(ctx, pool, nil))
-	reg := eventbus.NewRegistry(nil)
+	reg := eventbus.NewRegistry(&eventbus.RegistryConfig{Source: "urn:dddkit:test"})
 	require.NoError(t, authevents.Register(reg))
 	box, err := postgres.NewOutbox(pool, reg, nil)
 	require.NoError(t, err)
