@@ -27,6 +27,7 @@ func TestCorePackagesDependOnNoAdapter(t *testing.T) {
 		"repository", "repository/repositorytest",
 		"outbox", "outbox/outboxtest",
 		"eventbus", "eventbus/eventbustest",
+		"projection", "projection/projectiontest",
 	}
 	// The domain layer is standard library only (valueobject may hash
 	// passwords with x/crypto).

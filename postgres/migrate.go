@@ -36,6 +36,7 @@ var steps = []struct {
 	{"state-stored aggregates: state and unique keys", aggregatesSQL},
 	{"event store: the events of event-sourced aggregates", eventsSQL},
 	{"inbox: the events each handler has applied", inboxSQL},
+	{"projections: the checkpoint and status of each projection", projectionsSQL},
 }
 
 // LatestVersion is the schema version this dddkit needs.

@@ -20,6 +20,7 @@ const (
 	DefaultAggregateKeysTable = "aggregate_keys"
 	DefaultEventsTable        = "aggregate_events"
 	DefaultMigrationsTable    = "dddkit_migrations"
+	DefaultProjectionsTable   = "dddkit_projections"
 )
 
 // Tables names the tables dddkit keeps. The zero value means the default
@@ -46,6 +47,9 @@ type Tables struct {
 	Events string
 	// Migrations records the schema version (default "dddkit_migrations").
 	Migrations string
+	// Projections holds the checkpoint and status of each projection
+	// (default "dddkit_projections").
+	Projections string
 }
 
 // maxTableLen leaves room for the suffixes of index and constraint names
@@ -72,6 +76,7 @@ func (t *Tables) Validate() error {
 	for _, f := range []struct{ field, v string }{
 		{"Outbox", c.Outbox}, {"Inbox", c.Inbox}, {"Aggregates", c.Aggregates},
 		{"AggregateKeys", c.AggregateKeys}, {"Events", c.Events}, {"Migrations", c.Migrations},
+		{"Projections", c.Projections},
 	} {
 		check(f.field, f.v, maxTableLen)
 		if other, dup := seen[f.v]; dup {
@@ -93,6 +98,7 @@ func (t *Tables) withDefaults() Tables {
 	c.AggregateKeys = cmp.Or(c.AggregateKeys, DefaultAggregateKeysTable)
 	c.Events = cmp.Or(c.Events, DefaultEventsTable)
 	c.Migrations = cmp.Or(c.Migrations, DefaultMigrationsTable)
+	c.Projections = cmp.Or(c.Projections, DefaultProjectionsTable)
 	return c
 }
 
