@@ -626,4 +626,3 @@ func (m *MemoryReadModel) Applied(context.Context) (map[string]int, map[string][
 	}
 	return maps.Clone(m.counts), order, nil
 }
-
