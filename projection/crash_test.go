@@ -62,8 +62,12 @@ func crashProjection(reg *eventbus.Registry) (*projection.Projection, error) {
 		return err
 	}
 	err = errors.Join(
-		projection.On(p, func(ctx context.Context, _ projectiontest.Counted, env aggregate.Envelope) error { return apply(ctx, env) }),
-		projection.On(p, func(ctx context.Context, _ projectiontest.Reset, env aggregate.Envelope) error { return apply(ctx, env) }),
+		projection.On(p, func(ctx context.Context, _ projectiontest.Counted, env aggregate.Envelope) error {
+			return apply(ctx, env)
+		}),
+		projection.On(p, func(ctx context.Context, _ projectiontest.Reset, env aggregate.Envelope) error {
+			return apply(ctx, env)
+		}),
 	)
 	p.OnReset(func(ctx context.Context) error {
 		tx, _ := postgres.TxFromContext(ctx)
