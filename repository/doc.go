@@ -93,6 +93,24 @@
 // with the store, and a Mapping that loses a field fails in unit tests
 // already.
 //
+// [NewMemoryEventStore] is the in-memory event store: the stores of every
+// event-sourced aggregate type share one [MemoryEventLog] (made with
+// [NewMemoryEventLog] and the sink), which keeps the events in save order.
+//
+// # Event streams
+//
+// An event store's [Stream] is every event of every aggregate type in one
+// global order: [StoredEvent.Position]. Read returns the events after a
+// position (filtered by event names and aggregate types), Head the newest
+// readable position, and Wait blocks until a write may have added events.
+// A reader that stores the position of the last event it handled and
+// continues from it never misses an event and never sees one twice: Read
+// never returns an event while one with a smaller position may still
+// commit. [Follow] catches up from a position and then follows live
+// writes; projections are built on it. [*MemoryEventLog] and
+// postgres.EventStream implement Stream and pass the same suite
+// (repositorytest.RunStream).
+//
 // # Concurrency
 //
 // Concurrency control is optimistic. Every stored aggregate carries its

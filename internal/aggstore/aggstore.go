@@ -157,3 +157,29 @@ func (r Retry) Run(ctx context.Context, what string, attempt func(ctx context.Co
 }
 
 func isConflict(err error) bool { return errors.Is(err, aggregate.ErrConcurrencyConflict) }
+
+// Rebuild checks a, the empty aggregate an event-sourced mapping built
+// (EventMapping.New, or a snapshot's Restore; what names it in errors),
+// sets it to version base (the snapshot's version; 0 without one),
+// replays history (the events after base) onto it and applies opts.
+// Every event-sourced adapter loads through it.
+func Rebuild[A aggregate.Aggregate](aggregateType, id, what string, a A, base int64, history []aggregate.Envelope, opts []aggregate.Option) (A, error) {
+	var zero A
+	root, err := RootOf(a)
+	if err != nil {
+		return zero, fmt.Errorf("repository: load %s %s: %s returned a nil aggregate", aggregateType, id, what)
+	}
+	if root.ID() != id || root.Type() != aggregateType || root.Version() != 0 || root.HasChanges() {
+		return zero, fmt.Errorf("repository: load %s %s: %s returned an aggregate with id %q, type %q, version %d (want an empty one, Init'ed with the ID and type)",
+			aggregateType, id, what, root.ID(), root.Type(), root.Version())
+	}
+	if base > 0 {
+		if err := aggregate.Restore(root, base); err != nil {
+			return zero, fmt.Errorf("repository: load %s %s: %w", aggregateType, id, err)
+		}
+	}
+	if err := aggregate.Replay(root, history, opts...); err != nil {
+		return zero, fmt.Errorf("repository: load %s %s: %w", aggregateType, id, err)
+	}
+	return a, nil
+}

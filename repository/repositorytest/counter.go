@@ -43,8 +43,15 @@ func (CounterRenamed) EventName() string { return "repositorytest.counter_rename
 // NewCounter returns a new counter at zero; it records [CounterCreated].
 // opts configure its root, as in [aggregate.Root.Init].
 func NewCounter(id, name string, opts ...aggregate.Option) (*Counter, error) {
+	return NewCounterOfType(CounterType, id, name, opts...)
+}
+
+// NewCounterOfType is [NewCounter] for an aggregate type other than
+// [CounterType] (see [EventMappingOf]): the stream suite stores counters
+// of two types.
+func NewCounterOfType(aggregateType, id, name string, opts ...aggregate.Option) (*Counter, error) {
 	c := &Counter{}
-	c.Init(id, CounterType, c.apply, opts...)
+	c.Init(id, aggregateType, c.apply, opts...)
 	if err := c.Record(CounterCreated{Name: name}); err != nil {
 		return nil, err
 	}
@@ -102,12 +109,16 @@ func Mapping() repository.Mapping[*Counter] {
 }
 
 // EventMapping is the event-sourced mapping of Counter.
-func EventMapping() repository.EventMapping[*Counter] {
+func EventMapping() repository.EventMapping[*Counter] { return EventMappingOf(CounterType) }
+
+// EventMappingOf is the event-sourced mapping of counters of
+// aggregateType (see [NewCounterOfType]).
+func EventMappingOf(aggregateType string) repository.EventMapping[*Counter] {
 	return repository.EventMapping[*Counter]{
-		Type: CounterType,
+		Type: aggregateType,
 		New: func(id string) *Counter {
 			c := &Counter{}
-			c.Init(id, CounterType, c.apply)
+			c.Init(id, aggregateType, c.apply)
 			return c
 		},
 	}
