@@ -225,8 +225,15 @@ func (r *Runner) Rebuild(ctx context.Context, progress func(Progress)) error {
 // stream has no more events for the projection.
 func (r *Runner) loop(ctx context.Context, untilCaughtUp bool, progress func(Progress)) error {
 	failures := 0
+	reported := int64(-1)
+	report := func(cp Checkpoint) {
+		if progress != nil && cp.Position != reported {
+			reported = cp.Position
+			progress(Progress{Position: cp.Position, Target: cp.RebuildTarget, Applied: cp.Applied})
+		}
+	}
 	for {
-		n, cp, err := r.step(ctx)
+		n, cp, head, err := r.step(ctx)
 		if ctx.Err() != nil {
 			if untilCaughtUp {
 				return fmt.Errorf("projection %q: %w", r.p.name, ctx.Err())
@@ -250,18 +257,18 @@ func (r *Runner) loop(ctx context.Context, untilCaughtUp bool, progress func(Pro
 		}
 		failures = 0
 		if n > 0 {
-			if progress != nil && cp.Rebuilding {
-				progress(Progress{Position: cp.Position, Target: cp.RebuildTarget, Applied: cp.Applied})
+			if cp.Rebuilding {
+				report(cp)
 			}
 			continue
 		}
 		if untilCaughtUp {
-			if progress != nil {
-				progress(Progress{Position: cp.Position, Target: cp.RebuildTarget, Applied: cp.Applied})
-			}
+			report(cp)
 			return nil
 		}
-		if err := r.stream.Wait(ctx, cp.Position); err != nil && ctx.Err() == nil {
+		// Wait from the head seen before the empty read: events up to it
+		// that the filter does not select must not wake the runner.
+		if err := r.stream.Wait(ctx, max(cp.Position, head)); err != nil && ctx.Err() == nil {
 			r.logger.LogAttrs(ctx, slog.LevelError, "projection: wait for events",
 				slog.String("projection", r.p.name), slog.Any("error", err))
 			_ = retry.Sleep(ctx, r.cfg.Retry.BaseDelay)
@@ -281,33 +288,38 @@ func (r *Runner) stopped(err error, attempts int) error {
 
 // step applies the next batch. It returns how many events it handled (0
 // when the projection has caught up; a batch that another runner applied
-// first counts as handled) and the checkpoint after it.
-func (r *Runner) step(ctx context.Context) (int, Checkpoint, error) {
+// first counts as handled), the checkpoint after it and the stream's
+// head as it was before the read.
+func (r *Runner) step(ctx context.Context) (int, Checkpoint, int64, error) {
 	cp, err := r.store.Load(ctx, r.p.name)
 	if err != nil {
-		return 0, cp, fmt.Errorf("load checkpoint: %w", err)
+		return 0, cp, 0, fmt.Errorf("load checkpoint: %w", err)
+	}
+	head, err := r.stream.Head(ctx)
+	if err != nil {
+		return 0, cp, 0, fmt.Errorf("read stream head: %w", err)
 	}
 	events, err := r.stream.Read(ctx, cp.Position, r.filter, r.cfg.BatchSize)
 	if err != nil {
-		return 0, cp, fmt.Errorf("read stream after %d: %w", cp.Position, err)
+		return 0, cp, head, fmt.Errorf("read stream after %d: %w", cp.Position, err)
 	}
 	if len(events) == 0 {
 		if cp.Rebuilding || cp.LastError != "" {
 			cp, err = r.settle(ctx, cp.Position)
 		}
-		return 0, cp, err
+		return 0, cp, head, err
 	}
 	next, err := r.apply(ctx, cp.Position, events)
 	switch {
 	case err == nil:
-		return len(events), next, nil
+		return len(events), next, head, nil
 	case errors.Is(err, errMoved):
-		return len(events), cp, nil
+		return len(events), cp, head, nil
 	case ctx.Err() != nil:
-		return 0, cp, err
+		return 0, cp, head, err
 	}
 	if len(events) == 1 {
-		return 0, cp, err
+		return 0, cp, head, err
 	}
 	// Find the failing event: apply the batch one event at a time; the
 	// events before it commit.
@@ -318,13 +330,13 @@ func (r *Runner) step(ctx context.Context) (int, Checkpoint, error) {
 		next, err := r.apply(ctx, after, events[k:k+1])
 		switch {
 		case errors.Is(err, errMoved):
-			return k + 1, cp, nil
+			return k + 1, cp, head, nil
 		case err != nil:
-			return k, cp, err
+			return k, cp, head, err
 		}
 		after, cp = next.Position, next
 	}
-	return len(events), cp, nil
+	return len(events), cp, head, nil
 }
 
 // apply applies events, which follow position after, and the new
