@@ -33,7 +33,9 @@ func TestSubscribeMemoryBus(t *testing.T) {
 	add := func(ctx context.Context, env aggregate.Envelope) error {
 		return rm.Add(ctx, env.ID, env.AggregateID, env.Version)
 	}
-	require.NoError(t, projection.On(p, func(ctx context.Context, _ projectiontest.Counted, env aggregate.Envelope) error { return add(ctx, env) }))
+	require.NoError(t, projection.On(p, func(ctx context.Context, _ projectiontest.Counted, env aggregate.Envelope) error {
+		return add(ctx, env)
+	}))
 	require.NoError(t, projection.On(p, func(ctx context.Context, _ projectiontest.Reset, env aggregate.Envelope) error { return add(ctx, env) }))
 	require.NoError(t, p.Subscribe(router, eventbus.NewMemoryInbox()))
 
