@@ -89,9 +89,70 @@ ON CONFLICT (name) DO UPDATE SET position = $2, applied = $3, last_event_at = $4
 }
 
 // Do implements [projection.Store]: fn runs in a [UnitOfWork] (joining
-// the one in ctx, if any).
+// the one in ctx, if any). Statements queued with [QueueExec] during fn
+// are sent in one round trip when fn returns, before the commit.
 func (s *ProjectionStore) Do(ctx context.Context, fn func(ctx context.Context) error) error {
-	return s.uow.Do(ctx, fn)
+	return s.uow.Do(ctx, func(ctx context.Context) error {
+		if _, nested := ctx.Value(queueKey{}).(*writeQueue); nested {
+			return fn(ctx)
+		}
+		q := &writeQueue{}
+		if err := fn(context.WithValue(ctx, queueKey{}, q)); err != nil {
+			return err
+		}
+		return q.flush(ctx)
+	})
+}
+
+type queueKey struct{}
+
+// writeQueue holds the statements queued in one ProjectionStore.Do.
+type writeQueue struct{ b pgx.Batch }
+
+// QueueExec runs a read-model statement in the transaction of ctx. In a
+// projection batch of the [ProjectionStore] it is queued instead, and
+// the batch's queued statements are sent together, in order, in one
+// round trip before the checkpoint commits: a projection that writes a
+// row or two per event then pays one round trip per batch, not one per
+// event. An error of a queued statement fails the batch, which is then
+// applied one event at a time, so the failing event is found.
+//
+// Queue only statements whose effects later handlers of the same batch
+// do not read back (inserts, upserts such as
+// "SET total = total + $2"); use [TxFromContext] for the others.
+// Without a projection batch in ctx, QueueExec executes at once on the
+// unit of work of ctx, and fails when there is none.
+func QueueExec(ctx context.Context, sql string, args ...any) error {
+	if q, ok := ctx.Value(queueKey{}).(*writeQueue); ok {
+		q.b.Queue(sql, args...)
+		return nil
+	}
+	tx, ok := TxFromContext(ctx)
+	if !ok {
+		return errors.New("postgres: QueueExec: no unit of work in the context")
+	}
+	_, err := tx.Exec(ctx, sql, args...)
+	return err
+}
+
+// flush sends the queued statements on the transaction of ctx.
+func (q *writeQueue) flush(ctx context.Context) error {
+	n := q.b.Len()
+	if n == 0 {
+		return nil
+	}
+	tx, ok := TxFromContext(ctx)
+	if !ok {
+		return errors.New("postgres: projection store: no transaction to flush the queued statements on")
+	}
+	br := tx.SendBatch(ctx, &q.b)
+	for i := range n {
+		if _, err := br.Exec(); err != nil {
+			_ = br.Close()
+			return fmt.Errorf("postgres: queued statement %d of %d: %w", i+1, n, err)
+		}
+	}
+	return br.Close()
 }
 
 // Load implements [projection.Store]. Inside Do it locks the row until

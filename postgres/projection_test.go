@@ -3,15 +3,19 @@ package postgres_test
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"testing"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
 
+	"github.com/dddkit/dddkit/aggregate"
 	"github.com/dddkit/dddkit/internal/testinfra"
 	"github.com/dddkit/dddkit/postgres"
+	"github.com/dddkit/dddkit/projection"
 	"github.com/dddkit/dddkit/projection/projectiontest"
+	"github.com/dddkit/dddkit/retry"
 )
 
 func TestProjectionStore(t *testing.T) {
@@ -49,12 +53,7 @@ func newPGReadModel(t testing.TB, pool *pgxpool.Pool, name string) *pgReadModel 
 }
 
 func (m *pgReadModel) Add(ctx context.Context, eventID, aggregateID string, version int64) error {
-	tx, ok := postgres.TxFromContext(ctx)
-	if !ok {
-		return errors.New("no transaction in the handler's context")
-	}
-	_, err := tx.Exec(ctx, `INSERT INTO `+m.table+` (event_id, aggregate_id, version) VALUES ($1, $2, $3)`, eventID, aggregateID, version)
-	return err
+	return postgres.QueueExec(ctx, `INSERT INTO `+m.table+` (event_id, aggregate_id, version) VALUES ($1, $2, $3)`, eventID, aggregateID, version)
 }
 
 func (m *pgReadModel) Clear(ctx context.Context) error {
@@ -83,4 +82,42 @@ func (m *pgReadModel) Applied(ctx context.Context) (map[string]int, map[string][
 		order[agg] = append(order[agg], v)
 	}
 	return counts, order, rows.Err()
+}
+
+// A queued statement that fails fails its batch: the batch is applied
+// one event at a time, the events before the failing one commit, and
+// the projection stops at it.
+func TestProjectionStoreQueuedStatementFails(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	pool := testinfra.Pool(t)
+	require.NoError(t, postgres.Migrate(ctx, pool, nil))
+	_, err := pool.Exec(ctx, `CREATE TABLE rm (event_id text PRIMARY KEY, version bigint NOT NULL CHECK (version <> 5))`)
+	require.NoError(t, err)
+	store, err := postgres.NewProjectionStore(pool, nil)
+	require.NoError(t, err)
+
+	stream := projectiontest.NewStream()
+	envs := projectiontest.Events(40, 1, map[string]int64{}) // one aggregate: versions 1..40
+	stream.Append(envs...)
+	p, err := projection.New("queued", projectiontest.Registry(t))
+	require.NoError(t, err)
+	require.NoError(t, projection.On(p, func(ctx context.Context, _ projectiontest.Counted, env aggregate.Envelope) error {
+		return postgres.QueueExec(ctx, `INSERT INTO rm (event_id, version) VALUES ($1, $2)`, env.ID, env.Version)
+	}))
+	r, err := projection.NewRunner(p, stream, store, &projection.RunnerConfig{
+		BatchSize: 100, Retry: retry.Policy{MaxAttempts: 1}, Logger: slog.New(slog.DiscardHandler),
+	})
+	require.NoError(t, err)
+	err = r.CatchUp(ctx)
+	var perr *projection.Error
+	require.ErrorAs(t, err, &perr)
+	require.Equal(t, envs[4].ID, perr.EventID, "stopped at version 5")
+	var n int
+	require.NoError(t, pool.QueryRow(ctx, `SELECT count(*) FROM rm`).Scan(&n))
+	require.Equal(t, 4, n, "versions 1-4 committed")
+	st, err := r.Status(ctx)
+	require.NoError(t, err)
+	require.Equal(t, int64(4), st.Applied)
+	require.Contains(t, st.LastError, "violates check constraint")
 }

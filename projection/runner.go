@@ -319,7 +319,7 @@ func (r *Runner) step(ctx context.Context) (int, Checkpoint, int64, error) {
 		return 0, cp, head, err
 	}
 	if len(events) == 1 {
-		return 0, cp, head, err
+		return 0, cp, head, blame(events[0], err)
 	}
 	// Find the failing event: apply the batch one event at a time; the
 	// events before it commit.
@@ -332,11 +332,21 @@ func (r *Runner) step(ctx context.Context) (int, Checkpoint, int64, error) {
 		case errors.Is(err, errMoved):
 			return k + 1, cp, head, nil
 		case err != nil:
-			return k, cp, head, err
+			return k, cp, head, blame(events[k], err)
 		}
 		after, cp = next.Position, next
 	}
 	return len(events), cp, head, nil
+}
+
+// blame attributes the failure of a batch of ev alone to ev: its
+// handler failed, or the statements it queued, or the commit.
+func blame(ev repository.StoredEvent, err error) error {
+	var ee *eventError
+	if errors.As(err, &ee) {
+		return err
+	}
+	return &eventError{ev: ev, err: err}
 }
 
 // apply applies events, which follow position after, and the new
