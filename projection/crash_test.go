@@ -38,12 +38,28 @@ const (
 // crashReadModel is the read model of the crash tests: a row per event
 // with the number of times it was applied (an upsert counts a second
 // application instead of failing on it) and the order of application.
-const crashReadModel = `CREATE TABLE crash_rm (
+func readModelSQL(table string) string {
+	return `CREATE TABLE ` + table + ` (
 	event_id     text   PRIMARY KEY,
 	aggregate_id text   NOT NULL,
 	version      bigint NOT NULL,
 	applied      int    NOT NULL DEFAULT 1,
 	seq          bigint GENERATED ALWAYS AS IDENTITY)`
+}
+
+// countInto is a projection handler that counts env into the read model
+// table (see readModelSQL), queued in the batch's transaction.
+func countInto(table string) func(ctx context.Context, env aggregate.Envelope) error {
+	return func(ctx context.Context, env aggregate.Envelope) error {
+		return postgres.QueueExec(ctx, `INSERT INTO `+table+` (event_id, aggregate_id, version) VALUES ($1, $2, $3)
+			ON CONFLICT (event_id) DO UPDATE SET applied = `+table+`.applied + 1`, env.ID, env.AggregateID, env.Version)
+	}
+}
+
+// resetTable is a projection's OnReset handler that empties table.
+func resetTable(table string) func(ctx context.Context) error {
+	return func(ctx context.Context) error { return postgres.QueueExec(ctx, `DELETE FROM `+table) }
+}
 
 // crashProjection is the projection the child runs: it counts each event
 // into crash_rm in the batch's transaction.
@@ -52,15 +68,7 @@ func crashProjection(reg *eventbus.Registry) (*projection.Projection, error) {
 	if err != nil {
 		return nil, err
 	}
-	apply := func(ctx context.Context, env aggregate.Envelope) error {
-		tx, ok := postgres.TxFromContext(ctx)
-		if !ok {
-			return errors.New("no transaction")
-		}
-		_, err := tx.Exec(ctx, `INSERT INTO crash_rm (event_id, aggregate_id, version) VALUES ($1, $2, $3)
-			ON CONFLICT (event_id) DO UPDATE SET applied = crash_rm.applied + 1`, env.ID, env.AggregateID, env.Version)
-		return err
-	}
+	apply := countInto("crash_rm")
 	err = errors.Join(
 		projection.On(p, func(ctx context.Context, _ projectiontest.Counted, env aggregate.Envelope) error {
 			return apply(ctx, env)
@@ -69,11 +77,7 @@ func crashProjection(reg *eventbus.Registry) (*projection.Projection, error) {
 			return apply(ctx, env)
 		}),
 	)
-	p.OnReset(func(ctx context.Context) error {
-		tx, _ := postgres.TxFromContext(ctx)
-		_, err := tx.Exec(ctx, `DELETE FROM crash_rm`)
-		return err
-	})
+	p.OnReset(resetTable("crash_rm"))
 	return p, err
 }
 
@@ -197,7 +201,7 @@ func setupCrash(t *testing.T) *crashBundle {
 	pool, schema := testinfra.Schema(t)
 	ctx := context.Background()
 	require.NoError(t, postgres.Migrate(ctx, pool, nil))
-	_, err := pool.Exec(ctx, crashReadModel)
+	_, err := pool.Exec(ctx, readModelSQL("crash_rm"))
 	require.NoError(t, err)
 	b := &crashBundle{pool: pool, schema: schema, log: filepath.Join(t.TempDir(), "child.log")}
 	t.Cleanup(func() {
