@@ -32,14 +32,16 @@ type ProjectionConsumer struct {
 }
 
 // NewProjectionConsumer returns the Kafka consumers of p, with inbox
-// making each event's effects happen once and c's producer publishing
-// dead letters. A nil cfg means the defaults of [eventbus.BatchConfig];
+// making each event's effects happen once, each batch's handlers in a
+// Do of store that joins the inbox's transaction (with
+// postgres.ProjectionStore, statements queued with postgres.QueueExec
+// go in one round trip), and c's producer publishing dead letters. A nil cfg means the defaults of [eventbus.BatchConfig];
 // its Topic must be empty.
-func NewProjectionConsumer(c *Client, p *projection.Projection, inbox eventbus.Inbox, cfg *eventbus.BatchConfig) (*ProjectionConsumer, error) {
+func NewProjectionConsumer(c *Client, p *projection.Projection, inbox eventbus.Inbox, store projection.Store, cfg *eventbus.BatchConfig) (*ProjectionConsumer, error) {
 	if c == nil || p == nil {
 		return nil, errors.New("kafka: NewProjectionConsumer: nil Client or Projection")
 	}
-	procs, err := p.BatchProcessors(inbox, c.Publisher(), cfg)
+	procs, err := p.BatchProcessors(inbox, store, c.Publisher(), cfg)
 	if err != nil {
 		return nil, fmt.Errorf("kafka: projection consumer: %w", err)
 	}

@@ -20,7 +20,12 @@ type eventbusPublisher = message.Publisher
 // Subscribe runs p on the event bus: it registers p's event types on r
 // with [eventbus.HandleOnce], so that inbox makes each event's effects
 // happen once, in one transaction with the inbox record (with the
-// PostgreSQL inbox, a unit of work the read model's SQL joins). Events
+// PostgreSQL inbox, a unit of work the read model's SQL joins). The
+// handlers run in a [Store.Do] of store that joins the inbox's
+// transaction: with the PostgreSQL store (give it the inbox's
+// database), statements queued with postgres.QueueExec are sent in one
+// round trip; with the [MemoryStore], writes staged with [OnCommit] are
+// kept only when the event is recorded in the inbox. Events
 // of one topic are one consumer named after the projection, so one
 // aggregate's events arrive in order; when p's types are on several
 // topics, each topic is a consumer named "<name>@<topic>".
@@ -32,14 +37,14 @@ type eventbusPublisher = message.Publisher
 // event store's stream ([Runner]), where a failing event stops it.
 // Rebuilding is done from the stream too: topics may be compacted or
 // expired.
-func (p *Projection) Subscribe(r *eventbus.Router, inbox eventbus.Inbox) error {
+func (p *Projection) Subscribe(r *eventbus.Router, inbox eventbus.Inbox, store Store) error {
 	if err := p.checkDeclared(); err != nil {
 		return err
 	}
-	if r == nil || inbox == nil {
-		return fmt.Errorf("projection %q: Subscribe needs a Router and an Inbox", p.name)
+	if r == nil || inbox == nil || store == nil {
+		return fmt.Errorf("projection %q: Subscribe needs a Router, an Inbox and a Store", p.name)
 	}
-	in := p.countingInbox(inbox)
+	in := p.busInbox(inbox, store)
 	for topic, names := range p.topics() {
 		for _, name := range names {
 			if err := p.handlers[name].handleOnce(r, p.consumerName(topic), in); err != nil {
@@ -52,22 +57,24 @@ func (p *Projection) Subscribe(r *eventbus.Router, inbox eventbus.Inbox) error {
 
 // BatchProcessors returns p's batching bus consumers, one
 // [eventbus.BatchProcessor] per topic of its event types (named as with
-// [Projection.Subscribe]), applying p's events with inbox in batches and
-// dead-lettering through deadLetters. The Kafka source of package
+// [Projection.Subscribe]), applying p's events with inbox in batches —
+// each batch's handlers in one Do of store, joining the inbox's
+// transaction, as with Subscribe — and dead-lettering through
+// deadLetters. The Kafka source of package
 // [github.com/dddkit/dddkit/kafka] (NewProjectionConsumers) runs them; a
 // nil cfg means the defaults of [eventbus.BatchConfig], whose Topic must
 // be empty (the topics are the event types').
-func (p *Projection) BatchProcessors(inbox eventbus.Inbox, deadLetters message.Publisher, cfg *eventbus.BatchConfig) ([]*eventbus.BatchProcessor, error) {
+func (p *Projection) BatchProcessors(inbox eventbus.Inbox, store Store, deadLetters message.Publisher, cfg *eventbus.BatchConfig) ([]*eventbus.BatchProcessor, error) {
 	if err := p.checkDeclared(); err != nil {
 		return nil, err
 	}
 	if cfg != nil && cfg.Topic != "" {
 		return nil, fmt.Errorf("projection %q: BatchConfig.Topic must be empty: a projection consumes the topics of its event types", p.name)
 	}
-	if inbox == nil {
-		return nil, fmt.Errorf("projection %q: nil Inbox", p.name)
+	if inbox == nil || store == nil {
+		return nil, fmt.Errorf("projection %q: BatchProcessors needs an Inbox and a Store", p.name)
 	}
-	in := p.countingInbox(inbox)
+	in := p.busInbox(inbox, store)
 	var out []*eventbus.BatchProcessor
 	topics := p.topics()
 	for _, topic := range slices.Sorted(maps.Keys(topics)) {
@@ -130,18 +137,22 @@ func (p *Projection) BusStatus() BusStatus {
 	return p.bus.st
 }
 
-func (p *Projection) countingInbox(in eventbus.Inbox) eventbus.Inbox {
-	return &countingInbox{Inbox: in, p: p}
+func (p *Projection) busInbox(in eventbus.Inbox, store Store) eventbus.Inbox {
+	return &busInbox{Inbox: in, store: store, p: p}
 }
 
-// countingInbox keeps the BusStatus of the projection it serves.
-type countingInbox struct {
+// busInbox runs the handlers of the inbox's transactions in a Do of the
+// store and keeps the BusStatus of the projection it serves.
+type busInbox struct {
 	eventbus.Inbox
-	p *Projection
+	store Store
+	p     *Projection
 }
 
-func (c *countingInbox) Process(ctx context.Context, handler string, env aggregate.Envelope, fn func(ctx context.Context) error) (bool, error) {
-	applied, err := c.Inbox.Process(ctx, handler, env, fn)
+func (c *busInbox) Process(ctx context.Context, handler string, env aggregate.Envelope, fn func(ctx context.Context) error) (bool, error) {
+	applied, err := c.Inbox.Process(ctx, handler, env, func(ctx context.Context) error {
+		return c.store.Do(ctx, fn)
+	})
 	if applied {
 		c.done([]aggregate.Envelope{env})
 	}
@@ -149,11 +160,11 @@ func (c *countingInbox) Process(ctx context.Context, handler string, env aggrega
 	return applied, err
 }
 
-func (c *countingInbox) ProcessBatch(ctx context.Context, handler string, envs []aggregate.Envelope, fn func(ctx context.Context, fresh []aggregate.Envelope) error) error {
+func (c *busInbox) ProcessBatch(ctx context.Context, handler string, envs []aggregate.Envelope, fn func(ctx context.Context, fresh []aggregate.Envelope) error) error {
 	var fresh []aggregate.Envelope
 	err := c.Inbox.ProcessBatch(ctx, handler, envs, func(ctx context.Context, f []aggregate.Envelope) error {
 		fresh = f
-		return fn(ctx, f)
+		return c.store.Do(ctx, func(ctx context.Context) error { return fn(ctx, f) })
 	})
 	if err == nil {
 		c.done(fresh)
@@ -162,7 +173,7 @@ func (c *countingInbox) ProcessBatch(ctx context.Context, handler string, envs [
 	return err
 }
 
-func (c *countingInbox) done(envs []aggregate.Envelope) {
+func (c *busInbox) done(envs []aggregate.Envelope) {
 	if len(envs) == 0 {
 		return
 	}
@@ -174,7 +185,7 @@ func (c *countingInbox) done(envs []aggregate.Envelope) {
 	b.st.LastError, b.st.LastErrorAt = "", time.Time{}
 }
 
-func (c *countingInbox) failed(err error) {
+func (c *busInbox) failed(err error) {
 	if err == nil || errors.Is(err, context.Canceled) {
 		return
 	}

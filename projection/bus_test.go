@@ -37,7 +37,7 @@ func TestSubscribeMemoryBus(t *testing.T) {
 		return add(ctx, env)
 	}))
 	require.NoError(t, projection.On(p, func(ctx context.Context, _ projectiontest.Reset, env aggregate.Envelope) error { return add(ctx, env) }))
-	require.NoError(t, p.Subscribe(router, eventbus.NewMemoryInbox()))
+	require.NoError(t, p.Subscribe(router, eventbus.NewMemoryInbox(), projection.NewMemoryStore()))
 
 	go func() { _ = router.Run(ctx) }()
 	defer router.Close()

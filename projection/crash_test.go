@@ -141,7 +141,11 @@ func childProjection(source string) error {
 		if err != nil {
 			return err
 		}
-		pc, err := kafka.NewProjectionConsumer(client, p, inbox, &eventbus.BatchConfig{MaxBatch: 200, Logger: log})
+		store, err := postgres.NewProjectionStore(pool, nil)
+		if err != nil {
+			return err
+		}
+		pc, err := kafka.NewProjectionConsumer(client, p, inbox, store, &eventbus.BatchConfig{MaxBatch: 200, Logger: log})
 		if err != nil {
 			return err
 		}
