@@ -64,6 +64,26 @@
 // payloads through the event registry. Both pass the shared suite of
 // package repositorytest, like the in-memory adapter.
 //
+// An event store snapshots an aggregate type when its
+// repository.EventMapping has a Snapshot: every N events (per aggregate
+// type), the save that crosses a multiple of N also writes the
+// aggregate's state to the snapshots table, in its own transaction; a
+// load starts from the newest snapshot of the mapping's schema version
+// and replays only the later events. A snapshot of another schema
+// version, or one that does not decode, is ignored: the load replays
+// every event.
+//
+// # Event streams
+//
+// [NewEventStream] reads the events table as one global stream (a
+// repository.Stream): every event of every aggregate type, by position,
+// filtered by event names and aggregate types, woken by NOTIFY at
+// commit. Positions are handed out under an append lock held until
+// commit, so a reader that continues from the last position it handled
+// never skips an event that a concurrent transaction commits late; see
+// [EventStream] for the technique and the alternatives.
+// repository.Follow catches up and then follows it.
+//
 // # The outbox
 //
 // [NewOutbox] is the outbox table. Repositories write their events into

@@ -6,11 +6,13 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 
 	"github.com/dddkit/dddkit/aggregate"
+	"github.com/dddkit/dddkit/eventbus"
 	"github.com/dddkit/dddkit/internal/aggstore"
 	"github.com/dddkit/dddkit/repository"
 )
@@ -27,6 +29,22 @@ import (
 // The payloads are encoded and decoded by the event registry of the
 // Outbox, the one registry of the service: an event type is registered
 // once, for the store, the outbox and the consumers.
+//
+// Every event also gets a global position, read by [EventStream]. Save
+// takes the append lock of the events table (a transaction-level
+// advisory lock) before its rows take their positions, and the lock is
+// held until the transaction ends: transactions that append events
+// commit one at a time, which is what lets stream readers never skip an
+// event (see [EventStream]). Keep such transactions short.
+//
+// With a [repository.SnapshotMapping] in the mapping, a save that takes
+// an aggregate across a multiple of Snapshot.Every events also stores a
+// snapshot of it, in the same transaction (so a snapshot never describes
+// events that did not commit; a Take error fails the save), replacing
+// the aggregate's previous snapshot of that schema version. Load starts
+// from the snapshot of the mapping's Snapshot.Version and replays the
+// events after it; when there is none, or Restore fails, or the events
+// do not follow on from it, it replays every event.
 type EventStore[A aggregate.Aggregate] struct {
 	db      DB
 	outbox  *Outbox
@@ -34,7 +52,8 @@ type EventStore[A aggregate.Aggregate] struct {
 	retry   aggstore.Retry
 	options []aggregate.Option
 
-	sqlLoad, sqlAppend, sqlVersion string
+	sqlLoad, sqlLoadAfter, sqlAppend, sqlVersion string
+	sqlSnapshot, sqlPutSnapshot                  string
 }
 
 // NewEventStore returns the event store of mapping.Type in db. Its events
@@ -57,7 +76,7 @@ func NewEventStore[A aggregate.Aggregate](db DB, ob *Outbox, mapping repository.
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
-	events := ob.n.q(ob.n.t.Events)
+	events, snapshots := ob.n.q(ob.n.t.Events), ob.n.q(ob.n.t.Snapshots)
 	return &EventStore[A]{
 		db:      db,
 		outbox:  ob,
@@ -66,11 +85,24 @@ func NewEventStore[A aggregate.Aggregate](db DB, ob *Outbox, mapping repository.
 		options: slices.Clone(cfg.Options),
 		sqlLoad: `SELECT version, event_id, name, event_version, payload, metadata, occurred_at FROM ` + events +
 			` WHERE type = $1 AND id = $2 ORDER BY version`,
-		sqlAppend: `INSERT INTO ` + events + ` (type, id, version, event_id, name, event_version, payload, metadata, occurred_at)
+		sqlLoadAfter: `SELECT version, event_id, name, event_version, payload, metadata, occurred_at FROM ` + events +
+			` WHERE type = $1 AND id = $2 AND version > $3 ORDER BY version`,
+		// The append lock (a transaction-level advisory lock on the events
+		// table) is taken before the rows take their positions and held
+		// until the transaction ends: positions are handed out in commit
+		// order, which is what lets the stream's readers never skip an
+		// event (see EventStream).
+		sqlAppend: `WITH append_lock AS MATERIALIZED (SELECT ` + appendLockSQL(ob.n) + `)
+INSERT INTO ` + events + ` (type, id, version, event_id, name, event_version, payload, metadata, occurred_at)
 SELECT $1, $2, v, e, n, ev, p::jsonb, m::jsonb, o
-FROM unnest($3::bigint[], $4::text[], $5::text[], $6::int[], $7::text[], $8::text[], $9::timestamptz[]) AS u(v, e, n, ev, p, m, o)
+FROM append_lock, unnest($3::bigint[], $4::text[], $5::text[], $6::int[], $7::text[], $8::text[], $9::timestamptz[]) AS u(v, e, n, ev, p, m, o)
+ORDER BY v
 ON CONFLICT (type, id, version) DO NOTHING`,
-		sqlVersion: `SELECT coalesce(max(version), 0) FROM ` + events + ` WHERE type = $1 AND id = $2 AND event_id <> ALL($3::text[])`,
+		sqlVersion:  `SELECT coalesce(max(version), 0) FROM ` + events + ` WHERE type = $1 AND id = $2 AND event_id <> ALL($3::text[])`,
+		sqlSnapshot: `SELECT version, state FROM ` + snapshots + ` WHERE type = $1 AND id = $2 AND schema_version = $3`,
+		sqlPutSnapshot: `INSERT INTO ` + snapshots + ` (type, id, schema_version, version, state) VALUES ($1, $2, $3, $4, $5)
+ON CONFLICT (type, id, schema_version) DO UPDATE SET version = excluded.version, state = excluded.state, taken_at = now()
+WHERE ` + snapshots + `.version < excluded.version`,
 	}, nil
 }
 
@@ -84,17 +116,76 @@ type storedMetadata struct {
 }
 
 // Load replays the aggregate's events (in the unit of work of ctx, when
-// there is one). No events give an error wrapping [aggregate.ErrNotFound].
+// there is one), from its newest usable snapshot when the mapping has a
+// Snapshot. No events give an error wrapping [aggregate.ErrNotFound].
 func (s *EventStore[A]) Load(ctx context.Context, id string) (A, error) {
 	return s.load(ctx, querier(ctx, s.db), id, false)
 }
 
 func (s *EventStore[A]) load(ctx context.Context, q DB, id string, _ bool) (A, error) {
 	var zero A
-	rows, err := q.Query(ctx, s.sqlLoad, s.mapping.Type, id)
-	if err != nil {
-		return zero, fmt.Errorf("repository: load %s %s: %w", s.mapping.Type, id, err)
+	opts := aggstore.LoadOptions(ctx, s.options)
+	if snap := s.mapping.Snapshot; snap != nil {
+		a, ok, err := s.loadFromSnapshot(ctx, q, id, snap, opts)
+		if err != nil || ok {
+			return a, err
+		}
 	}
+	history, err := s.history(ctx, q, id, 0)
+	if err != nil {
+		return zero, err
+	}
+	if len(history) == 0 {
+		return zero, fmt.Errorf("repository: load %s %s: %w", s.mapping.Type, id, aggregate.ErrNotFound)
+	}
+	return aggstore.Rebuild(s.mapping.Type, id, "EventMapping.New", s.mapping.New(id), 0, history, opts)
+}
+
+// loadFromSnapshot loads the aggregate from its snapshot of the mapping's
+// schema version and the events after it. ok is false, without an
+// error, when there is no such snapshot or it cannot be restored: the
+// caller then replays every event.
+func (s *EventStore[A]) loadFromSnapshot(ctx context.Context, q DB, id string, snap *repository.SnapshotMapping[A], opts []aggregate.Option) (a A, ok bool, err error) {
+	var (
+		version int64
+		state   []byte
+	)
+	switch err := q.QueryRow(ctx, s.sqlSnapshot, s.mapping.Type, id, snap.Version).Scan(&version, &state); {
+	case errors.Is(err, pgx.ErrNoRows):
+		return a, false, nil
+	case err != nil:
+		return a, false, fmt.Errorf("repository: load %s %s: read snapshot: %w", s.mapping.Type, id, err)
+	}
+	restored, err := snap.Restore(id, state)
+	if err != nil {
+		return a, false, nil // an undecodable snapshot is ignored
+	}
+	history, err := s.history(ctx, q, id, version)
+	if err != nil {
+		return a, false, err
+	}
+	a, err = aggstore.Rebuild(s.mapping.Type, id, "EventMapping.Snapshot.Restore", restored, version, history, opts)
+	if err != nil {
+		return a, false, nil // a snapshot that does not fit its events is ignored
+	}
+	return a, true, nil
+}
+
+// history reads the aggregate's events after version after.
+func (s *EventStore[A]) history(ctx context.Context, q DB, id string, after int64) ([]aggregate.Envelope, error) {
+	var (
+		rows pgx.Rows
+		err  error
+	)
+	if after == 0 {
+		rows, err = q.Query(ctx, s.sqlLoad, s.mapping.Type, id)
+	} else {
+		rows, err = q.Query(ctx, s.sqlLoadAfter, s.mapping.Type, id, after)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("repository: load %s %s: %w", s.mapping.Type, id, err)
+	}
+	defer rows.Close()
 	var history []aggregate.Envelope
 	for rows.Next() {
 		var (
@@ -104,43 +195,45 @@ func (s *EventStore[A]) load(ctx context.Context, q DB, id string, _ bool) (A, e
 			metadata      []byte
 		)
 		if err := rows.Scan(&env.Version, &env.ID, &env.Name, &schemaVersion, &payload, &metadata, &env.OccurredAt); err != nil {
-			rows.Close()
-			return zero, fmt.Errorf("repository: load %s %s: %w", s.mapping.Type, id, err)
+			return nil, fmt.Errorf("repository: load %s %s: %w", s.mapping.Type, id, err)
 		}
 		env.AggregateType, env.AggregateID = s.mapping.Type, id
-		if env.Payload, err = s.outbox.reg.DecodePayload(env.Name, schemaVersion, payload); err != nil {
-			rows.Close()
-			return zero, fmt.Errorf("repository: load %s %s: event %s (version %d): %w", s.mapping.Type, id, env.Name, env.Version, err)
-		}
-		if len(metadata) > 0 {
-			var md storedMetadata
-			if err := json.Unmarshal(metadata, &md); err != nil {
-				rows.Close()
-				return zero, fmt.Errorf("repository: load %s %s: decode metadata of version %d: %w", s.mapping.Type, id, env.Version, err)
-			}
-			env.Metadata = aggregate.Metadata(md)
+		if err := decodeEvent(s.outbox.reg, &env, schemaVersion, payload, metadata); err != nil {
+			return nil, fmt.Errorf("repository: load %s %s: %w", s.mapping.Type, id, err)
 		}
 		history = append(history, env)
 	}
 	if err := rows.Err(); err != nil {
-		return zero, fmt.Errorf("repository: load %s %s: %w", s.mapping.Type, id, err)
+		return nil, fmt.Errorf("repository: load %s %s: %w", s.mapping.Type, id, err)
 	}
-	if len(history) == 0 {
-		return zero, fmt.Errorf("repository: load %s %s: %w", s.mapping.Type, id, aggregate.ErrNotFound)
+	return history, nil
+}
+
+// decodeEvent decodes the payload (upcast to the version its Go type has
+// today) and the metadata of an event row into env, whose Name and
+// Version are set: what the store's loads and the stream share.
+func decodeEvent(reg *eventbus.Registry, env *aggregate.Envelope, schemaVersion int, payload, metadata []byte) error {
+	var err error
+	if env.Payload, err = reg.DecodePayload(env.Name, schemaVersion, payload); err != nil {
+		return fmt.Errorf("event %s (version %d): %w", env.Name, env.Version, err)
 	}
-	a := s.mapping.New(id)
-	root, err := aggstore.RootOf(a)
-	if err != nil {
-		return zero, fmt.Errorf("repository: load %s %s: EventMapping.New returned a nil aggregate", s.mapping.Type, id)
+	if len(metadata) > 0 {
+		var md storedMetadata
+		if err := json.Unmarshal(metadata, &md); err != nil {
+			return fmt.Errorf("decode metadata of version %d: %w", env.Version, err)
+		}
+		env.Metadata = aggregate.Metadata(md)
 	}
-	if root.ID() != id || root.Type() != s.mapping.Type || root.Version() != 0 {
-		return zero, fmt.Errorf("repository: load %s %s: EventMapping.New returned an aggregate with id %q, type %q, version %d (want an empty one, Init'ed with the ID and type)",
-			s.mapping.Type, id, root.ID(), root.Type(), root.Version())
-	}
-	if err := aggregate.Replay(root, history, aggstore.LoadOptions(ctx, s.options)...); err != nil {
-		return zero, fmt.Errorf("repository: load %s %s: %w", s.mapping.Type, id, err)
-	}
-	return a, nil
+	return nil
+}
+
+// appendLockSQL is the expression that takes the append lock of the
+// events table: a transaction-level advisory lock whose key is derived
+// from the table's OID, so that it is one lock per table whatever the
+// search_path.
+func appendLockSQL(n names) string {
+	return `pg_advisory_xact_lock(` + strconv.FormatInt(lockKey("events/append", "", ""), 10) + ` # ` +
+		quoteLiteral(n.q(n.t.Events)) + `::regclass::oid::bigint)`
 }
 
 // Save appends a's uncommitted events; see [repository.Repository].Save
@@ -155,7 +248,7 @@ func (s *EventStore[A]) Update(ctx context.Context, id string, fn func(A) error)
 	return update(ctx, s.db, s.retry, s.mapping.Type, id, fn, s.load, s.write)
 }
 
-func (s *EventStore[A]) write(ctx context.Context, tx pgx.Tx, root *aggregate.Root, _ A, base int64) error {
+func (s *EventStore[A]) write(ctx context.Context, tx pgx.Tx, root *aggregate.Root, a A, base int64) error {
 	typ, id := s.mapping.Type, root.ID()
 	events := aggstore.PendingEvents(ctx, root)[base-root.CommittedVersion():]
 	rows, err := s.outbox.encode(events)
@@ -201,6 +294,15 @@ func (s *EventStore[A]) write(ctx context.Context, tx pgx.Tx, root *aggregate.Ro
 	}
 	if err := s.outbox.write(ctx, tx, rows); err != nil {
 		return fmt.Errorf("repository: save %s %s: write events to outbox: %w", typ, id, err)
+	}
+	if snap := s.mapping.Snapshot; snap != nil && base/int64(snap.Every) < root.Version()/int64(snap.Every) {
+		state, err := snap.Take(a)
+		if err != nil {
+			return fmt.Errorf("repository: save %s %s: take snapshot: %w", typ, id, err)
+		}
+		if _, err := tx.Exec(ctx, s.sqlPutSnapshot, typ, id, snap.Version, root.Version(), state); err != nil {
+			return fmt.Errorf("repository: save %s %s: write snapshot: %w", typ, id, err)
+		}
 	}
 	return nil
 }

@@ -36,6 +36,8 @@ var steps = []struct {
 	{"state-stored aggregates: state and unique keys", aggregatesSQL},
 	{"event store: the events of event-sourced aggregates", eventsSQL},
 	{"inbox: the events each handler has applied", inboxSQL},
+	{"event store: global positions for the event stream, its index and NOTIFY trigger", eventPositionsSQL},
+	{"event store: snapshots of event-sourced aggregates", snapshotsSQL},
 	{"projections: the checkpoint and status of each projection", projectionsSQL},
 }
 
@@ -284,5 +286,62 @@ CREATE TABLE IF NOT EXISTS ` + inbox + ` (
 );
 COMMENT ON TABLE ` + inbox + ` IS 'dddkit inbox: events whose effects each handler has committed';
 CREATE INDEX IF NOT EXISTS ` + ident(n.t.Inbox+"_processed_at_idx") + ` ON ` + inbox + ` USING brin (processed_at);
+`
+}
+
+// eventPositionsSQL gives every event a global position from a sequence.
+// Rows of an older dddkit get theirs in the order they were recorded
+// (recorded_at, then type, id and version, so an aggregate's events keep
+// their version order). New rows take theirs when they are inserted,
+// under the append lock (see [EventStream]).
+func eventPositionsSQL(n names, schema string) string {
+	table := n.t.Events
+	events := n.q(table)
+	seq := n.q(table + "_position_seq")
+	fn := n.q(table + "_notify")
+	return `
+CREATE SEQUENCE IF NOT EXISTS ` + seq + ` AS bigint;
+ALTER TABLE ` + events + ` ADD COLUMN IF NOT EXISTS position bigint;
+UPDATE ` + events + ` e SET position = o.position
+FROM (
+	SELECT type, id, version,
+		(SELECT coalesce(max(position), 0) FROM ` + events + `) + row_number() OVER (ORDER BY recorded_at, type, id, version) AS position
+	FROM ` + events + ` WHERE position IS NULL
+) o
+WHERE e.type = o.type AND e.id = o.id AND e.version = o.version;
+SELECT setval(` + quoteLiteral(seq) + `, max(position)) FROM ` + events + ` HAVING max(position) IS NOT NULL;
+ALTER SEQUENCE ` + seq + ` OWNED BY ` + events + `.position;
+ALTER TABLE ` + events + ` ALTER COLUMN position SET DEFAULT nextval(` + quoteLiteral(seq) + `), ALTER COLUMN position SET NOT NULL;
+CREATE UNIQUE INDEX IF NOT EXISTS ` + ident(table+"_position_key") + ` ON ` + events + ` (position);
+COMMENT ON COLUMN ` + events + `.position IS 'dddkit: the event''s place in the global order of the event stream';
+
+-- One notification per inserting statement wakes the stream's readers
+-- at commit.
+CREATE OR REPLACE FUNCTION ` + fn + `() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+	PERFORM pg_notify(TG_ARGV[0], '');
+	RETURN NULL;
+END
+$$;
+CREATE OR REPLACE TRIGGER ` + ident(table+"_notify") + ` AFTER INSERT ON ` + events + `
+	FOR EACH STATEMENT EXECUTE FUNCTION ` + fn + `(` + quoteLiteral(channelName(schema, table)) + `);
+`
+}
+
+// snapshotsSQL creates the snapshots table: the newest snapshot of each
+// event-sourced aggregate, per schema version of its state.
+func snapshotsSQL(n names, _ string) string {
+	snapshots := n.q(n.t.Snapshots)
+	return `
+CREATE TABLE IF NOT EXISTS ` + snapshots + ` (
+	type           text        NOT NULL,
+	id             text        NOT NULL,
+	schema_version integer     NOT NULL,
+	version        bigint      NOT NULL CHECK (version > 0),
+	state          bytea       NOT NULL,
+	taken_at       timestamptz NOT NULL DEFAULT now(),
+	PRIMARY KEY (type, id, schema_version)
+);
+COMMENT ON TABLE ` + snapshots + ` IS 'dddkit snapshots of event-sourced aggregates: the state at a version, per schema version of the state';
 `
 }

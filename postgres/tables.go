@@ -19,6 +19,7 @@ const (
 	DefaultAggregatesTable    = "aggregates"
 	DefaultAggregateKeysTable = "aggregate_keys"
 	DefaultEventsTable        = "aggregate_events"
+	DefaultSnapshotsTable     = "aggregate_snapshots"
 	DefaultMigrationsTable    = "dddkit_migrations"
 	DefaultProjectionsTable   = "dddkit_projections"
 )
@@ -45,6 +46,9 @@ type Tables struct {
 	// Events is the event store of event-sourced aggregates (default
 	// "aggregate_events").
 	Events string
+	// Snapshots holds snapshots of event-sourced aggregates (default
+	// "aggregate_snapshots").
+	Snapshots string
 	// Migrations records the schema version (default "dddkit_migrations").
 	Migrations string
 	// Projections holds the checkpoint and status of each projection
@@ -75,7 +79,7 @@ func (t *Tables) Validate() error {
 	seen := map[string]string{}
 	for _, f := range []struct{ field, v string }{
 		{"Outbox", c.Outbox}, {"Inbox", c.Inbox}, {"Aggregates", c.Aggregates},
-		{"AggregateKeys", c.AggregateKeys}, {"Events", c.Events}, {"Migrations", c.Migrations},
+		{"AggregateKeys", c.AggregateKeys}, {"Events", c.Events}, {"Snapshots", c.Snapshots}, {"Migrations", c.Migrations},
 		{"Projections", c.Projections},
 	} {
 		check(f.field, f.v, maxTableLen)
@@ -97,6 +101,7 @@ func (t *Tables) withDefaults() Tables {
 	c.Aggregates = cmp.Or(c.Aggregates, DefaultAggregatesTable)
 	c.AggregateKeys = cmp.Or(c.AggregateKeys, DefaultAggregateKeysTable)
 	c.Events = cmp.Or(c.Events, DefaultEventsTable)
+	c.Snapshots = cmp.Or(c.Snapshots, DefaultSnapshotsTable)
 	c.Migrations = cmp.Or(c.Migrations, DefaultMigrationsTable)
 	c.Projections = cmp.Or(c.Projections, DefaultProjectionsTable)
 	return c
