@@ -46,9 +46,16 @@
 //   - The event bus: [Projection.Subscribe] registers the projection on
 //     an eventbus.Router (the in-memory transport, or Kafka without
 //     batching), and kafka.NewProjectionConsumer consumes Kafka in
-//     batches. Both deduplicate by event ID with an eventbus.Inbox in the
-//     transaction of the read model's writes (postgres.Inbox, or
-//     eventbus.MemoryInbox in memory).
+//     batches (one eventbus.BatchProcessor per topic). Both deduplicate
+//     by event ID with an eventbus.Inbox in the transaction of the read
+//     model's writes (postgres.Inbox, or eventbus.MemoryInbox in memory),
+//     and run the handlers in a Do of the projection's Store that joins
+//     that transaction.
+//
+// With PostgreSQL, a handler that writes a row or two per event queues
+// them with postgres.QueueExec: the batch's statements then go to the
+// server in one round trip before the checkpoint (or the inbox rows)
+// commit, instead of one round trip per event.
 //
 // # Batches and failures
 //

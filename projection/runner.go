@@ -130,6 +130,7 @@ type Error struct {
 	Err       error
 }
 
+// Error implements error.
 func (e *Error) Error() string {
 	if e.EventID == "" {
 		return fmt.Sprintf("projection %q stopped after %d attempts: %v", e.Projection, e.Attempts, e.Err)
@@ -138,6 +139,7 @@ func (e *Error) Error() string {
 		e.Projection, e.EventName, e.EventID, e.Position, e.Attempts, e.Err)
 }
 
+// Unwrap returns the error of the last attempt.
 func (e *Error) Unwrap() error { return e.Err }
 
 // eventError is the failure of one event's handler.
