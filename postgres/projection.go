@@ -161,7 +161,7 @@ func (s *ProjectionStore) Load(ctx context.Context, name string) (projection.Che
 	var cp projection.Checkpoint
 	q := s.load
 	tx, inTx := TxFromContext(ctx)
-	var db DB = s.db
+	db := s.db
 	if inTx {
 		db = tx
 		if _, err := tx.Exec(ctx, s.lock, name); err != nil {
