@@ -156,19 +156,23 @@ func (s *EventStore[A]) loadFromSnapshot(ctx context.Context, q DB, id string, s
 	case err != nil:
 		return a, false, fmt.Errorf("repository: load %s %s: read snapshot: %w", s.mapping.Type, id, err)
 	}
-	restored, err := snap.Restore(id, state)
-	if err != nil {
-		return a, false, nil // an undecodable snapshot is ignored
-	}
 	history, err := s.history(ctx, q, id, version)
 	if err != nil {
 		return a, false, err
 	}
-	a, err = aggstore.Rebuild(s.mapping.Type, id, "EventMapping.Snapshot.Restore", restored, version, history, opts)
-	if err != nil {
-		return a, false, nil // a snapshot that does not fit its events is ignored
+	a, ok = s.restore(id, snap, version, state, history, opts)
+	return a, ok, nil
+}
+
+// restore builds the aggregate from a snapshot and the events after it.
+// A snapshot that Restore refuses, or that the events do not follow on
+// from, gives ok false: it is ignored.
+func (s *EventStore[A]) restore(id string, snap *repository.SnapshotMapping[A], version int64, state []byte, history []aggregate.Envelope, opts []aggregate.Option) (a A, ok bool) {
+	restored, err := snap.Restore(id, state)
+	if err == nil {
+		a, err = aggstore.Rebuild(s.mapping.Type, id, "EventMapping.Snapshot.Restore", restored, version, history, opts)
 	}
-	return a, true, nil
+	return a, err == nil
 }
 
 // history reads the aggregate's events after version after.
@@ -278,6 +282,22 @@ func (s *EventStore[A]) write(ctx context.Context, tx pgx.Tx, root *aggregate.Ro
 			metas[i] = &m
 		}
 	}
+	// The outbox rows and the snapshot first, the events last: the
+	// events' insert takes the append lock, held until the transaction
+	// ends, so the less follows it, the less other writers wait. (A
+	// conflict found by the insert rolls the whole transaction back.)
+	if err := s.outbox.write(ctx, tx, rows); err != nil {
+		return fmt.Errorf("repository: save %s %s: write events to outbox: %w", typ, id, err)
+	}
+	if snap := s.mapping.Snapshot; snap != nil && base/int64(snap.Every) < root.Version()/int64(snap.Every) {
+		state, err := snap.Take(a)
+		if err != nil {
+			return fmt.Errorf("repository: save %s %s: take snapshot: %w", typ, id, err)
+		}
+		if _, err := tx.Exec(ctx, s.sqlPutSnapshot, typ, id, snap.Version, root.Version(), state); err != nil {
+			return fmt.Errorf("repository: save %s %s: write snapshot: %w", typ, id, err)
+		}
+	}
 	tag, err := tx.Exec(ctx, s.sqlAppend, typ, id, versions, ids, names, evVersions, payloads, metas, times)
 	if err != nil {
 		return fmt.Errorf("repository: save %s %s: %w", typ, id, err)
@@ -291,18 +311,6 @@ func (s *EventStore[A]) write(ctx context.Context, tx pgx.Tx, root *aggregate.Ro
 			actual = -1
 		}
 		return &aggregate.ConflictError{Type: typ, ID: id, Expected: base, Actual: actual}
-	}
-	if err := s.outbox.write(ctx, tx, rows); err != nil {
-		return fmt.Errorf("repository: save %s %s: write events to outbox: %w", typ, id, err)
-	}
-	if snap := s.mapping.Snapshot; snap != nil && base/int64(snap.Every) < root.Version()/int64(snap.Every) {
-		state, err := snap.Take(a)
-		if err != nil {
-			return fmt.Errorf("repository: save %s %s: take snapshot: %w", typ, id, err)
-		}
-		if _, err := tx.Exec(ctx, s.sqlPutSnapshot, typ, id, snap.Version, root.Version(), state); err != nil {
-			return fmt.Errorf("repository: save %s %s: write snapshot: %w", typ, id, err)
-		}
 	}
 	return nil
 }

@@ -27,7 +27,7 @@ func TestEventStoreSuite(t *testing.T) {
 	})
 }
 
-func newEventStore(t *testing.T, b pgBundle) *postgres.EventStore[*repositorytest.Counter] {
+func newEventStore(t testing.TB, b pgBundle) *postgres.EventStore[*repositorytest.Counter] {
 	t.Helper()
 	s, err := postgres.NewEventStore(b.pool, b.outbox, repositorytest.EventMapping(), nil)
 	require.NoError(t, err)

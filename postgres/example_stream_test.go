@@ -22,7 +22,8 @@ func ExampleNewEventStore_snapshots() {
 	ctx := context.Background()
 	pool, err := pgxpool.New(ctx, os.Getenv("DATABASE_URL"))
 	if err != nil {
-		log.Fatal(err)
+		log.Print(err)
+		return
 	}
 	defer pool.Close()
 	reg := eventbus.NewRegistry(nil)
@@ -47,7 +48,8 @@ func ExampleNewEventStore_snapshots() {
 			}),
 	}, nil)
 	if err != nil {
-		log.Fatal(err)
+		log.Print(err)
+		return
 	}
 	if err := accounts.Update(ctx, "acc-1", func(a *Account) error { return a.Deposit(10) }); err != nil {
 		log.Print(err)
@@ -63,7 +65,8 @@ func ExampleNewEventStream() {
 	ctx := context.Background()
 	pool, err := pgxpool.New(ctx, os.Getenv("DATABASE_URL"))
 	if err != nil {
-		log.Fatal(err)
+		log.Print(err)
+		return
 	}
 	defer pool.Close()
 	reg := eventbus.NewRegistry(nil)
@@ -71,7 +74,8 @@ func ExampleNewEventStream() {
 	_ = eventbus.Register[Deposited](reg, eventbus.AggregateType("account"))
 	stream, err := postgres.NewEventStream(pool, reg, nil)
 	if err != nil {
-		log.Fatal(err)
+		log.Print(err)
+		return
 	}
 	defer stream.Close()
 

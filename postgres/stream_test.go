@@ -318,3 +318,30 @@ func TestEventStreamWaitWokenByCommit(t *testing.T) {
 	stream.Close()
 	require.Error(t, stream.Wait(ctx, 0), "Wait fails after Close")
 }
+
+// On a DB that cannot lend a connection for LISTEN (a transaction here),
+// Wait falls back to waiting MaxWait, and Read sees the transaction's
+// own events.
+func TestEventStreamWaitWithoutPool(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	reg := repositorytest.Registry(t)
+	b := setupPG(t, reg)
+	tx, err := b.pool.Begin(ctx)
+	require.NoError(t, err)
+	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
+	ob, err := postgres.NewOutbox(tx, reg, nil)
+	require.NoError(t, err)
+	store, err := postgres.NewEventStore(tx, ob, repositorytest.EventMapping(), nil)
+	require.NoError(t, err)
+	require.NoError(t, store.Save(ctx, mustCounter(t, "c1")))
+	stream, err := postgres.NewEventStream(tx, reg, &postgres.EventStreamConfig{MaxWait: 20 * time.Millisecond})
+	require.NoError(t, err)
+	defer stream.Close()
+	head, err := stream.Head(ctx)
+	require.NoError(t, err)
+	require.NoError(t, stream.Wait(ctx, head), "returns after MaxWait")
+	got, err := stream.Read(ctx, 0, repository.StreamFilter{}, 10)
+	require.NoError(t, err)
+	require.Len(t, got, 1)
+}
