@@ -27,6 +27,7 @@ func TestCorePackagesDependOnNoAdapter(t *testing.T) {
 		"repository", "repository/repositorytest",
 		"outbox", "outbox/outboxtest",
 		"eventbus", "eventbus/eventbustest",
+		"deadline", "process", "process/processtest",
 		"projection", "projection/projectiontest",
 	}
 	// The domain layer is standard library only (valueobject may hash
@@ -34,6 +35,7 @@ func TestCorePackagesDependOnNoAdapter(t *testing.T) {
 	stdOnly := map[string][]string{
 		"aggregate":   nil,
 		"cqrs":        nil,
+		"deadline":    nil,
 		"retry":       nil,
 		"valueobject": {"golang.org/x/crypto", "golang.org/x/sys"},
 	}

@@ -163,9 +163,11 @@
 //
 // # Sagas
 //
-// [Saga] reacts to an event by dispatching a command on a cqrs.Bus; the
-// command runs with the event's correlation ID and the event as its
-// causation.
+// Sagas live in package process: process.Command reacts to an event by
+// dispatching a command on a cqrs.Bus (the command runs with the event's
+// correlation ID and the event as its causation), and a process.Manager
+// keeps a state per correlation key across events of several types and
+// topics, dispatches commands, schedules deadlines and ends.
 //
 // # Transports, inboxes and tests
 //

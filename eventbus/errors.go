@@ -57,8 +57,8 @@ var (
 	// ErrPanic is matched by a [*PanicError].
 	ErrPanic = errors.New("eventbus: handler panicked")
 
-	// ErrSkip is returned by the command function of a [Saga] to dispatch
-	// nothing and acknowledge the event.
+	// ErrSkip is returned by the command function of a process.Command
+	// to dispatch nothing and acknowledge the event.
 	ErrSkip = errors.New("eventbus: skip")
 )
 

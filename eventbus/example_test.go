@@ -11,7 +11,6 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 
 	"github.com/dddkit/dddkit/aggregate"
-	"github.com/dddkit/dddkit/cqrs"
 	"github.com/dddkit/dddkit/eventbus"
 )
 
@@ -163,47 +162,6 @@ func ExampleRegister_lossy() {
 	// Output:
 	// true
 	// eventbus: register billing.payment_received (eventbus_test.PaymentReceived): eventbus: event type would lose data in encoding: field Amount: eventbus_test.Money has unexported fields (amount, currency) that encoding/json drops: the value travels as {} and arrives as its zero value; export them or give it MarshalJSON and UnmarshalJSON (or MarshalText and UnmarshalText)
-}
-
-// SendWelcomeMail is a command of the notification module.
-type SendWelcomeMail struct {
-	To string
-}
-
-// A saga turns an event into a command on the cqrs bus; the command's
-// context carries the event's correlation ID and the event as causation.
-func ExampleSaga() {
-	ctx := context.Background()
-	bus, _ := cqrs.New(nil)
-	_ = cqrs.HandleCommand(bus, func(ctx context.Context, cmd SendWelcomeMail) (struct{}, error) {
-		md := aggregate.MetadataFromContext(ctx)
-		fmt.Printf("mail to %s, correlation %s, caused by %s\n", cmd.To, md.CorrelationID, md.CausationID)
-		return struct{}{}, nil
-	})
-
-	reg := eventbus.NewRegistry(nil)
-	_ = eventbus.Register[UserRegistered](reg, eventbus.AggregateType("user"))
-	transport := eventbus.NewMemoryTransport(&eventbus.MemoryConfig{Logger: quiet})
-	defer transport.Close()
-	router, _ := eventbus.NewRouter(transport, reg, &eventbus.RouterConfig{Logger: quiet})
-	err := eventbus.Saga(router, "welcome-saga", bus, func(_ context.Context, e UserRegistered, _ aggregate.Envelope) (SendWelcomeMail, error) {
-		return SendWelcomeMail{To: e.Email}, nil
-	})
-	if err != nil {
-		fmt.Println(err)
-		return
-	}
-	go func() { _ = router.Run(ctx) }()
-	defer router.Close()
-	<-router.Running()
-
-	pub, _ := eventbus.NewPublisher(transport.Publisher(), reg)
-	_ = pub.Publish(ctx, aggregate.Envelope{
-		ID: "event-1", AggregateType: "user", AggregateID: "user-1", Version: 1,
-		Metadata: aggregate.Metadata{CorrelationID: "req-9"},
-		Payload:  UserRegistered{Email: "ada@example.com"},
-	})
-	// Output: mail to ada@example.com, correlation req-9, caused by event-1
 }
 
 // HandleOnce runs the handler through an inbox: its effects happen once

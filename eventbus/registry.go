@@ -280,6 +280,17 @@ func typeOf[E aggregate.Event](r *Registry) (*eventType, error) {
 // [TopicFunc].
 func (r *Registry) Topic(aggregateType string) string { return r.topic(aggregateType) }
 
+// AggregateTypeOf returns the aggregate type event name was registered
+// with ([AggregateType]); ok is false when the name is not registered.
+// The type is "" for an event registered without one.
+func (r *Registry) AggregateTypeOf(name string) (aggregateType string, ok bool) {
+	et, ok := r.lookupName(name)
+	if !ok {
+		return "", false
+	}
+	return et.aggregateType, true
+}
+
 // upcast brings payload from schema version from to the registered
 // version.
 func (et *eventType) upcast(from int, payload []byte) ([]byte, error) {

@@ -348,7 +348,6 @@ func TestRouterRegistrationErrors(t *testing.T) {
 	require.ErrorContains(t, eventbus.Handle(r, "h", func(context.Context, *ptrEvent, aggregate.Envelope) error { return nil }, eventbus.FromTopic("other")), "one handler name is one consumer of one topic")
 	require.ErrorContains(t, eventbus.HandleOnce[userRegistered](r, "once", nil, noop), "nil Inbox")
 	require.ErrorContains(t, eventbus.HandleOnce[userRegistered](r, "once", eventbus.NewMemoryInbox(), nil), "nil function")
-	require.ErrorContains(t, eventbus.Saga[userRegistered, struct{}](r, "saga", nil, nil), "nil cqrs.Bus")
 
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)

@@ -75,8 +75,8 @@ type RouterConfig struct {
 	// [DeadLetterUnknown]) that have an unknown event name. The message
 	// keeps its payload and headers and gets [HeaderDeadLetterReason],
 	// [HeaderDeadLetterTopic] and [HeaderDeadLetterHandler]. "" means
-	// [DefaultDeadLetterTopic]. The topic must exist (or the broker must
-	// create topics on first use); while a dead letter cannot be
+	// [DefaultDeadLetterTopic]. The topic must exist ([Router.Topics]
+	// lists it, for provisioning); while a dead letter cannot be
 	// published, the message is delivered again and its partition waits.
 	DeadLetterTopic string
 
@@ -123,7 +123,7 @@ func (c *RouterConfig) Validate() error {
 }
 
 // Router consumes events from a [Transport] and hands each to the handlers
-// registered with [Handle], [HandleOnce] and [Saga]. It is built on
+// registered with [Handle] and [HandleOnce] (and by package process). It is built on
 // watermill's message.Router; every handler name is a consumer of its own
 // (a Kafka consumer group) with retry, dead-lettering, panic recovery and
 // the event's metadata in the context.
@@ -200,6 +200,9 @@ func (r *Router) Run(ctx context.Context) error {
 	}
 	return nil
 }
+
+// Registry returns the registry the router decodes with.
+func (r *Router) Registry() *Registry { return r.reg }
 
 // Running is closed once [Router.Run] has subscribed every handler.
 // (Kafka partitions are assigned to the consumer groups shortly after.)

@@ -1,6 +1,7 @@
 package kafka
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"time"
@@ -65,6 +66,10 @@ func (c *Client) Publisher() message.Publisher { return sharedPublisher{c.pub} }
 // consumer group group, with the client's configuration. Offsets are
 // committed only for messages a handler has acknowledged. The caller
 // closes it (a Router closes the subscribers it asked for).
+//
+// The subscriber is a watermill message.SubscribeInitializer: its
+// SubscribeInitialize(topic) provisions topic with the client's topic
+// defaults ([Client.Provision] of TopicSpec{Name: topic}).
 func (c *Client) Subscriber(group string) (message.Subscriber, error) {
 	if group == "" {
 		return nil, errors.New("kafka: subscriber: empty consumer group")
@@ -84,7 +89,23 @@ func (c *Client) Subscriber(group string) (message.Subscriber, error) {
 	if err != nil {
 		return nil, fmt.Errorf("kafka: subscriber %q: %w", group, err)
 	}
-	return sub, nil
+	return subscriber{Subscriber: sub, client: c}, nil
+}
+
+// subscriber is watermill-kafka's subscriber whose SubscribeInitialize
+// provisions the topic with the client's defaults (watermill-kafka's
+// own needs a TopicDetail in its configuration and fails without one).
+type subscriber struct {
+	*wmkafka.Subscriber
+	client *Client
+}
+
+var _ message.SubscribeInitializer = subscriber{}
+
+// SubscribeInitialize provisions topic with the client's topic defaults
+// ([Client.Provision]).
+func (s subscriber) SubscribeInitialize(topic string) error {
+	return s.client.Provision(context.Background(), TopicSpec{Name: topic})
 }
 
 // Close flushes what the producer holds, waits for its outstanding

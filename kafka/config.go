@@ -54,15 +54,36 @@ type Config struct {
 	// letter (the dead-letter publish failed). 0 means one second.
 	NackResendSleep time.Duration
 
+	// Topics are the defaults of the topics [Client.Provision] creates:
+	// partitions, replication factor and topic configuration. The zero
+	// value means [DefaultPartitions] partitions, the brokers' default
+	// replication factor and the brokers' default configuration.
+	Topics TopicDefaults
+
 	// Configure, if set, gets the last word on the sarama configuration
 	// built from the fields above, for the producer and the consumers
-	// alike: TLS, SASL, compression, timeouts. What the delivery
-	// guarantees rest on is checked again afterwards: a Configure that
-	// turns off acks from all in-sync replicas (Producer.RequiredAcks =
-	// WaitForAll), the idempotent producer (Producer.Idempotent, which
-	// also needs Net.MaxOpenRequests = 1) or the producer's
-	// acknowledgements (Producer.Return.Successes and .Errors) makes
-	// [NewClient] fail.
+	// alike: TLS, SASL, compression, timeouts.
+	//
+	// Two defaults of dddkit differ from sarama's, and Configure may
+	// change them back. Keys are partitioned as Java's producer does
+	// (Producer.Partitioner = sarama.NewMurmur2Partitioner: partition =
+	// (murmur2(key) & 0x7fffffff) % partitions), so that a Java, Kafka
+	// Streams or Kafka Connect producer writing the same keys puts them on
+	// the same partitions, and per-key order and co-partitioned joins
+	// hold across languages. Another partitioner is an opt-out to choose
+	// before the first production topic is written: changing it later
+	// moves existing keys to other partitions, so a key's new events
+	// overtake its old ones on another partition. And metadata requests
+	// never create topics (Metadata.AllowAutoTopicCreation = false), even
+	// where the brokers allow it: topics are made by [Client.Provision],
+	// with their partitions, not by the first client that names one.
+	//
+	// What the delivery guarantees rest on is checked again afterwards:
+	// a Configure that turns off acks from all in-sync replicas
+	// (Producer.RequiredAcks = WaitForAll), the idempotent producer
+	// (Producer.Idempotent, which also needs Net.MaxOpenRequests = 1) or
+	// the producer's acknowledgements (Producer.Return.Successes and
+	// .Errors) makes [NewClient] fail.
 	Configure func(c *sarama.Config)
 
 	// Logger receives the log lines of the subscribers (watermill-kafka's
@@ -96,6 +117,9 @@ func (c *Config) Validate() error {
 	}
 	check.NotNegative(e, "CommitInterval", c.CommitInterval)
 	check.NotNegative(e, "NackResendSleep", c.NackResendSleep)
+	for _, err := range c.Topics.validate("kafka: Config.Topics") {
+		e.Add(err)
+	}
 	return e.Err()
 }
 
@@ -124,6 +148,7 @@ func (c *Config) withDefaults() (Config, error) {
 	if out.Logger == nil {
 		out.Logger = slog.Default()
 	}
+	out.Topics = out.Topics.withDefaults()
 	return out, nil
 }
 
@@ -146,6 +171,10 @@ func (c *Config) saramaConfig() (*sarama.Config, error) {
 	s.Metadata.Retry.Backoff = 250 * time.Millisecond
 	s.Producer.Return.Successes = true
 	s.Producer.Return.Errors = true
+	// Keys land where Java's default partitioner puts them.
+	s.Producer.Partitioner = sarama.NewMurmur2Partitioner
+	// Topics are provisioned, never created by a metadata request.
+	s.Metadata.AllowAutoTopicCreation = false
 
 	s.Consumer.Return.Errors = true
 	s.Consumer.Offsets.Initial = c.InitialOffset

@@ -23,12 +23,15 @@ func TestConfigValidate(t *testing.T) {
 		InitialOffset:   5,
 		CommitInterval:  -1,
 		NackResendSleep: -time.Second,
+		Topics:          kafka.TopicDefaults{Partitions: -1, ReplicationFactor: -2, Config: map[string]string{"": "x"}},
 	}).Validate()
 	for _, want := range []string{"Config.Brokers", "empty entry", "Config.Version 0.10.2.0 is older than 0.11",
-		"Config.InitialOffset is 5", "Config.CommitInterval", "Config.NackResendSleep"} {
+		"Config.InitialOffset is 5", "Config.CommitInterval", "Config.NackResendSleep",
+		"Config.Topics.Partitions is -1", "Config.Topics.ReplicationFactor is -2", "Config.Topics.Config has an empty key"} {
 		require.ErrorContains(t, err, want)
 	}
 	require.NoError(t, (&kafka.Config{Brokers: []string{"a:1"}, InitialOffset: sarama.OffsetNewest}).Validate())
+	require.NoError(t, (&kafka.Config{Brokers: []string{"a:1"}, Topics: kafka.TopicDefaults{ReplicationFactor: kafka.BrokerDefaultReplication}}).Validate())
 }
 
 // Configure may tune anything but what the delivery guarantees rest on;

@@ -31,6 +31,35 @@
 // turn off what the delivery guarantees rest on: acks from all in-sync
 // replicas and the idempotent producer.
 //
+// # Topics and partitions
+//
+// Topics are provisioned, not created on first use: [Client.Provision]
+// creates the topics a service names ([TopicSpec]: partitions,
+// replication factor, configuration such as retention.ms or
+// min.insync.replicas; defaults in [Config.Topics], [DefaultPartitions]
+// partitions and the brokers' replication factor), checks the partition
+// count of those that exist ([ErrTopicMismatch]) and waits until their
+// metadata is visible. It is idempotent and safe to run from every
+// replica at start-up; the topics of a service are those of its
+// registry and router ([eventbus.Registry.Topics],
+// [eventbus.Router.Topics]):
+//
+//	var topics []kafka.TopicSpec
+//	for _, name := range append(reg.Topics(), router.Topics()...) {
+//		topics = append(topics, kafka.TopicSpec{Name: name})
+//	}
+//	err := client.Provision(ctx, topics...)
+//
+// A Client never has a topic created by asking for it (its metadata
+// requests do not allow auto-creation), and the SubscribeInitialize of
+// its subscribers provisions the topic with the client's defaults.
+//
+// A record's partition is chosen from its key exactly as Java's producer
+// chooses it: (murmur2(key) & 0x7fffffff) % partitions, so that every
+// producer of the same keys, in any language, agrees on where a key's
+// records are and in what order. See [Config.Configure] for the opt-out
+// and why it must be chosen before the first production topic.
+//
 // # The producer
 //
 // The producer sends all messages of one Publish call together and waits
@@ -107,6 +136,9 @@
 // # Tests
 //
 // The package passes the eventbus transport suite (package eventbustest)
-// against a real broker; its tests, like every Kafka test of dddkit, run
-// when TEST_KAFKA_BROKERS names one (make test starts one).
+// and watermill's universal Pub/Sub suite (pubsub/tests.TestPubSub, with
+// the features Kafka has: consumer groups, persistence, at-least-once
+// delivery, order per key) against a real broker; its tests, like every
+// Kafka test of dddkit, run when TEST_KAFKA_BROKERS names one (make test
+// starts one).
 package kafka

@@ -94,6 +94,22 @@
 // [Hooks] receive every publish, failed attempt, change of leader and
 // retried error, for metrics; [RelayConfig].Logger receives warnings.
 //
+// # Deadlines
+//
+// An outbox also holds deadlines: events to publish at a time, under a
+// key ([Memory.Schedule] and [Memory.Cancel], postgres.Outbox.Schedule
+// and Cancel; the port is package deadline's Scheduler). A deadline is a
+// row with status [StatusScheduled], a due time and a key unique among
+// scheduled rows: scheduling the key again replaces it, cancelling
+// removes it. It is not in the relay's order yet, so it holds back
+// nothing. When a relay finds it due, [Source.Fetch] first makes it
+// pending at the end of the order (a new sequence number; several due
+// ones in order of due time), and from then on it is published like any
+// event and can no longer be cancelled. The relay wakes at
+// [Source.NextDue], so a deadline fires on time without polling, and a
+// relay that takes over fires what became due meanwhile. The event it
+// publishes is built by [DeadlineEnvelope].
+//
 // # In memory
 //
 // [Memory] is the Source for unit tests and for services running without a

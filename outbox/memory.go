@@ -16,7 +16,8 @@ import (
 // in-memory repository appends to it when its "transaction" commits; a
 // [Relay] publishes what it holds with the same rules as from PostgreSQL:
 // sequence order, per-aggregate blocking on failures, retries, failed
-// after RelayConfig.Retry.MaxAttempts.
+// after RelayConfig.Retry.MaxAttempts. It schedules deadlines too
+// ([Memory.Schedule], [Memory.Cancel]): it is a deadline.Scheduler.
 //
 // Published events are dropped. Memory is safe for concurrent use.
 type Memory struct {
@@ -28,6 +29,7 @@ type Memory struct {
 	wake      chan struct{}
 	lead      chan struct{} // holds a token while a relay leads
 	reg       *eventbus.Registry
+	nextDue   time.Time // earliest due time of a scheduled row, as of the last Fetch
 }
 
 type memRow struct {
@@ -39,6 +41,8 @@ type memRow struct {
 	attempts int
 	lastErr  string
 	nextAt   time.Time
+	dueAt    time.Time // of a scheduled row
+	key      string    // schedule key of a scheduled row
 }
 
 // NewMemory returns an empty in-memory outbox that encodes events with
@@ -83,11 +87,16 @@ func (m *Memory) Append(ctx context.Context, events ...aggregate.Envelope) error
 		env := e.Event
 		m.ids[env.ID] = struct{}{}
 	}
+	m.signal()
+	return nil
+}
+
+// signal wakes the leading relay.
+func (m *Memory) signal() {
 	select {
 	case m.wake <- struct{}{}:
 	default:
 	}
-	return nil
 }
 
 // Pending returns the events waiting to be published (retrying ones
@@ -137,6 +146,8 @@ func (m *Memory) Stats(context.Context) (Stats, error) {
 			}
 		case StatusFailed:
 			s.Failed++
+		case StatusScheduled:
+			s.Scheduled++
 		}
 	}
 	return s, nil
@@ -155,10 +166,7 @@ func (m *Memory) RetryFailed() int {
 		}
 	}
 	if n > 0 {
-		select {
-		case m.wake <- struct{}{}:
-		default:
-		}
+		m.signal()
 	}
 	return n
 }
@@ -176,16 +184,21 @@ func (m *Memory) Lead(ctx context.Context, fn func(ctx context.Context, wake <-c
 	return fn(ctx, m.wake)
 }
 
-// Fetch implements [Source].
+// Fetch implements [Source]. Deadlines that are due first become
+// pending at the end of the order.
 func (m *Memory) Fetch(_ context.Context, limit int) ([]Pending, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	var blocked map[aggKey]bool
 	now := time.Now()
+	m.promote(now)
 	var out []Pending
 	for _, r := range m.rows {
 		if len(out) >= limit {
 			break
+		}
+		if r.status == StatusScheduled {
+			continue
 		}
 		k := aggKey{r.env.AggregateType, r.env.AggregateID}
 		if blocked[k] {

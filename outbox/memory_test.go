@@ -26,10 +26,11 @@ func TestMemorySuite(t *testing.T) {
 		m, err := outbox.NewMemory(reg)
 		require.NoError(t, err)
 		return &outboxtest.Harness{
-			Source:   m,
-			Registry: reg,
-			Write:    m.Append,
-			Retry:    func(context.Context) (int, error) { return m.RetryFailed(), nil },
+			Source:    m,
+			Registry:  reg,
+			Write:     m.Append,
+			Scheduler: m,
+			Retry:     func(context.Context) (int, error) { return m.RetryFailed(), nil },
 		}
 	})
 }

@@ -20,6 +20,13 @@ const (
 	// StatusFailed rows ran out of attempts. They block the later events
 	// of their aggregate until an operator retries or discards them.
 	StatusFailed Status = "failed"
+	// StatusScheduled rows are deadlines ([Memory.Schedule], the
+	// PostgreSQL outbox's Schedule) that are not due yet or that no relay
+	// has taken up since they became due. When the relay finds one due,
+	// it becomes pending at the end of the outbox's order (a new Seq) and
+	// is published like any event; until then it can be cancelled or
+	// replaced by its key, and it holds back no other event.
+	StatusScheduled Status = "scheduled"
 )
 
 // Record is one outbox row as the operator API reports it.
@@ -45,6 +52,12 @@ type Record struct {
 	CreatedAt time.Time
 	// NextAttemptAt is when a retrying row is due; zero otherwise.
 	NextAttemptAt time.Time
+	// DueAt is when a scheduled row (a deadline) becomes due; zero for
+	// the other rows.
+	DueAt time.Time
+	// ScheduleKey is the key a deadline was scheduled under; "" for the
+	// other rows.
+	ScheduleKey string
 	// PublishedAt is set for published rows.
 	PublishedAt time.Time
 }
@@ -57,6 +70,9 @@ type Stats struct {
 	Retrying int64
 	// Failed counts rows that ran out of attempts.
 	Failed int64
+	// Scheduled counts deadlines waiting to become due (or to be taken
+	// up by a relay once due); they are not in Pending.
+	Scheduled int64
 	// OldestPending is the age of the oldest pending row; zero when
 	// nothing is pending. A growing value means the relay is not keeping
 	// up, not running, or blocked.

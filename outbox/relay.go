@@ -193,6 +193,11 @@ func (r *Relay) lead(ctx, lctx context.Context, wake <-chan struct{}) error {
 				wait = d
 			}
 		}
+		if due := r.src.NextDue(); !due.IsZero() && err == nil {
+			// A deadline becomes due: fetch then (a little after, so
+			// that the database's clock has passed it too).
+			wait = min(wait, max(time.Until(due)+5*time.Millisecond, time.Millisecond))
+		}
 		if wait <= 0 {
 			continue
 		}

@@ -23,8 +23,17 @@ type Source interface {
 	Lead(ctx context.Context, fn func(ctx context.Context, wake <-chan struct{}) error) error
 	// Fetch returns up to limit pending events in sequence order, leaving
 	// out every event of an aggregate that has an earlier event failed
-	// or waiting for a retry, and events whose retry is not due.
+	// or waiting for a retry, and events whose retry is not due. A
+	// Source that schedules deadlines first makes the scheduled events
+	// that are due pending, at the end of the order (in order of due
+	// time); scheduled events are never returned, and hold back nothing,
+	// before that.
 	Fetch(ctx context.Context, limit int) ([]Pending, error)
+	// NextDue returns when the earliest scheduled event that was not due
+	// at the last Fetch becomes due, or the zero time when there was
+	// none (always, for a Source that does not schedule). The relay
+	// fetches again at that time.
+	NextDue() time.Time
 	// MarkPublished records the events as published (or deletes them).
 	MarkPublished(ctx context.Context, seqs []int64) error
 	// MarkAttempts records failed publish attempts.

@@ -97,4 +97,15 @@
 // Events are encoded with the service's one event registry
 // (eventbus.Registry), so an event type that was never registered is
 // refused when it is written, not when a consumer fails to read it.
+//
+// # Deadlines and process managers
+//
+// [Outbox.Schedule] and [Outbox.Cancel] make the outbox package
+// deadline's Scheduler: a deadline is an outbox row that becomes due at
+// a time, written in the unit of work of ctx, so it commits with what
+// scheduled it and survives restarts and relay fail-over.
+// [NewProcessStore] is the process.Store of package process: the state
+// of each process-manager instance and the inbox record of each applied
+// event, in one unit of work that the handler's commands and deadlines
+// join.
 package postgres

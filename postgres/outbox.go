@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -79,6 +80,7 @@ type Outbox struct {
 
 	mu       sync.Mutex
 	resolved *resolvedOutbox
+	nextDue  atomic.Int64 // Unix ns when the next deadline is due; 0: none
 }
 
 // resolvedOutbox is the outbox table as found in the database: its
@@ -87,6 +89,8 @@ type resolvedOutbox struct {
 	qtable, channel, schema string
 	fetchSQL, publishedSQL  string
 	attemptsSQL             string
+	promoteSQL, cancelSQL   string // deadlines (deadline.go)
+	scheduleSQL             string
 }
 
 // valuesRows is the largest write done as a multi-row VALUES insert;
@@ -288,6 +292,9 @@ LIMIT $1`
 	next_attempt_at = CASE WHEN u.final THEN NULL ELSE now() + u.delay_ms * interval '1 millisecond' END
 FROM unnest($1::bigint[], $2::int[], $3::text[], $4::bool[], $5::bigint[]) AS u(seq, attempts, err, final, delay_ms)
 WHERE o.seq = u.seq`
+	if err := o.scheduleSQLs(ctx, r); err != nil {
+		return nil, err
+	}
 	o.resolved = r
 	return r, nil
 }
@@ -415,7 +422,15 @@ func (o *Outbox) Fetch(ctx context.Context, limit int) ([]outbox.Pending, error)
 	if err != nil {
 		return nil, err
 	}
-	rows, err := o.db.Query(ctx, r.fetchSQL, limit)
+	b := &pgx.Batch{}
+	b.Queue(r.promoteSQL) // due deadlines become pending (deadline.go)
+	b.Queue(r.fetchSQL, limit)
+	br := o.db.SendBatch(ctx, b)
+	defer br.Close()
+	if err := o.readPromoted(br); err != nil {
+		return nil, err
+	}
+	rows, err := br.Query()
 	if err != nil {
 		return nil, fmt.Errorf("postgres: outbox: fetch pending events: %w", err)
 	}
@@ -439,6 +454,10 @@ func (o *Outbox) Fetch(ctx context.Context, limit int) ([]outbox.Pending, error)
 		out = append(out, p)
 	}
 	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("postgres: outbox: fetch pending events: %w", err)
+	}
+	rows.Close()
+	if err := br.Close(); err != nil {
 		return nil, fmt.Errorf("postgres: outbox: fetch pending events: %w", err)
 	}
 	return out, nil
@@ -505,8 +524,9 @@ func (o *Outbox) Stats(ctx context.Context) (outbox.Stats, error) {
 	(SELECT count(*) FROM `+t+` WHERE status = 'pending'),
 	(SELECT count(*) FROM `+t+` WHERE status = 'pending' AND attempts > 0),
 	(SELECT count(*) FROM `+t+` WHERE status = 'failed'),
-	(SELECT greatest(extract(epoch FROM now() - created_at)::float8, 0) FROM `+t+` WHERE status = 'pending' ORDER BY seq LIMIT 1)`).
-		Scan(&s.Pending, &s.Retrying, &s.Failed, &oldest)
+	(SELECT greatest(extract(epoch FROM now() - greatest(created_at, coalesce(due_at, created_at)))::float8, 0) FROM `+t+` WHERE status = 'pending' ORDER BY seq LIMIT 1),
+	(SELECT count(*) FROM `+t+` WHERE status = 'scheduled')`).
+		Scan(&s.Pending, &s.Retrying, &s.Failed, &oldest, &s.Scheduled)
 	if err != nil {
 		return outbox.Stats{}, fmt.Errorf("postgres: outbox: stats: %w", err)
 	}
@@ -517,7 +537,7 @@ func (o *Outbox) Stats(ctx context.Context) (outbox.Stats, error) {
 }
 
 const recordColumns = `seq, event_id, aggregate_type, aggregate_id, aggregate_version, event_name, event_version, payload, headers,
-	occurred_at, status, attempts, coalesce(last_error, ''), created_at, next_attempt_at, published_at`
+	occurred_at, status, attempts, coalesce(last_error, ''), created_at, next_attempt_at, published_at, due_at, coalesce(schedule_key, '')`
 
 // List returns up to limit rows with status after sequence afterSeq, in
 // sequence order (limit <= 0: all). Page with the last row's Seq.
@@ -551,10 +571,11 @@ func scanRecords(rows pgx.Rows) ([]outbox.Record, error) {
 			headers    []byte
 			status     string
 			next, publ *time.Time
+			due        *time.Time
 		)
 		if err := rows.Scan(&r.Seq, &r.Event.ID, &r.Event.AggregateType, &r.Event.AggregateID, &r.Event.Version,
 			&r.Event.Name, &r.EventVersion, &r.RawPayload, &headers, &r.Event.OccurredAt, &status, &r.Attempts, &r.LastError,
-			&r.CreatedAt, &next, &publ); err != nil {
+			&r.CreatedAt, &next, &publ, &due, &r.ScheduleKey); err != nil {
 			return nil, err
 		}
 		r.Status = outbox.Status(status)
@@ -563,6 +584,9 @@ func scanRecords(rows pgx.Rows) ([]outbox.Record, error) {
 		}
 		if publ != nil {
 			r.PublishedAt = *publ
+		}
+		if due != nil {
+			r.DueAt = *due
 		}
 		if len(headers) > 0 {
 			var h map[string]string

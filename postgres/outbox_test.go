@@ -48,7 +48,8 @@ func TestOutboxSuite(t *testing.T) {
 				n, err := ob.Retry(ctx)
 				return int(n), err
 			},
-			Replica: open, // as another process: its own Outbox, its own leader connection
+			Replica:   open, // as another process: its own Outbox, its own leader connection
+			Scheduler: ob,
 		}
 	})
 }
@@ -594,7 +595,7 @@ func TestOutboxInNamedSchema(t *testing.T) {
 
 // The relay's queries rely on the outbox's partial indexes: pending rows
 // by sequence, the rows that block their aggregate, published rows by
-// age (for retention).
+// age (for retention), deadlines by due time and by key.
 func TestOutboxTableHasItsIndexes(t *testing.T) {
 	t.Parallel()
 	b := newOutboxBundle(t, nil)
@@ -603,8 +604,8 @@ func TestOutboxTableHasItsIndexes(t *testing.T) {
 	require.NoError(t, err)
 	indexes, err := pgx.CollectRows(rows, pgx.RowTo[string])
 	require.NoError(t, err)
-	require.Equal(t, []string{"dddkit_outbox_blocked_idx", "dddkit_outbox_event_id_key", "dddkit_outbox_pending_idx",
-		"dddkit_outbox_pkey", "dddkit_outbox_published_idx"}, indexes)
+	require.Equal(t, []string{"dddkit_outbox_blocked_idx", "dddkit_outbox_due_idx", "dddkit_outbox_event_id_key", "dddkit_outbox_pending_idx",
+		"dddkit_outbox_pkey", "dddkit_outbox_published_idx", "dddkit_outbox_schedule_key_idx"}, indexes)
 }
 
 func TestOutboxConfigValidate(t *testing.T) {

@@ -22,6 +22,7 @@ const (
 	DefaultSnapshotsTable     = "aggregate_snapshots"
 	DefaultMigrationsTable    = "dddkit_migrations"
 	DefaultProjectionsTable   = "dddkit_projections"
+	DefaultProcessesTable     = "dddkit_processes"
 )
 
 // Tables names the tables dddkit keeps. The zero value means the default
@@ -54,6 +55,9 @@ type Tables struct {
 	// Projections holds the checkpoint and status of each projection
 	// (default "dddkit_projections").
 	Projections string
+	// Processes holds the state of process-manager instances (default
+	// "dddkit_processes").
+	Processes string
 }
 
 // maxTableLen leaves room for the suffixes of index and constraint names
@@ -81,6 +85,7 @@ func (t *Tables) Validate() error {
 		{"Outbox", c.Outbox}, {"Inbox", c.Inbox}, {"Aggregates", c.Aggregates},
 		{"AggregateKeys", c.AggregateKeys}, {"Events", c.Events}, {"Snapshots", c.Snapshots}, {"Migrations", c.Migrations},
 		{"Projections", c.Projections},
+		{"Processes", c.Processes},
 	} {
 		check(f.field, f.v, maxTableLen)
 		if other, dup := seen[f.v]; dup {
@@ -104,6 +109,7 @@ func (t *Tables) withDefaults() Tables {
 	c.Snapshots = cmp.Or(c.Snapshots, DefaultSnapshotsTable)
 	c.Migrations = cmp.Or(c.Migrations, DefaultMigrationsTable)
 	c.Projections = cmp.Or(c.Projections, DefaultProjectionsTable)
+	c.Processes = cmp.Or(c.Processes, DefaultProcessesTable)
 	return c
 }
 

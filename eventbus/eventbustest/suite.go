@@ -36,7 +36,6 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 
 	"github.com/dddkit/dddkit/aggregate"
-	"github.com/dddkit/dddkit/cqrs"
 	"github.com/dddkit/dddkit/eventbus"
 	"github.com/dddkit/dddkit/retry"
 )
@@ -75,7 +74,6 @@ func Run(t *testing.T, newHarness func(t *testing.T) Harness) {
 		{"OneHandlerNameSeveralEventTypes", testSeveralTypes},
 		{"UnknownEventsSkipped", testUnknownSkip},
 		{"UnknownEventsDeadLettered", testUnknownDeadLetter},
-		{"SagaDispatchesCommandWithCausation", testSaga},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -106,7 +104,6 @@ type (
 		Source   string
 	}
 	registeredV1 struct{ Name string }
-	doSomething  struct{ Seq int }
 )
 
 func (created) EventName() string      { return "test.created" }
@@ -631,36 +628,4 @@ func testUnknownDeadLetter(t *testing.T, s *suite) {
 	m := dl.all()[0]
 	check(t, m.Metadata.Get(eventbus.HeaderEventName) == "test.not_known", "dead letter %q", m.Metadata.Get(eventbus.HeaderEventName))
 	check(t, strings.Contains(m.Metadata.Get(eventbus.HeaderDeadLetterReason), "unknown event"), "reason %q", m.Metadata.Get(eventbus.HeaderDeadLetterReason))
-}
-
-func testSaga(t *testing.T, s *suite) {
-	e := s.setup(t)
-	bus, err := cqrs.New(nil)
-	must(t, err)
-	type dispatched struct {
-		cmd doSomething
-		md  aggregate.Metadata
-	}
-	var got record[dispatched]
-	must(t, cqrs.HandleCommand(bus, func(ctx context.Context, cmd doSomething) (struct{}, error) {
-		got.add(dispatched{cmd, aggregate.MetadataFromContext(ctx)})
-		return struct{}{}, nil
-	}))
-	r := e.router(nil)
-	must(t, eventbus.Saga(r, e.name("saga"), bus, func(_ context.Context, ev created, _ aggregate.Envelope) (doSomething, error) {
-		if ev.Seq < 0 {
-			return doSomething{}, eventbus.ErrSkip
-		}
-		return doSomething{Seq: ev.Seq}, nil
-	}))
-	e.run(r)
-	skipped := e.envelope("a", created{Seq: -1})
-	sent := e.envelope("a", created{Seq: 5})
-	sent.Metadata = aggregate.Metadata{CorrelationID: "corr-saga", CausationID: "http-req"}
-	e.publish(skipped, sent)
-	e.eventually(func() bool { return got.len() == 1 }, "command not dispatched")
-	time.Sleep(50 * time.Millisecond)
-	g := got.get()
-	check(t, len(g) == 1 && g[0].cmd.Seq == 5, "dispatched %+v", g)
-	check(t, g[0].md.CorrelationID == "corr-saga" && g[0].md.CausationID == sent.ID, "command metadata %+v, want correlation corr-saga, causation %s", g[0].md, sent.ID)
 }

@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/IBM/sarama"
 	"github.com/stretchr/testify/require"
 
 	"github.com/dddkit/dddkit/examples/authnotify/internal/config"
@@ -57,6 +58,9 @@ func TestProductionFlow(t *testing.T) {
 	resend := newFakeResend(t)
 	cfg := productionConfig(t, resend.URL)
 	app := start(t, cfg)
+	// Start-up provisioned the topics, with KAFKA_TOPIC_PARTITIONS.
+	requireTopic(t, cfg.TopicPrefix+"user.events", 4)
+	requireTopic(t, cfg.TopicPrefix+"dddkit.dead_letters", 4)
 
 	signUpFlow(t, []string{app.base}, resend.sent, "grace@example.com")
 	resend.requireEachKeyOnce(t)
@@ -143,14 +147,31 @@ func productionConfig(t *testing.T, resendURL string) config.Config {
 		"JWT_SECRET":           "a test secret that is at least 32 bytes long",
 		"FIELD_ENCRYPTION_KEY": "5f1c0e8a9b3d47e2a6c81f0d2b9e7a4c3d6f1b8e0a2c4e6f8a1b3c5d7e9f0a2b",
 		"ADMIN_PASSWORD":       adminPassword,
+		// The broker creates no topic on first use: the system provisions
+		// its own at start-up.
+		"KAFKA_TOPIC_PARTITIONS": "4",
 	}))
 	require.NoError(t, err)
 	require.Equal(t, config.Production, cfg.Mode)
 	prefix := strings.ReplaceAll(schema, "_", "-") + "."
 	cfg.TopicPrefix, cfg.GroupPrefix = prefix, prefix
 	cfg.ShutdownPeriod = 5 * time.Second
-	testinfra.Topics(t, 4, prefix+"user.events", prefix+"dddkit.dead_letters")
+	testinfra.DeleteTopicsAtEnd(t, prefix+"user.events", prefix+"dddkit.dead_letters")
 	return cfg
+}
+
+// requireTopic fails the test unless topic exists with partitions
+// partitions.
+func requireTopic(t *testing.T, topic string, partitions int) {
+	t.Helper()
+	admin, err := sarama.NewClusterAdmin(testinfra.KafkaBrokers(t), testinfra.SaramaConfig(t))
+	require.NoError(t, err)
+	defer admin.Close()
+	meta, err := admin.DescribeTopics([]string{topic})
+	require.NoError(t, err)
+	require.Len(t, meta, 1)
+	require.ErrorIs(t, meta[0].Err, sarama.ErrNoError, "topic %s", topic)
+	require.Len(t, meta[0].Partitions, partitions, "partitions of %s", topic)
 }
 
 func env(vars map[string]string) func(string) string {

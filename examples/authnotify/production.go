@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"slices"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
@@ -39,8 +40,9 @@ import (
 //	  → River job (same transaction as the inbox row) → River worker
 //	  → Mailer → Resend
 //
-// It connects to PostgreSQL and Kafka and runs every migration (dddkit's
-// tables, River's); both are safe to run from several replicas at once.
+// It connects to PostgreSQL and Kafka, runs every migration (dddkit's
+// tables, River's) and provisions the Kafka topics; all of it is safe
+// to run from several replicas at once.
 func buildProduction(ctx context.Context, cfg config.Config, rt runtime, m *metrics) (_ *system, err error) {
 	log := rt.Logger
 	var closers []func()
@@ -158,7 +160,10 @@ func buildProduction(ctx context.Context, cfg config.Config, rt runtime, m *metr
 	// Kafka: one client, whose one producer serves the relay and the
 	// consumers' dead letters; the consumers (one consumer group per
 	// handler name, the inbox in each delivery's transaction).
-	client, err := kafka.NewClient(&kafka.Config{Brokers: cfg.KafkaBrokers, ClientID: "authnotify", Logger: log})
+	client, err := kafka.NewClient(&kafka.Config{
+		Brokers: cfg.KafkaBrokers, ClientID: "authnotify", Logger: log,
+		Topics: kafka.TopicDefaults{Partitions: cfg.TopicPartitions, ReplicationFactor: cfg.ReplicationFactor},
+	})
 	if err != nil {
 		return nil, fmt.Errorf("cannot reach Kafka at KAFKA_BROKERS: %w", err)
 	}
@@ -173,6 +178,9 @@ func buildProduction(ctx context.Context, cfg config.Config, rt runtime, m *metr
 		return nil, err
 	}
 	if err := nports.Subscribe(router, cfg.GroupPrefix+nports.HandlerName, inbox, handlers); err != nil {
+		return nil, err
+	}
+	if err := provisionTopics(ctx, client, sh.registry, router, log); err != nil {
 		return nil, err
 	}
 	relay, err := outbox.NewRelay(box, client.Publisher(), sh.registry, &outbox.RelayConfig{
@@ -294,6 +302,28 @@ func migrate(ctx context.Context, pool *pgxpool.Pool, schema string, log *slog.L
 	if err != nil {
 		return fmt.Errorf("migrate River: %w", err)
 	}
+	return nil
+}
+
+// provisionTopics creates the Kafka topics the system uses, those that do
+// not exist yet: the topics its events are published on (the registry's)
+// and those its consumers read and dead-letter to (the router's), with
+// KAFKA_TOPIC_PARTITIONS partitions and KAFKA_REPLICATION_FACTOR replicas.
+// Replicas starting together may all run it. A topic that exists with
+// another partition count stops start-up: adding partitions moves keys,
+// which is an operator's decision.
+func provisionTopics(ctx context.Context, client *kafka.Client, reg *eventbus.Registry, router *eventbus.Router, log *slog.Logger) error {
+	names := append(reg.Topics(), router.Topics()...)
+	topics := make([]kafka.TopicSpec, len(names))
+	for i, name := range names {
+		topics[i] = kafka.TopicSpec{Name: name}
+	}
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	if err := client.Provision(ctx, topics...); err != nil {
+		return fmt.Errorf("provision Kafka topics (KAFKA_TOPIC_PARTITIONS, KAFKA_REPLICATION_FACTOR): %w", err)
+	}
+	log.Info("Kafka topics ready", slog.Any("topics", slices.Compact(slices.Sorted(slices.Values(names)))))
 	return nil
 }
 

@@ -2,9 +2,11 @@ package testinfra_test
 
 import (
 	"context"
+	"strconv"
 	"testing"
 	"time"
 
+	"github.com/IBM/sarama"
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill-kafka/v3/pkg/kafka"
 	"github.com/ThreeDotsLabs/watermill/message"
@@ -83,4 +85,29 @@ func TestKafkaRoundTrip(t *testing.T) {
 	case <-ctx.Done():
 		t.Fatal("message not consumed within 60s")
 	}
+}
+
+// TestKafkaBrokerDoesNotCreateTopics proves that the test broker runs
+// with auto.create.topics.enable=false (scripts/testenv.sh), so that the
+// tests that pass against it depend on no topic created on first use:
+// every topic is made by testinfra.Topic(s) or by the code under test.
+func TestKafkaBrokerDoesNotCreateTopics(t *testing.T) {
+	t.Parallel()
+	brokers := testinfra.KafkaBrokers(t)
+	cfg := testinfra.SaramaConfig(t)
+	client, err := sarama.NewClient(brokers, cfg)
+	require.NoError(t, err)
+	defer client.Close()
+	admin, err := sarama.NewClusterAdminFromClient(client)
+	require.NoError(t, err)
+	defer admin.Close()
+	broker := client.Brokers()[0]
+	results, err := admin.DescribeConfigs([]*sarama.ConfigResource{{
+		Type: sarama.BrokerResource, Name: strconv.Itoa(int(broker.ID())), ConfigNames: []string{"auto.create.topics.enable"},
+	}}, sarama.DescribeConfigsOptions{})
+	require.NoError(t, err)
+	require.Len(t, results, 1)
+	require.Zero(t, results[0].ErrorCode, results[0].ErrorMsg)
+	require.Len(t, results[0].Configs, 1)
+	require.Equal(t, "false", results[0].Configs[0].Value, "the test broker must not create topics on first use (see scripts/testenv.sh)")
 }

@@ -11,6 +11,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"net/url"
 	"os"
@@ -173,6 +174,37 @@ func Topics(t testing.TB, partitions int32, names ...string) {
 		defer admin.Close()
 		for _, name := range names {
 			if err := admin.DeleteTopic(name); err != nil {
+				t.Logf("testinfra: delete topic %s: %v", name, err)
+			}
+		}
+	})
+}
+
+// TopicName returns a unique topic name for a topic that the code under
+// test creates (topic provisioning); the topic is deleted when the test
+// ends, if it exists by then. The test broker does not create topics on
+// first use (auto.create.topics.enable=false), so nothing else does.
+func TopicName(t testing.TB) string {
+	t.Helper()
+	name := strings.ReplaceAll(Name(t), "_", "-")
+	DeleteTopicsAtEnd(t, name)
+	return name
+}
+
+// DeleteTopicsAtEnd deletes the named topics, those that exist, when the
+// test ends: for topics the code under test creates.
+func DeleteTopicsAtEnd(t testing.TB, names ...string) {
+	t.Helper()
+	brokers := KafkaBrokers(t)
+	t.Cleanup(func() {
+		admin, err := sarama.NewClusterAdmin(brokers, SaramaConfig(t))
+		if err != nil {
+			t.Logf("testinfra: kafka admin: %v", err)
+			return
+		}
+		defer admin.Close()
+		for _, name := range names {
+			if err := admin.DeleteTopic(name); err != nil && !errors.Is(err, sarama.ErrUnknownTopicOrPartition) {
 				t.Logf("testinfra: delete topic %s: %v", name, err)
 			}
 		}

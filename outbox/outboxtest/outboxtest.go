@@ -4,7 +4,9 @@
 // blocking the other aggregates (across topics too) while holding back
 // its own, publisher outages, several relays with one leader and failover
 // between them, Run and Flush, shutdown with a batch in flight, the
-// schema version header, refused writes and Stats.
+// schema version header, refused writes and Stats; and, for a Source
+// that schedules, deadlines: fired when due and not before, cancelled and
+// replaced by key, holding nothing back, published in due order.
 //
 // dddkit runs it against [outbox.Memory] and against the PostgreSQL
 // outbox of package postgres; a third-party Source runs it from its own
@@ -27,10 +29,12 @@ import (
 	"context"
 	"log/slog"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/dddkit/dddkit/aggregate"
+	"github.com/dddkit/dddkit/deadline"
 	"github.com/dddkit/dddkit/eventbus"
 	"github.com/dddkit/dddkit/outbox"
 )
@@ -61,6 +65,11 @@ type Harness struct {
 	// one relay on each. Nil means the relays share Source.
 	Replica func(t *testing.T) outbox.Source
 
+	// Scheduler schedules deadlines in Source (usually Source itself:
+	// *outbox.Memory and *postgres.Outbox are both). Nil skips the cases
+	// of deadlines, for a Source that does not schedule.
+	Scheduler deadline.Scheduler
+
 	// Timeout bounds each wait for the relay. 0 means 30s.
 	Timeout time.Duration
 }
@@ -87,6 +96,10 @@ func Run(t *testing.T, newHarness func(t *testing.T) *Harness) {
 		{"RefusesInvalidEvents", testRefuses},
 		{"Stats", testStats},
 		{"Flush", testFlush},
+		{"DeadlineFiresWhenDue", testDeadlineFires},
+		{"DeadlineCancelAndReplaceByKey", testDeadlineCancelReplace},
+		{"DeadlineHoldsNothingBack", testDeadlineHoldsNothingBack},
+		{"DeadlinesInDueOrder", testDeadlinesInDueOrder},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -97,6 +110,9 @@ func Run(t *testing.T, newHarness func(t *testing.T) *Harness) {
 			}
 			if h.Timeout == 0 {
 				h.Timeout = 30 * time.Second
+			}
+			if h.Scheduler == nil && strings.HasPrefix(tc.name, "Deadline") {
+				t.Skip("outboxtest: the Harness has no Scheduler")
 			}
 			register(t, h.Registry)
 			tc.fn(&suite{t: t, h: h, log: testLogger()})

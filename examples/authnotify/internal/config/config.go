@@ -107,6 +107,10 @@ const (
 	DefaultProductionHTTPAddr = ":8080"
 )
 
+// DefaultTopicPartitions is the partition count of the Kafka topics
+// production mode creates unless KAFKA_TOPIC_PARTITIONS says otherwise.
+const DefaultTopicPartitions = 6
+
 // Mode is how the system runs.
 type Mode int
 
@@ -136,6 +140,8 @@ func Vars() []Var {
 		{"HTTP_ADDR", "address the HTTP server listens on (default " + DefaultEmbeddedHTTPAddr + " embedded, " + DefaultProductionHTTPAddr + " in production)"},
 		{"DATABASE_URL", "PostgreSQL URL, e.g. postgres://user:pass@localhost:5432/app (production)"},
 		{"KAFKA_BROKERS", "comma-separated Kafka bootstrap brokers, host:port (production)"},
+		{"KAFKA_TOPIC_PARTITIONS", fmt.Sprintf("partitions of the Kafka topics created at start-up (optional, production; default %d)", DefaultTopicPartitions)},
+		{"KAFKA_REPLICATION_FACTOR", "replicas of each partition of the Kafka topics created at start-up (optional, production; default the brokers' default.replication.factor)"},
 		{"RESEND_API_KEY", "Resend API key; emails are sent through Resend (production)"},
 		{"EMAIL_FROM", "sender of every email, e.g. 'authnotify <no-reply@example.com>' (production)"},
 		{"JWT_SECRET", fmt.Sprintf("HS256 key of the access tokens, at least %d random bytes, or a list id1:key1,id2:key2 whose first key signs and all verify (production; generated when embedded)", MinJWTSecret)},
@@ -152,12 +158,17 @@ type Config struct {
 	Mode     Mode
 	HTTPAddr string
 
-	DatabaseURL   string
-	KafkaBrokers  []string
-	ResendAPIKey  string
-	ResendBaseURL string
-	EmailFrom     string
-	AdminPassword string // "" means no admin UI
+	DatabaseURL  string
+	KafkaBrokers []string
+	// TopicPartitions and ReplicationFactor are the partitions and the
+	// replication factor of the Kafka topics created at start-up; a
+	// ReplicationFactor of 0 leaves it to the brokers.
+	TopicPartitions   int32
+	ReplicationFactor int16
+	ResendAPIKey      string
+	ResendBaseURL     string
+	EmailFrom         string
+	AdminPassword     string // "" means no admin UI
 
 	JWTKeys        []JWTKey         // the first signs, all verify
 	FieldKeys      []fieldcrypt.Key // the first seals, all open
@@ -193,6 +204,8 @@ func Load(getenv func(string) string) (Config, error) {
 		EmailFrom:      get("EMAIL_FROM"),
 		AdminPassword:  getenv("ADMIN_PASSWORD"),
 		ShutdownPeriod: 20 * time.Second,
+
+		TopicPartitions: DefaultTopicPartitions,
 	}
 	if v := get("KAFKA_BROKERS"); v != "" {
 		for b := range strings.SplitSeq(v, ",") {
@@ -230,6 +243,20 @@ func Load(getenv func(string) string) (Config, error) {
 			bad("HASH_WAIT", "%q is not a positive duration (e.g. 2s)", v)
 		}
 		c.HashWait = d
+	}
+	if v := get("KAFKA_TOPIC_PARTITIONS"); v != "" {
+		n, err := strconv.ParseInt(v, 10, 32)
+		if err != nil || n < 1 {
+			bad("KAFKA_TOPIC_PARTITIONS", "%q is not a whole number of at least 1", v)
+		}
+		c.TopicPartitions = int32(n)
+	}
+	if v := get("KAFKA_REPLICATION_FACTOR"); v != "" {
+		n, err := strconv.ParseInt(v, 10, 16)
+		if err != nil || n < 1 {
+			bad("KAFKA_REPLICATION_FACTOR", "%q is not a whole number of at least 1", v)
+		}
+		c.ReplicationFactor = int16(n)
 	}
 	if v := get("LOGIN_LIMIT_PER_ADDRESS"); v != "" {
 		n, err := strconv.Atoi(v)

@@ -73,10 +73,15 @@ func TestProduction(t *testing.T) {
 	require.Empty(t, cfg.Generated)
 	require.Len(t, cfg.FieldKeys[0].Secret, 32)
 	require.Equal(t, ":8080", cfg.HTTPAddr, "production listens on every interface")
+	require.Equal(t, int32(config.DefaultTopicPartitions), cfg.TopicPartitions)
+	require.Zero(t, cfg.ReplicationFactor, "0: the brokers' default")
 
-	cfg, err = config.Load(env(production(map[string]string{"HTTP_ADDR": "10.0.0.7:9000"})))
+	cfg, err = config.Load(env(production(map[string]string{"HTTP_ADDR": "10.0.0.7:9000",
+		"KAFKA_TOPIC_PARTITIONS": "12", "KAFKA_REPLICATION_FACTOR": "3"})))
 	require.NoError(t, err)
 	require.Equal(t, "10.0.0.7:9000", cfg.HTTPAddr, "HTTP_ADDR overrides")
+	require.Equal(t, int32(12), cfg.TopicPartitions)
+	require.Equal(t, int16(3), cfg.ReplicationFactor)
 }
 
 // JWT_SECRET is one plain secret or a list id:secret,...: the first key
@@ -127,6 +132,10 @@ func TestStartupErrors(t *testing.T) {
 			[]string{`HTTP_ADDR: "8080" is not host:port`}},
 		{"bad Resend URL", production(map[string]string{"RESEND_BASE_URL": "api.resend.com"}),
 			[]string{`RESEND_BASE_URL: "api.resend.com" is not an http(s) URL`}},
+		{"bad partitions", production(map[string]string{"KAFKA_TOPIC_PARTITIONS": "0"}),
+			[]string{`KAFKA_TOPIC_PARTITIONS: "0" is not a whole number of at least 1`}},
+		{"bad replication factor", production(map[string]string{"KAFKA_REPLICATION_FACTOR": "three"}),
+			[]string{`KAFKA_REPLICATION_FACTOR: "three" is not a whole number of at least 1`}},
 		{"bad hash limit", map[string]string{"MAX_CONCURRENT_HASHES": "0"},
 			[]string{`MAX_CONCURRENT_HASHES: "0" is not a whole number of at least 1`}},
 		{"bad hash wait", map[string]string{"HASH_WAIT": "2"},
