@@ -18,7 +18,9 @@ type Subscriber struct {
 }
 
 // Subscribed is its event; the name is stable, whatever the Go type is called.
-type Subscribed struct{ Email string }
+type Subscribed struct {
+	Email string `json:"email"`
+}
 
 func (Subscribed) EventName() string { return "newsletter.subscribed" }
 

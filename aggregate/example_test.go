@@ -13,11 +13,15 @@ type Account struct {
 	balance int
 }
 
-type AccountOpened struct{ Owner string }
+type AccountOpened struct {
+	Owner string `json:"owner"`
+}
 
 func (AccountOpened) EventName() string { return "bank.account_opened" }
 
-type MoneyDeposited struct{ Amount int }
+type MoneyDeposited struct {
+	Amount int `json:"amount"`
+}
 
 func (MoneyDeposited) EventName() string { return "bank.money_deposited" }
 

@@ -171,9 +171,11 @@
 //
 // # Transports, inboxes and tests
 //
-// [MemoryTransport] is watermill's GoChannel: every handler name gets every
-// message, and by default Publish waits until the handlers acknowledged it,
-// which keeps a publisher's events in order. The Client of package kafka
+// [MemoryTransport] keeps Kafka's model with one partition per topic:
+// every handler name (consumer group) gets every message, in publishing
+// order, the next only after the previous was acknowledged; by default
+// Publish waits until the handlers acknowledged it. It passes watermill's
+// universal Pub/Sub suite. The Client of package kafka
 // uses watermill-kafka with one subscriber (consumer group) per handler
 // name. Both pass the transport suite of package eventbustest, and
 // [MemoryInbox] and the PostgreSQL inbox pass its inbox suite; an adapter

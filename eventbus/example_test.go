@@ -16,7 +16,7 @@ import (
 
 // UserRegistered is a domain event: a plain struct with a stable name.
 type UserRegistered struct {
-	Email string
+	Email string `json:"email"`
 }
 
 func (UserRegistered) EventName() string { return "auth.user_registered" }
@@ -65,7 +65,8 @@ func Example() {
 // ShippingAddressChanged is at schema version 2: version 1 had a single
 // "Address" line.
 type ShippingAddressChanged struct {
-	Street, City string
+	Street string `json:"street"`
+	City   string `json:"city"`
 }
 
 func (ShippingAddressChanged) EventName() string { return "shop.shipping_address_changed" }
@@ -128,7 +129,7 @@ func ExampleRegistry_Encode() {
 	}
 	// Output:
 	// topic: user.events
-	// payload: {"Email":"ada@example.com"}
+	// payload: {"email":"ada@example.com"}
 	// aggregate_id: user-1
 	// aggregate_type: user
 	// aggregate_version: 1
@@ -148,7 +149,7 @@ type Money struct {
 
 // PaymentReceived has a Money field that encoding/json would send as {}.
 type PaymentReceived struct {
-	Amount Money
+	Amount Money `json:"amount"`
 }
 
 func (PaymentReceived) EventName() string { return "billing.payment_received" }

@@ -18,7 +18,9 @@ import (
 	"github.com/dddkit/dddkit/postgres"
 )
 
-type UserRegistered struct{ Email string }
+type UserRegistered struct {
+	Email string `json:"email"`
+}
 
 func (UserRegistered) EventName() string { return "auth.user_registered" }
 

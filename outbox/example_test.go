@@ -15,7 +15,9 @@ import (
 	"github.com/dddkit/dddkit/retry"
 )
 
-type UserRegistered struct{ Email string }
+type UserRegistered struct {
+	Email string `json:"email"`
+}
 
 func (UserRegistered) EventName() string { return "auth.user_registered" }
 
@@ -61,7 +63,7 @@ func Example() {
 	fmt.Println("published:", n, err, "pending:", len(box.Pending()))
 	// Output:
 	// pending: 2
-	// u-1 1 auth.user_registered req-7 {"Email":"ada@example.com"}
+	// u-1 1 auth.user_registered req-7 {"email":"ada@example.com"}
 	// u-1 2 auth.email_verified req-7 {}
 	// published: 2 <nil> pending: 0
 }

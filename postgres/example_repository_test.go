@@ -22,8 +22,12 @@ type Account struct {
 
 // AccountOpened and Deposited are its events.
 type (
-	AccountOpened struct{ Owner string }
-	Deposited     struct{ Amount int }
+	AccountOpened struct {
+		Owner string `json:"owner"`
+	}
+	Deposited struct {
+		Amount int `json:"amount"`
+	}
 )
 
 func (AccountOpened) EventName() string { return "bank.account_opened" }

@@ -17,8 +17,8 @@ import (
 )
 
 type InvoiceIssued struct {
-	Customer string
-	Cents    int64
+	Customer string `json:"customer"`
+	Cents    int64  `json:"cents"`
 }
 
 func (InvoiceIssued) EventName() string { return "billing.invoice_issued" }

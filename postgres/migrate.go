@@ -291,6 +291,42 @@ CREATE INDEX IF NOT EXISTS ` + ident(n.t.Inbox+"_processed_at_idx") + ` ON ` + i
 `
 }
 
+// outboxScheduleSQL lets the outbox hold deadlines: rows with status
+// 'scheduled', a due time and a key unique among scheduled rows. The
+// relay turns due ones into pending rows (a new seq), so the indexes the
+// relay reads pending rows by do not see them before.
+func outboxScheduleSQL(n names, _ string) string {
+	table := n.t.Outbox
+	t := n.q(table)
+	check := ident(table + "_status_check")
+	return `
+ALTER TABLE ` + t + ` ADD COLUMN IF NOT EXISTS due_at timestamptz;
+ALTER TABLE ` + t + ` ADD COLUMN IF NOT EXISTS schedule_key text;
+ALTER TABLE ` + t + ` DROP CONSTRAINT IF EXISTS ` + check + `;
+ALTER TABLE ` + t + ` ADD CONSTRAINT ` + check + ` CHECK (status IN ('pending', 'published', 'failed', 'scheduled'));
+-- One scheduled row per key: scheduling a key again replaces it.
+CREATE UNIQUE INDEX IF NOT EXISTS ` + ident(table+"_schedule_key_idx") + ` ON ` + t + ` (schedule_key) WHERE status = 'scheduled';
+-- The relay finds due rows, and the next due time, by due_at.
+CREATE INDEX IF NOT EXISTS ` + ident(table+"_due_idx") + ` ON ` + t + ` (due_at) WHERE status = 'scheduled';
+`
+}
+
+func processesSQL(n names, _ string) string {
+	t := n.q(n.t.Processes)
+	return `
+CREATE TABLE IF NOT EXISTS ` + t + ` (
+	process    text        NOT NULL,
+	key        text        NOT NULL,
+	state      jsonb       NOT NULL,
+	ended      boolean     NOT NULL DEFAULT false,
+	created_at timestamptz NOT NULL DEFAULT now(),
+	updated_at timestamptz NOT NULL DEFAULT now(),
+	PRIMARY KEY (process, key)
+);
+COMMENT ON TABLE ` + t + ` IS 'dddkit process managers: the state of each instance, by process and correlation key';
+`
+}
+
 // eventPositionsSQL gives every event a global position from a sequence.
 // Rows of an older dddkit get theirs in the order they were recorded
 // (recorded_at, then type, id and version, so an aggregate's events keep
@@ -345,41 +381,5 @@ CREATE TABLE IF NOT EXISTS ` + snapshots + ` (
 	PRIMARY KEY (type, id, schema_version)
 );
 COMMENT ON TABLE ` + snapshots + ` IS 'dddkit snapshots of event-sourced aggregates: the state at a version, per schema version of the state';
-`
-}
-
-// outboxScheduleSQL lets the outbox hold deadlines: rows with status
-// 'scheduled', a due time and a key unique among scheduled rows. The
-// relay turns due ones into pending rows (a new seq), so the indexes the
-// relay reads pending rows by do not see them before.
-func outboxScheduleSQL(n names, _ string) string {
-	table := n.t.Outbox
-	t := n.q(table)
-	check := ident(table + "_status_check")
-	return `
-ALTER TABLE ` + t + ` ADD COLUMN IF NOT EXISTS due_at timestamptz;
-ALTER TABLE ` + t + ` ADD COLUMN IF NOT EXISTS schedule_key text;
-ALTER TABLE ` + t + ` DROP CONSTRAINT IF EXISTS ` + check + `;
-ALTER TABLE ` + t + ` ADD CONSTRAINT ` + check + ` CHECK (status IN ('pending', 'published', 'failed', 'scheduled'));
--- One scheduled row per key: scheduling a key again replaces it.
-CREATE UNIQUE INDEX IF NOT EXISTS ` + ident(table+"_schedule_key_idx") + ` ON ` + t + ` (schedule_key) WHERE status = 'scheduled';
--- The relay finds due rows, and the next due time, by due_at.
-CREATE INDEX IF NOT EXISTS ` + ident(table+"_due_idx") + ` ON ` + t + ` (due_at) WHERE status = 'scheduled';
-`
-}
-
-func processesSQL(n names, _ string) string {
-	t := n.q(n.t.Processes)
-	return `
-CREATE TABLE IF NOT EXISTS ` + t + ` (
-	process    text        NOT NULL,
-	key        text        NOT NULL,
-	state      jsonb       NOT NULL,
-	ended      boolean     NOT NULL DEFAULT false,
-	created_at timestamptz NOT NULL DEFAULT now(),
-	updated_at timestamptz NOT NULL DEFAULT now(),
-	PRIMARY KEY (process, key)
-);
-COMMENT ON TABLE ` + t + ` IS 'dddkit process managers: the state of each instance, by process and correlation key';
 `
 }

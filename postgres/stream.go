@@ -80,9 +80,10 @@ func (c *EventStreamConfig) Validate() error {
 // they are not: a transaction that wrote anything earlier (a state-stored
 // aggregate, an inbox row) holds an older ID than one that began later
 // and inserted its events first, so a reader can see the later position
-// while the earlier one is still uncommitted (TestEventStreamOlderTransactionInsertsLater
-// plays this sequence, and fails without the append lock); it also stalls every reader behind the oldest open
-// transaction of the whole database. Ordering by (transaction ID,
+// while the earlier one is still uncommitted (the test
+// TestEventStreamOlderTransactionInsertsLater plays this sequence, and
+// fails without the append lock); it also stalls every reader behind the
+// oldest open transaction of the whole database. Ordering by (transaction ID,
 // position) fixes the first problem but gives a two-part checkpoint
 // instead of one position. (2) Marten's high-water mark waits for a gap
 // in the positions to fill and skips it after a timeout: a transaction

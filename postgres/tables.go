@@ -21,8 +21,8 @@ const (
 	DefaultEventsTable        = "aggregate_events"
 	DefaultSnapshotsTable     = "aggregate_snapshots"
 	DefaultMigrationsTable    = "dddkit_migrations"
-	DefaultProjectionsTable   = "dddkit_projections"
 	DefaultProcessesTable     = "dddkit_processes"
+	DefaultProjectionsTable   = "dddkit_projections"
 )
 
 // Tables names the tables dddkit keeps. The zero value means the default
@@ -52,12 +52,12 @@ type Tables struct {
 	Snapshots string
 	// Migrations records the schema version (default "dddkit_migrations").
 	Migrations string
-	// Projections holds the checkpoint and status of each projection
-	// (default "dddkit_projections").
-	Projections string
 	// Processes holds the state of process-manager instances (default
 	// "dddkit_processes").
 	Processes string
+	// Projections holds the checkpoint and status of each projection
+	// (default "dddkit_projections").
+	Projections string
 }
 
 // maxTableLen leaves room for the suffixes of index and constraint names
@@ -84,8 +84,7 @@ func (t *Tables) Validate() error {
 	for _, f := range []struct{ field, v string }{
 		{"Outbox", c.Outbox}, {"Inbox", c.Inbox}, {"Aggregates", c.Aggregates},
 		{"AggregateKeys", c.AggregateKeys}, {"Events", c.Events}, {"Snapshots", c.Snapshots}, {"Migrations", c.Migrations},
-		{"Projections", c.Projections},
-		{"Processes", c.Processes},
+		{"Processes", c.Processes}, {"Projections", c.Projections},
 	} {
 		check(f.field, f.v, maxTableLen)
 		if other, dup := seen[f.v]; dup {
@@ -108,8 +107,8 @@ func (t *Tables) withDefaults() Tables {
 	c.Events = cmp.Or(c.Events, DefaultEventsTable)
 	c.Snapshots = cmp.Or(c.Snapshots, DefaultSnapshotsTable)
 	c.Migrations = cmp.Or(c.Migrations, DefaultMigrationsTable)
-	c.Projections = cmp.Or(c.Projections, DefaultProjectionsTable)
 	c.Processes = cmp.Or(c.Processes, DefaultProcessesTable)
+	c.Projections = cmp.Or(c.Projections, DefaultProjectionsTable)
 	return c
 }
 

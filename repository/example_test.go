@@ -21,7 +21,9 @@ type User struct {
 	verified bool
 }
 
-type UserRegistered struct{ Email string }
+type UserRegistered struct {
+	Email string `json:"email"`
+}
 
 func (UserRegistered) EventName() string { return "auth.user_registered" }
 

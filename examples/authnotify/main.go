@@ -15,6 +15,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -49,6 +50,9 @@ func realMain(args []string, getenv func(string) string, stdout, stderr io.Write
 		}
 		return exitConfig
 	}
+	if fs.NArg() > 0 && fs.Arg(0) == "catalog" {
+		return catalog(fs.Args()[1:], stdout, stderr)
+	}
 	if fs.NArg() > 0 {
 		fmt.Fprintf(stderr, "authnotify: unexpected arguments %q; it is configured through the environment (authnotify -h)\n", fs.Args())
 		return exitConfig
@@ -69,14 +73,66 @@ func realMain(args []string, getenv func(string) string, stdout, stderr io.Write
 	return exitOK
 }
 
+// catalog writes the catalogue of the events the service publishes (see
+// eventbus.Registry.Catalog) to stdout: JSON, or Markdown with -markdown.
+// docs/events.json and docs/events.md are its output.
+func catalog(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("authnotify catalog", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	markdown := fs.Bool("markdown", false, "write Markdown instead of JSON")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return exitOK
+		}
+		return exitConfig
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "authnotify catalog: unexpected arguments %q\n", fs.Args())
+		return exitConfig
+	}
+	out, err := catalogText(*markdown)
+	if err != nil {
+		fmt.Fprintf(stderr, "authnotify catalog: %v\n", err)
+		return exitFailed
+	}
+	if _, err := io.WriteString(stdout, out); err != nil {
+		return exitFailed
+	}
+	return exitOK
+}
+
+// catalogText is the catalogue of the service's registry as indented
+// JSON, or as Markdown.
+func catalogText(markdown bool) (string, error) {
+	reg, err := newRegistry("")
+	if err != nil {
+		return "", err
+	}
+	c := reg.Catalog()
+	if markdown {
+		return c.Markdown(), nil
+	}
+	b, err := json.MarshalIndent(c, "", "  ")
+	if err != nil {
+		return "", err
+	}
+	return string(b) + "\n", nil
+}
+
 func usage(w io.Writer) {
 	fmt.Fprint(w, `Usage: authnotify [-h]
+       authnotify catalog [-markdown]
 
 authnotify is the dddkit example system. It is configured through the
 environment. With none of DATABASE_URL, KAFKA_BROKERS and RESEND_API_KEY
 set it runs embedded (everything in memory, emails at /dev/emails); setting
 any of them selects production mode, which needs all the variables marked
 "production".
+
+authnotify catalog writes the catalogue of the events it publishes (name,
+schema version, topic, key and a JSON Schema of each payload, for teams
+that generate their types in another language) to stdout as JSON, or as
+Markdown with -markdown; docs/events.json and docs/events.md are its output.
 
 Environment:
 `)

@@ -72,14 +72,24 @@ func buildShared(cfg config.Config) (*shared, error) {
 	if err != nil {
 		return nil, fmt.Errorf("JWT_SECRET: %w", err)
 	}
-	// The one topic rule, used by the relay and the consumers alike.
+	registry, err := newRegistry(cfg.TopicPrefix)
+	if err != nil {
+		return nil, err
+	}
+	return &shared{cipher: cipher, factory: factory, tokens: tokens, registry: registry}, nil
+}
+
+// newRegistry returns the event registry of the service, with the one
+// topic rule used by the relay and the consumers alike; `authnotify
+// catalog` describes it.
+func newRegistry(topicPrefix string) (*eventbus.Registry, error) {
 	registry := eventbus.NewRegistry(&eventbus.RegistryConfig{Topic: func(aggregateType string) string {
-		return cfg.TopicPrefix + eventbus.DefaultTopic(aggregateType)
+		return topicPrefix + eventbus.DefaultTopic(aggregateType)
 	}})
 	if err := authevents.Register(registry); err != nil {
 		return nil, err
 	}
-	return &shared{cipher: cipher, factory: factory, tokens: tokens, registry: registry}, nil
+	return registry, nil
 }
 
 // limitHashes bounds the password hashes running at once (both modes):
