@@ -28,6 +28,7 @@ func TestCorePackagesDependOnNoAdapter(t *testing.T) {
 		"outbox", "outbox/outboxtest",
 		"eventbus", "eventbus/eventbustest",
 		"deadline", "process", "process/processtest",
+		"projection", "projection/projectiontest",
 	}
 	// The domain layer is standard library only (valueobject may hash
 	// passwords with x/crypto).

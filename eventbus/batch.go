@@ -77,8 +77,8 @@ func (c *BatchConfig) Validate() error {
 	return errors.Join(errs...)
 }
 
-// BatchProcessor applies the events of one type with an [Inbox] in
-// batches: one [Inbox.ProcessBatch] — with the PostgreSQL inbox one
+// BatchProcessor applies the events of one type (or of several types of
+// one topic, see [AddBatchHandler]) with an [Inbox] in batches: one [Inbox.ProcessBatch] — with the PostgreSQL inbox one
 // transaction and one inbox statement — for a whole batch. It gives the
 // guarantees of [HandleOnce] — effects once per event, the events of one
 // key in order, bounded retries and dead letters, panic recovery — at a
@@ -95,8 +95,7 @@ type BatchProcessor struct {
 	inbox       Inbox
 	name        string
 	topic       string
-	et          *eventType
-	apply       handleFunc
+	types       map[string]batchType // by event name
 	cfg         BatchConfig
 	logger      *slog.Logger
 	retry       message.HandlerMiddleware
@@ -170,13 +169,51 @@ func NewBatchProcessor[E aggregate.Event](reg *Registry, inbox Inbox, name strin
 		inbox:       inbox,
 		name:        name,
 		topic:       topic,
-		et:          et,
 		cfg:         c,
 		logger:      c.Logger,
 		retry:       retryMiddleware(c.Logger, c.Retry, name),
 		deadLetters: deadLetters,
-		apply:       typed(name, et, fn),
+		types:       map[string]batchType{et.name: {et, typed(name, et, fn)}},
 	}, nil
+}
+
+// batchType is one event type a [BatchProcessor] handles.
+type batchType struct {
+	et    *eventType
+	apply handleFunc
+}
+
+// AddBatchHandler makes p handle the events of type E too, with fn, in
+// the same batches and transactions as its other types and in the order
+// they have on p's topic: one consumer for a read model that follows
+// several event types of one aggregate type (package projection builds
+// its bus consumers this way). E must be registered in p's registry,
+// not handled by p yet, and its topic must be p's topic (unless
+// [BatchConfig.Topic] set the topic). Call it before the processor runs.
+func AddBatchHandler[E aggregate.Event](p *BatchProcessor, fn HandlerFunc[E]) error {
+	if p == nil {
+		return errors.New("eventbus: AddBatchHandler on a nil BatchProcessor")
+	}
+	if fn == nil {
+		return fmt.Errorf("eventbus: batch processor %q: nil function", p.name)
+	}
+	et, err := typeOf[E](p.reg)
+	if err != nil {
+		return fmt.Errorf("eventbus: batch processor %q: %w", p.name, err)
+	}
+	if _, dup := p.types[et.name]; dup {
+		return fmt.Errorf("eventbus: batch processor %q: %s handled twice", p.name, et.name)
+	}
+	if p.cfg.Topic == "" {
+		if et.aggregateType == "" {
+			return fmt.Errorf("eventbus: batch processor %q: event %s has no topic: register it with eventbus.AggregateType(...) or set BatchConfig.Topic", p.name, et.name)
+		}
+		if topic := p.reg.Topic(et.aggregateType); topic != p.topic {
+			return fmt.Errorf("eventbus: batch processor %q consumes %q; %s is on %q: one processor consumes one topic", p.name, p.topic, et.name, topic)
+		}
+	}
+	p.types[et.name] = batchType{et, typed(p.name, et, fn)}
+	return nil
 }
 
 // Name returns the handler name: the consumer group and the handler in
@@ -254,11 +291,12 @@ func (c *BatchProcessor) decode(ctx context.Context, msg *message.Message) batch
 		it.err = err
 		return it
 	}
-	if env.Name != c.et.name {
+	bt, ok := c.types[env.Name]
+	if !ok {
 		it.err = notHandled(ctx, c.reg, c.logger, c.cfg.UnknownEvents, c.cfg.SkipLogLevel, c.name, c.topic, env)
 		return it
 	}
-	it.env.Payload, it.err = c.et.decodePayload(env.ID, version, msg.Payload)
+	it.env.Payload, it.err = bt.et.decodePayload(env.ID, version, msg.Payload)
 	return it
 }
 
@@ -292,7 +330,7 @@ func (c *BatchProcessor) applyRecovered(ctx context.Context, env aggregate.Envel
 			err = &PanicError{Value: p, Stack: string(debug.Stack())}
 		}
 	}()
-	return c.apply(aggregate.ContextWithMetadata(ctx, causedBy(env)), env)
+	return c.types[env.Name].apply(aggregate.ContextWithMetadata(ctx, causedBy(env)), env)
 }
 
 // processOne handles one message as [HandleOnce] does: its own
@@ -307,7 +345,7 @@ func (c *BatchProcessor) processOne(ctx context.Context, it batchItem) bool {
 			return nil, it.err
 		}
 		_, err := c.inbox.Process(aggregate.ContextWithMetadata(ctx, causedBy(it.env)), c.name, it.env, func(ctx context.Context) error {
-			return c.apply(ctx, it.env)
+			return c.types[it.env.Name].apply(ctx, it.env)
 		})
 		return nil, err
 	}))

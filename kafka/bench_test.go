@@ -36,7 +36,9 @@ func benchPartitions() int32 {
 // retry/dead-letter/recover middleware, metadata context), and a dddkit
 // handler with the PostgreSQL inbox (one transaction per event: insert
 // the inbox row, commit), and the [kafka.BatchConsumer] with the same
-// inbox (one transaction per batch of up to 500 events of a partition).
+// inbox (one transaction per batch of up to 500 events of a partition),
+// and a projection into a PostgreSQL read model on the
+// [kafka.ProjectionConsumer] (see benchProjection).
 // The timer runs from the first event handled to the last, so
 // consumer-group joins are not counted.
 //
@@ -97,6 +99,7 @@ func BenchmarkKafkaConsume(b *testing.B) {
 			return runBench(b, r)
 		})
 	})
+	b.Run("dddkit-projection-pg", func(b *testing.B) { benchConsume(b, benchProjection) })
 	b.Run("dddkit-batch-inbox", func(b *testing.B) {
 		benchConsume(b, func(b *testing.B, k *kafkaBundle, tick func()) func() {
 			pg := setupPG(b)

@@ -41,6 +41,7 @@ var steps = []struct {
 	{"event store: global positions for the event stream, its index and NOTIFY trigger", eventPositionsSQL},
 	{"event store: snapshots of event-sourced aggregates", snapshotsSQL},
 	{"outbox: payloads as the codec's bytes (bytea), not re-rendered jsonb", outboxBytesSQL},
+	{"projections: the checkpoint and status of each projection", projectionsSQL},
 }
 
 // LatestVersion is the schema version this dddkit needs.

@@ -22,6 +22,7 @@ const (
 	DefaultSnapshotsTable     = "aggregate_snapshots"
 	DefaultMigrationsTable    = "dddkit_migrations"
 	DefaultProcessesTable     = "dddkit_processes"
+	DefaultProjectionsTable   = "dddkit_projections"
 )
 
 // Tables names the tables dddkit keeps. The zero value means the default
@@ -54,6 +55,9 @@ type Tables struct {
 	// Processes holds the state of process-manager instances (default
 	// "dddkit_processes").
 	Processes string
+	// Projections holds the checkpoint and status of each projection
+	// (default "dddkit_projections").
+	Projections string
 }
 
 // maxTableLen leaves room for the suffixes of index and constraint names
@@ -80,7 +84,7 @@ func (t *Tables) Validate() error {
 	for _, f := range []struct{ field, v string }{
 		{"Outbox", c.Outbox}, {"Inbox", c.Inbox}, {"Aggregates", c.Aggregates},
 		{"AggregateKeys", c.AggregateKeys}, {"Events", c.Events}, {"Snapshots", c.Snapshots}, {"Migrations", c.Migrations},
-		{"Processes", c.Processes},
+		{"Processes", c.Processes}, {"Projections", c.Projections},
 	} {
 		check(f.field, f.v, maxTableLen)
 		if other, dup := seen[f.v]; dup {
@@ -104,6 +108,7 @@ func (t *Tables) withDefaults() Tables {
 	c.Snapshots = cmp.Or(c.Snapshots, DefaultSnapshotsTable)
 	c.Migrations = cmp.Or(c.Migrations, DefaultMigrationsTable)
 	c.Processes = cmp.Or(c.Processes, DefaultProcessesTable)
+	c.Projections = cmp.Or(c.Projections, DefaultProjectionsTable)
 	return c
 }
 
