@@ -2,6 +2,7 @@ package cqrs
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"runtime/debug"
@@ -144,7 +145,9 @@ type UnitOfWork interface {
 // uow.Do, so that everything the handler writes through the context it gets
 // (any number of aggregates, their outbox rows, the caller's own SQL)
 // commits together or not at all. An error from the handler rolls the
-// transaction back and is returned unchanged; an error from committing is
+// transaction back and is returned unchanged, unless the handler wrapped
+// it in [KeepChanges] (then the transaction commits and the error is
+// returned after); an error from committing is
 // returned instead of the handler's result. Queries pass through untouched,
 // so the middleware may sit in [Config.QueryMiddleware] too without
 // effect. A nil uow makes every command fail with an error saying so.
@@ -164,16 +167,46 @@ func Transaction(uow UnitOfWork) Middleware {
 			if uow == nil {
 				return nil, fmt.Errorf("cqrs: %s %s: Transaction has a nil UnitOfWork", msg.Kind, msg.Name)
 			}
-			var res any
+			var (
+				res  any
+				kept *keptError
+			)
 			err := uow.Do(ctx, func(ctx context.Context) error {
 				var err error
 				res, err = next(ctx, msg)
+				if errors.As(err, &kept) {
+					return nil // commit what the handler wrote, then refuse
+				}
 				return err
 			})
 			if err != nil {
 				return nil, err
 			}
+			if kept != nil {
+				return nil, kept.err
+			}
 			return res, nil
 		}
 	}
 }
+
+// KeepChanges wraps err, the error of a command handler whose writes must
+// be committed all the same: a request that is refused but must leave a
+// trace, such as a wrong one-time code that counts against the limit of
+// tries. The [Transaction] middleware commits the unit of work and then
+// returns err itself (a failed commit is returned instead). Without
+// Transaction the wrapper is transparent: errors.Is, errors.As and
+// [IsRefusal] see err through it, and its message is err's. KeepChanges(nil)
+// is nil.
+func KeepChanges(err error) error {
+	if err == nil {
+		return nil
+	}
+	return &keptError{err: err}
+}
+
+// keptError is the error of [KeepChanges].
+type keptError struct{ err error }
+
+func (e *keptError) Error() string { return e.err.Error() }
+func (e *keptError) Unwrap() error { return e.err }

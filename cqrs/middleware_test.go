@@ -440,6 +440,21 @@ func TestTransaction(t *testing.T) {
 	require.Empty(t, res, "no result from a rolled-back command")
 	require.Equal(t, []string{"begin tx2", "handler in tx2", "rollback tx2: bad id"}, rec.get())
 
+	// A refusal whose writes must stay: committed, then returned.
+	rec = recorder{}
+	wrongCode := errors.New("wrong code")
+	require.NoError(t, cqrs.HandleCommand(bus, func(ctx context.Context, _ PtrNamed) (string, error) {
+		rec.add("handler in " + ctx.Value(txKey{}).(string))
+		return "ignored", cqrs.KeepChanges(wrongCode)
+	}))
+	res, err = cqrs.Send[string](context.Background(), bus, PtrNamed{})
+	require.Same(t, wrongCode, err, "the handler's own error, unwrapped")
+	require.Empty(t, res)
+	require.Equal(t, []string{"begin tx3", "handler in tx3", "commit tx3"}, rec.get())
+	require.NoError(t, cqrs.KeepChanges(nil))
+	require.ErrorIs(t, cqrs.KeepChanges(wrongCode), wrongCode, "transparent without Transaction")
+	require.EqualError(t, cqrs.KeepChanges(wrongCode), "wrong code")
+
 	rec = recorder{}
 	commitErr := errors.New("commit failed")
 	uow.commitErr = commitErr
