@@ -20,6 +20,7 @@ import (
 	ndomain "github.com/dddkit/dddkit/examples/authnotify/notification/domain"
 	nports "github.com/dddkit/dddkit/examples/authnotify/notification/ports"
 	"github.com/dddkit/dddkit/outbox"
+	"github.com/dddkit/dddkit/projection"
 )
 
 // buildEmbedded wires the embedded default: dddkit's in-memory repository
@@ -99,6 +100,15 @@ func buildEmbedded(cfg config.Config, rt runtime, m *metrics) (*system, error) {
 		return nil, err
 	}
 	if err := ports.ExpireAccounts(router, cfg.GroupPrefix+ports.ExpiryHandlerName, bus); err != nil {
+		_ = transport.Close()
+		return nil, err
+	}
+	// The account activity read model, from the published user events.
+	activityProjection, err := adapters.ActivityProjection(cfg.GroupPrefix+adapters.ActivityProjectionName, sh.registry, activity)
+	if err == nil {
+		err = activityProjection.Subscribe(router, eventbus.NewMemoryInbox(), projection.NewMemoryStore())
+	}
+	if err != nil {
 		_ = transport.Close()
 		return nil, err
 	}

@@ -11,8 +11,12 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/dddkit/dddkit/aggregate"
+	"github.com/dddkit/dddkit/eventbus"
 	"github.com/dddkit/dddkit/examples/authnotify/auth/app"
+	"github.com/dddkit/dddkit/examples/authnotify/contracts/authevents"
 	"github.com/dddkit/dddkit/postgres"
+	"github.com/dddkit/dddkit/projection"
 )
 
 // ActivityStore is the account activity read model as its projection
@@ -47,25 +51,34 @@ func NewMemoryActivity() *MemoryActivity {
 }
 
 // Add implements [ActivityStore]; an event ID it holds already is an
-// error, as in PostgreSQL.
-func (m *MemoryActivity) Add(_ context.Context, userID, eventID, typ string, at time.Time) error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	es := m.entries[userID]
-	if slices.ContainsFunc(es, func(e memoryEntry) bool { return e.eventID == eventID }) {
+// error, as in PostgreSQL. Inside a transaction of a projection's
+// in-memory store (projection.MemoryStore) the entry is added when the
+// transaction commits, so a batch that fails leaves nothing behind.
+func (m *MemoryActivity) Add(ctx context.Context, userID, eventID, typ string, at time.Time) error {
+	m.mu.RLock()
+	dup := slices.ContainsFunc(m.entries[userID], func(e memoryEntry) bool { return e.eventID == eventID })
+	m.mu.RUnlock()
+	if dup {
 		return fmt.Errorf("activity: event %s added twice", eventID)
 	}
-	es = append(es, memoryEntry{eventID: eventID, ActivityEntry: app.ActivityEntry{Type: typ, At: at}})
-	slices.SortStableFunc(es, func(a, b memoryEntry) int { return a.At.Compare(b.At) })
-	m.entries[userID] = es
+	projection.OnCommit(ctx, func() {
+		m.mu.Lock()
+		defer m.mu.Unlock()
+		es := append(m.entries[userID], memoryEntry{eventID: eventID, ActivityEntry: app.ActivityEntry{Type: typ, At: at}})
+		slices.SortStableFunc(es, func(a, b memoryEntry) int { return a.At.Compare(b.At) })
+		m.entries[userID] = es
+	})
 	return nil
 }
 
-// Reset implements [ActivityStore].
-func (m *MemoryActivity) Reset(context.Context) error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	clear(m.entries)
+// Reset implements [ActivityStore], at commit inside a projection's
+// transaction as Add.
+func (m *MemoryActivity) Reset(ctx context.Context) error {
+	projection.OnCommit(ctx, func() {
+		m.mu.Lock()
+		defer m.mu.Unlock()
+		clear(m.entries)
+	})
 	return nil
 }
 
@@ -131,10 +144,17 @@ func (p *PostgresActivity) conn(ctx context.Context) postgres.DB {
 	return p.db
 }
 
-// Add implements [ActivityStore].
+// Add implements [ActivityStore]. In a projection batch the insert is
+// queued (postgres.QueueExec) and sent with the batch's others in one
+// round trip before the batch commits.
 func (p *PostgresActivity) Add(ctx context.Context, userID, eventID, typ string, at time.Time) error {
-	_, err := p.conn(ctx).Exec(ctx, `INSERT INTO `+ActivityTable+` (event_id, user_id, type, at) VALUES ($1, $2, $3, $4)`,
-		eventID, userID, typ, at)
+	const insert = `INSERT INTO ` + ActivityTable + ` (event_id, user_id, type, at) VALUES ($1, $2, $3, $4)`
+	var err error
+	if _, ok := postgres.TxFromContext(ctx); ok {
+		err = postgres.QueueExec(ctx, insert, eventID, userID, typ, at)
+	} else {
+		_, err = p.db.Exec(ctx, insert, eventID, userID, typ, at)
+	}
 	if err != nil {
 		return fmt.Errorf("activity: add event %s: %w", eventID, err)
 	}
@@ -164,4 +184,40 @@ func (p *PostgresActivity) List(ctx context.Context, userID string) ([]app.Activ
 		return nil, fmt.Errorf("activity: list: %w", err)
 	}
 	return out, nil
+}
+
+// ActivityProjectionName is the default name of the activity projection:
+// its consumer group and its key in the inbox.
+const ActivityProjectionName = "auth.activity"
+
+// ActivityProjection is the projection that keeps store: one entry per
+// published user event, of the type [app.ActivityType] names, at the time
+// the event occurred. Its reset empties store. It runs on the event bus:
+// projection.Projection.Subscribe with the in-memory transport,
+// kafka.NewProjectionConsumer with Kafka.
+func ActivityProjection(name string, reg *eventbus.Registry, store ActivityStore) (*projection.Projection, error) {
+	if store == nil {
+		return nil, errors.New("activity: nil store")
+	}
+	p, err := projection.New(name, reg)
+	if err != nil {
+		return nil, err
+	}
+	p.OnReset(store.Reset)
+	return p, errors.Join(
+		onActivity[authevents.UserRegistered](p, store),
+		onActivity[authevents.CodeVerificationFailed](p, store),
+		onActivity[authevents.UserVerified](p, store),
+		onActivity[authevents.UserOtpRequested](p, store),
+		onActivity[authevents.PasswordChanged](p, store),
+		onActivity[authevents.PasswordResetRequested](p, store),
+		onActivity[authevents.PasswordResetFailed](p, store),
+		onActivity[authevents.AccountExpired](p, store),
+	)
+}
+
+func onActivity[E aggregate.Event](p *projection.Projection, store ActivityStore) error {
+	return projection.On(p, func(ctx context.Context, _ E, env aggregate.Envelope) error {
+		return store.Add(ctx, env.AggregateID, env.ID, app.ActivityType(env.Name), env.OccurredAt)
+	})
 }

@@ -237,7 +237,10 @@ func (h *handlers) verifyEmail(ctx context.Context, c VerifyEmail) (struct{}, er
 	if err != nil {
 		return struct{}{}, err
 	}
-	return struct{}{}, rejected
+	// The failed attempt is stored: in a unit of work (cqrs.Transaction)
+	// it commits although the command is refused, so the limit of tries
+	// holds.
+	return struct{}{}, cqrs.KeepChanges(rejected)
 }
 
 func (h *handlers) resendCode(ctx context.Context, c ResendCode) (struct{}, error) {
@@ -323,7 +326,7 @@ func (h *handlers) resetPassword(ctx context.Context, c ResetPassword) (struct{}
 		return struct{}{}, err
 	}
 	if rejected != nil {
-		return struct{}{}, rejected
+		return struct{}{}, cqrs.KeepChanges(rejected) // the failed attempt commits, as in verifyEmail
 	}
 	if h.Throttle != nil {
 		if err := h.Throttle.Succeeded(ctx, domain.CanonicalEmail(email).String()); err != nil {
