@@ -3,11 +3,14 @@ package main
 import (
 	"net/http"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
 
+	"github.com/dddkit/dddkit/examples/authnotify/auth/adapters"
 	"github.com/dddkit/dddkit/examples/authnotify/internal/config"
 	"github.com/dddkit/dddkit/internal/testinfra"
 )
@@ -104,4 +107,58 @@ func activityUser(t *testing.T, base string, emails func() []sentEmail, email st
 	}
 	require.Equal(t, http.StatusOK, call(t, http.MethodPost, base+"/auth/login", "", map[string]string{"email": email, "password": password}, &login))
 	return login.Data.AccessToken
+}
+
+// rebuild-activity empties the production read model and resets the
+// projection's consumer group; started again, the service rebuilds the
+// same activity from the start of the user topic. It refuses while the
+// service runs.
+func TestRebuildActivity(t *testing.T) {
+	t.Parallel()
+	resend := newFakeResend(t)
+	cfg := productionConfig(t, resend.URL)
+	app := start(t, cfg)
+	token := activityUser(t, app.base, resend.sent, "ada@example.com")
+	list := func(base string) []string {
+		var res struct {
+			Data []struct {
+				Type string `json:"type"`
+			} `json:"data"`
+		}
+		require.Equal(t, http.StatusOK, call(t, http.MethodGet, base+"/auth/me/activity", token, nil, &res))
+		types := make([]string, len(res.Data))
+		for i, e := range res.Data {
+			types[i] = e.Type
+		}
+		return types
+	}
+	want := []string{"registered", "verification_failed", "verified"}
+	testinfra.Eventually(t, 60*time.Second, func() bool { return slices.Equal(list(app.base), want) }, "activity %v", want)
+
+	var out strings.Builder
+	err := rebuild(t.Context(), cfg, &out)
+	require.ErrorContains(t, err, "stop every replica of the service first")
+
+	app.stop()
+	require.NoError(t, rebuild(t.Context(), cfg, &out))
+	require.Contains(t, out.String(), "is empty")
+	pool, err := pgxpool.New(t.Context(), cfg.DatabaseURL)
+	require.NoError(t, err)
+	defer pool.Close()
+	var rows int
+	require.NoError(t, pool.QueryRow(t.Context(), "SELECT count(*) FROM "+adapters.ActivityTable).Scan(&rows))
+	require.Zero(t, rows, "the read model is empty until the service runs again")
+
+	again := start(t, cfg)
+	testinfra.Eventually(t, 60*time.Second, func() bool { return slices.Equal(list(again.base), want) },
+		"the rebuilt activity equals the first build, %v", want)
+}
+
+// rebuild-activity needs the production configuration.
+func TestRebuildActivityNeedsProduction(t *testing.T) {
+	t.Parallel()
+	var stdout, stderr strings.Builder
+	require.Equal(t, exitConfig, realMain([]string{"rebuild-activity"}, env(nil), &stdout, &stderr))
+	require.Contains(t, stderr.String(), "needs the production configuration")
+	require.Equal(t, exitConfig, realMain([]string{"rebuild-activity", "now"}, env(nil), &stdout, &stderr))
 }

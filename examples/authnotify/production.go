@@ -348,9 +348,15 @@ func migrate(ctx context.Context, pool *pgxpool.Pool, schema string, log *slog.L
 // which is an operator's decision.
 func provisionTopics(ctx context.Context, client *kafka.Client, reg *eventbus.Registry, router *eventbus.Router, log *slog.Logger) error {
 	names := append(reg.Topics(), router.Topics()...)
+	events := reg.Topics()
 	topics := make([]kafka.TopicSpec, len(names))
 	for i, name := range names {
 		topics[i] = kafka.TopicSpec{Name: name}
+		if slices.Contains(events, name) {
+			// The event topics keep every event: the account activity
+			// projection is rebuilt from their start (rebuild-activity).
+			topics[i].Config = map[string]string{"retention.ms": "-1"}
+		}
 	}
 	ctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
