@@ -181,6 +181,9 @@ func env(vars map[string]string) func(string) string {
 // instance is one running application.
 type instance struct {
 	base string
+	// stop shuts the application down and waits for it (the test's
+	// cleanup does it otherwise).
+	stop func()
 }
 
 // start runs the application in process until the test ends; the test
@@ -210,16 +213,20 @@ func startLogging(t *testing.T, cfg config.Config, logger *slog.Logger) *instanc
 	}()
 	select {
 	case addr := <-listening:
-		t.Cleanup(func() {
-			cancel()
-			select {
-			case err := <-done:
-				require.NoError(t, err, "clean shutdown")
-			case <-time.After(30 * time.Second):
-				t.Error("the application did not stop within 30s")
-			}
-		})
-		return &instance{base: "http://" + addr.String()}
+		var once sync.Once
+		stop := func() {
+			once.Do(func() {
+				cancel()
+				select {
+				case err := <-done:
+					require.NoError(t, err, "clean shutdown")
+				case <-time.After(30 * time.Second):
+					t.Error("the application did not stop within 30s")
+				}
+			})
+		}
+		t.Cleanup(stop)
+		return &instance{base: "http://" + addr.String(), stop: stop}
 	case err := <-done:
 		cancel()
 		t.Fatalf("the application did not start: %v", err)

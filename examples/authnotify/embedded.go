@@ -12,6 +12,7 @@ import (
 	"github.com/dddkit/dddkit/eventbus"
 	"github.com/dddkit/dddkit/examples/authnotify/auth/adapters"
 	"github.com/dddkit/dddkit/examples/authnotify/auth/app"
+	"github.com/dddkit/dddkit/examples/authnotify/auth/ports"
 	"github.com/dddkit/dddkit/examples/authnotify/internal/config"
 	"github.com/dddkit/dddkit/examples/authnotify/internal/throttle"
 	nadapters "github.com/dddkit/dddkit/examples/authnotify/notification/adapters"
@@ -19,6 +20,7 @@ import (
 	ndomain "github.com/dddkit/dddkit/examples/authnotify/notification/domain"
 	nports "github.com/dddkit/dddkit/examples/authnotify/notification/ports"
 	"github.com/dddkit/dddkit/outbox"
+	"github.com/dddkit/dddkit/projection"
 )
 
 // buildEmbedded wires the embedded default: dddkit's in-memory repository
@@ -49,8 +51,14 @@ func buildEmbedded(cfg config.Config, rt runtime, m *metrics) (*system, error) {
 	if err != nil {
 		return nil, err
 	}
+	activity := adapters.NewMemoryActivity()
+	expiry, err := adapters.NewExpiry(box) // deadlines in the in-memory outbox
+	if err != nil {
+		return nil, err
+	}
 	bus, err := newBus(log, nil, app.Deps{Users: users, Factory: sh.factory, Tokens: sh.tokens, Hasher: hasher, Logger: log,
 		Throttle: throttle.NewMemory(throttleConfig(cfg)), // one process: in memory
+		Activity: activity, Expiry: expiry, UnverifiedTTL: cfg.UnverifiedAccountTTL,
 	})
 	if err != nil {
 		return nil, err
@@ -88,6 +96,19 @@ func buildEmbedded(cfg config.Config, rt runtime, m *metrics) (*system, error) {
 		return nil, err
 	}
 	if err := nports.Subscribe(router, cfg.GroupPrefix+nports.HandlerName, eventbus.NewMemoryInbox(), handlers); err != nil {
+		_ = transport.Close()
+		return nil, err
+	}
+	if err := ports.ExpireAccounts(router, cfg.GroupPrefix+ports.ExpiryHandlerName, bus); err != nil {
+		_ = transport.Close()
+		return nil, err
+	}
+	// The account activity read model, from the published user events.
+	activityProjection, err := adapters.ActivityProjection(cfg.GroupPrefix+adapters.ActivityProjectionName, sh.registry, activity)
+	if err == nil {
+		err = activityProjection.Subscribe(router, eventbus.NewMemoryInbox(), projection.NewMemoryStore())
+	}
+	if err != nil {
 		_ = transport.Close()
 		return nil, err
 	}

@@ -53,6 +53,9 @@ func realMain(args []string, getenv func(string) string, stdout, stderr io.Write
 	if fs.NArg() > 0 && fs.Arg(0) == "catalog" {
 		return catalog(fs.Args()[1:], stdout, stderr)
 	}
+	if fs.NArg() > 0 && fs.Arg(0) == "rebuild-activity" {
+		return rebuildActivity(context.Background(), fs.Args()[1:], getenv, stdout, stderr)
+	}
 	if fs.NArg() > 0 {
 		fmt.Fprintf(stderr, "authnotify: unexpected arguments %q; it is configured through the environment (authnotify -h)\n", fs.Args())
 		return exitConfig
@@ -122,6 +125,7 @@ func catalogText(markdown bool) (string, error) {
 func usage(w io.Writer) {
 	fmt.Fprint(w, `Usage: authnotify [-h]
        authnotify catalog [-markdown]
+       authnotify rebuild-activity
 
 authnotify is the dddkit example system. It is configured through the
 environment. With none of DATABASE_URL, KAFKA_BROKERS and RESEND_API_KEY
@@ -133,6 +137,11 @@ authnotify catalog writes the catalogue of the events it publishes (name,
 schema version, topic, key and a JSON Schema of each payload, for teams
 that generate their types in another language) to stdout as JSON, or as
 Markdown with -markdown; docs/events.json and docs/events.md are its output.
+
+authnotify rebuild-activity (production) empties the account activity read
+model and resets its Kafka consumer group, so that the projection builds it
+again from the start of the user topic when the service next runs. Stop
+every replica first: it refuses while the group has members.
 
 Environment:
 `)

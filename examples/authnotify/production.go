@@ -21,6 +21,7 @@ import (
 	"github.com/dddkit/dddkit/eventbus"
 	"github.com/dddkit/dddkit/examples/authnotify/auth/adapters"
 	"github.com/dddkit/dddkit/examples/authnotify/auth/app"
+	"github.com/dddkit/dddkit/examples/authnotify/auth/ports"
 	"github.com/dddkit/dddkit/examples/authnotify/internal/config"
 	"github.com/dddkit/dddkit/examples/authnotify/internal/throttle"
 	nadapters "github.com/dddkit/dddkit/examples/authnotify/notification/adapters"
@@ -111,7 +112,16 @@ func buildProduction(ctx context.Context, cfg config.Config, rt runtime, m *metr
 	if err != nil {
 		return nil, err
 	}
-	bus, err := newBus(log, uow, app.Deps{Users: users, Factory: sh.factory, Tokens: sh.tokens, Hasher: hasher, Logger: log, Throttle: logins})
+	activity, err := adapters.NewPostgresActivity(pool)
+	if err != nil {
+		return nil, err
+	}
+	expiry, err := adapters.NewExpiry(box) // deadlines are outbox rows, written in the command's transaction
+	if err != nil {
+		return nil, err
+	}
+	bus, err := newBus(log, uow, app.Deps{Users: users, Factory: sh.factory, Tokens: sh.tokens, Hasher: hasher, Logger: log, Throttle: logins,
+		Activity: activity, Expiry: expiry, UnverifiedTTL: cfg.UnverifiedAccountTTL})
 	if err != nil {
 		return nil, err
 	}
@@ -178,6 +188,26 @@ func buildProduction(ctx context.Context, cfg config.Config, rt runtime, m *metr
 		return nil, err
 	}
 	if err := nports.Subscribe(router, cfg.GroupPrefix+nports.HandlerName, inbox, handlers); err != nil {
+		return nil, err
+	}
+	if err := ports.ExpireAccounts(router, cfg.GroupPrefix+ports.ExpiryHandlerName, bus); err != nil {
+		return nil, err
+	}
+	// The account activity read model, from the published user events:
+	// batches of a partition in one transaction with their inbox rows.
+	activityProjection, err := adapters.ActivityProjection(cfg.GroupPrefix+adapters.ActivityProjectionName, sh.registry, activity)
+	if err != nil {
+		return nil, err
+	}
+	projections, err := postgres.NewProjectionStore(pool, nil)
+	if err != nil {
+		return nil, err
+	}
+	activityConsumer, err := kafka.NewProjectionConsumer(client, activityProjection, inbox, projections, &eventbus.BatchConfig{
+		Logger:          log,
+		DeadLetterTopic: cfg.TopicPrefix + eventbus.DefaultDeadLetterTopic,
+	})
+	if err != nil {
 		return nil, err
 	}
 	if err := provisionTopics(ctx, client, sh.registry, router, log); err != nil {
@@ -261,6 +291,7 @@ func buildProduction(ctx context.Context, cfg config.Config, rt runtime, m *metr
 				return nil
 			}},
 			{name: "event consumers", run: router.Run, started: router.Running()},
+			{name: "account activity projection", run: activityConsumer.Run},
 			{name: "outbox relay", run: relay.Run},
 			{name: "inbox cleanup", run: inbox.RunCleanup},
 		}, uiComponents...),
@@ -277,6 +308,9 @@ func migrate(ctx context.Context, pool *pgxpool.Pool, schema string, log *slog.L
 	}
 	if err := throttle.Migrate(ctx, pool); err != nil {
 		return fmt.Errorf("migrate login throttle: %w", err)
+	}
+	if err := adapters.MigrateActivity(ctx, pool); err != nil {
+		return fmt.Errorf("migrate account activity: %w", err)
 	}
 	// River's migrator takes no lock of its own, and its steps cannot share
 	// one transaction: hold a session-level advisory lock on a connection
@@ -314,9 +348,15 @@ func migrate(ctx context.Context, pool *pgxpool.Pool, schema string, log *slog.L
 // which is an operator's decision.
 func provisionTopics(ctx context.Context, client *kafka.Client, reg *eventbus.Registry, router *eventbus.Router, log *slog.Logger) error {
 	names := append(reg.Topics(), router.Topics()...)
+	events := reg.Topics()
 	topics := make([]kafka.TopicSpec, len(names))
 	for i, name := range names {
 		topics[i] = kafka.TopicSpec{Name: name}
+		if slices.Contains(events, name) {
+			// The event topics keep every event: the account activity
+			// projection is rebuilt from their start (rebuild-activity).
+			topics[i].Config = map[string]string{"retention.ms": "-1"}
+		}
 	}
 	ctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()

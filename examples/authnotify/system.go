@@ -2,12 +2,14 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
 
 	"github.com/dddkit/dddkit/cqrs"
 	"github.com/dddkit/dddkit/eventbus"
+	"github.com/dddkit/dddkit/examples/authnotify/auth/adapters"
 	"github.com/dddkit/dddkit/examples/authnotify/auth/app"
 	"github.com/dddkit/dddkit/examples/authnotify/auth/domain"
 	"github.com/dddkit/dddkit/examples/authnotify/contracts/authevents"
@@ -87,7 +89,7 @@ func newRegistry(topicPrefix string) (*eventbus.Registry, error) {
 	registry := eventbus.NewRegistry(&eventbus.RegistryConfig{Source: "urn:dddkit:authnotify", Topic: func(aggregateType string) string {
 		return topicPrefix + eventbus.DefaultTopic(aggregateType)
 	}})
-	if err := authevents.Register(registry); err != nil {
+	if err := errors.Join(authevents.Register(registry), adapters.RegisterDeadlines(registry)); err != nil {
 		return nil, err
 	}
 	return registry, nil

@@ -68,6 +68,9 @@ func Mapping(factory *domain.Factory) repository.Mapping[*domain.User] {
 			})
 		})
 	m.Keys = func(u *domain.User) []repository.Key {
+		if u.IsExpired() {
+			return nil // an expired account releases its address
+		}
 		return []repository.Key{{Name: KeyEmail, Value: domain.CanonicalEmail(u.Email()).String()}}
 	}
 	return m

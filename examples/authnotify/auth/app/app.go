@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"time"
 
 	"github.com/dddkit/dddkit/aggregate"
 	"github.com/dddkit/dddkit/cqrs"
@@ -27,6 +28,14 @@ type Deps struct {
 	// Throttle limits failed logins per account and per client address;
 	// nil means no limit.
 	Throttle LoginThrottle
+	// Activity reads the account activity read model. Required.
+	Activity ActivityReader
+	// Expiry schedules the expiry of unverified accounts, UnverifiedTTL
+	// after they registered (again); nil means accounts never expire.
+	Expiry ExpiryScheduler
+	// UnverifiedTTL is how long an account may stay unverified when
+	// Expiry is set; it must then be positive.
+	UnverifiedTTL time.Duration
 	// Logger gets debug lines for requests that are answered with a
 	// success that hides what happened (resend for an unknown address);
 	// nil means slog.Default().
@@ -44,6 +53,12 @@ func (d *Deps) validate() error {
 	if d.Tokens == nil {
 		errs = append(errs, errors.New("auth: Deps.Tokens is nil"))
 	}
+	if d.Activity == nil {
+		errs = append(errs, errors.New("auth: Deps.Activity is nil"))
+	}
+	if d.Expiry != nil && d.UnverifiedTTL <= 0 {
+		errs = append(errs, fmt.Errorf("auth: Deps.UnverifiedTTL is %s, want a positive duration when Deps.Expiry is set", d.UnverifiedTTL))
+	}
 	return errors.Join(errs...)
 }
 
@@ -57,9 +72,11 @@ func Expectations() []cqrs.Expectation {
 		cqrs.CommandReturning[ChangePassword, struct{}](),
 		cqrs.CommandReturning[RequestPasswordReset, struct{}](),
 		cqrs.CommandReturning[ResetPassword, struct{}](),
+		cqrs.CommandReturning[ExpireAccount, struct{}](),
 		cqrs.QueryReturning[Login, AccessToken](),
 		cqrs.QueryReturning[Me, UserView](),
 		cqrs.QueryReturning[Authenticate, Claims](),
+		cqrs.QueryReturning[Activity, []ActivityEntry](),
 	}
 }
 
@@ -98,9 +115,11 @@ func Register(bus *cqrs.Bus, deps Deps) error {
 		cqrs.HandleCommand(bus, h.changePassword),
 		cqrs.HandleCommand(bus, h.requestPasswordReset),
 		cqrs.HandleCommand(bus, h.resetPassword),
+		cqrs.HandleCommand(bus, h.expireAccount),
 		cqrs.HandleQuery(bus, h.login),
 		cqrs.HandleQuery(bus, h.me),
 		cqrs.HandleQuery(bus, h.authenticate),
+		cqrs.HandleQuery(bus, h.activity),
 	)
 }
 
@@ -141,6 +160,9 @@ func (h *handlers) registerUser(ctx context.Context, c RegisterUser) (Registrati
 	if err := h.Users.Add(ctx, u); err != nil {
 		return Registration{}, err
 	}
+	if err := h.scheduleExpiry(ctx, u.ID()); err != nil {
+		return Registration{}, err
+	}
 	return registrationOf(u), nil
 }
 
@@ -166,7 +188,14 @@ func (h *handlers) reregister(ctx context.Context, u *domain.User, pw valueobjec
 		reg = registrationOf(u)
 		return nil
 	})
-	return reg, err
+	if err != nil {
+		return Registration{}, err
+	}
+	// A new registration gets the whole time again.
+	if err := h.scheduleExpiry(ctx, reg.UserID); err != nil {
+		return Registration{}, err
+	}
+	return reg, nil
 }
 
 func registrationOf(u *domain.User) Registration {
@@ -208,7 +237,10 @@ func (h *handlers) verifyEmail(ctx context.Context, c VerifyEmail) (struct{}, er
 	if err != nil {
 		return struct{}{}, err
 	}
-	return struct{}{}, rejected
+	// The failed attempt is stored: in a unit of work (cqrs.Transaction)
+	// it commits although the command is refused, so the limit of tries
+	// holds.
+	return struct{}{}, cqrs.KeepChanges(rejected)
 }
 
 func (h *handlers) resendCode(ctx context.Context, c ResendCode) (struct{}, error) {
@@ -294,7 +326,7 @@ func (h *handlers) resetPassword(ctx context.Context, c ResetPassword) (struct{}
 		return struct{}{}, err
 	}
 	if rejected != nil {
-		return struct{}{}, rejected
+		return struct{}{}, cqrs.KeepChanges(rejected) // the failed attempt commits, as in verifyEmail
 	}
 	if h.Throttle != nil {
 		if err := h.Throttle.Succeeded(ctx, domain.CanonicalEmail(email).String()); err != nil {

@@ -36,7 +36,10 @@ type bundle struct {
 
 func newBus(t testing.TB) *cqrs.Bus { return authtest.Bus(t, nil) }
 
-func setup(t *testing.T) *bundle {
+func setup(t *testing.T) *bundle { t.Helper(); return setupWith(t, nil) }
+
+// setupWith is setup with deps changed by edit before registering.
+func setupWith(t *testing.T, edit func(*app.Deps)) *bundle {
 	t.Helper()
 	b := &bundle{clock: authtest.NewClock(), events: &authtest.Events{}}
 	var err error
@@ -54,7 +57,11 @@ func setup(t *testing.T) *bundle {
 	require.NoError(t, err)
 	hasher := authtest.Hasher(t)
 	b.bus = newBus(t)
-	require.NoError(t, app.Register(b.bus, app.Deps{Users: b.repo, Factory: factory, Tokens: b.tokens, Hasher: hasher}))
+	deps := app.Deps{Users: b.repo, Factory: factory, Tokens: b.tokens, Hasher: hasher, Activity: adapters.NewMemoryActivity()}
+	if edit != nil {
+		edit(&deps)
+	}
+	require.NoError(t, app.Register(b.bus, deps))
 	require.NoError(t, b.bus.Validate())
 	return b
 }
@@ -346,7 +353,7 @@ func TestConflictIsRetried(t *testing.T) {
 		}
 	}}
 	bus := newBus(t)
-	require.NoError(t, app.Register(bus, app.Deps{Users: racing, Factory: mustFactory(t, b), Tokens: b.tokens}))
+	require.NoError(t, app.Register(bus, app.Deps{Users: racing, Factory: mustFactory(t, b), Tokens: b.tokens, Activity: adapters.NewMemoryActivity()}))
 	require.NoError(t, cqrs.Exec(ctx, bus, app.ResendCode{Email: "ada@example.com"}))
 	require.Equal(t, 2, attempts, "the first save conflicted, the second attempt reloaded and succeeded")
 	require.Equal(t, []string{"auth.user_registered", "auth.code_verification_failed", "auth.user_otp_requested"}, b.events.Names())
@@ -380,7 +387,7 @@ func TestRegisterValidatesDeps(t *testing.T) {
 	require.Error(t, app.Register(nil, app.Deps{}))
 
 	b := setup(t)
-	err = app.Register(b.bus, app.Deps{Users: b.repo, Factory: mustFactory(t, b), Tokens: b.tokens})
+	err = app.Register(b.bus, app.Deps{Users: b.repo, Factory: mustFactory(t, b), Tokens: b.tokens, Activity: adapters.NewMemoryActivity()})
 	require.ErrorIs(t, err, cqrs.ErrDuplicateHandler)
 }
 

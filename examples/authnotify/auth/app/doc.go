@@ -15,7 +15,7 @@
 //
 //	bus, _ := cqrs.New(&cqrs.Config{CommandMiddleware: ..., QueryMiddleware: ...})
 //	tokens, _ := app.NewTokens([]app.Key{{ID: "k1", Secret: secret}}, nil)
-//	err := app.Register(bus, app.Deps{Users: repo, Factory: factory, Tokens: tokens})
+//	err := app.Register(bus, app.Deps{Users: repo, Factory: factory, Tokens: tokens, Activity: activity})
 //	err = bus.Validate() // Register has declared app.Expectations()
 //
 // Recommended middleware, outermost first: cqrs.Logging, cqrs.Recover,

@@ -40,7 +40,7 @@ func Example() {
 		CommandMiddleware: []cqrs.Middleware{cqrs.Recover(), cqrs.Validation()},
 		QueryMiddleware:   []cqrs.Middleware{cqrs.Recover(), cqrs.Validation()},
 	})
-	if err := app.Register(bus, app.Deps{Users: users, Factory: factory, Tokens: tokens, Hasher: hasher}); err != nil {
+	if err := app.Register(bus, app.Deps{Users: users, Factory: factory, Tokens: tokens, Hasher: hasher, Activity: adapters.NewMemoryActivity()}); err != nil {
 		panic(err)
 	}
 	if err := bus.Validate(); err != nil {

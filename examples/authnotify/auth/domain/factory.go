@@ -182,7 +182,7 @@ func (f *Factory) Unmarshal(s Snapshot) (*User, error) {
 		return nil, fmt.Errorf("auth: unmarshal user %s: %w", id, err)
 	}
 	switch s.Status {
-	case StatusUnverified, StatusVerified:
+	case StatusUnverified, StatusVerified, StatusExpired:
 	default:
 		return nil, fmt.Errorf("auth: unmarshal user %s: unknown status %q", id, s.Status)
 	}
@@ -222,3 +222,7 @@ func (f *Factory) Unmarshal(s Snapshot) (*User, error) {
 	}
 	return u, nil
 }
+
+// Now returns the current time on the factory's clock (FactoryConfig.Clock),
+// the clock its users record their events with.
+func (f *Factory) Now() time.Time { return f.clock() }

@@ -20,6 +20,10 @@ const (
 	// StatusVerified: the address was confirmed with a code; the user can
 	// log in.
 	StatusVerified Status = "verified"
+	// StatusExpired: the address was never verified within the service's
+	// time limit ([User.Expire]); the account is gone for every purpose
+	// but the record, and its address is free for a new registration.
+	StatusExpired Status = "expired"
 )
 
 // PasswordHasher hashes and checks passwords. *valueobject.Hasher
@@ -65,7 +69,7 @@ func (u *User) IssuedRegistrationToken() string { return u.issuedToken }
 // Email returns the user's address, lower-cased.
 func (u *User) Email() valueobject.Email { return u.email }
 
-// Status returns [StatusUnverified] or [StatusVerified].
+// Status returns [StatusUnverified], [StatusVerified] or [StatusExpired].
 func (u *User) Status() Status { return u.status }
 
 // IsVerified reports whether the address has been verified.
@@ -418,6 +422,28 @@ func (u *User) newCodeHashed(now time.Time, hash func(key []byte, userID, code s
 	}, nil
 }
 
+// Expire ends an account whose address was never verified: it records
+// [authevents.AccountExpired], after which the account answers to nothing
+// (its address is released, a log-in with it is refused as for an unknown
+// address) and the address can be registered afresh. The service calls it
+// when the deadline set at registration passes (UNVERIFIED_ACCOUNT_TTL).
+//
+// It fails with [ErrAlreadyVerified] for a verified user. For an account
+// that expired already it does nothing and returns nil, so a deadline that
+// fires twice is harmless.
+func (u *User) Expire() error {
+	switch u.status {
+	case StatusVerified:
+		return ErrAlreadyVerified
+	case StatusExpired:
+		return nil
+	}
+	return u.Record(authevents.AccountExpired{UserID: u.ID(), ExpiredAt: u.f.clock()})
+}
+
+// IsExpired reports whether the account expired unverified ([User.Expire]).
+func (u *User) IsExpired() bool { return u.status == StatusExpired }
+
 // apply changes the state that the events describe. Secrets (the password
 // hash, the code hash) are not in any event, because events are published;
 // the methods set them right after recording the event that makes them
@@ -449,6 +475,10 @@ func (u *User) apply(e aggregate.Event) error {
 		u.code = otp{issuedAt: e.RequestedAt, expiresAt: e.CodeExpiresAt} // the old reset code dies here
 	case authevents.PasswordResetFailed:
 		u.code.failures = e.Attempt
+	case authevents.AccountExpired:
+		u.status = StatusExpired
+		u.code = otp{}
+		u.registrationHash = nil
 	default:
 		return fmt.Errorf("unknown event %T", e)
 	}

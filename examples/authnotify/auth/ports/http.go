@@ -97,6 +97,7 @@ func NewHTTP(bus *cqrs.Bus, cfg *Config) (*HTTP, error) {
 //	POST  /auth/password/forgot           202  RequestPasswordReset
 //	POST  /auth/password/reset            200  ResetPassword
 //	GET   /auth/me                        200  Me (bearer token)
+//	GET   /auth/me/activity               200  Activity (bearer token; eventually consistent)
 //
 // Errors: bad input 400 (415 wrong Content-Type, 413 body over the
 // limit); ErrInvalidCode and ErrCodeExpired 400; ErrResendTooSoon (a
@@ -112,6 +113,7 @@ func (h *HTTP) Mount(mux *http.ServeMux) {
 	mux.HandleFunc("POST /auth/login", h.login)
 	mux.HandleFunc("PATCH /auth/password", h.authenticated(h.changePassword))
 	mux.HandleFunc("GET /auth/me", h.authenticated(h.me))
+	mux.HandleFunc("GET /auth/me/activity", h.authenticated(h.activity))
 	mux.HandleFunc("POST /auth/password/forgot", h.forgotPassword)
 	mux.HandleFunc("POST /auth/password/reset", h.resetPassword)
 }
@@ -292,6 +294,29 @@ func (h *HTTP) me(w http.ResponseWriter, r *http.Request, userID string) {
 	respond(w, http.StatusOK, "Your account.", meResponse{
 		ID: v.ID, Email: v.Email, Status: v.Status, CreatedAt: v.CreatedAt, VerifiedAt: v.VerifiedAt,
 	})
+}
+
+// activityEntry is one element of the data of GET /auth/me/activity.
+type activityEntry struct {
+	Type string    `json:"type"`
+	At   time.Time `json:"at"`
+}
+
+// activity answers the caller's own account activity, oldest first. The
+// list comes from a read model that a projection of the published events
+// keeps: it is eventually consistent, so a change made a moment ago may
+// not be in it yet.
+func (h *HTTP) activity(w http.ResponseWriter, r *http.Request, userID string) {
+	entries, err := cqrs.Ask[[]app.ActivityEntry](r.Context(), h.bus, app.Activity{UserID: userID})
+	if err != nil {
+		h.failAuthenticated(w, r, err)
+		return
+	}
+	data := make([]activityEntry, len(entries))
+	for i, e := range entries {
+		data[i] = activityEntry{Type: e.Type, At: e.At.UTC()}
+	}
+	respond(w, http.StatusOK, "Your account's activity, oldest first. It can lag a moment behind.", data)
 }
 
 func respond(w http.ResponseWriter, status int, message string, data any) {

@@ -36,6 +36,9 @@ type bundle struct {
 	cipher  *fieldcrypt.Cipher
 	tokens  *app.Tokens
 	hasher  *countingHasher
+	// activity is the read model the Activity query reads; the tests
+	// fill it as the projection would.
+	activity *adapters.MemoryActivity
 }
 
 // countingHasher counts the hashes computed and checked.
@@ -56,7 +59,7 @@ func (h *countingHasher) Verify(hash, plain string) error {
 
 func setup(t *testing.T) *bundle {
 	t.Helper()
-	b := &bundle{clock: authtest.NewClock(), sink: &authtest.Events{}}
+	b := &bundle{clock: authtest.NewClock(), sink: &authtest.Events{}, activity: adapters.NewMemoryActivity()}
 	var err error
 	b.cipher, err = fieldcrypt.New(bytes.Repeat([]byte{9}, fieldcrypt.KeySize))
 	require.NoError(t, err)
@@ -71,7 +74,7 @@ func setup(t *testing.T) *bundle {
 
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
 	bus := authtest.Bus(t, logger)
-	require.NoError(t, app.Register(bus, app.Deps{Users: b.repo, Factory: factory, Tokens: b.tokens, Hasher: hasher, Logger: logger}))
+	require.NoError(t, app.Register(bus, app.Deps{Users: b.repo, Factory: factory, Tokens: b.tokens, Hasher: hasher, Logger: logger, Activity: b.activity}))
 	require.NoError(t, bus.Validate())
 
 	h, err := ports.NewHTTP(bus, &ports.Config{Logger: logger})
@@ -587,4 +590,33 @@ func TestServerErrorsAre500Problems(t *testing.T) {
 	require.Equal(t, "application/problem+json", w.Header().Get("Content-Type"))
 	require.NotContains(t, w.Body.String(), "fire")
 	require.Contains(t, logs.String(), "database on fire")
+}
+
+func TestActivity(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	ctx := context.Background()
+	token := b.verifiedUser(t, "ada@example.com")
+	ada := b.sink.Last(t).AggregateID
+	b.verifiedUser(t, "bob@example.com")
+	bob := b.sink.Last(t).AggregateID
+	require.NotEqual(t, ada, bob)
+	// Added out of order, as a projection fed by several partitions may.
+	t0 := authtest.T0
+	require.NoError(t, b.activity.Add(ctx, ada, "e2", "verified", t0.Add(time.Minute)))
+	require.NoError(t, b.activity.Add(ctx, ada, "e1", "registered", t0))
+	require.NoError(t, b.activity.Add(ctx, bob, "e3", "registered", t0))
+
+	res := b.do(t, http.MethodGet, "/auth/me/activity", "", "", token)
+	require.Equal(t, 200, res.status, res.raw)
+	require.Equal(t, []any{
+		map[string]any{"type": "registered", "at": "2026-03-01T12:00:00Z"},
+		map[string]any{"type": "verified", "at": "2026-03-01T12:01:00Z"},
+	}, res.body["data"], "the caller's own activity only, oldest first")
+
+	res = b.do(t, http.MethodGet, "/auth/me/activity", "", "", "")
+	require.Equal(t, 401, res.status, res.raw)
+	require.Equal(t, "application/problem+json", res.header.Get("Content-Type"))
+	res = b.do(t, http.MethodGet, "/auth/me/activity", "", "", token+"x")
+	requireProblem(t, res, 401, "#invalid-token")
 }

@@ -61,6 +61,7 @@ const (
 	NameCodeVerificationFailed = "auth.code_verification_failed"
 	NamePasswordResetRequested = "auth.password_reset_requested"
 	NamePasswordResetFailed    = "auth.password_reset_failed"
+	NameAccountExpired         = "auth.account_expired"
 )
 
 // UserRegistered says that an account was created. It carries the first
@@ -177,12 +178,27 @@ func (PasswordResetFailed) EventName() string { return NamePasswordResetFailed }
 // EventVersion implements [aggregate.Versioned].
 func (PasswordResetFailed) EventVersion() int { return SchemaVersion }
 
+// AccountExpired says that an account was removed because its address
+// was never verified within the service's time limit
+// (UNVERIFIED_ACCOUNT_TTL). Its address is free again: a new registration
+// with it creates a new account. No email follows.
+type AccountExpired struct {
+	UserID    string    `json:"user_id"`
+	ExpiredAt time.Time `json:"expired_at"`
+}
+
+// EventName implements [aggregate.Event].
+func (AccountExpired) EventName() string { return NameAccountExpired }
+
+// EventVersion implements [aggregate.Versioned].
+func (AccountExpired) EventVersion() int { return SchemaVersion }
+
 // All returns a zero value of every auth event, for registering them with
 // an event registry.
 func All() []aggregate.Event {
 	return []aggregate.Event{
 		UserRegistered{}, UserVerified{}, UserOtpRequested{}, PasswordChanged{}, CodeVerificationFailed{},
-		PasswordResetRequested{}, PasswordResetFailed{},
+		PasswordResetRequested{}, PasswordResetFailed{}, AccountExpired{},
 	}
 }
 
@@ -201,6 +217,7 @@ func Register(reg *eventbus.Registry) error {
 		eventbus.Register[CodeVerificationFailed](reg, at, up),
 		eventbus.Register[PasswordResetRequested](reg, at, up),
 		eventbus.Register[PasswordResetFailed](reg, at, up),
+		eventbus.Register[AccountExpired](reg, at, up),
 	)
 }
 
@@ -214,6 +231,7 @@ var v1Names = map[string]string{
 	"requestedAt":   "requested_at",
 	"changedAt":     "changed_at",
 	"failedAt":      "failed_at",
+	"expiredAt":     "expired_at",
 }
 
 // UpcastV1 turns the payload of any auth event at schema version 1

@@ -25,12 +25,16 @@ func TestContractIsStable(t *testing.T) {
 		"auth.user_registered": true, "auth.user_verified": true, "auth.user_otp_requested": true,
 		"auth.password_changed": true, "auth.code_verification_failed": true,
 		"auth.password_reset_requested": true, "auth.password_reset_failed": true,
+		"auth.account_expired": true,
 	}, names)
 
 	rat := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
 	rb, err := json.Marshal(authevents.PasswordResetRequested{UserID: "u", Email: "e", EncryptedCode: "v1.x", CodeExpiresAt: rat, RequestedAt: rat})
 	require.NoError(t, err)
 	require.JSONEq(t, `{"user_id":"u","email":"e","encrypted_code":"v1.x","code_expires_at":"2026-01-02T03:04:05Z","requested_at":"2026-01-02T03:04:05Z"}`, string(rb))
+	rb, err = json.Marshal(authevents.AccountExpired{UserID: "u", ExpiredAt: rat})
+	require.NoError(t, err)
+	require.JSONEq(t, `{"user_id":"u","expired_at":"2026-01-02T03:04:05Z"}`, string(rb))
 	rb, err = json.Marshal(authevents.PasswordResetFailed{UserID: "u", Attempt: 2, FailedAt: rat})
 	require.NoError(t, err)
 	require.JSONEq(t, `{"user_id":"u","attempt":2,"failed_at":"2026-01-02T03:04:05Z"}`, string(rb))

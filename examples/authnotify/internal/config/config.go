@@ -149,9 +149,14 @@ func Vars() []Var {
 		{"RESEND_BASE_URL", "Resend API address (optional; default https://api.resend.com/)"},
 		{"MAX_CONCURRENT_HASHES", "password hashes (argon2id, 19 MiB each) that may run at once (optional; default the number of CPUs)"},
 		{"HASH_WAIT", "how long a request waits for a hash slot before answering 503, e.g. 2s (optional; default 2s)"},
+		{"UNVERIFIED_ACCOUNT_TTL", "how long an account may stay unverified before it is removed and its address freed, e.g. 24h (optional; default 24h)"},
 		{"ADMIN_PASSWORD", fmt.Sprintf("password of user %q for River's job UI at /admin/jobs (optional, production; at least %d bytes; unset: no UI)", "admin", MinAdminPassword)},
 	}
 }
+
+// DefaultUnverifiedAccountTTL is how long an account may stay unverified
+// unless UNVERIFIED_ACCOUNT_TTL says otherwise.
+const DefaultUnverifiedAccountTTL = 24 * time.Hour
 
 // Config is the checked configuration.
 type Config struct {
@@ -181,6 +186,11 @@ type Config struct {
 	MaxConcurrentHashes int
 	HashWait            time.Duration
 
+	// UnverifiedAccountTTL is how long an account may stay unverified;
+	// then a deadline set at registration removes it and frees its
+	// address.
+	UnverifiedAccountTTL time.Duration
+
 	// LoginLimitPerAddress is how many failed logins one client address
 	// may make per minute (0: internal/throttle's default, 30).
 	LoginLimitPerAddress int
@@ -205,7 +215,8 @@ func Load(getenv func(string) string) (Config, error) {
 		AdminPassword:  getenv("ADMIN_PASSWORD"),
 		ShutdownPeriod: 20 * time.Second,
 
-		TopicPartitions: DefaultTopicPartitions,
+		UnverifiedAccountTTL: DefaultUnverifiedAccountTTL,
+		TopicPartitions:      DefaultTopicPartitions,
 	}
 	if v := get("KAFKA_BROKERS"); v != "" {
 		for b := range strings.SplitSeq(v, ",") {
@@ -243,6 +254,13 @@ func Load(getenv func(string) string) (Config, error) {
 			bad("HASH_WAIT", "%q is not a positive duration (e.g. 2s)", v)
 		}
 		c.HashWait = d
+	}
+	if v := get("UNVERIFIED_ACCOUNT_TTL"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d <= 0 {
+			bad("UNVERIFIED_ACCOUNT_TTL", "%q is not a positive duration (e.g. 24h)", v)
+		}
+		c.UnverifiedAccountTTL = d
 	}
 	if v := get("KAFKA_TOPIC_PARTITIONS"); v != "" {
 		n, err := strconv.ParseInt(v, 10, 32)

@@ -60,6 +60,10 @@ func TestEmbeddedDefault(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, 3, cfg.MaxConcurrentHashes)
 	require.Equal(t, 500*time.Millisecond, cfg.HashWait)
+	require.Equal(t, config.DefaultUnverifiedAccountTTL, cfg.UnverifiedAccountTTL)
+	cfg, err = config.Load(env(map[string]string{"UNVERIFIED_ACCOUNT_TTL": "90m"}))
+	require.NoError(t, err)
+	require.Equal(t, 90*time.Minute, cfg.UnverifiedAccountTTL)
 	_, err = config.Load(env(map[string]string{"JWT_SECRET": "short"}))
 	require.ErrorContains(t, err, "JWT_SECRET: is 5 bytes long, needs at least 32")
 }
@@ -140,6 +144,8 @@ func TestStartupErrors(t *testing.T) {
 			[]string{`MAX_CONCURRENT_HASHES: "0" is not a whole number of at least 1`}},
 		{"bad hash wait", map[string]string{"HASH_WAIT": "2"},
 			[]string{`HASH_WAIT: "2" is not a positive duration`}},
+		{"bad unverified TTL", map[string]string{"UNVERIFIED_ACCOUNT_TTL": "-1h"},
+			[]string{`UNVERIFIED_ACCOUNT_TTL: "-1h" is not a positive duration`}},
 		{"32 spaces", production(map[string]string{"JWT_SECRET": strings.Repeat(" ", 32)}),
 			[]string{"JWT_SECRET: has too little entropy (1 distinct characters, needs at least 8"}},
 		{"repeated character", map[string]string{"JWT_SECRET": strings.Repeat("s", 64)},

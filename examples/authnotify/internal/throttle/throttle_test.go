@@ -82,6 +82,7 @@ func TestMemory(t *testing.T) {
 
 func TestPostgres(t *testing.T) {
 	t.Parallel()
+	testinfra.DatabaseURL(t) // skips here, not in the subtests that build a store
 	testThrottle(t, func(cfg *throttle.Config) throttle.Throttle {
 		pool, _ := testinfra.Schema(t)
 		require.NoError(t, throttle.Migrate(context.Background(), pool))
