@@ -147,7 +147,7 @@ func BenchmarkRebuild(b *testing.B) {
 		}
 		perSecond(b, handled, time.Since(start))
 	})
-	for _, batch := range []int{projection.DefaultBatchSize, 1000} {
+	for _, batch := range []int{500, projection.DefaultBatchSize} {
 		table := "bench_rm_" + strconv.Itoa(batch)
 		b.Run("rebuild-batch-"+strconv.Itoa(batch), func(b *testing.B) {
 			p, err := counterProjection(table, table, reg)

@@ -35,7 +35,7 @@
 //   - The event store's stream ([repository.Stream], such as
 //     postgres.EventStream or repository.MemoryEventLog): a [Runner]
 //     reads the declared events after the checkpoint in batches
-//     ([RunnerConfig] BatchSize, default [DefaultBatchSize]: 500), applies a
+//     ([RunnerConfig] BatchSize, default [DefaultBatchSize]: 1000), applies a
 //     batch and saves the new checkpoint in one [Store] transaction, and
 //     then waits for new events ([repository.Stream] Wait, woken by the
 //     writes). Checkpoints live in a [Store]: postgres.ProjectionStore,

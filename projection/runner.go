@@ -14,7 +14,7 @@ import (
 
 // DefaultBatchSize is how many events a [Runner] applies per transaction
 // unless [RunnerConfig.BatchSize] says otherwise.
-const DefaultBatchSize = 500
+const DefaultBatchSize = 1000
 
 // defaultRetry is the retry policy of a Runner: a failing batch is
 // retried with backoff for about ten minutes before Run gives up.
