@@ -70,7 +70,7 @@ func TestSubscribeMemoryBus(t *testing.T) {
 
 func TestDeclarationErrors(t *testing.T) {
 	t.Parallel()
-	reg := eventbus.NewRegistry(nil)
+	reg := eventbus.NewRegistry(&eventbus.RegistryConfig{Source: "urn:dddkit:test"})
 	_, err := projection.New("", nil)
 	require.ErrorContains(t, err, "empty name")
 	require.ErrorContains(t, err, "nil Registry")

@@ -83,7 +83,7 @@ func crashProjection(reg *eventbus.Registry) (*projection.Projection, error) {
 
 // crashRegistry is the suite's registry, every event on topic.
 func crashRegistry(topic string) (*eventbus.Registry, error) {
-	reg := eventbus.NewRegistry(&eventbus.RegistryConfig{Topic: func(string) string { return topic }})
+	reg := eventbus.NewRegistry(&eventbus.RegistryConfig{Source: "urn:dddkit:test", Topic: func(string) string { return topic }})
 	return reg, errors.Join(
 		eventbus.Register[projectiontest.Counted](reg, eventbus.AggregateType(projectiontest.AggregateType)),
 		eventbus.Register[projectiontest.Reset](reg, eventbus.AggregateType(projectiontest.AggregateType)),

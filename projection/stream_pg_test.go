@@ -24,7 +24,7 @@ import (
 // counterRegistry registers the events of repositorytest.Counter, the
 // aggregate the stream tests store.
 func counterRegistry() (*eventbus.Registry, error) {
-	reg := eventbus.NewRegistry(nil)
+	reg := eventbus.NewRegistry(&eventbus.RegistryConfig{Source: "urn:dddkit:test"})
 	at := eventbus.AggregateType(repositorytest.CounterType)
 	return reg, errors.Join(
 		eventbus.Register[repositorytest.CounterCreated](reg, at),

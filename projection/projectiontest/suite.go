@@ -54,7 +54,7 @@ const AggregateType = "counter"
 // Registry returns a registry with the suite's events.
 func Registry(t testing.TB) *eventbus.Registry {
 	t.Helper()
-	reg := eventbus.NewRegistry(nil)
+	reg := eventbus.NewRegistry(&eventbus.RegistryConfig{Source: "urn:dddkit:test"})
 	for _, err := range []error{
 		eventbus.Register[Counted](reg, eventbus.AggregateType(AggregateType)),
 		eventbus.Register[Reset](reg, eventbus.AggregateType(AggregateType)),
