@@ -110,6 +110,21 @@ func (m Metadata) Merge(other Metadata) Metadata {
 	return m
 }
 
+// CausedBy returns the metadata of what handling env causes — the
+// commands a handler dispatches, the events they record, the deadlines it
+// schedules: env's correlation ID carried over (env's own ID when it has
+// none), env's ID as the causation ID, trace context and values kept.
+// Consumers put it in the handler's context with [ContextWithMetadata], so
+// the chain event → command → event can be followed.
+func CausedBy(env Envelope) Metadata {
+	md := env.Metadata.Clone()
+	if md.CorrelationID == "" {
+		md.CorrelationID = env.ID
+	}
+	md.CausationID = env.ID
+	return md
+}
+
 type metadataKey struct{}
 
 // ContextWithMetadata returns a context that carries md. Repositories and

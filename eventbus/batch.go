@@ -330,7 +330,7 @@ func (c *BatchProcessor) applyRecovered(ctx context.Context, env aggregate.Envel
 			err = &PanicError{Value: p, Stack: string(debug.Stack())}
 		}
 	}()
-	return c.types[env.Name].apply(aggregate.ContextWithMetadata(ctx, causedBy(env)), env)
+	return c.types[env.Name].apply(aggregate.ContextWithMetadata(ctx, aggregate.CausedBy(env)), env)
 }
 
 // processOne handles one message as [HandleOnce] does: its own
@@ -344,7 +344,7 @@ func (c *BatchProcessor) processOne(ctx context.Context, it batchItem) bool {
 		if it.err != nil {
 			return nil, it.err
 		}
-		_, err := c.inbox.Process(aggregate.ContextWithMetadata(ctx, causedBy(it.env)), c.name, it.env, func(ctx context.Context) error {
+		_, err := c.inbox.Process(aggregate.ContextWithMetadata(ctx, aggregate.CausedBy(it.env)), c.name, it.env, func(ctx context.Context) error {
 			return c.types[it.env.Name].apply(ctx, it.env)
 		})
 		return nil, err

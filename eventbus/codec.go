@@ -86,15 +86,3 @@ func readEnvelope(msg *message.Message) (aggregate.Envelope, int, error) {
 	}
 	return env, version, nil
 }
-
-// causedBy is the metadata for everything a handler of env causes: the
-// correlation ID carried over (the event ID when the event had none),
-// causation ID = the event's ID, traceparent and values kept.
-func causedBy(env aggregate.Envelope) aggregate.Metadata {
-	md := env.Metadata.Clone()
-	if md.CorrelationID == "" {
-		md.CorrelationID = env.ID
-	}
-	md.CausationID = env.ID
-	return md
-}

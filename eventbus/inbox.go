@@ -8,6 +8,7 @@ import (
 	"sync"
 
 	"github.com/dddkit/dddkit/aggregate"
+	"github.com/dddkit/dddkit/internal/keylock"
 )
 
 // Inbox makes event handlers idempotent: it remembers, per handler name,
@@ -48,16 +49,16 @@ type Inbox interface {
 //
 // The zero value is not usable; create one with [NewMemoryInbox].
 type MemoryInbox struct {
-	mu   sync.Mutex
-	done map[inboxKey]struct{}
-	busy map[inboxKey]chan struct{} // closed when the holder finishes
+	mu    sync.Mutex
+	done  map[inboxKey]struct{}
+	locks keylock.Set[inboxKey] // one holder per entry
 }
 
 type inboxKey struct{ handler, eventID string }
 
 // NewMemoryInbox returns an empty in-memory inbox.
 func NewMemoryInbox() *MemoryInbox {
-	return &MemoryInbox{done: make(map[inboxKey]struct{}), busy: make(map[inboxKey]chan struct{})}
+	return &MemoryInbox{done: make(map[inboxKey]struct{})}
 }
 
 var _ Inbox = (*MemoryInbox)(nil)
@@ -129,21 +130,10 @@ func (m *MemoryInbox) ProcessBatch(ctx context.Context, handler string, envs []a
 // acquire waits until no other call holds k and takes it. A key already
 // done is taken too; the caller finds it done.
 func (m *MemoryInbox) acquire(ctx context.Context, k inboxKey) error {
-	for {
-		m.mu.Lock()
-		wait, busy := m.busy[k]
-		if !busy {
-			m.busy[k] = make(chan struct{})
-			m.mu.Unlock()
-			return nil
-		}
-		m.mu.Unlock()
-		select {
-		case <-wait:
-		case <-ctx.Done():
-			return fmt.Errorf("eventbus: inbox: %w", ctx.Err())
-		}
+	if err := m.locks.Lock(ctx, k); err != nil {
+		return fmt.Errorf("eventbus: inbox: %w", err)
 	}
+	return nil
 }
 
 // release gives keys back, recording them as done when commit is set.
@@ -154,8 +144,7 @@ func (m *MemoryInbox) release(keys []inboxKey, commit bool) {
 		if commit {
 			m.done[k] = struct{}{}
 		}
-		close(m.busy[k])
-		delete(m.busy, k)
+		m.locks.Unlock(k)
 	}
 }
 

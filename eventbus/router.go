@@ -340,7 +340,7 @@ func (c *consumer) handle(msg *message.Message) error {
 	if err != nil {
 		return err
 	}
-	ctx := aggregate.ContextWithMetadata(msg.Context(), causedBy(env))
+	ctx := aggregate.ContextWithMetadata(msg.Context(), aggregate.CausedBy(env))
 	return en.fn(ctx, env)
 }
 

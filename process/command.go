@@ -46,18 +46,7 @@ func Command[E aggregate.Event, C any](r *eventbus.Router, name string, bus *cqr
 		if err != nil {
 			return err
 		}
-		ctx = aggregate.ContextWithMetadata(ctx, causedBy(env))
+		ctx = aggregate.ContextWithMetadata(ctx, aggregate.CausedBy(env))
 		return exec(ctx, bus, name, cmd)
 	}, opts...)
-}
-
-// causedBy is the metadata of what env causes: its correlation ID (its
-// own ID when it has none), and env as causation.
-func causedBy(env aggregate.Envelope) aggregate.Metadata {
-	md := env.Metadata.Clone()
-	if md.CorrelationID == "" {
-		md.CorrelationID = env.ID
-	}
-	md.CausationID = env.ID
-	return md
 }

@@ -8,6 +8,7 @@ import (
 
 	"github.com/dddkit/dddkit/aggregate"
 	"github.com/dddkit/dddkit/eventbus"
+	"github.com/dddkit/dddkit/internal/keylock"
 )
 
 // Store keeps the state of process instances and which events each
@@ -60,7 +61,7 @@ type MemoryStore struct {
 
 	mu        sync.Mutex
 	instances map[instanceKey]Instance
-	busy      map[instanceKey]chan struct{}
+	locks     keylock.Set[instanceKey] // one Apply per instance at a time
 }
 
 type instanceKey struct{ process, key string }
@@ -70,7 +71,6 @@ func NewMemoryStore() *MemoryStore {
 	return &MemoryStore{
 		inbox:     eventbus.NewMemoryInbox(),
 		instances: make(map[instanceKey]Instance),
-		busy:      make(map[instanceKey]chan struct{}),
 	}
 }
 
@@ -112,27 +112,6 @@ func (m *MemoryStore) Load(_ context.Context, process, key string) (Instance, bo
 	return inst, ok, nil
 }
 
-func (m *MemoryStore) lock(ctx context.Context, k instanceKey) error {
-	for {
-		m.mu.Lock()
-		wait, busy := m.busy[k]
-		if !busy {
-			m.busy[k] = make(chan struct{})
-			m.mu.Unlock()
-			return nil
-		}
-		m.mu.Unlock()
-		select {
-		case <-wait:
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-	}
-}
+func (m *MemoryStore) lock(ctx context.Context, k instanceKey) error { return m.locks.Lock(ctx, k) }
 
-func (m *MemoryStore) unlock(k instanceKey) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	close(m.busy[k])
-	delete(m.busy, k)
-}
+func (m *MemoryStore) unlock(k instanceKey) { m.locks.Unlock(k) }

@@ -137,18 +137,7 @@ func (p *Projection) apply(ctx context.Context, env aggregate.Envelope) (err err
 			err = fmt.Errorf("projection %q: event %s %q: panic: %v\n%s", p.name, env.Name, env.ID, r, debug.Stack())
 		}
 	}()
-	return h.apply(aggregate.ContextWithMetadata(ctx, causedBy(env)), env)
-}
-
-// causedBy is the metadata of what handling env causes: env's
-// correlation carried over, env as the cause.
-func causedBy(env aggregate.Envelope) aggregate.Metadata {
-	md := env.Metadata.Clone()
-	md.CausationID = env.ID
-	if md.CorrelationID == "" {
-		md.CorrelationID = env.ID
-	}
-	return md
+	return h.apply(aggregate.ContextWithMetadata(ctx, aggregate.CausedBy(env)), env)
 }
 
 // checkDeclared reports a projection that cannot run.

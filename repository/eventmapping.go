@@ -1,7 +1,6 @@
 package repository
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 
@@ -66,19 +65,7 @@ type SnapshotMapping[A aggregate.Aggregate] struct {
 // events, version 0) from the ID and a decoded S.
 func JSONSnapshot[A aggregate.Aggregate, S any](every, version int, take func(A) S, restore func(id string, s S) (A, error)) *SnapshotMapping[A] {
 	m := &SnapshotMapping[A]{Every: every, Version: version}
-	if take != nil {
-		m.Take = func(a A) ([]byte, error) { return json.Marshal(take(a)) }
-	}
-	if restore != nil {
-		m.Restore = func(id string, b []byte) (A, error) {
-			var s S
-			if err := json.Unmarshal(b, &s); err != nil {
-				var zero A
-				return zero, err
-			}
-			return restore(id, s)
-		}
-	}
+	m.Take, m.Restore = jsonCodec(take, restore)
 	return m
 }
 

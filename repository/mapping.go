@@ -71,11 +71,23 @@ type Key struct {
 // secondary keys.
 func JSON[A aggregate.Aggregate, S any](aggregateType string, snapshot func(A) S, restore func(id string, s S) (A, error)) Mapping[A] {
 	m := Mapping[A]{Type: aggregateType}
-	if snapshot != nil {
-		m.Encode = func(a A) ([]byte, error) { return json.Marshal(snapshot(a)) }
+	m.Encode, m.Decode = jsonCodec(snapshot, restore)
+	return m
+}
+
+// jsonCodec turns a copy-out function and a restore function of a
+// JSON-encoded struct S into byte-level ones ([JSON], [JSONSnapshot]); a
+// nil function stays nil, so that Validate reports it.
+func jsonCodec[A aggregate.Aggregate, S any](take func(A) S, restore func(id string, s S) (A, error)) (func(A) ([]byte, error), func(id string, b []byte) (A, error)) {
+	var (
+		enc func(A) ([]byte, error)
+		dec func(id string, b []byte) (A, error)
+	)
+	if take != nil {
+		enc = func(a A) ([]byte, error) { return json.Marshal(take(a)) }
 	}
 	if restore != nil {
-		m.Decode = func(id string, b []byte) (A, error) {
+		dec = func(id string, b []byte) (A, error) {
 			var s S
 			if err := json.Unmarshal(b, &s); err != nil {
 				var zero A
@@ -84,7 +96,7 @@ func JSON[A aggregate.Aggregate, S any](aggregateType string, snapshot func(A) S
 			return restore(id, s)
 		}
 	}
-	return m
+	return enc, dec
 }
 
 // Validate reports every missing field at once. The adapters call it.
