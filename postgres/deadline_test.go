@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"sync"
@@ -50,15 +49,7 @@ func reminderRegistry(topic string) (*eventbus.Registry, error) {
 // runDeadlineChild runs the scheduling child and exits when this
 // process is one.
 func runDeadlineChild() bool {
-	if os.Getenv(envDeadlineChild) == "" {
-		return false
-	}
-	if err := deadlineChild(); err != nil {
-		fmt.Fprintln(os.Stderr, "deadline child:", err)
-		os.Exit(1)
-	}
-	os.Exit(0)
-	return true
+	return testinfra.RunChild(envDeadlineChild, func(string) error { return deadlineChild() })
 }
 
 // deadlineChild is a service that runs the relay (it leads) and
@@ -140,20 +131,9 @@ func TestDeadlineSurvivesRestart(t *testing.T) {
 
 	due := time.Now().Add(4 * time.Second).UTC().Truncate(time.Microsecond)
 	logPath := filepath.Join(t.TempDir(), "child.log")
-	logFile, err := os.Create(logPath)
-	require.NoError(t, err)
-	defer logFile.Close()
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), envDeadlineChild+"=1", envDeadlineSchema+"="+schema, envDeadlineBrokers+"="+brokers[0],
+	child := testinfra.StartChild(t, logPath, envDeadlineChild+"=1", envDeadlineSchema+"="+schema, envDeadlineBrokers+"="+brokers[0],
 		envDeadlineTopic+"="+topic, envDeadlineDue+"="+due.Format(time.RFC3339Nano))
-	cmd.Stdout, cmd.Stderr = logFile, logFile
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	require.NoError(t, cmd.Start())
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
 	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		<-exited
 		if t.Failed() {
 			log, _ := os.ReadFile(logPath)
 			t.Logf("child log:\n%s", log)
@@ -166,9 +146,7 @@ func TestDeadlineSurvivesRestart(t *testing.T) {
 		return n
 	}
 	testinfra.Eventually(t, 30*time.Second, func() bool { return scheduled() == 1 }, "the child's deadline")
-	require.NoError(t, cmd.Process.Signal(syscall.SIGKILL))
-	require.Error(t, <-exited, "the child was killed")
-	exited <- errors.New("killed")
+	require.Error(t, child.Stop(syscall.SIGKILL), "the child was killed")
 	require.True(t, time.Now().Before(due), "the child was killed before the deadline was due (raise the margin if the machine is this slow)")
 	require.Equal(t, 1, scheduled(), "the deadline outlived the process that scheduled it")
 

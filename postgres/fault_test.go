@@ -3,11 +3,8 @@ package postgres_test
 import (
 	"bytes"
 	"context"
-	"errors"
-	"fmt"
 	"log/slog"
 	"os"
-	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"strconv"
@@ -42,15 +39,7 @@ const (
 
 // runChild runs the child relay and exits when this process is one.
 func runChild() bool {
-	if os.Getenv(envChild) == "" {
-		return false
-	}
-	if err := childRelay(); err != nil {
-		fmt.Fprintln(os.Stderr, "child relay:", err)
-		os.Exit(1)
-	}
-	os.Exit(0)
-	return true
+	return testinfra.RunChild(envChild, func(string) error { return childRelay() })
 }
 
 // childRelay is one replica of a service's relay: PostgreSQL outbox →
@@ -101,44 +90,9 @@ func faultPause() time.Duration {
 	return d
 }
 
-// childProcess is one run of the child relay.
-type childProcess struct {
-	cmd  *exec.Cmd
-	done chan error
-}
-
-func startChild(t *testing.T, logPath string, env ...string) *childProcess {
+func startChild(t *testing.T, logPath string, env ...string) *testinfra.Child {
 	t.Helper()
-	logFile, err := os.OpenFile(logPath, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
-	require.NoError(t, err)
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(append(os.Environ(), envChild+"=1"), env...)
-	cmd.Stdout, cmd.Stderr = logFile, logFile
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	require.NoError(t, cmd.Start())
-	c := &childProcess{cmd: cmd, done: make(chan error, 1)}
-	go func() {
-		c.done <- cmd.Wait()
-		_ = logFile.Close()
-	}()
-	t.Cleanup(func() { _ = c.stop(syscall.SIGKILL) })
-	return c
-}
-
-// stop sends sig and waits for the process to end.
-func (c *childProcess) stop(sig syscall.Signal) error {
-	if c.cmd.ProcessState != nil {
-		return nil
-	}
-	_ = c.cmd.Process.Signal(sig)
-	select {
-	case err := <-c.done:
-		c.done <- err
-		return err
-	case <-time.After(30 * time.Second):
-		_ = c.cmd.Process.Kill()
-		return errors.New("child did not stop within 30s")
-	}
+	return testinfra.StartChild(t, logPath, append([]string{envChild + "=1"}, env...)...)
 }
 
 // TestFaultRelayKilledAndBrokerRestarted relays 24,000 events (1,200
@@ -206,7 +160,7 @@ func TestFaultRelayKilledAndBrokerRestarted(t *testing.T) {
 	// then SIGKILLs the child relay and starts a new one.
 	killAt := func(after int64) {
 		testinfra.Eventually(t, 60*time.Second, func() bool { return published() >= after && pending() >= 100 }, "progress to %d with a backlog", after)
-		_ = child.stop(syscall.SIGKILL)
+		_ = child.Stop(syscall.SIGKILL)
 		t.Logf("SIGKILLed the relay at %d published, %d pending", published(), pending())
 		child = startChild(t, logPath, childEnv...)
 	}
@@ -220,7 +174,7 @@ func TestFaultRelayKilledAndBrokerRestarted(t *testing.T) {
 	wg.Wait()
 	testinfra.Eventually(t, 120*time.Second, func() bool { return pending() == 0 }, "outbox drained")
 	took := time.Since(start)
-	require.NoError(t, child.stop(syscall.SIGTERM), "relay stops cleanly on SIGTERM")
+	require.NoError(t, child.Stop(syscall.SIGTERM), "relay stops cleanly on SIGTERM")
 
 	got := kafkatest.ReadAll(t, []string{broker.Addr}, topic)
 	check := outboxtest.NewOrderCheck()

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"slices"
@@ -92,18 +91,7 @@ func crashRegistry(topic string) (*eventbus.Registry, error) {
 }
 
 // runChild runs the child projection and exits when this process is one.
-func runChild() bool {
-	source := os.Getenv(envChild)
-	if source == "" {
-		return false
-	}
-	if err := childProjection(source); err != nil {
-		fmt.Fprintln(os.Stderr, "child projection:", err)
-		os.Exit(1)
-	}
-	os.Exit(0)
-	return true
-}
+func runChild() bool { return testinfra.RunChild(envChild, childProjection) }
 
 func childProjection(source string) error {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
@@ -156,43 +144,6 @@ func childProjection(source string) error {
 	return fmt.Errorf("unknown source %q", source)
 }
 
-// childProcess is one run of the child projection.
-type childProcess struct {
-	cmd  *exec.Cmd
-	done chan error
-}
-
-func startChild(t *testing.T, logPath string, env ...string) *childProcess {
-	t.Helper()
-	logFile, err := os.OpenFile(logPath, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
-	require.NoError(t, err)
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), env...)
-	cmd.Stdout, cmd.Stderr = logFile, logFile
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	require.NoError(t, cmd.Start())
-	c := &childProcess{cmd: cmd, done: make(chan error, 1)}
-	go func() {
-		c.done <- cmd.Wait()
-		_ = logFile.Close()
-	}()
-	t.Cleanup(func() { _ = c.stop(syscall.SIGKILL) })
-	return c
-}
-
-// stop sends sig and waits for the process to end.
-func (c *childProcess) stop(sig syscall.Signal) error {
-	_ = c.cmd.Process.Signal(sig)
-	select {
-	case err := <-c.done:
-		c.done <- err
-		return err
-	case <-time.After(60 * time.Second):
-		_ = c.cmd.Process.Kill()
-		return errors.New("child did not stop within 60s")
-	}
-}
-
 // crashBundle is the parent's side of a crash test.
 type crashBundle struct {
 	pool   *pgxpool.Pool
@@ -229,15 +180,15 @@ func (b *crashBundle) applied(t *testing.T) int64 {
 // and stops the last child with SIGTERM.
 func (b *crashBundle) killAndRestart(t *testing.T, env []string, want int64, kills ...int64) {
 	t.Helper()
-	child := startChild(t, b.log, env...)
+	child := testinfra.StartChild(t, b.log, env...)
 	for _, at := range kills {
 		testinfra.Eventually(t, 120*time.Second, func() bool { return b.applied(t) >= at }, "progress to %d", at)
-		_ = child.stop(syscall.SIGKILL)
+		_ = child.Stop(syscall.SIGKILL)
 		t.Logf("SIGKILLed the projection at %d events applied", b.applied(t))
-		child = startChild(t, b.log, env...)
+		child = testinfra.StartChild(t, b.log, env...)
 	}
 	testinfra.Eventually(t, 180*time.Second, func() bool { return b.applied(t) >= want }, "all %d events applied", want)
-	require.NoError(t, child.stop(syscall.SIGTERM), "child stops cleanly on SIGTERM")
+	require.NoError(t, child.Stop(syscall.SIGTERM), "child stops cleanly on SIGTERM")
 }
 
 // check asserts that the read model has every handled event of envs
