@@ -64,7 +64,8 @@ func (m *MemoryActivity) Add(ctx context.Context, userID, eventID, typ string, a
 	projection.OnCommit(ctx, func() {
 		m.mu.Lock()
 		defer m.mu.Unlock()
-		es := append(m.entries[userID], memoryEntry{eventID: eventID, ActivityEntry: app.ActivityEntry{Type: typ, At: at}})
+		es := m.entries[userID]
+		es = append(es, memoryEntry{eventID: eventID, ActivityEntry: app.ActivityEntry{Type: typ, At: at}})
 		slices.SortStableFunc(es, func(a, b memoryEntry) int { return a.At.Compare(b.At) })
 		m.entries[userID] = es
 	})
