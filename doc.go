@@ -38,26 +38,37 @@
 //     jittered backoff) of the bus, the repositories, the relay and the
 //     consumers.
 //   - [github.com/dddkit/dddkit/repository]: the repository port, the
-//     per-aggregate Mapping, the in-memory adapter and the shared adapter
-//     test suite.
+//     per-aggregate Mapping (snapshots for event-sourced ones), the Stream
+//     port of an event store's global order and Follow, the in-memory
+//     adapters and the shared adapter test suites.
 //   - [github.com/dddkit/dddkit/outbox]: the relay that publishes stored
 //     events in per-aggregate order, at least once, over any outbox.Source
 //     (in memory or PostgreSQL), with retries and per-aggregate parking of
 //     an event that keeps failing.
 //   - [github.com/dddkit/dddkit/eventbus]: the one event registry (name ↔
 //     Go type, schema versions, upcasters, the topic rule) and wire
-//     contract, publishing, the consumer router with retries and dead
-//     letters, the inbox port, sagas, and an in-memory transport.
+//     contract (CloudEvents 1.0), the events catalogue, publishing, the
+//     consumer router with retries and dead letters, the inbox port, and
+//     an in-memory transport.
+//   - [github.com/dddkit/dddkit/projection]: read models from events, on
+//     an event store's stream (checkpoints, batches, rebuild, status) or
+//     on the bus.
+//   - [github.com/dddkit/dddkit/deadline]: events and commands scheduled
+//     for a time, keyed so they can be cancelled or replaced.
+//   - [github.com/dddkit/dddkit/process]: process managers (state per
+//     correlation key, commands, deadlines) and process.Command.
 //
 // Adapters:
 //
 //   - [github.com/dddkit/dddkit/postgres]: one DB interface (pool, conn or
-//     tx), the unit of work, the repositories and event store, the outbox
-//     table, the inbox, and one versioned migrator for all of their
-//     tables.
+//     tx), the unit of work, the repositories and event store (with its
+//     stream and snapshots), the outbox table (with deadlines), the inbox,
+//     the projection and process stores, and one versioned migrator for
+//     all of their tables.
 //   - [github.com/dddkit/dddkit/kafka]: one Config and one Client whose one
-//     producer serves the relay, the publisher and the dead letters;
-//     consumer groups; the batch consumer.
+//     producer (partitioning keys as Java does) serves the relay, the
+//     publisher and the dead letters; topic provisioning; consumer groups;
+//     the batch and projection consumers.
 //
 // # Configured once
 //
@@ -84,6 +95,10 @@
 //     bounded retries.
 //  6. Bad input is rejected at the edge with a typed error; nothing
 //     panics, nothing is half-saved.
+//  7. A projection applies each event once, in order per aggregate, and
+//     can be rebuilt from the start to the same result.
+//  8. A scheduled command survives restarts and fires at least once; the
+//     inbox drops its redeliveries.
 //
 // # The example
 //
