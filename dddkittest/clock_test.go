@@ -1,6 +1,8 @@
 package dddkittest_test
 
 import (
+	"context"
+	"encoding/json"
 	"sync"
 	"testing"
 	"time"
@@ -9,6 +11,7 @@ import (
 
 	"github.com/dddkit/dddkit/aggregate"
 	"github.com/dddkit/dddkit/dddkittest"
+	"github.com/dddkit/dddkit/repository"
 )
 
 func TestClockNowAdvanceSet(t *testing.T) {
@@ -51,4 +54,39 @@ func TestClockDrivesRecordedTimes(t *testing.T) {
 	ch := agg.Changes()
 	require.Equal(t, dddkittest.T0, ch[0].OccurredAt)
 	require.Equal(t, dddkittest.T0.Add(time.Hour), ch[1].OccurredAt)
+}
+
+type nopSink struct{}
+
+func (nopSink) Append(context.Context, ...aggregate.Envelope) error { return nil }
+
+// The clock reaches aggregates a repository loads when it is among the
+// repository's aggregate options.
+func TestClockReachesLoadedAggregates(t *testing.T) {
+	t.Parallel()
+	c := dddkittest.NewClock(time.Time{})
+	mapping := repository.Mapping[*counter]{
+		Type:   "counter",
+		Encode: func(a *counter) ([]byte, error) { return json.Marshal(a.n) },
+		Decode: func(id string, state []byte) (*counter, error) {
+			a := &counter{}
+			a.Init(id, "counter", a.apply)
+			return a, json.Unmarshal(state, &a.n)
+		},
+	}
+	repo, err := repository.NewMemory(nopSink{}, mapping, &repository.MemoryConfig{
+		Options: []aggregate.Option{aggregate.WithClock(c.Now)},
+	})
+	require.NoError(t, err)
+	ctx := context.Background()
+	fresh := newCounter()
+	require.NoError(t, fresh.Add(1))
+	require.NoError(t, repo.Save(ctx, fresh))
+
+	c.Advance(48 * time.Hour)
+	loaded, err := repo.Load(ctx, "c-1")
+	require.NoError(t, err)
+	require.Equal(t, 1, loaded.n)
+	require.NoError(t, loaded.Add(1))
+	require.Equal(t, dddkittest.T0.Add(48*time.Hour), loaded.Changes()[0].OccurredAt)
 }
