@@ -89,10 +89,7 @@ func (r *Result[A]) Then(events ...aggregate.Event) *Result[A] {
 		r.t.Errorf("dddkittest: then: want %d event(s), got error: %v", len(events), r.err)
 		return r
 	}
-	if len(events) == 0 {
-		events = []aggregate.Event{}
-	}
-	assert.Equal(r.t, events, r.Events(), "dddkittest: then: the recorded events differ (-expected +recorded)")
+	expectEvents(r.t, events, r.Events(), "dddkittest: then: the recorded events differ (-expected +recorded)")
 	return r
 }
 
@@ -137,13 +134,7 @@ func (r *Result[A]) Aggregate() A { return r.agg }
 func (r *Result[A]) Err() error { return r.err }
 
 // Events returns the payloads of the events When recorded, oldest first.
-func (r *Result[A]) Events() []aggregate.Event {
-	out := make([]aggregate.Event, len(r.changes))
-	for i, env := range r.changes {
-		out[i] = env.Payload
-	}
-	return out
-}
+func (r *Result[A]) Events() []aggregate.Event { return payloads(r.changes) }
 
 // Envelopes returns the envelopes of the events When recorded, oldest
 // first (IDs, versions, times and metadata included).
@@ -163,4 +154,25 @@ func names(envs []aggregate.Envelope) string {
 		s += fmt.Sprintf("%s (%T)", e.Name, e.Payload)
 	}
 	return s
+}
+
+// expectEvents fails t, with a diff, unless got holds exactly want, in
+// order, compared by type and value.
+func expectEvents(t testing.TB, want, got []aggregate.Event, msg string) {
+	t.Helper()
+	if want == nil {
+		want = []aggregate.Event{}
+	}
+	if got == nil {
+		got = []aggregate.Event{}
+	}
+	assert.Equal(t, want, got, msg)
+}
+
+func payloads(envs []aggregate.Envelope) []aggregate.Event {
+	out := make([]aggregate.Event, len(envs))
+	for i, env := range envs {
+		out[i] = env.Payload
+	}
+	return out
 }

@@ -1,7 +1,8 @@
 // Package dddkittest helps users of dddkit test their own domain: a
-// given/when/then scenario for aggregates and a controllable clock.
+// given/when/then scenario for aggregates, the same for command handlers
+// over the in-memory adapters, and a controllable clock.
 //
-// It depends on the dddkit core and testify only (no database driver, no
+// It depends on the dddkit core packages and testify only (no database driver, no
 // Kafka client), so a domain package's tests can import it freely.
 //
 // # Aggregates: given, when, then
@@ -14,6 +15,13 @@
 // expects an error (matched with [errors.Is]). A mismatch fails the test
 // with a diff of the expected and recorded events. [Result.OccurredAt]
 // asks for the times to be compared too.
+//
+// # Command handlers: send, then the outbox
+//
+// [NewCommands] wraps a [cqrs.Bus] whose handlers save through repositories
+// that append to an [outbox.Memory]; [Send] sends a command and
+// [Sent.ThenOutbox] expects the events it added to the outbox (compared
+// as Then compares them), [Sent.ThenError] an error and nothing added.
 //
 // # A controllable clock
 //
