@@ -10,9 +10,7 @@ import (
 var T0 = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 
 // Clock is a clock a test controls, safe for concurrent use. Its Now
-// method value is an [aggregate.Clock] and a func() time.Time.
-//
-// [aggregate.Clock]: github.com/dddkit/dddkit/aggregate.Clock
+// method value is an aggregate.Clock and a func() time.Time.
 type Clock struct {
 	mu sync.Mutex
 	t  time.Time
