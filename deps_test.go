@@ -29,6 +29,7 @@ func TestCorePackagesDependOnNoAdapter(t *testing.T) {
 		"eventbus", "eventbus/eventbustest",
 		"deadline", "process", "process/processtest",
 		"projection", "projection/projectiontest",
+		"dddkittest",
 	}
 	// The domain layer is standard library only (valueobject may hash
 	// passwords with x/crypto).

@@ -3,9 +3,9 @@ package eventbus_test
 import (
 	"testing"
 
+	"github.com/dddkit/dddkit/dddkittest"
 	"github.com/dddkit/dddkit/eventbus"
 	"github.com/dddkit/dddkit/eventbus/eventbustest"
-	"github.com/dddkit/dddkit/internal/testinfra"
 )
 
 func TestMemoryTransportSuite(t *testing.T) {
@@ -15,7 +15,7 @@ func TestMemoryTransportSuite(t *testing.T) {
 		t.Cleanup(func() { _ = tr.Close() })
 		return eventbustest.Harness{
 			Transport: tr,
-			Topic:     testinfra.Name,
+			Topic:     dddkittest.UniqueName,
 		}
 	})
 }

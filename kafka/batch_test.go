@@ -14,6 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/dddkit/dddkit/aggregate"
+	"github.com/dddkit/dddkit/dddkittest"
 	"github.com/dddkit/dddkit/eventbus"
 	"github.com/dddkit/dddkit/internal/testinfra"
 	"github.com/dddkit/dddkit/kafka"
@@ -79,7 +80,7 @@ func TestBatchConsumerSameEventThreeTimesAppliedOnce(t *testing.T) {
 	t.Parallel()
 	pg := setupPG(t)
 	k := setupKafka(t, 1)
-	name := "batch-billing-" + testinfra.Suffix()
+	name := "batch-billing-" + dddkittest.UniqueSuffix()
 	var calls atomic.Int64
 	c, err := kafka.NewBatchConsumer(k.client, k.reg, pg.inbox, name, applyOrder(&calls), k.batchConfig())
 	require.NoError(t, err)
@@ -112,7 +113,7 @@ func TestBatchConsumerPoisonInBatchDeadLettered(t *testing.T) {
 	ctx := context.Background()
 	_, err := pg.pool.Exec(ctx, `ALTER TABLE effects ADD COLUMN seq bigserial`)
 	require.NoError(t, err)
-	name := "batch-strict-" + testinfra.Suffix()
+	name := "batch-strict-" + dddkittest.UniqueSuffix()
 	var calls atomic.Int64
 	apply := applyOrder(&calls)
 	c, err := kafka.NewBatchConsumer(k.client, k.reg, pg.inbox, name, func(ctx context.Context, e orderPlaced, env aggregate.Envelope) error {
@@ -166,7 +167,7 @@ func TestBatchConsumerRestartResumesFromCommittedOffset(t *testing.T) {
 	t.Parallel()
 	pg := setupPG(t)
 	k := setupKafka(t, 2)
-	name := "batch-ledger-" + testinfra.Suffix()
+	name := "batch-ledger-" + dddkittest.UniqueSuffix()
 	const n = 20
 	publish := func(from int) { k.publishOrders(t, from, n) }
 	var calls atomic.Int64

@@ -11,6 +11,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/dddkit/dddkit/aggregate"
+	"github.com/dddkit/dddkit/dddkittest"
+	"github.com/dddkit/dddkit/dddkittest/pgtest"
 	"github.com/dddkit/dddkit/eventbus"
 	"github.com/dddkit/dddkit/internal/kafkatest"
 	"github.com/dddkit/dddkit/internal/testinfra"
@@ -27,7 +29,7 @@ func TestOneProducerForRelayPublisherAndDeadLetters(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	brokers := testinfra.KafkaBrokers(t)
-	pool := testinfra.Pool(t)
+	pool := pgtest.Pool(t)
 	relayTopic, pubTopic, deadLetters := testinfra.Topic(t, 2), testinfra.Topic(t, 2), testinfra.Topic(t, 1)
 	client := newClient(t)
 
@@ -56,7 +58,7 @@ func TestOneProducerForRelayPublisherAndDeadLetters(t *testing.T) {
 	require.NoError(t, err)
 	r, err := eventbus.NewRouter(client, reg, &eventbus.RouterConfig{Logger: testLogger(), DeadLetterTopic: deadLetters})
 	require.NoError(t, err)
-	require.NoError(t, eventbus.Handle(r, "refuse-"+testinfra.Suffix(), func(context.Context, orderPlaced, aggregate.Envelope) error {
+	require.NoError(t, eventbus.Handle(r, "refuse-"+dddkittest.UniqueSuffix(), func(context.Context, orderPlaced, aggregate.Envelope) error {
 		return eventbus.Permanent(errors.New("refused"))
 	}))
 	dl := subscribeAll(t, client, deadLetters)

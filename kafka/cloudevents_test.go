@@ -16,6 +16,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/dddkit/dddkit/aggregate"
+	"github.com/dddkit/dddkit/dddkittest"
 	"github.com/dddkit/dddkit/eventbus"
 	"github.com/dddkit/dddkit/internal/testinfra"
 	"github.com/dddkit/dddkit/outbox"
@@ -99,7 +100,7 @@ func TestCloudEventsSDKReadsWhatTheRelayWrote(t *testing.T) {
 	var sent []aggregate.Envelope
 	envelope := func(agg string, v int64, md aggregate.Metadata) aggregate.Envelope {
 		return aggregate.Envelope{
-			ID: "ev-" + agg + "-" + strconv.FormatInt(v, 10) + "-" + testinfra.Suffix(), Name: "shop.item_shipped",
+			ID: "ev-" + agg + "-" + strconv.FormatInt(v, 10) + "-" + dddkittest.UniqueSuffix(), Name: "shop.item_shipped",
 			AggregateType: "shipment", AggregateID: agg, Version: v, OccurredAt: base.Add(time.Duration(v) * time.Millisecond),
 			Metadata: md,
 			Payload:  itemShipped{Zeta: "z" + agg, Alpha: "a", N: int(v), Note: "ünïcode & <html>"},
@@ -211,7 +212,7 @@ func TestLegacyRecordIsStillConsumed(t *testing.T) {
 	cfg.Producer.Return.Successes = true
 	prod, err := sarama.NewSyncProducer(testinfra.KafkaBrokers(t), cfg)
 	require.NoError(t, err)
-	id := "legacy-" + testinfra.Suffix()
+	id := "legacy-" + dddkittest.UniqueSuffix()
 	require.NoError(t, prod.SendMessages([]*sarama.ProducerMessage{legacy(id, "o-legacy", 42)}))
 	require.NoError(t, prod.Close())
 

@@ -10,6 +10,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/dddkit/dddkit/aggregate"
+	"github.com/dddkit/dddkit/dddkittest"
 	"github.com/dddkit/dddkit/eventbus"
 	"github.com/dddkit/dddkit/internal/testinfra"
 	"github.com/dddkit/dddkit/outbox"
@@ -132,7 +133,7 @@ func TestEndToEndOutboxKafkaInbox(t *testing.T) {
 	// A request with a correlation ID: open, then deposit twice.
 	reqMD := aggregate.Metadata{CorrelationID: "req-42", CausationID: "cmd-7", Values: map[string]string{"tenant": "acme"}}
 	reqCtx := aggregate.ContextWithMetadata(ctx, reqMD)
-	acct, err := openAccount("acc-"+testinfra.Suffix(), "ada", aggregate.WithMetadata(reqMD))
+	acct, err := openAccount("acc-"+dddkittest.UniqueSuffix(), "ada", aggregate.WithMetadata(reqMD))
 	require.NoError(t, err)
 	require.NoError(t, accounts.Save(reqCtx, acct))
 	for _, amount := range []int{10, 5} {

@@ -14,6 +14,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/dddkit/dddkit/aggregate"
+	"github.com/dddkit/dddkit/dddkittest"
+	"github.com/dddkit/dddkit/dddkittest/pgtest"
 	"github.com/dddkit/dddkit/eventbus"
 	"github.com/dddkit/dddkit/internal/testinfra"
 	"github.com/dddkit/dddkit/kafka"
@@ -37,7 +39,7 @@ type pgBundle struct {
 
 func setupPG(t testing.TB) *pgBundle {
 	t.Helper()
-	pool := testinfra.Pool(t)
+	pool := pgtest.Pool(t)
 	ctx := context.Background()
 	require.NoError(t, postgres.Migrate(ctx, pool, nil))
 	inbox, err := postgres.NewInbox(pool, &postgres.InboxConfig{Logger: testLogger()})
@@ -129,7 +131,7 @@ var seq atomic.Int64
 func order(aggID string, amount int) aggregate.Envelope {
 	n := seq.Add(1)
 	return aggregate.Envelope{
-		ID:            fmt.Sprintf("ev-%d-%s", n, testinfra.Suffix()),
+		ID:            fmt.Sprintf("ev-%d-%s", n, dddkittest.UniqueSuffix()),
 		Name:          orderPlaced{}.EventName(),
 		AggregateType: "order",
 		AggregateID:   aggID,

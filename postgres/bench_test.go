@@ -21,6 +21,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/dddkit/dddkit/aggregate"
+	"github.com/dddkit/dddkit/dddkittest/pgtest"
 	"github.com/dddkit/dddkit/internal/testinfra"
 	"github.com/dddkit/dddkit/internal/wire"
 	"github.com/dddkit/dddkit/outbox"
@@ -179,7 +180,7 @@ func benchForwarder(b *testing.B) {
 	n := benchEvents()
 	var total time.Duration
 	for range b.N {
-		pool := testinfra.Pool(b)
+		pool := pgtest.Pool(b)
 		topic := testinfra.Topic(b, 6)
 		const fwdTopic = "outbox"
 		schema := wsql.DefaultPostgreSQLSchema{}

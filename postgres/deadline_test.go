@@ -17,6 +17,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/dddkit/dddkit/aggregate"
+	"github.com/dddkit/dddkit/dddkittest"
+	"github.com/dddkit/dddkit/dddkittest/pgtest"
 	"github.com/dddkit/dddkit/eventbus"
 	"github.com/dddkit/dddkit/internal/testinfra"
 	"github.com/dddkit/dddkit/kafka"
@@ -57,7 +59,7 @@ func runDeadlineChild() bool {
 func deadlineChild() error {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM)
 	defer stop()
-	cfg, err := pgxpool.ParseConfig(os.Getenv(testinfra.EnvDatabaseURL))
+	cfg, err := pgxpool.ParseConfig(os.Getenv(pgtest.EnvDatabaseURL))
 	if err != nil {
 		return err
 	}
@@ -122,9 +124,9 @@ func TestDeadlineSurvivesRestart(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	brokers := testinfra.KafkaBrokers(t)
-	pool, schema := testinfra.Schema(t)
+	pool, schema := pgtest.Schema(t)
 	require.NoError(t, postgres.Migrate(ctx, pool, nil))
-	topic, deadLetters := testinfra.Topic(t, 1), testinfra.Name(t)+"-dlq"
+	topic, deadLetters := testinfra.Topic(t, 1), dddkittest.UniqueName(t)+"-dlq"
 	testinfra.Topics(t, 1, deadLetters)
 	_, err := pool.Exec(ctx, `CREATE TABLE fired (event_id text PRIMARY KEY, key text NOT NULL, handled_at timestamptz NOT NULL DEFAULT clock_timestamp())`)
 	require.NoError(t, err)
@@ -237,7 +239,7 @@ func startRouter(t *testing.T, r *eventbus.Router) {
 func TestOutboxScheduleInUnitOfWork(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	pool, _ := testinfra.Schema(t)
+	pool, _ := pgtest.Schema(t)
 	require.NoError(t, postgres.Migrate(ctx, pool, nil))
 	reg, err := reminderRegistry("reminders")
 	require.NoError(t, err)

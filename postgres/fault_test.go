@@ -18,6 +18,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/dddkit/dddkit/aggregate"
+	"github.com/dddkit/dddkit/dddkittest"
+	"github.com/dddkit/dddkit/dddkittest/pgtest"
 	"github.com/dddkit/dddkit/eventbus"
 	"github.com/dddkit/dddkit/internal/kafkatest"
 	"github.com/dddkit/dddkit/internal/testinfra"
@@ -48,7 +50,7 @@ func childRelay() error {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
 	schema := os.Getenv(envChildSchema)
-	cfg, err := pgxpool.ParseConfig(os.Getenv(testinfra.EnvDatabaseURL))
+	cfg, err := pgxpool.ParseConfig(os.Getenv(pgtest.EnvDatabaseURL))
 	if err != nil {
 		return err
 	}
@@ -108,7 +110,7 @@ func TestFaultRelayKilledAndBrokerRestarted(t *testing.T) {
 	t.Parallel()
 	b := newOutboxBundle(t, nil)
 	broker := kafkatest.StartBroker(t)
-	topic := "fault-" + testinfra.Suffix()
+	topic := "fault-" + dddkittest.UniqueSuffix()
 	broker.CreateTopic(topic, 6)
 
 	logPath := filepath.Join(t.TempDir(), "child.log")

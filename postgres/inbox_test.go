@@ -12,9 +12,10 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/dddkit/dddkit/aggregate"
+	"github.com/dddkit/dddkit/dddkittest"
+	"github.com/dddkit/dddkit/dddkittest/pgtest"
 	"github.com/dddkit/dddkit/eventbus"
 	"github.com/dddkit/dddkit/eventbus/eventbustest"
-	"github.com/dddkit/dddkit/internal/testinfra"
 	"github.com/dddkit/dddkit/postgres"
 )
 
@@ -27,7 +28,7 @@ type inboxBundle struct {
 
 func setupInbox(t testing.TB, cfg *postgres.InboxConfig) *inboxBundle {
 	t.Helper()
-	pool := testinfra.Pool(t)
+	pool := pgtest.Pool(t)
 	ctx := context.Background()
 	require.NoError(t, postgres.Migrate(ctx, pool, nil))
 	_, err := pool.Exec(ctx, `CREATE TABLE effects (key text NOT NULL)`)
@@ -135,7 +136,7 @@ func TestInboxOutages(t *testing.T) {
 	ctx := context.Background()
 	noop := func(context.Context) error { return nil }
 
-	down := testinfra.Pool(t)
+	down := pgtest.Pool(t)
 	down.Close()
 	inbox, err := postgres.NewInbox(down, nil)
 	require.NoError(t, err)
@@ -144,7 +145,7 @@ func TestInboxOutages(t *testing.T) {
 	err = inbox.ProcessBatch(ctx, "h", []aggregate.Envelope{envelope("e-1")}, func(context.Context, []aggregate.Envelope) error { return nil })
 	require.ErrorIs(t, err, eventbus.ErrUnavailable)
 
-	bare := testinfra.Pool(t) // never migrated
+	bare := pgtest.Pool(t) // never migrated
 	inbox, err = postgres.NewInbox(bare, nil)
 	require.NoError(t, err)
 	_, err = inbox.Process(ctx, "h", envelope("e-1"), noop)
@@ -157,9 +158,9 @@ func TestInboxOutages(t *testing.T) {
 // The inbox uses the table Tables names, in the schema Tables names.
 func TestInboxTables(t *testing.T) {
 	t.Parallel()
-	pool := testinfra.Pool(t)
+	pool := pgtest.Pool(t)
 	ctx := context.Background()
-	tables := postgres.Tables{Schema: testinfra.Name(t), Inbox: "handled_events"}
+	tables := postgres.Tables{Schema: dddkittest.UniqueName(t), Inbox: "handled_events"}
 	t.Cleanup(func() {
 		_, err := pool.Exec(context.Background(), `DROP SCHEMA `+pgx.Identifier{tables.Schema}.Sanitize()+` CASCADE`)
 		require.NoError(t, err)

@@ -10,7 +10,8 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/require"
 
-	"github.com/dddkit/dddkit/internal/testinfra"
+	"github.com/dddkit/dddkit/dddkittest"
+	"github.com/dddkit/dddkit/dddkittest/pgtest"
 	"github.com/dddkit/dddkit/postgres"
 )
 
@@ -19,7 +20,7 @@ var legacySchema string
 
 func TestMigrateCreatesEverythingAndIsIdempotent(t *testing.T) {
 	t.Parallel()
-	pool, _ := testinfra.Schema(t)
+	pool, _ := pgtest.Schema(t)
 	ctx := context.Background()
 
 	current, target, err := postgres.Version(ctx, pool, nil)
@@ -46,9 +47,9 @@ func TestMigrateCreatesEverythingAndIsIdempotent(t *testing.T) {
 
 func TestMigrateConcurrently(t *testing.T) {
 	t.Parallel()
-	pool, _ := testinfra.Schema(t)
+	pool, _ := pgtest.Schema(t)
 	ctx := context.Background()
-	tables := &postgres.Tables{Schema: testinfra.Name(t)} // created by Migrate
+	tables := &postgres.Tables{Schema: dddkittest.UniqueName(t)} // created by Migrate
 	var wg sync.WaitGroup
 	errs := make([]error, 6)
 	for i := range errs {
@@ -70,7 +71,7 @@ func TestMigrateConcurrently(t *testing.T) {
 // the outbox still wakes its listeners on the same channel.
 func TestMigrateAdoptsTheLegacySchema(t *testing.T) {
 	t.Parallel()
-	pool, schema := testinfra.Schema(t)
+	pool, schema := pgtest.Schema(t)
 	ctx := context.Background()
 	channel := schema + ".dddkit_outbox"
 	_, err := pool.Exec(ctx, strings.ReplaceAll(legacySchema, "{{CHANNEL}}", channel))
@@ -130,7 +131,7 @@ func TestMigrateAdoptsTheLegacySchema(t *testing.T) {
 
 func TestMigrationsSQLMatchesMigrate(t *testing.T) {
 	t.Parallel()
-	pool, schema := testinfra.Schema(t)
+	pool, schema := pgtest.Schema(t)
 	ctx := context.Background()
 	steps, err := postgres.Migrations(&postgres.Tables{Schema: schema})
 	require.NoError(t, err)

@@ -17,6 +17,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/dddkit/dddkit/aggregate"
+	"github.com/dddkit/dddkit/dddkittest/pgtest"
 	"github.com/dddkit/dddkit/eventbus"
 	"github.com/dddkit/dddkit/internal/testinfra"
 	"github.com/dddkit/dddkit/internal/uuidv7"
@@ -30,7 +31,7 @@ import (
 func TestOutboxSuite(t *testing.T) {
 	t.Parallel()
 	outboxtest.Run(t, func(t *testing.T) *outboxtest.Harness {
-		pool, _ := testinfra.Schema(t)
+		pool, _ := pgtest.Schema(t)
 		require.NoError(t, postgres.Migrate(context.Background(), pool, nil))
 		reg := eventbus.NewRegistry(&eventbus.RegistryConfig{Source: "urn:dddkit:test"})
 		cfg := &postgres.OutboxConfig{LeaderPollInterval: 50 * time.Millisecond}
@@ -117,7 +118,7 @@ type outboxBundle struct {
 
 func newOutboxBundle(t testing.TB, cfg *postgres.OutboxConfig) *outboxBundle {
 	t.Helper()
-	pool, schema := testinfra.Schema(t)
+	pool, schema := pgtest.Schema(t)
 	require.NoError(t, postgres.Migrate(context.Background(), pool, nil))
 	b := &outboxBundle{pool: pool, schema: schema, reg: newCartRegistry(t, nil)}
 	b.ob = b.open(t, cfg)
@@ -454,7 +455,7 @@ func TestOutboxRetentionDeletesOldRows(t *testing.T) {
 // error that says so: retrying cannot fix it.
 func TestOutboxNotMigrated(t *testing.T) {
 	t.Parallel()
-	pool := testinfra.Pool(t)
+	pool := pgtest.Pool(t)
 	ctx := context.Background()
 	reg := newCartRegistry(t, nil)
 	ob, err := postgres.NewOutbox(pool, reg, nil)
@@ -561,7 +562,7 @@ func TestOutboxFailoverWhenTheLeaderSessionDies(t *testing.T) {
 // table's channel.
 func TestOutboxInNamedSchema(t *testing.T) {
 	t.Parallel()
-	pool, schema := testinfra.Schema(t)
+	pool, schema := pgtest.Schema(t)
 	ctx := context.Background()
 	tables := postgres.Tables{Schema: schema + "_ob", Outbox: "events_out"}
 	t.Cleanup(func() {

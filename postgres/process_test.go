@@ -7,6 +7,8 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/dddkit/dddkit/dddkittest"
+	"github.com/dddkit/dddkit/dddkittest/pgtest"
 	"github.com/dddkit/dddkit/eventbus"
 	"github.com/dddkit/dddkit/internal/testinfra"
 	"github.com/dddkit/dddkit/kafka"
@@ -22,7 +24,7 @@ var discardLogger = slog.New(slog.DiscardHandler)
 func TestProcessStoreSuite(t *testing.T) {
 	t.Parallel()
 	processtest.Run(t, func(t *testing.T) process.Store {
-		pool, _ := testinfra.Schema(t)
+		pool, _ := pgtest.Schema(t)
 		require.NoError(t, postgres.Migrate(context.Background(), pool, nil))
 		s, err := postgres.NewProcessStore(pool, nil)
 		require.NoError(t, err)
@@ -37,9 +39,9 @@ func TestProcessStoreSuite(t *testing.T) {
 func TestProcessTimeoutOnPostgresAndKafka(t *testing.T) {
 	t.Parallel()
 	brokers := testinfra.KafkaBrokers(t)
-	pool, _ := testinfra.Schema(t)
+	pool, _ := pgtest.Schema(t)
 	require.NoError(t, postgres.Migrate(context.Background(), pool, nil))
-	name := testinfra.Name(t)
+	name := dddkittest.UniqueName(t)
 	orders, payments, deadLetters := name+"-orders", name+"-payments", name+"-dlq"
 	testinfra.Topics(t, 3, orders, payments, deadLetters)
 	reg := eventbus.NewRegistry(&eventbus.RegistryConfig{Source: "urn:dddkit:test", Topic: func(typ string) string {

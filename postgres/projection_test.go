@@ -11,7 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/dddkit/dddkit/aggregate"
-	"github.com/dddkit/dddkit/internal/testinfra"
+	"github.com/dddkit/dddkit/dddkittest/pgtest"
 	"github.com/dddkit/dddkit/postgres"
 	"github.com/dddkit/dddkit/projection"
 	"github.com/dddkit/dddkit/projection/projectiontest"
@@ -21,7 +21,7 @@ import (
 func TestProjectionStore(t *testing.T) {
 	t.Parallel()
 	projectiontest.Run(t, func(t *testing.T) projectiontest.Harness {
-		pool := testinfra.Pool(t)
+		pool := pgtest.Pool(t)
 		require.NoError(t, postgres.Migrate(context.Background(), pool, nil))
 		store, err := postgres.NewProjectionStore(pool, nil)
 		require.NoError(t, err)
@@ -90,7 +90,7 @@ func (m *pgReadModel) Applied(ctx context.Context) (map[string]int, map[string][
 func TestProjectionStoreQueuedStatementFails(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	pool := testinfra.Pool(t)
+	pool := pgtest.Pool(t)
 	require.NoError(t, postgres.Migrate(ctx, pool, nil))
 	_, err := pool.Exec(ctx, `CREATE TABLE rm (event_id text PRIMARY KEY, version bigint NOT NULL CHECK (version <> 5))`)
 	require.NoError(t, err)

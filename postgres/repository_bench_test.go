@@ -8,7 +8,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/dddkit/dddkit/aggregate"
-	"github.com/dddkit/dddkit/internal/testinfra"
+	"github.com/dddkit/dddkit/dddkittest"
 	"github.com/dddkit/dddkit/postgres"
 	"github.com/dddkit/dddkit/repository/repositorytest"
 )
@@ -38,7 +38,7 @@ func BenchmarkSave(b *testing.B) {
 		}
 	}
 	newCounter := func(b *testing.B, r *postgres.Repository[*repositorytest.Counter]) *repositorytest.Counter {
-		id := b.Name() + "-" + testinfra.Suffix()
+		id := b.Name() + "-" + dddkittest.UniqueSuffix()
 		c, err := repositorytest.NewCounter(id, id)
 		require.NoError(b, err)
 		require.NoError(b, r.Save(ctx, c))

@@ -9,8 +9,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/dddkit/dddkit/aggregate"
+	"github.com/dddkit/dddkit/dddkittest/pgtest"
 	"github.com/dddkit/dddkit/eventbus"
-	"github.com/dddkit/dddkit/internal/testinfra"
 	"github.com/dddkit/dddkit/outbox"
 	"github.com/dddkit/dddkit/postgres"
 	"github.com/dddkit/dddkit/repository"
@@ -28,7 +28,7 @@ type pgBundle struct {
 
 func setupPG(t testing.TB, reg *eventbus.Registry) pgBundle {
 	t.Helper()
-	pool, schema := testinfra.Schema(t)
+	pool, schema := pgtest.Schema(t)
 	require.NoError(t, postgres.Migrate(context.Background(), pool, nil))
 	ob, err := postgres.NewOutbox(pool, reg, nil)
 	require.NoError(t, err)

@@ -10,8 +10,8 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/dddkit/dddkit/dddkittest/pgtest"
 	"github.com/dddkit/dddkit/eventbus"
-	"github.com/dddkit/dddkit/internal/testinfra"
 	"github.com/dddkit/dddkit/postgres"
 	"github.com/dddkit/dddkit/repository"
 	"github.com/dddkit/dddkit/repository/repositorytest"
@@ -244,7 +244,7 @@ func TestEventStreamFollowerSeesConcurrentWritersOnce(t *testing.T) {
 func TestEventStreamReadsMigratedLegacyRows(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
-	pool, schema := testinfra.Schema(t)
+	pool, schema := pgtest.Schema(t)
 	steps, err := postgres.Migrations(&postgres.Tables{Schema: schema})
 	require.NoError(t, err)
 	_, err = pool.Exec(ctx, `CREATE TABLE dddkit_migrations (version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())`)

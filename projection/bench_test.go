@@ -10,7 +10,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/dddkit/dddkit/internal/testinfra"
+	"github.com/dddkit/dddkit/dddkittest/pgtest"
 	"github.com/dddkit/dddkit/postgres"
 	"github.com/dddkit/dddkit/projection"
 	"github.com/dddkit/dddkit/repository"
@@ -32,7 +32,7 @@ func BenchmarkRebuild(b *testing.B) {
 	if v, err := strconv.Atoi(os.Getenv("PROJECTION_BENCH_EVENTS")); err == nil && v >= 100 {
 		total = v
 	}
-	pool := testinfra.Pool(b)
+	pool := pgtest.Pool(b)
 	if err := postgres.Migrate(ctx, pool, nil); err != nil {
 		b.Fatal(err)
 	}

@@ -17,6 +17,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/dddkit/dddkit/aggregate"
+	"github.com/dddkit/dddkit/dddkittest/pgtest"
 	"github.com/dddkit/dddkit/eventbus"
 	"github.com/dddkit/dddkit/internal/testinfra"
 	"github.com/dddkit/dddkit/kafka"
@@ -96,7 +97,7 @@ func runChild() bool { return testinfra.RunChild(envChild, childProjection) }
 func childProjection(source string) error {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
-	cfg, err := pgxpool.ParseConfig(os.Getenv(testinfra.EnvDatabaseURL))
+	cfg, err := pgxpool.ParseConfig(os.Getenv(pgtest.EnvDatabaseURL))
 	if err != nil {
 		return err
 	}
@@ -153,7 +154,7 @@ type crashBundle struct {
 
 func setupCrash(t *testing.T) *crashBundle {
 	t.Helper()
-	pool, schema := testinfra.Schema(t)
+	pool, schema := pgtest.Schema(t)
 	ctx := context.Background()
 	require.NoError(t, postgres.Migrate(ctx, pool, nil))
 	_, err := pool.Exec(ctx, readModelSQL("crash_rm"))

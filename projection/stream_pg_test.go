@@ -14,8 +14,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/dddkit/dddkit/aggregate"
+	"github.com/dddkit/dddkit/dddkittest/pgtest"
 	"github.com/dddkit/dddkit/eventbus"
-	"github.com/dddkit/dddkit/internal/testinfra"
 	"github.com/dddkit/dddkit/postgres"
 	"github.com/dddkit/dddkit/projection"
 	"github.com/dddkit/dddkit/repository/repositorytest"
@@ -160,7 +160,7 @@ func TestRebuildWhileWritingPostgres(t *testing.T) {
 	t.Parallel()
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	pool := testinfra.Pool(t)
+	pool := pgtest.Pool(t)
 	require.NoError(t, postgres.Migrate(ctx, pool, nil))
 	for _, table := range []string{"live_rm", "fresh_rm"} {
 		_, err := pool.Exec(ctx, readModelSQL(table))

@@ -21,6 +21,7 @@ import (
 	"github.com/IBM/sarama"
 	"github.com/stretchr/testify/require"
 
+	"github.com/dddkit/dddkit/dddkittest/pgtest"
 	"github.com/dddkit/dddkit/examples/authnotify/internal/config"
 	"github.com/dddkit/dddkit/internal/testinfra"
 	"github.com/dddkit/dddkit/valueobject"
@@ -135,7 +136,7 @@ func TestTwoInstancesSendEachEmailOnce(t *testing.T) {
 // topics and consumer groups of the test's own, sending to resendURL.
 func productionConfig(t *testing.T, resendURL string) config.Config {
 	t.Helper()
-	dbURL, schema := testinfra.SchemaURL(t)
+	dbURL, schema := pgtest.SchemaURL(t)
 	brokers := testinfra.KafkaBrokers(t)
 	cfg, err := config.Load(env(map[string]string{
 		"HTTP_ADDR":            "127.0.0.1:0",

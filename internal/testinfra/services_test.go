@@ -15,28 +15,6 @@ import (
 	"github.com/dddkit/dddkit/internal/testinfra"
 )
 
-// TestPostgresRoundTrip proves the tests reach a real PostgreSQL server, in
-// a schema of their own.
-func TestPostgresRoundTrip(t *testing.T) {
-	t.Parallel()
-	pool, schema := testinfra.Schema(t)
-	ctx := context.Background()
-
-	_, err := pool.Exec(ctx, `CREATE TABLE notes (id bigint PRIMARY KEY, body text NOT NULL)`)
-	require.NoError(t, err)
-	_, err = pool.Exec(ctx, `INSERT INTO notes VALUES (1, 'hello')`)
-	require.NoError(t, err)
-
-	var body, tableSchema, version string
-	require.NoError(t, pool.QueryRow(ctx, `SELECT body FROM notes WHERE id = 1`).Scan(&body))
-	require.NoError(t, pool.QueryRow(ctx,
-		`SELECT table_schema FROM information_schema.tables WHERE table_name = 'notes' AND table_schema = current_schema()`).Scan(&tableSchema))
-	require.NoError(t, pool.QueryRow(ctx, `SHOW server_version`).Scan(&version))
-	require.Equal(t, "hello", body)
-	require.Equal(t, schema, tableSchema)
-	t.Logf("PostgreSQL %s, schema %s", version, schema)
-}
-
 // TestKafkaRoundTrip publishes one message through watermill-kafka and
 // consumes it through a consumer group on the real broker.
 func TestKafkaRoundTrip(t *testing.T) {

@@ -1,49 +1,32 @@
-// Package testinfra gives tests their own piece of the real services that
-// `make test` starts (see scripts/testenv.sh): a PostgreSQL schema and Kafka
-// topics that belong to one test and are dropped when it ends, so tests can
-// run in parallel against one server.
+// Package testinfra gives tests their own piece of the Kafka broker that
+// `make test` starts (see scripts/testenv.sh): topics that belong to one
+// test and are deleted when it ends, so tests can run in parallel against
+// one broker. (A PostgreSQL schema of a test's own comes from
+// dddkittest/pgtest.)
 //
-// Without TEST_DATABASE_URL or TEST_KAFKA_BROKERS the helpers skip the test
-// with a message that names the variable and `make test`.
+// Without TEST_KAFKA_BROKERS the helpers skip the test with a message that
+// names the variable and `make test`.
 package testinfra
 
 import (
-	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
-	"net/url"
 	"os"
-	"regexp"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/IBM/sarama"
-	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/dddkit/dddkit/dddkittest"
 )
 
-// Environment variables read by the helpers.
-const (
-	EnvDatabaseURL  = "TEST_DATABASE_URL"
-	EnvKafkaBrokers = "TEST_KAFKA_BROKERS"
-)
+// EnvKafkaBrokers is the environment variable the Kafka helpers read.
+const EnvKafkaBrokers = "TEST_KAFKA_BROKERS"
 
 // KafkaVersion is the protocol version the tests speak to the broker. Kafka
 // 4 brokers no longer accept the 1.0 protocol sarama defaults to.
 var KafkaVersion = sarama.V3_6_0_0
-
-// DatabaseURL returns TEST_DATABASE_URL or skips the test.
-func DatabaseURL(t testing.TB) string {
-	t.Helper()
-	url := os.Getenv(EnvDatabaseURL)
-	if url == "" {
-		t.Skipf("skipping: needs PostgreSQL; set %s (make test starts a server and sets it)", EnvDatabaseURL)
-	}
-	return url
-}
 
 // KafkaBrokers returns the brokers of TEST_KAFKA_BROKERS or skips the test.
 func KafkaBrokers(t testing.TB) []string {
@@ -53,89 +36,6 @@ func KafkaBrokers(t testing.TB) []string {
 		t.Skipf("skipping: needs Kafka; set %s (make test starts a broker and sets it)", EnvKafkaBrokers)
 	}
 	return strings.Split(v, ",")
-}
-
-// Suffix returns a short random lower-case hex string for unique names.
-func Suffix() string {
-	var b [5]byte
-	_, _ = rand.Read(b[:])
-	return hex.EncodeToString(b[:])
-}
-
-var unsafeChars = regexp.MustCompile(`[^a-z0-9_]+`)
-
-// Name returns a unique identifier derived from the test's name: lower
-// case, [a-z0-9_], at most 40 characters, safe as a schema or topic name.
-func Name(t testing.TB) string {
-	base := unsafeChars.ReplaceAllString(strings.ToLower(t.Name()), "_")
-	if len(base) > 28 {
-		base = base[len(base)-28:]
-	}
-	return strings.Trim("t_"+base, "_") + "_" + Suffix()
-}
-
-// SchemaURL creates a schema of the test's own, dropped when the test
-// ends, and returns a connection URL whose search_path is that schema
-// (for code under test that takes a URL, such as a service's config).
-func SchemaURL(t testing.TB) (dbURL, schema string) {
-	t.Helper()
-	base := DatabaseURL(t)
-	schema = Name(t)
-	exec := func(sql string) error {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		conn, err := pgx.Connect(ctx, base)
-		if err != nil {
-			return err
-		}
-		defer conn.Close(ctx)
-		_, err = conn.Exec(ctx, sql)
-		return err
-	}
-	if err := exec("CREATE SCHEMA " + pgx.Identifier{schema}.Sanitize()); err != nil {
-		t.Fatalf("testinfra: create schema: %v", err)
-	}
-	t.Cleanup(func() {
-		if err := exec("DROP SCHEMA " + pgx.Identifier{schema}.Sanitize() + " CASCADE"); err != nil {
-			t.Errorf("testinfra: drop schema %s: %v", schema, err)
-		}
-	})
-	u, err := url.Parse(base)
-	if err != nil || u.Scheme == "" {
-		t.Fatalf("testinfra: %s must be a postgres:// URL", EnvDatabaseURL)
-	}
-	q := u.Query()
-	q.Set("search_path", schema)
-	u.RawQuery = q.Encode()
-	return u.String(), schema
-}
-
-// Schema creates a schema of the test's own and returns a pool whose
-// connections use it as search_path; the schema is dropped when the test
-// ends. Tables created without a schema prefix land in it.
-func Schema(t testing.TB) (*pgxpool.Pool, string) {
-	t.Helper()
-	dbURL, schema := SchemaURL(t)
-	cfg, err := pgxpool.ParseConfig(dbURL)
-	if err != nil {
-		t.Fatalf("testinfra: parse %s: %v", EnvDatabaseURL, err)
-	}
-	cfg.MaxConns = 8
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	pool, err := pgxpool.NewWithConfig(ctx, cfg)
-	if err != nil {
-		t.Fatalf("testinfra: pool: %v", err)
-	}
-	t.Cleanup(pool.Close) // runs before the schema is dropped
-	return pool, schema
-}
-
-// Pool is [Schema] for tests that only need the pool.
-func Pool(t testing.TB) *pgxpool.Pool {
-	t.Helper()
-	pool, _ := Schema(t)
-	return pool
 }
 
 // SaramaConfig returns a sarama configuration for the test broker: the
@@ -151,7 +51,7 @@ func SaramaConfig(t testing.TB) *sarama.Config {
 // partitions and deletes it when the test ends.
 func Topic(t testing.TB, partitions int32) string {
 	t.Helper()
-	name := strings.ReplaceAll(Name(t), "_", "-")
+	name := strings.ReplaceAll(dddkittest.UniqueName(t), "_", "-")
 	Topics(t, partitions, name)
 	return name
 }
@@ -186,7 +86,7 @@ func Topics(t testing.TB, partitions int32, names ...string) {
 // first use (auto.create.topics.enable=false), so nothing else does.
 func TopicName(t testing.TB) string {
 	t.Helper()
-	name := strings.ReplaceAll(Name(t), "_", "-")
+	name := strings.ReplaceAll(dddkittest.UniqueName(t), "_", "-")
 	DeleteTopicsAtEnd(t, name)
 	return name
 }

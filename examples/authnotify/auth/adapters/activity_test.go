@@ -8,9 +8,9 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
 
+	"github.com/dddkit/dddkit/dddkittest/pgtest"
 	"github.com/dddkit/dddkit/examples/authnotify/auth/adapters"
 	"github.com/dddkit/dddkit/examples/authnotify/auth/app"
-	"github.com/dddkit/dddkit/internal/testinfra"
 	"github.com/dddkit/dddkit/postgres"
 )
 
@@ -23,7 +23,7 @@ func TestActivityStores(t *testing.T) {
 	})
 	t.Run("postgres", func(t *testing.T) {
 		t.Parallel()
-		dbURL, _ := testinfra.SchemaURL(t)
+		dbURL, _ := pgtest.SchemaURL(t)
 		ctx := context.Background()
 		pool, err := pgxpool.New(ctx, dbURL)
 		require.NoError(t, err)

@@ -8,11 +8,11 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/dddkit/dddkit/aggregate"
+	"github.com/dddkit/dddkit/dddkittest/pgtest"
 	"github.com/dddkit/dddkit/eventbus"
 	"github.com/dddkit/dddkit/examples/authnotify/auth/adapters"
 	"github.com/dddkit/dddkit/examples/authnotify/auth/domain"
 	"github.com/dddkit/dddkit/examples/authnotify/contracts/authevents"
-	"github.com/dddkit/dddkit/internal/testinfra"
 	"github.com/dddkit/dddkit/outbox"
 	"github.com/dddkit/dddkit/postgres"
 	"github.com/dddkit/dddkit/valueobject"
@@ -23,7 +23,7 @@ import (
 // versions checked.
 func TestPostgresUsers(t *testing.T) {
 	t.Parallel()
-	dbURL, _ := testinfra.SchemaURL(t)
+	dbURL, _ := pgtest.SchemaURL(t)
 	ctx := context.Background()
 	pool, err := pgxpool.New(ctx, dbURL)
 	require.NoError(t, err)

@@ -13,6 +13,7 @@ import (
 
 	"github.com/dddkit/dddkit/aggregate"
 	"github.com/dddkit/dddkit/cqrs"
+	"github.com/dddkit/dddkit/dddkittest"
 	"github.com/dddkit/dddkit/examples/authnotify/auth/adapters"
 	"github.com/dddkit/dddkit/examples/authnotify/auth/app"
 	"github.com/dddkit/dddkit/examples/authnotify/auth/domain"
@@ -21,9 +22,9 @@ import (
 	"github.com/dddkit/dddkit/valueobject"
 )
 
-var t0 = authtest.T0
+var t0 = dddkittest.T0
 
-type clock = authtest.Clock
+type clock = dddkittest.Clock
 
 type bundle struct {
 	bus    *cqrs.Bus
@@ -41,7 +42,7 @@ func setup(t *testing.T) *bundle { t.Helper(); return setupWith(t, nil) }
 // setupWith is setup with deps changed by edit before registering.
 func setupWith(t *testing.T, edit func(*app.Deps)) *bundle {
 	t.Helper()
-	b := &bundle{clock: authtest.NewClock(), events: &authtest.Events{}}
+	b := &bundle{clock: dddkittest.NewClock(time.Time{}), events: &authtest.Events{}}
 	var err error
 	b.cipher, err = fieldcrypt.New(bytes.Repeat([]byte{3}, fieldcrypt.KeySize))
 	require.NoError(t, err)

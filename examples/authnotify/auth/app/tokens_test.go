@@ -12,8 +12,8 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/dddkit/dddkit/dddkittest"
 	"github.com/dddkit/dddkit/examples/authnotify/auth/app"
-	"github.com/dddkit/dddkit/examples/authnotify/internal/authtest"
 )
 
 var secret = []byte("test secret 0123456789abcdefghijklmnop")
@@ -37,7 +37,7 @@ func forge(key []byte, header, claims string) string {
 
 func TestTokenIssueAndVerify(t *testing.T) {
 	t.Parallel()
-	c := authtest.NewClock()
+	c := dddkittest.NewClock(time.Time{})
 	tokens := newTokens(t, c)
 	tok, err := tokens.Issue("user-1", 0)
 	require.NoError(t, err)
@@ -69,7 +69,7 @@ func TestTokenIssueAndVerify(t *testing.T) {
 
 func TestTokenExpiresAfter15Minutes(t *testing.T) {
 	t.Parallel()
-	c := authtest.NewClock()
+	c := dddkittest.NewClock(time.Time{})
 	tokens := newTokens(t, c)
 	tok, err := tokens.Issue("user-1", 0)
 	require.NoError(t, err)
@@ -86,7 +86,7 @@ func TestTokenExpiresAfter15Minutes(t *testing.T) {
 
 func TestTokenVerifyRejects(t *testing.T) {
 	t.Parallel()
-	c := authtest.NewClock()
+	c := dddkittest.NewClock(time.Time{})
 	tokens := newTokens(t, c)
 	good, err := tokens.Issue("user-1", 0)
 	require.NoError(t, err)
@@ -153,7 +153,7 @@ func TestNewTokensValidates(t *testing.T) {
 }
 
 func FuzzTokenVerify(f *testing.F) {
-	c := authtest.NewClock()
+	c := dddkittest.NewClock(time.Time{})
 	tokens := newTokens(f, c)
 	good, _ := tokens.Issue("user-1", 0)
 	f.Add(good.Token)
@@ -169,7 +169,7 @@ func FuzzTokenVerify(f *testing.F) {
 
 func TestTokensCarryTheCredentialVersion(t *testing.T) {
 	t.Parallel()
-	c := authtest.NewClock()
+	c := dddkittest.NewClock(time.Time{})
 	tokens := newTokens(t, c)
 	tok, err := tokens.Issue("user-1", 1764402000123456)
 	require.NoError(t, err)
@@ -183,7 +183,7 @@ func TestTokensCarryTheCredentialVersion(t *testing.T) {
 // removed from the list.
 func TestTokenKeyRotation(t *testing.T) {
 	t.Parallel()
-	c := authtest.NewClock()
+	c := dddkittest.NewClock(time.Time{})
 	oldKey := app.Key{ID: "k1", Secret: []byte("the old key 0123456789abcdefghijklmnop")}
 	newKey := app.Key{ID: "k2", Secret: []byte("the new key 0123456789abcdefghijklmnop")}
 	plain, err := app.NewTokens([]app.Key{{Secret: oldKey.Secret}}, &app.TokenConfig{Clock: c.Now})

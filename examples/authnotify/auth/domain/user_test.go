@@ -11,6 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/dddkit/dddkit/aggregate"
+	"github.com/dddkit/dddkit/dddkittest"
 	"github.com/dddkit/dddkit/examples/authnotify/auth/domain"
 	"github.com/dddkit/dddkit/examples/authnotify/contracts/authevents"
 	"github.com/dddkit/dddkit/examples/authnotify/internal/authtest"
@@ -18,9 +19,9 @@ import (
 	"github.com/dddkit/dddkit/valueobject"
 )
 
-var t0 = authtest.T0
+var t0 = dddkittest.T0
 
-type clock = authtest.Clock
+type clock = dddkittest.Clock
 
 // codes hands out 111111, 222222, ... so each test knows every code.
 type codes struct {
@@ -47,7 +48,7 @@ func setup(t *testing.T) *bundle {
 	t.Helper()
 	cipher, err := fieldcrypt.New(bytes.Repeat([]byte{1}, fieldcrypt.KeySize))
 	require.NoError(t, err)
-	b := &bundle{clock: authtest.NewClock(), codes: &codes{}, cipher: cipher}
+	b := &bundle{clock: dddkittest.NewClock(time.Time{}), codes: &codes{}, cipher: cipher}
 	b.factory, err = domain.NewFactory(cipher, cipher.DeriveKey("test/otp"), &domain.FactoryConfig{Clock: b.clock.Now, Codes: b.codes.Next, RegistrationTokens: fixedToken})
 	require.NoError(t, err)
 	b.hasher = authtest.Hasher(t)
@@ -509,7 +510,7 @@ func TestReregisterReplacesThePendingRegistration(t *testing.T) {
 	t.Parallel()
 	cipher, err := fieldcrypt.New(bytes.Repeat([]byte{1}, fieldcrypt.KeySize))
 	require.NoError(t, err)
-	b := &bundle{clock: authtest.NewClock(), codes: &codes{}, cipher: cipher, hasher: authtest.Hasher(t)}
+	b := &bundle{clock: dddkittest.NewClock(time.Time{}), codes: &codes{}, cipher: cipher, hasher: authtest.Hasher(t)}
 	tokens := []string{"first-token", "second-token"}
 	b.factory, err = domain.NewFactory(cipher, cipher.DeriveKey("test/otp"), &domain.FactoryConfig{
 		Clock: b.clock.Now, Codes: b.codes.Next,

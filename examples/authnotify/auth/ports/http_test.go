@@ -17,6 +17,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/dddkit/dddkit/cqrs"
+	"github.com/dddkit/dddkit/dddkittest"
 	"github.com/dddkit/dddkit/examples/authnotify/auth/adapters"
 	"github.com/dddkit/dddkit/examples/authnotify/auth/app"
 	"github.com/dddkit/dddkit/examples/authnotify/auth/domain"
@@ -26,7 +27,7 @@ import (
 	"github.com/dddkit/dddkit/valueobject"
 )
 
-type clock = authtest.Clock
+type clock = dddkittest.Clock
 
 type bundle struct {
 	handler http.Handler
@@ -59,7 +60,7 @@ func (h *countingHasher) Verify(hash, plain string) error {
 
 func setup(t *testing.T) *bundle {
 	t.Helper()
-	b := &bundle{clock: authtest.NewClock(), sink: &authtest.Events{}, activity: adapters.NewMemoryActivity()}
+	b := &bundle{clock: dddkittest.NewClock(time.Time{}), sink: &authtest.Events{}, activity: adapters.NewMemoryActivity()}
 	var err error
 	b.cipher, err = fieldcrypt.New(bytes.Repeat([]byte{9}, fieldcrypt.KeySize))
 	require.NoError(t, err)
@@ -602,7 +603,7 @@ func TestActivity(t *testing.T) {
 	bob := b.sink.Last(t).AggregateID
 	require.NotEqual(t, ada, bob)
 	// Added out of order, as a projection fed by several partitions may.
-	t0 := authtest.T0
+	t0 := dddkittest.T0
 	require.NoError(t, b.activity.Add(ctx, ada, "e2", "verified", t0.Add(time.Minute)))
 	require.NoError(t, b.activity.Add(ctx, ada, "e1", "registered", t0))
 	require.NoError(t, b.activity.Add(ctx, bob, "e3", "registered", t0))

@@ -1,7 +1,7 @@
 // Package authtest holds the test doubles and set-up the auth module's
-// domain, app and HTTP tests share: a settable clock, an event sink, cheap
+// domain, app and HTTP tests share: an event sink, cheap
 // password hashing, the bus with the production middleware, and opening the
-// sealed code an event carries.
+// sealed code an event carries. (The clock is dddkittest.Clock.)
 package authtest
 
 import (
@@ -10,7 +10,6 @@ import (
 	"log/slog"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -20,32 +19,6 @@ import (
 	"github.com/dddkit/dddkit/examples/authnotify/internal/fieldcrypt"
 	"github.com/dddkit/dddkit/valueobject"
 )
-
-// T0 is where every test clock starts.
-var T0 = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
-
-// Clock is a settable clock, safe for concurrent use.
-type Clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-// NewClock returns a clock standing at [T0].
-func NewClock() *Clock { return &Clock{t: T0} }
-
-// Now returns the clock's time.
-func (c *Clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-// Advance moves the clock forward by d.
-func (c *Clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
 
 // Events is an event sink for the in-memory repository that keeps every
 // event it is given, safe for concurrent use.

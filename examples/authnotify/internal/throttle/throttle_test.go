@@ -9,8 +9,8 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/dddkit/dddkit/dddkittest/pgtest"
 	"github.com/dddkit/dddkit/examples/authnotify/internal/throttle"
-	"github.com/dddkit/dddkit/internal/testinfra"
 )
 
 type clock struct {
@@ -82,9 +82,9 @@ func TestMemory(t *testing.T) {
 
 func TestPostgres(t *testing.T) {
 	t.Parallel()
-	testinfra.DatabaseURL(t) // skips here, not in the subtests that build a store
+	pgtest.DatabaseURL(t) // skips here, not in the subtests that build a store
 	testThrottle(t, func(cfg *throttle.Config) throttle.Throttle {
-		pool, _ := testinfra.Schema(t)
+		pool, _ := pgtest.Schema(t)
 		require.NoError(t, throttle.Migrate(context.Background(), pool))
 		require.NoError(t, throttle.Migrate(context.Background(), pool), "idempotent")
 		th, err := throttle.NewPostgres(pool, cfg)
