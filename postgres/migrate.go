@@ -182,7 +182,6 @@ func migrateTx(ctx context.Context, tx pgx.Tx, n names) error {
 func outboxSQL(n names, schema string) string {
 	table := n.t.Outbox
 	t := n.q(table)
-	fn := n.q(table + "_notify")
 	return `
 CREATE TABLE IF NOT EXISTS ` + t + ` (
 	seq               bigserial   PRIMARY KEY,
@@ -217,15 +216,7 @@ CREATE INDEX IF NOT EXISTS ` + ident(table+"_published_idx") + ` ON ` + t + ` (p
 
 -- One notification per inserting statement (PostgreSQL folds identical
 -- notifications of one transaction into one) wakes the relay at commit.
-CREATE OR REPLACE FUNCTION ` + fn + `() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-	PERFORM pg_notify(TG_ARGV[0], '');
-	RETURN NULL;
-END
-$$;
-CREATE OR REPLACE TRIGGER ` + ident(table+"_notify") + ` AFTER INSERT ON ` + t + `
-	FOR EACH STATEMENT EXECUTE FUNCTION ` + fn + `(` + quoteLiteral(channelName(schema, table)) + `);
-`
+` + notifyTriggerSQL(n, schema, table)
 }
 
 func aggregatesSQL(n names, _ string) string {
@@ -337,7 +328,6 @@ func eventPositionsSQL(n names, schema string) string {
 	table := n.t.Events
 	events := n.q(table)
 	seq := n.q(table + "_position_seq")
-	fn := n.q(table + "_notify")
 	return `
 CREATE SEQUENCE IF NOT EXISTS ` + seq + ` AS bigint;
 ALTER TABLE ` + events + ` ADD COLUMN IF NOT EXISTS position bigint;
@@ -356,13 +346,21 @@ COMMENT ON COLUMN ` + events + `.position IS 'dddkit: the event''s place in the 
 
 -- One notification per inserting statement wakes the stream's readers
 -- at commit.
-CREATE OR REPLACE FUNCTION ` + fn + `() RETURNS trigger LANGUAGE plpgsql AS $$
+` + notifyTriggerSQL(n, schema, table)
+}
+
+// notifyTriggerSQL creates the trigger that NOTIFYs channelName(schema,
+// table) once per statement inserting into table, at commit: what wakes
+// the outbox relay and the event stream's readers.
+func notifyTriggerSQL(n names, schema, table string) string {
+	fn := n.q(table + "_notify")
+	return `CREATE OR REPLACE FUNCTION ` + fn + `() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
 	PERFORM pg_notify(TG_ARGV[0], '');
 	RETURN NULL;
 END
 $$;
-CREATE OR REPLACE TRIGGER ` + ident(table+"_notify") + ` AFTER INSERT ON ` + events + `
+CREATE OR REPLACE TRIGGER ` + ident(table+"_notify") + ` AFTER INSERT ON ` + n.q(table) + `
 	FOR EACH STATEMENT EXECUTE FUNCTION ` + fn + `(` + quoteLiteral(channelName(schema, table)) + `);
 `
 }
