@@ -11,7 +11,6 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/dddkit/dddkit/examples/authnotify/auth/adapters"
-	"github.com/dddkit/dddkit/examples/authnotify/internal/config"
 	"github.com/dddkit/dddkit/internal/testinfra"
 )
 
@@ -24,26 +23,7 @@ func TestAccountActivity(t *testing.T) {
 	for _, mode := range []string{"embedded", "production"} {
 		t.Run(mode, func(t *testing.T) {
 			t.Parallel()
-			var (
-				cfg    config.Config
-				emails func() []sentEmail
-			)
-			if mode == "embedded" {
-				var err error
-				cfg, err = config.Load(env(map[string]string{"HTTP_ADDR": "127.0.0.1:0"}))
-				require.NoError(t, err)
-			} else {
-				resend := newFakeResend(t)
-				cfg, emails = productionConfig(t, resend.URL), resend.sent
-			}
-			app := start(t, cfg)
-			if emails == nil {
-				emails = func() []sentEmail {
-					var out []sentEmail
-					require.Equal(t, http.StatusOK, call(t, http.MethodGet, app.base+"/dev/emails", "", nil, &out))
-					return out
-				}
-			}
+			app, emails := startMode(t, mode, nil)
 			token := activityUser(t, app.base, emails, "ada@example.com")
 			other := activityUser(t, app.base, emails, "bob@example.com")
 

@@ -179,6 +179,37 @@ func env(vars map[string]string) func(string) string {
 	return func(name string) string { return vars[name] }
 }
 
+// startMode starts the application in mode, "embedded" (the dev mailbox)
+// or "production" (PostgreSQL, Kafka, a fake Resend), with edit (if set)
+// applied to its configuration, and returns it with the emails it sent.
+func startMode(t *testing.T, mode string, edit func(*config.Config)) (*instance, func() []sentEmail) {
+	t.Helper()
+	var (
+		cfg    config.Config
+		emails func() []sentEmail
+	)
+	if mode == "embedded" {
+		var err error
+		cfg, err = config.Load(env(map[string]string{"HTTP_ADDR": "127.0.0.1:0"}))
+		require.NoError(t, err)
+	} else {
+		resend := newFakeResend(t)
+		cfg, emails = productionConfig(t, resend.URL), resend.sent
+	}
+	if edit != nil {
+		edit(&cfg)
+	}
+	app := start(t, cfg)
+	if emails == nil {
+		emails = func() []sentEmail {
+			var out []sentEmail
+			require.Equal(t, http.StatusOK, call(t, http.MethodGet, app.base+"/dev/emails", "", nil, &out))
+			return out
+		}
+	}
+	return app, emails
+}
+
 // instance is one running application.
 type instance struct {
 	base string

@@ -22,30 +22,10 @@ func TestUnverifiedAccountsExpire(t *testing.T) {
 	for _, mode := range []string{"embedded", "production"} {
 		t.Run(mode, func(t *testing.T) {
 			t.Parallel()
-			var (
-				cfg    config.Config
-				emails func() []sentEmail
-			)
-			if mode == "embedded" {
-				var err error
-				cfg, err = config.Load(env(map[string]string{"HTTP_ADDR": "127.0.0.1:0"}))
-				require.NoError(t, err)
-			} else {
-				resend := newFakeResend(t)
-				cfg, emails = productionConfig(t, resend.URL), resend.sent
-			}
 			// Long enough for the 403 right after registering even on a
 			// loaded machine; the test waits for the expiry, it does not
 			// time it.
-			cfg.UnverifiedAccountTTL = 8 * time.Second
-			app := start(t, cfg)
-			if emails == nil {
-				emails = func() []sentEmail {
-					var out []sentEmail
-					require.Equal(t, http.StatusOK, call(t, http.MethodGet, app.base+"/dev/emails", "", nil, &out))
-					return out
-				}
-			}
+			app, emails := startMode(t, mode, func(cfg *config.Config) { cfg.UnverifiedAccountTTL = 8 * time.Second })
 			const email, password = "late@example.com", "correct horse battery"
 			register := func() string {
 				var reg struct {
