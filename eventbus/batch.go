@@ -107,8 +107,9 @@ func (c *consumer) handle(msg *message.Message) error {
 // in it, the events before the failing one are applied again as a batch,
 // the failing one goes on alone through [consumer.processOne] (its
 // attempt in the batch counting as its first), and the events after it
-// form the next batch; a failure that is no one event's (the transaction
-// did not begin or commit) sends the run's first event alone. Messages
+// form the next batch; after a failure that is no one event's (the
+// transaction did not begin or commit, a statement queued for the commit
+// failed) the run's events are handled one at a time. Messages
 // that did not decode go through processOne too (to the dead-letter
 // topic) without holding up the others.
 func (c *consumer) processBatch(ctx context.Context, batch []*message.Message, done func(i int)) bool {
@@ -151,18 +152,25 @@ func (c *consumer) processRun(ctx context.Context, run []batchItem, base int, do
 		if ctx.Err() != nil {
 			return false
 		}
+		if k < 0 {
+			// Not one event's failure (the transaction did not begin
+			// or commit, a queued statement failed): one at a time.
+			c.r.logger.LogAttrs(ctx, slog.LevelDebug, "eventbus: batch failed, handling its events one by one",
+				slog.String("handler", c.name), slog.Int("events", len(run)), slog.Any("error", err))
+			for i := range run {
+				if !c.processOne(ctx, run[i], nil) {
+					return false
+				}
+				done(base + i)
+			}
+			return true
+		}
 		c.r.logger.LogAttrs(ctx, slog.LevelDebug, "eventbus: batch failed, handling its failing event alone",
 			slog.String("handler", c.name), slog.Int("events", len(run)), slog.Int("failed_at", k), slog.Any("error", err))
-		var prior error
-		if k >= 0 {
-			prior = err
-		} else {
-			k = 0
-		}
 		if k > 0 && !c.processRun(ctx, run[:k], base, done) {
 			return false
 		}
-		if !c.processOne(ctx, run[k], prior) {
+		if !c.processOne(ctx, run[k], err) {
 			return false
 		}
 		done(base + k)

@@ -184,6 +184,46 @@ func TestHandleOnceBatchPoisonDeadLettered(t *testing.T) {
 	}
 }
 
+// Statements queued with postgres.QueueExec in a HandleOnce handler go to
+// PostgreSQL with the batch's commit; when one fails, the batch is
+// handled one event at a time, so that only the failing event is
+// dead-lettered.
+func TestHandleOnceBatchQueuedStatementFails(t *testing.T) {
+	t.Parallel()
+	pg := setupPG(t)
+	k := setupKafka(t, 1)
+	ctx := context.Background()
+	_, err := pg.pool.Exec(ctx, `ALTER TABLE effects ADD COLUMN seq bigserial, ADD CHECK (amount >= 0)`)
+	require.NoError(t, err)
+	name := "batch-queued-" + dddkittest.UniqueSuffix()
+	var calls atomic.Int64
+	r := k.batchRouter(t, time.Second)
+	require.NoError(t, eventbus.HandleOnce(r, name, pg.inbox, func(ctx context.Context, e orderPlaced, env aggregate.Envelope) error {
+		calls.Add(1)
+		return postgres.QueueExec(ctx, `INSERT INTO effects (event_id, aggregate_id, amount) VALUES ($1, $2, $3)`, env.ID, env.AggregateID, e.Amount)
+	}))
+	var envs []aggregate.Envelope
+	for _, amount := range []int{1, 2, -3, 4, 5} {
+		envs = append(envs, order("o-1", amount))
+	}
+	require.NoError(t, k.pub.Publish(ctx, envs...))
+	dl := subscribeAll(t, k.client, k.deadLetter)
+	start(t, r)
+
+	testinfra.Eventually(t, 30*time.Second, func() bool {
+		return pg.count(t, `SELECT count(*) FROM effects WHERE event_id = $1`, envs[4].ID) == 1 && len(dl.all()) == 1
+	}, "last event not applied or the failing one not dead-lettered")
+	rows, err := pg.pool.Query(ctx, `SELECT amount FROM effects ORDER BY seq`)
+	require.NoError(t, err)
+	amounts, err := pgx.CollectRows(rows, pgx.RowTo[int])
+	require.NoError(t, err)
+	require.Equal(t, []int{1, 2, 4, 5}, amounts, "each good event applied once, in order")
+	require.Equal(t, envs[2].ID, dl.all()[0].Metadata.Get(eventbus.HeaderEventID))
+	require.Contains(t, dl.all()[0].Metadata.Get(eventbus.HeaderDeadLetterReason), "check constraint")
+	require.False(t, pg.processed(t, name, envs[2].ID))
+	require.Greater(t, calls.Load(), int64(len(envs)), "the handlers ran again after the batch failed")
+}
+
 // A batched consumer stopped and started again continues at its committed
 // offsets: every event applied exactly once across both runs.
 func TestHandleOnceBatchRestartResumesFromCommittedOffset(t *testing.T) {

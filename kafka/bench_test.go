@@ -40,7 +40,9 @@ func benchPartitions() int32 {
 // inbox, which on Kafka applies a partition's events in batches (one
 // transaction per batch of up to 500 events: the inbox rows, commit);
 // the same with an INSERT per event in the batch's transaction (the
-// first API the documentation shows, with a write of its own); and a
+// first API the documentation shows, with a write of its own: one round
+// trip per event), and with that INSERT queued with postgres.QueueExec
+// (one round trip per batch); and a
 // projection into a PostgreSQL read model subscribed on a router (see
 // benchProjection).
 // The timer runs from the first event handled to the last, so
@@ -112,6 +114,19 @@ func BenchmarkKafkaConsume(b *testing.B) {
 				tx, _ := postgres.TxFromContext(ctx)
 				_, err := tx.Exec(ctx, `INSERT INTO effects (event_id, aggregate_id, amount) VALUES ($1, $2, $3)`, env.ID, env.AggregateID, e.Amount)
 				return err
+			}); err != nil {
+				b.Fatal(err)
+			}
+			return runBench(b, r)
+		})
+	})
+	b.Run("dddkit-handler-inbox-pg-queued", func(b *testing.B) {
+		benchConsume(b, func(b *testing.B, k *kafkaBundle, tick func()) func() {
+			pg := setupPG(b)
+			r := k.router(b, nil)
+			if err := eventbus.HandleOnce(r, "queued-"+k.topic, pg.inbox, func(ctx context.Context, e orderPlaced, env aggregate.Envelope) error {
+				tick()
+				return postgres.QueueExec(ctx, `INSERT INTO effects (event_id, aggregate_id, amount) VALUES ($1, $2, $3)`, env.ID, env.AggregateID, e.Amount)
 			}); err != nil {
 				b.Fatal(err)
 			}
