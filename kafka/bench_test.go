@@ -41,7 +41,8 @@ func benchPartitions() int32 {
 // transaction per batch of up to 500 events: the inbox rows, commit);
 // the same with an INSERT per event in the batch's transaction (the
 // first API the documentation shows, with a write of its own: one round
-// trip per event), and with that INSERT queued with postgres.QueueExec
+// trip per event), the same with MaxBatch 1 (one transaction per event,
+// as before batching), and with that INSERT queued with postgres.QueueExec
 // (one round trip per batch); and a
 // projection into a PostgreSQL read model subscribed on a router (see
 // benchProjection).
@@ -105,21 +106,29 @@ func BenchmarkKafkaConsume(b *testing.B) {
 			return runBench(b, r)
 		})
 	})
-	b.Run("dddkit-handler-inbox-pg-write", func(b *testing.B) {
-		benchConsume(b, func(b *testing.B, k *kafkaBundle, tick func()) func() {
-			pg := setupPG(b)
-			r := k.router(b, nil)
-			if err := eventbus.HandleOnce(r, "write-"+k.topic, pg.inbox, func(ctx context.Context, e orderPlaced, env aggregate.Envelope) error {
-				tick()
-				tx, _ := postgres.TxFromContext(ctx)
-				_, err := tx.Exec(ctx, `INSERT INTO effects (event_id, aggregate_id, amount) VALUES ($1, $2, $3)`, env.ID, env.AggregateID, e.Amount)
-				return err
-			}); err != nil {
-				b.Fatal(err)
-			}
-			return runBench(b, r)
+	for _, v := range []struct {
+		name     string
+		maxBatch int
+	}{{"dddkit-handler-inbox-pg-write", 0}, {"dddkit-handler-inbox-pg-write-unbatched", 1}} {
+		b.Run(v.name, func(b *testing.B) {
+			benchConsume(b, func(b *testing.B, k *kafkaBundle, tick func()) func() {
+				pg := setupPG(b)
+				r, err := eventbus.NewRouter(k.client, k.reg, &eventbus.RouterConfig{Logger: testLogger(), DeadLetterTopic: k.deadLetter, MaxBatch: v.maxBatch})
+				if err != nil {
+					b.Fatal(err)
+				}
+				if err := eventbus.HandleOnce(r, "write-"+k.topic, pg.inbox, func(ctx context.Context, e orderPlaced, env aggregate.Envelope) error {
+					tick()
+					tx, _ := postgres.TxFromContext(ctx)
+					_, err := tx.Exec(ctx, `INSERT INTO effects (event_id, aggregate_id, amount) VALUES ($1, $2, $3)`, env.ID, env.AggregateID, e.Amount)
+					return err
+				}); err != nil {
+					b.Fatal(err)
+				}
+				return runBench(b, r)
+			})
 		})
-	})
+	}
 	b.Run("dddkit-handler-inbox-pg-queued", func(b *testing.B) {
 		benchConsume(b, func(b *testing.B, k *kafkaBundle, tick func()) func() {
 			pg := setupPG(b)
