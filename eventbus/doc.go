@@ -133,6 +133,7 @@
 //     [ErrUnavailable] (a database outage) are retried until they pass and
 //     never dead-lettered, so an outage makes the partition wait rather
 //     than empty it into the dead-letter topic;
+//   - with [HandleOnce], the inbox's transaction;
 //   - [RouterConfig.Middleware], then panic recovery ([PanicError]).
 //
 // The handler's context carries the event's [aggregate.Metadata] for
@@ -166,18 +167,42 @@
 // pool), and let the job runner do the call. [MemoryInbox] is the inbox of
 // the embedded mode and of tests; it has no transaction.
 //
-// # Batching consumer
+// # Batches
 //
-// [HandleOnce] costs one transaction per event, and a Kafka partition's
-// next event waits for it. A [BatchProcessor] applies a partition's events
-// in batches instead — up to [BatchConfig.MaxBatch] events in one
-// [Inbox.ProcessBatch], with the PostgreSQL inbox one transaction and one
-// inbox statement — with the guarantees of HandleOnce: effects once per
-// event, one key's events in order, and, when anything in a batch fails,
-// the batch handled again one event at a time exactly as HandleOnce would
-// (retries, [ErrUnavailable] waited out, dead letters). The BatchConsumer
-// of package kafka feeds it from a Kafka consumer group; its documentation
-// says when to use it and what it costs.
+// One transaction per event caps a consumer with an inbox at a few
+// thousand events per second, and a Kafka partition's next event waits
+// for it. So on a [BatchTransport] (the Client of package kafka) a
+// [Router] consumes every handler name registered with [HandleOnce] in
+// batches: it gathers up to [RouterConfig.MaxBatch] messages of one
+// partition (or what arrives within [RouterConfig.MaxWait]) and applies
+// them in one [Inbox.ProcessBatch] — with the PostgreSQL inbox one
+// transaction and one inbox statement — running the handler for each new
+// event in offset order in that transaction; then the batch's offsets
+// are committed. Statements a handler queues with postgres.QueueExec go
+// to the server in one round trip with the commit.
+//
+// The guarantees are those of one event at a time. Effects happen once
+// per event (the inbox rows commit with them; a duplicate, in the batch
+// or later, does not run the handler). The events of one key are applied
+// in order. When a handler fails or panics for one event, the batch rolls
+// back; the events before it are applied again as a batch, the failing
+// one is handled alone — its own transaction, the retries of
+// [RouterConfig.Retry] (its run in the batch counting as the first),
+// [ErrUnavailable] waited out, the dead-letter topic when it keeps
+// failing — and the events after it form the next batch. When the batch
+// fails as a whole (the database is away, a queued statement or the
+// commit fails) its events are handled one at a time. Messages that
+// cannot be decoded go to the dead-letter topic without holding up their
+// batch. What it costs: a handler can run more than once for an event
+// (when its batch rolls back; only the run that committed leaves
+// effects), and a batch waits up to MaxWait for its messages.
+//
+// Handlers registered with [Handle], and every handler on a transport
+// that does not batch ([MemoryTransport]), take one message at a time
+// through watermill's router, with the same retries, dead letters and
+// middleware. Inside the router both paths are one engine: the per-batch
+// and the per-message apply call the same function for each run of a
+// handler, and one function publishes dead letters.
 //
 // # Sagas
 //
@@ -194,8 +219,10 @@
 // order, the next only after the previous was acknowledged; by default
 // Publish waits until the handlers acknowledged it. It passes watermill's
 // universal Pub/Sub suite. The Client of package kafka
-// uses watermill-kafka with one subscriber (consumer group) per handler
-// name. Both pass the transport suite of package eventbustest, and
+// gives each handler name a consumer group of its own: a watermill-kafka
+// subscriber, or batches ([BatchTransport]) for a handler with an inbox.
+// Both pass the transport suite of package eventbustest (each test with
+// [Handle] and with [HandleOnce]), and
 // [MemoryInbox] and the PostgreSQL inbox pass its inbox suite; an adapter
 // of another backend runs the same suites.
 package eventbus

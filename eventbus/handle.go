@@ -48,7 +48,7 @@ func Handle[E aggregate.Event](r *Router, name string, fn HandlerFunc[E], opts .
 	if err != nil {
 		return fmt.Errorf("eventbus: handler %q: %w", name, err)
 	}
-	return r.add(name, et, typed(name, et, fn), opts)
+	return r.add(name, et, typed(name, et, fn), nil, opts)
 }
 
 // typed turns fn into the untyped form the router dispatches to.
@@ -64,10 +64,11 @@ func typed[E aggregate.Event](name string, et *eventType, fn HandlerFunc[E]) han
 
 // HandleOnce registers fn as handler name for event type E, like [Handle],
 // with inbox making its effects happen once per event however often the
-// event is delivered: each delivery goes through [Inbox.Process], which
-// records (name, event ID) and runs fn only if that record is new, in one
-// transaction with fn's writes. A duplicate is acknowledged without
-// running fn; a failing fn rolls back the record too, and is retried.
+// event is delivered: the inbox records (name, event ID) and runs fn only
+// if that record is new, in one transaction with fn's writes. A duplicate
+// is acknowledged without running fn; a failing fn rolls the record back
+// too, and is retried. Every event type registered under one name uses
+// the same inbox.
 //
 // fn's ctx carries the inbox's transaction. With the PostgreSQL inbox
 // (package [github.com/dddkit/dddkit/postgres]) it is a unit of work:
@@ -76,17 +77,28 @@ func typed[E aggregate.Event](name string, et *eventType, fn HandlerFunc[E]) han
 // inserted with InsertTx, a projection row), which commit with the inbox
 // record or not at all. Effects outside that transaction (an HTTP call, an
 // email) are not covered: enqueue a job in it instead.
+//
+// On a [BatchTransport] (Kafka) the handler applies a partition's events
+// in batches: one [Inbox.ProcessBatch], one transaction, for up to
+// [RouterConfig.MaxBatch] events, fn running for each new one in order.
+// When fn fails for one of them the batch rolls back and that event is
+// handled alone, retried and dead-lettered as with one at a time; so fn
+// can run more than once for an event, and only the run that committed
+// leaves effects. On other transports each event has its own
+// [Inbox.Process]. See "Batches" in the package documentation.
 func HandleOnce[E aggregate.Event](r *Router, name string, inbox Inbox, fn HandlerFunc[E], opts ...HandlerOption) error {
+	if r == nil {
+		return errors.New("eventbus: HandleOnce on a nil Router")
+	}
 	if inbox == nil {
 		return fmt.Errorf("eventbus: handler %q: nil Inbox", name)
 	}
 	if fn == nil {
 		return fmt.Errorf("eventbus: handler %q: nil function", name)
 	}
-	return Handle(r, name, func(ctx context.Context, e E, env aggregate.Envelope) error {
-		_, err := inbox.Process(ctx, name, env, func(ctx context.Context) error {
-			return fn(ctx, e, env)
-		})
-		return err
-	}, opts...)
+	et, err := typeOf[E](r.reg)
+	if err != nil {
+		return fmt.Errorf("eventbus: handler %q: %w", name, err)
+	}
+	return r.add(name, et, typed(name, et, fn), inbox, opts)
 }

@@ -43,7 +43,7 @@ const (
 	HeaderValuePrefix = wire.HeaderValuePrefix
 )
 
-// Headers a [Router] (and a [BatchProcessor]) adds to a message it sends
+// Headers a [Router] adds to a message it sends
 // to the dead-letter topic (watermill's poison-queue keys).
 const (
 	// HeaderDeadLetterReason holds the error of the last attempt.

@@ -13,8 +13,9 @@ import (
 
 // Inbox makes event handlers idempotent: it remembers, per handler name,
 // the IDs of the events whose effects have been committed, and runs a
-// handler only for an event it has not seen. [HandleOnce] and the batching
-// consumer ([BatchProcessor]) use it. Two adapters implement it: the
+// handler only for an event it has not seen. [HandleOnce] uses it: Process
+// for one event at a time, ProcessBatch for batches (see "Batches" in the
+// package documentation). Two adapters implement it: the
 // PostgreSQL inbox of package [github.com/dddkit/dddkit/postgres], whose
 // record commits in one transaction with the handler's own writes, and
 // [MemoryInbox], for the embedded mode and tests. Both pass the shared

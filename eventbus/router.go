@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"reflect"
 	"sync"
 	"time"
 
@@ -93,10 +94,25 @@ type RouterConfig struct {
 	// 0 means 30s.
 	CloseTimeout time.Duration
 
-	// Middleware is wrapped around every handler, inside the retry (so it
-	// sees every attempt) and outside the panic recovery. First listed is
-	// outermost.
+	// Middleware is wrapped around every run of a handler function:
+	// inside the retry (so it sees every attempt), inside the inbox's
+	// transaction with [HandleOnce] (msg.Context() carries it), outside
+	// the panic recovery. In a batch it runs once per event handled; an
+	// event whose batch rolled back runs again. First listed is
+	// outermost. [HandlerName] of msg.Context() names the handler.
 	Middleware []message.HandlerMiddleware
+
+	// MaxBatch is how many messages of one partition a [HandleOnce]
+	// handler applies in one [Inbox.ProcessBatch] (with the PostgreSQL
+	// inbox, one transaction) at most, when the transport is a
+	// [BatchTransport] (Kafka). 0 means 500; 1 applies one event per
+	// transaction. See "Batches" in the package documentation.
+	MaxBatch int
+
+	// MaxWait is how long a batch waits for more messages after its
+	// first one before it is applied anyway: the most latency batching
+	// adds when a partition is quiet. 0 means 5ms.
+	MaxWait time.Duration
 }
 
 // Validate reports every problem of c at once.
@@ -113,6 +129,8 @@ func (c *RouterConfig) Validate() error {
 	}
 	e := check.New("eventbus: RouterConfig")
 	check.NotNegative(e, "CloseTimeout", c.CloseTimeout)
+	check.NotNegative(e, "MaxBatch", c.MaxBatch)
+	check.NotNegative(e, "MaxWait", c.MaxWait)
 	errs = append(errs, e.Err())
 	for i, m := range c.Middleware {
 		if m == nil {
@@ -123,10 +141,14 @@ func (c *RouterConfig) Validate() error {
 }
 
 // Router consumes events from a [Transport] and hands each to the handlers
-// registered with [Handle] and [HandleOnce] (and by package process). It is built on
-// watermill's message.Router; every handler name is a consumer of its own
-// (a Kafka consumer group) with retry, dead-lettering, panic recovery and
-// the event's metadata in the context.
+// registered with [Handle] and [HandleOnce] (and by packages process and
+// projection). Every handler name is a consumer of its own (a Kafka
+// consumer group) with retry, dead-lettering, panic recovery and the
+// event's metadata in the context. On a [BatchTransport] (Kafka) the
+// handlers registered with HandleOnce apply a partition's events in
+// batches, one inbox transaction per batch; the others, and every handler
+// on another transport, take one message at a time through watermill's
+// message.Router.
 //
 // Register handlers, then call [Router.Run]; stop with [Router.Close] or by
 // cancelling Run's context.
@@ -136,10 +158,14 @@ type Router struct {
 	cfg       RouterConfig
 	logger    *slog.Logger
 	wm        *message.Router
+	batches   BatchTransport // nil: the transport does not batch
 
 	mu        sync.Mutex
 	consumers map[string]*consumer
 	started   bool
+	closed    bool
+	stop      context.CancelFunc // ends the batch consumers
+	batchDone chan struct{}      // closed when the batch consumers have returned
 }
 
 // NewRouter returns a router that consumes from transport and decodes with
@@ -169,14 +195,22 @@ func NewRouter(transport Transport, reg *Registry, cfg *RouterConfig) (*Router, 
 	if c.CloseTimeout == 0 {
 		c.CloseTimeout = 30 * time.Second
 	}
+	if c.MaxBatch == 0 {
+		c.MaxBatch = 500
+	}
+	if c.MaxWait == 0 {
+		c.MaxWait = 5 * time.Millisecond
+	}
 	c.Retry = c.Retry.WithDefaults(defaultRetry)
 	wm, err := message.NewRouter(message.RouterConfig{CloseTimeout: c.CloseTimeout}, watermill.NewSlogLogger(c.Logger))
 	if err != nil {
 		return nil, fmt.Errorf("eventbus: NewRouter: %w", err)
 	}
+	batches, _ := transport.(BatchTransport)
 	return &Router{
 		reg:       reg,
 		transport: transport,
+		batches:   batches,
 		cfg:       c,
 		logger:    c.Logger,
 		wm:        wm,
@@ -194,9 +228,55 @@ func (r *Router) Run(ctx context.Context) error {
 		return ErrRouterRunning
 	}
 	r.started = true
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	if r.closed {
+		cancel()
+	}
+	r.stop = cancel
+	var batched []*consumer
+	for _, c := range r.consumers {
+		if c.batched {
+			batched = append(batched, c)
+		}
+	}
+	r.batchDone = make(chan struct{})
 	r.mu.Unlock()
+
+	errs := make([]error, len(batched)+1)
+	var wg sync.WaitGroup
+	for i, c := range batched {
+		wg.Go(func() { errs[i+1] = c.consumeBatches(ctx) })
+	}
+	go func() {
+		wg.Wait()
+		close(r.batchDone)
+	}()
+	// watermill's router ends with ctx only while it has handlers.
+	go func() {
+		<-ctx.Done()
+		_ = r.wm.Close()
+	}()
 	if err := r.wm.Run(ctx); err != nil {
-		return fmt.Errorf("eventbus: router: %w", err)
+		errs[0] = fmt.Errorf("eventbus: router: %w", err)
+	}
+	cancel()
+	<-r.batchDone
+	return errors.Join(errs...)
+}
+
+// consumeBatches runs c on the router's [BatchTransport] until ctx ends.
+func (c *consumer) consumeBatches(ctx context.Context) error {
+	err := c.r.batches.ConsumeBatches(ctx, BatchSubscription{
+		Group:    c.name,
+		Topic:    c.topic,
+		MaxBatch: c.r.cfg.MaxBatch,
+		MaxWait:  c.r.cfg.MaxWait,
+		Logger:   c.r.logger,
+		Handle:   c.processBatch,
+	})
+	if err != nil {
+		return fmt.Errorf("eventbus: handler %q: %w", c.name, err)
 	}
 	return nil
 }
@@ -210,12 +290,28 @@ func (r *Router) Running() <-chan struct{} { return r.wm.Running() }
 
 // Close stops consuming and waits, up to [RouterConfig.CloseTimeout], for
 // the handlers that are running. Messages not acknowledged by then are
-// delivered again later. The transport stays open.
+// delivered again later; a batch that is being applied is rolled back
+// and delivered again. The transport stays open.
 func (r *Router) Close() error {
-	if err := r.wm.Close(); err != nil {
-		return fmt.Errorf("eventbus: close router: %w", err)
+	r.mu.Lock()
+	r.closed = true
+	stop, batchDone := r.stop, r.batchDone
+	r.mu.Unlock()
+	if stop != nil {
+		stop()
 	}
-	return nil
+	var errs []error
+	if err := r.wm.Close(); err != nil {
+		errs = append(errs, fmt.Errorf("eventbus: close router: %w", err))
+	}
+	if batchDone != nil {
+		select {
+		case <-batchDone:
+		case <-time.After(r.cfg.CloseTimeout):
+			errs = append(errs, errors.New("eventbus: close router: batch consumers did not stop within CloseTimeout"))
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // HandlerOption configures one handler; see [Handle].
@@ -250,16 +346,24 @@ type entry struct {
 
 // consumer is everything registered under one handler name: one
 // subscription (consumer group) on one topic, dispatching by event name.
+// Its messages go through processBatch (batched: a consumer with an inbox
+// on a [BatchTransport]) or through handle, one at a time, as a
+// watermill handler.
 type consumer struct {
 	r          *Router
 	name       string
 	topic      string
 	deadLetter string
+	inbox      Inbox // nil: registered with Handle
+	batched    bool
+	retry      message.HandlerMiddleware
 	entries    map[string]entry // event name → entry; fixed once the router runs
 }
 
-// add registers fn for event type et under handler name.
-func (r *Router) add(name string, et *eventType, fn handleFunc, opts []HandlerOption) error {
+// add registers fn for event type et under handler name, with inbox
+// making its effects happen once ([HandleOnce]) or without (nil,
+// [Handle]).
+func (r *Router) add(name string, et *eventType, fn handleFunc, inbox Inbox, opts []HandlerOption) error {
 	if name == "" {
 		return errors.New("eventbus: empty handler name")
 	}
@@ -296,52 +400,43 @@ func (r *Router) add(name string, et *eventType, fn handleFunc, opts []HandlerOp
 		case c.deadLetter != deadLetter:
 			return fmt.Errorf("eventbus: handler %q dead-letters to %q, not %q", name, c.deadLetter, deadLetter)
 		}
+		if !sameInbox(c.inbox, inbox) {
+			return fmt.Errorf("eventbus: handler %q: every event type of one handler name is registered with HandleOnce and the same Inbox, or with Handle", name)
+		}
 		if _, dup := c.entries[et.name]; dup {
 			return fmt.Errorf("%w: %q already handles %s", ErrDuplicateHandler, name, et.name)
 		}
 		c.entries[et.name] = entry{et: et, fn: fn}
 		return nil
 	}
-	sub, err := r.transport.Subscriber(name)
-	if err != nil {
-		return fmt.Errorf("eventbus: handler %q: subscriber: %w", name, err)
-	}
 	c := &consumer{
 		r:          r,
 		name:       name,
 		topic:      topic,
 		deadLetter: deadLetter,
+		inbox:      inbox,
+		batched:    inbox != nil && r.batches != nil,
+		retry:      retryMiddleware(r.logger, r.cfg.Retry, name),
 		entries:    map[string]entry{et.name: {et: et, fn: fn}},
 	}
-	dlq, err := r.deadLetterMiddleware(name, deadLetter)
-	if err != nil {
-		_ = sub.Close()
-		return err
+	if !c.batched {
+		sub, err := r.transport.Subscriber(name)
+		if err != nil {
+			return fmt.Errorf("eventbus: handler %q: subscriber: %w", name, err)
+		}
+		r.wm.AddConsumerHandler(name, topic, sub, c.handle)
 	}
-	h := r.wm.AddConsumerHandler(name, topic, sub, c.handle)
-	h.AddMiddleware(dlq, r.retryMiddleware(name))
-	h.AddMiddleware(r.cfg.Middleware...)
-	h.AddMiddleware(recoverMiddleware)
 	r.consumers[name] = c
 	return nil
 }
 
-// handle is the innermost watermill handler: decode, dispatch by name.
-func (c *consumer) handle(msg *message.Message) error {
-	env, version, err := readEnvelope(msg)
-	if err != nil {
-		return err
+// sameInbox reports whether a and b are the same inbox (or both nil).
+func sameInbox(a, b Inbox) bool {
+	if a == nil || b == nil {
+		return a == nil && b == nil
 	}
-	en, ok := c.entries[env.Name]
-	if !ok {
-		return notHandled(msg.Context(), c.r.reg, c.r.logger, c.r.cfg.UnknownEvents, c.r.cfg.SkipLogLevel, c.name, c.topic, env)
-	}
-	env.Payload, err = en.et.decodePayload(env.ID, version, msg.Payload)
-	if err != nil {
-		return err
-	}
-	ctx := aggregate.ContextWithMetadata(msg.Context(), aggregate.CausedBy(env))
-	return en.fn(ctx, env)
+	va, vb := reflect.ValueOf(a), reflect.ValueOf(b)
+	return va.Type() == vb.Type() && va.Comparable() && va.Equal(vb)
 }
 
 // notHandled applies policy to the event env that consumer handler of

@@ -3,6 +3,7 @@ package kafka_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -17,35 +18,23 @@ import (
 	"github.com/dddkit/dddkit/dddkittest"
 	"github.com/dddkit/dddkit/eventbus"
 	"github.com/dddkit/dddkit/internal/testinfra"
-	"github.com/dddkit/dddkit/kafka"
+	"github.com/dddkit/dddkit/postgres"
 	"github.com/dddkit/dddkit/retry"
 )
 
-// batchConfig is the configuration of the batch consumer tests: quick
-// retries, the bundle's dead-letter topic.
-func (b *kafkaBundle) batchConfig() *eventbus.BatchConfig {
-	return &eventbus.BatchConfig{
+// batchRouter returns a router for the batch tests: quick retries, the
+// bundle's dead-letter topic, batches of up to 500 events gathered for up
+// to maxWait.
+func (b *kafkaBundle) batchRouter(t *testing.T, maxWait time.Duration) *eventbus.Router {
+	t.Helper()
+	r, err := eventbus.NewRouter(b.client, b.reg, &eventbus.RouterConfig{
 		Logger:          testLogger(),
 		DeadLetterTopic: b.deadLetter,
 		Retry:           retry.Policy{MaxAttempts: 3, BaseDelay: 5 * time.Millisecond, MaxDelay: 20 * time.Millisecond},
-	}
-}
-
-// runBatch runs a batch consumer until stop is called (or the test ends).
-func runBatch(t *testing.T, c *kafka.BatchConsumer) (stop func()) {
-	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- c.Run(ctx) }()
-	var once sync.Once
-	stop = func() {
-		once.Do(func() {
-			cancel()
-			require.NoError(t, <-done)
-		})
-	}
-	t.Cleanup(stop)
-	return stop
+		MaxWait:         maxWait,
+	})
+	require.NoError(t, err)
+	return r
 }
 
 // encode turns envs into messages for a raw publish.
@@ -60,34 +49,65 @@ func (b *kafkaBundle) encode(t *testing.T, envs ...aggregate.Envelope) []*messag
 	return msgs
 }
 
-func TestBatchConsumerConfigErrors(t *testing.T) {
+func TestRouterBatchConfigErrors(t *testing.T) {
 	t.Parallel()
-	_, err := kafka.NewBatchConsumer[orderPlaced](nil, nil, nil, "", nil, &eventbus.BatchConfig{
+	_, err := eventbus.NewRouter(nil, nil, &eventbus.RouterConfig{
 		MaxBatch: -1,
 		MaxWait:  -time.Second,
 		Retry:    retry.Policy{MaxAttempts: -1},
 	})
 	require.Error(t, err)
-	for _, want := range []string{"nil Client", "nil Registry", "nil Inbox", "empty name", "nil function",
-		"BatchConfig.MaxBatch", "BatchConfig.MaxWait", "BatchConfig.Retry: retry: Policy.MaxAttempts"} {
+	for _, want := range []string{"nil Transport", "nil Registry",
+		"RouterConfig.MaxBatch", "RouterConfig.MaxWait", "RouterConfig.Retry: retry: Policy.MaxAttempts"} {
 		require.ErrorContains(t, err, want)
 	}
 }
 
+// On Kafka, HandleOnce applies a partition's events in batches: several
+// events share one transaction, and the offsets of the batch are
+// committed.
+func TestHandleOnceBatchesOnKafka(t *testing.T) {
+	t.Parallel()
+	pg := setupPG(t)
+	k := setupKafka(t, 1)
+	name := "batched-" + dddkittest.UniqueSuffix()
+	const n = 50
+	var mu sync.Mutex
+	txs := map[string]int{} // transaction → events applied in it
+	var calls atomic.Int64
+	apply := applyOrder(&calls)
+	r := k.batchRouter(t, time.Second)
+	require.NoError(t, eventbus.HandleOnce(r, name, pg.inbox, func(ctx context.Context, e orderPlaced, env aggregate.Envelope) error {
+		tx, _ := postgres.TxFromContext(ctx)
+		mu.Lock()
+		txs[fmt.Sprintf("%p", tx)]++
+		mu.Unlock()
+		return apply(ctx, e, env)
+	}))
+	k.publishOrders(t, 0, n)
+	start(t, r)
+	testinfra.Eventually(t, 30*time.Second, func() bool { return pg.count(t, `SELECT count(*) FROM effects`) == n }, "not every event applied")
+	testinfra.Eventually(t, 30*time.Second, func() bool { return committed(t, name, k.topic, 1) == n }, "offsets not committed")
+	mu.Lock()
+	defer mu.Unlock()
+	require.Less(t, len(txs), n, "events shared transactions (%d transactions for %d events)", len(txs), n)
+	require.Equal(t, int64(n), calls.Load(), "each event applied once")
+}
+
 // The same event delivered three times in one batch, and once more in a
 // later one, is applied once.
-func TestBatchConsumerSameEventThreeTimesAppliedOnce(t *testing.T) {
+func TestHandleOnceBatchSameEventThreeTimesAppliedOnce(t *testing.T) {
 	t.Parallel()
 	pg := setupPG(t)
 	k := setupKafka(t, 1)
 	name := "batch-billing-" + dddkittest.UniqueSuffix()
 	var calls atomic.Int64
-	c, err := kafka.NewBatchConsumer(k.client, k.reg, pg.inbox, name, applyOrder(&calls), k.batchConfig())
-	require.NoError(t, err)
+	r := k.batchRouter(t, time.Second)
+	require.NoError(t, eventbus.HandleOnce(r, name, pg.inbox, applyOrder(&calls)))
 
 	dup, marker := order("o-1", 10), order("o-1", 1)
 	require.NoError(t, k.pub.Publish(context.Background(), dup, dup, dup, marker))
-	runBatch(t, c)
+	start(t, r)
 	testinfra.Eventually(t, 30*time.Second, func() bool {
 		return pg.count(t, `SELECT count(*) FROM effects WHERE event_id = $1`, marker.ID) == 1
 	}, "marker event not applied")
@@ -106,7 +126,7 @@ func TestBatchConsumerSameEventThreeTimesAppliedOnce(t *testing.T) {
 
 // A batch with a message that cannot be decoded and an event the handler
 // fails on: both are dead-lettered, the others applied once, in order.
-func TestBatchConsumerPoisonInBatchDeadLettered(t *testing.T) {
+func TestHandleOnceBatchPoisonDeadLettered(t *testing.T) {
 	t.Parallel()
 	pg := setupPG(t)
 	k := setupKafka(t, 1)
@@ -116,16 +136,18 @@ func TestBatchConsumerPoisonInBatchDeadLettered(t *testing.T) {
 	name := "batch-strict-" + dddkittest.UniqueSuffix()
 	var calls atomic.Int64
 	apply := applyOrder(&calls)
-	c, err := kafka.NewBatchConsumer(k.client, k.reg, pg.inbox, name, func(ctx context.Context, e orderPlaced, env aggregate.Envelope) error {
+	var negative atomic.Int64
+	r := k.batchRouter(t, time.Second)
+	require.NoError(t, eventbus.HandleOnce(r, name, pg.inbox, func(ctx context.Context, e orderPlaced, env aggregate.Envelope) error {
 		if err := apply(ctx, e, env); err != nil {
 			return err
 		}
 		if e.Amount < 0 {
+			negative.Add(1)
 			return errors.New("negative amount")
 		}
 		return nil
-	}, k.batchConfig())
-	require.NoError(t, err)
+	}))
 
 	var envs []aggregate.Envelope
 	for _, amount := range []int{1, 2, 0, 3, -5, 4, 5} {
@@ -135,7 +157,7 @@ func TestBatchConsumerPoisonInBatchDeadLettered(t *testing.T) {
 	msgs[2].Payload = []byte(`{"Amount": "not a number"}`) // cannot be decoded
 	require.NoError(t, k.client.Publisher().Publish(k.topic, msgs...))
 	dl := subscribeAll(t, k.client, k.deadLetter)
-	runBatch(t, c)
+	start(t, r)
 
 	testinfra.Eventually(t, 30*time.Second, func() bool {
 		return pg.count(t, `SELECT count(*) FROM effects WHERE event_id = $1`, envs[6].ID) == 1 && len(dl.all()) == 2
@@ -147,6 +169,7 @@ func TestBatchConsumerPoisonInBatchDeadLettered(t *testing.T) {
 	amounts, err = pgx.CollectRows(rows, pgx.RowTo[int])
 	require.NoError(t, err)
 	require.Equal(t, []int{1, 2, 3, 4, 5}, amounts, "each good event applied once, in order")
+	require.Equal(t, int64(3), negative.Load(), "the poison's run in its batch counts as the first of its 3 attempts")
 	for _, poison := range []string{envs[2].ID, envs[4].ID} {
 		require.False(t, pg.processed(t, name, poison), "a dead-lettered event is not marked processed")
 	}
@@ -161,9 +184,49 @@ func TestBatchConsumerPoisonInBatchDeadLettered(t *testing.T) {
 	}
 }
 
-// A batch consumer stopped and started again continues at its committed
+// Statements queued with postgres.QueueExec in a HandleOnce handler go to
+// PostgreSQL with the batch's commit; when one fails, the batch is
+// handled one event at a time, so that only the failing event is
+// dead-lettered.
+func TestHandleOnceBatchQueuedStatementFails(t *testing.T) {
+	t.Parallel()
+	pg := setupPG(t)
+	k := setupKafka(t, 1)
+	ctx := context.Background()
+	_, err := pg.pool.Exec(ctx, `ALTER TABLE effects ADD COLUMN seq bigserial, ADD CHECK (amount >= 0)`)
+	require.NoError(t, err)
+	name := "batch-queued-" + dddkittest.UniqueSuffix()
+	var calls atomic.Int64
+	r := k.batchRouter(t, time.Second)
+	require.NoError(t, eventbus.HandleOnce(r, name, pg.inbox, func(ctx context.Context, e orderPlaced, env aggregate.Envelope) error {
+		calls.Add(1)
+		return postgres.QueueExec(ctx, `INSERT INTO effects (event_id, aggregate_id, amount) VALUES ($1, $2, $3)`, env.ID, env.AggregateID, e.Amount)
+	}))
+	var envs []aggregate.Envelope
+	for _, amount := range []int{1, 2, -3, 4, 5} {
+		envs = append(envs, order("o-1", amount))
+	}
+	require.NoError(t, k.pub.Publish(ctx, envs...))
+	dl := subscribeAll(t, k.client, k.deadLetter)
+	start(t, r)
+
+	testinfra.Eventually(t, 30*time.Second, func() bool {
+		return pg.count(t, `SELECT count(*) FROM effects WHERE event_id = $1`, envs[4].ID) == 1 && len(dl.all()) == 1
+	}, "last event not applied or the failing one not dead-lettered")
+	rows, err := pg.pool.Query(ctx, `SELECT amount FROM effects ORDER BY seq`)
+	require.NoError(t, err)
+	amounts, err := pgx.CollectRows(rows, pgx.RowTo[int])
+	require.NoError(t, err)
+	require.Equal(t, []int{1, 2, 4, 5}, amounts, "each good event applied once, in order")
+	require.Equal(t, envs[2].ID, dl.all()[0].Metadata.Get(eventbus.HeaderEventID))
+	require.Contains(t, dl.all()[0].Metadata.Get(eventbus.HeaderDeadLetterReason), "check constraint")
+	require.False(t, pg.processed(t, name, envs[2].ID))
+	require.Greater(t, calls.Load(), int64(len(envs)), "the handlers ran again after the batch failed")
+}
+
+// A batched consumer stopped and started again continues at its committed
 // offsets: every event applied exactly once across both runs.
-func TestBatchConsumerRestartResumesFromCommittedOffset(t *testing.T) {
+func TestHandleOnceBatchRestartResumesFromCommittedOffset(t *testing.T) {
 	t.Parallel()
 	pg := setupPG(t)
 	k := setupKafka(t, 2)
@@ -171,20 +234,20 @@ func TestBatchConsumerRestartResumesFromCommittedOffset(t *testing.T) {
 	const n = 20
 	publish := func(from int) { k.publishOrders(t, from, n) }
 	var calls atomic.Int64
-	newConsumer := func() *kafka.BatchConsumer {
-		c, err := kafka.NewBatchConsumer(k.client, k.reg, pg.inbox, name, applyOrder(&calls), k.batchConfig())
-		require.NoError(t, err)
-		return c
+	newConsumer := func() *eventbus.Router {
+		r := k.batchRouter(t, 0)
+		require.NoError(t, eventbus.HandleOnce(r, name, pg.inbox, applyOrder(&calls)))
+		return r
 	}
 
 	publish(0)
-	stop1 := runBatch(t, newConsumer())
+	stop1 := start(t, newConsumer())
 	testinfra.Eventually(t, 30*time.Second, func() bool { return pg.count(t, `SELECT count(*) FROM effects`) == n }, "first run incomplete")
 	stop1()
 	require.Equal(t, int64(n), committed(t, name, k.topic, 2), "the first run committed the offsets of what it handled")
 
 	publish(n) // while no consumer runs
-	runBatch(t, newConsumer())
+	start(t, newConsumer())
 	testinfra.Eventually(t, 30*time.Second, func() bool { return pg.count(t, `SELECT count(*) FROM effects`) == 2*n }, "second run incomplete")
 	time.Sleep(300 * time.Millisecond) // anything redelivered would show up now
 

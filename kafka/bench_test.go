@@ -17,6 +17,7 @@ import (
 	"github.com/dddkit/dddkit/eventbus"
 	"github.com/dddkit/dddkit/internal/testinfra"
 	"github.com/dddkit/dddkit/kafka"
+	"github.com/dddkit/dddkit/postgres"
 )
 
 // benchPartitions is the partition count of the benchmark topic: 4, or
@@ -31,14 +32,20 @@ func benchPartitions() int32 {
 }
 
 // BenchmarkKafkaConsume measures how many events per second one consumer
-// takes off a 4-partition topic (see benchPartitions) that already holds b.N events: the raw
-// watermill-kafka subscriber (receive + ack), a dddkit handler (decode,
-// retry/dead-letter/recover middleware, metadata context), and a dddkit
-// handler with the PostgreSQL inbox (one transaction per event: insert
-// the inbox row, commit), and the [kafka.BatchConsumer] with the same
-// inbox (one transaction per batch of up to 500 events of a partition),
-// and a projection into a PostgreSQL read model on the
-// [kafka.ProjectionConsumer] (see benchProjection).
+// takes off a 4-partition topic (see benchPartitions) that already holds
+// b.N events: the raw watermill-kafka subscriber (receive + ack); a
+// dddkit handler registered with [eventbus.Handle] (decode, retry,
+// dead letters, panic recovery, metadata context; one message at a
+// time); one registered with [eventbus.HandleOnce] and the PostgreSQL
+// inbox, which on Kafka applies a partition's events in batches (one
+// transaction per batch of up to 500 events: the inbox rows, commit);
+// the same with an INSERT per event in the batch's transaction (the
+// first API the documentation shows, with a write of its own: one round
+// trip per event), the same with MaxBatch 1 (one transaction per event,
+// as before batching), and with that INSERT queued with postgres.QueueExec
+// (one round trip per batch); and a
+// projection into a PostgreSQL read model subscribed on a router (see
+// benchProjection).
 // The timer runs from the first event handled to the last, so
 // consumer-group joins are not counted.
 //
@@ -99,28 +106,43 @@ func BenchmarkKafkaConsume(b *testing.B) {
 			return runBench(b, r)
 		})
 	})
-	b.Run("dddkit-projection-pg", func(b *testing.B) { benchConsume(b, benchProjection) })
-	b.Run("dddkit-batch-inbox", func(b *testing.B) {
+	for _, v := range []struct {
+		name     string
+		maxBatch int
+	}{{"dddkit-handler-inbox-pg-write", 0}, {"dddkit-handler-inbox-pg-write-unbatched", 1}} {
+		b.Run(v.name, func(b *testing.B) {
+			benchConsume(b, func(b *testing.B, k *kafkaBundle, tick func()) func() {
+				pg := setupPG(b)
+				r, err := eventbus.NewRouter(k.client, k.reg, &eventbus.RouterConfig{Logger: testLogger(), DeadLetterTopic: k.deadLetter, MaxBatch: v.maxBatch})
+				if err != nil {
+					b.Fatal(err)
+				}
+				if err := eventbus.HandleOnce(r, "write-"+k.topic, pg.inbox, func(ctx context.Context, e orderPlaced, env aggregate.Envelope) error {
+					tick()
+					tx, _ := postgres.TxFromContext(ctx)
+					_, err := tx.Exec(ctx, `INSERT INTO effects (event_id, aggregate_id, amount) VALUES ($1, $2, $3)`, env.ID, env.AggregateID, e.Amount)
+					return err
+				}); err != nil {
+					b.Fatal(err)
+				}
+				return runBench(b, r)
+			})
+		})
+	}
+	b.Run("dddkit-handler-inbox-pg-queued", func(b *testing.B) {
 		benchConsume(b, func(b *testing.B, k *kafkaBundle, tick func()) func() {
 			pg := setupPG(b)
-			c, err := kafka.NewBatchConsumer(k.client, k.reg, pg.inbox, "batch-"+k.topic, func(context.Context, orderPlaced, aggregate.Envelope) error {
+			r := k.router(b, nil)
+			if err := eventbus.HandleOnce(r, "queued-"+k.topic, pg.inbox, func(ctx context.Context, e orderPlaced, env aggregate.Envelope) error {
 				tick()
-				return nil
-			}, &eventbus.BatchConfig{Logger: testLogger(), DeadLetterTopic: k.deadLetter})
-			if err != nil {
+				return postgres.QueueExec(ctx, `INSERT INTO effects (event_id, aggregate_id, amount) VALUES ($1, $2, $3)`, env.ID, env.AggregateID, e.Amount)
+			}); err != nil {
 				b.Fatal(err)
 			}
-			ctx, cancel := context.WithCancel(context.Background())
-			done := make(chan error, 1)
-			go func() { done <- c.Run(ctx) }()
-			return func() {
-				cancel()
-				if err := <-done; err != nil {
-					b.Error(err)
-				}
-			}
+			return runBench(b, r)
 		})
 	})
+	b.Run("dddkit-projection-pg", func(b *testing.B) { benchConsume(b, benchProjection) })
 }
 
 func runBench(b *testing.B, r *eventbus.Router) (stop func()) {

@@ -16,9 +16,10 @@ import (
 // Client is a process's connection to Kafka. It owns the one producer of
 // the process, shared by everything that publishes: the outbox relay, an
 // [eventbus.Publisher] and the dead letters of every consumer. It makes
-// the consumers, all from the same [Config]: watermill subscribers for an
-// [eventbus.Router] (a Client is an [eventbus.Transport]) and
-// [BatchConsumer]s.
+// the consumers of an [eventbus.Router], all from the same [Config]: a
+// Client is an [eventbus.Transport] (watermill subscribers) and an
+// [eventbus.BatchTransport] (batches of a partition, for the handlers
+// with an inbox).
 //
 // A Client is safe for concurrent use. Close it when everything that
 // publishes through it has stopped.

@@ -1,6 +1,7 @@
 // Package kafka holds every Kafka adapter of dddkit: one [Config], one
-// [Client] that owns the process's one producer, the consumers (watermill
-// subscribers for an [eventbus.Router], and the [BatchConsumer]) and the
+// [Client] that owns the process's one producer, the consumers of an
+// [eventbus.Router] (watermill subscribers, and batches of a partition
+// for the handlers with an inbox) and the
 // mapping of dddkit's messages onto Kafka records. It is built on IBM's
 // sarama and, for the subscribers, on watermill-kafka. The core packages
 // (outbox, eventbus) know nothing of Kafka; they take a watermill
@@ -101,56 +102,48 @@
 //
 // # Consumers
 //
-// A Client is an [eventbus.Transport]: [Client.Subscriber] returns a
-// watermill-kafka subscriber that consumes as one consumer group, and a
-// [eventbus.Router] asks for one per handler name. Offsets are committed
-// for acknowledged messages every [Config.CommitInterval]; after a crash
-// up to one interval of events is delivered again, which the inbox makes
-// harmless.
+// A Client is an [eventbus.Transport] and an [eventbus.BatchTransport]:
+// an [eventbus.Router] on it consumes each handler name as one consumer
+// group. Handlers registered with [eventbus.Handle] get a watermill-kafka
+// subscriber ([Client.Subscriber]) and take one message at a time.
+// Handlers registered with [eventbus.HandleOnce] are consumed below
+// watermill, through sarama's consumer group ([Client.ConsumeBatches]),
+// in batches of a partition's messages. Offsets are committed for handled
+// messages every [Config.CommitInterval]; after a crash up to one
+// interval of events is delivered again, which the inbox makes harmless.
 //
 // # Batching consumer
 //
-// [eventbus.HandleOnce] costs one PostgreSQL transaction per event, and a
-// Kafka partition's next event waits for it: a consumer with an inbox
-// takes a few thousand events per second, where decoding alone would
-// allow tens of thousands. A [BatchConsumer] applies a partition's events
-// in batches instead: it gathers up to MaxBatch messages (or what arrives
-// within MaxWait, see [eventbus.BatchConfig]), and hands them to the
-// inbox's ProcessBatch: with the PostgreSQL inbox (postgres.NewInbox) it
-// inserts their inbox rows with one statement in one transaction, runs the
+// [eventbus.HandleOnce] with one transaction per event would take a few
+// thousand events per second, where decoding alone allows tens of
+// thousands. So a Router on a Client applies a HandleOnce handler's
+// events in batches: [Client.ConsumeBatches] gathers up to
+// [eventbus.RouterConfig] MaxBatch messages of one partition (or what
+// arrives within MaxWait), the router hands them to the inbox's
+// ProcessBatch: with the PostgreSQL inbox (postgres.NewInbox) it inserts
+// their inbox rows with one statement in one transaction, runs the
 // handler for the events whose rows are new, in offset order, in that
-// transaction, and commits; then the consumer marks the batch's offsets:
+// transaction, and commits; then the batch's offsets are marked:
 //
 //	inbox, err := postgres.NewInbox(pool, nil)
-//	c, err := kafka.NewBatchConsumer(client, reg, inbox, "ledger",
+//	router, err := eventbus.NewRouter(client, reg, nil)
+//	err = eventbus.HandleOnce(router, "ledger", inbox,
 //		func(ctx context.Context, e OrderPlaced, env aggregate.Envelope) error {
-//			tx, _ := postgres.TxFromContext(ctx) // the batch's transaction
-//			_, err := tx.Exec(ctx, `INSERT INTO ledger ...`, env.ID, e.Amount)
-//			return err
-//		}, nil)
-//	err = c.Run(ctx)
+//			// queued: sent in one round trip with the batch's commit
+//			return postgres.QueueExec(ctx, `INSERT INTO ledger ...`, env.ID, e.Amount)
+//		})
+//	err = router.Run(ctx)
 //
-// It keeps the guarantees of HandleOnce. Effects happen once per event (the
-// inbox rows commit with them; a duplicate, in the batch or later, does
-// not run the handler). The events of one key are applied in order. When
-// anything in a batch fails — the handler returns an error or panics, the
-// database is away — the transaction rolls back and the batch is handled
-// again one event at a time exactly as HandleOnce would: own transaction,
-// bounded retries with backoff, [eventbus.ErrUnavailable] waited out, and
-// the dead-letter topic for an event that keeps failing; messages that
-// cannot be decoded go to the dead-letter topic without holding up their
-// batch. A stopped or rebalanced consumer continues at the committed
-// offsets.
-//
-// Use it for a handler with an inbox that must keep up with a busy topic
-// (projections, ledgers, imports). What it costs: the handler of one
-// event shares a transaction with up to MaxBatch-1 others, so one event's
-// failure makes the others run again (only committed runs leave effects);
-// a batch waits up to MaxWait for its messages; and it is a consumer of
-// its own next to the [eventbus.Router] (one event type, started with
-// [BatchConsumer.Run]). The batching itself is an
-// [eventbus.BatchProcessor]; this package feeds it from sarama's consumer
-// group.
+// It keeps the guarantees of one event at a time: effects once per event,
+// the events of one key in order, bounded retries, [eventbus.ErrUnavailable]
+// waited out and the dead-letter topic for an event that keeps failing
+// (see "Batches" in package eventbus). A stopped or rebalanced consumer
+// continues at the committed offsets. The handler of one event shares a
+// transaction with up to MaxBatch-1 others, so one event's failure makes
+// the others run again (only committed runs leave effects), and a batch
+// waits up to MaxWait for its messages. A statement run with
+// postgres.TxFromContext(ctx) costs a round trip per event; one queued
+// with postgres.QueueExec does not.
 //
 // # Tests
 //

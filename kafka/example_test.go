@@ -82,9 +82,9 @@ func runAccounts(ctx context.Context) error {
 	return router.Run(ctx)
 }
 
-// A BatchConsumer applies a partition's events in batches, one transaction
-// (and one inbox statement) per batch, with the guarantees of HandleOnce.
-func ExampleNewBatchConsumer() {
+// On a Client, a router's HandleOnce handler applies a partition's events
+// in batches: one transaction (and one inbox statement) per batch.
+func ExampleClient_ConsumeBatches() {
 	ctx := context.Background()
 	pool, err := pgxpool.New(ctx, "postgres://localhost/app")
 	if err != nil {
@@ -106,17 +106,22 @@ func ExampleNewBatchConsumer() {
 		return
 	}
 	defer client.Close()
-	c, err := kafka.NewBatchConsumer(client, reg, inbox, "user-directory",
-		func(ctx context.Context, e UserRegistered, env aggregate.Envelope) error {
-			tx, _ := postgres.TxFromContext(ctx) // the batch's transaction
-			_, err := tx.Exec(ctx, `INSERT INTO user_directory (email, registered_at) VALUES ($1, $2)`, e.Email, env.OccurredAt)
-			return err
-		}, &eventbus.BatchConfig{MaxBatch: 1000})
+	router, err := eventbus.NewRouter(client, reg, &eventbus.RouterConfig{MaxBatch: 1000})
 	if err != nil {
 		fmt.Println(err)
 		return
 	}
-	_ = c.Run(ctx)
+	err = eventbus.HandleOnce(router, "user-directory", inbox,
+		func(ctx context.Context, e UserRegistered, env aggregate.Envelope) error {
+			tx, _ := postgres.TxFromContext(ctx) // the batch's transaction
+			_, err := tx.Exec(ctx, `INSERT INTO user_directory (email, registered_at) VALUES ($1, $2)`, e.Email, env.OccurredAt)
+			return err
+		})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	_ = router.Run(ctx) // the Router calls client.ConsumeBatches for "user-directory"
 }
 
 // Validate reports every problem at once; NewClient calls it.

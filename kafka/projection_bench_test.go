@@ -6,19 +6,17 @@ import (
 	"time"
 
 	"github.com/dddkit/dddkit/aggregate"
-	"github.com/dddkit/dddkit/eventbus"
 	"github.com/dddkit/dddkit/internal/testinfra"
-	"github.com/dddkit/dddkit/kafka"
 	"github.com/dddkit/dddkit/postgres"
 	"github.com/dddkit/dddkit/projection"
 )
 
 // benchProjection is the "dddkit-projection-pg" variant of
 // BenchmarkKafkaConsume: a projection whose handler inserts a read-model
-// row per event in PostgreSQL (queued with postgres.QueueExec), run by a
-// [kafka.ProjectionConsumer] with the PostgreSQL inbox and projection
-// store (one transaction per batch of up to 500 events of a partition:
-// the inbox rows and the read-model rows).
+// row per event in PostgreSQL (queued with postgres.QueueExec),
+// subscribed on a router with the PostgreSQL inbox and projection store
+// (one transaction per batch of up to 500 events of a partition: the
+// inbox rows and the read-model rows).
 func benchProjection(b *testing.B, k *kafkaBundle, tick func()) (stop func()) {
 	pg := setupPG(b)
 	p, err := projection.New("projection-"+k.topic, k.reg)
@@ -35,20 +33,15 @@ func benchProjection(b *testing.B, k *kafkaBundle, tick func()) (stop func()) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	c, err := kafka.NewProjectionConsumer(k.client, p, pg.inbox, store, &eventbus.BatchConfig{Logger: testLogger(), DeadLetterTopic: k.deadLetter})
-	if err != nil {
+	r := k.router(b, nil)
+	if err := p.Subscribe(r, pg.inbox, store); err != nil {
 		b.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- c.Run(ctx) }()
+	stop = runBench(b, r)
 	return func() {
 		// The last handler has run; its batch commits a moment later.
 		testinfra.Eventually(b, time.Minute, func() bool { return pg.count(b, `SELECT count(*) FROM effects`) >= b.N },
 			"read model has all %d rows", b.N)
-		cancel()
-		if err := <-done; err != nil {
-			b.Error(err)
-		}
+		stop()
 	}
 }

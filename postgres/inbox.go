@@ -177,7 +177,8 @@ func (i *Inbox) Process(ctx context.Context, handler string, env aggregate.Envel
 
 // ProcessBatch implements [eventbus.Inbox]: in one unit of work it inserts
 // the rows of every event with one statement, calls fn with the events
-// whose rows are new and commits.
+// whose rows are new, sends the statements fn queued with [QueueExec] in
+// one round trip and commits.
 func (i *Inbox) ProcessBatch(ctx context.Context, handler string, envs []aggregate.Envelope, fn func(ctx context.Context, fresh []aggregate.Envelope) error) error {
 	byID := make(map[string]string, len(envs)) // event ID → name
 	for _, env := range envs {
@@ -225,7 +226,7 @@ func (i *Inbox) ProcessBatch(ctx context.Context, handler string, envs []aggrega
 		if len(fresh) == 0 {
 			return nil
 		}
-		return fn(ctx, fresh)
+		return queued(ctx, func(ctx context.Context) error { return fn(ctx, fresh) })
 	})
 	if err != nil && !began {
 		return fmt.Errorf("postgres: inbox: %w: %w", eventbus.ErrUnavailable, err)

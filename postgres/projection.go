@@ -92,36 +92,43 @@ ON CONFLICT (name) DO UPDATE SET position = $2, applied = $3, last_event_at = $4
 // the one in ctx, if any). Statements queued with [QueueExec] during fn
 // are sent in one round trip when fn returns, before the commit.
 func (s *ProjectionStore) Do(ctx context.Context, fn func(ctx context.Context) error) error {
-	return s.uow.Do(ctx, func(ctx context.Context) error {
-		if _, nested := ctx.Value(queueKey{}).(*writeQueue); nested {
-			return fn(ctx)
-		}
-		q := &writeQueue{}
-		if err := fn(context.WithValue(ctx, queueKey{}, q)); err != nil {
-			return err
-		}
-		return q.flush(ctx)
-	})
+	return s.uow.Do(ctx, func(ctx context.Context) error { return queued(ctx, fn) })
 }
 
 type queueKey struct{}
 
-// writeQueue holds the statements queued in one ProjectionStore.Do.
+// writeQueue holds the statements queued in one ProjectionStore.Do or
+// one batch of the Inbox.
 type writeQueue struct{ b pgx.Batch }
 
-// QueueExec runs a read-model statement in the transaction of ctx. In a
-// projection batch of the [ProjectionStore] it is queued instead, and
-// the batch's queued statements are sent together, in order, in one
-// round trip before the checkpoint commits: a projection that writes a
-// row or two per event then pays one round trip per batch, not one per
-// event. An error of a queued statement fails the batch, which is then
-// applied one event at a time, so the failing event is found.
+// queued runs fn, in the transaction of ctx, with a write queue for
+// [QueueExec] (unless ctx has one already) and sends the queued
+// statements when fn returns nil.
+func queued(ctx context.Context, fn func(ctx context.Context) error) error {
+	if _, nested := ctx.Value(queueKey{}).(*writeQueue); nested {
+		return fn(ctx)
+	}
+	q := &writeQueue{}
+	if err := fn(context.WithValue(ctx, queueKey{}, q)); err != nil {
+		return err
+	}
+	return q.flush(ctx)
+}
+
+// QueueExec runs a statement in the transaction of ctx. In a projection
+// batch of the [ProjectionStore], and in a batch of the [Inbox] (an
+// eventbus.HandleOnce handler on Kafka), it is queued instead, and the
+// batch's queued statements are sent together, in order, in one round
+// trip before the checkpoint or the inbox rows commit: a handler that
+// writes a row or two per event then pays one round trip per batch, not
+// one per event. An error of a queued statement fails the batch, which
+// is then applied one event at a time, so the failing event is found.
 //
 // Queue only statements whose effects later handlers of the same batch
 // do not read back (inserts, upserts such as
 // "SET total = total + $2"); use [TxFromContext] for the others.
-// Without a projection batch in ctx, QueueExec executes at once on the
-// unit of work of ctx, and fails when there is none.
+// Without such a batch in ctx, QueueExec executes at once on the unit of
+// work of ctx, and fails when there is none.
 func QueueExec(ctx context.Context, sql string, args ...any) error {
 	if q, ok := ctx.Value(queueKey{}).(*writeQueue); ok {
 		q.b.Queue(sql, args...)

@@ -4,18 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"maps"
-	"slices"
 	"sync"
 	"time"
-
-	"github.com/ThreeDotsLabs/watermill/message"
 
 	"github.com/dddkit/dddkit/aggregate"
 	"github.com/dddkit/dddkit/eventbus"
 )
-
-type eventbusPublisher = message.Publisher
 
 // Subscribe runs p on the event bus: it registers p's event types on r
 // with [eventbus.HandleOnce], so that inbox makes each event's effects
@@ -28,7 +22,11 @@ type eventbusPublisher = message.Publisher
 // kept only when the event is recorded in the inbox. Events
 // of one topic are one consumer named after the projection, so one
 // aggregate's events arrive in order; when p's types are on several
-// topics, each topic is a consumer named "<name>@<topic>".
+// topics, each topic is a consumer named "<name>@<topic>". On Kafka (an
+// [eventbus.BatchTransport]) each batch of a partition — up to
+// [eventbus.RouterConfig] MaxBatch events — is applied in one
+// [eventbus.Inbox.ProcessBatch]: with the PostgreSQL inbox one
+// transaction holding the read model's writes and the inbox rows.
 //
 // On the bus an event that keeps failing goes to the dead-letter topic
 // after the router's retries (the bus's rule: one poison message does
@@ -53,44 +51,6 @@ func (p *Projection) Subscribe(r *eventbus.Router, inbox eventbus.Inbox, store S
 		}
 	}
 	return nil
-}
-
-// BatchProcessors returns p's batching bus consumers, one
-// [eventbus.BatchProcessor] per topic of its event types (named as with
-// [Projection.Subscribe]), applying p's events with inbox in batches —
-// each batch's handlers in one Do of store, joining the inbox's
-// transaction, as with Subscribe — and dead-lettering through
-// deadLetters. The Kafka source of package
-// [github.com/dddkit/dddkit/kafka] (NewProjectionConsumers) runs them; a
-// nil cfg means the defaults of [eventbus.BatchConfig], whose Topic must
-// be empty (the topics are the event types').
-func (p *Projection) BatchProcessors(inbox eventbus.Inbox, store Store, deadLetters message.Publisher, cfg *eventbus.BatchConfig) ([]*eventbus.BatchProcessor, error) {
-	if err := p.checkDeclared(); err != nil {
-		return nil, err
-	}
-	if cfg != nil && cfg.Topic != "" {
-		return nil, fmt.Errorf("projection %q: BatchConfig.Topic must be empty: a projection consumes the topics of its event types", p.name)
-	}
-	if inbox == nil || store == nil {
-		return nil, fmt.Errorf("projection %q: BatchProcessors needs an Inbox and a Store", p.name)
-	}
-	in := p.busInbox(inbox, store)
-	var out []*eventbus.BatchProcessor
-	topics := p.topics()
-	for _, topic := range slices.Sorted(maps.Keys(topics)) {
-		names := topics[topic]
-		bp, err := p.handlers[names[0]].newBatch(in, p.consumerName(topic), deadLetters, cfg)
-		if err != nil {
-			return nil, fmt.Errorf("projection %q: %w", p.name, err)
-		}
-		for _, name := range names[1:] {
-			if err := p.handlers[name].addBatch(bp); err != nil {
-				return nil, fmt.Errorf("projection %q: %w", p.name, err)
-			}
-		}
-		out = append(out, bp)
-	}
-	return out, nil
 }
 
 // topics groups the declared event names by topic.

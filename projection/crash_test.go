@@ -134,11 +134,14 @@ func childProjection(source string) error {
 		if err != nil {
 			return err
 		}
-		pc, err := kafka.NewProjectionConsumer(client, p, inbox, store, &eventbus.BatchConfig{MaxBatch: 200, Logger: log})
+		r, err := eventbus.NewRouter(client, reg, &eventbus.RouterConfig{MaxBatch: 200, Logger: log})
 		if err != nil {
 			return err
 		}
-		return pc.Run(ctx)
+		if err := p.Subscribe(r, inbox, store); err != nil {
+			return err
+		}
+		return r.Run(ctx)
 	case "stream":
 		return childStream(ctx, pool, reg, p, log)
 	}

@@ -44,13 +44,12 @@
 //     with [OnCommit]. This is the source to prefer: it can rebuild, and
 //     it never skips an event.
 //   - The event bus: [Projection.Subscribe] registers the projection on
-//     an eventbus.Router (the in-memory transport, or Kafka without
-//     batching), and kafka.NewProjectionConsumer consumes Kafka in
-//     batches (one eventbus.BatchProcessor per topic). Both deduplicate
-//     by event ID with an eventbus.Inbox in the transaction of the read
-//     model's writes (postgres.Inbox, or eventbus.MemoryInbox in memory),
-//     and run the handlers in a Do of the projection's Store that joins
-//     that transaction.
+//     an eventbus.Router (on Kafka, a partition's events are applied in
+//     batches, one transaction each; on the in-memory transport one at a
+//     time). It deduplicates by event ID with an eventbus.Inbox in the
+//     transaction of the read model's writes (postgres.Inbox, or
+//     eventbus.MemoryInbox in memory), and runs the handlers in a Do of
+//     the projection's Store that joins that transaction.
 //
 // With PostgreSQL, a handler that writes a row or two per event queues
 // them with postgres.QueueExec: the batch's statements then go to the

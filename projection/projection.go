@@ -42,10 +42,6 @@ type handler struct {
 	apply func(ctx context.Context, env aggregate.Envelope) error
 	// handleOnce registers the type on a Router under name with inbox.
 	handleOnce func(r *eventbus.Router, name string, inbox eventbus.Inbox) error
-	// newBatch builds a batch processor for the type; addBatch adds the
-	// type to one.
-	newBatch func(inbox eventbus.Inbox, name string, deadLetters eventbusPublisher, cfg *eventbus.BatchConfig) (*eventbus.BatchProcessor, error)
-	addBatch func(p *eventbus.BatchProcessor) error
 }
 
 // New returns a projection called name whose event types are registered
@@ -111,10 +107,6 @@ func On[E aggregate.Event](p *Projection, fn func(ctx context.Context, event E, 
 		handleOnce: func(r *eventbus.Router, name string, inbox eventbus.Inbox) error {
 			return eventbus.HandleOnce(r, name, inbox, bus, eventbus.FromTopic(typ.Topic))
 		},
-		newBatch: func(inbox eventbus.Inbox, name string, deadLetters eventbusPublisher, cfg *eventbus.BatchConfig) (*eventbus.BatchProcessor, error) {
-			return eventbus.NewBatchProcessor(p.reg, inbox, name, bus, deadLetters, cfg)
-		},
-		addBatch: func(bp *eventbus.BatchProcessor) error { return eventbus.AddBatchHandler(bp, bus) },
 	}
 	p.order = append(p.order, typ.Name)
 	return nil

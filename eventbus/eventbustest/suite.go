@@ -4,7 +4,10 @@
 // [Run] is the suite of an [eventbus.Transport]: typed delivery with the
 // envelope, independent handlers, retries, outages, dead letters, panics,
 // undecodable messages, upcasting, order per aggregate, several event
-// types per consumer, unknown events and sagas. dddkit runs it against the
+// types per consumer, unknown events and sagas; each with handlers
+// registered with [eventbus.Handle] and again with [eventbus.HandleOnce]
+// (and an [eventbus.MemoryInbox]), which a [eventbus.BatchTransport]
+// consumes in batches. dddkit runs it against the
 // in-memory transport and against a real Kafka broker; a third-party
 // transport runs it from its own tests:
 //
@@ -55,8 +58,9 @@ type Harness struct {
 	Timeout time.Duration
 }
 
-// Run runs the suite as parallel subtests of t. newHarness is called once
-// per subtest.
+// Run runs the suite as parallel subtests of t, under "Handle/" with
+// handlers registered with [eventbus.Handle] and under "HandleOnce/"
+// with [eventbus.HandleOnce]. newHarness is called once per subtest.
 func Run(t *testing.T, newHarness func(t *testing.T) Harness) {
 	tests := []struct {
 		name string
@@ -75,18 +79,24 @@ func Run(t *testing.T, newHarness func(t *testing.T) Harness) {
 		{"UnknownEventsSkipped", testUnknownSkip},
 		{"UnknownEventsDeadLettered", testUnknownDeadLetter},
 	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			t.Parallel()
-			h := newHarness(t)
-			if h.Transport == nil || h.Topic == nil {
-				t.Fatal("eventbustest: Harness needs Transport and Topic")
-			}
-			if h.Timeout == 0 {
-				h.Timeout = 30 * time.Second
-			}
-			tc.fn(t, &suite{h: h})
-		})
+	for _, once := range []bool{false, true} {
+		round := "Handle/"
+		if once {
+			round = "HandleOnce/"
+		}
+		for _, tc := range tests {
+			t.Run(round+tc.name, func(t *testing.T) {
+				t.Parallel()
+				h := newHarness(t)
+				if h.Transport == nil || h.Topic == nil {
+					t.Fatal("eventbustest: Harness needs Transport and Topic")
+				}
+				if h.Timeout == 0 {
+					h.Timeout = 30 * time.Second
+				}
+				tc.fn(t, &suite{h: h, once: once})
+			})
+		}
 	}
 }
 
@@ -116,7 +126,8 @@ func (registeredV1) EventName() string { return "test.registered" }
 const aggType = "thing"
 
 type suite struct {
-	h Harness
+	h    Harness
+	once bool // register with HandleOnce
 }
 
 // env is one subtest's set-up: a topic, a registry that maps every
@@ -129,12 +140,23 @@ type env struct {
 	reg        *eventbus.Registry
 	pub        *eventbus.Publisher
 	logger     *slog.Logger
+	inbox      *eventbus.MemoryInbox
 	seq        atomic.Int64
+}
+
+// handle registers fn as handler name of r: with eventbus.Handle, or in
+// the HandleOnce round with eventbus.HandleOnce and the subtest's memory
+// inbox.
+func handle[E aggregate.Event](e *env, r *eventbus.Router, name string, fn eventbus.HandlerFunc[E]) error {
+	if e.s.once {
+		return eventbus.HandleOnce(r, name, e.inbox, fn)
+	}
+	return eventbus.Handle(r, name, fn)
 }
 
 func (s *suite) setup(t *testing.T) *env {
 	t.Helper()
-	e := &env{t: t, s: s, topic: s.h.Topic(t), deadLetter: s.h.Topic(t), logger: testLogger()}
+	e := &env{t: t, s: s, topic: s.h.Topic(t), deadLetter: s.h.Topic(t), logger: testLogger(), inbox: eventbus.NewMemoryInbox()}
 	reg := eventbus.NewRegistry(&eventbus.RegistryConfig{Source: "urn:dddkit:eventbustest", Topic: func(string) string { return e.topic }})
 	must(t, eventbus.Register[created](reg, eventbus.AggregateType(aggType)))
 	must(t, eventbus.Register[renamed](reg, eventbus.AggregateType(aggType)))
@@ -331,7 +353,7 @@ func testDelivers(t *testing.T, s *suite) {
 	e := s.setup(t)
 	var got record[seen]
 	r := e.router(nil)
-	must(t, eventbus.Handle(r, e.name("deliver"), func(ctx context.Context, ev created, env aggregate.Envelope) error {
+	must(t, handle(e, r, e.name("deliver"), func(ctx context.Context, ev created, env aggregate.Envelope) error {
 		got.add(seen{ev, env, aggregate.MetadataFromContext(ctx)})
 		return nil
 	}))
@@ -369,11 +391,11 @@ func testIndependent(t *testing.T, s *suite) {
 	dl := e.deadLetters()
 	var failing, counting atomic.Int64
 	r := e.router(nil)
-	must(t, eventbus.Handle(r, e.name("failing"), func(context.Context, created, aggregate.Envelope) error {
+	must(t, handle(e, r, e.name("failing"), func(context.Context, created, aggregate.Envelope) error {
 		failing.Add(1)
 		return eventbus.Permanent(errors.New("always refuses"))
 	}))
-	must(t, eventbus.Handle(r, e.name("counting"), func(context.Context, created, aggregate.Envelope) error {
+	must(t, handle(e, r, e.name("counting"), func(context.Context, created, aggregate.Envelope) error {
 		counting.Add(1)
 		return nil
 	}))
@@ -399,7 +421,7 @@ func testRetries(t *testing.T, s *suite) {
 	var attempts atomic.Int64
 	var done atomic.Bool
 	r := e.router(func(c *eventbus.RouterConfig) { c.Retry.MaxAttempts = 5 })
-	must(t, eventbus.Handle(r, e.name("flaky"), func(context.Context, created, aggregate.Envelope) error {
+	must(t, handle(e, r, e.name("flaky"), func(context.Context, created, aggregate.Envelope) error {
 		if attempts.Add(1) < 3 {
 			return errors.New("temporarily unavailable")
 		}
@@ -422,7 +444,7 @@ func testUnavailable(t *testing.T, s *suite) {
 	r := e.router(func(c *eventbus.RouterConfig) {
 		c.Retry = retry.Policy{MaxAttempts: 2, BaseDelay: time.Millisecond, MaxDelay: 5 * time.Millisecond}
 	})
-	must(t, eventbus.Handle(r, e.name("outage"), func(context.Context, created, aggregate.Envelope) error {
+	must(t, handle(e, r, e.name("outage"), func(context.Context, created, aggregate.Envelope) error {
 		if attempts.Add(1) <= 6 {
 			return fmt.Errorf("database down: %w", eventbus.ErrUnavailable)
 		}
@@ -444,7 +466,7 @@ func testPoison(t *testing.T, s *suite) {
 	var handled record[int]
 	r := e.router(nil) // 3 attempts
 	name := e.name("poison")
-	must(t, eventbus.Handle(r, name, func(_ context.Context, ev created, _ aggregate.Envelope) error {
+	must(t, handle(e, r, name, func(_ context.Context, ev created, _ aggregate.Envelope) error {
 		if ev.Note == "poison" {
 			poisonAttempts.Add(1)
 			return fmt.Errorf("cannot handle seq %d", ev.Seq)
@@ -476,7 +498,7 @@ func testPanic(t *testing.T, s *suite) {
 	dl := e.deadLetters()
 	var handled atomic.Int64
 	r := e.router(func(c *eventbus.RouterConfig) { c.Retry.MaxAttempts = 2 })
-	must(t, eventbus.Handle(r, e.name("panicky"), func(_ context.Context, ev created, _ aggregate.Envelope) error {
+	must(t, handle(e, r, e.name("panicky"), func(_ context.Context, ev created, _ aggregate.Envelope) error {
 		if ev.Note == "panic" {
 			panic("boom")
 		}
@@ -495,7 +517,7 @@ func testUndecodable(t *testing.T, s *suite) {
 	dl := e.deadLetters()
 	var calls atomic.Int64
 	r := e.router(nil)
-	must(t, eventbus.Handle(r, e.name("strict"), func(context.Context, created, aggregate.Envelope) error {
+	must(t, handle(e, r, e.name("strict"), func(context.Context, created, aggregate.Envelope) error {
 		calls.Add(1)
 		return nil
 	}))
@@ -518,7 +540,7 @@ func testUpcast(t *testing.T, s *suite) {
 	e := s.setup(t)
 	var got record[registered]
 	r := e.router(nil)
-	must(t, eventbus.Handle(r, e.name("upcast"), func(_ context.Context, ev registered, _ aggregate.Envelope) error {
+	must(t, handle(e, r, e.name("upcast"), func(_ context.Context, ev registered, _ aggregate.Envelope) error {
 		got.add(ev)
 		return nil
 	}))
@@ -542,7 +564,7 @@ func testOrder(t *testing.T, s *suite) {
 	const n = 60
 	var got record[string]
 	r := e.router(nil)
-	must(t, eventbus.Handle(r, e.name("order"), func(_ context.Context, ev created, env aggregate.Envelope) error {
+	must(t, handle(e, r, e.name("order"), func(_ context.Context, ev created, env aggregate.Envelope) error {
 		got.add(fmt.Sprintf("%s/%d", env.AggregateID, ev.Seq))
 		return nil
 	}))
@@ -573,15 +595,15 @@ func testSeveralTypes(t *testing.T, s *suite) {
 	var got record[string]
 	r := e.router(nil)
 	name := e.name("projection")
-	must(t, eventbus.Handle(r, name, func(_ context.Context, ev created, _ aggregate.Envelope) error {
+	must(t, handle(e, r, name, func(_ context.Context, ev created, _ aggregate.Envelope) error {
 		got.add(fmt.Sprint("created ", ev.Seq))
 		return nil
 	}))
-	must(t, eventbus.Handle(r, name, func(_ context.Context, ev renamed, _ aggregate.Envelope) error {
+	must(t, handle(e, r, name, func(_ context.Context, ev renamed, _ aggregate.Envelope) error {
 		got.add("renamed " + ev.To)
 		return nil
 	}))
-	err := eventbus.Handle(r, name, func(context.Context, created, aggregate.Envelope) error { return nil })
+	err := handle(e, r, name, func(context.Context, created, aggregate.Envelope) error { return nil })
 	check(t, errors.Is(err, eventbus.ErrDuplicateHandler), "second handler for the same type: %v", err)
 	e.run(r)
 	e.publish(e.envelope("a", created{Seq: 1}), e.envelope("a", renamed{To: "x"}), e.envelope("a", created{Seq: 2}), e.envelope("a", renamed{To: "y"}))
@@ -594,7 +616,7 @@ func testUnknownSkip(t *testing.T, s *suite) {
 	dl := e.deadLetters()
 	var got record[int]
 	r := e.router(nil) // SkipUnknown by default
-	must(t, eventbus.Handle(r, e.name("skip"), func(_ context.Context, ev created, _ aggregate.Envelope) error {
+	must(t, handle(e, r, e.name("skip"), func(_ context.Context, ev created, _ aggregate.Envelope) error {
 		got.add(ev.Seq)
 		return nil
 	}))
@@ -615,7 +637,7 @@ func testUnknownDeadLetter(t *testing.T, s *suite) {
 	dl := e.deadLetters()
 	var got record[int]
 	r := e.router(func(c *eventbus.RouterConfig) { c.UnknownEvents = eventbus.DeadLetterUnknown })
-	must(t, eventbus.Handle(r, e.name("strict-unknown"), func(_ context.Context, ev created, _ aggregate.Envelope) error {
+	must(t, handle(e, r, e.name("strict-unknown"), func(_ context.Context, ev created, _ aggregate.Envelope) error {
 		got.add(ev.Seq)
 		return nil
 	}))

@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
+
+	"github.com/dddkit/dddkit/eventbus"
 )
 
 // metrics collects the figures /metrics shows, in the Prometheus text
@@ -178,7 +180,7 @@ func (m *metrics) consumer(h message.HandlerFunc) message.HandlerFunc {
 			outcome = "error"
 		}
 		m.mu.Lock()
-		m.consumed[consumedKey{message.HandlerNameFromCtx(msg.Context()), outcome}]++
+		m.consumed[consumedKey{eventbus.HandlerName(msg.Context()), outcome}]++
 		m.mu.Unlock()
 		return out, err
 	}

@@ -193,8 +193,9 @@ func buildProduction(ctx context.Context, cfg config.Config, rt runtime, m *metr
 	if err := ports.ExpireAccounts(router, cfg.GroupPrefix+ports.ExpiryHandlerName, bus); err != nil {
 		return nil, err
 	}
-	// The account activity read model, from the published user events:
-	// batches of a partition in one transaction with their inbox rows.
+	// The account activity read model, from the published user events, on
+	// the same router: batches of a partition in one transaction with
+	// their inbox rows.
 	activityProjection, err := adapters.ActivityProjection(cfg.GroupPrefix+adapters.ActivityProjectionName, sh.registry, activity)
 	if err != nil {
 		return nil, err
@@ -203,11 +204,7 @@ func buildProduction(ctx context.Context, cfg config.Config, rt runtime, m *metr
 	if err != nil {
 		return nil, err
 	}
-	activityConsumer, err := kafka.NewProjectionConsumer(client, activityProjection, inbox, projections, &eventbus.BatchConfig{
-		Logger:          log,
-		DeadLetterTopic: cfg.TopicPrefix + eventbus.DefaultDeadLetterTopic,
-	})
-	if err != nil {
+	if err := activityProjection.Subscribe(router, inbox, projections); err != nil {
 		return nil, err
 	}
 	if err := provisionTopics(ctx, client, sh.registry, router, log); err != nil {
@@ -291,7 +288,6 @@ func buildProduction(ctx context.Context, cfg config.Config, rt runtime, m *metr
 				return nil
 			}},
 			{name: "event consumers", run: router.Run, started: router.Running()},
-			{name: "account activity projection", run: activityConsumer.Run},
 			{name: "outbox relay", run: relay.Run},
 			{name: "inbox cleanup", run: inbox.RunCleanup},
 		}, uiComponents...),

@@ -78,6 +78,25 @@ func Topics(t testing.TB, partitions int32, names ...string) {
 			}
 		}
 	})
+	// A busy broker answers CreateTopic before every partition has a
+	// leader; a producer that comes too soon fails.
+	Eventually(t, 30*time.Second, func() bool {
+		metas, err := admin.DescribeTopics(names)
+		if err != nil {
+			return false
+		}
+		for _, m := range metas {
+			if m.Err != sarama.ErrNoError || int32(len(m.Partitions)) != partitions {
+				return false
+			}
+			for _, p := range m.Partitions {
+				if p.Err != sarama.ErrNoError || p.Leader < 0 {
+					return false
+				}
+			}
+		}
+		return true
+	}, "topics %v have no leaders", names)
 }
 
 // TopicName returns a unique topic name for a topic that the code under

@@ -193,9 +193,9 @@ const ActivityProjectionName = "auth.activity"
 
 // ActivityProjection is the projection that keeps store: one entry per
 // published user event, of the type [app.ActivityType] names, at the time
-// the event occurred. Its reset empties store. It runs on the event bus:
-// projection.Projection.Subscribe with the in-memory transport,
-// kafka.NewProjectionConsumer with Kafka.
+// the event occurred. Its reset empties store. It runs on the event bus
+// (projection.Projection.Subscribe on the event router: in batches with
+// Kafka, one event at a time with the in-memory transport).
 func ActivityProjection(name string, reg *eventbus.Registry, store ActivityStore) (*projection.Projection, error) {
 	if store == nil {
 		return nil, errors.New("activity: nil store")
