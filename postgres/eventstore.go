@@ -24,8 +24,11 @@ import (
 // name, schema version, payload, metadata, occurred-at). Load replays
 // them (upcasting old payloads through the registry); Save appends the
 // new ones and writes them to the [Outbox] in the same transaction, with
-// optimistic concurrency on the version. Its unit-of-work rules are
-// those of [Repository].
+// optimistic concurrency on the version, in one round trip (one batch).
+// Its unit-of-work rules are those of [Repository]. A version conflict
+// fails the events' insert, so in a unit of work it leaves the unit's
+// transaction aborted (it rolls back anyway) and the conflict's Actual
+// version unknown (-1).
 //
 // The payloads are encoded and decoded by the event registry of the
 // Outbox, the one registry of the service: an event type is registered

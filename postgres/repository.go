@@ -59,7 +59,8 @@ type RepositoryConfig struct {
 // Save writes the row, the keys and the aggregate's uncommitted events
 // (into the [Outbox]) in one transaction, with optimistic concurrency on
 // the version: the unit of work in ctx when there is one (see
-// [UnitOfWork]), its own otherwise. A Save or Update that fails inside a
+// [UnitOfWork]), its own otherwise, in one round trip either way (one
+// statement). A Save or Update that fails inside a
 // unit of work makes the unit roll back ([ErrRollbackOnly] if the
 // function returns nil anyway), so nothing is ever half-saved.
 type Repository[A aggregate.Aggregate] struct {
