@@ -2,6 +2,7 @@ package postgres_test
 
 import (
 	"context"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -187,4 +188,40 @@ func TestEventStoreConflictInAUnit(t *testing.T) {
 	require.Equal(t, int64(2), got.Version(), "no event of the stale save")
 	require.Equal(t, 1, got.Value())
 	require.Len(t, b.outboxEvents(t), 2)
+}
+
+// Aggregates racing for one key, each saved on its own: one wins, every
+// other save fails with the key named and writes nothing.
+func TestSaveKeyRace(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	b := setupPG(t, repositorytest.Registry(t))
+	repo := newRepo(t, b, nil)
+	const racers = 8
+	errs := make([]error, racers)
+	var wg sync.WaitGroup
+	for i := range errs {
+		wg.Go(func() {
+			c, err := repositorytest.NewCounter("c"+strconv.Itoa(i), "shared")
+			if err == nil {
+				err = repo.Save(ctx, c)
+			}
+			errs[i] = err
+		})
+	}
+	wg.Wait()
+	won := 0
+	for _, err := range errs {
+		if err == nil {
+			won++
+			continue
+		}
+		var de *repository.DuplicateKeyError
+		require.ErrorAs(t, err, &de)
+		require.Equal(t, repository.Key{Name: "name", Value: "shared"}, de.Key)
+	}
+	require.Equal(t, 1, won)
+	require.Equal(t, 1, b.count(t, `SELECT count(*) FROM aggregates`))
+	require.Equal(t, 1, b.count(t, `SELECT count(*) FROM aggregate_keys`))
+	require.Len(t, b.outboxEvents(t), 1)
 }
