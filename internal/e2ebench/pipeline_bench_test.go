@@ -288,8 +288,8 @@ func BenchmarkPipeline(b *testing.B) {
 		ctx := context.Background()
 		var all []time.Duration
 		for i := range b.N {
-			n := rate * seconds
-			p.expect(n)
+			perWriter := rate * seconds / writers
+			p.expect(perWriter * writers)
 			prefix := "l" + strconv.Itoa(i) + "-" + dddkittest.UniqueSuffix() + "-"
 			interval := time.Second * time.Duration(writers) / rate
 			start := time.Now().Add(10 * time.Millisecond)
@@ -297,7 +297,7 @@ func BenchmarkPipeline(b *testing.B) {
 			var wg sync.WaitGroup
 			for w := range writers {
 				wg.Go(func() {
-					for k := range n / writers {
+					for k := range perWriter {
 						at := start.Add(time.Duration(k)*interval + time.Duration(w)*interval/time.Duration(writers))
 						if d := time.Until(at); d > 0 {
 							time.Sleep(d)
