@@ -174,14 +174,14 @@ func newPipeline(b *testing.B) *pipeline {
 	// One command through the whole pipeline: groups joined, producer
 	// connected, statements prepared.
 	p.want.Store(1)
-	p.send(b, ctx, "warm-up", 0)
+	p.send(ctx, b, "warm-up", 0)
 	p.wait(b, 60*time.Second)
 	return p
 }
 
 // send runs the command selling seat of ticket id and records when it
 // returned (its unit of work committed).
-func (p *pipeline) send(b *testing.B, ctx context.Context, id string, seat int) {
+func (p *pipeline) send(ctx context.Context, b *testing.B, id string, seat int) {
 	if _, err := cqrs.Send[struct{}](ctx, p.bus, sellTicket{ID: id, Seat: seat}); err != nil {
 		b.Error(err)
 		return
@@ -263,7 +263,7 @@ func BenchmarkPipeline(b *testing.B) {
 			for range workers {
 				wg.Go(func() {
 					for k := int(next.Add(1)); k <= n; k = int(next.Add(1)) {
-						p.send(b, ctx, prefix+strconv.Itoa(k), k)
+						p.send(ctx, b, prefix+strconv.Itoa(k), k)
 					}
 				})
 			}
@@ -304,7 +304,7 @@ func BenchmarkPipeline(b *testing.B) {
 						} else if d < -interval {
 							late.Add(1)
 						}
-						p.send(b, ctx, prefix+strconv.Itoa(w)+"-"+strconv.Itoa(k), k)
+						p.send(ctx, b, prefix+strconv.Itoa(w)+"-"+strconv.Itoa(k), k)
 					}
 				})
 			}
