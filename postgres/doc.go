@@ -35,7 +35,7 @@
 // being handled, and the caller's own SQL through [TxFromContext] (a River
 // job inserted with InsertTx, a read model). A repository call made with
 // the unit's context never opens a second transaction; one made without a
-// unit runs in a transaction of its own. Nested units join the outer one.
+// unit is a transaction of its own. Nested units join the outer one.
 //
 //	err := uow.Do(ctx, func(ctx context.Context) error {
 //		if err := orders.Save(ctx, order); err != nil {
@@ -63,6 +63,15 @@
 // payload's schema version, and replays them on load, upcasting old
 // payloads through the event registry. Both pass the shared suite of
 // package repositorytest, like the in-memory adapter.
+//
+// A save is one round trip: the version-checked write of the aggregate
+// (its row and keys, or its events), its outbox rows and, on its own,
+// the commit go to PostgreSQL as one statement (or one pipelined batch)
+// in PostgreSQL's implicit transaction, without BEGIN and COMMIT; a
+// conflict writes nothing or fails the statement, so nothing commits
+// half-saved. In a unit of work the save is one statement in the unit's
+// transaction. An Update without LockOnUpdate reads the aggregate and
+// then saves it that way: two round trips.
 //
 // An event store snapshots an aggregate type when its
 // repository.EventMapping has a Snapshot: every N events (per aggregate

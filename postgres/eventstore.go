@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/dddkit/dddkit/aggregate"
 	"github.com/dddkit/dddkit/eventbus"
@@ -23,8 +24,11 @@ import (
 // name, schema version, payload, metadata, occurred-at). Load replays
 // them (upcasting old payloads through the registry); Save appends the
 // new ones and writes them to the [Outbox] in the same transaction, with
-// optimistic concurrency on the version. Its unit-of-work rules are
-// those of [Repository].
+// optimistic concurrency on the version, in one round trip (one batch).
+// Its unit-of-work rules are those of [Repository]. A version conflict
+// fails the events' insert, so in a unit of work it leaves the unit's
+// transaction aborted (it rolls back anyway) and the conflict's Actual
+// version unknown (-1).
 //
 // The payloads are encoded and decoded by the event registry of the
 // Outbox, the one registry of the service: an event type is registered
@@ -96,9 +100,8 @@ func NewEventStore[A aggregate.Aggregate](db DB, ob *Outbox, mapping repository.
 INSERT INTO ` + events + ` (type, id, version, event_id, name, event_version, payload, metadata, occurred_at)
 SELECT $1, $2, v, e, n, ev, p::jsonb, m::jsonb, o
 FROM append_lock, unnest($3::bigint[], $4::text[], $5::text[], $6::int[], $7::text[], $8::text[], $9::timestamptz[]) AS u(v, e, n, ev, p, m, o)
-ORDER BY v
-ON CONFLICT (type, id, version) DO NOTHING`,
-		sqlVersion:  `SELECT coalesce(max(version), 0) FROM ` + events + ` WHERE type = $1 AND id = $2 AND event_id <> ALL($3::text[])`,
+ORDER BY v`,
+		sqlVersion:  `SELECT coalesce(max(version), 0) FROM ` + events + ` WHERE type = $1 AND id = $2`,
 		sqlSnapshot: `SELECT version, state FROM ` + snapshots + ` WHERE type = $1 AND id = $2 AND schema_version = $3`,
 		sqlPutSnapshot: `INSERT INTO ` + snapshots + ` (type, id, schema_version, version, state) VALUES ($1, $2, $3, $4, $5)
 ON CONFLICT (type, id, schema_version) DO UPDATE SET version = excluded.version, state = excluded.state, taken_at = now()
@@ -250,10 +253,14 @@ func (s *EventStore[A]) Save(ctx context.Context, a A) error {
 // Update loads the aggregate, runs fn on it and saves it; see
 // [repository.Repository].Update and [RepositoryConfig].Retry.
 func (s *EventStore[A]) Update(ctx context.Context, id string, fn func(A) error) error {
-	return update(ctx, s.db, s.retry, s.mapping.Type, id, fn, s.load, s.write)
+	return update(ctx, s.db, s.retry, false, s.mapping.Type, id, fn, s.load, s.write)
 }
 
-func (s *EventStore[A]) write(ctx context.Context, tx pgx.Tx, root *aggregate.Root, a A, base int64) error {
+// write appends the events with one batch: the outbox rows, the
+// snapshot when one is due, and the events, sent together. A version
+// already taken fails the events' insert with a unique violation, which
+// rolls back the batch's implicit transaction (or aborts the unit's).
+func (s *EventStore[A]) write(ctx context.Context, q DB, inTx bool, root *aggregate.Root, a A, base int64) error {
 	typ, id := s.mapping.Type, root.ID()
 	events := aggstore.PendingEvents(ctx, root)[base-root.CommittedVersion():]
 	rows, err := s.outbox.encode(events)
@@ -285,35 +292,41 @@ func (s *EventStore[A]) write(ctx context.Context, tx pgx.Tx, root *aggregate.Ro
 	}
 	// The outbox rows and the snapshot first, the events last: the
 	// events' insert takes the append lock, held until the transaction
-	// ends, so the less follows it, the less other writers wait. (A
-	// conflict found by the insert rolls the whole transaction back.)
-	if err := s.outbox.write(ctx, tx, rows); err != nil {
+	// ends, so the less follows it, the less other writers wait.
+	b := &pgx.Batch{}
+	obSQL, obArgs, err := s.outbox.insert(rows)
+	if err != nil {
 		return fmt.Errorf("repository: save %s %s: write events to outbox: %w", typ, id, err)
 	}
+	b.Queue(obSQL, obArgs...)
 	if snap := s.mapping.Snapshot; snap != nil && base/int64(snap.Every) < root.Version()/int64(snap.Every) {
 		state, err := snap.Take(a)
 		if err != nil {
 			return fmt.Errorf("repository: save %s %s: take snapshot: %w", typ, id, err)
 		}
-		if _, err := tx.Exec(ctx, s.sqlPutSnapshot, typ, id, snap.Version, root.Version(), state); err != nil {
-			return fmt.Errorf("repository: save %s %s: write snapshot: %w", typ, id, err)
-		}
+		b.Queue(s.sqlPutSnapshot, typ, id, snap.Version, root.Version(), state)
 	}
-	tag, err := tx.Exec(ctx, s.sqlAppend, typ, id, versions, ids, names, evVersions, payloads, metas, times)
-	if err != nil {
+	b.Queue(s.sqlAppend, typ, id, versions, ids, names, evVersions, payloads, metas, times)
+	err = q.SendBatch(ctx, b).Close()
+	var pgErr *pgconn.PgError
+	switch {
+	case err == nil:
+		return nil
+	case !errors.As(err, &pgErr) || pgErr.Code != "23505" || pgErr.TableName != s.outbox.n.t.Events ||
+		pgErr.ConstraintName == s.outbox.n.t.Events+"_event_id_key":
 		return fmt.Errorf("repository: save %s %s: %w", typ, id, err)
+	case base == 0:
+		return &aggregate.AlreadyExistsError{Type: typ, ID: id}
 	}
-	if tag.RowsAffected() != int64(n) {
-		if base == 0 {
-			return &aggregate.AlreadyExistsError{Type: typ, ID: id}
-		}
-		actual := int64(-1)
-		if err := tx.QueryRow(ctx, s.sqlVersion, typ, id, ids).Scan(&actual); err != nil {
+	// Outside a transaction the failed batch has rolled back and q can
+	// read the version that won; an aborted transaction cannot.
+	actual := int64(-1)
+	if !inTx {
+		if err := q.QueryRow(ctx, s.sqlVersion, typ, id).Scan(&actual); err != nil {
 			actual = -1
 		}
-		return &aggregate.ConflictError{Type: typ, ID: id, Expected: base, Actual: actual}
 	}
-	return nil
+	return &aggregate.ConflictError{Type: typ, ID: id, Expected: base, Actual: actual}
 }
 
 var _ repository.Repository[aggregate.Aggregate] = (*EventStore[aggregate.Aggregate])(nil)

@@ -155,10 +155,7 @@ func NewOutbox(db DB, reg *eventbus.Registry, cfg *OutboxConfig) (*Outbox, error
 		}
 		o.valuesSQL[rows] = b.String()
 	}
-	o.unnestSQL = "INSERT INTO " + table + " " + insertColumns + `
-SELECT e, t, a, v, n, ev, p, h::jsonb, o
-FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::text[], $6::int[], $7::bytea[], $8::text[], $9::timestamptz[])
-	AS u(e, t, a, v, n, ev, p, h, o)`
+	o.unnestSQL = o.insertFrom(1, "")
 	return o, nil
 }
 
@@ -194,34 +191,56 @@ func (o *Outbox) write(ctx context.Context, q DB, rows []outbox.Pending) error {
 	if len(rows) == 0 {
 		return nil
 	}
-	headersOf := func(md aggregate.Metadata) (*string, error) {
-		h := wire.MetadataHeaders(md)
-		if h == nil {
-			return nil, nil
-		}
-		b, err := json.Marshal(h)
-		if err != nil {
-			return nil, err
-		}
-		s := string(b)
-		return &s, nil
+	sql, args, err := o.insert(rows)
+	if err != nil {
+		return err
 	}
+	if _, err := q.Exec(ctx, sql, args...); err != nil {
+		return fmt.Errorf("postgres: outbox: write %d events: %w", len(rows), err)
+	}
+	return nil
+}
+
+// insert returns the one statement that inserts rows: a multi-row VALUES
+// insert up to valuesRows rows, an insert from unnest arrays beyond.
+func (o *Outbox) insert(rows []outbox.Pending) (string, []any, error) {
 	if len(rows) <= valuesRows {
 		args := make([]any, 0, insertArgs*len(rows))
 		for i := range rows {
 			r := &rows[i]
-			headers, err := headersOf(r.Event.Metadata)
+			headers, err := headersOf(r)
 			if err != nil {
-				return fmt.Errorf("%w: %s %s: encode metadata: %w", outbox.ErrInvalidEvent, r.Event.Name, r.Event.ID, err)
+				return "", nil, err
 			}
 			args = append(args, r.Event.ID, r.Event.AggregateType, r.Event.AggregateID, r.Event.Version, r.Event.Name,
 				int32(min(r.SchemaVersion, 1<<30)), r.Payload, headers, r.Event.OccurredAt)
 		}
-		if _, err := q.Exec(ctx, o.valuesSQL[len(rows)], args...); err != nil {
-			return fmt.Errorf("postgres: outbox: write %d events: %w", len(rows), err)
-		}
-		return nil
+		return o.valuesSQL[len(rows)], args, nil
 	}
+	args, err := insertArrays(rows)
+	return o.unnestSQL, args, err
+}
+
+// insertFrom is the INSERT of outbox rows given as the insertArgs arrays
+// of insertArrays, in the parameters $first onwards, of the rows for
+// which where holds (where may be empty): the outbox part of a statement
+// that writes the rows only when its other parts succeed.
+func (o *Outbox) insertFrom(first int, where string) string {
+	p := func(i int, typ string) string { return "$" + strconv.Itoa(first+i) + "::" + typ }
+	sql := "INSERT INTO " + o.n.q(o.n.t.Outbox) + " " + insertColumns + `
+SELECT e, t, a, v, n, ev, p, h::jsonb, o
+FROM unnest(` + p(0, "text[]") + `, ` + p(1, "text[]") + `, ` + p(2, "text[]") + `, ` + p(3, "bigint[]") + `, ` +
+		p(4, "text[]") + `, ` + p(5, "int[]") + `, ` + p(6, "bytea[]") + `, ` + p(7, "text[]") + `, ` + p(8, "timestamptz[]") + `)
+	AS u(e, t, a, v, n, ev, p, h, o)`
+	if where != "" {
+		sql += "\nWHERE " + where
+	}
+	return sql
+}
+
+// insertArrays returns the insertArgs column arrays of rows, the
+// arguments of insertFrom.
+func insertArrays(rows []outbox.Pending) ([]any, error) {
 	var (
 		ids, types, aggIDs, evNames = make([]string, len(rows)), make([]string, len(rows)), make([]string, len(rows)), make([]string, len(rows))
 		payloads                    = make([][]byte, len(rows))
@@ -234,17 +253,29 @@ func (o *Outbox) write(ctx context.Context, q DB, rows []outbox.Pending) error {
 		r := &rows[i]
 		ids[i], types[i], aggIDs[i], evNames[i] = r.Event.ID, r.Event.AggregateType, r.Event.AggregateID, r.Event.Name
 		payloads[i] = r.Payload
-		h, err := headersOf(r.Event.Metadata)
+		h, err := headersOf(r)
 		if err != nil {
-			return fmt.Errorf("%w: %s %s: encode metadata: %w", outbox.ErrInvalidEvent, r.Event.Name, r.Event.ID, err)
+			return nil, err
 		}
 		headers[i] = h
 		versions[i], times[i], evVersions[i] = r.Event.Version, r.Event.OccurredAt, int32(min(r.SchemaVersion, 1<<30))
 	}
-	if _, err := q.Exec(ctx, o.unnestSQL, ids, types, aggIDs, versions, evNames, evVersions, payloads, headers, times); err != nil {
-		return fmt.Errorf("postgres: outbox: write %d events: %w", len(rows), err)
+	return []any{ids, types, aggIDs, versions, evNames, evVersions, payloads, headers, times}, nil
+}
+
+// headersOf is the headers column of r: its metadata as wire headers in
+// JSON, nil when it has none.
+func headersOf(r *outbox.Pending) (*string, error) {
+	h := wire.MetadataHeaders(r.Event.Metadata)
+	if h == nil {
+		return nil, nil
 	}
-	return nil
+	b, err := json.Marshal(h)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %s %s: encode metadata: %w", outbox.ErrInvalidEvent, r.Event.Name, r.Event.ID, err)
+	}
+	s := string(b)
+	return &s, nil
 }
 
 // resolve finds the outbox table (for the literal schema of its NOTIFY

@@ -5,8 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
+	"strings"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/dddkit/dddkit/aggregate"
 	"github.com/dddkit/dddkit/internal/aggstore"
@@ -56,7 +59,8 @@ type RepositoryConfig struct {
 // Save writes the row, the keys and the aggregate's uncommitted events
 // (into the [Outbox]) in one transaction, with optimistic concurrency on
 // the version: the unit of work in ctx when there is one (see
-// [UnitOfWork]), its own otherwise. A Save or Update that fails inside a
+// [UnitOfWork]), its own otherwise, in one round trip either way (one
+// statement). A Save or Update that fails inside a
 // unit of work makes the unit roll back ([ErrRollbackOnly] if the
 // function returns nil anyway), so nothing is ever half-saved.
 type Repository[A aggregate.Aggregate] struct {
@@ -69,7 +73,7 @@ type Repository[A aggregate.Aggregate] struct {
 
 	sqlLoad, sqlLoadLock, sqlLoadByKey string
 	sqlInsert, sqlUpdate, sqlVersion   string
-	sqlKeys                            string
+	sqlHolder                          string
 }
 
 // NewRepository returns the repository of mapping.Type in db. Its events
@@ -105,27 +109,12 @@ func NewRepository[A aggregate.Aggregate](db DB, ob *Outbox, mapping repository.
 		sqlLoadLock: `SELECT version, state FROM ` + state + ` WHERE type = $1 AND id = $2 FOR NO KEY UPDATE`,
 		sqlLoadByKey: `SELECT s.id, s.version, s.state FROM ` + keys + ` k JOIN ` + state + ` s ON s.type = k.type AND s.id = k.id` +
 			` WHERE k.type = $1 AND k.name = $2 AND k.value = $3`,
-		sqlInsert:  `INSERT INTO ` + state + ` (type, id, version, state) VALUES ($1, $2, $3, $4) ON CONFLICT (type, id) DO NOTHING`,
-		sqlUpdate:  `UPDATE ` + state + ` SET version = $4, state = $5, updated_at = now() WHERE type = $1 AND id = $2 AND version = $3`,
+		sqlInsert:  saveSQL(ob, `INSERT INTO `+state+` (type, id, version, state) VALUES ($1, $2, $3, $4) ON CONFLICT (type, id) DO NOTHING`, 5, mapping.Keys != nil),
+		sqlUpdate:  saveSQL(ob, `UPDATE `+state+` SET version = $4, state = $5, updated_at = now() WHERE type = $1 AND id = $2 AND version = $3`, 6, mapping.Keys != nil),
 		sqlVersion: `SELECT version FROM ` + state + ` WHERE type = $1 AND id = $2`,
-		// One statement keeps the keys of the aggregate as wanted and
-		// returns the wanted keys another aggregate holds.
-		sqlKeys: `WITH wanted AS (SELECT * FROM unnest($3::text[], $4::text[]) AS w(name, value)),
-missing AS (
-	SELECT w.name, w.value FROM wanted w
-	WHERE NOT EXISTS (SELECT 1 FROM ` + keys + ` k WHERE k.type = $1 AND k.name = w.name AND k.value = w.value AND k.id = $2)
-),
-released AS (
-	DELETE FROM ` + keys + ` k WHERE k.type = $1 AND k.id = $2
-	AND NOT EXISTS (SELECT 1 FROM wanted w WHERE w.name = k.name AND w.value = k.value)
-),
-taken AS (
-	INSERT INTO ` + keys + ` (type, name, value, id) SELECT $1, name, value, $2 FROM missing
-	ON CONFLICT (type, name, value) DO NOTHING
-	RETURNING name, value
-)
-SELECT m.name, m.value FROM missing m
-WHERE NOT EXISTS (SELECT 1 FROM taken t WHERE t.name = m.name AND t.value = m.value)`,
+		sqlHolder: `SELECT k.name, k.value FROM ` + keys + ` k JOIN unnest($3::text[], $4::text[]) WITH ORDINALITY AS w(name, value, i)
+	ON k.name = w.name AND k.value = w.value
+WHERE k.type = $1 AND k.id <> $2 ORDER BY w.i LIMIT 1`,
 	}, nil
 }
 
@@ -183,10 +172,42 @@ func (r *Repository[A]) Save(ctx context.Context, a A) error {
 // Update loads the aggregate, runs fn on it and saves it; see
 // [repository.Repository].Update and [RepositoryConfig].Retry.
 func (r *Repository[A]) Update(ctx context.Context, id string, fn func(A) error) error {
-	return update(ctx, r.db, r.retry, r.mapping.Type, id, fn, r.load, r.write)
+	return update(ctx, r.db, r.retry, r.lock, r.mapping.Type, id, fn, r.load, r.write)
 }
 
-func (r *Repository[A]) write(ctx context.Context, tx pgx.Tx, root *aggregate.Root, a A, base int64) error {
+// saveSQL is the one statement that saves an aggregate: the state
+// statement (an INSERT or a version-checked UPDATE of its row, $1 its
+// type, $2 its ID), then, only when that wrote the row, the outbox rows
+// (the insertArgs arrays from parameter first on) and, with keys, the
+// keys (the arrays of names and values in the two parameters after
+// them): the keys no longer wanted are deleted and the missing ones
+// inserted. It returns the number of rows the state statement wrote:
+// 0 writes nothing else. A key held by another aggregate fails the
+// statement with a unique violation on the keys table.
+func saveSQL(ob *Outbox, stateSQL string, first int, withKeys bool) string {
+	var b strings.Builder
+	b.WriteString("WITH s AS (" + stateSQL + " RETURNING 1),\no AS (" + ob.insertFrom(first, "EXISTS (SELECT FROM s)") + ")")
+	if withKeys {
+		keys := ob.n.q(ob.n.t.AggregateKeys)
+		names, values := "$"+strconv.Itoa(first+insertArgs), "$"+strconv.Itoa(first+insertArgs+1)
+		b.WriteString(`,
+w AS (SELECT * FROM unnest(` + names + `::text[], ` + values + `::text[]) AS w(name, value)),
+r AS (
+	DELETE FROM ` + keys + ` k WHERE EXISTS (SELECT FROM s) AND k.type = $1 AND k.id = $2
+	AND NOT EXISTS (SELECT FROM w WHERE w.name = k.name AND w.value = k.value)
+),
+i AS (
+	INSERT INTO ` + keys + ` (type, name, value, id) SELECT $1, w.name, w.value, $2 FROM w
+	WHERE EXISTS (SELECT FROM s)
+	AND NOT EXISTS (SELECT FROM ` + keys + ` k WHERE k.type = $1 AND k.name = w.name AND k.value = w.value AND k.id = $2)
+)`)
+	}
+	b.WriteString("\nSELECT count(*) FROM s")
+	return b.String()
+}
+
+// write saves the aggregate with one statement (saveSQL).
+func (r *Repository[A]) write(ctx context.Context, q DB, inTx bool, root *aggregate.Root, a A, base int64) error {
 	typ, id, version := r.mapping.Type, root.ID(), root.Version()
 	state, err := aggstore.EncodeState(typ, id, r.mapping.Encode, a)
 	if err != nil {
@@ -200,76 +221,76 @@ func (r *Repository[A]) write(ctx context.Context, tx pgx.Tx, root *aggregate.Ro
 	if err != nil {
 		return fmt.Errorf("repository: save %s %s: %w", typ, id, err)
 	}
-	sql, args := r.sqlUpdate, []any{typ, id, base, version, state}
+	columns, err := insertArrays(rows)
+	if err != nil {
+		return fmt.Errorf("repository: save %s %s: %w", typ, id, err)
+	}
+	sql, args := r.sqlUpdate, make([]any, 0, 5+insertArgs+2)
 	if base == 0 {
-		sql, args = r.sqlInsert, []any{typ, id, version, state}
+		sql, args = r.sqlInsert, append(args, typ, id, version, state)
+	} else {
+		args = append(args, typ, id, base, version, state)
+	}
+	args = append(args, columns...)
+	var keys []repository.Key
+	if r.mapping.Keys != nil {
+		keys = r.mapping.KeysOf(a)
+		names, values := keyArrays(keys)
+		args = append(args, names, values)
 	}
 
 	var affected int64
-	if r.mapping.Keys == nil {
-		tag, err := tx.Exec(ctx, sql, args...)
-		if err != nil {
-			return fmt.Errorf("repository: save %s %s: %w", typ, id, err)
+	if err := q.QueryRow(ctx, sql, args...).Scan(&affected); err != nil {
+		if key, ok := r.takenKey(ctx, q, inTx, err, id, keys); ok {
+			return &repository.DuplicateKeyError{Type: typ, ID: id, Key: key}
 		}
-		affected = tag.RowsAffected()
-	} else {
-		var taken []repository.Key
-		affected, taken, err = r.writeWithKeys(ctx, tx, sql, args, id, r.mapping.KeysOf(a))
-		if err != nil {
-			return err
-		}
-		if affected == 1 && len(taken) > 0 {
-			return &repository.DuplicateKeyError{Type: typ, ID: id, Key: taken[0]}
-		}
+		return fmt.Errorf("repository: save %s %s: %w", typ, id, err)
 	}
-	if affected != 1 && base == 0 {
+	if affected == 1 {
+		return nil
+	}
+	if base == 0 {
 		return &aggregate.AlreadyExistsError{Type: typ, ID: id}
 	}
-	if affected != 1 {
-		actual := int64(0)
-		if err := tx.QueryRow(ctx, r.sqlVersion, typ, id).Scan(&actual); err != nil && !errors.Is(err, pgx.ErrNoRows) {
-			actual = -1
-		}
-		return &aggregate.ConflictError{Type: typ, ID: id, Expected: base, Actual: actual}
+	// The statement wrote nothing, so q is still usable.
+	actual := int64(0)
+	if err := q.QueryRow(ctx, r.sqlVersion, typ, id).Scan(&actual); err != nil && !errors.Is(err, pgx.ErrNoRows) {
+		actual = -1
 	}
-	if err := r.outbox.write(ctx, tx, rows); err != nil {
-		return fmt.Errorf("repository: save %s %s: write events to outbox: %w", typ, id, err)
-	}
-	return nil
+	return &aggregate.ConflictError{Type: typ, ID: id, Expected: base, Actual: actual}
 }
 
-// writeWithKeys runs the state statement and the keys statement in one
-// round trip.
-func (r *Repository[A]) writeWithKeys(ctx context.Context, tx pgx.Tx, sql string, args []any, id string, keys []repository.Key) (int64, []repository.Key, error) {
-	names := make([]string, len(keys))
-	values := make([]string, len(keys))
+// takenKey tells whether err is the unique violation on the keys table
+// that a key held by another aggregate causes, and which of keys it is:
+// the one the error's detail names, or, when q is still usable (not in
+// an aborted transaction), the first that another aggregate holds; the
+// first of keys when neither tells.
+func (r *Repository[A]) takenKey(ctx context.Context, q DB, inTx bool, err error, id string, keys []repository.Key) (repository.Key, bool) {
+	var pgErr *pgconn.PgError
+	if len(keys) == 0 || !errors.As(err, &pgErr) || pgErr.Code != "23505" || pgErr.TableName != r.outbox.n.t.AggregateKeys {
+		return repository.Key{}, false
+	}
+	for _, k := range keys {
+		if strings.Contains(pgErr.Detail, "=("+r.mapping.Type+", "+k.Name+", "+k.Value+")") {
+			return k, true
+		}
+	}
+	if !inTx {
+		names, values := keyArrays(keys)
+		var k repository.Key
+		if q.QueryRow(ctx, r.sqlHolder, r.mapping.Type, id, names, values).Scan(&k.Name, &k.Value) == nil {
+			return k, true
+		}
+	}
+	return keys[0], true
+}
+
+func keyArrays(keys []repository.Key) (names, values []string) {
+	names, values = make([]string, len(keys)), make([]string, len(keys))
 	for i, k := range keys {
 		names[i], values[i] = k.Name, k.Value
 	}
-	b := &pgx.Batch{}
-	b.Queue(sql, args...)
-	b.Queue(r.sqlKeys, r.mapping.Type, id, names, values)
-	br := tx.SendBatch(ctx, b)
-	tag, err := br.Exec()
-	if err != nil {
-		_ = br.Close()
-		return 0, nil, fmt.Errorf("repository: save %s %s: %w", r.mapping.Type, id, err)
-	}
-	var taken []repository.Key
-	rows, err := br.Query()
-	if err == nil {
-		taken, err = pgx.CollectRows(rows, func(row pgx.CollectableRow) (repository.Key, error) {
-			var k repository.Key
-			return k, row.Scan(&k.Name, &k.Value)
-		})
-	}
-	if cerr := br.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return 0, nil, fmt.Errorf("repository: save %s %s: keys: %w", r.mapping.Type, id, err)
-	}
-	return tag.RowsAffected(), taken, nil
+	return names, values
 }
 
 var (

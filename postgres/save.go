@@ -15,10 +15,22 @@ import (
 // What Repository and EventStore share: Save and Update on a unit of work.
 
 // writeFunc writes a's state and the events it recorded after version
-// base, in tx.
-type writeFunc[A aggregate.Aggregate] func(ctx context.Context, tx pgx.Tx, root *aggregate.Root, a A, base int64) error
+// base with q, in one round trip: one statement, or one batch of
+// statements sent together. A write that fails changes nothing that
+// commits: a conflict either makes the statement write nothing or makes
+// it fail. inTx is false when q runs the write in PostgreSQL's implicit
+// transaction (one for the statement or batch, committed when it
+// succeeds, rolled back when it fails), true when q is a transaction
+// that a failed statement leaves aborted.
+type writeFunc[A aggregate.Aggregate] func(ctx context.Context, q DB, inTx bool, root *aggregate.Root, a A, base int64) error
 
-// save writes a in the unit of work of ctx, or in one of its own.
+// save writes a in the unit of work of ctx, or on its own.
+//
+// On its own, the write runs in PostgreSQL's implicit transaction: the
+// version-checked write of the aggregate, its outbox rows and the
+// commit are one round trip, where BEGIN, the writes and COMMIT would
+// take four. Given a pgx.Tx as DB, it runs in a savepoint, so that a
+// failed save leaves the caller's transaction usable.
 func save[A aggregate.Aggregate](ctx context.Context, db DB, aggregateType string, a A, write writeFunc[A]) error {
 	root, err := aggstore.CheckSave(a, aggregateType)
 	if err != nil {
@@ -30,15 +42,20 @@ func save[A aggregate.Aggregate](ctx context.Context, db DB, aggregateType strin
 	if u := unitFrom(ctx); u != nil {
 		return saveInUnit(ctx, u, aggregateType, root, a, write)
 	}
-	// A transaction of its own: nothing else joins it, so no unit to
-	// track (the common case, kept as cheap as hand-written pgx).
+	base := root.CommittedVersion()
+	if _, inTx := db.(pgx.Tx); !inTx {
+		if err := write(ctx, db, false, root, a, base); err != nil {
+			return conflictOr(err, aggregateType, root.ID(), base)
+		}
+		aggregate.MarkCommitted(a)
+		return nil
+	}
 	tx, err := db.Begin(ctx)
 	if err != nil {
 		return fmt.Errorf("postgres: begin: %w", err)
 	}
 	defer rollback(ctx, tx)
-	base := root.CommittedVersion()
-	if err := write(ctx, tx, root, a, base); err != nil {
+	if err := write(ctx, tx, true, root, a, base); err != nil {
 		return conflictOr(err, aggregateType, root.ID(), base)
 	}
 	if err := tx.Commit(ctx); err != nil {
@@ -60,7 +77,7 @@ func saveInUnit[A aggregate.Aggregate](ctx context.Context, u *unit, aggregateTy
 	if base == root.Version() {
 		return nil
 	}
-	if err := write(ctx, u.tx, root, a, base); err != nil {
+	if err := write(ctx, u.tx, true, root, a, base); err != nil {
 		u.failed = true
 		return conflictOr(err, aggregateType, root.ID(), base)
 	}
@@ -74,16 +91,18 @@ func saveInUnit[A aggregate.Aggregate](ctx context.Context, u *unit, aggregateTy
 	return nil
 }
 
-// update runs load → fn → save in the unit of work of ctx; without one,
-// in a unit of its own for each attempt, retried on conflicts by retry.
-func update[A aggregate.Aggregate](ctx context.Context, db DB, retry aggstore.Retry, aggregateType, id string, fn func(A) error,
+// update runs load → fn → save in the unit of work of ctx. Without one,
+// each attempt (retried on conflicts by retry) loads with a read of its
+// own and saves on its own, in one round trip, unless lock asks for the
+// row lock of a load FOR UPDATE: then the attempt runs in a unit of its
+// own that holds the lock until the save commits.
+func update[A aggregate.Aggregate](ctx context.Context, db DB, retry aggstore.Retry, lock bool, aggregateType, id string, fn func(A) error,
 	load func(ctx context.Context, q DB, id string, forUpdate bool) (A, error), write writeFunc[A]) error {
 	if fn == nil {
 		return fmt.Errorf("repository: update %s %s: fn is nil", aggregateType, id)
 	}
-	attempt := func(ctx context.Context) error {
-		u := unitFrom(ctx)
-		a, err := load(ctx, u.tx, id, true)
+	apply := func(ctx context.Context, q DB, save func(a A, root *aggregate.Root) error) error {
+		a, err := load(ctx, q, id, true)
 		if err != nil {
 			return conflictOr(err, aggregateType, id, -1)
 		}
@@ -94,14 +113,26 @@ func update[A aggregate.Aggregate](ctx context.Context, db DB, retry aggstore.Re
 		if !root.HasChanges() {
 			return nil
 		}
-		return saveInUnit(ctx, u, aggregateType, root, a, write)
+		return save(a, root)
+	}
+	inUnit := func(ctx context.Context) error {
+		u := unitFrom(ctx)
+		return apply(ctx, u.tx, func(a A, root *aggregate.Root) error {
+			return saveInUnit(ctx, u, aggregateType, root, a, write)
+		})
 	}
 	if unitFrom(ctx) != nil {
-		return attempt(ctx)
+		return inUnit(ctx)
 	}
-	return retry.Run(ctx, "update "+aggregateType+" "+id, func(ctx context.Context) error {
-		return run(ctx, db, attempt)
-	})
+	// Optimistic concurrency checks the version at save, so a load
+	// outside the save's transaction is as safe as one inside it.
+	attempt := func(ctx context.Context) error {
+		return apply(ctx, db, func(a A, _ *aggregate.Root) error { return save(ctx, db, aggregateType, a, write) })
+	}
+	if lock {
+		attempt = func(ctx context.Context) error { return run(ctx, db, inUnit) }
+	}
+	return retry.Run(ctx, "update "+aggregateType+" "+id, attempt)
 }
 
 // conflictOr turns PostgreSQL's serialization failures and deadlocks
