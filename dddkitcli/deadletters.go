@@ -4,11 +4,11 @@ package dddkitcli
 // dead letters is in this file.
 //
 // A dead letter is the consumed record as it was (key, value, headers:
-// the event's CloudEvents attributes) plus three headers the router
-// adds (watermill's poison-queue keys, eventbus.HeaderDeadLetter*): the
-// reason, the topic it was consumed from and the handler that gave up.
-// Replaying one produces the key, the value and the headers without
-// those three to the original topic, with the murmur2 partitioner the
+// the event's CloudEvents attributes) plus the headers the router adds
+// (watermill's poison-queue keys, eventbus.HeaderDeadLetter*): the
+// reason, the topic it was consumed from, the handler that gave up (and
+// watermill's subscriber name). Replaying one produces the key, the
+// value and the headers without those to the original topic, with the murmur2 partitioner the
 // relay uses, so the event lands on its aggregate's partition again.
 //
 // `replay --all` remembers how far it replayed each partition as the
@@ -27,6 +27,7 @@ import (
 	"time"
 
 	"github.com/IBM/sarama"
+	"github.com/ThreeDotsLabs/watermill/message/router/middleware"
 
 	"github.com/dddkit/dddkit/eventbus"
 )
@@ -56,9 +57,10 @@ type deadLetter struct {
 	rec *sarama.ConsumerMessage
 }
 
-// deadLetterHeaders are the headers the router adds; a replay drops
-// them.
-var deadLetterHeaders = []string{eventbus.HeaderDeadLetterReason, eventbus.HeaderDeadLetterTopic, eventbus.HeaderDeadLetterHandler}
+// deadLetterHeaders are the headers the router adds (watermill's poison
+// queue also names the subscriber); a replay drops them.
+var deadLetterHeaders = []string{eventbus.HeaderDeadLetterReason, eventbus.HeaderDeadLetterTopic,
+	eventbus.HeaderDeadLetterHandler, middleware.PoisonedSubscriberKey}
 
 func newDeadLetter(m *sarama.ConsumerMessage, mark int64, full bool) deadLetter {
 	h := make(map[string]string, len(m.Headers))

@@ -125,3 +125,16 @@ func TestUsage(t *testing.T) {
 		require.NotEmpty(t, r.stderr, "%v says why", args)
 	}
 }
+
+// requireCheck asserts that doctor's text output has a line for check
+// name (a prefix of what follows the state) in state.
+func requireCheck(t testing.TB, out, state, name string) {
+	t.Helper()
+	for _, line := range strings.Split(out, "\n") {
+		st, rest, _ := strings.Cut(line, " ")
+		if st == state && strings.HasPrefix(strings.TrimLeft(rest, " "), name) {
+			return
+		}
+	}
+	t.Fatalf("no %s line for %q in\n%s", state, name, out)
+}

@@ -35,7 +35,7 @@ func TestMigrate(t *testing.T) {
 
 	r := cli(t, nil, env, "doctor")
 	require.Equal(t, dddkitcli.ExitFailed, r.code)
-	require.Contains(t, r.stdout, "FAIL  schema")
+	requireCheck(t, r.stdout, "FAIL", "schema")
 	require.Contains(t, r.stdout, "dddkit migrate up")
 
 	r = cli(t, nil, env, "migrate", "up")
