@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"time"
 
 	"github.com/dddkit/dddkit/eventbus"
@@ -168,6 +169,17 @@ func (r *run) projectionsRebuild(ctx context.Context, args []string) error {
 		return r.emit(map[string]any{"name": name, "position": last.Position, "applied": last.Applied}, func(w io.Writer) {
 			fmt.Fprintf(w, "%s rebuilt: %d events applied, at position %d\n", name, last.Applied, last.Position)
 		})
+	}
+	if len(r.cmd.Projections) > 0 {
+		names := make([]string, 0, len(r.cmd.Projections))
+		for _, runner := range r.cmd.Projections {
+			st, err := runner.Status(ctx)
+			if err != nil {
+				return err
+			}
+			names = append(names, st.Name)
+		}
+		return fmt.Errorf("projections rebuild: no projection %q (this command has %s)", name, strings.Join(names, ", "))
 	}
 	return fmt.Errorf("projections rebuild %s: %w", name, errNotLinked)
 }
