@@ -22,9 +22,11 @@ import (
 	"github.com/dddkit/dddkit/internal/testinfra"
 )
 
-// EnvKafkaLibs overrides where the Kafka jars are; by default they are
-// looked up as .cache/kafka/libs in the module root, where
-// scripts/testenv.sh puts them.
+// EnvKafkaLibs overrides where the Kafka jars are; scripts/testenv.sh
+// sets it when it starts Kafka. Without it they are looked up in the
+// cache directory testenv.sh fetches them into:
+// $DDDKIT_CACHE_DIR/kafka/libs, by default
+// ${XDG_CACHE_HOME:-$HOME/.cache}/dddkit/kafka/libs.
 const EnvKafkaLibs = "TEST_KAFKA_LIBS"
 
 // Broker is a private single-node Kafka (KRaft) that one test owns and may
@@ -214,21 +216,19 @@ func (b *Broker) CreateTopic(name string, partitions int32) {
 }
 
 func findLibs() string {
-	dir, err := os.Getwd()
-	if err != nil {
-		return ""
-	}
-	for {
-		libs := filepath.Join(dir, ".cache", "kafka", "libs")
-		if m, _ := filepath.Glob(filepath.Join(libs, "kafka_*.jar")); len(m) > 0 {
-			return libs
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
+	cache := os.Getenv("DDDKIT_CACHE_DIR")
+	if cache == "" {
+		dir, err := os.UserCacheDir()
+		if err != nil {
 			return ""
 		}
-		dir = parent
+		cache = filepath.Join(dir, "dddkit")
 	}
+	libs := filepath.Join(cache, "kafka", "libs")
+	if m, _ := filepath.Glob(filepath.Join(libs, "kafka_*.jar")); len(m) > 0 {
+		return libs
+	}
+	return ""
 }
 
 // freePort returns a port that is free on 127.0.0.1, chosen below the
