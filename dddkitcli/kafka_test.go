@@ -15,8 +15,8 @@ import (
 	"github.com/dddkit/dddkit/aggregate"
 	"github.com/dddkit/dddkit/dddkitcli"
 	"github.com/dddkit/dddkit/dddkittest"
+	"github.com/dddkit/dddkit/dddkittest/kafkatest"
 	"github.com/dddkit/dddkit/eventbus"
-	"github.com/dddkit/dddkit/internal/kafkatest"
 	"github.com/dddkit/dddkit/internal/testinfra"
 	"github.com/dddkit/dddkit/kafka"
 	"github.com/dddkit/dddkit/outbox"
@@ -25,7 +25,7 @@ import (
 
 func newKafkaClient(t testing.TB) *kafka.Client {
 	t.Helper()
-	c, err := kafka.NewClient(&kafka.Config{Brokers: testinfra.KafkaBrokers(t), Version: testinfra.KafkaVersion})
+	c, err := kafka.NewClient(&kafka.Config{Brokers: kafkatest.Brokers(t), Version: kafkatest.Version})
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = c.Close() })
 	return c
@@ -35,7 +35,7 @@ func newKafkaClient(t testing.TB) *kafka.Client {
 // consumer that has read up to there.
 func commitAt(t testing.TB, group, topic string, offset func(partition int32) int64) {
 	t.Helper()
-	client, err := sarama.NewClient(testinfra.KafkaBrokers(t), testinfra.SaramaConfig(t))
+	client, err := sarama.NewClient(kafkatest.Brokers(t), kafkatest.Config(t))
 	require.NoError(t, err)
 	defer client.Close()
 	parts, err := client.Partitions(topic)
@@ -54,7 +54,7 @@ func commitAt(t testing.TB, group, topic string, offset func(partition int32) in
 
 func highWater(t testing.TB, topic string, p int32) int64 {
 	t.Helper()
-	client, err := sarama.NewClient(testinfra.KafkaBrokers(t), testinfra.SaramaConfig(t))
+	client, err := sarama.NewClient(kafkatest.Brokers(t), kafkatest.Config(t))
 	require.NoError(t, err)
 	defer client.Close()
 	hw, err := client.GetOffset(topic, p, sarama.OffsetNewest)
@@ -67,11 +67,11 @@ func highWater(t testing.TB, topic string, p int32) int64 {
 // when it stops.
 func TestDoctorRedWhileTheRelayIsStoppedGreenWhenItRuns(t *testing.T) {
 	t.Parallel()
-	topic := testinfra.Topic(t, 3)
+	topic := kafkatest.Topic(t, 3)
 	db := newDatabase(t, topic)
 	group := strings.ReplaceAll(dddkittest.UniqueName(t), "_", "-")
 	env := db.env
-	env[dddkitcli.EnvKafkaBrokers] = strings.Join(testinfra.KafkaBrokers(t), ",")
+	env[dddkitcli.EnvKafkaBrokers] = strings.Join(kafkatest.Brokers(t), ",")
 	ctx := context.Background()
 	doctor := func() result {
 		return cli(t, nil, env, "doctor", "--topic", topic+":3", "--group", group, "--kafka-version", "3.6.0")
@@ -146,9 +146,9 @@ func TestDoctorRedWhileTheRelayIsStoppedGreenWhenItRuns(t *testing.T) {
 // high-water mark and their difference.
 func TestConsumersLag(t *testing.T) {
 	t.Parallel()
-	topic := testinfra.Topic(t, 2)
+	topic := kafkatest.Topic(t, 2)
 	group := strings.ReplaceAll(dddkittest.UniqueName(t), "_", "-")
-	env := map[string]string{dddkitcli.EnvKafkaBrokers: strings.Join(testinfra.KafkaBrokers(t), ",")}
+	env := map[string]string{dddkitcli.EnvKafkaBrokers: strings.Join(kafkatest.Brokers(t), ",")}
 	client := newKafkaClient(t)
 	pub, err := eventbus.NewPublisher(client.Publisher(), registry(t, topic))
 	require.NoError(t, err)
@@ -196,8 +196,8 @@ func TestConsumersLag(t *testing.T) {
 // fixed, takes it. replay --all replays only what it has not replayed.
 func TestDeadLetters(t *testing.T) {
 	t.Parallel()
-	topic, dlt := testinfra.Topic(t, 3), testinfra.Topic(t, 1)
-	env := map[string]string{dddkitcli.EnvKafkaBrokers: strings.Join(testinfra.KafkaBrokers(t), ",")}
+	topic, dlt := kafkatest.Topic(t, 3), kafkatest.Topic(t, 1)
+	env := map[string]string{dddkitcli.EnvKafkaBrokers: strings.Join(kafkatest.Brokers(t), ",")}
 	client := newKafkaClient(t)
 	reg := registry(t, topic)
 	router, err := eventbus.NewRouter(client, reg, &eventbus.RouterConfig{DeadLetterTopic: dlt,
@@ -258,7 +258,7 @@ func TestDeadLetters(t *testing.T) {
 	require.Equal(t, dddkitcli.ExitFailed, r.code)
 	require.Contains(t, r.stderr, "no such record")
 
-	original := kafkatest.ReadAll(t, testinfra.KafkaBrokers(t), topic)
+	original := kafkatest.ReadAll(t, kafkatest.Brokers(t), topic)
 	require.Len(t, original, 1)
 	close(fixed)
 	r = cli(t, nil, env, "deadletters", "replay", d.ID)
@@ -270,7 +270,7 @@ func TestDeadLetters(t *testing.T) {
 	case <-time.After(60 * time.Second):
 		t.Fatal("the replayed event was not handled")
 	}
-	after := kafkatest.ReadAll(t, testinfra.KafkaBrokers(t), topic)
+	after := kafkatest.ReadAll(t, kafkatest.Brokers(t), topic)
 	require.Len(t, after, 2)
 	require.Equal(t, original[0].Partition, after[1].Partition, "the key's partition")
 	require.Equal(t, original[0].Key, after[1].Key)
