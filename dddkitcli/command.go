@@ -134,6 +134,9 @@ func (c *Command) Run(ctx context.Context, args []string, stdout, stderr io.Writ
 	case errors.As(err, &ue):
 		fmt.Fprintf(stderr, "dddkit: %v\n(dddkit help shows the commands)\n", err)
 		return ExitUsage
+	case errors.Is(err, postgres.ErrNotMigrated):
+		fmt.Fprintf(stderr, "dddkit: %v\n(dddkit migrate status shows what is missing; dddkit migrate up applies it)\n", err)
+		return ExitFailed
 	default:
 		fmt.Fprintf(stderr, "dddkit: %v\n", err)
 		return ExitFailed

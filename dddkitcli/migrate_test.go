@@ -33,7 +33,11 @@ func TestMigrate(t *testing.T) {
 	require.Len(t, st.Steps, latest)
 	require.False(t, st.Steps[0].Applied)
 
-	r := cli(t, nil, env, "doctor")
+	r := cli(t, nil, env, "outbox", "stats")
+	require.Equal(t, dddkitcli.ExitFailed, r.code)
+	require.Contains(t, r.stderr, "dddkit migrate up")
+
+	r = cli(t, nil, env, "doctor")
 	require.Equal(t, dddkitcli.ExitFailed, r.code)
 	requireCheck(t, r.stdout, "FAIL", "schema")
 	require.Contains(t, r.stdout, "dddkit migrate up")
