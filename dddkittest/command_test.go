@@ -110,3 +110,34 @@ func TestSendReportsTheOutboxDiffAndWrongErrors(t *testing.T) {
 	dddkittest.Send[int](ctx, dddkittest.NewCommands(ft, bus, ob), addToCounter{ID: "c-1", By: 1}).ThenError(cqrs.ErrNoHandler)
 	require.Len(t, ft.errors, 1, "a different error fails")
 }
+
+// ThenPublished relays the outbox and checks what was published for the
+// command, decoded as a consumer receives it; an earlier command's
+// events, published by the same flush, do not count.
+func TestSendThenPublished(t *testing.T) {
+	t.Parallel()
+	bus, ob := counterBus(t)
+	ctx := context.Background()
+	cmds := dddkittest.NewCommands(t, bus, ob)
+	dddkittest.Send[int](ctx, cmds, addToCounter{ID: "c-1", By: 2}).ThenOutbox(added{By: 2})
+	s := dddkittest.Send[int](ctx, cmds, addToCounter{ID: "c-1", By: 3}).ThenOutbox(added{By: 3}).ThenPublished(added{By: 3})
+	require.Empty(t, ob.Pending(), "the relay published both")
+	pub := s.Published()
+	require.Len(t, pub, 1)
+	require.Equal(t, eventbus.DefaultTopic("counter"), pub[0].Topic)
+	require.Equal(t, "c-1", pub[0].Event.AggregateID)
+	require.Equal(t, int64(2), pub[0].Event.Version)
+	dddkittest.Send[struct{}](ctx, cmds, "c-1").ThenPublished(closedEvent{Reason: "by command"})
+
+	ft := &fakeT{}
+	fresh, freshOutbox := counterBus(t)
+	dddkittest.Send[int](ctx, dddkittest.NewCommands(ft, fresh, freshOutbox), addToCounter{ID: "c-1", By: 4}).ThenPublished(added{By: 5})
+	require.Len(t, ft.errors, 1)
+	require.Contains(t, ft.errors[0], "then published")
+	require.Contains(t, ft.errors[0], "+  By: (int) 4")
+
+	ft = &fakeT{}
+	dddkittest.Send[int](ctx, dddkittest.NewCommands(ft, bus, ob), addToCounter{ID: "c-1", By: 1}).ThenPublished(added{By: 1})
+	require.Len(t, ft.errors, 1, "an error where events were expected fails")
+	require.Contains(t, ft.errors[0], "counter closed")
+}

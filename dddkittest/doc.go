@@ -2,8 +2,10 @@
 // given/when/then scenario for aggregates, the same for command handlers
 // over the in-memory adapters, and a controllable clock.
 //
-// It depends on the dddkit core packages and testify only (no database driver, no
-// Kafka client), so a domain package's tests can import it freely.
+// It depends on the dddkit core packages, watermill's message package and
+// testify only (no database driver, no Kafka client), so a domain
+// package's tests can import it freely. PostgreSQL helpers are in
+// dddkittest/pgtest.
 //
 // # Aggregates: given, when, then
 //
@@ -16,12 +18,16 @@
 // with a diff of the expected and recorded events. [Result.OccurredAt]
 // asks for the times to be compared too.
 //
-// # Command handlers: send, then the outbox
+// # Command handlers: send, then the outbox, then published
 //
 // [NewCommands] wraps a [cqrs.Bus] whose handlers save through repositories
 // that append to an [outbox.Memory]; [Send] sends a command and
 // [Sent.ThenOutbox] expects the events it added to the outbox (compared
 // as Then compares them), [Sent.ThenError] an error and nothing added.
+// [Sent.ThenPublished] then relays the outbox as the embedded mode does
+// (an [outbox.Relay] into a recording publisher) and expects the events
+// published for the command, decoded with the registry as a consumer
+// receives them; [Sent.Published] gives each with its topic.
 //
 // # A controllable clock
 //

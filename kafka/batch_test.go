@@ -16,6 +16,7 @@ import (
 
 	"github.com/dddkit/dddkit/aggregate"
 	"github.com/dddkit/dddkit/dddkittest"
+	"github.com/dddkit/dddkit/dddkittest/kafkatest"
 	"github.com/dddkit/dddkit/eventbus"
 	"github.com/dddkit/dddkit/internal/testinfra"
 	"github.com/dddkit/dddkit/postgres"
@@ -259,7 +260,7 @@ func TestHandleOnceBatchRestartResumesFromCommittedOffset(t *testing.T) {
 // committed returns the sum of the offsets group committed on topic.
 func committed(t *testing.T, group, topic string, partitions int32) int64 {
 	t.Helper()
-	admin, err := sarama.NewClusterAdmin(testinfra.KafkaBrokers(t), testinfra.SaramaConfig(t))
+	admin, err := sarama.NewClusterAdmin(kafkatest.Brokers(t), kafkatest.Config(t))
 	require.NoError(t, err)
 	defer admin.Close()
 	ps := make([]int32, partitions)

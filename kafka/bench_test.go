@@ -14,8 +14,8 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 
 	"github.com/dddkit/dddkit/aggregate"
+	"github.com/dddkit/dddkit/dddkittest/kafkatest"
 	"github.com/dddkit/dddkit/eventbus"
-	"github.com/dddkit/dddkit/internal/testinfra"
 	"github.com/dddkit/dddkit/kafka"
 	"github.com/dddkit/dddkit/postgres"
 )
@@ -51,14 +51,14 @@ func benchPartitions() int32 {
 //
 //	make bench BENCH=KafkaConsume
 func BenchmarkKafkaConsume(b *testing.B) {
-	testinfra.KafkaBrokers(b)
+	kafkatest.Brokers(b)
 	b.Run("raw-watermill-kafka", func(b *testing.B) {
 		benchConsume(b, func(b *testing.B, k *kafkaBundle, tick func()) func() {
 			cfg := wmkafka.DefaultSaramaSubscriberConfig()
 			cfg.Version = kafka.DefaultVersion
 			cfg.Consumer.Offsets.Initial = sarama.OffsetOldest
 			sub, err := wmkafka.NewSubscriber(wmkafka.SubscriberConfig{
-				Brokers:               testinfra.KafkaBrokers(b),
+				Brokers:               kafkatest.Brokers(b),
 				Unmarshaler:           wmkafka.DefaultMarshaler{},
 				OverwriteSaramaConfig: cfg,
 				ConsumerGroup:         "raw-" + k.topic,

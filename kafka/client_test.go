@@ -12,9 +12,9 @@ import (
 
 	"github.com/dddkit/dddkit/aggregate"
 	"github.com/dddkit/dddkit/dddkittest"
+	"github.com/dddkit/dddkit/dddkittest/kafkatest"
 	"github.com/dddkit/dddkit/dddkittest/pgtest"
 	"github.com/dddkit/dddkit/eventbus"
-	"github.com/dddkit/dddkit/internal/kafkatest"
 	"github.com/dddkit/dddkit/internal/testinfra"
 	"github.com/dddkit/dddkit/outbox"
 	"github.com/dddkit/dddkit/outbox/outboxtest"
@@ -28,9 +28,9 @@ import (
 func TestOneProducerForRelayPublisherAndDeadLetters(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	brokers := testinfra.KafkaBrokers(t)
+	brokers := kafkatest.Brokers(t)
 	pool := pgtest.Pool(t)
-	relayTopic, pubTopic, deadLetters := testinfra.Topic(t, 2), testinfra.Topic(t, 2), testinfra.Topic(t, 1)
+	relayTopic, pubTopic, deadLetters := kafkatest.Topic(t, 2), kafkatest.Topic(t, 2), kafkatest.Topic(t, 1)
 	client := newClient(t)
 
 	// The outbox relay, with a registry of its own that sends every event
@@ -73,7 +73,7 @@ func TestOneProducerForRelayPublisherAndDeadLetters(t *testing.T) {
 	require.Equal(t, ids, kafkatest.ProducerIDs(t, brokers, pubTopic), "publisher and relay share the producer")
 	require.Equal(t, ids, kafkatest.ProducerIDs(t, brokers, deadLetters), "dead letters and relay share the producer")
 
-	otherTopic := testinfra.Topic(t, 1)
+	otherTopic := kafkatest.Topic(t, 1)
 	require.NoError(t, newClient(t).Publisher().Publish(otherTopic, message.NewMessage("m-1", nil)))
 	other := kafkatest.ProducerIDs(t, brokers, otherTopic)
 	require.Len(t, other, 1)

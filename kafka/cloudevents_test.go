@@ -17,6 +17,7 @@ import (
 
 	"github.com/dddkit/dddkit/aggregate"
 	"github.com/dddkit/dddkit/dddkittest"
+	"github.com/dddkit/dddkit/dddkittest/kafkatest"
 	"github.com/dddkit/dddkit/eventbus"
 	"github.com/dddkit/dddkit/internal/testinfra"
 	"github.com/dddkit/dddkit/outbox"
@@ -46,8 +47,8 @@ func (itemShipped) EventVersion() int { return 2 }
 // readRecords returns every record of topic, read with sarama alone.
 func readRecords(t *testing.T, topic string) []*sarama.ConsumerMessage {
 	t.Helper()
-	cfg := testinfra.SaramaConfig(t)
-	client, err := sarama.NewClient(testinfra.KafkaBrokers(t), cfg)
+	cfg := kafkatest.Config(t)
+	client, err := sarama.NewClient(kafkatest.Brokers(t), cfg)
 	require.NoError(t, err)
 	defer client.Close()
 	consumer, err := sarama.NewConsumerFromClient(client)
@@ -87,7 +88,7 @@ func readRecords(t *testing.T, topic string) []*sarama.ConsumerMessage {
 func TestCloudEventsSDKReadsWhatTheRelayWrote(t *testing.T) {
 	t.Parallel()
 	pg := setupPG(t)
-	topic := testinfra.Topic(t, 3)
+	topic := kafkatest.Topic(t, 3)
 	const source = "//shop.example.com/orders"
 	reg := eventbus.NewRegistry(&eventbus.RegistryConfig{Source: source, Topic: func(string) string { return topic }})
 	require.NoError(t, eventbus.Register[itemShipped](reg, eventbus.AggregateType("shipment")))
@@ -208,9 +209,9 @@ func TestLegacyRecordIsStillConsumed(t *testing.T) {
 		}
 		return pm
 	}
-	cfg := testinfra.SaramaConfig(t)
+	cfg := kafkatest.Config(t)
 	cfg.Producer.Return.Successes = true
-	prod, err := sarama.NewSyncProducer(testinfra.KafkaBrokers(t), cfg)
+	prod, err := sarama.NewSyncProducer(kafkatest.Brokers(t), cfg)
 	require.NoError(t, err)
 	id := "legacy-" + dddkittest.UniqueSuffix()
 	require.NoError(t, prod.SendMessages([]*sarama.ProducerMessage{legacy(id, "o-legacy", 42)}))
@@ -259,9 +260,9 @@ func TestFutureOccurredAtIsPublished(t *testing.T) {
 	k := setupKafka(t, 1)
 	future := time.Now().UTC().Add(3 * time.Hour).Truncate(time.Microsecond)
 
-	cfg := testinfra.SaramaConfig(t)
+	cfg := kafkatest.Config(t)
 	cfg.Producer.Return.Successes = true
-	prod, err := sarama.NewSyncProducer(testinfra.KafkaBrokers(t), cfg)
+	prod, err := sarama.NewSyncProducer(kafkatest.Brokers(t), cfg)
 	require.NoError(t, err)
 	_, _, err = prod.SendMessage(&sarama.ProducerMessage{Topic: k.topic, Value: sarama.StringEncoder("{}"), Timestamp: future})
 	require.ErrorIs(t, err, sarama.ErrInvalidTimestamp, "the broker refuses a record from the future")

@@ -11,6 +11,7 @@ import (
 
 	"github.com/dddkit/dddkit/aggregate"
 	"github.com/dddkit/dddkit/dddkittest"
+	"github.com/dddkit/dddkit/dddkittest/kafkatest"
 	"github.com/dddkit/dddkit/eventbus"
 	"github.com/dddkit/dddkit/internal/testinfra"
 	"github.com/dddkit/dddkit/outbox"
@@ -66,7 +67,7 @@ func TestEndToEndOutboxKafkaInbox(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	pg := setupPG(t)
-	topic := testinfra.Topic(t, 3)
+	topic := kafkatest.Topic(t, 3)
 
 	reg := eventbus.NewRegistry(&eventbus.RegistryConfig{Source: "urn:dddkit:test", Topic: func(string) string { return topic }})
 	require.NoError(t, eventbus.Register[accountOpened](reg, eventbus.AggregateType("account")))
@@ -104,7 +105,7 @@ func TestEndToEndOutboxKafkaInbox(t *testing.T) {
 
 	// Consumer side: one handler name for both event types, so it sees
 	// them in the order of the aggregate.
-	r, err := eventbus.NewRouter(client, reg, &eventbus.RouterConfig{Logger: testLogger(), DeadLetterTopic: testinfra.Topic(t, 1)})
+	r, err := eventbus.NewRouter(client, reg, &eventbus.RouterConfig{Logger: testLogger(), DeadLetterTopic: kafkatest.Topic(t, 1)})
 	require.NoError(t, err)
 	type seen struct {
 		env   aggregate.Envelope

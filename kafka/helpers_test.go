@@ -15,9 +15,9 @@ import (
 
 	"github.com/dddkit/dddkit/aggregate"
 	"github.com/dddkit/dddkit/dddkittest"
+	"github.com/dddkit/dddkit/dddkittest/kafkatest"
 	"github.com/dddkit/dddkit/dddkittest/pgtest"
 	"github.com/dddkit/dddkit/eventbus"
-	"github.com/dddkit/dddkit/internal/testinfra"
 	"github.com/dddkit/dddkit/kafka"
 	"github.com/dddkit/dddkit/postgres"
 	"github.com/dddkit/dddkit/retry"
@@ -74,7 +74,7 @@ type kafkaBundle struct {
 
 func setupKafka(t testing.TB, partitions int32) *kafkaBundle {
 	t.Helper()
-	b := &kafkaBundle{topic: testinfra.Topic(t, partitions), deadLetter: testinfra.Topic(t, 1)}
+	b := &kafkaBundle{topic: kafkatest.Topic(t, partitions), deadLetter: kafkatest.Topic(t, 1)}
 	b.client = newClient(t)
 	reg := eventbus.NewRegistry(&eventbus.RegistryConfig{Source: "urn:dddkit:test", Topic: func(string) string { return b.topic }})
 	require.NoError(t, eventbus.Register[orderPlaced](reg, eventbus.AggregateType("order")))

@@ -9,7 +9,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
 
-	"github.com/dddkit/dddkit/internal/testinfra"
+	"github.com/dddkit/dddkit/dddkittest/kafkatest"
 	"github.com/dddkit/dddkit/kafka"
 )
 
@@ -33,7 +33,7 @@ func testLogger() *slog.Logger {
 // quick commits so that restart tests need not wait.
 func testConfig(t testing.TB) *kafka.Config {
 	return &kafka.Config{
-		Brokers:         testinfra.KafkaBrokers(t),
+		Brokers:         kafkatest.Brokers(t),
 		ClientID:        "dddkit-kafka-test",
 		CommitInterval:  100 * time.Millisecond,
 		NackResendSleep: 50 * time.Millisecond,

@@ -10,8 +10,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/stretchr/testify/require"
 
-	"github.com/dddkit/dddkit/internal/kafkatest"
-	"github.com/dddkit/dddkit/internal/testinfra"
+	"github.com/dddkit/dddkit/dddkittest/kafkatest"
 )
 
 // javaMurmur2 is org.apache.kafka.common.utils.Utils.murmur2 (Kafka's
@@ -164,8 +163,8 @@ func TestDefaultPartitionerIsJavas(t *testing.T) {
 // the partition Java's formula gives their key.
 func TestPublishedKeysLandOnJavaPartitions(t *testing.T) {
 	t.Parallel()
-	brokers := testinfra.KafkaBrokers(t)
-	topic := testinfra.Topic(t, 6)
+	brokers := kafkatest.Brokers(t)
+	topic := kafkatest.Topic(t, 6)
 	client, err := NewClient(&Config{Brokers: brokers, ClientID: "dddkit-partition-test"})
 	require.NoError(t, err)
 	t.Cleanup(func() { require.NoError(t, client.Close()) })

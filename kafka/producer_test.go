@@ -11,8 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/dddkit/dddkit/aggregate"
-	"github.com/dddkit/dddkit/internal/kafkatest"
-	"github.com/dddkit/dddkit/internal/testinfra"
+	"github.com/dddkit/dddkit/dddkittest/kafkatest"
 	"github.com/dddkit/dddkit/internal/wire"
 	"github.com/dddkit/dddkit/kafka"
 	"github.com/dddkit/dddkit/outbox"
@@ -20,8 +19,8 @@ import (
 
 func TestPublishBatchKeyedByAggregate(t *testing.T) {
 	t.Parallel()
-	brokers := testinfra.KafkaBrokers(t)
-	topic := testinfra.Topic(t, 4)
+	brokers := kafkatest.Brokers(t)
+	topic := kafkatest.Topic(t, 4)
 	pub := newClient(t).Publisher()
 
 	var msgs []*message.Message
@@ -67,8 +66,8 @@ func TestPublishBatchKeyedByAggregate(t *testing.T) {
 
 func TestPublishRejectsOversizedBeforeSending(t *testing.T) {
 	t.Parallel()
-	brokers := testinfra.KafkaBrokers(t)
-	topic := testinfra.Topic(t, 1)
+	brokers := kafkatest.Brokers(t)
+	topic := kafkatest.Topic(t, 1)
 	pub := newClient(t).Publisher()
 	small := message.NewMessage("m1", []byte("ok"))
 	big := message.NewMessage("m2", []byte(strings.Repeat("x", 2<<20)))
@@ -82,8 +81,8 @@ func TestPublishRejectsOversizedBeforeSending(t *testing.T) {
 // client's Close does; PublishContext gives up when its context ends.
 func TestPublisherIsSharedAndClosedByTheClient(t *testing.T) {
 	t.Parallel()
-	brokers := testinfra.KafkaBrokers(t)
-	topic := testinfra.Topic(t, 1)
+	brokers := kafkatest.Brokers(t)
+	topic := kafkatest.Topic(t, 1)
 	c, err := kafka.NewClient(testConfig(t))
 	require.NoError(t, err)
 	pub := c.Publisher()

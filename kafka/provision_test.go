@@ -11,7 +11,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/stretchr/testify/require"
 
-	"github.com/dddkit/dddkit/internal/testinfra"
+	"github.com/dddkit/dddkit/dddkittest/kafkatest"
 	"github.com/dddkit/dddkit/kafka"
 )
 
@@ -20,7 +20,7 @@ import (
 // topic does not exist.
 func describeTopic(t *testing.T, topic string) (partitions int, cfg map[string]string, ok bool) {
 	t.Helper()
-	admin, err := sarama.NewClusterAdmin(testinfra.KafkaBrokers(t), testinfra.SaramaConfig(t))
+	admin, err := sarama.NewClusterAdmin(kafkatest.Brokers(t), kafkatest.Config(t))
 	require.NoError(t, err)
 	defer admin.Close()
 	meta, err := admin.DescribeTopics([]string{topic})
@@ -51,7 +51,7 @@ func TestProvisionCreatesThenVerifies(t *testing.T) {
 	require.NoError(t, err)
 	t.Cleanup(func() { require.NoError(t, client.Close()) })
 	ctx := context.Background()
-	a, b := testinfra.TopicName(t), testinfra.TopicName(t)
+	a, b := kafkatest.TopicName(t), kafkatest.TopicName(t)
 
 	require.NoError(t, client.Provision(ctx,
 		kafka.TopicSpec{Name: a},
@@ -96,7 +96,7 @@ func TestProvisionCreatesThenVerifies(t *testing.T) {
 // once, as asked.
 func TestProvisionConcurrently(t *testing.T) {
 	t.Parallel()
-	a, b := testinfra.TopicName(t), testinfra.TopicName(t)
+	a, b := kafkatest.TopicName(t), kafkatest.TopicName(t)
 	const replicas = 3
 	clients := make([]*kafka.Client, replicas)
 	for i := range clients {
@@ -130,7 +130,7 @@ func TestProvisionConcurrently(t *testing.T) {
 func TestPublishNeedsAProvisionedTopic(t *testing.T) {
 	t.Parallel()
 	client := newClient(t)
-	missing, provisioned := testinfra.TopicName(t), testinfra.TopicName(t)
+	missing, provisioned := kafkatest.TopicName(t), kafkatest.TopicName(t)
 	require.NoError(t, client.Provision(context.Background(), kafka.TopicSpec{Name: provisioned, Partitions: 1}))
 	pub := client.Publisher().(interface {
 		PublishContext(context.Context, string, ...*message.Message) error
@@ -154,7 +154,7 @@ func TestSubscribeInitializeProvisions(t *testing.T) {
 	client, err := kafka.NewClient(cfg)
 	require.NoError(t, err)
 	t.Cleanup(func() { require.NoError(t, client.Close()) })
-	topic := testinfra.TopicName(t)
+	topic := kafkatest.TopicName(t)
 
 	sub, err := client.Subscriber("init-" + topic)
 	require.NoError(t, err)

@@ -11,7 +11,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill/pubsub/tests"
 	"github.com/stretchr/testify/require"
 
-	"github.com/dddkit/dddkit/internal/testinfra"
+	"github.com/dddkit/dddkit/dddkittest/kafkatest"
 	"github.com/dddkit/dddkit/kafka"
 )
 
@@ -40,9 +40,9 @@ func suiteClient(t *testing.T, partitions int32) *kafka.Client {
 func suiteTopics(t *testing.T) func(tests.TestContext) string {
 	var mu sync.Mutex
 	var prefixes []string
-	brokers := testinfra.KafkaBrokers(t)
+	brokers := kafkatest.Brokers(t)
 	t.Cleanup(func() {
-		admin, err := sarama.NewClusterAdmin(brokers, testinfra.SaramaConfig(t))
+		admin, err := sarama.NewClusterAdmin(brokers, kafkatest.Config(t))
 		require.NoError(t, err)
 		defer admin.Close()
 		topics, err := admin.ListTopics()
@@ -91,7 +91,7 @@ func kafkaFeatures(t *testing.T) tests.Features {
 // TestPubSubSuite runs watermill's universal Pub/Sub suite against a
 // Client's publisher and subscribers on the real broker.
 func TestPubSubSuite(t *testing.T) {
-	testinfra.KafkaBrokers(t)
+	kafkatest.Brokers(t)
 	t.Parallel()
 	client := suiteClient(t, kafka.DefaultPartitions)
 	subs := closeAtEnd(t)
@@ -128,7 +128,7 @@ func closeAtEnd(t *testing.T) func(message.Subscriber) {
 // order (TestPublishSubscribeInOrder, TestNoAck) on topics of one
 // partition, where Kafka keeps the order of every message.
 func TestPubSubSuiteOrder(t *testing.T) {
-	testinfra.KafkaBrokers(t)
+	kafkatest.Brokers(t)
 	t.Parallel()
 	client := suiteClient(t, 1)
 	subs := closeAtEnd(t)

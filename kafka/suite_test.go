@@ -3,8 +3,8 @@ package kafka_test
 import (
 	"testing"
 
+	"github.com/dddkit/dddkit/dddkittest/kafkatest"
 	"github.com/dddkit/dddkit/eventbus/eventbustest"
-	"github.com/dddkit/dddkit/internal/testinfra"
 )
 
 // The Client passes the transport suite every eventbus transport passes.
@@ -14,7 +14,7 @@ func TestTransportSuite(t *testing.T) {
 	eventbustest.Run(t, func(t *testing.T) eventbustest.Harness {
 		return eventbustest.Harness{
 			Transport: c,
-			Topic:     func(t testing.TB) string { return testinfra.Topic(t, 3) },
+			Topic:     func(t testing.TB) string { return kafkatest.Topic(t, 3) },
 		}
 	})
 }

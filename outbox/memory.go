@@ -264,3 +264,6 @@ func (m *Memory) MarkAttempts(_ context.Context, as []Attempt) error {
 }
 
 var _ Source = (*Memory)(nil)
+
+// Registry returns the event registry the outbox encodes with.
+func (m *Memory) Registry() *eventbus.Registry { return m.reg }

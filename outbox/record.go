@@ -27,6 +27,10 @@ const (
 	// is published like any event; until then it can be cancelled or
 	// replaced by its key, and it holds back no other event.
 	StatusScheduled Status = "scheduled"
+	// StatusDiscarded rows failed and an operator gave up on them: they
+	// are never published and hold back nothing. The row keeps who
+	// discarded it, when and why.
+	StatusDiscarded Status = "discarded"
 )
 
 // Record is one outbox row as the operator API reports it.
@@ -60,6 +64,11 @@ type Record struct {
 	ScheduleKey string
 	// PublishedAt is set for published rows.
 	PublishedAt time.Time
+	// DiscardedBy, DiscardReason and DiscardedAt are set for discarded
+	// rows: who gave up on the event, why and when.
+	DiscardedBy   string
+	DiscardReason string
+	DiscardedAt   time.Time
 }
 
 // Stats is a snapshot of an outbox.

@@ -21,6 +21,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/dddkit/dddkit/aggregate"
+	"github.com/dddkit/dddkit/dddkittest/kafkatest"
 	"github.com/dddkit/dddkit/dddkittest/pgtest"
 	"github.com/dddkit/dddkit/internal/testinfra"
 	"github.com/dddkit/dddkit/internal/wire"
@@ -44,12 +45,12 @@ func benchEvents() int {
 // in milliseconds, the p99 and max of the publish calls alone, and the mean
 // number of events per published batch.
 func BenchmarkCommitToKafkaAck(b *testing.B) {
-	brokers := testinfra.KafkaBrokers(b)
+	brokers := kafkatest.Brokers(b)
 	const rate, seconds = 1000, 5
 	var all, pubs []time.Duration
 	for range b.N {
 		bb := newOutboxBundle(b, nil)
-		bb.useTopic(b, testinfra.Topic(b, 6))
+		bb.useTopic(b, kafkatest.Topic(b, 6))
 		uow, err := postgres.NewUnitOfWork(bb.pool)
 		require.NoError(b, err)
 		pub := newKafkaPublisher(b, brokers)
@@ -135,12 +136,12 @@ func BenchmarkRelayThroughput(b *testing.B) {
 }
 
 func benchDDDKitRelay(b *testing.B) {
-	brokers := testinfra.KafkaBrokers(b)
+	brokers := kafkatest.Brokers(b)
 	n := benchEvents()
 	var total time.Duration
 	for range b.N {
 		bb := newOutboxBundle(b, nil)
-		bb.useTopic(b, testinfra.Topic(b, 6))
+		bb.useTopic(b, kafkatest.Topic(b, 6))
 		for chunk := range slices.Chunk(cartHistory(n/20, 20), 1000) {
 			bb.write(b, chunk...)
 		}
@@ -176,12 +177,12 @@ func benchDDDKitRelay(b *testing.B) {
 }
 
 func benchForwarder(b *testing.B) {
-	brokers := testinfra.KafkaBrokers(b)
+	brokers := kafkatest.Brokers(b)
 	n := benchEvents()
 	var total time.Duration
 	for range b.N {
 		pool := pgtest.Pool(b)
-		topic := testinfra.Topic(b, 6)
+		topic := kafkatest.Topic(b, 6)
 		const fwdTopic = "outbox"
 		schema := wsql.DefaultPostgreSQLSchema{}
 		sub, err := wsql.NewSubscriber(wsql.BeginnerFromPgx(pool), wsql.SubscriberConfig{
@@ -213,7 +214,7 @@ func benchForwarder(b *testing.B) {
 		}
 
 		sc := wmkafka.DefaultSaramaSyncPublisherConfig()
-		sc.Version = testinfra.KafkaVersion
+		sc.Version = kafkatest.Version
 		sc.Producer.RequiredAcks = sarama.WaitForAll
 		sc.Producer.Idempotent = true
 		sc.Net.MaxOpenRequests = 1

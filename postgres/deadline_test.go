@@ -18,6 +18,7 @@ import (
 
 	"github.com/dddkit/dddkit/aggregate"
 	"github.com/dddkit/dddkit/dddkittest"
+	"github.com/dddkit/dddkit/dddkittest/kafkatest"
 	"github.com/dddkit/dddkit/dddkittest/pgtest"
 	"github.com/dddkit/dddkit/eventbus"
 	"github.com/dddkit/dddkit/internal/testinfra"
@@ -123,11 +124,11 @@ func deadlineChild() error {
 func TestDeadlineSurvivesRestart(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	brokers := testinfra.KafkaBrokers(t)
+	brokers := kafkatest.Brokers(t)
 	pool, schema := pgtest.Schema(t)
 	require.NoError(t, postgres.Migrate(ctx, pool, nil))
-	topic, deadLetters := testinfra.Topic(t, 1), dddkittest.UniqueName(t)+"-dlq"
-	testinfra.Topics(t, 1, deadLetters)
+	topic, deadLetters := kafkatest.Topic(t, 1), dddkittest.UniqueName(t)+"-dlq"
+	kafkatest.Topics(t, 1, deadLetters)
 	_, err := pool.Exec(ctx, `CREATE TABLE fired (event_id text PRIMARY KEY, key text NOT NULL, handled_at timestamptz NOT NULL DEFAULT clock_timestamp())`)
 	require.NoError(t, err)
 

@@ -100,8 +100,10 @@
 // outbox.Source) and publishes the events in per-aggregate order, one
 // leading relay per table across all replicas (an advisory lock), woken
 // by NOTIFY at commit. Its operator calls ([Outbox.Stats], [Outbox.List],
-// [Outbox.Retry], [Outbox.Discard], [Outbox.DeletePublished]) answer "how
-// far behind is it, which events failed and why" without SQL.
+// [Outbox.Get], [Outbox.Retry], [Outbox.Discard], [Outbox.RelayLeaders],
+// [Outbox.DeletePublished]) answer "is the relay running, how far behind
+// is it, which events failed and why" without SQL; the dddkit command
+// (cmd/dddkit) is them on the command line.
 //
 // Events are encoded with the service's one event registry
 // (eventbus.Registry), so an event type that was never registered is

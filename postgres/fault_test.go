@@ -19,9 +19,10 @@ import (
 
 	"github.com/dddkit/dddkit/aggregate"
 	"github.com/dddkit/dddkit/dddkittest"
+	"github.com/dddkit/dddkit/dddkittest/kafkatest"
 	"github.com/dddkit/dddkit/dddkittest/pgtest"
 	"github.com/dddkit/dddkit/eventbus"
-	"github.com/dddkit/dddkit/internal/kafkatest"
+	"github.com/dddkit/dddkit/internal/testbroker"
 	"github.com/dddkit/dddkit/internal/testinfra"
 	"github.com/dddkit/dddkit/internal/wire"
 	"github.com/dddkit/dddkit/kafka"
@@ -109,7 +110,7 @@ func TestFaultRelayKilledAndBrokerRestarted(t *testing.T) {
 	}
 	t.Parallel()
 	b := newOutboxBundle(t, nil)
-	broker := kafkatest.StartBroker(t)
+	broker := testbroker.Start(t)
 	topic := "fault-" + dddkittest.UniqueSuffix()
 	broker.CreateTopic(topic, 6)
 

@@ -11,7 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/dddkit/dddkit/aggregate"
-	"github.com/dddkit/dddkit/internal/kafkatest"
+	"github.com/dddkit/dddkit/dddkittest/kafkatest"
 	"github.com/dddkit/dddkit/internal/testinfra"
 	"github.com/dddkit/dddkit/internal/wire"
 	"github.com/dddkit/dddkit/kafka"
@@ -63,8 +63,8 @@ func writeConcurrently(t testing.TB, b *outboxBundle, events []aggregate.Envelop
 // and none is missing.
 func TestKafkaOrderWithThreeRelays(t *testing.T) {
 	t.Parallel()
-	brokers := testinfra.KafkaBrokers(t)
-	topic := testinfra.Topic(t, 6)
+	brokers := kafkatest.Brokers(t)
+	topic := kafkatest.Topic(t, 6)
 	b := newOutboxBundle(t, nil)
 	b.useTopic(t, topic)
 

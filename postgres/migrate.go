@@ -42,6 +42,7 @@ var steps = []struct {
 	{"event store: snapshots of event-sourced aggregates", snapshotsSQL},
 	{"outbox: payloads as the codec's bytes (bytea), not re-rendered jsonb", outboxBytesSQL},
 	{"projections: the checkpoint and status of each projection", projectionsSQL},
+	{"outbox: discarded rows keep who discarded them, when and why", outboxDiscardSQL},
 }
 
 // LatestVersion is the schema version this dddkit needs.

@@ -65,7 +65,8 @@ func (c *OutboxConfig) Validate() error {
 // their events into it in the transaction that saves the aggregate
 // (see [UnitOfWork]); an [outbox.Relay] reads it as its [outbox.Source]
 // and publishes the events. It also has the operator's calls: [Outbox.Stats],
-// [Outbox.List], [Outbox.Retry], [Outbox.Discard].
+// [Outbox.List], [Outbox.Get], [Outbox.Retry], [Outbox.Discard],
+// [Outbox.RelayLeaders].
 //
 // Create it with [NewOutbox]; migrate first with [Migrate].
 type Outbox struct {
@@ -568,7 +569,8 @@ func (o *Outbox) Stats(ctx context.Context) (outbox.Stats, error) {
 }
 
 const recordColumns = `seq, event_id, aggregate_type, aggregate_id, aggregate_version, event_name, event_version, payload, headers,
-	occurred_at, status, attempts, coalesce(last_error, ''), created_at, next_attempt_at, published_at, due_at, coalesce(schedule_key, '')`
+	occurred_at, status, attempts, coalesce(last_error, ''), created_at, next_attempt_at, published_at, due_at, coalesce(schedule_key, ''),
+	coalesce(discarded_by, ''), coalesce(discard_reason, ''), discarded_at`
 
 // List returns up to limit rows with status after sequence afterSeq, in
 // sequence order (limit <= 0: all). Page with the last row's Seq.
@@ -602,11 +604,11 @@ func scanRecords(rows pgx.Rows) ([]outbox.Record, error) {
 			headers    []byte
 			status     string
 			next, publ *time.Time
-			due        *time.Time
+			due, disc  *time.Time
 		)
 		if err := rows.Scan(&r.Seq, &r.Event.ID, &r.Event.AggregateType, &r.Event.AggregateID, &r.Event.Version,
 			&r.Event.Name, &r.EventVersion, &r.RawPayload, &headers, &r.Event.OccurredAt, &status, &r.Attempts, &r.LastError,
-			&r.CreatedAt, &next, &publ, &due, &r.ScheduleKey); err != nil {
+			&r.CreatedAt, &next, &publ, &due, &r.ScheduleKey, &r.DiscardedBy, &r.DiscardReason, &disc); err != nil {
 			return nil, err
 		}
 		r.Status = outbox.Status(status)
@@ -618,6 +620,9 @@ func scanRecords(rows pgx.Rows) ([]outbox.Record, error) {
 		}
 		if due != nil {
 			r.DueAt = *due
+		}
+		if disc != nil {
+			r.DiscardedAt = *disc
 		}
 		if len(headers) > 0 {
 			var h map[string]string
@@ -641,16 +646,6 @@ func (o *Outbox) Retry(ctx context.Context, seqs ...int64) (int64, error) {
 	}
 	return o.change(ctx, "retry", `UPDATE %s SET status = 'pending', attempts = 0, next_attempt_at = NULL
 		WHERE status = 'failed' `+where, args...)
-}
-
-// Discard deletes failed rows (by sequence), so the later events of their
-// aggregates flow again; it returns how many it deleted. Discarding loses
-// those events: prefer Retry once the cause is fixed.
-func (o *Outbox) Discard(ctx context.Context, seqs ...int64) (int64, error) {
-	if len(seqs) == 0 {
-		return 0, nil
-	}
-	return o.change(ctx, "discard", `DELETE FROM %s WHERE status = 'failed' AND seq = ANY($1)`, seqs)
 }
 
 func (o *Outbox) change(ctx context.Context, what, sqlf string, args ...any) (int64, error) {

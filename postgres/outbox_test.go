@@ -376,17 +376,30 @@ func TestOutboxOperatorAPI(t *testing.T) {
 	rec.Refuse(nil)
 	require.Zero(t, flushRelay(t, relay), "k2 v2 waits behind the failed v1")
 
-	// Discard drops k2 v1 without publishing it and unblocks k2.
-	n, err = b.ob.Discard(ctx)
+	// Discard gives up on k2 v1 without publishing it and unblocks k2;
+	// the row stays, with who discarded it and why.
+	n, err = b.ob.Discard(ctx, "ops", "bad data")
 	require.NoError(t, err)
 	require.Zero(t, n, "Discard without sequence numbers discards nothing")
+	_, err = b.ob.Discard(ctx, "", " ", failed[0].Seq)
+	require.ErrorContains(t, err, "who")
+	require.ErrorContains(t, err, "why")
 	pending, err := b.ob.List(ctx, outbox.StatusPending, 0, 0)
 	require.NoError(t, err)
 	require.Len(t, pending, 1)
-	n, err = b.ob.Discard(ctx, failed[0].Seq, pending[0].Seq)
+	n, err = b.ob.Discard(ctx, "ops", "bad data", failed[0].Seq, pending[0].Seq)
 	require.NoError(t, err)
 	require.Equal(t, int64(1), n, "only failed rows are discarded")
 	require.Equal(t, 1, flushRelay(t, relay))
+	discarded, err := b.ob.Get(ctx, failed[0].Seq)
+	require.NoError(t, err)
+	require.Equal(t, outbox.StatusDiscarded, discarded.Status)
+	require.Equal(t, "ops", discarded.DiscardedBy)
+	require.Equal(t, "bad data", discarded.DiscardReason)
+	require.False(t, discarded.DiscardedAt.IsZero())
+	require.Equal(t, "poison k2", discarded.LastError, "the last error stays")
+	_, err = b.ob.Get(ctx, 1<<40)
+	require.ErrorIs(t, err, postgres.ErrRecordNotFound)
 
 	// Retry puts k3 v1 back to pending with fresh attempts.
 	n, err = b.ob.Retry(ctx, failed[1].Seq)

@@ -8,9 +8,9 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/dddkit/dddkit/dddkittest"
+	"github.com/dddkit/dddkit/dddkittest/kafkatest"
 	"github.com/dddkit/dddkit/dddkittest/pgtest"
 	"github.com/dddkit/dddkit/eventbus"
-	"github.com/dddkit/dddkit/internal/testinfra"
 	"github.com/dddkit/dddkit/kafka"
 	"github.com/dddkit/dddkit/postgres"
 	"github.com/dddkit/dddkit/process"
@@ -38,12 +38,12 @@ func TestProcessStoreSuite(t *testing.T) {
 // written in the store's transaction, relayed to Kafka when due.
 func TestProcessTimeoutOnPostgresAndKafka(t *testing.T) {
 	t.Parallel()
-	brokers := testinfra.KafkaBrokers(t)
+	brokers := kafkatest.Brokers(t)
 	pool, _ := pgtest.Schema(t)
 	require.NoError(t, postgres.Migrate(context.Background(), pool, nil))
 	name := dddkittest.UniqueName(t)
 	orders, payments, deadLetters := name+"-orders", name+"-payments", name+"-dlq"
-	testinfra.Topics(t, 3, orders, payments, deadLetters)
+	kafkatest.Topics(t, 3, orders, payments, deadLetters)
 	reg := eventbus.NewRegistry(&eventbus.RegistryConfig{Source: "urn:dddkit:test", Topic: func(typ string) string {
 		if typ == processtest.PaymentType {
 			return payments

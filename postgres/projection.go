@@ -55,6 +55,7 @@ type ProjectionStore struct {
 	load   string
 	lock   string
 	upsert string
+	names  string
 }
 
 var _ projection.Store = (*ProjectionStore)(nil)
@@ -85,6 +86,7 @@ func NewProjectionStore(db DB, cfg *ProjectionStoreConfig) (*ProjectionStore, er
 		upsert: `INSERT INTO ` + t + ` (name, ` + cols + `) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, now())
 ON CONFLICT (name) DO UPDATE SET position = $2, applied = $3, last_event_at = $4, last_error = $5,
 	last_error_at = $6, rebuilding = $7, rebuild_target = $8, updated_at = now()`,
+		names: `SELECT name FROM ` + t + ` ORDER BY name`,
 	}, nil
 }
 

@@ -17,6 +17,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/dddkit/dddkit/aggregate"
+	"github.com/dddkit/dddkit/dddkittest/kafkatest"
 	"github.com/dddkit/dddkit/dddkittest/pgtest"
 	"github.com/dddkit/dddkit/eventbus"
 	"github.com/dddkit/dddkit/internal/testinfra"
@@ -250,8 +251,8 @@ func TestCrashKafkaSource(t *testing.T) {
 	}
 	t.Parallel()
 	b := setupCrash(t)
-	brokers := testinfra.KafkaBrokers(t)
-	topic := testinfra.Topic(t, 6)
+	brokers := kafkatest.Brokers(t)
+	topic := kafkatest.Topic(t, 6)
 	reg, err := crashRegistry(topic)
 	require.NoError(t, err)
 

@@ -10,7 +10,17 @@
 #                       missing), a fresh cluster in a temp dir, fsync off.
 #   TEST_KAFKA_BROKERS  Apache Kafka 4.x, single-node KRaft (broker and
 #                       controller in one JVM); jars fetched once with Maven
-#                       from scripts/kafka/pom.xml into .cache/kafka/libs.
+#                       from scripts/kafka/pom.xml into the cache directory
+#                       (TEST_KAFKA_LIBS is exported: where they are).
+#
+# It writes only under the cache directory, ${DDDKIT_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/dddkit}:
+# kafka/libs (the jars), m2 (Maven's repository) and run/ (the servers'
+# data while they run, removed afterwards; run as root, the data goes
+# under ${TMPDIR:-/tmp} instead, where the postgres user can reach it).
+# Never into the module directory, so it also runs from the read-only
+# module cache of a `go get` copy:
+#
+#   bash "$(go env GOMODCACHE)/github.com/dddkit/dddkit@VERSION/scripts/testenv.sh" go test ./...
 #
 # Then it runs COMMAND, stops whatever it started (also when COMMAND fails or
 # the script is interrupted) and exits with COMMAND's status. Services that
@@ -23,8 +33,14 @@
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-cache="$root/.cache"
-work=$(mktemp -d "${TMPDIR:-/tmp}/dddkit-testenv.XXXXXX")
+cache="${DDDKIT_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/dddkit}"
+mkdir -p "$cache/run"
+if [ "$(id -u)" = 0 ]; then
+  # The servers run as the postgres user, who cannot enter root's home.
+  work=$(mktemp -d "${TMPDIR:-/tmp}/dddkit-testenv.XXXXXX")
+else
+  work=$(mktemp -d "$cache/run/XXXXXX")
+fi
 chmod 755 "$work"
 started_pg=""
 started_kafka_pid=""
@@ -149,17 +165,31 @@ start_postgres() {
 # --------------------------------------------------------------------- Kafka
 
 fetch_kafka() {
-  local libs="$cache/kafka/libs" stamp
+  local libs="$cache/kafka/libs" stamp pom
   stamp=$(sha256sum "$root/scripts/kafka/pom.xml" | cut -c1-16)
   if [ -f "$libs/.stamp" ] && [ "$(cat "$libs/.stamp")" = "$stamp" ]; then
     return 0
   fi
-  log "fetching Kafka jars with Maven (once; cached in .cache/kafka)"
+  mkdir -p "$cache/kafka"
+  # One fetch at a time: several runs may start together.
+  exec 9>"$cache/kafka/.lock"
+  flock 9
+  if [ -f "$libs/.stamp" ] && [ "$(cat "$libs/.stamp")" = "$stamp" ]; then
+    exec 9>&-
+    return 0
+  fi
+  log "fetching Kafka jars with Maven (once; cached in $cache/kafka)"
   rm -rf "$libs"
   mkdir -p "$libs"
-  (cd "$root/scripts/kafka" && mvn -q -B --no-transfer-progress -Dstyle.color=never -Dmaven.repo.local="$cache/m2" \
+  # Maven writes target/ next to the pom: give it a copy of its own, so
+  # the module directory (read-only in the module cache) stays untouched.
+  pom=$(mktemp -d "$cache/kafka/pom.XXXXXX")
+  cp "$root/scripts/kafka/pom.xml" "$pom/"
+  (cd "$pom" && mvn -q -B --no-transfer-progress -Dstyle.color=never -Dmaven.repo.local="$cache/m2" \
     dependency:copy-dependencies -DincludeScope=runtime -DoutputDirectory="$libs") >&2
+  rm -rf "$pom"
   echo "$stamp" >"$libs/.stamp"
+  exec 9>&-
 }
 
 start_kafka() {
@@ -246,6 +276,7 @@ while True:
   wait_port 127.0.0.1 "$port" 30
   export TEST_KAFKA_BROKERS="127.0.0.1:$port"
   export TEST_KAFKA_LOG_DIR="$dir"
+  export TEST_KAFKA_LIBS="$cache/kafka/libs"
   log "Kafka $(basename "$(ls "$cache"/kafka/libs/kafka_2.13-*.jar)" .jar | sed 's/kafka_2.13-//') on $TEST_KAFKA_BROKERS (pid $started_kafka_pid)"
 }
 

@@ -21,9 +21,9 @@ import (
 	"github.com/IBM/sarama"
 	"github.com/stretchr/testify/require"
 
+	"github.com/dddkit/dddkit/dddkittest/kafkatest"
 	"github.com/dddkit/dddkit/dddkittest/pgtest"
 	"github.com/dddkit/dddkit/examples/authnotify/internal/config"
-	"github.com/dddkit/dddkit/internal/testinfra"
 	"github.com/dddkit/dddkit/valueobject"
 )
 
@@ -137,7 +137,7 @@ func TestTwoInstancesSendEachEmailOnce(t *testing.T) {
 func productionConfig(t *testing.T, resendURL string) config.Config {
 	t.Helper()
 	dbURL, schema := pgtest.SchemaURL(t)
-	brokers := testinfra.KafkaBrokers(t)
+	brokers := kafkatest.Brokers(t)
 	cfg, err := config.Load(env(map[string]string{
 		"HTTP_ADDR":            "127.0.0.1:0",
 		"DATABASE_URL":         dbURL,
@@ -157,7 +157,7 @@ func productionConfig(t *testing.T, resendURL string) config.Config {
 	prefix := strings.ReplaceAll(schema, "_", "-") + "."
 	cfg.TopicPrefix, cfg.GroupPrefix = prefix, prefix
 	cfg.ShutdownPeriod = 5 * time.Second
-	testinfra.DeleteTopicsAtEnd(t, prefix+"user.events", prefix+"dddkit.dead_letters")
+	kafkatest.DeleteTopicsAtEnd(t, prefix+"user.events", prefix+"dddkit.dead_letters")
 	return cfg
 }
 
@@ -165,7 +165,7 @@ func productionConfig(t *testing.T, resendURL string) config.Config {
 // partitions.
 func requireTopic(t *testing.T, topic string, partitions int) {
 	t.Helper()
-	admin, err := sarama.NewClusterAdmin(testinfra.KafkaBrokers(t), testinfra.SaramaConfig(t))
+	admin, err := sarama.NewClusterAdmin(kafkatest.Brokers(t), kafkatest.Config(t))
 	require.NoError(t, err)
 	defer admin.Close()
 	meta, err := admin.DescribeTopics([]string{topic})

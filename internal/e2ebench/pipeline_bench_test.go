@@ -18,9 +18,9 @@ import (
 	"github.com/dddkit/dddkit/aggregate"
 	"github.com/dddkit/dddkit/cqrs"
 	"github.com/dddkit/dddkit/dddkittest"
+	"github.com/dddkit/dddkit/dddkittest/kafkatest"
 	"github.com/dddkit/dddkit/dddkittest/pgtest"
 	"github.com/dddkit/dddkit/eventbus"
-	"github.com/dddkit/dddkit/internal/testinfra"
 	"github.com/dddkit/dddkit/kafka"
 	"github.com/dddkit/dddkit/outbox"
 	"github.com/dddkit/dddkit/postgres"
@@ -92,7 +92,7 @@ type pipeline struct {
 
 func newPipeline(b *testing.B) *pipeline {
 	b.Helper()
-	brokers := testinfra.KafkaBrokers(b)
+	brokers := kafkatest.Brokers(b)
 	ctx := context.Background()
 	dbURL, _ := pgtest.SchemaURL(b)
 	cfg, err := pgxpool.ParseConfig(dbURL)
@@ -105,8 +105,8 @@ func newPipeline(b *testing.B) *pipeline {
 	_, err = pool.Exec(ctx, `CREATE TABLE effects (event_id text PRIMARY KEY, ticket text NOT NULL, seat int NOT NULL)`)
 	require.NoError(b, err)
 
-	topic := testinfra.Topic(b, int32(envInt("BENCH_E2E_PARTITIONS", 8)))
-	deadLetters := testinfra.Topic(b, 1)
+	topic := kafkatest.Topic(b, int32(envInt("BENCH_E2E_PARTITIONS", 8)))
+	deadLetters := kafkatest.Topic(b, 1)
 	reg := eventbus.NewRegistry(&eventbus.RegistryConfig{Source: "urn:dddkit:bench", Topic: func(string) string { return topic }})
 	require.NoError(b, eventbus.Register[ticketSold](reg, eventbus.AggregateType("ticket")))
 	box, err := postgres.NewOutbox(pool, reg, nil)
@@ -248,7 +248,7 @@ func pct(d []time.Duration, p float64) float64 {
 //
 //	scripts/testenv.sh go test -run '^$' -bench BenchmarkPipeline -benchtime 1x -count 3 ./internal/e2ebench/
 func BenchmarkPipeline(b *testing.B) {
-	testinfra.KafkaBrokers(b)
+	kafkatest.Brokers(b)
 	b.Run("throughput", func(b *testing.B) {
 		p := newPipeline(b)
 		n, workers := envInt("BENCH_E2E_EVENTS", 20_000), envInt("BENCH_E2E_WORKERS", 16)

@@ -1,6 +1,7 @@
 package testinfra
 
 import (
+	"context"
 	"errors"
 	"io"
 	"net"
@@ -31,7 +32,7 @@ type Proxy struct {
 // latency per forwarded chunk (0 for none). It stops when the test ends.
 func NewProxy(t testing.TB, target string, latency time.Duration) *Proxy {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	ln, err := (&net.ListenConfig{}).Listen(context.Background(), "tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatalf("testinfra: proxy listen: %v", err)
 	}
@@ -93,7 +94,7 @@ func (p *Proxy) accept() {
 		if err != nil {
 			return
 		}
-		out, err := net.Dial("tcp", p.target)
+		out, err := (&net.Dialer{}).DialContext(context.Background(), "tcp", p.target)
 		if err != nil {
 			_ = in.Close()
 			continue

@@ -1,6 +1,3 @@
-// Package kafkatest holds Kafka helpers for the tests of kafka, outbox and
-// eventbus: reading a whole topic back, and running a private broker that
-// a test may restart.
 package kafkatest
 
 import (
@@ -12,8 +9,6 @@ import (
 	"time"
 
 	"github.com/IBM/sarama"
-
-	"github.com/dddkit/dddkit/internal/testinfra"
 )
 
 // Message is a consumed record.
@@ -29,7 +24,7 @@ type Message struct {
 // order, up to the high-water marks at the time of the call.
 func ReadAll(t testing.TB, brokers []string, topic string) []Message {
 	t.Helper()
-	cfg := testinfra.SaramaConfig(t)
+	cfg := Config(t)
 	cfg.Consumer.Fetch.Default = 4 << 20
 	client, parts := partitions(t, brokers, topic, cfg)
 	defer client.Close()
@@ -110,7 +105,7 @@ func WaitForTopic(ctx context.Context, brokers []string, topic string, cfg *sara
 // its own, so this is the set of producers that wrote to the topic.
 func ProducerIDs(t testing.TB, brokers []string, topic string) []int64 {
 	t.Helper()
-	client, parts := partitions(t, brokers, topic, testinfra.SaramaConfig(t))
+	client, parts := partitions(t, brokers, topic, Config(t))
 	defer client.Close()
 	seen := map[int64]bool{}
 	for _, p := range parts {

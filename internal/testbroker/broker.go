@@ -1,4 +1,7 @@
-package kafkatest
+// Package testbroker runs a private single-node Kafka broker that one
+// test owns and may stop and restart (see [Start]), for the fault tests;
+// the shared broker's helpers are in dddkittest/kafkatest.
+package testbroker
 
 import (
 	"bytes"
@@ -19,12 +22,14 @@ import (
 
 	"github.com/IBM/sarama"
 
-	"github.com/dddkit/dddkit/internal/testinfra"
+	"github.com/dddkit/dddkit/dddkittest/kafkatest"
 )
 
-// EnvKafkaLibs overrides where the Kafka jars are; by default they are
-// looked up as .cache/kafka/libs in the module root, where
-// scripts/testenv.sh puts them.
+// EnvKafkaLibs overrides where the Kafka jars are; scripts/testenv.sh
+// sets it when it starts Kafka. Without it they are looked up in the
+// cache directory testenv.sh fetches them into:
+// $DDDKIT_CACHE_DIR/kafka/libs, by default
+// ${XDG_CACHE_HOME:-$HOME/.cache}/dddkit/kafka/libs.
 const EnvKafkaLibs = "TEST_KAFKA_LIBS"
 
 // Broker is a private single-node Kafka (KRaft) that one test owns and may
@@ -38,11 +43,11 @@ type Broker struct {
 	t    testing.TB
 }
 
-// StartBroker starts a private broker or skips the test when java or the
+// Start starts a private broker or skips the test when java or the
 // Kafka jars are not available. It is stopped when the test ends.
-func StartBroker(t testing.TB) *Broker {
+func Start(t testing.TB) *Broker {
 	t.Helper()
-	testinfra.KafkaBrokers(t) // same opt-in as every Kafka test
+	kafkatest.Brokers(t) // same opt-in as every Kafka test
 	java, err := exec.LookPath("java")
 	if err != nil {
 		t.Skip("skipping: needs java for a private Kafka broker")
@@ -148,7 +153,7 @@ func (b *Broker) start(java string) {
 func (b *Broker) waitReady() {
 	b.t.Helper()
 	deadline := time.Now().Add(90 * time.Second)
-	cfg := testinfra.SaramaConfig(b.t)
+	cfg := kafkatest.Config(b.t)
 	cfg.Net.DialTimeout = time.Second
 	cfg.Metadata.Retry.Max = 0
 	for {
@@ -204,31 +209,29 @@ func (b *Broker) stop() {
 // can be written.
 func (b *Broker) CreateTopic(name string, partitions int32) {
 	b.t.Helper()
-	admin, err := sarama.NewClusterAdmin([]string{b.Addr}, testinfra.SaramaConfig(b.t))
+	admin, err := sarama.NewClusterAdmin([]string{b.Addr}, kafkatest.Config(b.t))
 	must(b.t, err)
 	defer admin.Close()
 	must(b.t, admin.CreateTopic(name, &sarama.TopicDetail{NumPartitions: partitions, ReplicationFactor: 1}, false))
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	must(b.t, WaitForTopic(ctx, []string{b.Addr}, name, testinfra.SaramaConfig(b.t)))
+	must(b.t, kafkatest.WaitForTopic(ctx, []string{b.Addr}, name, kafkatest.Config(b.t)))
 }
 
 func findLibs() string {
-	dir, err := os.Getwd()
-	if err != nil {
-		return ""
-	}
-	for {
-		libs := filepath.Join(dir, ".cache", "kafka", "libs")
-		if m, _ := filepath.Glob(filepath.Join(libs, "kafka_*.jar")); len(m) > 0 {
-			return libs
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
+	cache := os.Getenv("DDDKIT_CACHE_DIR")
+	if cache == "" {
+		dir, err := os.UserCacheDir()
+		if err != nil {
 			return ""
 		}
-		dir = parent
+		cache = filepath.Join(dir, "dddkit")
 	}
+	libs := filepath.Join(cache, "kafka", "libs")
+	if m, _ := filepath.Glob(filepath.Join(libs, "kafka_*.jar")); len(m) > 0 {
+		return libs
+	}
+	return ""
 }
 
 // freePort returns a port that is free on 127.0.0.1, chosen below the

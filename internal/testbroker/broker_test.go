@@ -1,4 +1,4 @@
-package kafkatest
+package testbroker
 
 import (
 	"encoding/base64"

@@ -1,4 +1,4 @@
-package testinfra_test
+package kafkatest_test
 
 import (
 	"context"
@@ -6,25 +6,25 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dddkit/dddkit/dddkittest/kafkatest"
+
 	"github.com/IBM/sarama"
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill-kafka/v3/pkg/kafka"
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/stretchr/testify/require"
-
-	"github.com/dddkit/dddkit/internal/testinfra"
 )
 
 // TestKafkaRoundTrip publishes one message through watermill-kafka and
 // consumes it through a consumer group on the real broker.
 func TestKafkaRoundTrip(t *testing.T) {
 	t.Parallel()
-	brokers := testinfra.KafkaBrokers(t)
-	topic := testinfra.Topic(t, 3)
+	brokers := kafkatest.Brokers(t)
+	topic := kafkatest.Topic(t, 3)
 	logger := watermill.NopLogger{}
 
 	pubCfg := kafka.DefaultSaramaSyncPublisherConfig()
-	pubCfg.Version = testinfra.KafkaVersion
+	pubCfg.Version = kafkatest.Version
 	pub, err := kafka.NewPublisher(kafka.PublisherConfig{
 		Brokers:               brokers,
 		Marshaler:             kafka.DefaultMarshaler{},
@@ -34,7 +34,7 @@ func TestKafkaRoundTrip(t *testing.T) {
 	defer pub.Close()
 
 	subCfg := kafka.DefaultSaramaSubscriberConfig()
-	subCfg.Version = testinfra.KafkaVersion
+	subCfg.Version = kafkatest.Version
 	subCfg.Consumer.Offsets.Initial = -2 // oldest: the message may be produced before the group joins
 	sub, err := kafka.NewSubscriber(kafka.SubscriberConfig{
 		Brokers:               brokers,
@@ -68,11 +68,11 @@ func TestKafkaRoundTrip(t *testing.T) {
 // TestKafkaBrokerDoesNotCreateTopics proves that the test broker runs
 // with auto.create.topics.enable=false (scripts/testenv.sh), so that the
 // tests that pass against it depend on no topic created on first use:
-// every topic is made by testinfra.Topic(s) or by the code under test.
+// every topic is made by kafkatest.Topic(s) or by the code under test.
 func TestKafkaBrokerDoesNotCreateTopics(t *testing.T) {
 	t.Parallel()
-	brokers := testinfra.KafkaBrokers(t)
-	cfg := testinfra.SaramaConfig(t)
+	brokers := kafkatest.Brokers(t)
+	cfg := kafkatest.Config(t)
 	client, err := sarama.NewClient(brokers, cfg)
 	require.NoError(t, err)
 	defer client.Close()

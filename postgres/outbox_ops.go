@@ -1,0 +1,131 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/dddkit/dddkit/outbox"
+)
+
+// outboxDiscardSQL lets the outbox keep discarded rows, with who
+// discarded them, when and why, instead of deleting them: the status
+// 'discarded' holds back nothing, and an operator can still read what
+// was not published. Rows of an older dddkit are unchanged.
+func outboxDiscardSQL(n names, _ string) string {
+	table := n.t.Outbox
+	t := n.q(table)
+	check := ident(table + "_status_check")
+	return `
+ALTER TABLE ` + t + ` ADD COLUMN IF NOT EXISTS discarded_by text;
+ALTER TABLE ` + t + ` ADD COLUMN IF NOT EXISTS discard_reason text;
+ALTER TABLE ` + t + ` ADD COLUMN IF NOT EXISTS discarded_at timestamptz;
+ALTER TABLE ` + t + ` DROP CONSTRAINT IF EXISTS ` + check + `;
+ALTER TABLE ` + t + ` ADD CONSTRAINT ` + check + ` CHECK (status IN ('pending', 'published', 'failed', 'scheduled', 'discarded'));
+`
+}
+
+// ErrRecordNotFound is returned by [Outbox.Get] for a sequence number
+// that no row has.
+var ErrRecordNotFound = errors.New("postgres: outbox: no such row")
+
+// Get returns the outbox row with sequence number seq, whatever its
+// status; [ErrRecordNotFound] when there is none.
+func (o *Outbox) Get(ctx context.Context, seq int64) (outbox.Record, error) {
+	r, err := o.resolve(ctx)
+	if err != nil {
+		return outbox.Record{}, err
+	}
+	rows, err := o.db.Query(ctx, `SELECT `+recordColumns+` FROM `+r.qtable+` WHERE seq = $1`, seq)
+	if err != nil {
+		return outbox.Record{}, fmt.Errorf("postgres: outbox: get row %d: %w", seq, err)
+	}
+	recs, err := scanRecords(rows)
+	if err != nil {
+		return outbox.Record{}, fmt.Errorf("postgres: outbox: get row %d: %w", seq, err)
+	}
+	if len(recs) == 0 {
+		return outbox.Record{}, fmt.Errorf("%w: seq %d", ErrRecordNotFound, seq)
+	}
+	return recs[0], nil
+}
+
+// Discard gives up on failed rows (by sequence): they become
+// [outbox.StatusDiscarded], are never published, and the later events of
+// their aggregates flow again. The rows stay, with by (who discarded
+// them), reason (why) and the time, for the record; [Outbox.List] shows
+// them. Discard returns how many rows it changed; rows that are not
+// failed are left alone. by and reason must not be empty. Discarding
+// loses those events for the consumers: prefer [Outbox.Retry] once the
+// cause is fixed.
+func (o *Outbox) Discard(ctx context.Context, by, reason string, seqs ...int64) (int64, error) {
+	var errs []error
+	if strings.TrimSpace(by) == "" {
+		errs = append(errs, errors.New("postgres: outbox: discard: say who discards (by)"))
+	}
+	if strings.TrimSpace(reason) == "" {
+		errs = append(errs, errors.New("postgres: outbox: discard: say why (reason)"))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return 0, err
+	}
+	if len(seqs) == 0 {
+		return 0, nil
+	}
+	return o.change(ctx, "discard", `UPDATE %s SET status = 'discarded', discarded_by = $2, discard_reason = $3,
+		discarded_at = now(), next_attempt_at = NULL
+		WHERE status = 'failed' AND seq = ANY($1)`, seqs, truncate(by, 200), truncate(reason, 2000))
+}
+
+// RelayLeader is the database session that holds the leader lock of an
+// outbox's relay: the relay that publishes.
+type RelayLeader struct {
+	// PID is the backend process ID of the session (pg_stat_activity.pid).
+	PID int32
+	// ApplicationName and ClientAddr say where the relay runs, as far as
+	// its connection tells (application_name is set by the pool's
+	// connection string; ClientAddr is empty for Unix sockets).
+	ApplicationName, ClientAddr string
+	// Since is when the session started (backend_start).
+	Since time.Time
+}
+
+// RelayLeaders returns the sessions holding the outbox relay's leader
+// lock (the advisory lock [Outbox.Lead] takes), from pg_locks: none when
+// no relay runs on this outbox. It is what an operator's health check
+// asks ("does the relay have a leader?"); it reads only catalog views.
+func (o *Outbox) RelayLeaders(ctx context.Context) ([]RelayLeader, error) {
+	r, err := o.resolve(ctx)
+	if err != nil {
+		return nil, err
+	}
+	key := uint64(lockKey("outbox/relay", r.schema, o.n.t.Outbox)) //nolint:gosec // the lock key's bits, as pg_locks shows them
+	rows, err := o.db.Query(ctx, `SELECT l.pid, coalesce(a.application_name, ''), coalesce(host(a.client_addr), ''), a.backend_start
+FROM pg_locks l LEFT JOIN pg_stat_activity a ON a.pid = l.pid
+WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1
+	AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+	AND l.classid::bigint = $1 AND l.objid::bigint = $2
+ORDER BY l.pid`, int64(key>>32), int64(key&0xffffffff))
+	if err != nil {
+		return nil, fmt.Errorf("postgres: outbox: relay leader: %w", err)
+	}
+	out, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (RelayLeader, error) {
+		var (
+			l     RelayLeader
+			since *time.Time
+		)
+		err := row.Scan(&l.PID, &l.ApplicationName, &l.ClientAddr, &since)
+		if since != nil {
+			l.Since = *since
+		}
+		return l, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("postgres: outbox: relay leader: %w", err)
+	}
+	return out, nil
+}
