@@ -95,7 +95,7 @@ func faultPause() time.Duration {
 	return d
 }
 
-func startChild(t *testing.T, logPath string, env ...string) *testinfra.Child {
+func startChild(t testing.TB, logPath string, env ...string) *testinfra.Child {
 	t.Helper()
 	return testinfra.StartChild(t, logPath, append([]string{envChild + "=1"}, env...)...)
 }

@@ -626,13 +626,17 @@ func TestOutboxTableHasItsIndexes(t *testing.T) {
 
 func TestOutboxConfigValidate(t *testing.T) {
 	t.Parallel()
-	err := (&postgres.OutboxConfig{Retention: -1, CleanupInterval: -1, LeaderPollInterval: -1,
+	err := (&postgres.OutboxConfig{Retention: -1, CleanupInterval: -1, LeaderPollInterval: -1, Shards: -1, LeaderTimeout: -1,
 		Tables: postgres.Tables{Outbox: string(make([]byte, 49))}}).Validate()
+	require.ErrorContains(t, err, "OutboxConfig.Shards")
+	require.ErrorContains(t, err, "OutboxConfig.LeaderTimeout")
 	require.ErrorContains(t, err, "OutboxConfig.Retention")
 	require.ErrorContains(t, err, "OutboxConfig.CleanupInterval")
 	require.ErrorContains(t, err, "OutboxConfig.LeaderPollInterval")
 	require.ErrorContains(t, err, "Tables.Outbox")
 	require.NoError(t, (*postgres.OutboxConfig)(nil).Validate())
+	require.ErrorContains(t, (&postgres.OutboxConfig{Shards: postgres.MaxShards + 1}).Validate(), "above the limit")
+	require.NoError(t, (&postgres.OutboxConfig{Shards: postgres.MaxShards}).Validate())
 
 	_, err = postgres.NewOutbox(nil, nil, &postgres.OutboxConfig{Retention: -1})
 	require.ErrorContains(t, err, "nil DB")
