@@ -520,10 +520,7 @@ func (o *Outbox) cleanup(ctx context.Context, s *leadSession) {
 	t := time.NewTicker(o.cfg.CleanupInterval)
 	defer t.Stop()
 	for {
-		s.mu.Lock()
-		first := s.led[0]
-		s.mu.Unlock()
-		if !first {
+		if !s.leads(0) {
 			// another relay cleans up
 		} else if _, err := o.DeletePublished(ctx, o.cfg.Retention); err != nil && ctx.Err() == nil {
 			o.log.Warn("postgres: outbox cleanup failed", "error", err)

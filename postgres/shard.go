@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -162,12 +163,10 @@ func (o *Outbox) Shards() []int {
 	if s == nil {
 		return nil
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.lost != nil {
-		return nil
+	if led := s.leading.Load(); led != nil {
+		return slices.Clone(*led)
 	}
-	return s.ledShards()
+	return nil
 }
 
 // session returns the running Lead session, or an error wrapping
@@ -198,6 +197,8 @@ type leadSession struct {
 	out      map[int64]int32 // seq → shard of the rows handed out
 	lost     error           // set once the session is unusable
 	onLost   func(error)
+
+	leading atomic.Pointer[[]int] // the led shards, for readers that must not wait for mu; nil once lost
 }
 
 func newLeadSession(o *Outbox, r *resolvedOutbox, conn *pgx.Conn) *leadSession {
@@ -220,6 +221,19 @@ func (s *leadSession) ledShards() []int {
 	return out
 }
 
+// publish makes the led shards visible to Shards; s.mu held.
+func (s *leadSession) publish() {
+	led := s.ledShards()
+	s.leading.Store(&led)
+}
+
+// leads reports whether the session leads shard sh, without waiting for
+// a statement in progress.
+func (s *leadSession) leads(sh int) bool {
+	led := s.leading.Load()
+	return led != nil && slices.Contains(*led, sh)
+}
+
 // shards returns the led shards.
 func (s *leadSession) shards() []int {
 	s.mu.Lock()
@@ -233,6 +247,7 @@ func (s *leadSession) end() {
 	defer s.mu.Unlock()
 	if s.lost == nil {
 		s.lost = fmt.Errorf("%w: the Lead session ended", ErrNotLeader)
+		s.leading.Store(nil)
 	}
 }
 
@@ -252,6 +267,7 @@ func (s *leadSession) claimable() (shards []int32, all bool) {
 func (s *leadSession) fail(err error) error {
 	if s.lost == nil {
 		s.lost = fmt.Errorf("%w: %w", ErrNotLeader, err)
+		s.leading.Store(nil)
 		s.o.log.Warn("postgres: outbox relay lost its shards", "table", s.r.qtable, "error", err)
 		if s.onLost != nil {
 			s.onLost(s.lost)
@@ -339,6 +355,7 @@ func (s *leadSession) releaseIdle(ctx context.Context) error {
 			s.led[sh], s.draining[sh] = false, time.Time{}
 			s.count--
 		}
+		s.publish()
 		s.o.log.Info("postgres: outbox relay handed shards over", "table", s.r.qtable, "released", idle, "leads", s.ledShards())
 		return nil
 	})
@@ -406,6 +423,7 @@ func (s *leadSession) rebalance(ctx context.Context) (bool, error) {
 				s.led[sh] = true
 				s.count++
 			}
+			s.publish()
 			changed = len(got) > 0
 		}
 		return tx.Commit(ctx)
