@@ -38,8 +38,9 @@ type OutboxConfig struct {
 	// replay) before a relay deletes them; 0 deletes a row as soon as it
 	// is published.
 	Retention time.Duration
-	// CleanupInterval is how often the leading relay deletes published
-	// rows older than Retention (default 1m); unused when Retention is 0.
+	// CleanupInterval is how often the relay leading shard 0 deletes
+	// published rows older than Retention (default 1m); unused when
+	// Retention is 0.
 	CleanupInterval time.Duration
 	// LeaderPollInterval is how often a relay rebalances the shards: a
 	// relay that leads none tries to take its share, one above its share
