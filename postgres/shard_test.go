@@ -65,7 +65,7 @@ func TestShardsRebalanceAsRelaysJoinAndLeave(t *testing.T) {
 	}
 	first, stopFirst := start(nil)
 	testinfra.Eventually(t, 30*time.Second, func() bool { return sharedBy(leadersOf(t, b), 1, 16) }, "one relay leads all: %+v", leadersOf(t, b))
-	require.Len(t, first.Shards(), 16)
+	testinfra.Eventually(t, 30*time.Second, func() bool { return len(first.Shards()) == 16 }, "its Outbox reports the 16 shards (once it listens)")
 
 	second, _ := start(nil)
 	testinfra.Eventually(t, 30*time.Second, func() bool { return sharedBy(leadersOf(t, b), 2, 16) }, "two relays, 8 shards each: %+v", leadersOf(t, b))
