@@ -153,20 +153,37 @@ func (r *run) databaseChecks(ctx context.Context, o doctorOptions) []check {
 	return checks
 }
 
-// relayLeaderCheck: some relay holds the outbox's leader lock. It is the
-// one place that knows how leadership shows (postgres.Outbox.RelayLeaders).
+// relayLeaderCheck: relays hold every shard of the outbox. It is the
+// one place that knows how leadership shows (postgres.Outbox.Leaders).
 func relayLeaderCheck(ctx context.Context, ob *postgres.Outbox, st outbox.Stats) check {
-	leaders, err := ob.RelayLeaders(ctx)
+	leaders, err := ob.Leaders(ctx)
 	if err != nil {
 		return fail("relay leader", "cannot read pg_locks: %v", err)
 	}
-	if len(leaders) == 0 {
-		return fail("relay leader", "no relay holds the outbox's leader lock, so nothing is published (%d events pending): "+
+	led := map[int]bool{}
+	shards := 0
+	var texts []string
+	for _, l := range leaders {
+		for _, s := range l.Shards {
+			led[s] = true
+		}
+		shards = max(shards, l.ShardCount)
+		texts = append(texts, leaderText(l))
+	}
+	if len(led) == 0 {
+		return fail("relay leader", "no relay holds a shard of the outbox, so nothing is published (%d events pending): "+
 			"start the service that runs the outbox relay, or check its logs for why its relay stopped", st.Pending)
 	}
-	texts := make([]string, len(leaders))
-	for i, l := range leaders {
-		texts[i] = leaderText(l)
+	var missing []int
+	for s := range shards {
+		if !led[s] {
+			missing = append(missing, s)
+		}
+	}
+	if len(missing) > 0 {
+		return fail("relay leader", "shards %s of %d have no relay, so their events wait (a hand-over takes up to the outbox's "+
+			"LeaderPollInterval: run doctor again; if it stays, check the relays' logs): %s",
+			shardList(missing), shards, strings.Join(texts, "; "))
 	}
 	return ok("relay leader", "%s", strings.Join(texts, "; "))
 }

@@ -27,7 +27,9 @@ type outboxStatsJSON struct {
 }
 
 type leaderJSON struct {
-	PID             int32     `json:"pid"`
+	PID             int       `json:"pid"`
+	Shards          []int     `json:"shards"`
+	ShardCount      int       `json:"shard_count"`
 	ApplicationName string    `json:"application_name"`
 	ClientAddr      string    `json:"client_addr"`
 	Since           time.Time `json:"since"`
@@ -49,14 +51,15 @@ func (r *run) outboxStats(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	leaders, err := ob.RelayLeaders(ctx)
+	leaders, err := ob.Leaders(ctx)
 	if err != nil {
 		return err
 	}
 	out := outboxStatsJSON{Pending: st.Pending, Retrying: st.Retrying, Failed: st.Failed, Scheduled: st.Scheduled,
 		OldestPendingSec: st.OldestPending.Seconds(), Leaders: []leaderJSON{}}
 	for _, l := range leaders {
-		out.Leaders = append(out.Leaders, leaderJSON(l))
+		out.Leaders = append(out.Leaders, leaderJSON{PID: l.PID, Shards: append([]int{}, l.Shards...), ShardCount: l.ShardCount,
+			ApplicationName: l.ApplicationName, ClientAddr: l.ClientAddr, Since: l.Since})
 	}
 	return r.emit(out, func(w io.Writer) {
 		fmt.Fprintf(w, "pending\t%d\t(%d retrying)\n", st.Pending, st.Retrying)
@@ -72,8 +75,8 @@ func (r *run) outboxStats(ctx context.Context, args []string) error {
 	})
 }
 
-func leaderText(l postgres.RelayLeader) string {
-	s := fmt.Sprintf("pid %d", l.PID)
+func leaderText(l postgres.Leader) string {
+	s := fmt.Sprintf("pid %d, shards %s of %d", l.PID, shardList(l.Shards), l.ShardCount)
 	if l.ApplicationName != "" {
 		s += " " + strconv.Quote(l.ApplicationName)
 	}
@@ -81,6 +84,30 @@ func leaderText(l postgres.RelayLeader) string {
 		s += " from " + l.ClientAddr
 	}
 	return s + ", connected " + since(l.Since)
+}
+
+// shardList writes shards compactly: "0-3,7,9-10".
+func shardList(shards []int) string {
+	if len(shards) == 0 {
+		return "none"
+	}
+	var b strings.Builder
+	for i := 0; i < len(shards); {
+		j := i
+		for j+1 < len(shards) && shards[j+1] == shards[j]+1 {
+			j++
+		}
+		if b.Len() > 0 {
+			b.WriteByte(',')
+		}
+		if j > i {
+			fmt.Fprintf(&b, "%d-%d", shards[i], shards[j])
+		} else {
+			fmt.Fprintf(&b, "%d", shards[i])
+		}
+		i = j + 1
+	}
+	return b.String()
 }
 
 // recordJSON is one outbox row in --json output.

@@ -15,8 +15,10 @@ import (
 // the function it passes to Lead, one call at a time.
 type Source interface {
 	// Lead blocks until this process holds the right to relay the source
-	// (at most one relay at a time per source, also across processes),
-	// then calls fn. fn's context ends when the right is lost; wake
+	// (at most one relay at a time per source, also across processes; a
+	// sharded source, such as the postgres package's, grants it per shard,
+	// so several relays lead parts of it at once, each row's part to one
+	// of them), then calls fn. fn's context ends when the right is lost; wake
 	// receives when events may have been written since. Lead returns
 	// fn's error, an error when the right could not be taken or was lost,
 	// or nil when ctx ends.

@@ -9,8 +9,9 @@
 //
 // Every constructor takes a [DB]: *pgxpool.Pool, *pgx.Conn and pgx.Tx all
 // satisfy it. A service passes its pool everywhere. (The outbox relay's
-// leader holds a connection of its own for an advisory lock and LISTEN,
-// so the [Outbox] a relay reads must be given a pool.)
+// leader holds connections of its own, one for its advisory locks and
+// another for LISTEN, so the [Outbox] a relay reads must be given a
+// pool.)
 //
 // # Tables and migrations
 //
@@ -97,13 +98,33 @@
 //
 // [NewOutbox] is the outbox table. Repositories write their events into
 // it in the saving transaction; an outbox.Relay reads it (it is an
-// outbox.Source) and publishes the events in per-aggregate order, one
-// leading relay per table across all replicas (an advisory lock), woken
+// outbox.Source) and publishes the events in per-aggregate order, woken
 // by NOTIFY at commit. Its operator calls ([Outbox.Stats], [Outbox.List],
-// [Outbox.Get], [Outbox.Retry], [Outbox.Discard], [Outbox.RelayLeaders],
+// [Outbox.Get], [Outbox.Retry], [Outbox.Discard], [Outbox.Leaders],
 // [Outbox.DeletePublished]) answer "is the relay running, how far behind
-// is it, which events failed and why" without SQL; the dddkit command
-// (cmd/dddkit) is them on the command line.
+// is it, which events failed and why, who relays what" without SQL; the
+// dddkit command (cmd/dddkit) is them on the command line.
+//
+// # Sharded relays and fencing
+//
+// Every outbox row carries a shard key, a stable hash of its aggregate ID
+// computed by the database; its shard is that key modulo
+// [OutboxConfig].Shards (16 by default). Each relay replica leads a fair
+// share of the shards, at most ceil(shards / replicas), with a
+// session-level advisory lock per shard: N replicas relay in parallel,
+// each aggregate's events by one relay at a time and in order, and one
+// replica alone leads everything. When replicas join, the others hand
+// shards over (each once its rows in flight are marked); when one leaves
+// or dies, the others take its shards within LeaderPollInterval.
+//
+// A relay claims and marks rows only on the connection that holds its
+// locks: once that session is gone (killed, or its socket half-open
+// behind a dead NAT) no claim or mark of its shards succeeds, so it
+// publishes at most the batch it had in flight, and [ErrNotLeader] ends
+// its leadership. [OutboxConfig].LeaderTimeout bounds how long that takes
+// (each statement's deadline, and TCP keepalives and TCP_USER_TIMEOUT on
+// both ends of the lock connection). docs/scaling.md has the throughput
+// arithmetic.
 //
 // Events are encoded with the service's one event registry
 // (eventbus.Registry), so an event type that was never registered is

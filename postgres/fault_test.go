@@ -38,6 +38,7 @@ const (
 	envChildSchema  = "DDDKIT_OUTBOX_CHILD_SCHEMA"
 	envChildBrokers = "DDDKIT_OUTBOX_CHILD_BROKERS"
 	envChildTopic   = "DDDKIT_OUTBOX_CHILD_TOPIC"
+	envChildBatch   = "DDDKIT_OUTBOX_CHILD_BATCH" // the relay's BatchSize; unset: the default
 )
 
 // runChild runs the child relay and exits when this process is one.
@@ -74,8 +75,10 @@ func childRelay() error {
 	if err != nil {
 		return err
 	}
+	batch, _ := strconv.Atoi(os.Getenv(envChildBatch))
 	relay, err := outbox.NewRelay(ob, client.Publisher(), reg, &outbox.RelayConfig{
-		Logger: log,
+		BatchSize: batch,
+		Logger:    log,
 		Hooks: outbox.Hooks{OnAttemptFailed: func(f outbox.AttemptFailure) {
 			log.Warn("attempt failed", "aggregate", f.Event.AggregateID, "version", f.Event.Version, "attempts", f.Attempts, "final", f.Final)
 		}},
@@ -93,7 +96,7 @@ func faultPause() time.Duration {
 	return d
 }
 
-func startChild(t *testing.T, logPath string, env ...string) *testinfra.Child {
+func startChild(t testing.TB, logPath string, env ...string) *testinfra.Child {
 	t.Helper()
 	return testinfra.StartChild(t, logPath, append([]string{envChild + "=1"}, env...)...)
 }

@@ -43,6 +43,7 @@ var steps = []struct {
 	{"outbox: payloads as the codec's bytes (bytea), not re-rendered jsonb", outboxBytesSQL},
 	{"projections: the checkpoint and status of each projection", projectionsSQL},
 	{"outbox: discarded rows keep who discarded them, when and why", outboxDiscardSQL},
+	{"outbox: the shard key of each row (a stable hash of its aggregate ID) for sharded relays", outboxShardSQL},
 }
 
 // LatestVersion is the schema version this dddkit needs.
@@ -401,5 +402,21 @@ BEGIN
 END
 $migrate$;
 COMMENT ON COLUMN ` + t + `.payload IS 'the event payload exactly as the codec encoded it (JSON, UTF-8), published byte for byte';
+`
+}
+
+// outboxShardSQL gives every outbox row its shard key: a stable hash of
+// its aggregate ID (PostgreSQL's hashtext, non-negative), computed by the
+// database when the row is written, so every writer agrees and no insert
+// names it. A relay's shard of a row is shard_key % OutboxConfig.Shards.
+// Adding the stored generated column rewrites the table once, computing
+// the key of every row already there (old rows stay readable and are
+// relayed like new ones). Idempotent.
+func outboxShardSQL(n names, _ string) string {
+	t := n.q(n.t.Outbox)
+	return `
+ALTER TABLE ` + t + ` ADD COLUMN IF NOT EXISTS shard_key integer NOT NULL
+	GENERATED ALWAYS AS (hashtext(aggregate_id) & 2147483647) STORED;
+COMMENT ON COLUMN ` + t + `.shard_key IS 'dddkit: stable hash of aggregate_id; the row''s relay shard is shard_key modulo the number of shards';
 `
 }

@@ -38,12 +38,31 @@ type OutboxConfig struct {
 	// replay) before a relay deletes them; 0 deletes a row as soon as it
 	// is published.
 	Retention time.Duration
-	// CleanupInterval is how often the leading relay deletes published
-	// rows older than Retention (default 1m); unused when Retention is 0.
+	// CleanupInterval is how often the relay leading shard 0 deletes
+	// published rows older than Retention (default 1m); unused when
+	// Retention is 0.
 	CleanupInterval time.Duration
-	// LeaderPollInterval is how often a relay that is not the leader
-	// tries to become it (default 500ms).
+	// LeaderPollInterval is how often a relay rebalances the shards: a
+	// relay that leads none tries to take its share, one above its share
+	// hands shards over, and each checks that its locks are still held
+	// (default 500ms).
 	LeaderPollInterval time.Duration
+	// Shards is the number of shards the outbox's rows are spread over,
+	// by a stable hash of their aggregate ID (default 16, at most
+	// [MaxShards]). The relays running on the outbox share them: each
+	// leads at most ceil(Shards / relays), so N replicas relay in
+	// parallel, every aggregate's events by one relay at a time and in
+	// order; one relay alone leads all. Every relay of one outbox must
+	// use the same number; relays started with another number wait until
+	// the ones holding shards stop. 1 makes one relay lead everything.
+	Shards int
+	// LeaderTimeout bounds how long a relay goes on after its lock
+	// connection stopped answering (a half-open connection, a killed
+	// session whose reply was lost): every claim and mark runs on that
+	// connection and must answer within it, and TCP keepalives and
+	// TCP_USER_TIMEOUT (on both ends) close the connection when it is
+	// silent for about as long. Default 10s.
+	LeaderTimeout time.Duration
 	// Logger receives the leader's changes; nil discards them.
 	Logger *slog.Logger
 }
@@ -58,6 +77,11 @@ func (c *OutboxConfig) Validate() error {
 	check.NotNegative(e, "Retention", c.Retention)
 	check.NotNegative(e, "CleanupInterval", c.CleanupInterval)
 	check.NotNegative(e, "LeaderPollInterval", c.LeaderPollInterval)
+	check.NotNegative(e, "Shards", c.Shards)
+	check.NotNegative(e, "LeaderTimeout", c.LeaderTimeout)
+	if c.Shards > MaxShards {
+		e.Addf("Shards %d is above the limit of %d", c.Shards, MaxShards)
+	}
 	return e.Err()
 }
 
@@ -66,7 +90,7 @@ func (c *OutboxConfig) Validate() error {
 // (see [UnitOfWork]); an [outbox.Relay] reads it as its [outbox.Source]
 // and publishes the events. It also has the operator's calls: [Outbox.Stats],
 // [Outbox.List], [Outbox.Get], [Outbox.Retry], [Outbox.Discard],
-// [Outbox.RelayLeaders].
+// [Outbox.Leaders].
 //
 // Create it with [NewOutbox]; migrate first with [Migrate].
 type Outbox struct {
@@ -82,13 +106,18 @@ type Outbox struct {
 	mu       sync.Mutex
 	resolved *resolvedOutbox
 	nextDue  atomic.Int64 // Unix ns when the next deadline is due; 0: none
+
+	leading chan struct{}               // one Lead session at a time (shard.go)
+	sess    atomic.Pointer[leadSession] // the running one
 }
 
 // resolvedOutbox is the outbox table as found in the database: its
 // schema is needed literally for the NOTIFY channel.
 type resolvedOutbox struct {
 	qtable, channel, schema string
+	keys                    shardKeys // advisory locks of its shards (shard.go)
 	fetchSQL, publishedSQL  string
+	fetchShardsSQL          string // fetchSQL of some shards only
 	attemptsSQL             string
 	promoteSQL, cancelSQL   string // deadlines (deadline.go)
 	scheduleSQL             string
@@ -127,6 +156,12 @@ func NewOutbox(db DB, reg *eventbus.Registry, cfg *OutboxConfig) (*Outbox, error
 	if c.LeaderPollInterval == 0 {
 		c.LeaderPollInterval = DefaultLeaderPollInterval
 	}
+	if c.Shards == 0 {
+		c.Shards = DefaultShards
+	}
+	if c.LeaderTimeout == 0 {
+		c.LeaderTimeout = DefaultLeaderTimeout
+	}
 	log := c.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -135,7 +170,7 @@ func NewOutbox(db DB, reg *eventbus.Registry, cfg *OutboxConfig) (*Outbox, error
 	if err != nil {
 		return nil, err
 	}
-	o := &Outbox{db: db, reg: reg, cfg: c, n: n, log: log}
+	o := &Outbox{db: db, reg: reg, cfg: c, n: n, log: log, leading: make(chan struct{}, 1)}
 	table := n.q(n.t.Outbox)
 	for rows := 1; rows <= valuesRows; rows++ {
 		var b strings.Builder
@@ -300,11 +335,12 @@ func (o *Outbox) resolve(ctx context.Context) (*resolvedOutbox, error) {
 		return nil, fmt.Errorf("postgres: outbox: find table %s: %w", o.n.t.Outbox, err)
 	}
 	t := pgx.Identifier{*schema, o.n.t.Outbox}.Sanitize()
-	r := &resolvedOutbox{qtable: t, schema: *schema, channel: channelName(*schema, o.n.t.Outbox)}
-	r.fetchSQL = `SELECT o.seq, o.event_id, o.aggregate_type, o.aggregate_id, o.aggregate_version, o.event_name,
-	o.event_version, o.payload, o.headers, o.occurred_at, o.attempts
+	r := &resolvedOutbox{qtable: t, schema: *schema, channel: channelName(*schema, o.n.t.Outbox), keys: newShardKeys(*schema, o.n.t.Outbox)}
+	fetch := func(shards string) string {
+		return `SELECT o.seq, o.event_id, o.aggregate_type, o.aggregate_id, o.aggregate_version, o.event_name,
+	o.event_version, o.payload, o.headers, o.occurred_at, o.attempts, o.shard_key
 FROM ` + t + ` o
-WHERE o.status = 'pending'
+WHERE o.status = 'pending'` + shards + `
 	AND (o.next_attempt_at IS NULL OR o.next_attempt_at <= now())
 	AND NOT EXISTS (
 		SELECT 1 FROM ` + t + ` b
@@ -312,6 +348,14 @@ WHERE o.status = 'pending'
 			AND (b.status = 'failed' OR (b.status = 'pending' AND b.next_attempt_at > now())))
 ORDER BY o.seq
 LIMIT $1`
+	}
+	r.fetchSQL = fetch("")
+	// The shard filter is a sub-select: the planner cannot estimate the
+	// share of rows the led shards hold (it would guess 0.5%, less than a
+	// batch, and sort every pending row instead of walking the pending
+	// index in sequence order until the batch is full).
+	r.fetchShardsSQL = fetch(`
+	AND (SELECT o.shard_key % $2 = ANY($3::int4[]))`)
 	if o.cfg.Retention == 0 {
 		r.publishedSQL = `DELETE FROM ` + t + ` WHERE seq = ANY($1)`
 	} else {
@@ -331,17 +375,24 @@ WHERE o.seq = u.seq`
 	return r, nil
 }
 
-// acquirer is what the relay's leader needs of the DB: a connection of
-// its own for the session-level advisory lock and LISTEN.
+// acquirer is what the relay's leader needs of the DB: connections of
+// its own for the advisory locks (with the claims and marks) and LISTEN.
 type acquirer interface {
 	Acquire(ctx context.Context) (*pgxpool.Conn, error)
 }
 
-// Lead implements [outbox.Source]: it takes a session-level advisory lock
-// on a connection of its own (so one relay per outbox table leads, across
-// processes), LISTENs for the outbox's notifications, and calls fn while
-// it holds both. The DB must be a *pgxpool.Pool (or have its Acquire
-// method).
+// Lead implements [outbox.Source]: it takes a fair share of the outbox's
+// shards (see [OutboxConfig].Shards), a session-level advisory lock per
+// shard on a connection of its own (across processes, one relay per
+// shard), LISTENs for the outbox's notifications on another, and calls fn
+// while it leads at least one shard. Fetch, MarkPublished and
+// MarkAttempts run on the lock connection, and only for the shards led:
+// once that session is gone they fail (fencing), and fn's context ends.
+// While fn runs, the relay rebalances every LeaderPollInterval: it takes
+// shards that other relays left and hands over those above its share when
+// relays join. The DB must be a *pgxpool.Pool (or have its Acquire
+// method). One Outbox leads one session at a time: several relays in one
+// process need an Outbox each.
 //
 // Lead's error wraps [outbox.ErrUnusable], so that the relay stops
 // instead of retrying, when the DB cannot lend a connection (it has no
@@ -359,30 +410,51 @@ func (o *Outbox) Lead(ctx context.Context, fn func(ctx context.Context, wake <-c
 	if err != nil {
 		return err
 	}
-	pc, err := pool.Acquire(ctx)
+	select {
+	case o.leading <- struct{}{}:
+		defer func() { <-o.leading }()
+	case <-ctx.Done():
+		return nil
+	}
+	conns := make([]*pgx.Conn, 0, 2)
+	defer func() {
+		cctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		for _, c := range conns {
+			_ = c.Close(cctx) // ends the session: releases the locks, stops LISTEN
+		}
+	}()
+	hijack := func(what string) (*pgx.Conn, error) {
+		pc, err := pool.Acquire(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("postgres: outbox relay %s connection: %w", what, err)
+		}
+		c := pc.Hijack()
+		conns = append(conns, c)
+		return c, nil
+	}
+	lockConn, err := hijack("lock")
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil
 		}
-		return fmt.Errorf("postgres: outbox relay connection: %w", err)
+		return err
 	}
-	conn := pc.Hijack()
-	defer func() {
-		cctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		defer cancel()
-		_ = conn.Close(cctx) // ends the session: releases the lock, stops LISTEN
-	}()
-
-	key := lockKey("outbox/relay", r.schema, o.n.t.Outbox)
+	s := newLeadSession(o, r, lockConn)
+	if err := s.join(ctx); err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
+		return fmt.Errorf("postgres: outbox relay: join: %w", err)
+	}
 	for {
-		var got bool
-		if err := conn.QueryRow(ctx, `SELECT pg_try_advisory_lock($1)`, key).Scan(&got); err != nil {
+		if _, err := s.rebalance(ctx); err != nil {
 			if ctx.Err() != nil {
 				return nil
 			}
 			return fmt.Errorf("postgres: outbox leader lock: %w", err)
 		}
-		if got {
+		if s.count > 0 {
 			break
 		}
 		t := time.NewTimer(o.cfg.LeaderPollInterval)
@@ -393,22 +465,33 @@ func (o *Outbox) Lead(ctx context.Context, fn func(ctx context.Context, wake <-c
 		case <-t.C:
 		}
 	}
-	if _, err := conn.Exec(ctx, `LISTEN `+pgx.Identifier{r.channel}.Sanitize()); err != nil {
+	listenConn, err := hijack("listen")
+	if err == nil {
+		if _, err = listenConn.Exec(ctx, `LISTEN `+pgx.Identifier{r.channel}.Sanitize()); err != nil {
+			err = fmt.Errorf("postgres: outbox listen: %w", err)
+		}
+	}
+	if err != nil {
 		if ctx.Err() != nil {
 			return nil
 		}
-		return fmt.Errorf("postgres: outbox listen: %w", err)
+		return err
 	}
-	o.log.Info("postgres: outbox relay is the leader", "table", r.qtable)
+	o.log.Info("postgres: outbox relay is the leader", "table", r.qtable, "shards", s.shards())
 
 	lctx, cancel := context.WithCancelCause(ctx)
+	s.mu.Lock()
+	s.onLost = func(err error) { cancel(err) }
+	s.mu.Unlock()
+	o.sess.Store(s)
+	defer o.sess.Store(nil)
 	wake := make(chan struct{}, 1)
 	var wg sync.WaitGroup
 	wg.Go(func() {
 		for {
-			if _, err := conn.WaitForNotification(lctx); err != nil {
+			if _, err := listenConn.WaitForNotification(lctx); err != nil {
 				if lctx.Err() == nil {
-					cancel(fmt.Errorf("postgres: outbox leader connection lost: %w", err))
+					cancel(fmt.Errorf("postgres: outbox listen connection lost: %w", err))
 				}
 				return
 			}
@@ -418,13 +501,45 @@ func (o *Outbox) Lead(ctx context.Context, fn func(ctx context.Context, wake <-c
 			}
 		}
 	})
+	wg.Go(func() {
+		t := time.NewTicker(o.cfg.LeaderPollInterval)
+		defer t.Stop()
+		for {
+			select {
+			case <-lctx.Done():
+				return
+			case <-t.C:
+			}
+			// Not cut short by the end of lctx: a statement cancelled
+			// midway closes the lock connection, and a batch in flight
+			// at shutdown still marks its rows on it.
+			changed, err := s.rebalance(context.WithoutCancel(lctx))
+			if err != nil {
+				if lctx.Err() == nil && errors.Is(err, ErrNotLeader) {
+					cancel(err)
+				}
+				if lctx.Err() != nil {
+					return
+				}
+				o.log.Warn("postgres: outbox relay rebalance failed", "table", r.qtable, "error", err)
+				continue
+			}
+			if changed {
+				select {
+				case wake <- struct{}{}: // new shards may have rows waiting
+				default:
+				}
+			}
+		}
+	})
 	if o.cfg.Retention > 0 {
-		wg.Go(func() { o.cleanup(lctx) })
+		wg.Go(func() { o.cleanup(lctx, s) })
 	}
 	err = fn(lctx, wake)
 	lost := context.Cause(lctx)
 	cancel(nil)
 	wg.Wait()
+	s.end()
 	if err == nil && ctx.Err() == nil && lost != nil {
 		err = lost
 	}
@@ -432,12 +547,15 @@ func (o *Outbox) Lead(ctx context.Context, fn func(ctx context.Context, wake <-c
 }
 
 // cleanup deletes published rows older than Retention every
-// CleanupInterval until ctx ends.
-func (o *Outbox) cleanup(ctx context.Context) {
+// CleanupInterval until ctx ends, while s leads shard 0 (one relay
+// cleans up).
+func (o *Outbox) cleanup(ctx context.Context, s *leadSession) {
 	t := time.NewTicker(o.cfg.CleanupInterval)
 	defer t.Stop()
 	for {
-		if _, err := o.DeletePublished(ctx, o.cfg.Retention); err != nil && ctx.Err() == nil {
+		if !s.leads(0) {
+			// another relay cleans up
+		} else if _, err := o.DeletePublished(ctx, o.cfg.Retention); err != nil && ctx.Err() == nil {
 			o.log.Warn("postgres: outbox cleanup failed", "error", err)
 		}
 		select {
@@ -448,16 +566,41 @@ func (o *Outbox) cleanup(ctx context.Context) {
 	}
 }
 
-// Fetch implements [outbox.Source].
+// Fetch implements [outbox.Source]: it claims rows of the shards this
+// Outbox's Lead session leads, on its lock connection (see [Outbox.Lead]).
+// Outside Lead, and once the lock session is gone, it fails with
+// [ErrNotLeader].
 func (o *Outbox) Fetch(ctx context.Context, limit int) ([]outbox.Pending, error) {
 	r, err := o.resolve(ctx)
 	if err != nil {
 		return nil, err
 	}
+	s, err := o.session("Fetch")
+	if err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []outbox.Pending
+	err = s.do(ctx, func(ctx context.Context, c *pgx.Conn) error {
+		var err error
+		out, err = o.fetch(ctx, c, r, s, limit)
+		return err
+	})
+	return out, err
+}
+
+// fetch runs Fetch's statements on c, the lock connection of s (s.mu
+// held), and records the rows it returns as in flight.
+func (o *Outbox) fetch(ctx context.Context, c *pgx.Conn, r *resolvedOutbox, s *leadSession, limit int) ([]outbox.Pending, error) {
 	b := &pgx.Batch{}
 	b.Queue(r.promoteSQL) // due deadlines become pending (deadline.go)
-	b.Queue(r.fetchSQL, limit)
-	br := o.db.SendBatch(ctx, b)
+	if shards, all := s.claimable(); all {
+		b.Queue(r.fetchSQL, limit)
+	} else {
+		b.Queue(r.fetchShardsSQL, limit, int32(s.n), shards)
+	}
+	br := c.SendBatch(ctx, b)
 	defer br.Close()
 	if err := o.readPromoted(br); err != nil {
 		return nil, err
@@ -468,14 +611,19 @@ func (o *Outbox) Fetch(ctx context.Context, limit int) ([]outbox.Pending, error)
 	}
 	defer rows.Close()
 	out := make([]outbox.Pending, 0, min(limit, 256))
-	var headers []byte
+	var (
+		headers   []byte
+		shardKey  int32
+		shardKeys = make([]int32, 0, min(limit, 256))
+	)
 	for rows.Next() {
 		var p outbox.Pending
 		headers = headers[:0]
 		if err := rows.Scan(&p.Seq, &p.Event.ID, &p.Event.AggregateType, &p.Event.AggregateID, &p.Event.Version,
-			&p.Event.Name, &p.SchemaVersion, &p.Payload, &headers, &p.Event.OccurredAt, &p.Attempts); err != nil {
+			&p.Event.Name, &p.SchemaVersion, &p.Payload, &headers, &p.Event.OccurredAt, &p.Attempts, &shardKey); err != nil {
 			return nil, fmt.Errorf("postgres: outbox: read pending event: %w", err)
 		}
+		shardKeys = append(shardKeys, shardKey)
 		if len(headers) > 0 {
 			var h map[string]string
 			if err := json.Unmarshal(headers, &h); err != nil {
@@ -492,22 +640,52 @@ func (o *Outbox) Fetch(ctx context.Context, limit int) ([]outbox.Pending, error)
 	if err := br.Close(); err != nil {
 		return nil, fmt.Errorf("postgres: outbox: fetch pending events: %w", err)
 	}
+	for i := range out {
+		s.handOut(out[i].Seq, shardKeys[i])
+	}
 	return out, nil
 }
 
-// MarkPublished implements [outbox.Source].
+// MarkPublished implements [outbox.Source], on the lock connection of
+// the Lead session that fetched the rows; otherwise it fails with
+// [ErrNotLeader].
 func (o *Outbox) MarkPublished(ctx context.Context, seqs []int64) error {
 	r, err := o.resolve(ctx)
 	if err != nil {
 		return err
 	}
-	if _, err := o.db.Exec(ctx, r.publishedSQL, seqs); err != nil {
-		return fmt.Errorf("postgres: outbox: mark %d events published: %w", len(seqs), err)
-	}
-	return nil
+	return o.mark(ctx, "MarkPublished", seqs, func(ctx context.Context, c *pgx.Conn) error {
+		if _, err := c.Exec(ctx, r.publishedSQL, seqs); err != nil {
+			return fmt.Errorf("postgres: outbox: mark %d events published: %w", len(seqs), err)
+		}
+		return nil
+	})
 }
 
-// MarkAttempts implements [outbox.Source].
+// mark runs fn, a mark of the rows seqs, on the lock connection of the
+// Lead session that fetched them.
+func (o *Outbox) mark(ctx context.Context, what string, seqs []int64, fn func(ctx context.Context, c *pgx.Conn) error) error {
+	s, err := o.session(what)
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.lost != nil {
+		return s.lost
+	}
+	if err := s.owns(seqs); err != nil {
+		return err
+	}
+	if err := s.do(ctx, fn); err != nil {
+		return err
+	}
+	return s.settle(ctx, seqs)
+}
+
+// MarkAttempts implements [outbox.Source], on the lock connection of the
+// Lead session that fetched the rows; otherwise it fails with
+// [ErrNotLeader].
 func (o *Outbox) MarkAttempts(ctx context.Context, as []outbox.Attempt) error {
 	r, err := o.resolve(ctx)
 	if err != nil {
@@ -521,10 +699,12 @@ func (o *Outbox) MarkAttempts(ctx context.Context, as []outbox.Attempt) error {
 	for i, a := range as {
 		seqs[i], counts[i], errs[i], finals[i], delays[i] = a.Seq, int32(min(a.Attempts, 1<<30)), truncate(a.Err, 2000), a.Final, a.Delay.Milliseconds()
 	}
-	if _, err := o.db.Exec(ctx, r.attemptsSQL, seqs, counts, errs, finals, delays); err != nil {
-		return fmt.Errorf("postgres: outbox: record %d failed attempts: %w", len(as), err)
-	}
-	return nil
+	return o.mark(ctx, "MarkAttempts", seqs, func(ctx context.Context, c *pgx.Conn) error {
+		if _, err := c.Exec(ctx, r.attemptsSQL, seqs, counts, errs, finals, delays); err != nil {
+			return fmt.Errorf("postgres: outbox: record %d failed attempts: %w", len(as), err)
+		}
+		return nil
+	})
 }
 
 // truncate cuts s to at most n bytes of valid UTF-8 without NUL bytes

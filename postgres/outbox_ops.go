@@ -5,9 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"time"
-
-	"github.com/jackc/pgx/v5"
 
 	"github.com/dddkit/dddkit/outbox"
 )
@@ -79,53 +76,4 @@ func (o *Outbox) Discard(ctx context.Context, by, reason string, seqs ...int64) 
 	return o.change(ctx, "discard", `UPDATE %s SET status = 'discarded', discarded_by = $2, discard_reason = $3,
 		discarded_at = now(), next_attempt_at = NULL
 		WHERE status = 'failed' AND seq = ANY($1)`, seqs, truncate(by, 200), truncate(reason, 2000))
-}
-
-// RelayLeader is the database session that holds the leader lock of an
-// outbox's relay: the relay that publishes.
-type RelayLeader struct {
-	// PID is the backend process ID of the session (pg_stat_activity.pid).
-	PID int32
-	// ApplicationName and ClientAddr say where the relay runs, as far as
-	// its connection tells (application_name is set by the pool's
-	// connection string; ClientAddr is empty for Unix sockets).
-	ApplicationName, ClientAddr string
-	// Since is when the session started (backend_start).
-	Since time.Time
-}
-
-// RelayLeaders returns the sessions holding the outbox relay's leader
-// lock (the advisory lock [Outbox.Lead] takes), from pg_locks: none when
-// no relay runs on this outbox. It is what an operator's health check
-// asks ("does the relay have a leader?"); it reads only catalog views.
-func (o *Outbox) RelayLeaders(ctx context.Context) ([]RelayLeader, error) {
-	r, err := o.resolve(ctx)
-	if err != nil {
-		return nil, err
-	}
-	key := uint64(lockKey("outbox/relay", r.schema, o.n.t.Outbox)) //nolint:gosec // the lock key's bits, as pg_locks shows them
-	rows, err := o.db.Query(ctx, `SELECT l.pid, coalesce(a.application_name, ''), coalesce(host(a.client_addr), ''), a.backend_start
-FROM pg_locks l LEFT JOIN pg_stat_activity a ON a.pid = l.pid
-WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1
-	AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
-	AND l.classid::bigint = $1 AND l.objid::bigint = $2
-ORDER BY l.pid`, int64(key>>32), int64(key&0xffffffff))
-	if err != nil {
-		return nil, fmt.Errorf("postgres: outbox: relay leader: %w", err)
-	}
-	out, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (RelayLeader, error) {
-		var (
-			l     RelayLeader
-			since *time.Time
-		)
-		err := row.Scan(&l.PID, &l.ApplicationName, &l.ClientAddr, &since)
-		if since != nil {
-			l.Since = *since
-		}
-		return l, err
-	})
-	if err != nil {
-		return nil, fmt.Errorf("postgres: outbox: relay leader: %w", err)
-	}
-	return out, nil
 }

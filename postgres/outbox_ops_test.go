@@ -12,16 +12,16 @@ import (
 	"github.com/dddkit/dddkit/outbox/outboxtest"
 )
 
-// RelayLeaders finds the session holding the relay's leader lock while a
-// relay runs, and none before it starts or after it stops; the lock of
-// another outbox table does not count.
-func TestOutboxRelayLeaders(t *testing.T) {
+// Leaders finds the session holding the relay's shard locks while a relay
+// runs, with where it runs, and none before it starts or after it stops;
+// the locks of another outbox table do not count.
+func TestOutboxLeadersSessionInfo(t *testing.T) {
 	t.Parallel()
 	b := newOutboxBundle(t, nil)
 	other := newOutboxBundle(t, nil)
 	ctx := context.Background()
 
-	leaders, err := b.ob.RelayLeaders(ctx)
+	leaders, err := b.ob.Leaders(ctx)
 	require.NoError(t, err)
 	require.Empty(t, leaders, "no relay runs yet")
 
@@ -29,18 +29,19 @@ func TestOutboxRelayLeaders(t *testing.T) {
 	require.NoError(t, err)
 	stop := startRelay(t, relay)
 	testinfra.Eventually(t, 30*time.Second, relay.IsLeader, "the relay never led")
-	leaders, err = b.ob.RelayLeaders(ctx)
+	leaders, err = b.ob.Leaders(ctx)
 	require.NoError(t, err)
 	require.Len(t, leaders, 1)
 	require.NotZero(t, leaders[0].PID)
 	require.False(t, leaders[0].Since.IsZero())
-	otherLeaders, err := other.ob.RelayLeaders(ctx)
+	require.Len(t, leaders[0].Shards, leaders[0].ShardCount, "one relay alone leads every shard")
+	otherLeaders, err := other.ob.Leaders(ctx)
 	require.NoError(t, err)
 	require.Empty(t, otherLeaders, "another outbox table has its own lock")
 
 	stop()
 	testinfra.Eventually(t, 30*time.Second, func() bool {
-		l, err := b.ob.RelayLeaders(ctx)
+		l, err := b.ob.Leaders(ctx)
 		return err == nil && len(l) == 0
 	}, "the lock outlived the relay")
 }

@@ -34,7 +34,10 @@ func TestOutboxSuite(t *testing.T) {
 		pool, _ := pgtest.Schema(t)
 		require.NoError(t, postgres.Migrate(context.Background(), pool, nil))
 		reg := eventbus.NewRegistry(&eventbus.RegistryConfig{Source: "urn:dddkit:test"})
-		cfg := &postgres.OutboxConfig{LeaderPollInterval: 50 * time.Millisecond}
+		// One shard: the suite counts leaders, and one relay leads a
+		// single-shard outbox. Sharded leadership has tests of its own
+		// (shard_test.go).
+		cfg := &postgres.OutboxConfig{LeaderPollInterval: 50 * time.Millisecond, Shards: 1}
 		open := func(t *testing.T) outbox.Source {
 			ob, err := postgres.NewOutbox(pool, reg, cfg)
 			require.NoError(t, err)
@@ -509,32 +512,46 @@ func TestOutboxRelayNeedsAPool(t *testing.T) {
 	require.ErrorContains(t, err, "needs a *pgxpool.Pool")
 }
 
-// Three relays, one per replica: when the leader's database session is
-// killed (as when its process dies), another takes over and the events
-// keep flowing in order.
+// Three relays, one per replica, share the 16 shards (at most 6 each):
+// when a leader's lock session is killed (as when its process dies), the
+// others take its shards over and the events keep flowing in order.
 func TestOutboxFailoverWhenTheLeaderSessionDies(t *testing.T) {
 	t.Parallel()
 	b := newOutboxBundle(t, nil)
 	ctx := context.Background()
 	rec := &outboxtest.Recorder{}
-	var leaders, changes atomic.Int32
+	var sessions atomic.Int32
 	for range 3 {
 		relay, err := outbox.NewRelay(b.open(t, nil), rec, b.reg, &outbox.RelayConfig{
 			BatchSize: 50, PollInterval: 50 * time.Millisecond,
 			Retry: retry.Policy{BaseDelay: 20 * time.Millisecond, MaxDelay: 20 * time.Millisecond},
 			Hooks: outbox.Hooks{OnLeader: func(l bool) {
 				if l {
-					leaders.Add(1)
-					changes.Add(1)
-				} else {
-					leaders.Add(-1)
+					sessions.Add(1)
 				}
 			}},
 		})
 		require.NoError(t, err)
 		startRelay(t, relay)
 	}
-	testinfra.Eventually(t, 30*time.Second, func() bool { return leaders.Load() == 1 }, "one leader")
+	leaders := func() []postgres.Leader {
+		ls, err := b.ob.Leaders(ctx)
+		require.NoError(t, err)
+		return ls
+	}
+	// shared reports whether every shard is led, by three relays, none
+	// above its share.
+	shared := func() bool {
+		ls, total := leaders(), 0
+		for _, l := range ls {
+			if len(l.Shards) == 0 || len(l.Shards) > 6 || l.ShardCount != 16 {
+				return false
+			}
+			total += len(l.Shards)
+		}
+		return len(ls) == 3 && total == 16
+	}
+	testinfra.Eventually(t, 30*time.Second, shared, "three relays share the shards: %+v", leaders())
 
 	events := cartHistory(20, 30)
 	var wg sync.WaitGroup
@@ -547,20 +564,18 @@ func TestOutboxFailoverWhenTheLeaderSessionDies(t *testing.T) {
 			time.Sleep(2 * time.Millisecond) // spread the writes over the kills
 		}
 	})
-	channel := b.schema + ".dddkit_outbox"
 	for kill := range 2 {
-		testinfra.Eventually(t, 30*time.Second, func() bool {
-			return rec.Len() > 150*(kill+1) && changes.Load() == int32(kill+1) && leaders.Load() == 1
-		}, "progress and a leader before kill %d", kill)
-		var killed int
-		require.NoError(t, b.pool.QueryRow(ctx, `SELECT count(pg_terminate_backend(a.pid)) FROM pg_stat_activity a
-			JOIN pg_locks l ON l.pid = a.pid AND l.locktype = 'advisory' AND l.granted
-			WHERE a.query = $1`, `LISTEN `+pgx.Identifier{channel}.Sanitize()).Scan(&killed))
-		require.Equal(t, 1, killed)
+		testinfra.Eventually(t, 30*time.Second, func() bool { return rec.Len() > 150*(kill+1) && shared() }, "progress and shared shards before kill %d", kill)
+		victim := leaders()[kill]
+		var killed bool
+		require.NoError(t, b.pool.QueryRow(ctx, `SELECT pg_terminate_backend($1)`, victim.PID).Scan(&killed))
+		require.True(t, killed)
+		t.Logf("killed the lock session of the relay leading shards %v", victim.Shards)
 	}
 	wg.Wait()
 	testinfra.Eventually(t, 30*time.Second, func() bool { return b.count(t, `true`) == 0 }, "all published")
-	require.GreaterOrEqual(t, changes.Load(), int32(3), "leadership changed hands")
+	testinfra.Eventually(t, 30*time.Second, shared, "the three relays share the shards again: %+v", leaders())
+	require.GreaterOrEqual(t, sessions.Load(), int32(5), "the relays whose sessions were killed led again")
 
 	check := outboxtest.NewOrderCheck()
 	for _, m := range rec.Messages() {
@@ -624,13 +639,17 @@ func TestOutboxTableHasItsIndexes(t *testing.T) {
 
 func TestOutboxConfigValidate(t *testing.T) {
 	t.Parallel()
-	err := (&postgres.OutboxConfig{Retention: -1, CleanupInterval: -1, LeaderPollInterval: -1,
+	err := (&postgres.OutboxConfig{Retention: -1, CleanupInterval: -1, LeaderPollInterval: -1, Shards: -1, LeaderTimeout: -1,
 		Tables: postgres.Tables{Outbox: string(make([]byte, 49))}}).Validate()
+	require.ErrorContains(t, err, "OutboxConfig.Shards")
+	require.ErrorContains(t, err, "OutboxConfig.LeaderTimeout")
 	require.ErrorContains(t, err, "OutboxConfig.Retention")
 	require.ErrorContains(t, err, "OutboxConfig.CleanupInterval")
 	require.ErrorContains(t, err, "OutboxConfig.LeaderPollInterval")
 	require.ErrorContains(t, err, "Tables.Outbox")
 	require.NoError(t, (*postgres.OutboxConfig)(nil).Validate())
+	require.ErrorContains(t, (&postgres.OutboxConfig{Shards: postgres.MaxShards + 1}).Validate(), "above the limit")
+	require.NoError(t, (&postgres.OutboxConfig{Shards: postgres.MaxShards}).Validate())
 
 	_, err = postgres.NewOutbox(nil, nil, &postgres.OutboxConfig{Retention: -1})
 	require.ErrorContains(t, err, "nil DB")

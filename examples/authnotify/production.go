@@ -232,7 +232,7 @@ func buildProduction(ctx context.Context, cfg config.Config, rt runtime, m *metr
 		if relay.IsLeader() {
 			leader = 1
 		}
-		g.gauge("authnotify_outbox_relay_leader", "1 if this process's relay is the one publishing.", leader)
+		g.gauge("authnotify_outbox_relay_leader", "1 if this process's relay leads shards of the outbox (each replica leads its share).", leader)
 		rows, err := pool.Query(ctx, "SELECT state::text, count(*) FROM "+riverJobs+" WHERE kind = $1 GROUP BY state ORDER BY state", nadapters.EmailJobKind)
 		if err != nil {
 			return

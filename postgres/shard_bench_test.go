@@ -1,0 +1,125 @@
+package postgres_test
+
+import (
+	"context"
+	"path/filepath"
+	"slices"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/dddkit/dddkit/aggregate"
+	"github.com/dddkit/dddkit/dddkittest/kafkatest"
+	"github.com/dddkit/dddkit/internal/testinfra"
+	"github.com/dddkit/dddkit/outbox"
+	"github.com/dddkit/dddkit/postgres"
+)
+
+// BenchmarkShardedRelay measures events/s from a committed backlog
+// (BENCH_OUTBOX_EVENTS, default 100,000; 20 events per aggregate) to
+// Kafka acknowledgement:
+//   - leaders=1: one relay, leading every shard (the default outbox);
+//   - leaders=4: four relays in this process (an Outbox each, Shards 4,
+//     one shard each once they have rebalanced), sharing the pool and
+//     the one kafka.Client producer;
+//   - processes=2: two relays in child processes (16 shards, 8 each),
+//     measured until the backlog is gone, process start included.
+//
+// Every case starts its relays on the whole backlog: the time includes
+// the rebalancing among them.
+func BenchmarkShardedRelay(b *testing.B) {
+	b.Run("leaders=1", func(b *testing.B) { benchShardedInProcess(b, 1) })
+	b.Run("leaders=4", func(b *testing.B) { benchShardedInProcess(b, 4) })
+	b.Run("processes=2", benchShardedProcesses)
+}
+
+// shardBacklog returns a bundle whose outbox holds the benchmark's
+// backlog, on a topic of its own.
+func shardBacklog(b *testing.B, cfg *postgres.OutboxConfig) (*outboxBundle, int) {
+	n := benchEvents()
+	bb := newOutboxBundle(b, cfg)
+	bb.useTopic(b, kafkatest.Topic(b, 12))
+	for chunk := range slices.Chunk(cartHistory(n/20, 20), 1000) {
+		bb.write(b, chunk...)
+	}
+	return bb, n / 20 * 20
+}
+
+func benchShardedInProcess(b *testing.B, relays int) {
+	brokers := kafkatest.Brokers(b)
+	var total time.Duration
+	var events int
+	for range b.N {
+		cfg := &postgres.OutboxConfig{Shards: relays, LeaderPollInterval: 50 * time.Millisecond}
+		bb, n := shardBacklog(b, cfg)
+		events += n
+		pub := newKafkaPublisher(b, brokers)
+		var done atomic.Int64
+		finished := make(chan struct{})
+		ctx, cancel := context.WithCancel(context.Background())
+		runs := make(chan struct{}, relays)
+		start := time.Now()
+		for range relays {
+			relay, err := outbox.NewRelay(bb.open(b, cfg), pub, bb.reg, &outbox.RelayConfig{
+				Hooks: outbox.Hooks{OnPublished: func(evs []aggregate.Envelope, _ time.Duration) {
+					if done.Add(int64(len(evs))) == int64(n) {
+						close(finished)
+					}
+				}},
+			})
+			require.NoError(b, err)
+			go func() {
+				defer func() { runs <- struct{}{} }()
+				_ = relay.Run(ctx)
+			}()
+		}
+		select {
+		case <-finished:
+		case <-time.After(5 * time.Minute):
+			b.Fatalf("relayed %d of %d in 5 minutes", done.Load(), n)
+		}
+		total += time.Since(start)
+		cancel()
+		for range relays {
+			<-runs
+		}
+	}
+	b.ReportMetric(float64(events)/total.Seconds(), "events/s")
+	b.ReportMetric(0, "ns/op")
+}
+
+func benchShardedProcesses(b *testing.B) {
+	brokers := kafkatest.Brokers(b)
+	var total time.Duration
+	var events int
+	for range b.N {
+		bb, n := shardBacklog(b, nil)
+		events += n
+		topic := bb.reg.Topic("cart")
+		logPath := filepath.Join(b.TempDir(), "children.log")
+		env := []string{envChildSchema + "=" + bb.schema, envChildBrokers + "=" + brokers[0], envChildTopic + "=" + topic}
+		start := time.Now()
+		children := []*testinfra.Child{startChild(b, logPath, env...), startChild(b, logPath, env...)}
+		ctx := context.Background()
+		for {
+			var pending bool
+			require.NoError(b, bb.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM dddkit_outbox WHERE status = 'pending')`).Scan(&pending))
+			if !pending {
+				break
+			}
+			if time.Since(start) > 5*time.Minute {
+				b.Fatal("the backlog was not relayed in 5 minutes")
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		total += time.Since(start)
+		for _, c := range children {
+			require.NoError(b, c.Stop(syscall.SIGTERM))
+		}
+	}
+	b.ReportMetric(float64(events)/total.Seconds(), "events/s")
+	b.ReportMetric(0, "ns/op")
+}

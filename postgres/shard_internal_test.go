@@ -1,0 +1,75 @@
+package postgres
+
+import (
+	"slices"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+)
+
+func ledOf(n int, shards ...int) []bool {
+	led := make([]bool, n)
+	for _, s := range shards {
+		led[s] = true
+	}
+	return led
+}
+
+func sorted(take []int32) []int32 { return slices.Sorted(slices.Values(take)) }
+
+func TestPlanShardsTakesAFairShare(t *testing.T) {
+	t.Parallel()
+	const me, other, third = 100, 200, 300
+	all := make([]int32, 16)
+	for i := range all {
+		all[i] = int32(i)
+	}
+
+	// Alone: every shard, starting at a place of its own.
+	p := planShards(16, me, lockState{members: map[uint32]int{me: 16}, holders: map[int]uint32{}}, ledOf(16))
+	require.Equal(t, all, sorted(p.take))
+	require.Zero(t, p.drop)
+	require.Equal(t, int32(me%16), p.take[0])
+
+	// A second relay holds 8: the other 8.
+	holders := map[int]uint32{}
+	for s := range 8 {
+		holders[s] = other
+	}
+	p = planShards(16, me, lockState{members: map[uint32]int{me: 16, other: 16}, holders: holders}, ledOf(16))
+	require.Equal(t, all[8:], sorted(p.take))
+
+	// Three relays and it holds all 16: it gives 10 up (ceil(16/3) = 6).
+	mine := map[int]uint32{}
+	for s := range 16 {
+		mine[s] = me
+	}
+	p = planShards(16, me, lockState{members: map[uint32]int{me: 16, other: 16, third: 16}, holders: mine},
+		ledOf(16, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15))
+	require.Equal(t, shardPlan{drop: 10}, p)
+
+	// At its share: nothing to do, even with free shards.
+	p = planShards(16, me, lockState{members: map[uint32]int{me: 16, other: 16}, holders: map[int]uint32{0: me, 1: me, 2: me, 3: me, 4: me, 5: me, 6: me, 7: me}},
+		ledOf(16, 0, 1, 2, 3, 4, 5, 6, 7))
+	require.Equal(t, shardPlan{}, p)
+
+	// A relay configured with 8 shards holds one: take nothing.
+	p = planShards(16, me, lockState{members: map[uint32]int{me: 16, other: 8}, holders: map[int]uint32{3: other}}, ledOf(16))
+	require.Equal(t, shardPlan{}, p)
+	// Merely running (holding none), it does not count, nor block.
+	p = planShards(16, me, lockState{members: map[uint32]int{me: 16, other: 8}, holders: map[int]uint32{}}, ledOf(16))
+	require.Len(t, p.take, 16)
+}
+
+func TestShardOfKeySpreadsEvenly(t *testing.T) {
+	t.Parallel()
+	s := &leadSession{n: 16, busy: make([]int, 16), out: map[int64]int32{}}
+	for k := range int32(1600) {
+		s.handOut(int64(k), k*1_342_177) // keys spread over the non-negative int32 range
+	}
+	for sh, n := range s.busy {
+		require.Equal(t, 100, n, "shard %d", sh)
+	}
+	s.handOut(5, 7) // seq 5 again: fetched again after an abandoned batch
+	require.Equal(t, 1600, len(s.out))
+}
