@@ -7,7 +7,6 @@ import (
 	"runtime/debug"
 
 	"github.com/ThreeDotsLabs/watermill/message"
-	"github.com/ThreeDotsLabs/watermill/message/router/middleware"
 
 	"github.com/dddkit/dddkit/retry"
 )
@@ -63,34 +62,6 @@ func retryMiddleware(logger *slog.Logger, p retry.Policy, handler string) messag
 			}
 		}
 	}
-}
-
-// deadLetterMiddleware publishes a message whose handling failed for good
-// to topic (watermill's poison queue: reason, topic and handler in
-// headers) and acknowledges it, so that the stream goes on. A failure
-// caused by shutdown is passed through instead (the message is nacked and
-// comes again).
-func (r *Router) deadLetterMiddleware(handler, topic string) (message.HandlerMiddleware, error) {
-	pq, err := middleware.PoisonQueueWithFilter(r.transport.Publisher(), topic, deadLetterable)
-	if err != nil {
-		return nil, fmt.Errorf("eventbus: handler %q: dead-letter topic %q: %w", handler, topic, err)
-	}
-	return func(h message.HandlerFunc) message.HandlerFunc {
-		logged := func(msg *message.Message) ([]*message.Message, error) {
-			out, err := h(msg)
-			if err != nil && deadLetterable(err) {
-				r.logger.LogAttrs(msg.Context(), slog.LevelError, "eventbus: event dead-lettered",
-					slog.String("handler", handler),
-					slog.String("topic", message.SubscribeTopicFromCtx(msg.Context())),
-					slog.String("dead_letter_topic", topic),
-					slog.String("event", msg.Metadata.Get(HeaderEventName)),
-					slog.String("event_id", msg.Metadata.Get(HeaderEventID)),
-					slog.Any("error", err))
-			}
-			return out, err
-		}
-		return pq(logged)
-	}, nil
 }
 
 // deadLetterable reports whether a failed message goes to the dead-letter
