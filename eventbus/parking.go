@@ -218,13 +218,13 @@ func messageKey(msg *message.Message) string {
 // letters (and publishes their copy to the dead-letter topic), and
 // releases a key when its release message arrives.
 type parking struct {
-	store      DeadLetters
-	handler    string
-	topic      string // consumed
-	dlTopic    string // the dead-letter topic
-	pub        message.Publisher
-	logger     *slog.Logger
-	wait       retry.Policy // between attempts to reach the store or the topic
+	store   DeadLetters
+	handler string
+	topic   string // consumed
+	dlTopic string // the dead-letter topic
+	pub     message.Publisher
+	logger  *slog.Logger
+	wait    retry.Policy // between attempts to reach the store or the topic
 }
 
 // admit is called before msg is handled. It reports taken when msg is not
