@@ -42,6 +42,7 @@ var steps = []struct {
 	{"event store: snapshots of event-sourced aggregates", snapshotsSQL},
 	{"outbox: payloads as the codec's bytes (bytea), not re-rendered jsonb", outboxBytesSQL},
 	{"projections: the checkpoint and status of each projection", projectionsSQL},
+	{"dead letters: each consumer's dead letters and the events parked behind them", deadLettersSQL},
 }
 
 // LatestVersion is the schema version this dddkit needs.
@@ -400,5 +401,41 @@ BEGIN
 END
 $migrate$;
 COMMENT ON COLUMN ` + t + `.payload IS 'the event payload exactly as the codec encoded it (JSON, UTF-8), published byte for byte';
+`
+}
+
+// deadLettersSQL creates the tables of [DeadLetters]: one row per dead
+// letter (handler and key) and the events it holds, the dead one
+// included, in the order they arrived.
+func deadLettersSQL(n names, _ string) string {
+	dl, parked := n.q(n.t.DeadLetters), n.q(n.t.Parked)
+	return `
+CREATE TABLE IF NOT EXISTS ` + dl + ` (
+	handler     text        NOT NULL,
+	key         text        NOT NULL,
+	topic       text        NOT NULL,
+	event_id    text        NOT NULL,
+	reason      text        NOT NULL,
+	dead_at     timestamptz NOT NULL DEFAULT now(),
+	release     text        NOT NULL DEFAULT '',
+	released_at timestamptz,
+	PRIMARY KEY (handler, key),
+	CONSTRAINT ` + ident(n.t.DeadLetters+"_release_check") + ` CHECK (release IN ('', 'replay', 'skip'))
+);
+COMMENT ON TABLE ` + dl + ` IS 'dddkit dead letters: per consumer and key, the event it gave up on; the key''s later events wait in the parked table';
+
+CREATE TABLE IF NOT EXISTS ` + parked + ` (
+	seq        bigserial   PRIMARY KEY,
+	handler    text        NOT NULL,
+	key        text        NOT NULL,
+	event_id   text        NOT NULL,
+	event_name text        NOT NULL DEFAULT '',
+	metadata   jsonb       NOT NULL,
+	payload    bytea       NOT NULL,
+	parked_at  timestamptz NOT NULL DEFAULT now(),
+	CONSTRAINT ` + ident(n.t.Parked+"_event_key") + ` UNIQUE (handler, event_id)
+);
+COMMENT ON TABLE ` + parked + ` IS 'dddkit parked events: the events each dead letter holds (the dead one first), as they arrived, in order';
+CREATE INDEX IF NOT EXISTS ` + ident(n.t.Parked+"_key_idx") + ` ON ` + parked + ` (handler, key, seq);
 `
 }
