@@ -41,11 +41,18 @@ type BatchConfig struct {
 	// [RouterConfig.Retry] does for a [Router].
 	Retry retry.Policy
 
-	// DeadLetterTopic is where events go that failed after the last
-	// retry, cannot be decoded or (with [DeadLetterUnknown]) have an
-	// unknown name, with the same headers a [Router] adds. "" means
-	// [DefaultDeadLetterTopic]. While a dead letter cannot be published
-	// the partition waits and the publish is retried.
+	// DeadLetters stores the consumer's dead letters and parks the later
+	// events of their keys, as [RouterConfig.DeadLetters] does for a
+	// [Router]: an event that failed after the last retry, cannot be
+	// decoded or (with [DeadLetterUnknown]) has an unknown name. nil means
+	// a [MemoryDeadLetters] of the processor's own, which loses parked
+	// events with the process: with Kafka give the PostgreSQL store.
+	DeadLetters DeadLetters
+
+	// DeadLetterTopic is where a copy of every dead letter is published,
+	// with the same headers a [Router] adds. "" means
+	// [DefaultDeadLetterTopic]. While the copy cannot be published the
+	// partition waits and the publish is retried.
 	DeadLetterTopic string
 
 	// UnknownEvents is the policy for event names the registry does not
@@ -99,7 +106,7 @@ type BatchProcessor struct {
 	cfg         BatchConfig
 	logger      *slog.Logger
 	retry       message.HandlerMiddleware
-	deadLetters message.Publisher
+	park        *parking
 }
 
 // NewBatchProcessor returns a processor that runs fn for every event of
@@ -149,6 +156,9 @@ func NewBatchProcessor[E aggregate.Event](reg *Registry, inbox Inbox, name strin
 	if c.DeadLetterTopic == "" {
 		c.DeadLetterTopic = DefaultDeadLetterTopic
 	}
+	if c.DeadLetters == nil {
+		c.DeadLetters = NewMemoryDeadLetters()
+	}
 	c.Retry = c.Retry.WithDefaults(defaultRetry)
 	et, err := typeOf[E](reg)
 	if err != nil {
@@ -172,7 +182,10 @@ func NewBatchProcessor[E aggregate.Event](reg *Registry, inbox Inbox, name strin
 		cfg:         c,
 		logger:      c.Logger,
 		retry:       retryMiddleware(c.Logger, c.Retry, name),
-		deadLetters: deadLetters,
+		park: &parking{
+			store: c.DeadLetters, handler: name, topic: topic, dlTopic: c.DeadLetterTopic,
+			pub: deadLetters, logger: c.Logger, wait: c.Retry,
+		},
 		types:       map[string]batchType{et.name: {et, typed(name, et, fn)}},
 	}, nil
 }
@@ -249,9 +262,13 @@ func (c *BatchProcessor) Process(ctx context.Context, batch []*message.Message, 
 	for k, m := range batch {
 		items[k] = c.decode(ctx, m)
 	}
+	lot, err := c.park.lot(ctx, batch)
+	if err != nil {
+		return false
+	}
 	for from := 0; from < len(items); {
 		to := from
-		for to < len(items) && items[to].err == nil {
+		for to < len(items) && items[to].err == nil && !lot.holds(items[to].msg) {
 			to++
 		}
 		if to > from {
@@ -269,7 +286,7 @@ func (c *BatchProcessor) Process(ctx context.Context, batch []*message.Message, 
 		}
 		to = max(to, from+1)
 		for k := from; k < to; k++ {
-			if !c.processOne(ctx, items[k]) {
+			if !c.processOne(ctx, lot, items[k]) {
 				return false
 			}
 			done(k)
@@ -334,11 +351,33 @@ func (c *BatchProcessor) applyRecovered(ctx context.Context, env aggregate.Envel
 }
 
 // processOne handles one message as [HandleOnce] does: its own
-// [Inbox.Process], retries, panic recovery, and the dead-letter topic when
-// it fails for good. It reports false when ctx ended first.
-func (c *BatchProcessor) processOne(ctx context.Context, it batchItem) bool {
+// [Inbox.Process], retries, panic recovery, and a dead letter when it
+// fails for good; an event of a parked key is parked instead, and a
+// release message releases its key (see [DeadLetters]). It reports false
+// when ctx ended first.
+func (c *BatchProcessor) processOne(ctx context.Context, lot *lot, it batchItem) bool {
+	taken, err := lot.admit(ctx, it.msg, func(msg *message.Message) error { return c.handleOne(ctx, c.decode(ctx, msg)) })
+	switch {
+	case err != nil:
+		return false // stopping
+	case taken:
+		return true
+	}
+	err = c.handleOne(ctx, it)
+	switch {
+	case err == nil:
+		return true
+	case !deadLetterable(err):
+		return false // stopping
+	}
+	return lot.deadLetter(ctx, it.msg, err) == nil
+}
+
+// handleOne runs the handler for it in its own [Inbox.Process], with
+// retries and panic recovery.
+func (c *BatchProcessor) handleOne(ctx context.Context, it batchItem) error {
 	if it.env.Payload == nil && it.err == nil {
-		return true // not for this consumer: acknowledged
+		return nil // not for this consumer: acknowledged
 	}
 	handle := c.retry(recoverMiddleware(func(*message.Message) ([]*message.Message, error) {
 		if it.err != nil {
@@ -351,39 +390,5 @@ func (c *BatchProcessor) processOne(ctx context.Context, it batchItem) bool {
 	}))
 	it.msg.SetContext(ctx)
 	_, err := handle(it.msg)
-	switch {
-	case err == nil:
-		return true
-	case !deadLetterable(err):
-		return false // stopping
-	}
-	return c.deadLetter(ctx, it.msg, err)
-}
-
-// deadLetter publishes msg to the dead-letter topic with the headers a
-// [Router] adds, retrying until it succeeds or ctx ends.
-func (c *BatchProcessor) deadLetter(ctx context.Context, msg *message.Message, cause error) bool {
-	dl := msg.Copy()
-	dl.Metadata.Set(HeaderDeadLetterReason, cause.Error())
-	dl.Metadata.Set(HeaderDeadLetterTopic, c.topic)
-	dl.Metadata.Set(HeaderDeadLetterHandler, c.name)
-	attrs := []slog.Attr{
-		slog.String("handler", c.name), slog.String("topic", c.topic),
-		slog.String("dead_letter_topic", c.cfg.DeadLetterTopic),
-		slog.String("event", msg.Metadata.Get(HeaderEventName)),
-		slog.String("event_id", msg.Metadata.Get(HeaderEventID)),
-	}
-	for n := 1; ; n++ {
-		err := c.deadLetters.Publish(c.cfg.DeadLetterTopic, dl)
-		if err == nil {
-			c.logger.LogAttrs(ctx, slog.LevelError, "eventbus: event dead-lettered", append(attrs, slog.Any("error", cause))...)
-			return true
-		}
-		delay := c.cfg.Retry.Delay(n)
-		c.logger.LogAttrs(ctx, slog.LevelError, "eventbus: cannot publish dead letter, retrying",
-			append(attrs, slog.Duration("delay", delay), slog.Any("error", err))...)
-		if retry.Sleep(ctx, delay) != nil {
-			return false
-		}
-	}
+	return err
 }
