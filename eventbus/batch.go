@@ -106,7 +106,7 @@ type BatchProcessor struct {
 	cfg         BatchConfig
 	logger      *slog.Logger
 	retry       message.HandlerMiddleware
-	park        *parking
+	deadLetters *parking // dead letters and parked keys
 }
 
 // NewBatchProcessor returns a processor that runs fn for every event of
@@ -182,10 +182,7 @@ func NewBatchProcessor[E aggregate.Event](reg *Registry, inbox Inbox, name strin
 		cfg:         c,
 		logger:      c.Logger,
 		retry:       retryMiddleware(c.Logger, c.Retry, name),
-		park: &parking{
-			store: c.DeadLetters, handler: name, topic: topic, dlTopic: c.DeadLetterTopic,
-			pub: deadLetters, logger: c.Logger, wait: c.Retry,
-		},
+		deadLetters: c.parking(name, topic, deadLetters),
 		types:       map[string]batchType{et.name: {et, typed(name, et, fn)}},
 	}, nil
 }
@@ -262,7 +259,7 @@ func (c *BatchProcessor) Process(ctx context.Context, batch []*message.Message, 
 	for k, m := range batch {
 		items[k] = c.decode(ctx, m)
 	}
-	lot, err := c.park.lot(ctx, batch)
+	lot, err := c.deadLetters.lot(ctx, batch)
 	if err != nil {
 		return false
 	}

@@ -373,6 +373,16 @@ func (p *parking) persist(ctx context.Context, what string, fn func() error) err
 	}
 }
 
+// parking returns the parking of a [BatchProcessor] with c (defaults
+// filled in), consuming topic as handler and publishing dead-letter
+// copies through pub.
+func (c BatchConfig) parking(handler, topic string, pub message.Publisher) *parking {
+	return &parking{
+		store: c.DeadLetters, handler: handler, topic: topic, dlTopic: c.DeadLetterTopic,
+		pub: pub, logger: c.Logger, wait: c.Retry,
+	}
+}
+
 // lot is one batch's view of the parked keys of a consumer: which keys of
 // the batch have a dead letter, so that only their events (and release
 // messages) go to the store.

@@ -137,9 +137,10 @@
 // database is away — the transaction rolls back and the batch is handled
 // again one event at a time exactly as HandleOnce would: own transaction,
 // bounded retries with backoff, [eventbus.ErrUnavailable] waited out, and
-// the dead-letter topic for an event that keeps failing; messages that
-// cannot be decoded go to the dead-letter topic without holding up their
-// batch. A stopped or rebalanced consumer continues at the committed
+// a dead letter for an event that keeps failing, or cannot be decoded,
+// which parks the later events of its key until it is replayed or skipped
+// (give [eventbus.BatchConfig] DeadLetters the PostgreSQL store; see
+// "Dead letters" in package eventbus) while the other keys go on. A stopped or rebalanced consumer continues at the committed
 // offsets.
 //
 // Use it for a handler with an inbox that must keep up with a busy topic

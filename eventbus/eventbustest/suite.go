@@ -18,6 +18,12 @@
 // duplicate and concurrent delivery, a failing handler rolling back, and
 // batches. dddkit runs it against [eventbus.MemoryInbox] and the
 // PostgreSQL inbox.
+//
+// [RunDeadLetters] is the suite of an [eventbus.DeadLetters] store, and
+// [RunParking] the suite of dead letters that keep order through a
+// router: a key parked behind its dead letter while other keys go on,
+// replayed or skipped in order. dddkit runs them against the in-memory
+// adapters and against PostgreSQL and Kafka.
 package eventbustest
 
 import (
