@@ -241,8 +241,16 @@ func (p *parking) admit(ctx context.Context, msg *message.Message, apply func(*m
 		return true, p.release(ctx, msg, apply)
 	}
 	key := messageKey(msg)
-	ev := parkedEvent(msg)
 	var parked bool
+	err = p.persist(ctx, "read parked keys", func() error {
+		keys, err := p.store.Parked(ctx, p.handler, []string{key})
+		parked = len(keys) > 0
+		return err
+	})
+	if err != nil || !parked { // the usual case: one cheap look-up, nothing stored
+		return false, err
+	}
+	ev := parkedEvent(msg)
 	err = p.persist(ctx, "park event", func() (err error) {
 		parked, err = p.store.Park(ctx, p.handler, key, ev)
 		return err
