@@ -172,6 +172,12 @@ func releaseDeadLetter(ctx context.Context, store DeadLetters, pub message.Publi
 	}
 	msg := dl.Event.message()
 	msg.Metadata.Set(HeaderReleaseFor, handler)
+	if msg.Metadata.Get(HeaderAggregateID) == "" {
+		// A message of a producer from before the CloudEvents headers, or
+		// one without an aggregate: the key must still reach the Kafka
+		// producer, which keys by this header.
+		msg.Metadata.Set(HeaderAggregateID, dl.Key)
+	}
 	if err := pub.Publish(dl.Topic, msg); err != nil {
 		return fmt.Errorf("eventbus: %s dead letter of %q key %q: publish to %q: %w", mode, handler, key, dl.Topic, err)
 	}
