@@ -38,12 +38,13 @@ var ErrReleasing = errors.New("eventbus: dead letter already being released")
 type ReleaseMode string
 
 const (
-	// ReleaseNone: the dead letter waits for an operator.
+	// ReleaseNone means no release was asked for: the dead letter waits
+	// for an operator.
 	ReleaseNone ReleaseMode = ""
-	// ReleaseReplay: the consumer handles the dead event again, then the
+	// ReleaseReplay makes the consumer handle the dead event again, then the
 	// events parked behind it, in order.
 	ReleaseReplay ReleaseMode = "replay"
-	// ReleaseSkip: the consumer drops the dead event and handles the
+	// ReleaseSkip makes the consumer drop the dead event and handle the
 	// events parked behind it, in order.
 	ReleaseSkip ReleaseMode = "skip"
 )
