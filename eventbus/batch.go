@@ -8,7 +8,6 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 
 	"github.com/dddkit/dddkit/aggregate"
-	"github.com/dddkit/dddkit/retry"
 )
 
 // BatchTransport is a [Transport] that can hand a consumer the messages
@@ -95,10 +94,31 @@ func (c *consumer) decode(ctx context.Context, msg *message.Message) batchItem {
 // [BatchTransport]). An error nacks the message: it comes again.
 func (c *consumer) handle(msg *message.Message) error {
 	ctx := withHandler(msg.Context(), c.name)
-	if !c.processOne(ctx, c.decode(ctx, msg), nil) {
+	taken, err := c.park.admit(ctx, msg, c.applyReleased(ctx))
+	if err != nil {
+		return err // stopping: the message comes again
+	}
+	if taken {
+		return nil // parked behind its key's dead letter, or a release
+	}
+	if !c.processOne(ctx, nil, c.decode(ctx, msg), nil) {
 		return errShutdown
 	}
 	return nil
+}
+
+// applyReleased returns how the events of a released key are handled:
+// each one as [consumer.processOne] would, its failure for good returned
+// (the key's parking makes it the new dead letter) instead of
+// dead-lettered here.
+func (c *consumer) applyReleased(ctx context.Context) func(*message.Message) error {
+	return func(msg *message.Message) error {
+		it := c.decode(ctx, msg)
+		if it.err == nil && it.env.Payload == nil {
+			return nil // not for this consumer
+		}
+		return c.attempt(ctx, it, nil)
+	}
 }
 
 // processBatch is the [BatchHandler] of a consumer with an inbox on a
@@ -114,13 +134,32 @@ func (c *consumer) handle(msg *message.Message) error {
 // topic) without holding up the others.
 func (c *consumer) processBatch(ctx context.Context, batch []*message.Message, done func(i int)) bool {
 	ctx = withHandler(ctx, c.name)
+	lot, err := c.park.lot(ctx, batch)
+	if err != nil {
+		return false // stopping
+	}
 	items := make([]batchItem, len(batch))
 	for k, m := range batch {
 		items[k] = c.decode(ctx, m)
 	}
 	for from := 0; from < len(items); {
-		if items[from].err != nil {
-			if !c.processOne(ctx, items[from], nil) {
+		it := items[from]
+		if lot.holds(it.msg) {
+			// A release, or an event of a key parked behind its dead
+			// letter: through the parking, one at a time.
+			taken, err := lot.admit(ctx, it.msg, c.applyReleased(ctx))
+			if err != nil {
+				return false
+			}
+			if !taken && !c.processOne(ctx, lot, it, nil) {
+				return false
+			}
+			done(from)
+			from++
+			continue
+		}
+		if it.err != nil {
+			if !c.processOne(ctx, lot, it, nil) {
 				return false
 			}
 			done(from)
@@ -128,29 +167,34 @@ func (c *consumer) processBatch(ctx context.Context, batch []*message.Message, d
 			continue
 		}
 		to := from + 1
-		for to < len(items) && items[to].err == nil {
+		for to < len(items) && items[to].err == nil && !lot.holds(items[to].msg) {
 			to++
 		}
-		if !c.processRun(ctx, items[from:to], from, done) {
+		n, ok := c.processRun(ctx, lot, items[from:to], from, done)
+		if !ok {
 			return false
 		}
-		from = to
+		from += n
 	}
 	return true
 }
 
 // processRun applies run, items that decoded (run[0] is the batch's
 // item base), in batches, singling out the events that fail; see
-// [consumer.processBatch]. It reports false when ctx ended first.
-func (c *consumer) processRun(ctx context.Context, run []batchItem, base int, done func(i int)) bool {
+// [consumer.processBatch]. It returns how many items of run it went
+// through: all of them, or up to one that was dead-lettered (the later
+// items of its key are to be parked, so the caller looks at them again).
+// It reports false when ctx ended first.
+func (c *consumer) processRun(ctx context.Context, lot *lot, run []batchItem, base int, done func(i int)) (int, bool) {
+	n := 0
 	for len(run) > 0 {
 		k, err := c.applyBatch(ctx, run)
 		if err == nil {
 			done(base + len(run) - 1)
-			return true
+			return n + len(run), true
 		}
 		if ctx.Err() != nil {
-			return false
+			return n, false
 		}
 		if k < 0 {
 			// Not one event's failure (the transaction did not begin
@@ -158,25 +202,37 @@ func (c *consumer) processRun(ctx context.Context, run []batchItem, base int, do
 			c.r.logger.LogAttrs(ctx, slog.LevelDebug, "eventbus: batch failed, handling its events one by one",
 				slog.String("handler", c.name), slog.Int("events", len(run)), slog.Any("error", err))
 			for i := range run {
-				if !c.processOne(ctx, run[i], nil) {
-					return false
+				if lot.holds(run[i].msg) {
+					return n + i, true // parked behind a dead letter of this run
+				}
+				if !c.processOne(ctx, lot, run[i], nil) {
+					return n, false
 				}
 				done(base + i)
 			}
-			return true
+			return n + len(run), true
 		}
 		c.r.logger.LogAttrs(ctx, slog.LevelDebug, "eventbus: batch failed, handling its failing event alone",
 			slog.String("handler", c.name), slog.Int("events", len(run)), slog.Int("failed_at", k), slog.Any("error", err))
-		if k > 0 && !c.processRun(ctx, run[:k], base, done) {
-			return false
+		if k > 0 {
+			m, ok := c.processRun(ctx, lot, run[:k], base, done)
+			if !ok {
+				return n, false
+			}
+			if m < k {
+				return n + m, true
+			}
 		}
-		if !c.processOne(ctx, run[k], err) {
-			return false
+		if !c.processOne(ctx, lot, run[k], err) {
+			return n, false
 		}
 		done(base + k)
-		run, base = run[k+1:], base+k+1
+		if lot.holds(run[k].msg) {
+			return n + k + 1, true // dead-lettered: its key's later events park
+		}
+		run, base, n = run[k+1:], base+k+1, n+k+1
 	}
-	return true
+	return n, true
 }
 
 // applyBatch is the per-batch apply: one [Inbox.ProcessBatch] for the
@@ -217,17 +273,31 @@ func (c *consumer) applyBatch(ctx context.Context, run []batchItem) (failed int,
 	return -1, err
 }
 
-// processOne handles one message on its own: its handler through
-// [consumer.applyOne], retried as [RouterConfig.Retry] says, and
-// [consumer.publishDeadLetter] when it fails for good (a message that did not
-// decode goes there without retries). prior is the error of an attempt
-// already made (in a batch), which counts as the first; nil if none. It
-// reports false when ctx ended first: the message is to be delivered
-// again.
-func (c *consumer) processOne(ctx context.Context, it batchItem, prior error) bool {
+// processOne handles one message on its own through
+// [consumer.attempt], and makes it its key's dead letter
+// ([consumer.giveUp]) when it fails for good. lot is the batch's
+// view of parked keys, nil outside batches. It reports false when ctx
+// ended first: the message is to be delivered again.
+func (c *consumer) processOne(ctx context.Context, lot *lot, it batchItem, prior error) bool {
 	if it.err == nil && it.env.Payload == nil {
 		return true // not for this consumer: acknowledged
 	}
+	err := c.attempt(ctx, it, prior)
+	switch {
+	case err == nil:
+		return true
+	case !deadLetterable(err):
+		return false // stopping
+	}
+	return c.giveUp(ctx, lot, it.msg, err)
+}
+
+// attempt runs the handler of one message through [consumer.applyOne],
+// retried as [RouterConfig.Retry] says (a message that did not decode
+// fails at once), and returns the last error. prior is the error of an
+// attempt already made (in a batch), which counts as the first; nil if
+// none.
+func (c *consumer) attempt(ctx context.Context, it batchItem, prior error) error {
 	handle := c.retry(func(*message.Message) ([]*message.Message, error) {
 		if prior != nil {
 			err := prior
@@ -241,13 +311,7 @@ func (c *consumer) processOne(ctx context.Context, it batchItem, prior error) bo
 	})
 	it.msg.SetContext(ctx)
 	_, err := handle(it.msg)
-	switch {
-	case err == nil:
-		return true
-	case !deadLetterable(err):
-		return false // stopping
-	}
-	return c.publishDeadLetter(ctx, it.msg, err)
+	return err
 }
 
 // applyOne is the per-message apply: the handler of it's event through
@@ -282,38 +346,18 @@ func (c *consumer) apply(ctx context.Context, it batchItem) error {
 	return err
 }
 
-// publishDeadLetter publishes msg, which failed for good with cause, to the
-// consumer's dead-letter topic, with [HeaderDeadLetterReason],
-// [HeaderDeadLetterTopic] and [HeaderDeadLetterHandler] added, retrying
-// the publish until it succeeds or ctx ends (then it reports false, and
-// the message is delivered again). It is the one place where a consumer
+// giveUp makes msg, which failed for good with cause, the dead
+// letter of its key: recorded in [RouterConfig.DeadLetters] (the key's
+// later events park behind it) and a copy published to the consumer's
+// dead-letter topic, retrying until both succeed or ctx ends (then it
+// reports false, and the message is delivered again). lot, when not nil,
+// learns that the key is parked. It is the one place where a consumer
 // gives up on a message, in batches and one at a time.
-func (c *consumer) publishDeadLetter(ctx context.Context, msg *message.Message, cause error) bool {
-	dl := msg.Copy()
-	dl.Metadata.Set(HeaderDeadLetterReason, cause.Error())
-	dl.Metadata.Set(HeaderDeadLetterTopic, c.topic)
-	dl.Metadata.Set(HeaderDeadLetterHandler, c.name)
-	dl.SetContext(ctx)
-	attrs := []slog.Attr{
-		slog.String("handler", c.name), slog.String("topic", c.topic),
-		slog.String("dead_letter_topic", c.deadLetter),
-		slog.String("event", msg.Metadata.Get(HeaderEventName)),
-		slog.String("event_id", msg.Metadata.Get(HeaderEventID)),
+func (c *consumer) giveUp(ctx context.Context, lot *lot, msg *message.Message, cause error) bool {
+	if lot != nil {
+		return lot.deadLetter(ctx, msg, cause) == nil
 	}
-	pub := c.r.transport.Publisher()
-	for n := 1; ; n++ {
-		err := pub.Publish(c.deadLetter, dl)
-		if err == nil {
-			c.r.logger.LogAttrs(ctx, slog.LevelError, "eventbus: event dead-lettered", append(attrs, slog.Any("error", cause))...)
-			return true
-		}
-		delay := c.r.cfg.Retry.Delay(n)
-		c.r.logger.LogAttrs(ctx, slog.LevelError, "eventbus: cannot publish dead letter, retrying",
-			append(attrs, slog.Duration("delay", delay), slog.Any("error", err))...)
-		if retry.Sleep(ctx, delay) != nil {
-			return false
-		}
-	}
+	return c.park.deadLetter(ctx, msg, cause) == nil
 }
 
 // handlerKey is the context key of [HandlerName].

@@ -1,7 +1,7 @@
 // Package eventbus carries domain events between services: the one event
 // registry and codec of a service, dddkit's wire contract, publishing and
 // consuming over watermill, a consumer [Router] with retries, dead letters
-// and panic recovery, the [Inbox] port that makes a handler's effects
+// that keep each key's order, panic recovery, the [Inbox] port that makes a handler's effects
 // happen once, and sagas that turn events into commands. It depends on
 // watermill's message package and on no broker or database: the Kafka
 // adapters live in package [github.com/dddkit/dddkit/kafka], the
@@ -122,12 +122,12 @@
 //
 // Around every handler the router runs, outermost first:
 //
-//   - dead-lettering: a message that still fails after the retries, is
-//     [Permanent], cannot be decoded or panics every time is published to
-//     the dead-letter topic ([RouterConfig.DeadLetterTopic]) with the
-//     reason, the original topic and the handler in headers
-//     ([HeaderDeadLetterReason], [HeaderDeadLetterTopic],
-//     [HeaderDeadLetterHandler]) and acknowledged, so the stream goes on;
+//   - dead letters: a message that still fails after the retries, is
+//     [Permanent], cannot be decoded or panics every time becomes the
+//     dead letter of its key for this handler (see "Dead letters" below):
+//     recorded in [RouterConfig.DeadLetters], a copy published to the
+//     dead-letter topic, and acknowledged; the later events of its key
+//     are parked behind it while the other keys go on;
 //   - retries: bounded attempts with jittered exponential backoff
 //     ([RouterConfig.Retry], a retry.Policy); errors wrapping
 //     [ErrUnavailable] (a database outage) are retried until they pass and
@@ -188,11 +188,11 @@
 // back; the events before it are applied again as a batch, the failing
 // one is handled alone — its own transaction, the retries of
 // [RouterConfig.Retry] (its run in the batch counting as the first),
-// [ErrUnavailable] waited out, the dead-letter topic when it keeps
-// failing — and the events after it form the next batch. When the batch
+// [ErrUnavailable] waited out, a dead letter that parks its key when
+// it keeps failing (see "Dead letters") — and the events after it form the next batch. When the batch
 // fails as a whole (the database is away, a queued statement or the
 // commit fails) its events are handled one at a time. Messages that
-// cannot be decoded go to the dead-letter topic without holding up their
+// cannot be decoded become dead letters without holding up their
 // batch. What it costs: a handler can run more than once for an event
 // (when its batch rolls back; only the run that committed leaves
 // effects), and a batch waits up to MaxWait for its messages.
@@ -202,7 +202,49 @@
 // through watermill's router, with the same retries, dead letters and
 // middleware. Inside the router both paths are one engine: the per-batch
 // and the per-message apply call the same function for each run of a
-// handler, and one function publishes dead letters.
+// handler, and one function makes dead letters.
+//
+// # Dead letters
+//
+// A dead letter is an event a consumer (one handler name) gave up on,
+// together with the key it holds back: its aggregate ID, which is also
+// its Kafka key. While it exists, the later events of that key for that
+// consumer are parked — stored behind it in order, acknowledged on the
+// transport, not handled — so the handler never sees version 5 of an
+// aggregate without version 4. Other keys, and other consumers of the
+// same events, go on. An operator (or the dddkit CLI) ends it:
+//
+//   - [ReplayDeadLetter], after the cause is fixed: the consumer handles
+//     the dead event again, then every parked event in order, and the key
+//     flows again;
+//   - [SkipDeadLetter]: the consumer drops the dead event and handles the
+//     parked ones in order.
+//
+// Both record the release in the store and publish the dead event back
+// to its topic with its key and [HeaderReleaseFor]: the message arrives
+// on the key's partition behind every event parked so far and makes the
+// running consumer release the key there, so the order holds while new
+// events keep arriving; consumers of other names acknowledge it without
+// handling it. If an event fails for good again during the release, it
+// becomes the key's dead letter and the rest stay parked. [HandleOnce]
+// releases through its inbox, so a release interrupted by a crash
+// applies nothing twice.
+//
+// The dead letters live in a [DeadLetters] store,
+// [RouterConfig.DeadLetters]: the PostgreSQL store of package
+// [github.com/dddkit/dddkit/postgres] in production (postgres.NewDeadLetters;
+// its tables are created by postgres.Migrate), [MemoryDeadLetters] for the
+// embedded mode and tests (the default; it loses parked events with the
+// process). The store is the record an operator reads — [DeadLetters] List
+// (the parked keys of a consumer with the dead event, its error and the
+// number of parked events) and Get (one key with its parked events) —
+// and acts on. A copy of each dead letter also goes to the dead-letter
+// topic ([RouterConfig.DeadLetterTopic], [DefaultDeadLetterTopic]) with
+// the reason, the original topic and the handler in headers
+// ([HeaderDeadLetterReason], [HeaderDeadLetterTopic],
+// [HeaderDeadLetterHandler]), for tools and alerts that watch topics;
+// replaying from that topic by hand bypasses the parked events, use
+// [ReplayDeadLetter] instead.
 //
 // # Sagas
 //

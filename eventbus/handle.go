@@ -18,8 +18,9 @@ import (
 //
 // Returning nil acknowledges the event. An error is retried (see
 // [RouterConfig.Retry]) and, when retries run out or the error is
-// [Permanent], the event goes to the dead-letter topic and the stream goes
-// on.
+// [Permanent], the event becomes a dead letter: the later events of its
+// aggregate wait behind it until it is replayed or skipped, and the other
+// aggregates go on (see "Dead letters" in the package documentation).
 type HandlerFunc[E aggregate.Event] func(ctx context.Context, event E, env aggregate.Envelope) error
 
 // Handle registers fn as handler name for event type E on r. E must be

@@ -71,14 +71,26 @@ type RouterConfig struct {
 	// dependency but hold a poison message longer.
 	Retry retry.Policy
 
-	// DeadLetterTopic is where messages go that a handler failed on
+	// DeadLetters stores the dead letters of the router's handlers and
+	// the events parked behind them: a message that a handler failed on
 	// after the last retry, that cannot be decoded, or (with
-	// [DeadLetterUnknown]) that have an unknown event name. The message
-	// keeps its payload and headers and gets [HeaderDeadLetterReason],
-	// [HeaderDeadLetterTopic] and [HeaderDeadLetterHandler]. "" means
-	// [DefaultDeadLetterTopic]. The topic must exist ([Router.Topics]
-	// lists it, for provisioning); while a dead letter cannot be
-	// published, the message is delivered again and its partition waits.
+	// [DeadLetterUnknown]) that has an unknown event name is recorded
+	// there, and the later events of its key for that handler are parked
+	// until an operator replays or skips it (see "Dead letters" in the
+	// package documentation). nil means a [MemoryDeadLetters] of the
+	// router's own, which loses parked events with the process: with
+	// Kafka give the PostgreSQL store (postgres.NewDeadLetters). While
+	// the store cannot be reached, the partition waits.
+	DeadLetters DeadLetters
+
+	// DeadLetterTopic is where a copy of every dead letter is published,
+	// for tools and alerts that watch a topic: the message keeps its
+	// payload and headers and gets [HeaderDeadLetterReason],
+	// [HeaderDeadLetterTopic] and [HeaderDeadLetterHandler]. The record
+	// that parks the key and that an operator acts on is the one in
+	// DeadLetters. "" means [DefaultDeadLetterTopic]. The topic must
+	// exist ([Router.Topics] lists it, for provisioning); while the copy
+	// cannot be published, the partition waits.
 	DeadLetterTopic string
 
 	// UnknownEvents is the policy for event names the registry does not
@@ -200,6 +212,9 @@ func NewRouter(transport Transport, reg *Registry, cfg *RouterConfig) (*Router, 
 	}
 	if c.MaxWait == 0 {
 		c.MaxWait = 5 * time.Millisecond
+	}
+	if c.DeadLetters == nil {
+		c.DeadLetters = NewMemoryDeadLetters()
 	}
 	c.Retry = c.Retry.WithDefaults(defaultRetry)
 	wm, err := message.NewRouter(message.RouterConfig{CloseTimeout: c.CloseTimeout}, watermill.NewSlogLogger(c.Logger))
@@ -356,6 +371,7 @@ type consumer struct {
 	deadLetter string
 	inbox      Inbox // nil: registered with Handle
 	batched    bool
+	park       *parking // dead letters and the keys parked behind them
 	retry      message.HandlerMiddleware
 	entries    map[string]entry // event name → entry; fixed once the router runs
 }
@@ -418,6 +434,10 @@ func (r *Router) add(name string, et *eventType, fn handleFunc, inbox Inbox, opt
 		batched:    inbox != nil && r.batches != nil,
 		retry:      retryMiddleware(r.logger, r.cfg.Retry, name),
 		entries:    map[string]entry{et.name: {et: et, fn: fn}},
+		park: &parking{
+			store: r.cfg.DeadLetters, handler: name, topic: topic, dlTopic: deadLetter,
+			pub: r.transport.Publisher(), logger: r.logger, wait: r.cfg.Retry,
+		},
 	}
 	if !c.batched {
 		sub, err := r.transport.Subscriber(name)

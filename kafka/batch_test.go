@@ -151,8 +151,12 @@ func TestHandleOnceBatchPoisonDeadLettered(t *testing.T) {
 	}))
 
 	var envs []aggregate.Envelope
-	for _, amount := range []int{1, 2, 0, 3, -5, 4, 5} {
-		envs = append(envs, order("o-1", amount))
+	for k, amount := range []int{1, 2, 0, 3, -5, 4, 5} {
+		id := "o-1"
+		if k == 2 || k == 4 { // keys of their own: a dead letter parks the later events of its key
+			id = fmt.Sprintf("o-poison-%d", k)
+		}
+		envs = append(envs, order(id, amount))
 	}
 	msgs := k.encode(t, envs...)
 	msgs[2].Payload = []byte(`{"Amount": "not a number"}`) // cannot be decoded

@@ -136,8 +136,10 @@
 //
 // It keeps the guarantees of one event at a time: effects once per event,
 // the events of one key in order, bounded retries, [eventbus.ErrUnavailable]
-// waited out and the dead-letter topic for an event that keeps failing
-// (see "Batches" in package eventbus). A stopped or rebalanced consumer
+// waited out, and a dead letter for an event that keeps failing, which
+// parks the later events of its key until it is replayed or skipped
+// (give [eventbus.RouterConfig] DeadLetters the PostgreSQL store; see
+// "Batches" and "Dead letters" in package eventbus). A stopped or rebalanced consumer
 // continues at the committed offsets. The handler of one event shares a
 // transaction with up to MaxBatch-1 others, so one event's failure makes
 // the others run again (only committed runs leave effects), and a batch

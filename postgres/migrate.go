@@ -44,6 +44,7 @@ var steps = []struct {
 	{"projections: the checkpoint and status of each projection", projectionsSQL},
 	{"outbox: discarded rows keep who discarded them, when and why", outboxDiscardSQL},
 	{"outbox: the shard key of each row (a stable hash of its aggregate ID) for sharded relays", outboxShardSQL},
+	{"dead letters: each consumer's dead letters and the events parked behind them", deadLettersSQL},
 }
 
 // LatestVersion is the schema version this dddkit needs.
@@ -418,5 +419,41 @@ func outboxShardSQL(n names, _ string) string {
 ALTER TABLE ` + t + ` ADD COLUMN IF NOT EXISTS shard_key integer NOT NULL
 	GENERATED ALWAYS AS (hashtext(aggregate_id) & 2147483647) STORED;
 COMMENT ON COLUMN ` + t + `.shard_key IS 'dddkit: stable hash of aggregate_id; the row''s relay shard is shard_key modulo the number of shards';
+`
+}
+
+// deadLettersSQL creates the tables of [DeadLetters]: one row per dead
+// letter (handler and key) and the events it holds, the dead one
+// included, in the order they arrived.
+func deadLettersSQL(n names, _ string) string {
+	dl, parked := n.q(n.t.DeadLetters), n.q(n.t.Parked)
+	return `
+CREATE TABLE IF NOT EXISTS ` + dl + ` (
+	handler     text        NOT NULL,
+	key         text        NOT NULL,
+	topic       text        NOT NULL,
+	event_id    text        NOT NULL,
+	reason      text        NOT NULL,
+	dead_at     timestamptz NOT NULL DEFAULT now(),
+	release     text        NOT NULL DEFAULT '',
+	released_at timestamptz,
+	PRIMARY KEY (handler, key),
+	CONSTRAINT ` + ident(n.t.DeadLetters+"_release_check") + ` CHECK (release IN ('', 'replay', 'skip'))
+);
+COMMENT ON TABLE ` + dl + ` IS 'dddkit dead letters: per consumer and key, the event it gave up on; the key''s later events wait in the parked table';
+
+CREATE TABLE IF NOT EXISTS ` + parked + ` (
+	seq        bigserial   PRIMARY KEY,
+	handler    text        NOT NULL,
+	key        text        NOT NULL,
+	event_id   text        NOT NULL,
+	event_name text        NOT NULL DEFAULT '',
+	metadata   jsonb       NOT NULL,
+	payload    bytea       NOT NULL,
+	parked_at  timestamptz NOT NULL DEFAULT now(),
+	CONSTRAINT ` + ident(n.t.Parked+"_event_key") + ` UNIQUE (handler, event_id)
+);
+COMMENT ON TABLE ` + parked + ` IS 'dddkit parked events: the events each dead letter holds (the dead one first), as they arrived, in order';
+CREATE INDEX IF NOT EXISTS ` + ident(n.t.Parked+"_key_idx") + ` ON ` + parked + ` (handler, key, seq);
 `
 }

@@ -23,6 +23,8 @@ const (
 	DefaultMigrationsTable    = "dddkit_migrations"
 	DefaultProcessesTable     = "dddkit_processes"
 	DefaultProjectionsTable   = "dddkit_projections"
+	DefaultDeadLettersTable   = "dddkit_dead_letters"
+	DefaultParkedTable        = "dddkit_parked"
 )
 
 // Tables names the tables dddkit keeps. The zero value means the default
@@ -58,6 +60,12 @@ type Tables struct {
 	// Projections holds the checkpoint and status of each projection
 	// (default "dddkit_projections").
 	Projections string
+	// DeadLetters holds the dead letters of consumers: per handler and
+	// key, the event it gave up on (default "dddkit_dead_letters").
+	DeadLetters string
+	// Parked holds the events held behind each dead letter, in order
+	// (default "dddkit_parked").
+	Parked string
 }
 
 // maxTableLen leaves room for the suffixes of index and constraint names
@@ -85,6 +93,7 @@ func (t *Tables) Validate() error {
 		{"Outbox", c.Outbox}, {"Inbox", c.Inbox}, {"Aggregates", c.Aggregates},
 		{"AggregateKeys", c.AggregateKeys}, {"Events", c.Events}, {"Snapshots", c.Snapshots}, {"Migrations", c.Migrations},
 		{"Processes", c.Processes}, {"Projections", c.Projections},
+		{"DeadLetters", c.DeadLetters}, {"Parked", c.Parked},
 	} {
 		check(f.field, f.v, maxTableLen)
 		if other, dup := seen[f.v]; dup {
@@ -109,6 +118,8 @@ func (t *Tables) withDefaults() Tables {
 	c.Migrations = cmp.Or(c.Migrations, DefaultMigrationsTable)
 	c.Processes = cmp.Or(c.Processes, DefaultProcessesTable)
 	c.Projections = cmp.Or(c.Projections, DefaultProjectionsTable)
+	c.DeadLetters = cmp.Or(c.DeadLetters, DefaultDeadLettersTable)
+	c.Parked = cmp.Or(c.Parked, DefaultParkedTable)
 	return c
 }
 

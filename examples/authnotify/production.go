@@ -178,8 +178,15 @@ func buildProduction(ctx context.Context, cfg config.Config, rt runtime, m *metr
 		return nil, fmt.Errorf("cannot reach Kafka at KAFKA_BROKERS: %w", err)
 	}
 	closers = append(closers, func() { _ = client.Close() })
+	// Dead letters, and the events of their keys parked behind them, in
+	// PostgreSQL: they survive restarts and every replica sees them.
+	deadLetters, err := postgres.NewDeadLetters(pool, nil)
+	if err != nil {
+		return nil, err
+	}
 	router, err := eventbus.NewRouter(client, sh.registry, &eventbus.RouterConfig{
 		Logger:          log,
+		DeadLetters:     deadLetters,
 		DeadLetterTopic: cfg.TopicPrefix + eventbus.DefaultDeadLetterTopic,
 		Middleware:      []message.HandlerMiddleware{m.consumer},
 		CloseTimeout:    15 * time.Second,
