@@ -269,8 +269,12 @@ func (o *Outbox) resolve(ctx context.Context) (*resolvedOutbox, error) {
 	}
 	t := pgx.Identifier{*schema, o.n.t.Outbox}.Sanitize()
 	r := &resolvedOutbox{qtable: t, schema: *schema, channel: channelName(*schema, o.n.t.Outbox)}
+	// The rows in flight ($2..$3) come back without their payload: Fetch
+	// only needs to see them to hold back the later rows of their
+	// aggregates.
 	r.fetchSQL = `SELECT o.seq, o.event_id, o.aggregate_type, o.aggregate_id, o.aggregate_version, o.event_name,
-	o.event_version, o.payload, o.headers, o.occurred_at, o.attempts
+	o.event_version, CASE WHEN o.seq BETWEEN $2 AND $3 THEN NULL ELSE o.payload END,
+	CASE WHEN o.seq BETWEEN $2 AND $3 THEN NULL ELSE o.headers END, o.occurred_at, o.attempts
 FROM ` + t + ` o
 WHERE o.status = 'pending'
 	AND (o.next_attempt_at IS NULL OR o.next_attempt_at <= now())
@@ -416,15 +420,26 @@ func (o *Outbox) cleanup(ctx context.Context) {
 	}
 }
 
-// Fetch implements [outbox.Source].
-func (o *Outbox) Fetch(ctx context.Context, limit int) ([]outbox.Pending, error) {
+// maxInFlightRows bounds how many rows in flight one Fetch reads past
+// (see Fetch).
+const maxInFlightRows = 10_000
+
+// Fetch implements [outbox.Source]. The rows in inFlight are read (without
+// their payloads) to hold back the later rows of their aggregates, so the
+// query reads up to limit + inFlight.Len() rows; when more than
+// maxInFlightRows pending rows lie in inFlight it returns fewer than limit.
+func (o *Outbox) Fetch(ctx context.Context, limit int, inFlight outbox.SeqRange) ([]outbox.Pending, error) {
 	r, err := o.resolve(ctx)
 	if err != nil {
 		return nil, err
 	}
+	from, to := inFlight.From, inFlight.To
+	if inFlight.Empty() {
+		from, to = 0, -1
+	}
 	b := &pgx.Batch{}
 	b.Queue(r.promoteSQL) // due deadlines become pending (deadline.go)
-	b.Queue(r.fetchSQL, limit)
+	b.Queue(r.fetchSQL, int64(limit)+min(inFlight.Len(), maxInFlightRows), from, to)
 	br := o.db.SendBatch(ctx, b)
 	defer br.Close()
 	if err := o.readPromoted(br); err != nil {
@@ -436,13 +451,29 @@ func (o *Outbox) Fetch(ctx context.Context, limit int) ([]outbox.Pending, error)
 	}
 	defer rows.Close()
 	out := make([]outbox.Pending, 0, min(limit, 256))
-	var headers []byte
-	for rows.Next() {
+	var (
+		headers []byte
+		held    map[[2]string]bool // aggregates with a row in flight
+	)
+	for len(out) < limit && rows.Next() {
 		var p outbox.Pending
 		headers = headers[:0]
 		if err := rows.Scan(&p.Seq, &p.Event.ID, &p.Event.AggregateType, &p.Event.AggregateID, &p.Event.Version,
 			&p.Event.Name, &p.SchemaVersion, &p.Payload, &headers, &p.Event.OccurredAt, &p.Attempts); err != nil {
 			return nil, fmt.Errorf("postgres: outbox: read pending event: %w", err)
+		}
+		if !inFlight.Empty() {
+			agg := [2]string{p.Event.AggregateType, p.Event.AggregateID}
+			if inFlight.Contains(p.Seq) {
+				if held == nil {
+					held = make(map[[2]string]bool)
+				}
+				held[agg] = true
+				continue
+			}
+			if held[agg] {
+				continue
+			}
 		}
 		if len(headers) > 0 {
 			var h map[string]string
