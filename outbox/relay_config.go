@@ -11,7 +11,7 @@ import (
 // Relay defaults.
 const (
 	DefaultBatchSize       = 1000
-	DefaultMaxInFlight     = 4
+	DefaultMaxInFlight     = 2
 	DefaultPollInterval    = time.Second
 	DefaultShutdownTimeout = 5 * time.Second
 )
@@ -26,14 +26,18 @@ type RelayConfig struct {
 	// time (default 1000, at most 10000).
 	BatchSize int
 	// MaxInFlight is how many batches the relay publishes at once
-	// (default 4, at most 64; 1 publishes one batch at a time). While the
+	// (default 2, at most 64; 1 publishes one batch at a time). While the
 	// last batch it read was full, it reads and sends the next one without
 	// waiting for the acknowledgements of those in flight, and records
 	// each batch as soon as its own acknowledgements are in. Batches in
 	// flight together never hold events of the same aggregate (the
 	// [Source] holds back an aggregate's later events while an earlier one
 	// is in flight), so order per aggregate does not depend on the
-	// publisher; the publisher must be safe for concurrent use.
+	// publisher; the publisher must be safe for concurrent use. Each
+	// batch read beside others in flight costs the Source more (the
+	// PostgreSQL outbox reads past the rows in flight), so a larger window
+	// pays only where the publisher's round trip, not the database, is
+	// what the relay waits for.
 	MaxInFlight int
 	// PollInterval is how often the relay looks for events when nothing
 	// woke it (default 1s). A Source that notifies (PostgreSQL's

@@ -88,6 +88,7 @@ type Outbox struct {
 type resolvedOutbox struct {
 	qtable, channel, schema string
 	fetchSQL, publishedSQL  string
+	fetchBesideSQL          string // Fetch beside batches in flight
 	attemptsSQL             string
 	promoteSQL, cancelSQL   string // deadlines (deadline.go)
 	scheduleSQL             string
@@ -269,21 +270,36 @@ func (o *Outbox) resolve(ctx context.Context) (*resolvedOutbox, error) {
 	}
 	t := pgx.Identifier{*schema, o.n.t.Outbox}.Sanitize()
 	r := &resolvedOutbox{qtable: t, schema: *schema, channel: channelName(*schema, o.n.t.Outbox)}
-	// The rows in flight ($2..$3) come back without their payload: Fetch
-	// only needs to see them to hold back the later rows of their
-	// aggregates.
-	r.fetchSQL = `SELECT o.seq, o.event_id, o.aggregate_type, o.aggregate_id, o.aggregate_version, o.event_name,
-	o.event_version, CASE WHEN o.seq BETWEEN $2 AND $3 THEN NULL ELSE o.payload END,
-	CASE WHEN o.seq BETWEEN $2 AND $3 THEN NULL ELSE o.headers END, o.occurred_at, o.attempts
-FROM ` + t + ` o
-WHERE o.status = 'pending'
+	eligible := `o.status = 'pending'
 	AND (o.next_attempt_at IS NULL OR o.next_attempt_at <= now())
 	AND NOT EXISTS (
 		SELECT 1 FROM ` + t + ` b
 		WHERE b.aggregate_type = o.aggregate_type AND b.aggregate_id = o.aggregate_id AND b.seq < o.seq
-			AND (b.status = 'failed' OR (b.status = 'pending' AND b.next_attempt_at > now())))
+			AND (b.status = 'failed' OR (b.status = 'pending' AND b.next_attempt_at > now())))`
+	r.fetchSQL = `SELECT o.seq, o.event_id, o.aggregate_type, o.aggregate_id, o.aggregate_version, o.event_name,
+	o.event_version, o.payload, o.headers, o.occurred_at, o.attempts
+FROM ` + t + ` o
+WHERE ` + eligible + `
 ORDER BY o.seq
 LIMIT $1`
+	// Beside batches in flight ($2..$3): the first $1 eligible rows, of
+	// which those in flight and those of an aggregate with a row in flight
+	// are left out; at most $4 of the rest.
+	r.fetchBesideSQL = `WITH cand AS MATERIALIZED (
+	SELECT o.seq, o.event_id, o.aggregate_type, o.aggregate_id, o.aggregate_version, o.event_name,
+		o.event_version, o.payload, o.headers, o.occurred_at, o.attempts
+	FROM ` + t + ` o
+	WHERE ` + eligible + `
+	ORDER BY o.seq
+	LIMIT $1
+)
+SELECT seq, event_id, aggregate_type, aggregate_id, aggregate_version, event_name,
+	event_version, payload, headers, occurred_at, attempts
+FROM cand
+WHERE seq NOT BETWEEN $2 AND $3
+	AND (aggregate_type, aggregate_id) NOT IN (SELECT aggregate_type, aggregate_id FROM cand WHERE seq BETWEEN $2 AND $3)
+ORDER BY seq
+LIMIT $4`
 	if o.cfg.Retention == 0 {
 		r.publishedSQL = `DELETE FROM ` + t + ` WHERE seq = ANY($1)`
 	} else {
@@ -424,22 +440,24 @@ func (o *Outbox) cleanup(ctx context.Context) {
 // (see Fetch).
 const maxInFlightRows = 10_000
 
-// Fetch implements [outbox.Source]. The rows in inFlight are read (without
-// their payloads) to hold back the later rows of their aggregates, so the
-// query reads up to limit + inFlight.Len() rows; when more than
-// maxInFlightRows pending rows lie in inFlight it returns fewer than limit.
+// Fetch implements [outbox.Source]. Beside batches in flight it reads up
+// to limit + inFlight.Len() eligible rows and leaves out those in inFlight
+// and those of their aggregates (an aggregate's rows in flight come before
+// its other pending ones, which they block); when more than
+// maxInFlightRows pending rows lie in inFlight, or many rows are held
+// back, it returns fewer than limit.
 func (o *Outbox) Fetch(ctx context.Context, limit int, inFlight outbox.SeqRange) ([]outbox.Pending, error) {
 	r, err := o.resolve(ctx)
 	if err != nil {
 		return nil, err
 	}
-	from, to := inFlight.From, inFlight.To
-	if inFlight.Empty() {
-		from, to = 0, -1
-	}
 	b := &pgx.Batch{}
 	b.Queue(r.promoteSQL) // due deadlines become pending (deadline.go)
-	b.Queue(r.fetchSQL, int64(limit)+min(inFlight.Len(), maxInFlightRows), from, to)
+	if inFlight.Empty() {
+		b.Queue(r.fetchSQL, limit)
+	} else {
+		b.Queue(r.fetchBesideSQL, int64(limit)+min(inFlight.Len(), maxInFlightRows), inFlight.From, inFlight.To, limit)
+	}
 	br := o.db.SendBatch(ctx, b)
 	defer br.Close()
 	if err := o.readPromoted(br); err != nil {
@@ -451,29 +469,13 @@ func (o *Outbox) Fetch(ctx context.Context, limit int, inFlight outbox.SeqRange)
 	}
 	defer rows.Close()
 	out := make([]outbox.Pending, 0, min(limit, 256))
-	var (
-		headers []byte
-		held    map[[2]string]bool // aggregates with a row in flight
-	)
-	for len(out) < limit && rows.Next() {
+	var headers []byte
+	for rows.Next() {
 		var p outbox.Pending
 		headers = headers[:0]
 		if err := rows.Scan(&p.Seq, &p.Event.ID, &p.Event.AggregateType, &p.Event.AggregateID, &p.Event.Version,
 			&p.Event.Name, &p.SchemaVersion, &p.Payload, &headers, &p.Event.OccurredAt, &p.Attempts); err != nil {
 			return nil, fmt.Errorf("postgres: outbox: read pending event: %w", err)
-		}
-		if !inFlight.Empty() {
-			agg := [2]string{p.Event.AggregateType, p.Event.AggregateID}
-			if inFlight.Contains(p.Seq) {
-				if held == nil {
-					held = make(map[[2]string]bool)
-				}
-				held[agg] = true
-				continue
-			}
-			if held[agg] {
-				continue
-			}
 		}
 		if len(headers) > 0 {
 			var h map[string]string
