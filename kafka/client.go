@@ -59,9 +59,35 @@ func NewClient(cfg *Config) (*Client, error) {
 // when any failed. A message is keyed by its aggregate ID, so the events
 // of one aggregate share a partition and keep their order. The publisher
 // also has PublishContext(ctx, topic, msgs...), which stops waiting when
-// ctx ends (the outbox relay uses it). Its Close does nothing: the
+// ctx ends (the outbox relay uses it, from several goroutines at once);
+// [Client.PublishAsync] does not wait at all. Its Close does nothing: the
 // client owns the producer and [Client.Close] closes it.
 func (c *Client) Publisher() message.Publisher { return sharedPublisher{c.pub} }
+
+// PublishAsync hands msgs to the client's producer, the one behind
+// [Client.Publisher], and returns as soon as they are handed over,
+// without waiting for Kafka: the [Delivery] completes when Kafka has
+// acknowledged every message (acks from all in-sync replicas) or failed
+// one for good. It blocks only while the producer's buffers are full, or
+// until ctx ends (then some messages may have been handed over and be
+// written, and it returns ctx's error). Messages that cannot be marshaled
+// or are too large fail the call before any is handed over; after
+// [Client.Close] it returns [ErrClosed].
+//
+// It lets a caller keep many publishes in flight on the one producer, as
+// the outbox relay does with its batches: Publish is PublishAsync
+// followed by [Delivery.Wait]. Messages are keyed by aggregate ID, and
+// the idempotent producer with one request in flight per broker
+// connection writes the messages of one key in the order they were
+// handed over, across calls, retries included. A failure is the
+// exception: the producer may give up on one message and still write
+// later messages of the same key (it goes on with a partition's next
+// message). A caller that must never let a later message of a key be
+// written after an earlier one failed hands the later one over only once
+// the Delivery of the earlier one completed without error.
+func (c *Client) PublishAsync(ctx context.Context, topic string, msgs ...*message.Message) (*Delivery, error) {
+	return c.pub.PublishAsync(ctx, topic, msgs...)
+}
 
 // Subscriber returns a new watermill-kafka subscriber that consumes as
 // consumer group group, with the client's configuration. Offsets are

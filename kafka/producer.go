@@ -87,6 +87,56 @@ func (c *call) ack(err error) {
 	}
 }
 
+// Delivery is the outcome of one [Client.PublishAsync]: it completes
+// when Kafka has acknowledged, or failed for good, every message the
+// call handed over. It is safe for concurrent use.
+type Delivery struct {
+	c     *call
+	topic string
+	n     int
+}
+
+// closedCall is the completed call of a publish without messages.
+var closedCall = func() *call {
+	c := &call{done: make(chan struct{})}
+	close(c.done)
+	return c
+}()
+
+// Done returns a channel that is closed when every message of the call
+// was acknowledged or failed.
+func (d *Delivery) Done() <-chan struct{} { return d.c.done }
+
+// Err returns nil until Done is closed. Then it returns nil when Kafka
+// acknowledged every message, and otherwise an error that says how many
+// failed and wraps the first failure (the other messages may have been
+// written).
+func (d *Delivery) Err() error {
+	select {
+	case <-d.c.done:
+	default:
+		return nil
+	}
+	d.c.mu.Lock()
+	defer d.c.mu.Unlock()
+	if d.c.err != nil {
+		return fmt.Errorf("kafka: %d of %d messages to %s failed: %w", d.c.failed, d.n, d.topic, d.c.err)
+	}
+	return nil
+}
+
+// Wait returns [Delivery.Err] once Done is closed, or ctx's error
+// (wrapped) when ctx ends first; the messages may still be written after
+// that.
+func (d *Delivery) Wait(ctx context.Context) error {
+	select {
+	case <-d.c.done:
+		return d.Err()
+	case <-ctx.Done():
+		return fmt.Errorf("kafka: publish %d messages to %s: %w", d.n, d.topic, ctx.Err())
+	}
+}
+
 // Publish sends msgs to topic and returns when Kafka acknowledged all of
 // them, or with an error when any failed (the others may have been
 // written). Messages that cannot be marshaled or are larger than the
@@ -98,18 +148,29 @@ func (p *producer) Publish(topic string, msgs ...*message.Message) error {
 // PublishContext is Publish that stops waiting when ctx is done. Messages
 // already handed to the producer may still be written after it returned.
 func (p *producer) PublishContext(ctx context.Context, topic string, msgs ...*message.Message) error {
+	d, err := p.PublishAsync(ctx, topic, msgs...)
+	if err != nil {
+		return err
+	}
+	return d.Wait(ctx)
+}
+
+// PublishAsync hands msgs to the producer and returns a Delivery for
+// their acknowledgements without waiting for them (see
+// [Client.PublishAsync]).
+func (p *producer) PublishAsync(ctx context.Context, topic string, msgs ...*message.Message) (*Delivery, error) {
 	if len(msgs) == 0 {
-		return nil
+		return &Delivery{c: closedCall, topic: topic}, nil
 	}
 	c := &call{done: make(chan struct{})}
 	pms := make([]*sarama.ProducerMessage, len(msgs))
 	for i, msg := range msgs {
 		pm, err := p.marshaler.Marshal(topic, msg)
 		if err != nil {
-			return fmt.Errorf("kafka: marshal message %s: %w", msg.UUID, err)
+			return nil, fmt.Errorf("kafka: marshal message %s: %w", msg.UUID, err)
 		}
 		if size := pm.ByteSize(2); size > p.maxBytes {
-			return fmt.Errorf("kafka: message %s is %d bytes, more than Producer.MaxMessageBytes (%d)", msg.UUID, size, p.maxBytes)
+			return nil, fmt.Errorf("kafka: message %s is %d bytes, more than Producer.MaxMessageBytes (%d)", msg.UUID, size, p.maxBytes)
 		}
 		pm.Metadata = c
 		pms[i] = pm
@@ -117,31 +178,18 @@ func (p *producer) PublishContext(ctx context.Context, topic string, msgs ...*me
 	c.remaining.Store(int64(len(pms)))
 
 	p.mu.RLock()
+	defer p.mu.RUnlock()
 	if p.closed {
-		p.mu.RUnlock()
-		return ErrClosed
+		return nil, ErrClosed
 	}
 	for i, pm := range pms {
 		select {
 		case p.producer.Input() <- pm:
 		case <-ctx.Done():
-			p.mu.RUnlock()
-			return fmt.Errorf("kafka: publish to %s: %d of %d messages handed over: %w", topic, i, len(msgs), ctx.Err())
+			return nil, fmt.Errorf("kafka: publish to %s: %d of %d messages handed over: %w", topic, i, len(msgs), ctx.Err())
 		}
 	}
-	p.mu.RUnlock()
-
-	select {
-	case <-c.done:
-	case <-ctx.Done():
-		return fmt.Errorf("kafka: publish %d messages to %s: %w", len(msgs), topic, ctx.Err())
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.err != nil {
-		return fmt.Errorf("kafka: %d of %d messages to %s failed: %w", c.failed, len(msgs), topic, c.err)
-	}
-	return nil
+	return &Delivery{c: c, topic: topic, n: len(msgs)}, nil
 }
 
 // close flushes what is buffered, waits for the outstanding

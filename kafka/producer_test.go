@@ -109,3 +109,72 @@ func TestPublisherIsSharedAndClosedByTheClient(t *testing.T) {
 	require.NotContains(t, ids, "m2")
 	require.NotContains(t, ids, "m3")
 }
+
+// PublishAsync returns once the messages are handed over; several calls
+// stay in flight at once, each Delivery completes with its own
+// acknowledgements, and one goroutine's calls keep their order per key.
+func TestPublishAsyncPipelines(t *testing.T) {
+	t.Parallel()
+	brokers := kafkatest.Brokers(t)
+	topic := kafkatest.Topic(t, 3)
+	c := newClient(t)
+
+	ctx := context.Background()
+	var deliveries []*kafka.Delivery
+	for call := range 10 {
+		msgs := make([]*message.Message, 0, 30)
+		for a := range 30 {
+			env := aggregate.Envelope{ID: fmt.Sprintf("e-%d-%d", a, call+1), Name: "test.n", AggregateType: "t",
+				AggregateID: fmt.Sprintf("agg-%d", a), Version: int64(call + 1), OccurredAt: time.Now()}
+			msgs = append(msgs, wire.ToMessage(env, "urn:test", []byte(`{}`), 1))
+		}
+		d, err := c.PublishAsync(ctx, topic, msgs...)
+		require.NoError(t, err)
+		deliveries = append(deliveries, d)
+	}
+	for _, d := range deliveries {
+		require.NoError(t, d.Wait(ctx))
+		select {
+		case <-d.Done():
+		default:
+			t.Fatal("Done not closed after Wait returned")
+		}
+		require.NoError(t, d.Err())
+	}
+
+	got := kafkatest.ReadAll(t, brokers, topic)
+	require.Len(t, got, 300)
+	last := map[string]int{}
+	for _, m := range got {
+		var v int
+		_, _ = fmt.Sscan(m.Headers[wire.HeaderAggregateVersion], &v)
+		require.Equal(t, last[m.Key]+1, v, "aggregate %s in order across calls", m.Key)
+		last[m.Key] = v
+	}
+
+	// No messages: a completed Delivery. Refused messages: no Delivery.
+	d, err := c.PublishAsync(ctx, topic)
+	require.NoError(t, err)
+	require.NoError(t, d.Wait(ctx))
+	_, err = c.PublishAsync(ctx, topic, message.NewMessage("big", []byte(strings.Repeat("x", 2<<20))))
+	require.ErrorContains(t, err, "MaxMessageBytes")
+
+	// A failing Delivery says how many of its messages failed.
+	missing := "missing-" + topic
+	d, err = c.PublishAsync(ctx, missing, message.NewMessage("m1", nil), message.NewMessage("m2", nil))
+	require.NoError(t, err, "handed over; the failure comes with the acknowledgements")
+	require.Nil(t, func() error {
+		select {
+		case <-d.Done():
+			return nil // may already have failed
+		default:
+			return d.Err()
+		}
+	}(), "Err is nil until Done")
+	err = d.Wait(ctx)
+	require.ErrorContains(t, err, "2 of 2 messages to "+missing+" failed")
+
+	require.NoError(t, c.Close())
+	_, err = c.PublishAsync(ctx, topic, message.NewMessage("m3", nil))
+	require.ErrorIs(t, err, kafka.ErrClosed)
+}

@@ -18,7 +18,9 @@
 // A [Source] holds events in the order they were written and hands them
 // to the relay: [Source.Fetch] returns pending events in sequence order,
 // leaving out every event of an aggregate whose earlier event failed or
-// waits for a retry; [Source.MarkPublished] and [Source.MarkAttempts]
+// waits for a retry, and, beside the batches the relay has in flight (a
+// [SeqRange]), the events in them and every event of their aggregates;
+// [Source.MarkPublished] and [Source.MarkAttempts]
 // record the outcome; [Source.Stats] counts what is pending, retrying and
 // failed. [Source.Lead] makes one relay at a time the leader of a Source,
 // also across processes, and wakes it when events were written. Writing is
@@ -41,7 +43,18 @@
 // and the embedded mode.
 //
 // The relay reads up to [RelayConfig].BatchSize events at a time and
-// publishes each topic's share of a batch in one Publish call. Every
+// publishes each topic's share of a batch in one Publish call, or, when
+// the batch holds several events of one aggregate, in one call per rank
+// (every aggregate's first event, then every aggregate's second, once the
+// first are acknowledged): a publisher call never carries two events of
+// one aggregate, because a producer may fail one message and still write
+// later ones it was handed with it. While there is a backlog (the last
+// batch was full) it reads and sends the next batch without waiting for
+// the acknowledgements of the earlier ones, up to
+// [RelayConfig].MaxInFlight batches, and records each batch as soon as its
+// own acknowledgements are in; batches in flight together never share an
+// aggregate, so no event overtakes an earlier one of its aggregate, or the
+// retry of one that failed. Every
 // message is the event in dddkit's one wire contract, the one the
 // consumers of package eventbus read: a CloudEvent in the binary mode of
 // the Kafka binding, with the event ID as its UUID, the payload bytes as
@@ -58,8 +71,8 @@
 // A Source that notifies (both Memory and the PostgreSQL outbox do) wakes
 // the leading relay as soon as events are written; the relay also polls
 // every [RelayConfig].PollInterval, for due retries. When Run's context
-// ends, the batch in flight finishes (for up to
-// [RelayConfig].ShutdownTimeout) and is recorded before Run returns.
+// ends, the batches in flight finish (for up to
+// [RelayConfig].ShutdownTimeout) and are recorded before Run returns.
 //
 // # Several relays
 //
@@ -89,8 +102,9 @@
 // Order is kept per aggregate because the writers of one aggregate are
 // serialised by its version check (the repository's optimistic
 // concurrency), so a later event always has a higher sequence number; the
-// relay publishes in sequence order and re-sends from the first
-// unacknowledged event. After a crash or a failed batch a consumer may see
+// relay publishes in sequence order, hands an aggregate's later event to
+// the publisher only once the earlier one is acknowledged, and re-sends
+// from the first unacknowledged event. After a crash or a failed batch a consumer may see
 // an event again, but never an event of an aggregate before an earlier one
 // it has not seen yet.
 //

@@ -18,6 +18,7 @@ func TestRelayConfigRetryDefaults(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, retry.Policy{MaxAttempts: 10, BaseDelay: time.Second, MaxDelay: time.Minute}, c.Retry)
 	require.Equal(t, DefaultBatchSize, c.BatchSize)
+	require.Equal(t, DefaultMaxInFlight, c.MaxInFlight)
 	require.Equal(t, DefaultPollInterval, c.PollInterval)
 	require.Equal(t, DefaultShutdownTimeout, c.ShutdownTimeout)
 	require.NotNil(t, c.Logger)

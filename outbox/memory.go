@@ -186,7 +186,7 @@ func (m *Memory) Lead(ctx context.Context, fn func(ctx context.Context, wake <-c
 
 // Fetch implements [Source]. Deadlines that are due first become
 // pending at the end of the order.
-func (m *Memory) Fetch(_ context.Context, limit int) ([]Pending, error) {
+func (m *Memory) Fetch(_ context.Context, limit int, inFlight SeqRange) ([]Pending, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	var blocked map[aggKey]bool
@@ -204,7 +204,7 @@ func (m *Memory) Fetch(_ context.Context, limit int) ([]Pending, error) {
 		if blocked[k] {
 			continue
 		}
-		if r.status == StatusFailed || r.nextAt.After(now) {
+		if r.status == StatusFailed || r.nextAt.After(now) || inFlight.Contains(r.seq) {
 			if blocked == nil {
 				blocked = make(map[aggKey]bool)
 			}

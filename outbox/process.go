@@ -13,8 +13,9 @@ import (
 )
 
 // This file holds the [Relay]'s publishing logic: a [Source] hands out
-// eligible events in order, the processor publishes them and reports back
-// which were acknowledged and which failed.
+// eligible events in order (fetch), the processor publishes a batch of
+// them (publishBatch, several batches at once in a pipeline) and records
+// which were acknowledged and which failed (settle).
 
 // ContextPublisher is implemented by publishers whose publish call can be
 // abandoned through a context, such as the publisher of a kafka.Client.
@@ -39,25 +40,34 @@ type processor struct {
 	cfg *RelayConfig
 }
 
+// batchResult is what settling one or more published batches recorded.
 type batchResult struct {
-	fetched   int
 	published int
 	failed    int           // attempts recorded
 	retryIn   time.Duration // smallest retry delay scheduled; 0 when none
 }
 
-// batch runs one fetch → publish → mark cycle.
-func (p *processor) batch(ctx context.Context) (batchResult, error) {
-	var res batchResult
-	items, err := p.src.Fetch(ctx, p.cfg.BatchSize)
-	if err != nil {
-		return res, err
-	}
-	res.fetched = len(items)
-	if len(items) == 0 {
-		return res, nil
-	}
+// fetch reads the next batch: up to BatchSize events, none of them in,
+// or held back by, the batches in flight.
+func (p *processor) fetch(ctx context.Context, inFlight SeqRange) ([]Pending, error) {
+	return p.src.Fetch(ctx, p.cfg.BatchSize, inFlight)
+}
 
+// sent is the outcome of publishing one batch, to be recorded by settle.
+type sent struct {
+	ok       []int64   // acknowledged
+	attempts []Attempt // failed, to record
+	outage   bool      // gave up: the publisher fails for everything
+}
+
+// publishBatch publishes one fetched batch, each topic's share in one
+// publisher call, isolating failures (publishGroup). It makes no Source
+// call, so that several batches can be published at once.
+func (p *processor) publishBatch(ctx context.Context, items []Pending) sent {
+	var out sent
+	if len(items) == 0 {
+		return out
+	}
 	// Group by topic, keeping sequence order inside each group.
 	type group struct {
 		topic string
@@ -75,12 +85,7 @@ func (p *processor) batch(ctx context.Context) (batchResult, error) {
 		}
 		groups[gi].idx = append(groups[gi].idx, i)
 	}
-
-	var (
-		ok       = make([]int64, 0, len(items))
-		attempts []Attempt
-		outage   bool
-	)
+	out.ok = make([]int64, 0, len(items))
 	// The topic rule maps an aggregate type to one topic, so the events of
 	// one aggregate are all in one group: a group's failures hold back no
 	// other group.
@@ -88,15 +93,33 @@ func (p *processor) batch(ctx context.Context) (batchResult, error) {
 		if ctx.Err() != nil {
 			break
 		}
-		done, failed, out := p.publishGroup(ctx, g.topic, items, g.idx)
-		ok = append(ok, done...)
-		attempts = append(attempts, failed...)
-		if out {
-			outage = true
+		done, failed, outage := p.publishGroup(ctx, g.topic, items, g.idx)
+		out.ok = append(out.ok, done...)
+		out.attempts = append(out.attempts, failed...)
+		if outage {
+			out.outage = true
 			break
 		}
 	}
+	return out
+}
 
+// settle records in the Source what publishing batches achieved: the
+// acknowledged events as published (one MarkPublished for all of them),
+// the failed attempts (one MarkAttempts). It returns [errOutage] (joined)
+// when a batch gave up on an outage.
+func (p *processor) settle(ctx context.Context, batches ...sent) (batchResult, error) {
+	var (
+		res      batchResult
+		ok       []int64
+		attempts []Attempt
+		outage   bool
+	)
+	for _, b := range batches {
+		ok = append(ok, b.ok...)
+		attempts = append(attempts, b.attempts...)
+		outage = outage || b.outage
+	}
 	var errs []error
 	if len(ok) > 0 {
 		if err := p.src.MarkPublished(ctx, ok); err != nil {
@@ -123,66 +146,89 @@ func (p *processor) batch(ctx context.Context) (batchResult, error) {
 	return res, errors.Join(errs...)
 }
 
-// publishGroup publishes the events items[idx] (one topic) in one call.
-// When that fails it isolates the failure: it publishes aggregate by
-// aggregate, and inside a failing aggregate event by event, so that the
-// event that fails gets the attempt while the other aggregates go out. It
-// returns the published sequence numbers, the attempts to record, and
+// publishGroup publishes the events items[idx] (one topic, in sequence
+// order) in waves: the first event of every aggregate in one publisher
+// call, then, once that call returned, the second event of every
+// aggregate whose first was acknowledged, and so on. A call never carries
+// two events of one aggregate, because a producer may fail one message
+// and still write the later ones it was handed with it (sarama fails a
+// message whose partition has no reachable leader and goes on with the
+// next, and gives up on a message after its retries while later ones
+// still have theirs): an aggregate's later event must not be handed over
+// before the earlier one is acknowledged. With one event per aggregate in
+// a batch, the common case, a group is one call.
+//
+// It returns the published sequence numbers, the attempts to record, and
 // whether it stopped because everything fails (an outage).
 func (p *processor) publishGroup(ctx context.Context, topic string, items []Pending, idx []int) (ok []int64, attempts []Attempt, outage bool) {
-	err := p.publish(ctx, topic, items, idx)
+	aggs := splitByAggregate(items, idx)
+	wave := make([]int, 0, len(aggs))
+	for k := 0; ; k++ {
+		wave = wave[:0]
+		for n, a := range aggs {
+			if k < len(a) {
+				wave = append(wave, a[k])
+			} else if k == len(a) {
+				aggs[n] = nil // done: leave it out of later waves
+			}
+		}
+		if len(wave) == 0 {
+			return ok, attempts, false
+		}
+		done, failed, out := p.publishWave(ctx, topic, items, wave)
+		ok = append(ok, done...)
+		attempts = append(attempts, failed...)
+		if out || ctx.Err() != nil {
+			return ok, attempts, out
+		}
+		// An aggregate whose event failed waits behind it: drop it from
+		// the later waves.
+		if len(failed) > 0 {
+			bad := make(map[int64]bool, len(failed))
+			for _, a := range failed {
+				bad[a.Seq] = true
+			}
+			for n, a := range aggs {
+				if k < len(a) && bad[items[a[k]].Seq] {
+					aggs[n] = nil
+				}
+			}
+		}
+	}
+}
+
+// publishWave publishes items[wave], at most one event per aggregate, in
+// one call. When that fails it isolates the failure: it publishes event
+// by event, so that each event that fails gets its attempt while the
+// other aggregates' go out, and gives up when several in a row fail with
+// none succeeding (an outage).
+func (p *processor) publishWave(ctx context.Context, topic string, items []Pending, wave []int) (ok []int64, attempts []Attempt, outage bool) {
+	err := p.publish(ctx, topic, items, wave)
 	if err == nil {
-		return seqsOf(items, idx), nil, false
+		return seqsOf(items, wave), nil, false
 	}
 	if ctx.Err() != nil {
 		return nil, nil, false // abandoned: everything stays pending
 	}
-	p.hookPublishError(err, len(idx))
-
-	aggs := splitByAggregate(items, idx)
+	p.hookPublishError(err, len(wave))
+	if len(wave) == 1 {
+		return nil, []Attempt{p.attemptFor(items[wave[0]], err)}, false
+	}
 	successes, failsInRow := 0, 0
-	for _, aIdx := range aggs {
+	for n := range wave {
+		evErr := p.publish(ctx, topic, items, wave[n:n+1])
+		if evErr == nil {
+			ok = append(ok, items[wave[n]].Seq)
+			successes++
+			failsInRow = 0
+			continue
+		}
 		if ctx.Err() != nil {
 			return ok, attempts, false
 		}
-		aggErr := err // with a single aggregate, the call above was its call
-		if len(aggs) > 1 {
-			if aggErr = p.publish(ctx, topic, items, aIdx); aggErr == nil {
-				ok = append(ok, seqsOf(items, aIdx)...)
-				successes++
-				failsInRow = 0
-				continue
-			}
-			if ctx.Err() != nil {
-				return ok, attempts, false
-			}
-			p.hookPublishError(aggErr, len(aIdx))
-		}
-		// Event by event, to find the one that fails; the later events
-		// of this aggregate wait behind it.
-		progressed := false
-		for k, i := range aIdx {
-			evErr := aggErr // with a single event, the call above was its call
-			if len(aIdx) > 1 {
-				if evErr = p.publish(ctx, topic, items, aIdx[k:k+1]); evErr == nil {
-					ok = append(ok, items[i].Seq)
-					progressed = true
-					continue
-				}
-				if ctx.Err() != nil {
-					return ok, attempts, false
-				}
-				p.hookPublishError(evErr, 1)
-			}
-			attempts = append(attempts, p.attemptFor(items[i], evErr))
-			break
-		}
-		if progressed {
-			successes++
-			failsInRow = 0
-		} else {
-			failsInRow++
-		}
+		p.hookPublishError(evErr, 1)
+		attempts = append(attempts, p.attemptFor(items[wave[n]], evErr))
+		failsInRow++
 		if successes == 0 && failsInRow >= outageThreshold {
 			return ok, attempts, true
 		}

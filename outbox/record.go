@@ -105,7 +105,10 @@ type AttemptFailure struct {
 
 // Hooks are optional callbacks through which a relay reports what it does,
 // for metrics and logs. Each nil field is skipped. The callbacks run on the
-// relay's goroutine: they must be quick and must not block.
+// relay's goroutines, OnPublished, OnPublishError and OnAttemptFailed on
+// those of the batches in flight ([RelayConfig].MaxInFlight), possibly at
+// the same time: they must be safe for concurrent use, quick, and must not
+// block.
 type Hooks struct {
 	// OnPublished is called after the publisher acknowledged events, with
 	// the events (payloads nil) and how long the publish call took.

@@ -127,15 +127,46 @@ func (r *Relay) Flush(ctx context.Context) (int, error) {
 	defer r.mu.Unlock()
 	total := 0
 	err := r.src.Lead(ctx, func(lctx context.Context, _ <-chan struct{}) error {
+		pl := newPipeline(r.proc, lctx, r.cfg.MaxInFlight)
+		defer pl.abandon()
+		// more: events may be due; ahead: fetch while batches are in
+		// flight (as Run does, see lead).
+		more, ahead := true, false
 		for {
-			res, err := r.proc.batch(lctx)
+			if more && (pl.len() == 0 || ahead && !pl.full()) {
+				alone := pl.len() == 0
+				items, err := r.proc.fetch(lctx, pl.inFlight())
+				if err != nil {
+					res, _ := pl.settleAll(lctx)
+					total += res.published
+					return err
+				}
+				full := len(items) >= r.cfg.BatchSize
+				ahead, more = full, full || !alone
+				if len(items) > 0 {
+					pl.start(items)
+				}
+				if full && !pl.full() {
+					continue
+				}
+			}
+			if pl.len() == 0 {
+				if !more {
+					return nil
+				}
+				continue
+			}
+			res, err := pl.settle(lctx, <-pl.completed())
 			total += res.published
 			if err != nil {
+				rest, _ := pl.settleAll(lctx)
+				total += rest.published
 				return err
 			}
-			if res.fetched < r.cfg.BatchSize || res.published+res.failed == 0 {
-				return nil
+			if res.published+res.failed == 0 {
+				more = false // no progress (abandoned): stop fetching
 			}
+			ahead = ahead || more
 		}
 	})
 	if err == nil {
@@ -144,74 +175,128 @@ func (r *Relay) Flush(ctx context.Context) (int, error) {
 	return total, err
 }
 
-// lead runs batches while this relay leads (lctx alive): at once when
-// the last batch was full, when woken, when a retry is due, and every
-// PollInterval.
+// lead relays while this relay leads (lctx alive). It fetches a batch
+// at once when the last one was full, when woken, when a retry or a
+// deadline is due, and every PollInterval; while the last fetched batch
+// was full it fetches the next one as soon as fewer than MaxInFlight are
+// in flight, and records each batch when its publishing finished.
 func (r *Relay) lead(ctx, lctx context.Context, wake <-chan struct{}) error {
-	var (
-		failures int
-		timer    = time.NewTimer(time.Hour)
-		retryAt  time.Time
-	)
-	defer timer.Stop()
-	for {
-		if lctx.Err() != nil {
-			return nil
+	// The batches in flight are not cut short by the shutdown of ctx (for
+	// ShutdownTimeout), but they are by the loss of leadership.
+	bctx, bcancel := graceful(ctx, r.cfg.ShutdownTimeout)
+	stopOnLoss := context.AfterFunc(lctx, func() {
+		if ctx.Err() == nil {
+			bcancel()
 		}
-		// A batch in flight is not cut short by the shutdown of ctx (for
-		// ShutdownTimeout), but it is by the loss of leadership.
-		bctx, bcancel := graceful(ctx, r.cfg.ShutdownTimeout)
-		stopOnLoss := context.AfterFunc(lctx, func() {
-			if ctx.Err() == nil {
-				bcancel()
-			}
-		})
-		res, err := r.proc.batch(bctx)
+	})
+	pl := newPipeline(r.proc, bctx, r.cfg.MaxInFlight)
+	defer func() {
 		stopOnLoss()
 		bcancel()
-		wait := r.cfg.PollInterval
-		if err != nil {
-			if lctx.Err() != nil {
-				return nil
+		pl.abandon()
+	}()
+
+	var (
+		failures  int
+		timer     = time.NewTimer(time.Hour)
+		retryAt   time.Time
+		backoff   time.Time // no fetch before (after an error)
+		wantFetch = true    // events may be due
+		ahead     bool      // the last batch was full: fetch while others are in flight
+	)
+	defer timer.Stop()
+	fail := func(err error) {
+		r.reportError(err)
+		failures++
+		backoff = time.Now().Add(reconnect.Delay(failures))
+		wantFetch = true
+	}
+	for {
+		if lctx.Err() != nil {
+			if ctx.Err() != nil {
+				// Shutting down: finish and record the batches in flight.
+				if _, err := pl.settleAll(bctx); err != nil && bctx.Err() == nil {
+					r.reportError(err)
+				}
 			}
-			r.reportError(err)
-			failures++
-			wait = reconnect.Delay(failures)
-		} else {
-			failures = 0
-			if res.fetched >= r.cfg.BatchSize {
-				continue // more is waiting
-			}
+			return nil
 		}
 		now := time.Now()
-		if res.retryIn > 0 {
-			if at := now.Add(res.retryIn + 5*time.Millisecond); retryAt.Before(now) || at.Before(retryAt) {
-				retryAt = at
+		if wantFetch && !now.Before(backoff) && (pl.len() == 0 || ahead && !pl.full()) {
+			alone := pl.len() == 0
+			items, err := r.proc.fetch(bctx, pl.inFlight())
+			if err != nil {
+				if lctx.Err() != nil {
+					continue
+				}
+				fail(err)
+			} else {
+				if len(items) == 0 && alone {
+					failures = 0
+				}
+				// A short batch read beside batches in flight may have
+				// left out events they hold back: read again after the
+				// next of them is recorded.
+				full := len(items) >= r.cfg.BatchSize
+				ahead, wantFetch = full, full || !alone
+				if len(items) > 0 {
+					pl.start(items)
+				}
+				if full && !pl.full() {
+					continue // more is waiting
+				}
 			}
 		}
-		if !retryAt.IsZero() {
-			if d := time.Until(retryAt); d <= 0 {
-				retryAt = time.Time{}
-				wait = 0
-			} else if d < wait && err == nil {
-				wait = d
+
+		wait := r.cfg.PollInterval
+		if d := time.Until(backoff); d > 0 {
+			wait = d
+		} else if !wantFetch {
+			now := time.Now()
+			if !retryAt.IsZero() {
+				if d := retryAt.Sub(now); d <= 0 {
+					retryAt = time.Time{}
+					wait = 0
+				} else if d < wait {
+					wait = d
+				}
 			}
-		}
-		if due := r.src.NextDue(); !due.IsZero() && err == nil {
-			// A deadline becomes due: fetch then (a little after, so
-			// that the database's clock has passed it too).
-			wait = min(wait, max(time.Until(due)+5*time.Millisecond, time.Millisecond))
+			if due := r.src.NextDue(); !due.IsZero() {
+				// A deadline becomes due: fetch then (a little after, so
+				// that the database's clock has passed it too).
+				wait = min(wait, max(time.Until(due)+5*time.Millisecond, time.Millisecond))
+			}
 		}
 		if wait <= 0 {
+			wantFetch = true
 			continue
 		}
 		timer.Reset(wait)
 		select {
 		case <-lctx.Done():
-			return nil
+			timer.Stop()
+		case f := <-pl.completed():
+			timer.Stop()
+			res, err := pl.settle(bctx, f)
+			if err != nil {
+				if lctx.Err() != nil {
+					continue
+				}
+				fail(err)
+			} else {
+				failures = 0
+			}
+			ahead = ahead || wantFetch
+			if res.retryIn > 0 {
+				if at := time.Now().Add(res.retryIn + 5*time.Millisecond); retryAt.IsZero() || at.Before(retryAt) {
+					retryAt = at
+				}
+			}
 		case <-wake:
 			timer.Stop() // Go 1.23+ timers: no stale tick after Stop/Reset
+			wantFetch = true
 		case <-timer.C:
+			wantFetch = true
 		}
 	}
 }

@@ -11,6 +11,7 @@ import (
 // Relay defaults.
 const (
 	DefaultBatchSize       = 1000
+	DefaultMaxInFlight     = 2
 	DefaultPollInterval    = time.Second
 	DefaultShutdownTimeout = 5 * time.Second
 )
@@ -24,6 +25,20 @@ type RelayConfig struct {
 	// BatchSize is how many events the relay reads and publishes at a
 	// time (default 1000, at most 10000).
 	BatchSize int
+	// MaxInFlight is how many batches the relay publishes at once
+	// (default 2, at most 64; 1 publishes one batch at a time). While the
+	// last batch it read was full, it reads and sends the next one without
+	// waiting for the acknowledgements of those in flight, and records
+	// each batch as soon as its own acknowledgements are in. Batches in
+	// flight together never hold events of the same aggregate (the
+	// [Source] holds back an aggregate's later events while an earlier one
+	// is in flight), so order per aggregate does not depend on the
+	// publisher; the publisher must be safe for concurrent use. Each
+	// batch read beside others in flight costs the Source more (the
+	// PostgreSQL outbox reads past the rows in flight), so a larger window
+	// pays only where the publisher's round trip, not the database, is
+	// what the relay waits for.
+	MaxInFlight int
 	// PollInterval is how often the relay looks for events when nothing
 	// woke it (default 1s). A Source that notifies (PostgreSQL's
 	// LISTEN/NOTIFY, Memory) wakes it at once after a commit.
@@ -49,10 +64,14 @@ func (c *RelayConfig) Validate() error {
 	}
 	e := check.New("outbox: RelayConfig")
 	check.NotNegative(e, "BatchSize", c.BatchSize)
+	check.NotNegative(e, "MaxInFlight", c.MaxInFlight)
 	check.NotNegative(e, "PollInterval", c.PollInterval)
 	check.NotNegative(e, "ShutdownTimeout", c.ShutdownTimeout)
 	if c.BatchSize > 10000 {
 		e.Addf("BatchSize %d is above the limit of 10000", c.BatchSize)
+	}
+	if c.MaxInFlight > 64 {
+		e.Addf("MaxInFlight %d is above the limit of 64", c.MaxInFlight)
 	}
 	if err := c.Retry.Validate(); err != nil {
 		e.Addf("Retry: %w", err)
@@ -70,6 +89,9 @@ func (c *RelayConfig) withDefaults() (RelayConfig, error) {
 	}
 	if out.BatchSize == 0 {
 		out.BatchSize = DefaultBatchSize
+	}
+	if out.MaxInFlight == 0 {
+		out.MaxInFlight = DefaultMaxInFlight
 	}
 	if out.PollInterval == 0 {
 		out.PollInterval = DefaultPollInterval

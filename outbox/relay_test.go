@@ -13,12 +13,14 @@ import (
 
 func TestRelayConfigValidate(t *testing.T) {
 	t.Parallel()
-	err := (&outbox.RelayConfig{BatchSize: -1, PollInterval: -1, ShutdownTimeout: -1, Retry: retry.Policy{MaxAttempts: -2}}).Validate()
+	err := (&outbox.RelayConfig{BatchSize: -1, MaxInFlight: -1, PollInterval: -1, ShutdownTimeout: -1, Retry: retry.Policy{MaxAttempts: -2}}).Validate()
+	require.ErrorContains(t, err, "outbox: RelayConfig.MaxInFlight is -1, must be >= 0")
 	require.ErrorContains(t, err, "outbox: RelayConfig.BatchSize is -1, must be >= 0")
 	require.ErrorContains(t, err, "outbox: RelayConfig.PollInterval is -1ns, must be >= 0")
 	require.ErrorContains(t, err, "outbox: RelayConfig.ShutdownTimeout is -1ns, must be >= 0")
 	require.ErrorContains(t, err, "outbox: RelayConfig.Retry: retry: Policy.MaxAttempts is -2, must be >= 0")
 	require.ErrorContains(t, (&outbox.RelayConfig{BatchSize: 10001}).Validate(), "above the limit of 10000")
+	require.ErrorContains(t, (&outbox.RelayConfig{MaxInFlight: 65}).Validate(), "MaxInFlight 65 is above the limit of 64")
 	require.NoError(t, (*outbox.RelayConfig)(nil).Validate())
 	require.NoError(t, (&outbox.RelayConfig{}).Validate())
 }

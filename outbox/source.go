@@ -30,7 +30,12 @@ type Source interface {
 	// that are due pending, at the end of the order (in order of due
 	// time); scheduled events are never returned, and hold back nothing,
 	// before that.
-	Fetch(ctx context.Context, limit int) ([]Pending, error)
+	//
+	// inFlight spans the events the relay is still publishing (fetched,
+	// not yet marked; the zero [SeqRange] when none): Fetch leaves out
+	// every pending event in it, and every event of an aggregate that has
+	// a pending event in it, which must be published, or fail, first.
+	Fetch(ctx context.Context, limit int, inFlight SeqRange) ([]Pending, error)
 	// NextDue returns when the earliest scheduled event that was not due
 	// at the last Fetch becomes due, or the zero time when there was
 	// none (always, for a Source that does not schedule). The relay
@@ -67,4 +72,24 @@ type Attempt struct {
 	Err      string        // what failed
 	Final    bool          // no more attempts: the event is failed
 	Delay    time.Duration // until the next attempt, when not Final
+}
+
+// SeqRange is the closed range of sequence numbers From..To. Sequence
+// numbers start at 1, so the zero SeqRange contains none.
+type SeqRange struct {
+	From, To int64
+}
+
+// Contains reports whether seq is in r.
+func (r SeqRange) Contains(seq int64) bool { return r.From <= seq && seq <= r.To && seq > 0 }
+
+// Empty reports whether r contains no sequence number.
+func (r SeqRange) Empty() bool { return r.To < max(r.From, 1) }
+
+// Len returns how many sequence numbers r contains.
+func (r SeqRange) Len() int64 {
+	if r.Empty() {
+		return 0
+	}
+	return r.To - max(r.From, 1) + 1
 }

@@ -6,6 +6,8 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/dddkit/dddkit/outbox"
 )
 
 // BenchmarkFetchBesideDeadlines measures one relay cycle (write 100
@@ -39,7 +41,7 @@ FROM generate_series(1, $1) AS i`, scheduled)
 					}
 					bb.write(b, batch...)
 					b.StartTimer()
-					got, err := bb.ob.Fetch(ctx, 100)
+					got, err := bb.ob.Fetch(ctx, 100, outbox.SeqRange{})
 					require.NoError(b, err)
 					require.Len(b, got, 100)
 					seqs := make([]int64, len(got))

@@ -118,6 +118,8 @@ type resolvedOutbox struct {
 	keys                    shardKeys // advisory locks of its shards (shard.go)
 	fetchSQL, publishedSQL  string
 	fetchShardsSQL          string // fetchSQL of some shards only
+	fetchBesideSQL          string // Fetch beside batches in flight
+	fetchBesideShardsSQL    string // fetchBesideSQL of some shards only
 	attemptsSQL             string
 	promoteSQL, cancelSQL   string // deadlines (deadline.go)
 	scheduleSQL             string
@@ -336,26 +338,54 @@ func (o *Outbox) resolve(ctx context.Context) (*resolvedOutbox, error) {
 	}
 	t := pgx.Identifier{*schema, o.n.t.Outbox}.Sanitize()
 	r := &resolvedOutbox{qtable: t, schema: *schema, channel: channelName(*schema, o.n.t.Outbox), keys: newShardKeys(*schema, o.n.t.Outbox)}
-	fetch := func(shards string) string {
-		return `SELECT o.seq, o.event_id, o.aggregate_type, o.aggregate_id, o.aggregate_version, o.event_name,
-	o.event_version, o.payload, o.headers, o.occurred_at, o.attempts, o.shard_key
-FROM ` + t + ` o
-WHERE o.status = 'pending'` + shards + `
+	const columns = `o.seq, o.event_id, o.aggregate_type, o.aggregate_id, o.aggregate_version, o.event_name,
+	o.event_version, o.payload, o.headers, o.occurred_at, o.attempts, o.shard_key`
+	eligible := func(shards string) string {
+		return `o.status = 'pending'` + shards + `
 	AND (o.next_attempt_at IS NULL OR o.next_attempt_at <= now())
 	AND NOT EXISTS (
 		SELECT 1 FROM ` + t + ` b
 		WHERE b.aggregate_type = o.aggregate_type AND b.aggregate_id = o.aggregate_id AND b.seq < o.seq
-			AND (b.status = 'failed' OR (b.status = 'pending' AND b.next_attempt_at > now())))
-ORDER BY o.seq
-LIMIT $1`
+			AND (b.status = 'failed' OR (b.status = 'pending' AND b.next_attempt_at > now())))`
 	}
-	r.fetchSQL = fetch("")
 	// The shard filter is a sub-select: the planner cannot estimate the
 	// share of rows the led shards hold (it would guess 0.5%, less than a
 	// batch, and sort every pending row instead of walking the pending
 	// index in sequence order until the batch is full).
-	r.fetchShardsSQL = fetch(`
-	AND (SELECT o.shard_key % $2 = ANY($3::int4[]))`)
+	shardsFilter := func(n, of int) string {
+		return fmt.Sprintf(`
+	AND (SELECT o.shard_key %% $%d = ANY($%d::int4[]))`, n, of)
+	}
+	fetch := func(shards string) string {
+		return `SELECT ` + columns + `
+FROM ` + t + ` o
+WHERE ` + eligible(shards) + `
+ORDER BY o.seq
+LIMIT $1`
+	}
+	// Beside batches in flight ($2..$3): the first $1 eligible rows, of
+	// which those in flight and those of an aggregate with a row in flight
+	// are left out; at most $4 of the rest.
+	beside := func(shards string) string {
+		return `WITH cand AS MATERIALIZED (
+	SELECT ` + columns + `
+	FROM ` + t + ` o
+	WHERE ` + eligible(shards) + `
+	ORDER BY o.seq
+	LIMIT $1
+)
+SELECT seq, event_id, aggregate_type, aggregate_id, aggregate_version, event_name,
+	event_version, payload, headers, occurred_at, attempts, shard_key
+FROM cand
+WHERE seq NOT BETWEEN $2 AND $3
+	AND (aggregate_type, aggregate_id) NOT IN (SELECT aggregate_type, aggregate_id FROM cand WHERE seq BETWEEN $2 AND $3)
+ORDER BY seq
+LIMIT $4`
+	}
+	r.fetchSQL = fetch("")
+	r.fetchShardsSQL = fetch(shardsFilter(2, 3))
+	r.fetchBesideSQL = beside("")
+	r.fetchBesideShardsSQL = beside(shardsFilter(5, 6))
 	if o.cfg.Retention == 0 {
 		r.publishedSQL = `DELETE FROM ` + t + ` WHERE seq = ANY($1)`
 	} else {
@@ -566,11 +596,20 @@ func (o *Outbox) cleanup(ctx context.Context, s *leadSession) {
 	}
 }
 
+// maxInFlightRows bounds how many rows in flight one Fetch reads past
+// (see Fetch).
+const maxInFlightRows = 10_000
+
 // Fetch implements [outbox.Source]: it claims rows of the shards this
 // Outbox's Lead session leads, on its lock connection (see [Outbox.Lead]).
 // Outside Lead, and once the lock session is gone, it fails with
-// [ErrNotLeader].
-func (o *Outbox) Fetch(ctx context.Context, limit int) ([]outbox.Pending, error) {
+// [ErrNotLeader]. Beside batches in flight it reads up to limit +
+// inFlight.Len() eligible rows and leaves out those in inFlight and those
+// of their aggregates (an aggregate's rows in flight come before its
+// other pending ones, which they block); when more than maxInFlightRows
+// pending rows lie in inFlight, or many rows are held back, it returns
+// fewer than limit.
+func (o *Outbox) Fetch(ctx context.Context, limit int, inFlight outbox.SeqRange) ([]outbox.Pending, error) {
 	r, err := o.resolve(ctx)
 	if err != nil {
 		return nil, err
@@ -584,7 +623,7 @@ func (o *Outbox) Fetch(ctx context.Context, limit int) ([]outbox.Pending, error)
 	var out []outbox.Pending
 	err = s.do(ctx, func(ctx context.Context, c *pgx.Conn) error {
 		var err error
-		out, err = o.fetch(ctx, c, r, s, limit)
+		out, err = o.fetch(ctx, c, r, s, limit, inFlight)
 		return err
 	})
 	return out, err
@@ -592,13 +631,19 @@ func (o *Outbox) Fetch(ctx context.Context, limit int) ([]outbox.Pending, error)
 
 // fetch runs Fetch's statements on c, the lock connection of s (s.mu
 // held), and records the rows it returns as in flight.
-func (o *Outbox) fetch(ctx context.Context, c *pgx.Conn, r *resolvedOutbox, s *leadSession, limit int) ([]outbox.Pending, error) {
+func (o *Outbox) fetch(ctx context.Context, c *pgx.Conn, r *resolvedOutbox, s *leadSession, limit int, inFlight outbox.SeqRange) ([]outbox.Pending, error) {
 	b := &pgx.Batch{}
 	b.Queue(r.promoteSQL) // due deadlines become pending (deadline.go)
-	if shards, all := s.claimable(); all {
+	shards, all := s.claimable()
+	switch span := int64(limit) + min(inFlight.Len(), maxInFlightRows); {
+	case inFlight.Empty() && all:
 		b.Queue(r.fetchSQL, limit)
-	} else {
+	case inFlight.Empty():
 		b.Queue(r.fetchShardsSQL, limit, int32(s.n), shards)
+	case all:
+		b.Queue(r.fetchBesideSQL, span, inFlight.From, inFlight.To, limit)
+	default:
+		b.Queue(r.fetchBesideShardsSQL, span, inFlight.From, inFlight.To, limit, int32(s.n), shards)
 	}
 	br := c.SendBatch(ctx, b)
 	defer br.Close()

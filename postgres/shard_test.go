@@ -104,7 +104,7 @@ func TestShardClaimsAndMarksNeedTheLead(t *testing.T) {
 	ctx := context.Background()
 	b.write(t, cartHistory(20, 2)...)
 
-	_, err := b.ob.Fetch(ctx, 10)
+	_, err := b.ob.Fetch(ctx, 10, outbox.SeqRange{})
 	require.ErrorIs(t, err, postgres.ErrNotLeader)
 	require.ErrorIs(t, b.ob.MarkPublished(ctx, []int64{1}), postgres.ErrNotLeader)
 	require.ErrorIs(t, b.ob.MarkAttempts(ctx, []outbox.Attempt{{Seq: 1, Attempts: 1, Err: "x"}}), postgres.ErrNotLeader)
@@ -112,7 +112,7 @@ func TestShardClaimsAndMarksNeedTheLead(t *testing.T) {
 
 	require.NoError(t, b.ob.Lead(ctx, func(ctx context.Context, _ <-chan struct{}) error {
 		require.Equal(t, []int{0, 1, 2, 3}, b.ob.Shards(), "alone, it leads every shard")
-		got, err := b.ob.Fetch(ctx, 100)
+		got, err := b.ob.Fetch(ctx, 100, outbox.SeqRange{})
 		require.NoError(t, err)
 		require.Len(t, got, 40)
 		require.ErrorIs(t, b.ob.MarkPublished(ctx, []int64{got[39].Seq + 1000}), postgres.ErrNotLeader, "a row it did not fetch")
@@ -124,7 +124,7 @@ func TestShardClaimsAndMarksNeedTheLead(t *testing.T) {
 		require.ErrorIs(t, b.ob.MarkPublished(ctx, seqs[:1]), postgres.ErrNotLeader, "marked already")
 		return nil
 	}))
-	_, err = b.ob.Fetch(ctx, 10)
+	_, err = b.ob.Fetch(ctx, 10, outbox.SeqRange{})
 	require.ErrorIs(t, err, postgres.ErrNotLeader, "after Lead returned")
 	require.Zero(t, b.count(t, `true`))
 }

@@ -4,7 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -634,5 +636,157 @@ func testFlush(s *suite) {
 	s.write(event(cart, "late", 1))
 	if n := s.flush(r); n != 1 {
 		s.t.Fatalf("Flush after the leader stopped published %d, want 1", n)
+	}
+}
+
+// pipelinePublisher is a Recorder that checks the relay's pipelining:
+// calls may overlap (the first waits until a second one starts, or a
+// second passed), but no aggregate may be in two calls at once, nor have
+// two events in one call. It refuses each event whose version is a
+// multiple of 5 the first time it sees it.
+type pipelinePublisher struct {
+	Recorder
+	mu         sync.Mutex
+	inCall     map[string]bool
+	calls      int
+	maxCalls   int
+	second     chan struct{}
+	refused    map[string]bool
+	violations []string
+}
+
+func (p *pipelinePublisher) Publish(topic string, msgs ...*message.Message) error {
+	p.mu.Lock()
+	mine := make([]string, 0, len(msgs))
+	for _, m := range msgs {
+		agg := m.Metadata.Get(wire.HeaderAggregateType) + "/" + m.Metadata.Get(wire.HeaderAggregateID)
+		if p.inCall[agg] {
+			p.violations = append(p.violations, fmt.Sprintf("%s v%s in a call while another call or this one carries it",
+				agg, m.Metadata.Get(wire.HeaderAggregateVersion)))
+			continue
+		}
+		p.inCall[agg] = true
+		mine = append(mine, agg)
+	}
+	p.calls++
+	p.maxCalls = max(p.maxCalls, p.calls)
+	first := p.second != nil && p.calls == 1
+	if p.calls == 2 && p.second != nil {
+		close(p.second)
+		p.second = nil
+	}
+	second := p.second
+	p.mu.Unlock()
+	if first {
+		select {
+		case <-second:
+		case <-time.After(time.Second):
+		}
+	}
+	err := p.Recorder.Publish(topic, msgs...)
+	p.mu.Lock()
+	for _, agg := range mine {
+		delete(p.inCall, agg)
+	}
+	p.calls--
+	p.mu.Unlock()
+	return err
+}
+
+// testPipeline: with a backlog, the relay publishes several batches at
+// once (MaxInFlight), yet never has one aggregate in two calls at once
+// nor two events of one aggregate in one call; events that fail once are
+// retried, and every aggregate's events arrive in order: a0, written in
+// one go, spans batches, the others are interleaved.
+func testPipeline(s *suite) {
+	pub := &pipelinePublisher{inCall: map[string]bool{}, second: make(chan struct{}), refused: map[string]bool{}}
+	pub.Refuse(func(_ string, m *message.Message) error {
+		// Called under the Recorder's lock.
+		if v, _ := strconv.Atoi(m.Metadata.Get(wire.HeaderAggregateVersion)); v%5 == 0 && !pub.refused[m.UUID] {
+			pub.refused[m.UUID] = true
+			return fmt.Errorf("refused once: %s", m.UUID)
+		}
+		return nil
+	})
+	events := history(cart, 20, 15)
+	var a0, rest []aggregate.Envelope
+	for _, e := range events {
+		if e.AggregateID == "a0" {
+			a0 = append(a0, e)
+		} else {
+			rest = append(rest, e)
+		}
+	}
+	s.write(a0...)
+	s.writeConcurrently(rest, 3, 4)
+
+	cfg := s.config()
+	cfg.BatchSize = 10
+	cfg.MaxInFlight = 4
+	s.run(s.relay(nil, pub, cfg))
+	s.eventually(func() bool { return s.statsAre(outbox.Stats{}) }, "everything published: %+v", s.stats())
+	pub.mu.Lock()
+	violations, maxCalls := pub.violations, pub.maxCalls
+	pub.mu.Unlock()
+	if len(violations) > 0 {
+		s.t.Fatalf("%d violations, first: %s", len(violations), violations[0])
+	}
+	if maxCalls < 2 {
+		s.t.Fatalf("at most %d publish call at a time: the relay did not pipeline", maxCalls)
+	}
+	s.requireOrder(pub.Messages(), 20, 15)
+}
+
+// testFetchLeavesOutInFlight: Fetch leaves out the events in its
+// inFlight range and every later event of their aggregates, and returns
+// the rest in sequence order.
+func testFetchLeavesOutInFlight(s *suite) {
+	s.write(history(cart, 3, 3)...)
+	s.write(event(cart, "b", 1), event(cart, "b", 2))
+	name := func(ps []outbox.Pending) []string {
+		out := make([]string, len(ps))
+		for i, p := range ps {
+			out[i] = fmt.Sprintf("%s/%d", p.Event.AggregateID, p.Event.Version)
+		}
+		return out
+	}
+	err := s.h.Source.Lead(context.Background(), func(ctx context.Context, _ <-chan struct{}) error {
+		first, err := s.h.Source.Fetch(ctx, 2, outbox.SeqRange{})
+		if err != nil {
+			return err
+		}
+		if got := name(first); !slices.Equal(got, []string{"a0/1", "a1/1"}) {
+			return fmt.Errorf("first Fetch: %v, want [a0/1 a1/1]", got)
+		}
+		inFlight := outbox.SeqRange{From: first[0].Seq, To: first[1].Seq}
+		next, err := s.h.Source.Fetch(ctx, 100, inFlight)
+		if err != nil {
+			return err
+		}
+		if got, want := name(next), []string{"a2/1", "a2/2", "a2/3", "b/1", "b/2"}; !slices.Equal(got, want) {
+			return fmt.Errorf("Fetch beside a0/1 and a1/1 in flight: %v, want %v", got, want)
+		}
+		if err := s.h.Source.MarkPublished(ctx, []int64{first[0].Seq, first[1].Seq}); err != nil {
+			return err
+		}
+		after, err := s.h.Source.Fetch(ctx, 4, outbox.SeqRange{From: next[3].Seq, To: next[4].Seq})
+		if err != nil {
+			return err
+		}
+		if got, want := name(after), []string{"a2/1", "a0/2", "a1/2", "a2/2"}; !slices.Equal(got, want) {
+			return fmt.Errorf("Fetch once a0/1 and a1/1 are published, beside b in flight: %v, want %v", got, want)
+		}
+		// Every pending event in the range is left out, in flight or not.
+		hull, err := s.h.Source.Fetch(ctx, 100, outbox.SeqRange{From: after[0].Seq, To: after[2].Seq})
+		if err != nil {
+			return err
+		}
+		if got, want := name(hull), []string{"b/1", "b/2"}; !slices.Equal(got, want) {
+			return fmt.Errorf("Fetch beside a range holding a2/1, a0/2 and a1/2: %v, want %v", got, want)
+		}
+		return nil
+	})
+	if err != nil {
+		s.t.Fatal(err)
 	}
 }

@@ -3,7 +3,9 @@
 // aggregate, waking on a write, a poison event that fails without
 // blocking the other aggregates (across topics too) while holding back
 // its own, publisher outages, several relays with one leader and failover
-// between them, Run and Flush, shutdown with a batch in flight, the
+// between them, Run and Flush, shutdown with a batch in flight, batches
+// published at once without one aggregate in two of them, Fetch beside
+// the batches in flight, the
 // schema version header, refused writes and Stats; and, for a Source
 // that schedules, deadlines: fired when due and not before, cancelled and
 // replaced by key, holding nothing back, published in due order.
@@ -96,6 +98,8 @@ func Run(t *testing.T, newHarness func(t *testing.T) *Harness) {
 		{"RefusesInvalidEvents", testRefuses},
 		{"Stats", testStats},
 		{"Flush", testFlush},
+		{"PipelinesBatchesKeepingOrder", testPipeline},
+		{"FetchLeavesOutInFlight", testFetchLeavesOutInFlight},
 		{"DeadlineFiresWhenDue", testDeadlineFires},
 		{"DeadlineCancelAndReplaceByKey", testDeadlineCancelReplace},
 		{"DeadlineHoldsNothingBack", testDeadlineHoldsNothingBack},
