@@ -257,6 +257,7 @@ func (c *BatchProcessor) Process(ctx context.Context, batch []*message.Message, 
 		if to > from {
 			err := c.applyBatch(ctx, items[from:to])
 			if err == nil {
+				consumers.handledItems(ctx, c.name, c.topic, items[from:to])
 				done(to - 1)
 				from = to
 				continue
@@ -353,6 +354,7 @@ func (c *BatchProcessor) processOne(ctx context.Context, it batchItem) bool {
 	_, err := handle(it.msg)
 	switch {
 	case err == nil:
+		consumers.handled(ctx, c.name, c.topic, it.env)
 		return true
 	case !deadLetterable(err):
 		return false // stopping
@@ -376,6 +378,7 @@ func (c *BatchProcessor) deadLetter(ctx context.Context, msg *message.Message, c
 	for n := 1; ; n++ {
 		err := c.deadLetters.Publish(c.cfg.DeadLetterTopic, dl)
 		if err == nil {
+			consumers.deadLettered(ctx, c.name, c.topic)
 			c.logger.LogAttrs(ctx, slog.LevelError, "eventbus: event dead-lettered", append(attrs, slog.Any("error", cause))...)
 			return true
 		}

@@ -319,7 +319,7 @@ func (r *Router) add(name string, et *eventType, fn handleFunc, opts []HandlerOp
 		return err
 	}
 	h := r.wm.AddConsumerHandler(name, topic, sub, c.handle)
-	h.AddMiddleware(dlq, r.retryMiddleware(name))
+	h.AddMiddleware(dlq, consumers.middleware(name, topic), r.retryMiddleware(name))
 	h.AddMiddleware(r.cfg.Middleware...)
 	h.AddMiddleware(recoverMiddleware)
 	r.consumers[name] = c

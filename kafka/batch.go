@@ -164,6 +164,7 @@ func (h batchHandler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim saram
 				return nil
 			}
 		}
+		recordLag(ctx, c.proc.Name(), claim, batch)
 		if !c.process(ctx, sess, batch) || !open {
 			return nil
 		}
