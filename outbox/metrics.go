@@ -31,8 +31,9 @@ type relayMetrics struct {
 	duration   metric.Float64Histogram
 	gauges     []metric.Observable
 
-	pending, retrying, failed, scheduled, leader metric.Int64ObservableGauge
-	oldest                                       metric.Float64ObservableGauge
+	pending, retrying, failed, scheduled metric.Int64ObservableGauge
+	oldest                               metric.Float64ObservableGauge
+	leader                               metric.Int64ObservableUpDownCounter
 
 	topics sync.Map              // topic → *topicAttrs
 	stats  atomic.Pointer[Stats] // last read; nil before the first reading
@@ -66,8 +67,10 @@ func newRelayMetrics(meter metric.Meter, reg *eventbus.Registry) *relayMetrics {
 	m.scheduled = gauge("dddkit.outbox.scheduled", "Deadlines waiting in the outbox to become due.")
 	m.oldest = telemetry.Must(meter.Float64ObservableGauge("dddkit.outbox.oldest_pending.age", metric.WithUnit("s"),
 		metric.WithDescription("Age of the oldest pending outbox event; 0 when none is pending.")))
-	m.leader = telemetry.Must(meter.Int64ObservableGauge("dddkit.outbox.relay.leader", metric.WithUnit("1"),
-		metric.WithDescription("1 while this relay leads its outbox (publishes), 0 while it stands by.")))
+	// An up-down counter rather than a gauge: the observations of several
+	// relays in one process add up.
+	m.leader = telemetry.Must(meter.Int64ObservableUpDownCounter("dddkit.outbox.relay.leader", metric.WithUnit("{relay}"),
+		metric.WithDescription("Relays of this process that lead their outbox (publish): 1 while the relay of a process leads, 0 while it stands by.")))
 	m.gauges = append(m.gauges, m.oldest, m.leader)
 	return m
 }
