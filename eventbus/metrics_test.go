@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/otel/attribute"
 
@@ -77,4 +79,52 @@ func TestRouterMetrics(t *testing.T) {
 	require.Len(t, delays, 1)
 	require.Equal(t, 3.0, delays[0].Value, "one delay per handled event")
 	require.GreaterOrEqual(t, delays[0].Sum, 3*time.Hour.Seconds(), "the delay runs from the event's occurred-at time")
+}
+
+type collectPublisher struct{ n atomic.Int64 }
+
+func (p *collectPublisher) Publish(_ string, msgs ...*message.Message) error {
+	p.n.Add(int64(len(msgs)))
+	return nil
+}
+
+func (*collectPublisher) Close() error { return nil }
+
+// A BatchProcessor records the same consumer metrics: the events of a
+// batch that committed, and the one it dead-lettered.
+func TestBatchProcessorMetrics(t *testing.T) {
+	t.Parallel()
+	m := testinfra.GlobalMetrics()
+	topic, group := dddkittest.UniqueName(t), dddkittest.UniqueName(t)
+	reg := eventbus.NewRegistry(&eventbus.RegistryConfig{Source: "urn:dddkit:test", Topic: func(string) string { return topic }})
+	require.NoError(t, eventbus.Register[ticked](reg, eventbus.AggregateType("clock")))
+	dlq := &collectPublisher{}
+	proc, err := eventbus.NewBatchProcessor(reg, eventbus.NewMemoryInbox(), group, func(_ context.Context, e ticked, _ aggregate.Envelope) error {
+		if e.Fail {
+			return eventbus.Permanent(errors.New("cannot tick"))
+		}
+		return nil
+	}, dlq, nil)
+	require.NoError(t, err)
+	var msgs []*message.Message
+	for i, fail := range []bool{false, true, false, false} {
+		msg, err := reg.Encode(aggregate.Envelope{
+			ID: fmt.Sprintf("%s-%d", group, i), Name: ticked{}.EventName(), AggregateType: "clock", AggregateID: "c1",
+			Version: int64(i + 1), OccurredAt: time.Now(), Payload: ticked{Fail: fail},
+		})
+		require.NoError(t, err)
+		msgs = append(msgs, msg)
+	}
+	last := -1
+	require.True(t, proc.Process(t.Context(), msgs, func(i int) { last = i }))
+	require.Equal(t, 3, last)
+	require.EqualValues(t, 1, dlq.n.Load())
+
+	g, tp := attribute.String("messaging.consumer.group.name", group), attribute.String("messaging.destination.name", topic)
+	handled, _ := m.Value(t, "dddkit.consumer.events", g, tp, attribute.String("dddkit.outcome", "handled"))
+	require.Equal(t, 3.0, handled)
+	dead, _ := m.Value(t, "dddkit.consumer.events", g, tp, attribute.String("dddkit.outcome", "dead_lettered"))
+	require.Equal(t, 1.0, dead)
+	delays, _ := m.Value(t, "dddkit.consumer.delay", g, tp)
+	require.Equal(t, 3.0, delays)
 }
