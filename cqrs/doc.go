@@ -63,6 +63,8 @@
 //
 //   - [Logging]: one slog line per dispatch with name, duration and
 //     error, at a level that tells refusals from failures (see below);
+//   - [Metrics]: an OpenTelemetry histogram of every dispatch's duration
+//     by kind, name and outcome (dddkit.bus.dispatch.duration);
 //   - [Recover]: a panic becomes a [*PanicError] ([ErrPanic]);
 //   - [Validation]: a payload's Validate() error runs before the handler;
 //     a failure is a [*ValidationError] ([ErrValidation]);
@@ -78,12 +80,13 @@
 //	bus, err := cqrs.New(&cqrs.Config{
 //		CommandMiddleware: []cqrs.Middleware{
 //			cqrs.Logging(logger),   // sees every outcome, including panics
+//			cqrs.Metrics(),         // one measurement per dispatch, retries included
 //			cqrs.Recover(),         // covers everything inside it
 //			cqrs.Validation(),      // reject bad input once, not per attempt
 //			retry,                  // re-runs what is inside it ...
 //			cqrs.Transaction(uow),  // ... so each attempt gets a fresh transaction
 //		},
-//		QueryMiddleware: []cqrs.Middleware{cqrs.Logging(logger), cqrs.Recover(), cqrs.Validation()},
+//		QueryMiddleware: []cqrs.Middleware{cqrs.Logging(logger), cqrs.Metrics(), cqrs.Recover(), cqrs.Validation()},
 //	})
 //
 // Writing a middleware is writing a func(next HandlerFunc) HandlerFunc; see

@@ -190,6 +190,7 @@ func (c *consumer) processRun(ctx context.Context, lot *lot, run []batchItem, ba
 	for len(run) > 0 {
 		k, err := c.applyBatch(ctx, run)
 		if err == nil {
+			consumers.handledItems(ctx, c.name, c.topic, run)
 			done(base + len(run) - 1)
 			return n + len(run), true
 		}
@@ -285,6 +286,7 @@ func (c *consumer) processOne(ctx context.Context, lot *lot, it batchItem, prior
 	err := c.attempt(ctx, it, prior)
 	switch {
 	case err == nil:
+		consumers.handled(ctx, c.name, c.topic, it.env)
 		return true
 	case !deadLetterable(err):
 		return false // stopping
@@ -354,10 +356,17 @@ func (c *consumer) apply(ctx context.Context, it batchItem) error {
 // learns that the key is parked. It is the one place where a consumer
 // gives up on a message, in batches and one at a time.
 func (c *consumer) giveUp(ctx context.Context, lot *lot, msg *message.Message, cause error) bool {
+	var err error
 	if lot != nil {
-		return lot.deadLetter(ctx, msg, cause) == nil
+		err = lot.deadLetter(ctx, msg, cause)
+	} else {
+		err = c.park.deadLetter(ctx, msg, cause)
 	}
-	return c.park.deadLetter(ctx, msg, cause) == nil
+	if err != nil {
+		return false
+	}
+	consumers.deadLettered(ctx, c.name, c.topic)
+	return true
 }
 
 // handlerKey is the context key of [HandlerName].

@@ -254,6 +254,27 @@
 // keeps a state per correlation key across events of several types and
 // topics, dispatches commands, schedules deadlines and ends.
 //
+// # Metrics
+//
+// Consumers record OpenTelemetry metrics through the global
+// MeterProvider (otel.SetMeterProvider; nothing is recorded until an
+// application installs an SDK), labelled with the handler name
+// (messaging.consumer.group.name) and the topic
+// (messaging.destination.name):
+//
+//   - dddkit.consumer.events {event}: events a consumer is done with, by
+//     dddkit.outcome: "handled" (handled, or acknowledged as not for
+//     it) or "dead_lettered";
+//   - dddkit.consumer.retries {attempt}: failed attempts that are tried
+//     again (by handler name only);
+//   - dddkit.consumer.delay (s): from the event's occurred-at time (its
+//     ce_time) to the end of its handling: the end-to-end latency from
+//     the command that recorded it.
+//
+// Both the [Router]'s handlers and [BatchProcessor]s record them; the
+// Kafka consumers of package kafka add dddkit.consumer.lag, per
+// partition.
+//
 // # Transports, inboxes and tests
 //
 // [MemoryTransport] keeps Kafka's model with one partition per topic:

@@ -45,6 +45,7 @@ func retryMiddleware(logger *slog.Logger, p retry.Policy, handler string) messag
 					}
 				}
 				delay := p.Delay(streak)
+				consumers.retried(ctx, handler)
 				logger.LogAttrs(ctx, slog.LevelWarn, "eventbus: handler failed, retrying",
 					slog.String("handler", handler),
 					slog.String("event", msg.Metadata.Get(HeaderEventName)),

@@ -133,6 +133,7 @@ func (h batchHandler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim saram
 				return nil
 			}
 		}
+		recordLag(ctx, h.sub.Group, claim, batch)
 		if !h.handle(ctx, sess, batch) || !open {
 			return nil
 		}

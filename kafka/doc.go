@@ -147,6 +147,16 @@
 // postgres.TxFromContext(ctx) costs a round trip per event; one queued
 // with postgres.QueueExec does not.
 //
+// # Metrics
+//
+// Besides the consumer metrics of package eventbus, a [BatchConsumer]
+// (and so a [ProjectionConsumer]) records the OpenTelemetry gauge
+// dddkit.consumer.lag {message} per consumer group, topic and partition
+// (messaging.destination.partition.id): the messages of the partition
+// it has not handled yet, the batch it takes included, from the high
+// watermark that the fetch responses carry. Measuring it asks the
+// broker nothing.
+//
 // # Tests
 //
 // The package passes the eventbus transport suite (package eventbustest)

@@ -127,6 +127,35 @@
 // relay that takes over fires what became due meanwhile. The event it
 // publishes is built by [DeadlineEnvelope].
 //
+// # Metrics
+//
+// A [Relay] records OpenTelemetry metrics through the global
+// MeterProvider (otel.SetMeterProvider; nothing is recorded, and no
+// clock is read, until an application installs an SDK). Counters and
+// histograms, labelled with the topic (messaging.destination.name):
+//
+//   - dddkit.outbox.relay.published {event}: events the publisher
+//     acknowledged;
+//   - dddkit.outbox.relay.attempt_failures {event}: failed attempts, with
+//     dddkit.outcome "retry" (tried again later) or "failed" (out of
+//     attempts: the event is failed and holds its aggregate back);
+//   - dddkit.outbox.relay.batch.size {event}: events per successful
+//     publish call;
+//   - dddkit.outbox.relay.publish.duration (s): how long successful
+//     publish calls took, until the broker acknowledged every event.
+//
+// Gauges of the outbox, without labels, as read by [Source].Stats:
+// dddkit.outbox.pending, dddkit.outbox.retrying, dddkit.outbox.failed,
+// dddkit.outbox.scheduled {event} and dddkit.outbox.oldest_pending.age
+// (s); and dddkit.outbox.relay.leader {relay}, the relays of the process
+// that lead (1 or 0 with one relay per process). A running relay reads
+// Stats once when Run starts and then every [RelayConfig].StatsInterval
+// (default 15s) in the background, leader or not, and the gauges report
+// that reading: a metrics scrape never queries the database, however
+// often it comes. Every replica reports the same outbox: aggregate the
+// gauges across replicas with max, the leader series with sum. The
+// gauges exist only while Run runs (not for [Relay.Flush]).
+//
 // # In memory
 //
 // [Memory] is the Source for unit tests and for services running without a

@@ -54,7 +54,7 @@ func envelope(agg string, v int64) aggregate.Envelope {
 	}
 }
 
-func newMemory(t *testing.T) (*outbox.Memory, *eventbus.Registry) {
+func newMemory(t testing.TB) (*outbox.Memory, *eventbus.Registry) {
 	t.Helper()
 	reg := eventbus.NewRegistry(&eventbus.RegistryConfig{Source: "urn:dddkit:test"})
 	require.NoError(t, eventbus.Register[itemAdded](reg, eventbus.AggregateType("cart")))

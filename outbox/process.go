@@ -34,10 +34,11 @@ var errOutage = errors.New("outbox: publisher is failing for several aggregates 
 const outageThreshold = 3
 
 type processor struct {
-	src Source
-	reg *eventbus.Registry
-	pub message.Publisher
-	cfg *RelayConfig
+	src     Source
+	reg     *eventbus.Registry
+	pub     message.Publisher
+	cfg     *RelayConfig
+	metrics *relayMetrics
 }
 
 // batchResult is what settling one or more published batches recorded.
@@ -265,6 +266,7 @@ func (p *processor) attemptFor(it Pending, err error) Attempt {
 	} else {
 		a.Delay = max(p.cfg.Retry.Delay(a.Attempts), 0)
 	}
+	p.metrics.attemptFailed(it.Event.AggregateType, a.Final)
 	if h := p.cfg.Hooks.OnAttemptFailed; h != nil {
 		h(AttemptFailure{Event: it.Event, Attempts: a.Attempts, Final: a.Final, Err: err, RetryIn: a.Delay})
 	}
@@ -300,6 +302,7 @@ func (p *processor) publish(ctx context.Context, topic string, items []Pending, 
 	if err != nil {
 		return err
 	}
+	p.metrics.published(topic, len(idx), time.Since(start))
 	if h := p.cfg.Hooks.OnPublished; h != nil {
 		envs := make([]aggregate.Envelope, len(idx))
 		for n, i := range idx {

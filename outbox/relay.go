@@ -9,8 +9,10 @@ import (
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
+	"go.opentelemetry.io/otel/metric"
 
 	"github.com/dddkit/dddkit/eventbus"
+	"github.com/dddkit/dddkit/internal/telemetry"
 	"github.com/dddkit/dddkit/retry"
 )
 
@@ -33,14 +35,15 @@ var ErrUnusable = errors.New("outbox: source unusable")
 // it waits, and after it has failed for good, the later events of the same
 // aggregate wait behind it, and the other aggregates flow.
 type Relay struct {
-	src    Source
-	pub    message.Publisher
-	reg    *eventbus.Registry
-	cfg    RelayConfig
-	proc   *processor
-	leader atomic.Bool
-	active atomic.Bool
-	mu     sync.Mutex // one Flush at a time in this process
+	src     Source
+	pub     message.Publisher
+	reg     *eventbus.Registry
+	cfg     RelayConfig
+	proc    *processor
+	metrics *relayMetrics // nil: not instrumented
+	leader  atomic.Bool
+	active  atomic.Bool
+	mu      sync.Mutex // one Flush at a time in this process
 }
 
 // NewRelay returns a relay from src to pub. reg is the service's one
@@ -49,6 +52,11 @@ type Relay struct {
 // its source ([eventbus.RegistryConfig].Source, required) is the
 // CloudEvents source of every message. cfg nil means defaults.
 func NewRelay(src Source, pub message.Publisher, reg *eventbus.Registry, cfg *RelayConfig) (*Relay, error) {
+	return newRelay(src, pub, reg, cfg, telemetry.Meter())
+}
+
+// newRelay is [NewRelay] with its instruments on meter (nil: none).
+func newRelay(src Source, pub message.Publisher, reg *eventbus.Registry, cfg *RelayConfig, meter metric.Meter) (*Relay, error) {
 	var errs []error
 	if src == nil {
 		errs = append(errs, errors.New("outbox: NewRelay: nil Source"))
@@ -67,7 +75,10 @@ func NewRelay(src Source, pub message.Publisher, reg *eventbus.Registry, cfg *Re
 		return nil, err
 	}
 	r := &Relay{src: src, pub: pub, reg: reg, cfg: c}
-	r.proc = &processor{src: src, pub: pub, reg: reg, cfg: &r.cfg}
+	if meter != nil {
+		r.metrics = newRelayMetrics(meter, reg)
+	}
+	r.proc = &processor{src: src, pub: pub, reg: reg, cfg: &r.cfg, metrics: r.metrics}
 	return r, nil
 }
 
@@ -91,6 +102,7 @@ func (r *Relay) Run(ctx context.Context) error {
 		return ErrRelayRunning
 	}
 	defer r.active.Store(false)
+	defer r.metrics.observe(ctx, r)()
 	failures := 0
 	for {
 		led := false

@@ -51,7 +51,13 @@ type RelayConfig struct {
 	// ShutdownTimeout is how long a batch in flight may take to finish
 	// once Run's context is cancelled (default 5s).
 	ShutdownTimeout time.Duration
-	// Hooks observe the relay (metrics, alerts).
+	// StatsInterval is how often a running relay reads the Source's
+	// [Stats] for its gauges (default [DefaultStatsInterval]): a
+	// metrics scrape reads the last reading and never queries. The relay
+	// reads nothing while no OpenTelemetry SDK is installed.
+	StatsInterval time.Duration
+	// Hooks observe the relay (alerts, logs, metrics of your own; the
+	// relay's OpenTelemetry metrics need none).
 	Hooks Hooks
 	// Logger receives the relay's warnings; nil discards them.
 	Logger *slog.Logger
@@ -67,6 +73,7 @@ func (c *RelayConfig) Validate() error {
 	check.NotNegative(e, "MaxInFlight", c.MaxInFlight)
 	check.NotNegative(e, "PollInterval", c.PollInterval)
 	check.NotNegative(e, "ShutdownTimeout", c.ShutdownTimeout)
+	check.NotNegative(e, "StatsInterval", c.StatsInterval)
 	if c.BatchSize > 10000 {
 		e.Addf("BatchSize %d is above the limit of 10000", c.BatchSize)
 	}
@@ -99,6 +106,9 @@ func (c *RelayConfig) withDefaults() (RelayConfig, error) {
 	out.Retry = out.Retry.WithDefaults(DefaultRetry)
 	if out.ShutdownTimeout == 0 {
 		out.ShutdownTimeout = DefaultShutdownTimeout
+	}
+	if out.StatsInterval == 0 {
+		out.StatsInterval = DefaultStatsInterval
 	}
 	if out.Logger == nil {
 		out.Logger = slog.New(slog.DiscardHandler)

@@ -104,4 +104,15 @@
 // event still to apply was stored. On the bus, [Projection.BusStatus]
 // counts what this process applied and its last error; the lag of the
 // consumer groups is Kafka's (per partition, in the group's offsets).
+//
+// # Metrics
+//
+// A [Runner] records two OpenTelemetry gauges per projection
+// (dddkit.projection) through the global MeterProvider, after every
+// batch, from the checkpoint and head the batch read (they cost no
+// query): dddkit.projection.position, the stream position of the last
+// event applied, and dddkit.projection.lag, the stream positions between
+// it and the head (an upper bound of the events still to apply; 0 once
+// caught up). A projection on the bus is a consumer: its figures are
+// the consumer metrics of packages eventbus and kafka under its name.
 package projection

@@ -258,6 +258,7 @@ func (r *Runner) loop(ctx context.Context, untilCaughtUp bool, progress func(Pro
 			continue
 		}
 		failures = 0
+		r.recordProgress(ctx, cp, head, n)
 		if n > 0 {
 			if cp.Rebuilding {
 				report(cp)

@@ -1,14 +1,12 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"log/slog"
 	"net/http"
 	"time"
 
-	"github.com/ThreeDotsLabs/watermill/message"
-
-	"github.com/dddkit/dddkit/aggregate"
 	"github.com/dddkit/dddkit/eventbus"
 	"github.com/dddkit/dddkit/examples/authnotify/auth/adapters"
 	"github.com/dddkit/dddkit/examples/authnotify/auth/app"
@@ -88,7 +86,6 @@ func buildEmbedded(cfg config.Config, rt runtime, m *metrics) (*system, error) {
 	router, err := eventbus.NewRouter(transport, sh.registry, &eventbus.RouterConfig{
 		Logger:          log,
 		DeadLetterTopic: cfg.TopicPrefix + eventbus.DefaultDeadLetterTopic,
-		Middleware:      []message.HandlerMiddleware{m.consumer},
 		CloseTimeout:    10 * time.Second,
 	})
 	if err != nil {
@@ -113,8 +110,8 @@ func buildEmbedded(cfg config.Config, rt runtime, m *metrics) (*system, error) {
 		return nil, err
 	}
 	relay, err := outbox.NewRelay(box, transport.Publisher(), sh.registry, &outbox.RelayConfig{
-		Logger: log,
-		Hooks:  outbox.Hooks{OnPublished: func(events []aggregate.Envelope, _ time.Duration) { m.addPublished(len(events)) }},
+		Logger:        log,
+		StatsInterval: cmp.Or(rt.GaugeRefresh, defaultGaugeRefresh),
 	})
 	if err != nil {
 		_ = transport.Close()
@@ -122,9 +119,6 @@ func buildEmbedded(cfg config.Config, rt runtime, m *metrics) (*system, error) {
 	}
 
 	m.gauges = func(_ context.Context, g *gaugeWriter) {
-		if s, err := box.Stats(context.Background()); err == nil {
-			outboxGauges(g, s)
-		}
 		s := queue.Stats()
 		for _, v := range []struct {
 			name, help string

@@ -1,40 +1,68 @@
 package main
 
 import (
-	"bufio"
-	"bytes"
 	"cmp"
 	"context"
-	"fmt"
-	"maps"
 	"net/http"
-	"slices"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 
-	"github.com/ThreeDotsLabs/watermill/message"
-
-	"github.com/dddkit/dddkit/eventbus"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"go.opentelemetry.io/otel"
+	otelprom "go.opentelemetry.io/otel/exporters/prometheus"
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 )
 
-// metrics collects the figures /metrics shows, in the Prometheus text
-// exposition format, written by hand: a few counters and one histogram do
-// not need a client library.
-type metrics struct {
-	mu        sync.Mutex
-	requests  map[requestKey]int64
-	durations map[string]*histogram // by route
-	consumed  map[consumedKey]int64
-	published int64 // events the relay published
+// /metrics serves, in the Prometheus text format, three kinds of series
+// (see "Metrics" in README.md):
+//
+//   - the process's: the Go runtime and process collectors of
+//     prometheus/client_golang, and dddkit's metrics (dddkit_...), which
+//     the library records through the OpenTelemetry metrics API and the
+//     OpenTelemetry Prometheus exporter turns into Prometheus series.
+//     dddkit uses the global MeterProvider, so these are per process:
+//     processRegistry installs it once.
+//   - the application's own (authnotify_...): HTTP requests, counted
+//     live, and the email job figures, read by a background component
+//     (the production one queries PostgreSQL) every GaugeRefresh and
+//     served from that reading, so that a scrape runs no query.
 
+// processMetrics is the registry of the process-wide series; the first
+// call installs the OpenTelemetry SDK that feeds dddkit's metrics into it
+// as the global MeterProvider.
+var processMetrics = sync.OnceValues(func() (*prometheus.Registry, error) {
+	reg := prometheus.NewRegistry()
+	if err := reg.Register(collectors.NewGoCollector()); err != nil {
+		return nil, err
+	}
+	if err := reg.Register(collectors.NewProcessCollector(collectors.ProcessCollectorOpts{})); err != nil {
+		return nil, err
+	}
+	exporter, err := otelprom.New(otelprom.WithRegisterer(reg), otelprom.WithoutScopeInfo())
+	if err != nil {
+		return nil, err
+	}
+	otel.SetMeterProvider(sdkmetric.NewMeterProvider(sdkmetric.WithReader(exporter)))
+	return reg, nil
+})
+
+// metrics are the application's own series.
+type metrics struct {
+	process   *prometheus.Registry
+	registry  *prometheus.Registry
+	requests  *prometheus.CounterVec
+	durations *prometheus.HistogramVec
+
+	mu sync.Mutex
 	// gauges reads the figures of the running components (the production
 	// one queries PostgreSQL). It is not called per scrape: the component
 	// refreshGauges returns calls it every refresh interval and keeps the
-	// text, which scrapes serve (gaugeText, under mu).
-	gauges    func(ctx context.Context, w *gaugeWriter)
-	gaugeText []byte
+	// samples, which scrapes serve (cached, under mu).
+	gauges func(ctx context.Context, w *gaugeWriter)
+	cached []prometheus.Metric
 }
 
 // defaultGaugeRefresh is how often the gauges are read, by default: a
@@ -44,6 +72,35 @@ const defaultGaugeRefresh = 15 * time.Second
 
 // gaugeTimeout bounds one reading of the gauges.
 const gaugeTimeout = 5 * time.Second
+
+// Request duration buckets, in seconds.
+var buckets = []float64{0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5}
+
+func newMetrics() (*metrics, error) {
+	process, err := processMetrics()
+	if err != nil {
+		return nil, err
+	}
+	m := &metrics{
+		process:  process,
+		registry: prometheus.NewRegistry(),
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "authnotify_http_requests_total",
+			Help: "HTTP requests by route pattern and status.",
+		}, []string{"route", "status"}),
+		durations: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "authnotify_http_request_duration_seconds",
+			Help:    "HTTP request durations by route pattern.",
+			Buckets: buckets,
+		}, []string{"route"}),
+	}
+	for _, c := range []prometheus.Collector{m.requests, m.durations, cachedCollector{m}} {
+		if err := m.registry.Register(c); err != nil {
+			return nil, err
+		}
+	}
+	return m, nil
+}
 
 // refreshGauges returns the background component that reads the gauges
 // once at start (before the server accepts requests) and then every
@@ -76,40 +133,60 @@ func (m *metrics) readGauges(ctx context.Context) {
 	}
 	ctx, cancel := context.WithTimeout(ctx, gaugeTimeout)
 	defer cancel()
-	var buf bytes.Buffer
-	bw := bufio.NewWriter(&buf)
-	gauges(ctx, &gaugeWriter{w: bw, seen: map[string]bool{}})
-	_ = bw.Flush()
+	w := &gaugeWriter{descs: map[string]*prometheus.Desc{}}
+	gauges(ctx, w)
 	m.mu.Lock()
-	m.gaugeText = buf.Bytes()
+	m.cached = w.samples
 	m.mu.Unlock()
 }
 
-type requestKey struct {
-	route  string
-	status int
-}
+// cachedCollector serves the last reading of the gauges. It is an
+// unchecked collector (Describe sends nothing): the series it has depend
+// on the reading.
+type cachedCollector struct{ m *metrics }
 
-type consumedKey struct {
-	handler string
-	outcome string // "ok" or "error"
-}
+func (cachedCollector) Describe(chan<- *prometheus.Desc) {}
 
-// Request duration buckets, in seconds.
-var buckets = []float64{0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5}
-
-type histogram struct {
-	counts []int64 // per bucket, not cumulative
-	count  int64
-	sum    float64
-}
-
-func newMetrics() *metrics {
-	return &metrics{
-		requests:  map[requestKey]int64{},
-		durations: map[string]*histogram{},
-		consumed:  map[consumedKey]int64{},
+func (c cachedCollector) Collect(ch chan<- prometheus.Metric) {
+	c.m.mu.Lock()
+	samples := c.m.cached
+	c.m.mu.Unlock()
+	for _, s := range samples {
+		ch <- s
 	}
+}
+
+// gaugeWriter collects the samples of one reading of the gauges.
+type gaugeWriter struct {
+	descs   map[string]*prometheus.Desc
+	samples []prometheus.Metric
+}
+
+// gauge writes one sample of a gauge; labels alternate names and values.
+func (g *gaugeWriter) gauge(name, help string, value float64, labels ...string) {
+	g.sample(prometheus.GaugeValue, name, help, value, labels...)
+}
+
+// counter writes one sample of a counter read from a component.
+func (g *gaugeWriter) counter(name, help string, value float64, labels ...string) {
+	g.sample(prometheus.CounterValue, name, help, value, labels...)
+}
+
+func (g *gaugeWriter) sample(kind prometheus.ValueType, name, help string, value float64, labels ...string) {
+	var names, values []string
+	for i := 0; i+1 < len(labels); i += 2 {
+		names, values = append(names, labels[i]), append(values, labels[i+1])
+	}
+	d, ok := g.descs[name]
+	if !ok {
+		d = prometheus.NewDesc(name, help, names, nil)
+		g.descs[name] = d
+	}
+	s, err := prometheus.NewConstMetric(d, kind, value, values...)
+	if err != nil {
+		s = prometheus.NewInvalidMetric(d, err)
+	}
+	g.samples = append(g.samples, s)
 }
 
 // statusWriter remembers the status a handler wrote.
@@ -144,139 +221,16 @@ func (m *metrics) instrument(next http.Handler) http.Handler {
 			// http.ServeMux sets r.Pattern on the request it routes.
 			route := cmp.Or(r.Pattern, "unmatched")
 			status := cmp.Or(sw.status, http.StatusOK)
-			m.observeRequest(route, status, time.Since(start))
+			m.requests.WithLabelValues(route, strconv.Itoa(status)).Inc()
+			m.durations.WithLabelValues(route).Observe(time.Since(start).Seconds())
 		}()
 		next.ServeHTTP(sw, r)
 	})
 }
 
-func (m *metrics) observeRequest(route string, status int, d time.Duration) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	m.requests[requestKey{route, status}]++
-	h := m.durations[route]
-	if h == nil {
-		h = &histogram{counts: make([]int64, len(buckets))}
-		m.durations[route] = h
-	}
-	s := d.Seconds()
-	for i, b := range buckets {
-		if s <= b {
-			h.counts[i]++
-			break
-		}
-	}
-	h.count++
-	h.sum += s
-}
-
-// consumer is a watermill middleware of the event router that counts the
-// handled messages per handler and outcome (every attempt counts).
-func (m *metrics) consumer(h message.HandlerFunc) message.HandlerFunc {
-	return func(msg *message.Message) ([]*message.Message, error) {
-		out, err := h(msg)
-		outcome := "ok"
-		if err != nil {
-			outcome = "error"
-		}
-		m.mu.Lock()
-		m.consumed[consumedKey{eventbus.HandlerName(msg.Context()), outcome}]++
-		m.mu.Unlock()
-		return out, err
-	}
-}
-
-func (m *metrics) addPublished(n int) {
-	m.mu.Lock()
-	m.published += int64(n)
-	m.mu.Unlock()
-}
-
-// gaugeWriter writes gauges, one family at a time.
-type gaugeWriter struct {
-	w    *bufio.Writer
-	seen map[string]bool
-}
-
-// gauge writes one sample of a gauge; labels alternate names and values.
-func (g *gaugeWriter) gauge(name, help string, value float64, labels ...string) {
-	g.sample("gauge", name, help, value, labels...)
-}
-
-// counter writes one sample of a counter read from a component.
-func (g *gaugeWriter) counter(name, help string, value float64, labels ...string) {
-	g.sample("counter", name, help, value, labels...)
-}
-
-func (g *gaugeWriter) sample(kind, name, help string, value float64, labels ...string) {
-	if !g.seen[name] {
-		g.seen[name] = true
-		fmt.Fprintf(g.w, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, kind)
-	}
-	fmt.Fprintf(g.w, "%s%s %s\n", name, labelString(labels...), formatFloat(value))
-}
-
-func labelString(kv ...string) string {
-	if len(kv) == 0 {
-		return ""
-	}
-	var b strings.Builder
-	b.WriteByte('{')
-	for i := 0; i+1 < len(kv); i += 2 {
-		if i > 0 {
-			b.WriteByte(',')
-		}
-		b.WriteString(kv[i])
-		b.WriteString(`="`)
-		b.WriteString(strings.NewReplacer(`\`, `\\`, `"`, `\"`, "\n", `\n`).Replace(kv[i+1]))
-		b.WriteByte('"')
-	}
-	b.WriteByte('}')
-	return b.String()
-}
-
-func formatFloat(v float64) string { return strconv.FormatFloat(v, 'g', -1, 64) }
-
-// handler serves GET /metrics: the counters as they are and the gauges as
-// last read by the refreshGauges component; a scrape runs no query.
+// handler serves GET /metrics: the process's series and the
+// application's, the gauges as last read by the refreshGauges component;
+// a scrape runs no query.
 func (m *metrics) handler() http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
-		bw := bufio.NewWriter(w)
-		m.write(bw)
-		_ = bw.Flush()
-	})
-}
-
-func (m *metrics) write(w *bufio.Writer) {
-	m.mu.Lock()
-	fmt.Fprint(w, "# HELP authnotify_http_requests_total HTTP requests by route pattern and status.\n# TYPE authnotify_http_requests_total counter\n")
-	keys := slices.SortedFunc(maps.Keys(m.requests), func(a, b requestKey) int {
-		return cmp.Or(strings.Compare(a.route, b.route), a.status-b.status)
-	})
-	for _, k := range keys {
-		fmt.Fprintf(w, "authnotify_http_requests_total%s %d\n", labelString("route", k.route, "status", strconv.Itoa(k.status)), m.requests[k])
-	}
-	fmt.Fprint(w, "# HELP authnotify_http_request_duration_seconds HTTP request durations by route pattern.\n# TYPE authnotify_http_request_duration_seconds histogram\n")
-	for _, route := range slices.Sorted(maps.Keys(m.durations)) {
-		h := m.durations[route]
-		var cum int64
-		for i, b := range buckets {
-			cum += h.counts[i]
-			fmt.Fprintf(w, "authnotify_http_request_duration_seconds_bucket%s %d\n", labelString("route", route, "le", formatFloat(b)), cum)
-		}
-		fmt.Fprintf(w, "authnotify_http_request_duration_seconds_bucket%s %d\n", labelString("route", route, "le", "+Inf"), h.count)
-		fmt.Fprintf(w, "authnotify_http_request_duration_seconds_sum%s %s\n", labelString("route", route), formatFloat(h.sum))
-		fmt.Fprintf(w, "authnotify_http_request_duration_seconds_count%s %d\n", labelString("route", route), h.count)
-	}
-	fmt.Fprint(w, "# HELP authnotify_events_consumed_total Event deliveries handled by consumer and outcome (every attempt counts).\n# TYPE authnotify_events_consumed_total counter\n")
-	ckeys := slices.SortedFunc(maps.Keys(m.consumed), func(a, b consumedKey) int {
-		return cmp.Or(strings.Compare(a.handler, b.handler), strings.Compare(a.outcome, b.outcome))
-	})
-	for _, k := range ckeys {
-		fmt.Fprintf(w, "authnotify_events_consumed_total%s %d\n", labelString("handler", k.handler, "outcome", k.outcome), m.consumed[k])
-	}
-	fmt.Fprintf(w, "# HELP authnotify_outbox_published_total Events this process's outbox relay published.\n# TYPE authnotify_outbox_published_total counter\nauthnotify_outbox_published_total %d\n", m.published)
-	_, _ = w.Write(m.gaugeText)
-	m.mu.Unlock()
+	return promhttp.HandlerFor(prometheus.Gatherers{m.process, m.registry}, promhttp.HandlerOpts{})
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -10,14 +11,12 @@ import (
 	"slices"
 	"time"
 
-	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 	"github.com/riverqueue/river/rivermigrate"
 
-	"github.com/dddkit/dddkit/aggregate"
 	"github.com/dddkit/dddkit/eventbus"
 	"github.com/dddkit/dddkit/examples/authnotify/auth/adapters"
 	"github.com/dddkit/dddkit/examples/authnotify/auth/app"
@@ -188,7 +187,6 @@ func buildProduction(ctx context.Context, cfg config.Config, rt runtime, m *metr
 		Logger:          log,
 		DeadLetters:     deadLetters,
 		DeadLetterTopic: cfg.TopicPrefix + eventbus.DefaultDeadLetterTopic,
-		Middleware:      []message.HandlerMiddleware{m.consumer},
 		CloseTimeout:    15 * time.Second,
 	})
 	if err != nil {
@@ -218,9 +216,9 @@ func buildProduction(ctx context.Context, cfg config.Config, rt runtime, m *metr
 		return nil, err
 	}
 	relay, err := outbox.NewRelay(box, client.Publisher(), sh.registry, &outbox.RelayConfig{
-		Logger: log,
+		Logger:        log,
+		StatsInterval: cmp.Or(rt.GaugeRefresh, defaultGaugeRefresh),
 		Hooks: outbox.Hooks{
-			OnPublished: func(events []aggregate.Envelope, _ time.Duration) { m.addPublished(len(events)) },
 			OnLeader: func(leader bool) {
 				log.Info("outbox relay leadership", slog.Bool("leader", leader))
 			},
@@ -232,14 +230,6 @@ func buildProduction(ctx context.Context, cfg config.Config, rt runtime, m *metr
 
 	riverJobs := pgx.Identifier{schema, "river_job"}.Sanitize()
 	m.gauges = func(ctx context.Context, g *gaugeWriter) {
-		if s, err := relay.Stats(ctx); err == nil {
-			outboxGauges(g, s)
-		}
-		leader := 0.0
-		if relay.IsLeader() {
-			leader = 1
-		}
-		g.gauge("authnotify_outbox_relay_leader", "1 if this process's relay leads shards of the outbox (each replica leads its share).", leader)
 		rows, err := pool.Query(ctx, "SELECT state::text, count(*) FROM "+riverJobs+" WHERE kind = $1 GROUP BY state ORDER BY state", nadapters.EmailJobKind)
 		if err != nil {
 			return

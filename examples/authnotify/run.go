@@ -32,7 +32,8 @@ type runtime struct {
 	// Hasher hashes passwords; nil means argon2id with OWASP parameters.
 	// Tests use cheaper parameters.
 	Hasher domain.PasswordHasher
-	// GaugeRefresh is how often /metrics' gauges are read; 0 means
+	// GaugeRefresh is how often /metrics' gauges are read (the
+	// application's, and the outbox relay's StatsInterval); 0 means
 	// defaultGaugeRefresh. Tests use a short one.
 	GaugeRefresh time.Duration
 	// HTTPClient is the Resend client's; nil means the default.
@@ -56,9 +57,11 @@ func run(ctx context.Context, cfg config.Config, rt runtime) error {
 		log.Warn("embedded mode: "+name+" not set; generated a random one for this run (tokens and codes do not survive a restart)", slog.String("variable", name))
 	}
 
-	m := newMetrics()
+	m, err := newMetrics()
+	if err != nil {
+		return fmt.Errorf("metrics: %w", err)
+	}
 	var sys *system
-	var err error
 	if cfg.Mode == config.Production {
 		sys, err = buildProduction(ctx, cfg, rt, m)
 	} else {

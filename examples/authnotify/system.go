@@ -17,7 +17,6 @@ import (
 	"github.com/dddkit/dddkit/examples/authnotify/internal/fieldcrypt"
 	"github.com/dddkit/dddkit/examples/authnotify/internal/hashlimit"
 	"github.com/dddkit/dddkit/examples/authnotify/internal/throttle"
-	"github.com/dddkit/dddkit/outbox"
 	"github.com/dddkit/dddkit/valueobject"
 )
 
@@ -123,13 +122,13 @@ func newBus(logger *slog.Logger, uow cqrs.UnitOfWork, deps app.Deps) (*cqrs.Bus,
 	}
 	// Retry outside the transaction: each attempt is a fresh unit of work
 	// that loads the aggregates again.
-	commands := []cqrs.Middleware{cqrs.Logging(logger), cqrs.Recover(), cqrs.Validation(), retry}
+	commands := []cqrs.Middleware{cqrs.Logging(logger), cqrs.Metrics(), cqrs.Recover(), cqrs.Validation(), retry}
 	if uow != nil {
 		commands = append(commands, cqrs.Transaction(uow))
 	}
 	bus, err := cqrs.New(&cqrs.Config{
 		CommandMiddleware: commands,
-		QueryMiddleware:   []cqrs.Middleware{cqrs.Logging(logger), cqrs.Recover(), cqrs.Validation()},
+		QueryMiddleware:   []cqrs.Middleware{cqrs.Logging(logger), cqrs.Metrics(), cqrs.Recover(), cqrs.Validation()},
 	})
 	if err != nil {
 		return nil, err
@@ -141,12 +140,4 @@ func newBus(logger *slog.Logger, uow cqrs.UnitOfWork, deps app.Deps) (*cqrs.Bus,
 		return nil, err
 	}
 	return bus, nil
-}
-
-// outboxGauges writes the outbox figures.
-func outboxGauges(g *gaugeWriter, s outbox.Stats) {
-	g.gauge("authnotify_outbox_pending", "Events waiting in the outbox, retrying ones included.", float64(s.Pending))
-	g.gauge("authnotify_outbox_retrying", "Outbox events whose publishing failed at least once.", float64(s.Retrying))
-	g.gauge("authnotify_outbox_failed", "Outbox events that ran out of attempts.", float64(s.Failed))
-	g.gauge("authnotify_outbox_oldest_pending_seconds", "Age of the oldest pending outbox event.", s.OldestPending.Seconds())
 }
