@@ -7,6 +7,8 @@ import (
 	"reflect"
 	"sync"
 	"sync/atomic"
+
+	"github.com/dddkit/dddkit/internal/telemetry"
 )
 
 // Kind tells commands and queries apart in a [Message], in log lines and in
@@ -291,7 +293,9 @@ type handler[C, R any] struct {
 
 func (h *handler[C, R]) describe() (string, reflect.Type) { return h.name, reflect.TypeFor[R]() }
 
-func (h *handler[C, R]) call(ctx context.Context, msg C) (R, error) {
+func (h *handler[C, R]) call(ctx context.Context, msg C) (_ R, err error) {
+	ctx, span := startDispatch(ctx, h.kind, h.name)
+	defer func() { telemetry.End(span, err) }()
 	if h.chain == nil {
 		return h.fn(ctx, msg)
 	}
@@ -309,12 +313,14 @@ func (h *handler[C, R]) call(ctx context.Context, msg C) (R, error) {
 	return r, err
 }
 
-func (h *handler[C, R]) exec(ctx context.Context, msg C) error {
+func (h *handler[C, R]) exec(ctx context.Context, msg C) (err error) {
+	ctx, span := startDispatch(ctx, h.kind, h.name)
+	defer func() { telemetry.End(span, err) }()
 	if h.chain == nil {
-		_, err := h.fn(ctx, msg)
+		_, err = h.fn(ctx, msg)
 		return err
 	}
-	_, err := h.chain(ctx, Message{Kind: h.kind, Name: h.name, Payload: msg})
+	_, err = h.chain(ctx, Message{Kind: h.kind, Name: h.name, Payload: msg})
 	return err
 }
 

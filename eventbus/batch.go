@@ -12,6 +12,7 @@ import (
 
 	"github.com/dddkit/dddkit/aggregate"
 	"github.com/dddkit/dddkit/internal/check"
+	"github.com/dddkit/dddkit/internal/telemetry"
 	"github.com/dddkit/dddkit/retry"
 )
 
@@ -245,6 +246,8 @@ type batchItem struct {
 // message at a time, as [HandleOnce] would, like a message that did not
 // decode.
 func (c *BatchProcessor) Process(ctx context.Context, batch []*message.Message, done func(i int)) bool {
+	ctx, span := startBatch(ctx, telemetry.System(c.deadLetters), c.name, c.topic, batch)
+	defer span.End()
 	items := make([]batchItem, len(batch))
 	for k, m := range batch {
 		items[k] = c.decode(ctx, m)

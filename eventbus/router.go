@@ -13,6 +13,7 @@ import (
 
 	"github.com/dddkit/dddkit/aggregate"
 	"github.com/dddkit/dddkit/internal/check"
+	"github.com/dddkit/dddkit/internal/telemetry"
 	"github.com/dddkit/dddkit/retry"
 )
 
@@ -327,21 +328,22 @@ func (r *Router) add(name string, et *eventType, fn handleFunc, opts []HandlerOp
 }
 
 // handle is the innermost watermill handler: decode, dispatch by name.
-func (c *consumer) handle(msg *message.Message) error {
+func (c *consumer) handle(msg *message.Message) (err error) {
 	env, version, err := readEnvelope(msg)
 	if err != nil {
 		return err
 	}
+	ctx, span := startProcess(msg.Context(), telemetry.System(c.r.transport), c.name, c.topic, env)
+	defer func() { telemetry.End(span, err) }()
 	en, ok := c.entries[env.Name]
 	if !ok {
-		return notHandled(msg.Context(), c.r.reg, c.r.logger, c.r.cfg.UnknownEvents, c.r.cfg.SkipLogLevel, c.name, c.topic, env)
+		return notHandled(ctx, c.r.reg, c.r.logger, c.r.cfg.UnknownEvents, c.r.cfg.SkipLogLevel, c.name, c.topic, env)
 	}
 	env.Payload, err = en.et.decodePayload(env.ID, version, msg.Payload)
 	if err != nil {
 		return err
 	}
-	ctx := aggregate.ContextWithMetadata(msg.Context(), aggregate.CausedBy(env))
-	return en.fn(ctx, env)
+	return en.fn(aggregate.ContextWithMetadata(ctx, aggregate.CausedBy(env)), env)
 }
 
 // notHandled applies policy to the event env that consumer handler of

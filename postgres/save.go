@@ -10,6 +10,7 @@ import (
 
 	"github.com/dddkit/dddkit/aggregate"
 	"github.com/dddkit/dddkit/internal/aggstore"
+	"github.com/dddkit/dddkit/internal/telemetry"
 )
 
 // What Repository and EventStore share: Save and Update on a unit of work.
@@ -19,7 +20,7 @@ import (
 type writeFunc[A aggregate.Aggregate] func(ctx context.Context, tx pgx.Tx, root *aggregate.Root, a A, base int64) error
 
 // save writes a in the unit of work of ctx, or in one of its own.
-func save[A aggregate.Aggregate](ctx context.Context, db DB, aggregateType string, a A, write writeFunc[A]) error {
+func save[A aggregate.Aggregate](ctx context.Context, db DB, aggregateType string, a A, write writeFunc[A]) (err error) {
 	root, err := aggstore.CheckSave(a, aggregateType)
 	if err != nil {
 		return err
@@ -32,6 +33,8 @@ func save[A aggregate.Aggregate](ctx context.Context, db DB, aggregateType strin
 	}
 	// A transaction of its own: nothing else joins it, so no unit to
 	// track (the common case, kept as cheap as hand-written pgx).
+	ctx, span := aggstore.StartSave(ctx, aggregateType, root)
+	defer func() { telemetry.End(span, err) }()
 	tx, err := db.Begin(ctx)
 	if err != nil {
 		return fmt.Errorf("postgres: begin: %w", err)
@@ -52,7 +55,7 @@ func save[A aggregate.Aggregate](ctx context.Context, db DB, aggregateType strin
 // Aggregates are marked committed when u commits. A failed write makes u
 // roll back: the state may be written without its events (or its keys),
 // and nothing may be half-saved.
-func saveInUnit[A aggregate.Aggregate](ctx context.Context, u *unit, aggregateType string, root *aggregate.Root, a A, write writeFunc[A]) error {
+func saveInUnit[A aggregate.Aggregate](ctx context.Context, u *unit, aggregateType string, root *aggregate.Root, a A, write writeFunc[A]) (err error) {
 	base, seen := u.saved[root]
 	if !seen {
 		base = root.CommittedVersion()
@@ -60,6 +63,8 @@ func saveInUnit[A aggregate.Aggregate](ctx context.Context, u *unit, aggregateTy
 	if base == root.Version() {
 		return nil
 	}
+	ctx, span := aggstore.StartSave(ctx, aggregateType, root)
+	defer func() { telemetry.End(span, err) }()
 	if err := write(ctx, u.tx, root, a, base); err != nil {
 		u.failed = true
 		return conflictOr(err, aggregateType, root.ID(), base)

@@ -1,0 +1,63 @@
+// Package telemetrytest records the spans dddkit's packages start, for
+// their tests: it installs an OpenTelemetry SDK tracer provider that
+// samples everything as the global one.
+package telemetrytest
+
+import (
+	"context"
+	"testing"
+
+	"go.opentelemetry.io/otel"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
+)
+
+// Record installs a global tracer provider that records every span
+// until t ends (then a no-op one), and returns the recorder. The global
+// provider is process-wide: a test that calls Record must not run in
+// parallel with other tests that do.
+func Record(t testing.TB) *tracetest.SpanRecorder {
+	t.Helper()
+	rec := tracetest.NewSpanRecorder()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSampler(sdktrace.AlwaysSample()), sdktrace.WithSpanProcessor(rec))
+	otel.SetTracerProvider(tp)
+	t.Cleanup(func() {
+		otel.SetTracerProvider(noop.NewTracerProvider())
+		_ = tp.Shutdown(context.Background())
+	})
+	return rec
+}
+
+// Named returns the ended spans of rec whose name is name.
+func Named(rec *tracetest.SpanRecorder, name string) []sdktrace.ReadOnlySpan {
+	var out []sdktrace.ReadOnlySpan
+	for _, s := range rec.Ended() {
+		if s.Name() == name {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// Attr returns the value of the attribute key of s as a string ("" when
+// s has none).
+func Attr(s sdktrace.ReadOnlySpan, key string) string {
+	for _, kv := range s.Attributes() {
+		if string(kv.Key) == key {
+			return kv.Value.Emit()
+		}
+	}
+	return ""
+}
+
+// Linked reports whether s has a link to a span of trace id.
+func Linked(s sdktrace.ReadOnlySpan, id trace.TraceID) bool {
+	for _, l := range s.Links() {
+		if l.SpanContext.TraceID() == id {
+			return true
+		}
+	}
+	return false
+}
