@@ -66,8 +66,6 @@ var _ Inbox = (*MemoryInbox)(nil)
 
 // Process implements [Inbox].
 func (m *MemoryInbox) Process(ctx context.Context, handler string, env aggregate.Envelope, fn func(ctx context.Context) error) (applied bool, err error) {
-	ctx, span := startInbox(ctx, handler, 1)
-	defer func() { telemetry.End(span, err) }()
 	if err := checkInboxArgs(handler, env); err != nil {
 		return false, err
 	}

@@ -7,6 +7,8 @@ import (
 	"context"
 	"testing"
 
+	"github.com/dddkit/dddkit/aggregate"
+	"github.com/dddkit/dddkit/internal/telemetry"
 	"go.opentelemetry.io/otel"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
@@ -14,11 +16,21 @@ import (
 	"go.opentelemetry.io/otel/trace/noop"
 )
 
+// Recorder is what [Record] returns: the spans that ended, and a tracer
+// for the test's own spans.
+type Recorder struct {
+	*tracetest.SpanRecorder
+	tp *sdktrace.TracerProvider
+}
+
+// Tracer returns a tracer of the recording provider.
+func (r *Recorder) Tracer() trace.Tracer { return r.tp.Tracer("test") }
+
 // Record installs a global tracer provider that records every span
 // until t ends (then a no-op one), and returns the recorder. The global
 // provider is process-wide: a test that calls Record must not run in
 // parallel with other tests that do.
-func Record(t testing.TB) *tracetest.SpanRecorder {
+func Record(t testing.TB) *Recorder {
 	t.Helper()
 	rec := tracetest.NewSpanRecorder()
 	tp := sdktrace.NewTracerProvider(sdktrace.WithSampler(sdktrace.AlwaysSample()), sdktrace.WithSpanProcessor(rec))
@@ -27,11 +39,11 @@ func Record(t testing.TB) *tracetest.SpanRecorder {
 		otel.SetTracerProvider(noop.NewTracerProvider())
 		_ = tp.Shutdown(context.Background())
 	})
-	return rec
+	return &Recorder{SpanRecorder: rec, tp: tp}
 }
 
 // Named returns the ended spans of rec whose name is name.
-func Named(rec *tracetest.SpanRecorder, name string) []sdktrace.ReadOnlySpan {
+func Named(rec *Recorder, name string) []sdktrace.ReadOnlySpan {
 	var out []sdktrace.ReadOnlySpan
 	for _, s := range rec.Ended() {
 		if s.Name() == name {
@@ -61,3 +73,6 @@ func Linked(s sdktrace.ReadOnlySpan, id trace.TraceID) bool {
 	}
 	return false
 }
+
+// SpanContext returns the span context an event's metadata carries.
+func SpanContext(md aggregate.Metadata) trace.SpanContext { return telemetry.SpanContext(md) }
