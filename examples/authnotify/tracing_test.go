@@ -1,9 +1,15 @@
 package main
 
 import (
+	"bufio"
+	"encoding/json"
 	"net/http"
+	"os"
+	"os/exec"
+	"regexp"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -16,6 +22,107 @@ import (
 	nports "github.com/dddkit/dddkit/examples/authnotify/notification/ports"
 	"github.com/dddkit/dddkit/internal/telemetry/telemetrytest"
 )
+
+// TestMain runs the application itself instead of the tests when
+// AUTHNOTIFY_AS_MAIN is 1: TestConsoleTraces starts it in a process of
+// its own, so that the tracer provider it installs is its own.
+func TestMain(m *testing.M) {
+	if os.Getenv("AUTHNOTIFY_AS_MAIN") == "1" {
+		os.Exit(realMain(nil, os.Getenv, os.Stdout, os.Stderr))
+	}
+	os.Exit(m.Run())
+}
+
+// Started with OTEL_TRACES_EXPORTER=console, the application prints its
+// spans to stdout as JSON (flushed at the latest when it stops): here the
+// HTTP request's and the command's of a registration, in one trace, with
+// the service name of OTEL_SERVICE_NAME.
+func TestConsoleTraces(t *testing.T) {
+	t.Parallel()
+	cmd := exec.Command(os.Args[0])
+	cmd.Env = []string{
+		"AUTHNOTIFY_AS_MAIN=1", "PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME"),
+		"HTTP_ADDR=127.0.0.1:0", "OTEL_TRACES_EXPORTER=console", "OTEL_SERVICE_NAME=authnotify-console-test",
+	}
+	stdout, err := cmd.StdoutPipe()
+	require.NoError(t, err)
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	require.NoError(t, cmd.Start())
+	exited := make(chan error, 1)
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		<-exited
+	})
+	lines := make(chan string, 1024)
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		sc.Buffer(make([]byte, 1<<20), 1<<20)
+		for sc.Scan() {
+			lines <- sc.Text()
+		}
+		close(lines)
+		exited <- cmd.Wait()
+	}()
+
+	base := ""
+	banner := regexp.MustCompile(`running in EMBEDDED mode on (http://\S+),`)
+	for base == "" {
+		select {
+		case line, ok := <-lines:
+			require.True(t, ok, "the application exited before it listened: %s", stderr.String())
+			if m := banner.FindStringSubmatch(line); m != nil {
+				base = m[1]
+			}
+		case <-time.After(60 * time.Second):
+			t.Fatalf("the application did not start within 60s: %s", stderr.String())
+		}
+	}
+	require.Equal(t, http.StatusCreated, call(t, http.MethodPost, base+"/auth/register", "",
+		map[string]string{"email": "noether@example.com", "password": "correct horse battery"}, nil))
+	require.NoError(t, cmd.Process.Signal(syscall.SIGTERM))
+
+	type span struct {
+		Name        string
+		SpanContext struct{ TraceID string }
+		Resource    []struct {
+			Key   string
+			Value struct{ Value any }
+		}
+	}
+	var spans []span
+	timeout := time.After(60 * time.Second)
+	for done := false; !done; {
+		select {
+		case line, ok := <-lines:
+			if !ok {
+				done = true
+				break
+			}
+			var s span
+			if strings.HasPrefix(line, "{") && json.Unmarshal([]byte(line), &s) == nil && s.Name != "" {
+				spans = append(spans, s)
+			}
+		case <-timeout:
+			t.Fatal("the application did not stop within 60s")
+		}
+	}
+	require.NoError(t, <-exited, "clean exit; stderr: %s", stderr.String())
+	exited <- nil // for the cleanup
+	byName := map[string]span{}
+	for _, s := range spans {
+		byName[s.Name] = s
+	}
+	req, ok := byName["POST /auth/register"]
+	require.True(t, ok, "the request's span on stdout; got %d spans", len(spans))
+	command, ok := byName["command auth.register_user"]
+	require.True(t, ok, "the command's span on stdout")
+	require.Equal(t, req.SpanContext.TraceID, command.SpanContext.TraceID)
+	require.Contains(t, req.Resource, struct {
+		Key   string
+		Value struct{ Value any }
+	}{Key: "service.name", Value: struct{ Value any }{Value: "authnotify-console-test"}})
+}
 
 // One trace runs from the HTTP request that recorded an event to the
 // email job it caused, in production mode (PostgreSQL, Kafka, River, a
@@ -147,4 +254,24 @@ func find(spans []sdktrace.ReadOnlySpan, prefix string) sdktrace.ReadOnlySpan {
 		return nil
 	}
 	return spans[i]
+}
+
+// Tracing is off unless an OTEL_* variable asks for it.
+func TestTracingWanted(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct {
+		env  map[string]string
+		want bool
+	}{
+		{nil, false},
+		{map[string]string{"OTEL_SERVICE_NAME": "x"}, false},
+		{map[string]string{"OTEL_TRACES_EXPORTER": "none"}, false},
+		{map[string]string{"OTEL_TRACES_EXPORTER": "console"}, true},
+		{map[string]string{"OTEL_TRACES_EXPORTER": "otlp"}, true},
+		{map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:4318"}, true},
+		{map[string]string{"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "http://127.0.0.1:4318/v1/traces"}, true},
+		{map[string]string{"OTEL_TRACES_EXPORTER": "console", "OTEL_SDK_DISABLED": "true"}, false},
+	} {
+		require.Equal(t, c.want, tracingWanted(env(c.env)), "%v", c.env)
+	}
 }
