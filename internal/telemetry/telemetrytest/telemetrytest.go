@@ -27,7 +27,7 @@ type Recorder struct {
 func (r *Recorder) Tracer() trace.Tracer { return r.tp.Tracer("test") }
 
 // Record installs a global tracer provider that records every span
-// until t ends (then a no-op one), and returns the recorder. The global
+// until t ends (then none again), and returns the recorder. The global
 // provider is process-wide: a test that calls Record must not run in
 // parallel with other tests that do.
 func Record(t testing.TB) *Recorder {
@@ -36,7 +36,7 @@ func Record(t testing.TB) *Recorder {
 	tp := sdktrace.NewTracerProvider(sdktrace.WithSampler(sdktrace.AlwaysSample()), sdktrace.WithSpanProcessor(rec))
 	otel.SetTracerProvider(tp)
 	t.Cleanup(func() {
-		otel.SetTracerProvider(noop.NewTracerProvider())
+		otel.SetTracerProvider(defaultProvider)
 		_ = tp.Shutdown(context.Background())
 	})
 	return &Recorder{SpanRecorder: rec, tp: tp}
@@ -76,3 +76,39 @@ func Linked(s sdktrace.ReadOnlySpan, id trace.TraceID) bool {
 
 // SpanContext returns the span context an event's metadata carries.
 func SpanContext(md aggregate.Metadata) trace.SpanContext { return telemetry.SpanContext(md) }
+
+// defaultProvider is the global tracer provider as the process started:
+// none installed.
+var defaultProvider = otel.GetTracerProvider()
+
+// Modes are the tracing set-ups the benchmarks compare, in the order
+// they run: "off" (no tracer provider installed, as in an application
+// that does not trace), "noop" (a noop.TracerProvider installed) and
+// "sdk" (the OpenTelemetry SDK sampling every span, exported in batches
+// to an exporter that drops them).
+var Modes = []string{"off", "noop", "sdk"}
+
+// Use installs the global tracer provider of mode (one of [Modes]) until
+// tb ends; then none again. Not for parallel tests.
+func Use(tb testing.TB, mode string) {
+	tb.Helper()
+	restore := func() {
+		if otel.GetTracerProvider() != defaultProvider {
+			otel.SetTracerProvider(defaultProvider)
+		}
+	}
+	switch mode {
+	case "off":
+		restore()
+	case "noop":
+		otel.SetTracerProvider(noop.NewTracerProvider())
+	case "sdk":
+		tp := sdktrace.NewTracerProvider(sdktrace.WithSampler(sdktrace.AlwaysSample()),
+			sdktrace.WithBatcher(tracetest.NewNoopExporter()))
+		otel.SetTracerProvider(tp)
+		tb.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
+	default:
+		tb.Fatalf("telemetrytest: unknown mode %q", mode)
+	}
+	tb.Cleanup(restore)
+}
