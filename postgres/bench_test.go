@@ -3,6 +3,7 @@ package postgres_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"slices"
 	"strconv"
@@ -22,6 +23,7 @@ import (
 
 	"github.com/dddkit/dddkit/aggregate"
 	"github.com/dddkit/dddkit/dddkittest/pgtest"
+	"github.com/dddkit/dddkit/internal/telemetry/telemetrytest"
 	"github.com/dddkit/dddkit/internal/testinfra"
 	"github.com/dddkit/dddkit/internal/wire"
 	"github.com/dddkit/dddkit/outbox"
@@ -134,7 +136,27 @@ func BenchmarkRelayThroughput(b *testing.B) {
 	b.Run("watermill-forwarder", benchForwarder)
 }
 
-func benchDDDKitRelay(b *testing.B) {
+func benchDDDKitRelay(b *testing.B) { relayThroughput(b, false) }
+
+// BenchmarkRelayTracing is the relay's throughput with tracing off (no
+// tracer provider installed), with a no-op provider installed, and with
+// the OpenTelemetry SDK sampling every span (one span per publisher call,
+// linked to each event's trace). Every event carries a traceparent, in
+// every mode, as events recorded with tracing on do.
+//
+//	scripts/testenv.sh go test -run='^$' -bench=RelayTracing -benchtime=1x -count=3 ./postgres/
+func BenchmarkRelayTracing(b *testing.B) {
+	for _, mode := range telemetrytest.Modes {
+		b.Run(mode, func(b *testing.B) {
+			telemetrytest.Use(b, mode)
+			relayThroughput(b, true)
+		})
+	}
+}
+
+// relayThroughput measures the relay publishing a backlog of
+// benchEvents() events to Kafka; traced gives each event a traceparent.
+func relayThroughput(b *testing.B, traced bool) {
 	brokers := testinfra.KafkaBrokers(b)
 	n := benchEvents()
 	var total time.Duration
@@ -142,6 +164,11 @@ func benchDDDKitRelay(b *testing.B) {
 		bb := newOutboxBundle(b, nil)
 		bb.useTopic(b, testinfra.Topic(b, 6))
 		for chunk := range slices.Chunk(cartHistory(n/20, 20), 1000) {
+			if traced {
+				for i := range chunk {
+					chunk[i].Metadata.TraceParent = fmt.Sprintf("00-%032x-%016x-01", i+1, i+1)
+				}
+			}
 			bb.write(b, chunk...)
 		}
 		pub := newKafkaPublisher(b, brokers)
