@@ -8,6 +8,8 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/dddkit/dddkit/internal/telemetry"
 )
 
@@ -293,9 +295,20 @@ type handler[C, R any] struct {
 
 func (h *handler[C, R]) describe() (string, reflect.Type) { return h.name, reflect.TypeFor[R]() }
 
-func (h *handler[C, R]) call(ctx context.Context, msg C) (_ R, err error) {
-	ctx, span := startDispatch(ctx, h.kind, h.name)
+func (h *handler[C, R]) call(ctx context.Context, msg C) (R, error) {
+	if t, ok := telemetry.Active(); ok {
+		return h.callTraced(ctx, t, msg)
+	}
+	return h.callPlain(ctx, msg)
+}
+
+func (h *handler[C, R]) callTraced(ctx context.Context, t trace.Tracer, msg C) (_ R, err error) {
+	ctx, span := startDispatch(ctx, t, h.kind, h.name)
 	defer func() { telemetry.End(span, err) }()
+	return h.callPlain(ctx, msg)
+}
+
+func (h *handler[C, R]) callPlain(ctx context.Context, msg C) (R, error) {
 	if h.chain == nil {
 		return h.fn(ctx, msg)
 	}
@@ -313,14 +326,16 @@ func (h *handler[C, R]) call(ctx context.Context, msg C) (_ R, err error) {
 	return r, err
 }
 
-func (h *handler[C, R]) exec(ctx context.Context, msg C) (err error) {
-	ctx, span := startDispatch(ctx, h.kind, h.name)
-	defer func() { telemetry.End(span, err) }()
-	if h.chain == nil {
-		_, err = h.fn(ctx, msg)
+func (h *handler[C, R]) exec(ctx context.Context, msg C) error {
+	if t, ok := telemetry.Active(); ok {
+		_, err := h.callTraced(ctx, t, msg)
 		return err
 	}
-	_, err = h.chain(ctx, Message{Kind: h.kind, Name: h.name, Payload: msg})
+	if h.chain == nil {
+		_, err := h.fn(ctx, msg)
+		return err
+	}
+	_, err := h.chain(ctx, Message{Kind: h.kind, Name: h.name, Payload: msg})
 	return err
 }
 

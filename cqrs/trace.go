@@ -9,15 +9,12 @@ import (
 	"github.com/dddkit/dddkit/internal/telemetry"
 )
 
-// startDispatch starts the span of one command or query dispatch, named
-// "command NAME" or "query NAME", with the correlation and causation IDs
-// of ctx's metadata. While tracing is off it returns ctx and a span that
-// records nothing, without allocating.
-func startDispatch(ctx context.Context, kind Kind, name string) (context.Context, trace.Span) {
-	t, ok := telemetry.Active()
-	if !ok {
-		return ctx, telemetry.NoSpan()
-	}
+// startDispatch starts, with t (tracing is on: telemetry.Active), the
+// span of one command or query dispatch, named "command NAME" or "query
+// NAME", with the correlation and causation IDs of ctx's metadata.
+// While tracing is off the bus does not call it: a dispatch then costs
+// one telemetry.Active check more than without tracing.
+func startDispatch(ctx context.Context, t trace.Tracer, kind Kind, name string) (context.Context, trace.Span) {
 	ctx, span := t.Start(ctx, kind.String()+" "+name, trace.WithSpanKind(trace.SpanKindInternal))
 	if span.IsRecording() {
 		key := telemetry.AttrCommand

@@ -127,9 +127,13 @@ var cache atomic.Pointer[cachedTracer]
 // so a provider swapped in later (tests do) is used from then on.
 func Active() (trace.Tracer, bool) {
 	tp := otel.GetTracerProvider()
-	if tp == defaultProvider {
+	if tp == defaultProvider { // small enough to be inlined: the cost of tracing off
 		return nil, false
 	}
+	return active(tp)
+}
+
+func active(tp trace.TracerProvider) (trace.Tracer, bool) {
 	if c := cache.Load(); c != nil && c.comparable && c.tp == tp {
 		return c.t, c.t != nil
 	}
