@@ -304,7 +304,7 @@ func (h *handler[C, R]) call(ctx context.Context, msg C) (R, error) {
 
 func (h *handler[C, R]) callTraced(ctx context.Context, t trace.Tracer, msg C) (_ R, err error) {
 	ctx, span := startDispatch(ctx, t, h.kind, h.name)
-	defer func() { telemetry.End(span, err) }()
+	defer func() { endDispatch(span, err) }()
 	return h.callPlain(ctx, msg)
 }
 

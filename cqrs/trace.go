@@ -3,6 +3,7 @@ package cqrs
 import (
 	"context"
 
+	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/dddkit/dddkit/aggregate"
@@ -25,4 +26,14 @@ func startDispatch(ctx context.Context, t trace.Tracer, kind Kind, name string) 
 		span.SetAttributes(telemetry.MetadataAttrs(aggregate.MetadataFromContext(ctx))...)
 	}
 	return ctx, span
+}
+
+// endDispatch ends a dispatch span: a failure is its error status, a
+// refusal ([IsRefusal]) only the attribute dddkit.refused.
+func endDispatch(span trace.Span, err error) {
+	if err != nil && IsRefusal(err) {
+		span.SetAttributes(attribute.Bool("dddkit.refused", true))
+		err = nil
+	}
+	telemetry.End(span, err)
 }

@@ -36,10 +36,15 @@ func TestDispatchSpans(t *testing.T) {
 	require.NoError(t, cqrs.Exec(ctx, bus, IncrementCounter{By: 1}))
 	_, err = cqrs.Ask[int64](ctx, bus, getCount{})
 	require.ErrorIs(t, err, boom)
+	_, err = cqrs.Send[int64](ctx, bus, IncrementCounter{By: -1}) // refused by Validation
+	require.True(t, cqrs.IsRefusal(err))
 
 	commands := telemetrytest.Named(rec, "command counter.increment")
-	require.Len(t, commands, 2, "Send and Exec")
-	for _, s := range commands {
+	require.Len(t, commands, 3, "Send, Exec and the refused Send")
+	refused := commands[2]
+	require.Equal(t, "true", telemetrytest.Attr(refused, "dddkit.refused"))
+	require.Equal(t, codes.Unset, refused.Status().Code, "a refusal is no error of the service")
+	for _, s := range commands[:2] {
 		require.Equal(t, "counter.increment", telemetrytest.Attr(s, "dddkit.command"))
 		require.Equal(t, "corr-1", telemetrytest.Attr(s, "dddkit.correlation_id"))
 		require.Equal(t, "ev-7", telemetrytest.Attr(s, "dddkit.causation_id"))
