@@ -58,7 +58,7 @@ func Named(rec *Recorder, name string) []sdktrace.ReadOnlySpan {
 func Attr(s sdktrace.ReadOnlySpan, key string) string {
 	for _, kv := range s.Attributes() {
 		if string(kv.Key) == key {
-			return kv.Value.Emit()
+			return kv.Value.String()
 		}
 	}
 	return ""
