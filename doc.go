@@ -100,6 +100,24 @@
 //  8. A scheduled command survives restarts and fires at least once; the
 //     inbox drops its redeliveries.
 //
+// # Tracing
+//
+// dddkit starts OpenTelemetry spans through the OpenTelemetry API and
+// the global tracer provider; it depends on no SDK. An application that
+// installs one (otel.SetTracerProvider) gets one trace from the request
+// that recorded an event to the work its consumers do: a span for each
+// command and query dispatch, repository save and outbox write; the
+// relay's span for each publisher call (a batch), linked to the trace of
+// every event in it; the consumer's span for each message (a child of
+// the span that saved the event, whose W3C trace context the event
+// carries in its metadata, [aggregate.Metadata] TraceParent and
+// TraceState, on the wire ce_traceparent and ce_tracestate), the
+// handler's, the inbox's and the projection's. Correlation and causation
+// IDs are span attributes; messaging spans follow the OpenTelemetry
+// semantic conventions. With no tracer provider installed, or a no-op
+// one, dddkit starts no span at all, and an incoming trace context is
+// still passed on to the events a handler records.
+//
 // # The example
 //
 // examples/authnotify is a complete sign-up → email system built on these

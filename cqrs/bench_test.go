@@ -22,6 +22,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill/pubsub/gochannel"
 
 	"github.com/dddkit/dddkit/cqrs"
+	"github.com/dddkit/dddkit/internal/telemetry/telemetrytest"
 	"github.com/dddkit/dddkit/internal/testinfra"
 )
 
@@ -107,6 +108,32 @@ func BenchmarkBus(b *testing.B) {
 		if c.n.Load() == 0 {
 			b.Fatal("handler never ran")
 		}
+	}
+}
+
+// BenchmarkBusTracing dispatches the command without middleware with
+// tracing off (no tracer provider installed), with a no-op provider
+// installed, and with the OpenTelemetry SDK sampling every span: the cost
+// of the dispatch span.
+//
+//	go test -run='^$' -bench=BusTracing -benchmem -count=5 ./cqrs/
+func BenchmarkBusTracing(b *testing.B) {
+	for _, mode := range telemetrytest.Modes {
+		b.Run(mode, func(b *testing.B) {
+			telemetrytest.Use(b, mode)
+			bus, c := benchBus(b, nil)
+			ctx := context.Background()
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := cqrs.Send[int64](ctx, bus, IncrementCounter{By: 1}); err != nil {
+					b.Fatal(err)
+				}
+			}
+			reportRate(b)
+			if c.n.Load() == 0 {
+				b.Fatal("handler never ran")
+			}
+		})
 	}
 }
 

@@ -7,6 +7,10 @@ import (
 	"reflect"
 	"sync"
 	"sync/atomic"
+
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/dddkit/dddkit/internal/telemetry"
 )
 
 // Kind tells commands and queries apart in a [Message], in log lines and in
@@ -292,6 +296,19 @@ type handler[C, R any] struct {
 func (h *handler[C, R]) describe() (string, reflect.Type) { return h.name, reflect.TypeFor[R]() }
 
 func (h *handler[C, R]) call(ctx context.Context, msg C) (R, error) {
+	if t, ok := telemetry.Active(); ok {
+		return h.callTraced(ctx, t, msg)
+	}
+	return h.callPlain(ctx, msg)
+}
+
+func (h *handler[C, R]) callTraced(ctx context.Context, t trace.Tracer, msg C) (_ R, err error) {
+	ctx, span := startDispatch(ctx, t, h.kind, h.name)
+	defer func() { endDispatch(span, err) }()
+	return h.callPlain(ctx, msg)
+}
+
+func (h *handler[C, R]) callPlain(ctx context.Context, msg C) (R, error) {
 	if h.chain == nil {
 		return h.fn(ctx, msg)
 	}
@@ -310,6 +327,10 @@ func (h *handler[C, R]) call(ctx context.Context, msg C) (R, error) {
 }
 
 func (h *handler[C, R]) exec(ctx context.Context, msg C) error {
+	if t, ok := telemetry.Active(); ok {
+		_, err := h.callTraced(ctx, t, msg)
+		return err
+	}
 	if h.chain == nil {
 		_, err := h.fn(ctx, msg)
 		return err

@@ -5,7 +5,7 @@
 // command or a query, a plain struct, and hand it to a [Bus]. The bus finds
 // the one handler registered for that type, runs it through the middleware
 // that applies to every command or every query (logging, validation, panic
-// recovery, retry on concurrency conflicts, transactions, tracing) and
+// recovery, retry on concurrency conflicts, transactions) and
 // returns the handler's result with its static type. Ports stay thin and
 // unaware of which service does the work; cross-cutting concerns are written
 // once.
@@ -90,19 +90,26 @@
 //	})
 //
 // Writing a middleware is writing a func(next HandlerFunc) HandlerFunc; see
-// the examples. A tracing span, for instance:
+// the examples. One that refuses commands without a tenant, for instance:
 //
-//	trace := func(next cqrs.HandlerFunc) cqrs.HandlerFunc {
+//	requireTenant := func(next cqrs.HandlerFunc) cqrs.HandlerFunc {
 //		return func(ctx context.Context, msg cqrs.Message) (any, error) {
-//			ctx, span := tracer.Start(ctx, msg.Kind.String()+" "+msg.Name)
-//			defer span.End()
-//			res, err := next(ctx, msg)
-//			if err != nil && !cqrs.IsRefusal(err) {
-//				span.SetStatus(codes.Error, err.Error())
+//			if aggregate.MetadataFromContext(ctx).Values["tenant"] == "" {
+//				return nil, cqrs.Refuse(errors.New("no tenant"))
 //			}
-//			return res, err
+//			return next(ctx, msg)
 //		}
 //	}
+//
+// # Tracing
+//
+// The bus traces every dispatch itself, through the OpenTelemetry API
+// and the global tracer provider: a span named "command NAME" or "query
+// NAME" around the whole middleware chain, with the correlation and
+// causation IDs of the context's metadata as attributes. A failure sets
+// the span's error status; a refusal ([Refuse]: bad input, a business
+// rule) does not, it is recorded as the attribute dddkit.refused. With no
+// tracer provider installed, or a no-op one, no span is started.
 //
 // # Refusals and failures
 //

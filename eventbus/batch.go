@@ -8,6 +8,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 
 	"github.com/dddkit/dddkit/aggregate"
+	"github.com/dddkit/dddkit/internal/telemetry"
 )
 
 // BatchTransport is a [Transport] that can hand a consumer the messages
@@ -92,7 +93,7 @@ func (c *consumer) decode(ctx context.Context, msg *message.Message) batchItem {
 // handle is the watermill handler of a consumer that takes one message
 // at a time (a [Handle] handler, or any handler on a transport that is no
 // [BatchTransport]). An error nacks the message: it comes again.
-func (c *consumer) handle(msg *message.Message) error {
+func (c *consumer) handle(msg *message.Message) (err error) {
 	ctx := withHandler(msg.Context(), c.name)
 	taken, err := c.park.admit(ctx, msg, c.applyReleased(ctx))
 	if err != nil {
@@ -101,7 +102,10 @@ func (c *consumer) handle(msg *message.Message) error {
 	if taken {
 		return nil // parked behind its key's dead letter, or a release
 	}
-	if !c.processOne(ctx, nil, c.decode(ctx, msg), nil) {
+	it := c.decode(ctx, msg)
+	ctx, span := startProcess(ctx, telemetry.System(c.r.transport), c.name, c.topic, it.env)
+	defer func() { telemetry.End(span, err) }()
+	if !c.processOne(ctx, nil, it, nil) {
 		return errShutdown
 	}
 	return nil
@@ -134,6 +138,8 @@ func (c *consumer) applyReleased(ctx context.Context) func(*message.Message) err
 // topic) without holding up the others.
 func (c *consumer) processBatch(ctx context.Context, batch []*message.Message, done func(i int)) bool {
 	ctx = withHandler(ctx, c.name)
+	ctx, span := startBatch(ctx, telemetry.System(c.r.transport), c.name, c.topic, batch)
+	defer span.End()
 	lot, err := c.park.lot(ctx, batch)
 	if err != nil {
 		return false // stopping

@@ -288,4 +288,18 @@
 // [Handle] and with [HandleOnce]), and
 // [MemoryInbox] and the PostgreSQL inbox pass its inbox suite; an adapter
 // of another backend runs the same suites.
+//
+// # Tracing
+//
+// With an OpenTelemetry tracer provider installed, a [Router] starts a
+// consumer span ("process TOPIC", per the messaging semantic
+// conventions) for each delivery, a child of the span that recorded the
+// event (its trace context travels in [HeaderTraceParent] and
+// [HeaderTraceState]); inside it the handler's span ("handle EVENT") and
+// the inbox's ("inbox HANDLER"). A [BatchProcessor] starts one consumer
+// span per batch, linked to the trace of every event in it, and each
+// event's handler span continues that event's trace, linked to the
+// batch's. The commands and events a handler records carry the
+// handler's trace context on. Without a tracer provider no span is
+// started.
 package eventbus

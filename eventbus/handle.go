@@ -6,6 +6,7 @@ import (
 	"fmt"
 
 	"github.com/dddkit/dddkit/aggregate"
+	"github.com/dddkit/dddkit/internal/telemetry"
 )
 
 // HandlerFunc handles one event of type E. env is the event's envelope as
@@ -54,11 +55,13 @@ func Handle[E aggregate.Event](r *Router, name string, fn HandlerFunc[E], opts .
 
 // typed turns fn into the untyped form the router dispatches to.
 func typed[E aggregate.Event](name string, et *eventType, fn HandlerFunc[E]) handleFunc {
-	return func(ctx context.Context, env aggregate.Envelope) error {
+	return func(ctx context.Context, env aggregate.Envelope) (err error) {
 		ev, ok := env.Payload.(E)
 		if !ok {
 			return Permanent(fmt.Errorf("eventbus: handler %q: decoded %T, want %s", name, env.Payload, et.goType))
 		}
+		ctx, span := startHandle(ctx, name, env)
+		defer func() { telemetry.End(span, err) }()
 		return fn(ctx, ev, env)
 	}
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/dddkit/dddkit/aggregate"
 	"github.com/dddkit/dddkit/internal/keylock"
+	"github.com/dddkit/dddkit/internal/telemetry"
 )
 
 // Inbox makes event handlers idempotent: it remembers, per handler name,
@@ -83,7 +84,9 @@ func (m *MemoryInbox) Process(ctx context.Context, handler string, env aggregate
 }
 
 // ProcessBatch implements [Inbox].
-func (m *MemoryInbox) ProcessBatch(ctx context.Context, handler string, envs []aggregate.Envelope, fn func(ctx context.Context, fresh []aggregate.Envelope) error) error {
+func (m *MemoryInbox) ProcessBatch(ctx context.Context, handler string, envs []aggregate.Envelope, fn func(ctx context.Context, fresh []aggregate.Envelope) error) (err error) {
+	ctx, span := startInbox(ctx, handler, len(envs))
+	defer func() { telemetry.End(span, err) }()
 	for _, env := range envs {
 		if err := checkInboxArgs(handler, env); err != nil {
 			return err

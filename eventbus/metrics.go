@@ -49,7 +49,7 @@ func (m *consumerMetrics) of(group, topic string) *consumerAttrs {
 	if a, ok := m.attrs.Load(k); ok {
 		return a.(*consumerAttrs)
 	}
-	g, t := telemetry.AttrConsumerGroup.String(group), telemetry.AttrTopic.String(topic)
+	g, t := telemetry.AttrMessagingConsumerGroup.String(group), telemetry.AttrMessagingDestination.String(topic)
 	a := &consumerAttrs{
 		handled:      telemetry.Attrs(g, t, telemetry.AttrOutcome.String("handled")),
 		deadLettered: telemetry.Attrs(g, t, telemetry.AttrOutcome.String("dead_lettered")),
@@ -101,4 +101,3 @@ func (m *consumerMetrics) handledItems(ctx context.Context, group, topic string,
 	}
 	m.handled(ctx, group, topic, envs...)
 }
-

@@ -9,6 +9,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 
 	"github.com/dddkit/dddkit/aggregate"
+	"github.com/dddkit/dddkit/internal/telemetry"
 )
 
 // Publisher publishes events straight to a watermill publisher, without
@@ -44,13 +45,14 @@ func NewPublisher(pub message.Publisher, reg *Registry) (*Publisher, error) {
 // Publish encodes each envelope ([Registry.Encode]; its payload must be of
 // a registered type) and publishes it on the topic of its aggregate type,
 // in the order given. Metadata missing
-// from an envelope is filled from ctx ([aggregate.MetadataFromContext]);
+// from an envelope is filled from ctx ([aggregate.MetadataFromContext],
+// with the trace context of ctx's span when tracing is on);
 // an envelope without an occurred-at time gets the current time, as the
 // outbox gives one (it is the event's ce_time and the Kafka record
 // timestamp).
 // It stops at the first failure; the envelopes before it were published.
 func (p *Publisher) Publish(ctx context.Context, envs ...aggregate.Envelope) error {
-	ctxMD := aggregate.MetadataFromContext(ctx)
+	ctxMD := telemetry.Metadata(ctx)
 	var now time.Time
 	for _, env := range envs {
 		if err := ctx.Err(); err != nil {

@@ -27,7 +27,7 @@ func recordLag(ctx context.Context, group string, claim sarama.ConsumerGroupClai
 		return
 	}
 	consumerLag.Record(ctx, max(claim.HighWaterMarkOffset()-batch[0].Offset, 0), telemetry.Attrs(
-		telemetry.AttrConsumerGroup.String(group),
-		telemetry.AttrTopic.String(claim.Topic()),
-		telemetry.AttrPartition.String(strconv.Itoa(int(claim.Partition())))))
+		telemetry.AttrMessagingConsumerGroup.String(group),
+		telemetry.AttrMessagingDestination.String(claim.Topic()),
+		telemetry.AttrMessagingPartition.String(strconv.Itoa(int(claim.Partition())))))
 }

@@ -166,4 +166,14 @@
 // operator's view. Note that watermill's GoChannel keeps order only with
 // BlockPublishUntilSubscriberAck set; without it, it delivers each message
 // on its own goroutine.
+//
+// # Tracing
+//
+// With an OpenTelemetry tracer provider installed, a write is a span
+// ("outbox write"), and every publisher call of the relay is a producer
+// span ("send TOPIC", with the batch size) linked to the trace of each
+// event in it: an event's own trace context (the span that saved it,
+// [aggregate.Metadata] TraceParent) goes out unchanged in its message,
+// so that its consumers continue the trace of the request that recorded
+// it, not the relay's.
 package outbox

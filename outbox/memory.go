@@ -9,6 +9,7 @@ import (
 
 	"github.com/dddkit/dddkit/aggregate"
 	"github.com/dddkit/dddkit/eventbus"
+	"github.com/dddkit/dddkit/internal/telemetry"
 )
 
 // Memory is an outbox kept in memory: for unit tests and for running a
@@ -59,13 +60,15 @@ func NewMemory(reg *eventbus.Registry) (*Memory, error) {
 // payloads encoded to JSON at once, so an event the PostgreSQL store would
 // refuse is refused here too (errors wrap [ErrInvalidEvent]); an event ID
 // that is still in the outbox is refused as a duplicate.
-func (m *Memory) Append(ctx context.Context, events ...aggregate.Envelope) error {
+func (m *Memory) Append(ctx context.Context, events ...aggregate.Envelope) (err error) {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
 	if len(events) == 0 {
 		return nil
 	}
+	_, span := telemetry.StartOutboxWrite(ctx, len(events))
+	defer func() { telemetry.End(span, err) }()
 	enc, err := Encode(m.reg, events...)
 	if err != nil {
 		return err

@@ -108,7 +108,7 @@ func (m *relayMetrics) attrs(topic string) *topicAttrs {
 	if t, ok := m.topics.Load(topic); ok {
 		return t.(*topicAttrs)
 	}
-	kv := telemetry.AttrTopic.String(topic)
+	kv := telemetry.AttrMessagingDestination.String(topic)
 	t := &topicAttrs{
 		topic: telemetry.Attrs(kv),
 		retry: telemetry.Attrs(kv, telemetry.AttrOutcome.String("retry")),

@@ -9,6 +9,7 @@ import (
 
 	"github.com/dddkit/dddkit/aggregate"
 	"github.com/dddkit/dddkit/eventbus"
+	"github.com/dddkit/dddkit/internal/telemetry"
 	"github.com/dddkit/dddkit/internal/wire"
 )
 
@@ -287,13 +288,14 @@ func (p *processor) hookPublishError(err error, n int) {
 }
 
 // publish sends items[idx] to topic in one publisher call.
-func (p *processor) publish(ctx context.Context, topic string, items []Pending, idx []int) error {
+func (p *processor) publish(ctx context.Context, topic string, items []Pending, idx []int) (err error) {
+	ctx, span := startPublish(ctx, p.pub, topic, items, idx)
+	defer func() { telemetry.End(span, err) }()
 	msgs := make([]*message.Message, len(idx))
 	for n, i := range idx {
 		msgs[n] = wire.ToMessage(items[i].Event, p.reg.Source(), items[i].Payload, items[i].SchemaVersion)
 	}
 	start := time.Now()
-	var err error
 	if cp, ok := p.pub.(ContextPublisher); ok {
 		err = cp.PublishContext(ctx, topic, msgs...)
 	} else {

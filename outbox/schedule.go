@@ -10,6 +10,7 @@ import (
 
 	"github.com/dddkit/dddkit/aggregate"
 	"github.com/dddkit/dddkit/eventbus"
+	"github.com/dddkit/dddkit/internal/telemetry"
 	"github.com/dddkit/dddkit/internal/uuidv7"
 )
 
@@ -35,8 +36,8 @@ var ErrInvalidSchedule = errors.New("outbox: invalid schedule")
 //   - has version 1 and at as occurred-at time;
 //   - carries the metadata of ctx ([aggregate.MetadataFromContext]):
 //     scheduled from an event handler, the correlation ID of the event
-//     that scheduled it and that event's ID as causation ID, and its
-//     trace parent.
+//     that scheduled it and that event's ID as causation ID, and the
+//     trace context of ctx's span (or else of the metadata).
 func DeadlineEnvelope(ctx context.Context, reg *eventbus.Registry, key string, at time.Time, event aggregate.Event) (aggregate.Envelope, error) {
 	var errs []error
 	if reg == nil {
@@ -69,7 +70,7 @@ func DeadlineEnvelope(ctx context.Context, reg *eventbus.Registry, key string, a
 		AggregateID:   key,
 		Version:       1,
 		OccurredAt:    at,
-		Metadata:      aggregate.MetadataFromContext(ctx).Clone(),
+		Metadata:      telemetry.Metadata(ctx).Clone(),
 		Payload:       event,
 	}, nil
 }

@@ -3,6 +3,7 @@ package postgres_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"slices"
 	"strconv"
@@ -23,6 +24,7 @@ import (
 	"github.com/dddkit/dddkit/aggregate"
 	"github.com/dddkit/dddkit/dddkittest/kafkatest"
 	"github.com/dddkit/dddkit/dddkittest/pgtest"
+	"github.com/dddkit/dddkit/internal/telemetry/telemetrytest"
 	"github.com/dddkit/dddkit/internal/testinfra"
 	"github.com/dddkit/dddkit/internal/wire"
 	"github.com/dddkit/dddkit/outbox"
@@ -203,7 +205,28 @@ func benchRawSarama(b *testing.B) {
 
 // benchDDDKitRelay relays with RelayConfig.MaxInFlight maxInFlight (0:
 // the default).
-func benchDDDKitRelay(b *testing.B, maxInFlight int) {
+func benchDDDKitRelay(b *testing.B, maxInFlight int) { relayThroughput(b, maxInFlight, false) }
+
+// BenchmarkRelayTracing is the relay's throughput with tracing off (no
+// tracer provider installed), with a no-op provider installed, and with
+// the OpenTelemetry SDK sampling every span (one span per publisher call,
+// linked to each event's trace). Every event carries a traceparent, in
+// every mode, as events recorded with tracing on do.
+//
+//	scripts/testenv.sh go test -run='^$' -bench=RelayTracing -benchtime=1x -count=3 ./postgres/
+func BenchmarkRelayTracing(b *testing.B) {
+	for _, mode := range telemetrytest.Modes {
+		b.Run(mode, func(b *testing.B) {
+			telemetrytest.Use(b, mode)
+			relayThroughput(b, 0, true)
+		})
+	}
+}
+
+// relayThroughput measures the relay publishing a backlog of
+// benchEvents() events to Kafka with RelayConfig.MaxInFlight maxInFlight
+// (0: the default); traced gives each event a traceparent.
+func relayThroughput(b *testing.B, maxInFlight int, traced bool) {
 	brokers := kafkatest.Brokers(b)
 	n := benchEvents()
 	var total time.Duration
@@ -211,6 +234,11 @@ func benchDDDKitRelay(b *testing.B, maxInFlight int) {
 		bb := newOutboxBundle(b, nil)
 		bb.useTopic(b, kafkatest.Topic(b, 6))
 		for chunk := range slices.Chunk(cartHistory(n/20, 20), 1000) {
+			if traced {
+				for i := range chunk {
+					chunk[i].Metadata.TraceParent = fmt.Sprintf("00-%032x-%016x-01", i+1, i+1)
+				}
+			}
 			bb.write(b, chunk...)
 		}
 		// Statistics, as a table in service has them: without, the

@@ -15,6 +15,7 @@ import (
 	"github.com/dddkit/dddkit/aggregate"
 	"github.com/dddkit/dddkit/eventbus"
 	"github.com/dddkit/dddkit/internal/check"
+	"github.com/dddkit/dddkit/internal/telemetry"
 )
 
 // Inbox defaults.
@@ -145,6 +146,8 @@ RETURNING event_id`,
 // database that cannot be reached, or is not migrated, gives an error
 // wrapping [eventbus.ErrUnavailable], so the event waits.
 func (i *Inbox) Process(ctx context.Context, handler string, env aggregate.Envelope, fn func(ctx context.Context) error) (applied bool, err error) {
+	ctx, span := telemetry.StartInbox(ctx, handler, 1)
+	defer func() { telemetry.End(span, err) }()
 	if handler == "" || env.ID == "" {
 		return false, eventbus.Permanent(fmt.Errorf("postgres: inbox: need a handler name and an event ID, got %q and %q (event %s)", handler, env.ID, env.Name))
 	}
@@ -179,7 +182,9 @@ func (i *Inbox) Process(ctx context.Context, handler string, env aggregate.Envel
 // the rows of every event with one statement, calls fn with the events
 // whose rows are new, sends the statements fn queued with [QueueExec] in
 // one round trip and commits.
-func (i *Inbox) ProcessBatch(ctx context.Context, handler string, envs []aggregate.Envelope, fn func(ctx context.Context, fresh []aggregate.Envelope) error) error {
+func (i *Inbox) ProcessBatch(ctx context.Context, handler string, envs []aggregate.Envelope, fn func(ctx context.Context, fresh []aggregate.Envelope) error) (err error) {
+	ctx, span := telemetry.StartInbox(ctx, handler, len(envs))
+	defer func() { telemetry.End(span, err) }()
 	byID := make(map[string]string, len(envs)) // event ID → name
 	for _, env := range envs {
 		if handler == "" || env.ID == "" {
@@ -198,7 +203,7 @@ func (i *Inbox) ProcessBatch(ctx context.Context, handler string, envs []aggrega
 		names[k] = byID[id]
 	}
 	began := false
-	err := i.uow.Do(ctx, func(ctx context.Context) error {
+	err = i.uow.Do(ctx, func(ctx context.Context) error {
 		began = true
 		rows, err := querier(ctx, i.db).Query(ctx, i.batch, handler, ids, names)
 		if err != nil {

@@ -19,6 +19,7 @@ import (
 	"github.com/dddkit/dddkit/aggregate"
 	"github.com/dddkit/dddkit/eventbus"
 	"github.com/dddkit/dddkit/internal/check"
+	"github.com/dddkit/dddkit/internal/telemetry"
 	"github.com/dddkit/dddkit/internal/wire"
 	"github.com/dddkit/dddkit/outbox"
 )
@@ -225,10 +226,12 @@ func (o *Outbox) encode(events []aggregate.Envelope) ([]outbox.Pending, error) {
 	return outbox.Encode(o.reg, events...)
 }
 
-func (o *Outbox) write(ctx context.Context, q DB, rows []outbox.Pending) error {
+func (o *Outbox) write(ctx context.Context, q DB, rows []outbox.Pending) (err error) {
 	if len(rows) == 0 {
 		return nil
 	}
+	ctx, span := telemetry.StartOutboxWrite(ctx, len(rows))
+	defer func() { telemetry.End(span, err) }()
 	sql, args, err := o.insert(rows)
 	if err != nil {
 		return err

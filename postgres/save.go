@@ -10,6 +10,7 @@ import (
 
 	"github.com/dddkit/dddkit/aggregate"
 	"github.com/dddkit/dddkit/internal/aggstore"
+	"github.com/dddkit/dddkit/internal/telemetry"
 )
 
 // What Repository and EventStore share: Save and Update on a unit of work.
@@ -31,7 +32,7 @@ type writeFunc[A aggregate.Aggregate] func(ctx context.Context, q DB, inTx bool,
 // commit are one round trip, where BEGIN, the writes and COMMIT would
 // take four. Given a pgx.Tx as DB, it runs in a savepoint, so that a
 // failed save leaves the caller's transaction usable.
-func save[A aggregate.Aggregate](ctx context.Context, db DB, aggregateType string, a A, write writeFunc[A]) error {
+func save[A aggregate.Aggregate](ctx context.Context, db DB, aggregateType string, a A, write writeFunc[A]) (err error) {
 	root, err := aggstore.CheckSave(a, aggregateType)
 	if err != nil {
 		return err
@@ -42,6 +43,8 @@ func save[A aggregate.Aggregate](ctx context.Context, db DB, aggregateType strin
 	if u := unitFrom(ctx); u != nil {
 		return saveInUnit(ctx, u, aggregateType, root, a, write)
 	}
+	ctx, span := aggstore.StartSave(ctx, aggregateType, root)
+	defer func() { telemetry.End(span, err) }()
 	base := root.CommittedVersion()
 	if _, inTx := db.(pgx.Tx); !inTx {
 		if err := write(ctx, db, false, root, a, base); err != nil {
@@ -69,7 +72,7 @@ func save[A aggregate.Aggregate](ctx context.Context, db DB, aggregateType strin
 // Aggregates are marked committed when u commits. A failed write makes u
 // roll back: the state may be written without its events (or its keys),
 // and nothing may be half-saved.
-func saveInUnit[A aggregate.Aggregate](ctx context.Context, u *unit, aggregateType string, root *aggregate.Root, a A, write writeFunc[A]) error {
+func saveInUnit[A aggregate.Aggregate](ctx context.Context, u *unit, aggregateType string, root *aggregate.Root, a A, write writeFunc[A]) (err error) {
 	base, seen := u.saved[root]
 	if !seen {
 		base = root.CommittedVersion()
@@ -77,6 +80,8 @@ func saveInUnit[A aggregate.Aggregate](ctx context.Context, u *unit, aggregateTy
 	if base == root.Version() {
 		return nil
 	}
+	ctx, span := aggstore.StartSave(ctx, aggregateType, root)
+	defer func() { telemetry.End(span, err) }()
 	if err := write(ctx, u.tx, true, root, a, base); err != nil {
 		u.failed = true
 		return conflictOr(err, aggregateType, root.ID(), base)

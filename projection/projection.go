@@ -9,6 +9,7 @@ import (
 
 	"github.com/dddkit/dddkit/aggregate"
 	"github.com/dddkit/dddkit/eventbus"
+	"github.com/dddkit/dddkit/internal/telemetry"
 )
 
 // ErrNoResetHandler is returned by a rebuild of a projection that has no
@@ -124,6 +125,8 @@ func (p *Projection) apply(ctx context.Context, env aggregate.Envelope) (err err
 	if !ok {
 		return nil // not declared: a stream filter let it through; nothing to do
 	}
+	ctx, span := startApply(ctx, p.name, env)
+	defer func() { telemetry.End(span, err) }()
 	defer func() {
 		if r := recover(); r != nil {
 			err = fmt.Errorf("projection %q: event %s %q: panic: %v\n%s", p.name, env.Name, env.ID, r, debug.Stack())

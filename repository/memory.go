@@ -9,6 +9,7 @@ import (
 
 	"github.com/dddkit/dddkit/aggregate"
 	"github.com/dddkit/dddkit/internal/aggstore"
+	"github.com/dddkit/dddkit/internal/telemetry"
 	"github.com/dddkit/dddkit/retry"
 )
 
@@ -152,7 +153,7 @@ func (r *Memory[A]) decode(ctx context.Context, id string, version int64, state 
 // stored, nothing is appended and a is left as it was. Events lacking
 // metadata get it from ctx. An aggregate without uncommitted events is not
 // written at all (its state changes only through events).
-func (r *Memory[A]) Save(ctx context.Context, a A) error {
+func (r *Memory[A]) Save(ctx context.Context, a A) (err error) {
 	root, err := aggstore.CheckSave(a, r.mapping.Type)
 	if err != nil {
 		return err
@@ -160,6 +161,8 @@ func (r *Memory[A]) Save(ctx context.Context, a A) error {
 	if !root.HasChanges() {
 		return nil
 	}
+	ctx, span := aggstore.StartSave(ctx, r.mapping.Type, root)
+	defer func() { telemetry.End(span, err) }()
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("repository: save %s %s: %w", r.mapping.Type, root.ID(), err)
 	}

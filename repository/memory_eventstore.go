@@ -11,6 +11,7 @@ import (
 
 	"github.com/dddkit/dddkit/aggregate"
 	"github.com/dddkit/dddkit/internal/aggstore"
+	"github.com/dddkit/dddkit/internal/telemetry"
 )
 
 // MemoryEventLogConfig configures a [*MemoryEventLog]. A nil
@@ -243,7 +244,7 @@ func (s *MemoryEventStore[A]) Load(ctx context.Context, id string) (A, error) {
 // marks a committed. See [Repository].Save for the errors; on any error
 // nothing is appended and a is left as it was. Events lacking metadata
 // get it from ctx.
-func (s *MemoryEventStore[A]) Save(ctx context.Context, a A) error {
+func (s *MemoryEventStore[A]) Save(ctx context.Context, a A) (err error) {
 	root, err := aggstore.CheckSave(a, s.mapping.Type)
 	if err != nil {
 		return err
@@ -251,6 +252,8 @@ func (s *MemoryEventStore[A]) Save(ctx context.Context, a A) error {
 	if !root.HasChanges() {
 		return nil
 	}
+	ctx, span := aggstore.StartSave(ctx, s.mapping.Type, root)
+	defer func() { telemetry.End(span, err) }()
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("repository: save %s %s: %w", s.mapping.Type, root.ID(), err)
 	}

@@ -69,6 +69,16 @@ func realMain(args []string, getenv func(string) string, stdout, stderr io.Write
 	logger := slog.New(slog.NewTextHandler(stderr, nil))
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	stopTracing, err := setupTracing(ctx, getenv)
+	if err != nil {
+		fmt.Fprintf(stderr, "authnotify: cannot start: %v\n", err)
+		return exitConfig
+	}
+	defer func() {
+		if err := stopTracing(context.WithoutCancel(ctx)); err != nil {
+			logger.Warn("OpenTelemetry: cannot flush the last spans", slog.Any("error", err))
+		}
+	}()
 	if err := run(ctx, cfg, runtime{Stdout: stdout, Logger: logger}); err != nil {
 		logger.Error("authnotify failed", slog.Any("error", err))
 		return exitFailed
@@ -149,6 +159,10 @@ Environment:
 		fmt.Fprintf(w, "  %-21s %s\n", v.Name, v.Help)
 	}
 	fmt.Fprint(w, `
+Tracing (OpenTelemetry; off when none is set): OTEL_TRACES_EXPORTER
+(otlp, console or none), OTEL_EXPORTER_OTLP_ENDPOINT, OTEL_SERVICE_NAME and
+the SDK's other OTEL_* variables.
+
 Exit status: 0 after a clean shutdown (SIGINT, SIGTERM), 1 if the system
 failed, 2 for bad configuration.
 `)

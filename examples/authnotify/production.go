@@ -127,7 +127,7 @@ func buildProduction(ctx context.Context, cfg config.Config, rt runtime, m *metr
 
 	// Notification: Resend, the mailer, River's worker and client.
 	sender, err := nadapters.NewResend(nadapters.ResendConfig{
-		APIKey: cfg.ResendAPIKey, From: cfg.EmailFrom, BaseURL: cfg.ResendBaseURL, HTTPClient: rt.HTTPClient, Logger: log,
+		APIKey: cfg.ResendAPIKey, From: cfg.EmailFrom, BaseURL: cfg.ResendBaseURL, HTTPClient: tracedClient(rt.HTTPClient), Logger: log,
 	})
 	if err != nil {
 		return nil, err
@@ -149,10 +149,11 @@ func buildProduction(ctx context.Context, cfg config.Config, rt runtime, m *metr
 		return nil, err
 	}
 	riverClient, err := river.NewClient(riverpgxv5.New(pool), &river.Config{
-		Queues:  map[string]river.QueueConfig{nadapters.EmailQueue: {MaxWorkers: 10}},
-		Workers: workers,
-		Logger:  log,
-		Schema:  schema,
+		Queues:     map[string]river.QueueConfig{nadapters.EmailQueue: {MaxWorkers: 10}},
+		Workers:    workers,
+		Middleware: riverMiddleware(),
+		Logger:     log,
+		Schema:     schema,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("river: %w", err)

@@ -91,7 +91,7 @@ func run(ctx context.Context, cfg config.Config, rt runtime) error {
 	})
 	mux.Handle("GET /metrics", m.handler())
 	sys.routes(mux)
-	handler := httpx.CorrelationID(httpx.Recover(log, m.instrument(httpx.Problems(mux))))
+	handler := httpx.CorrelationID(traceHTTP(httpx.Recover(log, m.instrument(httpx.Problems(mux)))))
 
 	// Background components, in order; each one is up before the next
 	// starts, and the server accepts requests only when all are.

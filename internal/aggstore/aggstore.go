@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/dddkit/dddkit/aggregate"
+	"github.com/dddkit/dddkit/internal/telemetry"
 	"github.com/dddkit/dddkit/retry"
 )
 
@@ -52,15 +53,21 @@ func CheckSave[A aggregate.Aggregate](a A, aggregateType string) (*aggregate.Roo
 
 // PendingEvents returns root's uncommitted events with the metadata of
 // ctx (aggregate.ContextWithMetadata) merged into theirs: what a save
-// stores and hands to the outbox.
+// stores and hands to the outbox. When ctx has a span (tracing is on),
+// its trace context replaces the events' own: their consumers continue
+// the trace of the save.
 func PendingEvents(ctx context.Context, root *aggregate.Root) []aggregate.Envelope {
 	events := root.Changes()
 	md := aggregate.MetadataFromContext(ctx)
-	if md.IsZero() {
+	tp, ts, traced := telemetry.TraceContext(ctx)
+	if md.IsZero() && !traced {
 		return events
 	}
 	for i := range events {
 		events[i].Metadata = events[i].Metadata.Merge(md)
+		if traced {
+			events[i].Metadata.TraceParent, events[i].Metadata.TraceState = tp, ts
+		}
 	}
 	return events
 }

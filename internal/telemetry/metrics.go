@@ -21,16 +21,6 @@ const (
 	AttrKind = attribute.Key("dddkit.kind")
 	// AttrName is the stable name of a command or query.
 	AttrName = attribute.Key("dddkit.name")
-	// AttrProjection is a projection's name.
-	AttrProjection = attribute.Key("dddkit.projection")
-	// AttrTopic is a Kafka topic (OpenTelemetry messaging convention).
-	AttrTopic = attribute.Key("messaging.destination.name")
-	// AttrPartition is a Kafka partition (OpenTelemetry messaging
-	// convention).
-	AttrPartition = attribute.Key("messaging.destination.partition.id")
-	// AttrConsumerGroup is a consumer's handler name, which is its Kafka
-	// consumer group (OpenTelemetry messaging convention).
-	AttrConsumerGroup = attribute.Key("messaging.consumer.group.name")
 )
 
 // DurationBuckets are the bucket boundaries, in seconds, of dddkit's
