@@ -24,7 +24,7 @@ help: ## List the targets
 
 .PHONY: test
 test: ## Run every test with -race against real PostgreSQL and Kafka (started if needed)
-	scripts/testenv.sh $(GO) test -race -count=1 $(PKGS)
+	scripts/testenv.sh $(GO) test -race -count=1 -timeout 20m $(PKGS)
 
 .PHONY: test/short
 test/short: ## Run the tests that need no services (the rest skip, saying why)
