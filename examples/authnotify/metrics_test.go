@@ -47,10 +47,10 @@ func TestMetricsGaugesAreCached(t *testing.T) {
 	require.Contains(t, body, "# TYPE test_gauge_reads gauge\ntest_gauge_reads 1\n")
 	require.Contains(t, body, "# TYPE test_things_total counter\ntest_things_total{kind=\"a\"} 2\ntest_things_total{kind=\"b\"} 3\n")
 
-	for range 2000 {
+	for range 100 {
 		require.Contains(t, scrapeHandler(t, h), "test_gauge_reads 1\n", "the reading at start is served")
 	}
-	require.EqualValues(t, 1, calls.Load(), "2000 scrapes ran the gauge function no more")
+	require.EqualValues(t, 1, calls.Load(), "100 scrapes ran the gauge function no more")
 	cancel()
 	require.NoError(t, <-done)
 }

@@ -46,7 +46,7 @@ func TestConsoleTraces(t *testing.T) {
 	}
 	stdout, err := cmd.StdoutPipe()
 	require.NoError(t, err)
-	var stderr strings.Builder
+	var stderr syncBuffer
 	cmd.Stderr = &stderr
 	require.NoError(t, cmd.Start())
 	exited := make(chan error, 1)
@@ -182,7 +182,7 @@ func requireOneTrace(t *testing.T, rec *telemetrytest.Recorder, route, command s
 				spans = append(spans, s)
 			}
 		}
-		return find(spans, "river.work/notification.email") != nil && find(spans, "process ") != nil
+		return find(spans, "river.work/notification.email") != nil && find(spans, "handle ") != nil
 	}, 30*time.Second, 20*time.Millisecond, "the spans of %s", route)
 	names := make([]string, len(spans))
 	for i, s := range spans {
@@ -211,19 +211,31 @@ func requireOneTrace(t *testing.T, rec *telemetrytest.Recorder, route, command s
 	require.NotNil(t, save, "the save span: %v", names)
 	require.True(t, descends(save, cmd))
 
-	// The notification consumer's span (the expiry handler consumes the
-	// same event in a consumer group of its own).
+	// The notification consumer (HandleOnce on Kafka) applies events in
+	// batches: its "process TOPIC" span is the batch's, in a trace of its
+	// own linked to this one, and its "handle EVENT" span for this event
+	// continues this trace (the expiry handler consumes the same event in
+	// a consumer group of its own).
 	i := slices.IndexFunc(spans, func(s sdktrace.ReadOnlySpan) bool {
-		return strings.HasPrefix(s.Name(), "process ") && strings.HasSuffix(telemetrytest.Attr(s, "messaging.consumer.group.name"), nports.HandlerName)
+		return strings.HasPrefix(s.Name(), "handle ") && strings.HasSuffix(telemetrytest.Attr(s, "dddkit.handler"), nports.HandlerName)
 	})
-	require.GreaterOrEqual(t, i, 0, "the notification consumer's span: %v", names)
-	process := spans[i]
-	require.Equal(t, trace.SpanKindConsumer, process.SpanKind())
-	require.Equal(t, "kafka", telemetrytest.Attr(process, "messaging.system"))
-	require.Equal(t, "process", telemetrytest.Attr(process, "messaging.operation.type"))
-	require.True(t, descends(process, save), "the Kafka consumer's span continues the save's (the event's traceparent)")
-	require.NotEmpty(t, telemetrytest.Attr(process, "dddkit.correlation_id"))
-	require.Equal(t, telemetrytest.Attr(req, "dddkit.correlation_id"), telemetrytest.Attr(process, "dddkit.correlation_id"))
+	require.GreaterOrEqual(t, i, 0, "the notification consumer's handle span: %v", names)
+	handle := spans[i]
+	require.True(t, descends(handle, save), "the consumer's span continues the save's (the event's traceparent)")
+	require.NotEmpty(t, telemetrytest.Attr(handle, "dddkit.correlation_id"))
+	require.Equal(t, telemetrytest.Attr(req, "dddkit.correlation_id"), telemetrytest.Attr(handle, "dddkit.correlation_id"))
+	var batch sdktrace.ReadOnlySpan
+	for _, s := range rec.Ended() {
+		if strings.HasPrefix(s.Name(), "process ") && s.SpanKind() == trace.SpanKindConsumer &&
+			strings.HasSuffix(telemetrytest.Attr(s, "messaging.consumer.group.name"), nports.HandlerName) &&
+			telemetrytest.Linked(s, req.SpanContext().TraceID()) {
+			batch = s
+		}
+	}
+	require.NotNil(t, batch, "the notification consumer's batch span links to the request's trace")
+	require.Equal(t, "kafka", telemetrytest.Attr(batch, "messaging.system"))
+	require.Equal(t, "process", telemetrytest.Attr(batch, "messaging.operation.type"))
+	require.True(t, telemetrytest.Linked(handle, batch.SpanContext().TraceID()), "the handle span links to its batch")
 
 	// The relay published the event in a batch span of its own trace,
 	// linked to this one.
@@ -238,7 +250,7 @@ func requireOneTrace(t *testing.T, rec *telemetrytest.Recorder, route, command s
 
 	insert := find(spans, "river.insert_many")
 	require.NotNil(t, insert, "the job insert is in the trace: %v", names)
-	require.True(t, descends(insert, process), "the job is inserted by the consumer")
+	require.True(t, descends(insert, handle), "the job is inserted by the consumer")
 	work := find(spans, "river.work/notification.email")
 	require.True(t, descends(work, insert), "the email job's span continues the trace of the request")
 	resend := find(spans, "HTTP POST")
