@@ -181,7 +181,7 @@ func (r *run) deadLettersCheck(ctx context.Context) check {
 	}
 	var per []string
 	for _, h := range slices.Sorted(maps.Keys(handlers)) {
-		per = append(per, fmt.Sprintf("%s %d", h, handlers[h]))
+		per = append(per, fmt.Sprintf("%s: %d", h, handlers[h]))
 	}
 	detail := fmt.Sprintf("%d dead letters holding back %d parked events (%s)", len(dls), parked, strings.Join(per, ", "))
 	if releasing > 0 {
