@@ -17,6 +17,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/dddkit/dddkit/eventbus"
+	"github.com/dddkit/dddkit/kafka"
 	"github.com/dddkit/dddkit/postgres"
 	"github.com/dddkit/dddkit/projection"
 )
@@ -82,10 +83,15 @@ Usage: dddkit COMMAND [ARGS] [FLAGS]
                                     give up on failed rows (kept, marked
                                     discarded, with who and why; WHO
                                     defaults to $USER)
-  deadletters list [--topic T]...   dead letters (default topic dddkit.dead_letters)
-  deadletters show ID               one dead letter (ID: topic/partition/offset)
-  deadletters replay ID... | --all  back to the original topic, same key,
-                                    headers and value
+  deadletters list [--handler H]    dead letters: per handler and key, the
+                                    event it gave up on and the number of
+                                    the key's events parked behind it
+  deadletters show HANDLER KEY      one dead letter and its parked events
+  deadletters replay HANDLER KEY    the consumer handles the dead event
+                                    again, then the parked ones, in order
+  deadletters skip HANDLER KEY --reason WHY [--by WHO]
+                                    the consumer drops the dead event and
+                                    handles the parked ones, in order
   consumers lag [--group G]...      lag per consumer group and partition
   projections status                checkpoint, head, lag of each projection
   projections rebuild NAME          reset and replay (needs the service's
@@ -99,7 +105,8 @@ Configuration (flags win over the environment):
   --schema NAME        $DDDKIT_SCHEMA: the schema of the dddkit tables
   --table KIND=NAME    a table name other than the default, repeatable;
                        KIND: outbox, inbox, aggregates, aggregate_keys,
-                       events, snapshots, migrations, processes, projections
+                       events, snapshots, migrations, processes, projections,
+                       dead_letters, parked
   --kafka-version V    Kafka protocol version (default 3.6.0)
   --json               JSON for scripts instead of text
 
@@ -157,9 +164,10 @@ type run struct {
 	kafkaVersion sarama.KafkaVersion
 	json         bool
 
-	pool  *pgxpool.Pool
-	kafka sarama.Client
-	admin sarama.ClusterAdmin
+	pool   *pgxpool.Pool
+	kafka  sarama.Client
+	admin  sarama.ClusterAdmin
+	client *kafka.Client // its producer publishes release messages
 }
 
 func (r *run) dispatch(ctx context.Context, args []string) error {
@@ -174,7 +182,10 @@ func (r *run) dispatch(ctx context.Context, args []string) error {
 			"stats": r.outboxStats, "list": r.outboxList, "show": r.outboxShow,
 			"retry": r.outboxRetry, "skip": r.outboxSkip,
 		},
-		"deadletters": {"list": r.deadLettersList, "show": r.deadLettersShow, "replay": r.deadLettersReplay},
+		"deadletters": {
+			"list": r.deadLettersList, "show": r.deadLettersShow,
+			"replay": r.deadLettersReplay, "skip": r.deadLettersSkip,
+		},
 		"consumers":   {"lag": r.consumersLag},
 		"projections": {"status": r.projectionsStatus, "rebuild": r.projectionsRebuild},
 		"migrate":     {"status": r.migrateStatus, "up": r.migrateUp, "sql": r.migrateSQL},
@@ -263,6 +274,7 @@ func (f *flags) parse(args []string) ([]string, error) {
 			"outbox": &r.tables.Outbox, "inbox": &r.tables.Inbox, "aggregates": &r.tables.Aggregates,
 			"aggregate_keys": &r.tables.AggregateKeys, "events": &r.tables.Events, "snapshots": &r.tables.Snapshots,
 			"migrations": &r.tables.Migrations, "processes": &r.tables.Processes, "projections": &r.tables.Projections,
+			"dead_letters": &r.tables.DeadLetters, "parked": &r.tables.Parked,
 		}[kind]
 		if field == nil {
 			return nil, usagef("--table %q: unknown kind %q", kv, kind)
@@ -327,7 +339,8 @@ func (r *run) outbox(ctx context.Context) (*postgres.Outbox, error) {
 	return postgres.NewOutbox(pool, eventbus.NewRegistry(nil), &postgres.OutboxConfig{Tables: r.tables})
 }
 
-// saramaConfig is the configuration of the command's Kafka clients.
+// saramaConfig is the configuration of the command's Kafka client
+// (metadata, offsets, consumer groups).
 func (r *run) saramaConfig() *sarama.Config {
 	c := sarama.NewConfig()
 	c.ClientID = "dddkit-cli"
@@ -335,11 +348,6 @@ func (r *run) saramaConfig() *sarama.Config {
 	c.Metadata.AllowAutoTopicCreation = false
 	c.Net.DialTimeout = 10 * time.Second
 	c.Metadata.Retry.Max = 1
-	c.Producer.RequiredAcks = sarama.WaitForAll
-	c.Producer.Idempotent = true
-	c.Net.MaxOpenRequests = 1
-	c.Producer.Return.Successes = true
-	c.Producer.Partitioner = sarama.NewMurmur2Partitioner // as the relay: a key lands where its aggregate's events are
 	return c
 }
 
@@ -377,6 +385,9 @@ func (r *run) kafkaAdmin() (sarama.ClusterAdmin, error) {
 }
 
 func (r *run) close() {
+	if r.client != nil {
+		_ = r.client.Close()
+	}
 	if r.admin != nil {
 		_ = r.admin.Close() // closes the client too
 	} else if r.kafka != nil {

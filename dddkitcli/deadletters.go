@@ -1,462 +1,330 @@
 package dddkitcli
 
-// The deadletters commands. Self-contained: everything they know about
-// dead letters is in this file.
-//
-// A dead letter is the consumed record as it was (key, value, headers:
-// the event's CloudEvents attributes) plus the headers the router adds
-// (watermill's poison-queue keys, eventbus.HeaderDeadLetter*): the
-// reason, the topic it was consumed from, the handler that gave up (and
-// watermill's subscriber name). Replaying one produces the key, the
-// value and the headers without those to the original topic, with the murmur2 partitioner the
-// relay uses, so the event lands on its aggregate's partition again.
-//
-// `replay --all` remembers how far it replayed each partition as the
-// committed offset of a consumer group of its own (--replay-group), so
-// running it again replays only what was dead-lettered since; replaying
-// by ID does not move that mark.
+// The deadletters commands. They read and act on the consumers' dead
+// letters where the consumers keep them: the eventbus.DeadLetters store
+// in PostgreSQL (postgres.NewDeadLetters, in the tables --schema and
+// --table name). A dead letter is an event a consumer (handler) gave up
+// on, with the key (aggregate) it holds back: the later events of that
+// key for that handler are parked behind it, in order. Releasing it goes
+// through eventbus.ReplayDeadLetter or eventbus.SkipDeadLetter, which
+// record the release in the store and publish a release message to the
+// key's partition, so the consumer releases the key in order.
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
+	"maps"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
 	"github.com/IBM/sarama"
-	"github.com/ThreeDotsLabs/watermill/message/router/middleware"
+	"github.com/ThreeDotsLabs/watermill/message"
 
 	"github.com/dddkit/dddkit/eventbus"
+	"github.com/dddkit/dddkit/kafka"
+	"github.com/dddkit/dddkit/postgres"
 )
 
-// DefaultReplayGroup is the consumer group whose committed offsets mark
-// how far `deadletters replay --all` has replayed each dead-letter
-// partition.
-const DefaultReplayGroup = "dddkit.deadletters.replay"
-
-// deadLetter is one dead-letter record.
-type deadLetter struct {
-	ID        string            `json:"id"` // topic/partition/offset
-	Topic     string            `json:"topic"`
-	Partition int32             `json:"partition"`
-	Offset    int64             `json:"offset"`
-	Timestamp time.Time         `json:"timestamp"`
-	Key       string            `json:"key"`
-	Original  string            `json:"original_topic"`
-	Handler   string            `json:"handler"`
-	Reason    string            `json:"reason"`
-	EventName string            `json:"event_name"`
-	EventID   string            `json:"event_id"`
-	Replayed  bool              `json:"replayed"` // below the replay group's mark
-	Headers   map[string]string `json:"headers,omitempty"`
-	Value     string            `json:"value,omitempty"`
-
-	rec *sarama.ConsumerMessage
+// deadLetterJSON is one dead letter in --json output.
+type deadLetterJSON struct {
+	Handler   string    `json:"handler"`
+	Key       string    `json:"key"`
+	Topic     string    `json:"topic"`
+	EventName string    `json:"event_name"`
+	EventID   string    `json:"event_id"`
+	Reason    string    `json:"reason"`
+	DeadAt    time.Time `json:"dead_at"`
+	// Parked is the number of the key's events parked behind it.
+	Parked int `json:"parked"`
+	// Release is the release asked for and not yet done by the consumer
+	// ("replay" or "skip"), empty without one.
+	Release    eventbus.ReleaseMode `json:"release,omitempty"`
+	ReleasedAt *time.Time           `json:"released_at,omitempty"`
 }
 
-// deadLetterHeaders are the headers the router adds (watermill's poison
-// queue also names the subscriber); a replay drops them.
-var deadLetterHeaders = []string{eventbus.HeaderDeadLetterReason, eventbus.HeaderDeadLetterTopic,
-	eventbus.HeaderDeadLetterHandler, middleware.PoisonedSubscriberKey}
-
-func newDeadLetter(m *sarama.ConsumerMessage, mark int64, full bool) deadLetter {
-	h := make(map[string]string, len(m.Headers))
-	for _, rh := range m.Headers {
-		if rh != nil {
-			h[string(rh.Key)] = string(rh.Value)
-		}
-	}
-	d := deadLetter{
-		ID: fmt.Sprintf("%s/%d/%d", m.Topic, m.Partition, m.Offset), Topic: m.Topic, Partition: m.Partition,
-		Offset: m.Offset, Timestamp: m.Timestamp, Key: string(m.Key),
-		Original: h[eventbus.HeaderDeadLetterTopic], Handler: h[eventbus.HeaderDeadLetterHandler],
-		Reason: h[eventbus.HeaderDeadLetterReason], EventName: h[eventbus.HeaderEventName],
-		EventID: h[eventbus.HeaderEventID], Replayed: mark >= 0 && m.Offset < mark, rec: m,
-	}
-	if full {
-		d.Headers, d.Value = h, string(m.Value)
+func toDeadLetterJSON(dl eventbus.DeadLetter) deadLetterJSON {
+	d := deadLetterJSON{Handler: dl.Handler, Key: dl.Key, Topic: dl.Topic, EventName: dl.Event.Name, EventID: dl.Event.ID,
+		Reason: dl.Reason, DeadAt: dl.DeadAt, Parked: dl.Parked, Release: dl.Release}
+	if !dl.ReleasedAt.IsZero() {
+		at := dl.ReleasedAt
+		d.ReleasedAt = &at
 	}
 	return d
 }
 
-// parseDeadLetterID splits topic/partition/offset.
-func parseDeadLetterID(id string) (topic string, partition int32, offset int64, err error) {
-	i := strings.LastIndexByte(id, '/')
-	j := -1
-	if i > 0 {
-		j = strings.LastIndexByte(id[:i], '/')
-	}
-	if j <= 0 {
-		return "", 0, 0, usagef("dead letter %q: want TOPIC/PARTITION/OFFSET (the ID column of deadletters list)", id)
-	}
-	p, err1 := strconv.ParseInt(id[j+1:i], 10, 32)
-	o, err2 := strconv.ParseInt(id[i+1:], 10, 64)
-	if err1 != nil || err2 != nil || p < 0 || o < 0 {
-		return "", 0, 0, usagef("dead letter %q: want TOPIC/PARTITION/OFFSET (the ID column of deadletters list)", id)
-	}
-	return id[:j], int32(p), o, nil
+// eventJSON is a held event (the dead one or a parked one) with its
+// headers and payload, in --json output.
+type eventJSON struct {
+	EventID   string            `json:"event_id"`
+	EventName string            `json:"event_name"`
+	At        time.Time         `json:"at"` // when the store got it
+	Headers   map[string]string `json:"headers"`
+	Payload   json.RawMessage   `json:"payload"`
 }
 
-// readPartition returns the records of topic/partition from offset from
-// up to (not including) to.
-func readPartition(consumer sarama.Consumer, topic string, partition int32, from, to int64) ([]*sarama.ConsumerMessage, error) {
-	if from >= to {
-		return nil, nil
+func toEventJSON(ev eventbus.ParkedEvent) eventJSON {
+	h := ev.Metadata
+	if h == nil {
+		h = map[string]string{}
 	}
-	pc, err := consumer.ConsumePartition(topic, partition, from)
-	if err != nil {
-		return nil, fmt.Errorf("read %s/%d from %d: %w", topic, partition, from, err)
-	}
-	defer pc.Close()
-	timeout := time.NewTimer(30 * time.Second)
-	defer timeout.Stop()
-	var out []*sarama.ConsumerMessage
-	for {
-		select {
-		case m := <-pc.Messages():
-			out = append(out, m)
-			if m.Offset >= to-1 {
-				return out, nil
-			}
-		case err := <-pc.Errors():
-			return nil, fmt.Errorf("read %s/%d: %w", topic, partition, err)
-		case <-timeout.C:
-			return nil, fmt.Errorf("read %s/%d: offsets %d to %d not read within 30s", topic, partition, from, to)
-		}
-	}
+	return eventJSON{EventID: ev.ID, EventName: ev.Name, At: ev.At, Headers: h, Payload: payloadJSON(ev.Payload)}
 }
 
-// replayMarks returns the replay group's committed offset per partition
-// of topic (-1: none).
-func (r *run) replayMarks(group, topic string, parts []int32) (map[int32]int64, error) {
-	admin, err := r.kafkaAdmin()
+// payloadJSON is b itself when it is JSON, else b as a JSON string (a
+// payload that did not decode may be anything).
+func payloadJSON(b []byte) json.RawMessage {
+	if json.Valid(b) {
+		return b
+	}
+	s, _ := json.Marshal(string(b))
+	return s
+}
+
+// deadLetterDetailJSON is `deadletters show` in --json output.
+type deadLetterDetailJSON struct {
+	deadLetterJSON
+	Event        eventJSON   `json:"event"`
+	ParkedEvents []eventJSON `json:"parked_events"`
+}
+
+// releasedJSON is `deadletters replay|skip` in --json output.
+type releasedJSON struct {
+	Handler string               `json:"handler"`
+	Key     string               `json:"key"`
+	Mode    eventbus.ReleaseMode `json:"mode"`
+	Topic   string               `json:"topic"`
+	EventID string               `json:"event_id"`
+	Parked  int                  `json:"parked"`
+	By      string               `json:"by,omitempty"`
+	Reason  string               `json:"reason,omitempty"`
+}
+
+// deadLetters opens the dead-letter store in the run's tables.
+func (r *run) deadLetters(ctx context.Context) (*postgres.DeadLetters, error) {
+	pool, err := r.db(ctx)
 	if err != nil {
 		return nil, err
 	}
-	offs, err := admin.ListConsumerGroupOffsets(group, map[string][]int32{topic: parts})
-	if err != nil {
-		return nil, fmt.Errorf("replay marks of %s: %w", topic, err)
-	}
-	marks := make(map[int32]int64, len(parts))
-	for _, p := range parts {
-		marks[p] = -1
-		if b := offs.GetBlock(topic, p); b != nil && b.Err == sarama.ErrNoError {
-			marks[p] = b.Offset
-		}
-	}
-	return marks, nil
+	return postgres.NewDeadLetters(pool, &postgres.DeadLettersConfig{Tables: r.tables})
 }
 
-// readDeadLetters reads the newest limit records of each partition of
-// the topics (limit <= 0: all), or, with unreplayed, the records from
-// the replay group's mark on.
-func (r *run) readDeadLetters(topics []string, group string, limit int64, unreplayed, full bool) ([]deadLetter, error) {
-	client, err := r.kafkaClient()
-	if err != nil {
-		return nil, err
+// publisher returns the producer of a kafka.Client on the run's brokers,
+// the one the consumers' release messages go through.
+func (r *run) publisher() (message.Publisher, error) {
+	if r.client != nil {
+		return r.client.Publisher(), nil
 	}
-	consumer, err := sarama.NewConsumerFromClient(client)
-	if err != nil {
-		return nil, fmt.Errorf("kafka consumer: %w", err)
+	if len(r.brokers) == 0 {
+		return nil, usagef("no Kafka: set %s or --brokers (a release is a message to the consumer)", EnvKafkaBrokers)
 	}
-	defer consumer.Close()
-	var out []deadLetter
-	for _, topic := range topics {
-		parts, err := client.Partitions(topic)
-		if err != nil {
-			return nil, fmt.Errorf("dead-letter topic %s: %w", topic, err)
-		}
-		marks, err := r.replayMarks(group, topic, parts)
-		if err != nil {
-			return nil, err
-		}
-		for _, p := range parts {
-			oldest, err := client.GetOffset(topic, p, sarama.OffsetOldest)
-			if err != nil {
-				return nil, fmt.Errorf("offsets of %s/%d: %w", topic, p, err)
-			}
-			hw, err := client.GetOffset(topic, p, sarama.OffsetNewest)
-			if err != nil {
-				return nil, fmt.Errorf("offsets of %s/%d: %w", topic, p, err)
-			}
-			from := oldest
-			if unreplayed {
-				from = max(oldest, marks[p])
-			} else if limit > 0 {
-				from = max(oldest, hw-limit)
-			}
-			recs, err := readPartition(consumer, topic, p, from, hw)
-			if err != nil {
-				return nil, err
-			}
-			for _, m := range recs {
-				out = append(out, newDeadLetter(m, marks[p], full))
-			}
-		}
-	}
-	return out, nil
-}
-
-// deadLetterFlags are the flags every deadletters command has.
-func (r *run) deadLetterFlags(name string) (*flags, *[]string, *string) {
-	f := r.flags(name)
-	topics := &[]string{}
-	f.Func("topic", "dead-letter topic (repeatable; default "+eventbus.DefaultDeadLetterTopic+")", func(v string) error {
-		*topics = append(*topics, v)
-		return nil
+	c, err := kafka.NewClient(&kafka.Config{
+		Brokers:  r.brokers,
+		ClientID: "dddkit-cli",
+		Version:  r.kafkaVersion,
+		Logger:   slog.New(slog.DiscardHandler),
+		Configure: func(c *sarama.Config) {
+			c.Net.DialTimeout = 10 * time.Second
+			c.Metadata.Retry.Max = 1
+		},
 	})
-	group := f.String("replay-group", DefaultReplayGroup, "consumer group that marks what replay --all has replayed")
-	return f, topics, group
-}
-
-func defaultTopics(topics []string) []string {
-	if len(topics) == 0 {
-		return []string{eventbus.DefaultDeadLetterTopic}
+	if err != nil {
+		return nil, fmt.Errorf("connect to Kafka %s: %w", strings.Join(r.brokers, ","), err)
 	}
-	return topics
+	r.client = c
+	return c.Publisher(), nil
 }
 
-func (r *run) deadLettersList(_ context.Context, args []string) error {
-	f, topics, group := r.deadLetterFlags("deadletters list")
-	limit := f.Int64("limit", 100, "the newest N of each partition (0: all)")
+func (r *run) deadLettersList(ctx context.Context, args []string) error {
+	f := r.flags("deadletters list")
+	handler := f.String("handler", "", "only this handler's dead letters")
 	pos, err := f.parse(args)
 	if err != nil {
 		return err
 	}
 	if len(pos) > 0 {
-		return usagef("deadletters list takes no arguments (did you mean deadletters show %s?)", pos[0])
+		return usagef("deadletters list takes no arguments (did you mean deadletters show HANDLER KEY?)")
 	}
-	dls, err := r.readDeadLetters(defaultTopics(*topics), *group, *limit, false, false)
+	store, err := r.deadLetters(ctx)
 	if err != nil {
 		return err
 	}
-	if dls == nil {
-		dls = []deadLetter{}
+	dls, err := store.List(ctx, *handler)
+	if err != nil {
+		return err
 	}
-	return r.emit(dls, func(w io.Writer) {
-		if len(dls) == 0 {
+	out := make([]deadLetterJSON, 0, len(dls))
+	for _, dl := range dls {
+		out = append(out, toDeadLetterJSON(dl))
+	}
+	return r.emit(out, func(w io.Writer) {
+		if len(out) == 0 {
 			fmt.Fprintln(w, "no dead letters")
 			return
 		}
-		fmt.Fprintln(w, "ID\tEVENT\tKEY\tFROM\tHANDLER\tREPLAYED\tREASON")
-		for _, d := range dls {
-			replayed := "no"
-			if d.Replayed {
-				replayed = "yes"
-			}
-			fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", d.ID, cmpOr(d.EventName, "-"), d.Key, cmpOr(d.Original, "-"),
-				cmpOr(d.Handler, "-"), replayed, oneLine(d.Reason, 80))
+		fmt.Fprintln(w, "HANDLER\tKEY\tTOPIC\tEVENT\tEVENT ID\tDEAD AT\tPARKED\tRELEASE\tREASON")
+		for _, d := range out {
+			fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\n", d.Handler, d.Key, d.Topic, cmpOr(d.EventName, "-"),
+				d.EventID, stamp(d.DeadAt), d.Parked, releaseText(d), oneLine(d.Reason, 80))
 		}
 	})
 }
 
-// readOne reads the dead letter with the given ID.
-func (r *run) readOne(id, group string) (deadLetter, error) {
-	topic, p, off, err := parseDeadLetterID(id)
-	if err != nil {
-		return deadLetter{}, err
+// releaseText says which release is pending: "-", or "replay asked 3s ago".
+func releaseText(d deadLetterJSON) string {
+	if d.Release == eventbus.ReleaseNone {
+		return "-"
 	}
-	client, err := r.kafkaClient()
-	if err != nil {
-		return deadLetter{}, err
+	at := time.Time{}
+	if d.ReleasedAt != nil {
+		at = *d.ReleasedAt
 	}
-	consumer, err := sarama.NewConsumerFromClient(client)
-	if err != nil {
-		return deadLetter{}, fmt.Errorf("kafka consumer: %w", err)
-	}
-	defer consumer.Close()
-	hw, err := client.GetOffset(topic, p, sarama.OffsetNewest)
-	if err != nil {
-		return deadLetter{}, fmt.Errorf("dead letter %s: %w", id, err)
-	}
-	if off >= hw {
-		return deadLetter{}, fmt.Errorf("dead letter %s: no such record (the partition ends at offset %d)", id, hw)
-	}
-	recs, err := readPartition(consumer, topic, p, off, off+1)
-	if err != nil {
-		return deadLetter{}, fmt.Errorf("dead letter %s: %w", id, err)
-	}
-	if len(recs) == 0 || recs[0].Offset != off {
-		return deadLetter{}, fmt.Errorf("dead letter %s: no such record (deleted by retention or compacted)", id)
-	}
-	marks, err := r.replayMarks(group, topic, []int32{p})
-	if err != nil {
-		return deadLetter{}, err
-	}
-	return newDeadLetter(recs[0], marks[p], true), nil
+	return fmt.Sprintf("%s asked %s", d.Release, since(at))
 }
 
-func (r *run) deadLettersShow(_ context.Context, args []string) error {
-	f, _, group := r.deadLetterFlags("deadletters show")
+// handlerKey reads the HANDLER KEY arguments of command.
+func handlerKey(command string, pos []string) (handler, key string, err error) {
+	if len(pos) != 2 || pos[0] == "" || pos[1] == "" {
+		return "", "", usagef("%s takes HANDLER KEY (the first two columns of deadletters list)", command)
+	}
+	return pos[0], pos[1], nil
+}
+
+// noDeadLetter explains ErrNoDeadLetter.
+func noDeadLetter(err error, handler, key string) error {
+	if errors.Is(err, eventbus.ErrNoDeadLetter) {
+		return fmt.Errorf("handler %q has no dead letter for key %q (released already, or a typo? dddkit deadletters list shows them): %w",
+			handler, key, err)
+	}
+	return err
+}
+
+func (r *run) deadLettersShow(ctx context.Context, args []string) error {
+	f := r.flags("deadletters show")
 	pos, err := f.parse(args)
 	if err != nil {
 		return err
 	}
-	if len(pos) != 1 {
-		return usagef("deadletters show takes one ID (TOPIC/PARTITION/OFFSET)")
-	}
-	d, err := r.readOne(pos[0], *group)
+	handler, key, err := handlerKey("deadletters show", pos)
 	if err != nil {
 		return err
+	}
+	store, err := r.deadLetters(ctx)
+	if err != nil {
+		return err
+	}
+	dl, parked, err := store.Get(ctx, handler, key)
+	if err != nil {
+		return noDeadLetter(err, handler, key)
+	}
+	d := deadLetterDetailJSON{deadLetterJSON: toDeadLetterJSON(dl), Event: toEventJSON(dl.Event), ParkedEvents: []eventJSON{}}
+	for _, ev := range parked {
+		d.ParkedEvents = append(d.ParkedEvents, toEventJSON(ev))
 	}
 	return r.emit(d, func(w io.Writer) {
-		fmt.Fprintf(w, "id\t%s\n", d.ID)
-		fmt.Fprintf(w, "dead-lettered\t%s\n", stamp(d.Timestamp))
-		fmt.Fprintf(w, "original topic\t%s\n", cmpOr(d.Original, "- (unknown: not replayable)"))
-		fmt.Fprintf(w, "handler\t%s\n", cmpOr(d.Handler, "-"))
-		fmt.Fprintf(w, "reason\t%s\n", oneLine(d.Reason, 1000))
+		fmt.Fprintf(w, "handler\t%s\n", d.Handler)
 		fmt.Fprintf(w, "key\t%s\n", d.Key)
-		fmt.Fprintf(w, "replayed\t%t\n", d.Replayed)
-		keys := make([]string, 0, len(d.Headers))
-		for k := range d.Headers {
-			keys = append(keys, k)
+		fmt.Fprintf(w, "topic\t%s\n", d.Topic)
+		fmt.Fprintf(w, "dead-lettered\t%s\n", stamp(d.DeadAt))
+		fmt.Fprintf(w, "reason\t%s\n", oneLine(d.Reason, 1000))
+		fmt.Fprintf(w, "release\t%s\n", releaseText(d.deadLetterJSON))
+		fmt.Fprintf(w, "event\t%s\n", cmpOr(d.EventName, "-"))
+		fmt.Fprintf(w, "event id\t%s\n", d.EventID)
+		for _, k := range slices.Sorted(maps.Keys(d.Event.Headers)) {
+			fmt.Fprintf(w, "header %s\t%s\n", k, d.Event.Headers[k])
 		}
-		slices.Sort(keys)
-		for _, k := range keys {
-			fmt.Fprintf(w, "header %s\t%s\n", k, d.Headers[k])
+		fmt.Fprintf(w, "payload\t%s\n", payloadText(dl.Event.Payload))
+		if len(d.ParkedEvents) == 0 {
+			fmt.Fprintf(w, "parked\tnone\n")
+			return
 		}
-		fmt.Fprintf(w, "value\t%s\n", payloadText([]byte(d.Value)))
+		fmt.Fprintf(w, "parked\t%d events, handled in this order after a release:\n", len(d.ParkedEvents))
+		for i, ev := range d.ParkedEvents {
+			fmt.Fprintf(w, "  %d\t%s %s (parked %s)\n", i+1, cmpOr(ev.EventName, "-"), ev.EventID, stamp(ev.At))
+		}
 	})
 }
 
-type replayedJSON struct {
-	ID      string `json:"id"`
-	EventID string `json:"event_id"`
-	To      string `json:"to"`
-	// Partition and Offset are where the replayed record landed.
-	Partition int32 `json:"partition"`
-	Offset    int64 `json:"offset"`
-}
-
-// replay produces d to its original topic: the same key, value and
-// headers (without the dead-letter ones) and timestamp.
-func replay(producer sarama.SyncProducer, d deadLetter) (replayedJSON, error) {
-	if d.Original == "" {
-		return replayedJSON{}, fmt.Errorf("dead letter %s has no %s header: its original topic is unknown", d.ID, eventbus.HeaderDeadLetterTopic)
-	}
-	m := d.rec
-	headers := make([]sarama.RecordHeader, 0, len(m.Headers))
-	for _, h := range m.Headers {
-		if h != nil && !slices.Contains(deadLetterHeaders, string(h.Key)) {
-			headers = append(headers, sarama.RecordHeader{Key: h.Key, Value: h.Value})
-		}
-	}
-	pm := &sarama.ProducerMessage{Topic: d.Original, Value: sarama.ByteEncoder(m.Value), Headers: headers}
-	if m.Key != nil {
-		pm.Key = sarama.ByteEncoder(m.Key)
-	}
-	if !m.Timestamp.IsZero() && m.Timestamp.Before(time.Now()) {
-		pm.Timestamp = m.Timestamp
-	}
-	p, off, err := producer.SendMessage(pm)
-	if err != nil {
-		return replayedJSON{}, fmt.Errorf("replay %s to %s: %w", d.ID, d.Original, err)
-	}
-	return replayedJSON{ID: d.ID, EventID: d.EventID, To: d.Original, Partition: p, Offset: off}, nil
-}
-
-func (r *run) deadLettersReplay(_ context.Context, args []string) error {
-	f, topics, group := r.deadLetterFlags("deadletters replay")
-	all := f.Bool("all", false, "replay every dead letter not replayed by an earlier --all")
+func (r *run) deadLettersReplay(ctx context.Context, args []string) error {
+	f := r.flags("deadletters replay")
 	pos, err := f.parse(args)
 	if err != nil {
 		return err
 	}
-	if (len(pos) == 0) == !*all {
-		return usagef("deadletters replay: name the dead letters (ID...) or give --all")
-	}
-	var dls []deadLetter
-	if *all {
-		dls, err = r.readDeadLetters(defaultTopics(*topics), *group, 0, true, false)
-		if err != nil {
-			return err
-		}
-	} else {
-		for _, id := range pos {
-			d, err := r.readOne(id, *group)
-			if err != nil {
-				return err
-			}
-			dls = append(dls, d)
-		}
-	}
-	client, err := r.kafkaClient()
+	handler, key, err := handlerKey("deadletters replay", pos)
 	if err != nil {
 		return err
 	}
-	var out []replayedJSON
-	var errs []error
-	if len(dls) > 0 {
-		producer, err := sarama.NewSyncProducerFromClient(client)
-		if err != nil {
-			return fmt.Errorf("kafka producer: %w", err)
-		}
-		defer producer.Close()
-		marks := map[string]map[int32]int64{} // topic → partition → next offset, for --all
-		for _, d := range dls {
-			res, err := replay(producer, d)
-			if err != nil {
-				errs = append(errs, err)
-				break // later dead letters of the key must not overtake this one
-			}
-			out = append(out, res)
-			if marks[d.Topic] == nil {
-				marks[d.Topic] = map[int32]int64{}
-			}
-			marks[d.Topic][d.Partition] = d.Offset + 1
-		}
-		if *all {
-			if err := commitMarks(client, *group, marks); err != nil {
-				errs = append(errs, err)
-			}
-		}
-	}
-	if out == nil {
-		out = []replayedJSON{}
-	}
-	if err := r.emit(out, func(w io.Writer) {
-		for _, o := range out {
-			fmt.Fprintf(w, "replayed %s (event %s) to %s/%d at offset %d\n", o.ID, cmpOr(o.EventID, "-"), o.To, o.Partition, o.Offset)
-		}
-		fmt.Fprintf(w, "%d dead letters replayed\n", len(out))
-	}); err != nil {
-		errs = append(errs, err)
-	}
-	return errors.Join(errs...)
+	return r.release(ctx, handler, key, eventbus.ReleaseReplay, "", "")
 }
 
-// commitMarks records, as the replay group's committed offsets, how far
-// replay --all got on each partition.
-func commitMarks(client sarama.Client, group string, marks map[string]map[int32]int64) error {
-	if len(marks) == 0 {
-		return nil
-	}
-	om, err := sarama.NewOffsetManagerFromClient(group, client)
+func (r *run) deadLettersSkip(ctx context.Context, args []string) error {
+	f := r.flags("deadletters skip")
+	reason := f.String("reason", "", "why the dead event is given up on (required)")
+	by := f.String("by", "", "who gives up on it (default $USER)")
+	pos, err := f.parse(args)
 	if err != nil {
-		return fmt.Errorf("replay marks: %w", err)
+		return err
 	}
-	var errs []error
-	var poms []sarama.PartitionOffsetManager
-	for topic, parts := range marks {
-		for p, next := range parts {
-			pom, err := om.ManagePartition(topic, p)
-			if err != nil {
-				errs = append(errs, fmt.Errorf("replay mark of %s/%d: %w", topic, p, err))
-				continue
-			}
-			pom.MarkOffset(next, "")
-			poms = append(poms, pom)
+	handler, key, err := handlerKey("deadletters skip", pos)
+	if err != nil {
+		return err
+	}
+	if strings.TrimSpace(*reason) == "" {
+		return usagef("deadletters skip: say why with --reason")
+	}
+	who := cmpOr(*by, r.getenv("USER"))
+	if strings.TrimSpace(who) == "" {
+		return usagef("deadletters skip: say who with --by (USER is not set)")
+	}
+	return r.release(ctx, handler, key, eventbus.ReleaseSkip, who, *reason)
+}
+
+// release asks for the release of handler's dead letter for key with
+// eventbus.ReplayDeadLetter or eventbus.SkipDeadLetter.
+func (r *run) release(ctx context.Context, handler, key string, mode eventbus.ReleaseMode, who, why string) error {
+	pub, err := r.publisher()
+	if err != nil {
+		return err
+	}
+	store, err := r.deadLetters(ctx)
+	if err != nil {
+		return err
+	}
+	dl, _, err := store.Get(ctx, handler, key)
+	if err != nil {
+		return noDeadLetter(err, handler, key)
+	}
+	fn := eventbus.ReplayDeadLetter
+	if mode == eventbus.ReleaseSkip {
+		fn = eventbus.SkipDeadLetter
+	}
+	if err := fn(ctx, store, pub, handler, key); err != nil {
+		switch {
+		case errors.Is(err, eventbus.ErrNoDeadLetter):
+			return noDeadLetter(err, handler, key)
+		case errors.Is(err, eventbus.ErrReleasing):
+			return fmt.Errorf("%w (a release cannot change its mind: wait for the consumer to do it; dddkit deadletters show %s %s)",
+				err, handler, key)
 		}
+		return fmt.Errorf("%w (when the release was recorded but its message not published, running the command again publishes it)", err)
 	}
-	om.Commit()
-	for _, pom := range poms {
-		_ = pom.Close()
-	}
-	if err := om.Close(); err != nil {
-		errs = append(errs, fmt.Errorf("replay marks: %w", err))
-	}
-	return errors.Join(errs...)
+	out := releasedJSON{Handler: handler, Key: key, Mode: mode, Topic: dl.Topic, EventID: dl.Event.ID, Parked: dl.Parked,
+		By: who, Reason: why}
+	return r.emit(out, func(w io.Writer) {
+		ev := cmpOr(dl.Event.Name, "event") + " " + dl.Event.ID
+		switch mode {
+		case eventbus.ReleaseSkip:
+			fmt.Fprintf(w, "%s skipped by %s: %s\n", ev, who, why)
+			fmt.Fprintf(w, "%q drops it and handles the %d events of key %q parked behind it, in order,\n", handler, dl.Parked, key)
+		default:
+			fmt.Fprintf(w, "%s replayed\n", ev)
+			fmt.Fprintf(w, "%q handles it again, then the %d events of key %q parked behind it, in order,\n", handler, dl.Parked, key)
+		}
+		fmt.Fprintf(w, "when the release message published to %s reaches it (dddkit deadletters list shows the dead letter until then)\n", dl.Topic)
+	})
 }

@@ -1,8 +1,9 @@
 // Package dddkitcli is the dddkit operator command: what an operator
 // runs at 3 a.m. to see whether the outbox relay is running and how far
-// behind it is, which events failed and why, what ended in a dead-letter
-// topic, how far each consumer group lags and how the projections are
-// doing, and to act on it (retry, skip, replay, rebuild, migrate).
+// behind it is, which events failed and why, which events the consumers
+// gave up on (and which keys they hold back), how far each consumer group
+// lags and how the projections are doing, and to act on it (retry, skip,
+// replay, rebuild, migrate).
 // Command dddkit (cmd/dddkit) is [Command] with no service code:
 //
 //	go run github.com/dddkit/dddkit/cmd/dddkit doctor
@@ -10,7 +11,7 @@
 // # Commands
 //
 //	outbox stats | list [--status S] | show SEQ | retry SEQ... | retry --all-failed | skip SEQ... --reason WHY [--by WHO]
-//	deadletters list | show ID | replay ID... | replay --all   [--topic T]...
+//	deadletters list [--handler H] | show HANDLER KEY | replay HANDLER KEY | skip HANDLER KEY --reason WHY [--by WHO]
 //	consumers lag [--group G]...
 //	projections status | rebuild NAME
 //	migrate status | up | sql [--from V]
@@ -37,19 +38,30 @@
 //
 // # Dead letters
 //
-// A router sends a message it gives up on to its dead-letter topic
-// (eventbus.DefaultDeadLetterTopic unless configured) with the headers
-// eventbus.HeaderDeadLetterTopic (where it came from),
-// eventbus.HeaderDeadLetterHandler and eventbus.HeaderDeadLetterReason.
-// A dead letter's ID is TOPIC/PARTITION/OFFSET. `deadletters replay`
-// produces it to the topic it came from with the same key, value and
-// headers (without the three dead-letter ones) through the murmur2
-// partitioner the relay uses, so it reaches the same partition, and
-// every consumer group of that topic sees it again: handlers that use an
-// inbox (eventbus.HandleOnce) skip it where they had applied it. `replay
-// --all` replays what an earlier `replay --all` did not, keeping its
-// place as the committed offsets of the consumer group
-// [DefaultReplayGroup].
+// A consumer that gives up on an event records it as the dead letter of
+// its key (aggregate) for its handler in the eventbus.DeadLetters store,
+// and parks the key's later events behind it, in order (see "Dead
+// letters" in package eventbus). The commands read that store, the
+// PostgreSQL one (postgres.NewDeadLetters, tables dddkit_dead_letters and
+// dddkit_parked in the schema and names --schema and --table give), so a
+// service's router must use it: RouterConfig.DeadLetters. A dead letter
+// is named by its handler and key, the first two columns of `deadletters
+// list`; `deadletters show HANDLER KEY` adds the dead event's headers and
+// payload and the parked events in the order they will be handled.
+//
+// `deadletters replay HANDLER KEY` (eventbus.ReplayDeadLetter), once the
+// cause is fixed, makes the consumer handle the dead event again and then
+// the parked ones; `deadletters skip HANDLER KEY --reason WHY`
+// (eventbus.SkipDeadLetter) makes it drop the dead event and handle the
+// parked ones. Both record the release in the store and publish a release
+// message to the key's partition through Kafka (KAFKA_BROKERS), so the
+// running consumer releases the key in order behind what it has parked;
+// the dead letter stays listed, with its release, until the consumer has
+// done it. The store has no column for who skipped and why: the command
+// prints them (and --json returns them) for the operator's records.
+//
+// The copies of dead letters on the dead-letter topic are for tools that
+// watch topics; republishing one by hand would only park it again.
 //
 // # Projections
 //
@@ -71,7 +83,8 @@
 // `doctor` checks, one line each, OK or what to do: the schema is
 // migrated; no outbox event failed for good; a relay holds the outbox's
 // leader lock (pg_locks); the oldest pending event is younger than
-// --max-pending-age; Kafka is reachable; the --topic topics exist with
+// --max-pending-age; no consumer holds keys back behind dead letters;
+// Kafka is reachable; the --topic topics exist with
 // their partition counts; the consumer groups (--group, or all) lag at
 // most --max-lag records. Checks whose service is not configured are
 // skipped.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"maps"
 	"slices"
 	"strconv"
 	"strings"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/IBM/sarama"
 
+	"github.com/dddkit/dddkit/eventbus"
 	"github.com/dddkit/dddkit/outbox"
 	"github.com/dddkit/dddkit/postgres"
 )
@@ -50,7 +52,8 @@ type doctorOptions struct {
 }
 
 // doctor checks, one line each: the schema is migrated, no outbox event
-// failed, the relay has a leader and is not behind, Kafka is reachable,
+// failed, the relay has a leader and is not behind, no consumer holds
+// keys back behind dead letters, Kafka is reachable,
 // the topics exist with their partitions, the consumers are not
 // lagging. It returns errProblems when a check fails.
 func (r *run) doctor(ctx context.Context, args []string) error {
@@ -150,7 +153,42 @@ func (r *run) databaseChecks(ctx context.Context, o doctorOptions) []check {
 	} else {
 		checks = append(checks, ok("relay behind", "%d events pending, the oldest for %s", st.Pending, st.OldestPending.Round(time.Millisecond)))
 	}
-	return checks
+	return append(checks, r.deadLettersCheck(ctx))
+}
+
+// deadLettersCheck: no consumer holds a key back behind a dead letter.
+func (r *run) deadLettersCheck(ctx context.Context) check {
+	const name = "dead letters"
+	store, err := r.deadLetters(ctx)
+	if err != nil {
+		return fail(name, "%v", err)
+	}
+	dls, err := store.List(ctx, "")
+	if err != nil {
+		return fail(name, "cannot read the dead letters: %v", err)
+	}
+	if len(dls) == 0 {
+		return ok(name, "no dead letters")
+	}
+	parked, releasing := 0, 0
+	handlers := map[string]int{}
+	for _, dl := range dls {
+		parked += dl.Parked
+		handlers[dl.Handler]++
+		if dl.Release != eventbus.ReleaseNone {
+			releasing++
+		}
+	}
+	var per []string
+	for _, h := range slices.Sorted(maps.Keys(handlers)) {
+		per = append(per, fmt.Sprintf("%s: %d", h, handlers[h]))
+	}
+	detail := fmt.Sprintf("%d dead letters holding back %d parked events (%s)", len(dls), parked, strings.Join(per, ", "))
+	if releasing > 0 {
+		detail += fmt.Sprintf(", %d with a release asked for that the consumer has not done yet (is it running?)", releasing)
+	}
+	return fail(name, "%s: dddkit deadletters list shows them; fix the cause, then dddkit deadletters replay HANDLER KEY "+
+		"(or skip HANDLER KEY --reason WHY)", detail)
 }
 
 // relayLeaderCheck: relays hold every shard of the outbox. It is the
@@ -212,9 +250,6 @@ func (r *run) kafkaChecks(o doctorOptions) []check {
 	}
 	var behind, fine []string
 	for _, g := range lags {
-		if len(o.groups) == 0 && g.Group == DefaultReplayGroup {
-			continue // the replay marks, not a consumer
-		}
 		switch {
 		case len(g.Partitions) == 0:
 			behind = append(behind, fmt.Sprintf("%s has no committed offsets (not started yet, or the group name is wrong)", g.Group))

@@ -2,14 +2,18 @@ package dddkitcli_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/IBM/sarama"
+	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/require"
 
 	"github.com/dddkit/dddkit/aggregate"
@@ -20,6 +24,7 @@ import (
 	"github.com/dddkit/dddkit/internal/testinfra"
 	"github.com/dddkit/dddkit/kafka"
 	"github.com/dddkit/dddkit/outbox"
+	"github.com/dddkit/dddkit/postgres"
 	"github.com/dddkit/dddkit/retry"
 )
 
@@ -119,7 +124,7 @@ func TestDoctorRedWhileTheRelayIsStoppedGreenWhenItRuns(t *testing.T) {
 		names = append(names, c.Name)
 		require.Equal(t, "ok", c.State, c.Name)
 	}
-	require.Equal(t, []string{"schema", "outbox failed", "relay leader", "relay behind", "kafka", "topic " + topic, "consumers"}, names)
+	require.Equal(t, []string{"schema", "outbox failed", "relay leader", "relay behind", "dead letters", "kafka", "topic " + topic, "consumers"}, names)
 
 	// A wrong partition count, a lagging group: red, each on its line.
 	require.NoError(t, db.ob.Write(ctx, cartEvent("c3", 1)))
@@ -190,102 +195,165 @@ func TestConsumersLag(t *testing.T) {
 	require.Contains(t, r.stdout, fmt.Sprintf("total lag: %s %d", group, want))
 }
 
-// A handler fails an event for good; deadletters list and show find it
-// with where it came from and why, and replay puts it back on the
-// original topic with its key, value and headers, where the handler,
-// fixed, takes it. replay --all replays only what it has not replayed.
+// A HandleOnce handler on Kafka with the PostgreSQL inbox and dead
+// letters gives up on key A's event 2 while a flag is set: A's events 3..5
+// park behind it while B is handled, and C's event 1 fails for good.
+// deadletters list and show read the store; doctor is red; after the fix,
+// deadletters replay applies A's 2..5 in order, deadletters skip drops C1
+// and applies C2 and C3; the list is empty and doctor's line is green.
 func TestDeadLetters(t *testing.T) {
 	t.Parallel()
 	topic, dlt := kafkatest.Topic(t, 3), kafkatest.Topic(t, 1)
-	env := map[string]string{dddkitcli.EnvKafkaBrokers: strings.Join(kafkatest.Brokers(t), ",")}
-	client := newKafkaClient(t)
-	reg := registry(t, topic)
-	router, err := eventbus.NewRouter(client, reg, &eventbus.RouterConfig{DeadLetterTopic: dlt,
-		Retry: retry.Policy{MaxAttempts: 1}, Logger: slog.New(slog.DiscardHandler)})
+	db := newDatabase(t, topic)
+	env := db.env
+	env[dddkitcli.EnvKafkaBrokers] = strings.Join(kafkatest.Brokers(t), ",")
+	ctx := context.Background()
+	_, err := db.pool.Exec(ctx, `CREATE TABLE effects (seq bigserial, key text NOT NULL, version bigint NOT NULL)`)
 	require.NoError(t, err)
-	var fixed = make(chan struct{})
-	handled := make(chan string, 10)
-	require.NoError(t, eventbus.Handle(router, "pricing", func(_ context.Context, _ itemAdded, env aggregate.Envelope) error {
-		select {
-		case <-fixed:
-			handled <- env.ID
-			return nil
-		default:
+	inbox, err := postgres.NewInbox(db.pool, nil)
+	require.NoError(t, err)
+	store, err := postgres.NewDeadLetters(db.pool, nil)
+	require.NoError(t, err)
+	client := newKafkaClient(t)
+	router, err := eventbus.NewRouter(client, db.reg, &eventbus.RouterConfig{DeadLetterTopic: dlt, DeadLetters: store,
+		Retry:  retry.Policy{MaxAttempts: 2, BaseDelay: 5 * time.Millisecond, MaxDelay: 10 * time.Millisecond},
+		Logger: slog.New(slog.DiscardHandler), MaxWait: 20 * time.Millisecond})
+	require.NoError(t, err)
+	const handler = "pricing"
+	var broken atomic.Bool
+	broken.Store(true)
+	require.NoError(t, eventbus.HandleOnce(router, handler, inbox, func(ctx context.Context, _ itemAdded, env aggregate.Envelope) error {
+		switch {
+		case env.AggregateID == "A" && env.Version == 2 && broken.Load():
 			return errors.New("price list missing")
+		case env.AggregateID == "C" && env.Version == 1:
+			return eventbus.Permanent(errors.New("no such cart"))
 		}
+		tx, ok := postgres.TxFromContext(ctx)
+		if !ok {
+			return errors.New("no transaction in the handler's context")
+		}
+		_, err := tx.Exec(ctx, `INSERT INTO effects (key, version) VALUES ($1, $2)`, env.AggregateID, env.Version)
+		return err
 	}))
-	ctx, stop := context.WithCancel(context.Background())
+	rctx, stop := context.WithCancel(ctx)
 	done := make(chan error, 1)
-	go func() { done <- router.Run(ctx) }()
+	go func() { done <- router.Run(rctx) }()
 	defer func() {
 		stop()
 		<-done
 	}()
 	<-router.Running()
-	pub, err := eventbus.NewPublisher(client.Publisher(), reg)
+	pub, err := eventbus.NewPublisher(client.Publisher(), db.reg)
 	require.NoError(t, err)
-	poison := cartEvent("cart-7", 3)
-	poison.Metadata.CorrelationID = "req-7"
-	require.NoError(t, pub.Publish(ctx, poison))
+	var as, cs []aggregate.Envelope
+	for v := int64(1); v <= 5; v++ {
+		as = append(as, cartEvent("A", v))
+	}
+	for v := int64(1); v <= 3; v++ {
+		cs = append(cs, cartEvent("C", v))
+	}
+	as[1].Metadata.CorrelationID = "req-7"
+	require.NoError(t, pub.Publish(ctx, append(append(slices.Clone(as), cartEvent("B", 1)), cs...)...))
+	versions := func(key string) []int64 {
+		rows, err := db.pool.Query(ctx, `SELECT version FROM effects WHERE key = $1 ORDER BY seq`, key)
+		require.NoError(t, err)
+		vs, err := pgx.CollectRows(rows, pgx.RowTo[int64])
+		require.NoError(t, err)
+		return vs
+	}
 
 	type deadLetter struct {
-		ID, Key, Handler, Reason string
-		Original                 string `json:"original_topic"`
-		EventID                  string `json:"event_id"`
-		Replayed                 bool
-		Headers                  map[string]string
-		Value                    string
+		Handler, Key, Topic, Reason, Release string
+		EventName                            string    `json:"event_name"`
+		EventID                              string    `json:"event_id"`
+		DeadAt                               time.Time `json:"dead_at"`
+		Parked                               int
 	}
 	var dls []deadLetter
 	testinfra.Eventually(t, 60*time.Second, func() bool {
-		r := cli(t, nil, env, "deadletters", "list", "--topic", dlt, "--json")
-		dls = jsonOf[[]deadLetter](t, r)
-		return len(dls) == 1
-	}, "no dead letter")
-	d := dls[0]
-	require.Equal(t, dlt+"/0/0", d.ID)
-	require.Equal(t, topic, d.Original)
-	require.Equal(t, "pricing", d.Handler)
-	require.Contains(t, d.Reason, "price list missing")
-	require.Equal(t, poison.ID, d.EventID)
-	require.Equal(t, "cart-7", d.Key)
-	require.False(t, d.Replayed)
+		dls = jsonOf[[]deadLetter](t, cli(t, nil, env, "deadletters", "list", "--json"))
+		return len(dls) == 2 && dls[0].Parked+dls[1].Parked == 5 && len(versions("B")) == 1
+	}, "A not parked with 3..5, C with 2..3, or B not handled")
+	slices.SortFunc(dls, func(a, b deadLetter) int { return strings.Compare(a.Key, b.Key) })
+	a := dls[0]
+	require.Equal(t, deadLetter{Handler: handler, Key: "A", Topic: topic, Reason: a.Reason, EventName: itemAdded{}.EventName(),
+		EventID: as[1].ID, DeadAt: a.DeadAt, Parked: 3}, a)
+	require.Contains(t, a.Reason, "price list missing")
+	require.False(t, a.DeadAt.IsZero())
+	require.Equal(t, "C", dls[1].Key)
+	require.Equal(t, cs[0].ID, dls[1].EventID)
+	require.Equal(t, 2, dls[1].Parked)
+	require.Equal(t, []int64{1}, versions("A"), "A waits behind its event 2")
+	require.Equal(t, []int64{1}, versions("B"))
+	require.Empty(t, versions("C"))
+	require.Empty(t, jsonOf[[]deadLetter](t, cli(t, nil, env, "deadletters", "list", "--handler", "other", "--json")))
+	r := cli(t, nil, env, "deadletters", "list")
+	require.Equal(t, dddkitcli.ExitOK, r.code)
+	require.Contains(t, r.stdout, "price list missing")
 
-	shown := jsonOf[deadLetter](t, cli(t, nil, env, "deadletters", "show", d.ID, "--topic", dlt, "--json"))
-	require.Equal(t, "req-7", shown.Headers[eventbus.HeaderCorrelationID])
-	require.JSONEq(t, `{"sku":"cart-7"}`, shown.Value)
-	r := cli(t, nil, env, "deadletters", "show", dlt+"/0/5")
-	require.Equal(t, dddkitcli.ExitFailed, r.code)
-	require.Contains(t, r.stderr, "no such record")
-
-	original := kafkatest.ReadAll(t, kafkatest.Brokers(t), topic)
-	require.Len(t, original, 1)
-	close(fixed)
-	r = cli(t, nil, env, "deadletters", "replay", d.ID)
-	require.Equal(t, dddkitcli.ExitOK, r.code, r.stderr)
-	require.Contains(t, r.stdout, "1 dead letters replayed")
-	select {
-	case id := <-handled:
-		require.Equal(t, poison.ID, id)
-	case <-time.After(60 * time.Second):
-		t.Fatal("the replayed event was not handled")
+	type event struct {
+		EventID   string `json:"event_id"`
+		EventName string `json:"event_name"`
+		Headers   map[string]string
+		Payload   json.RawMessage
 	}
-	after := kafkatest.ReadAll(t, kafkatest.Brokers(t), topic)
-	require.Len(t, after, 2)
-	require.Equal(t, original[0].Partition, after[1].Partition, "the key's partition")
-	require.Equal(t, original[0].Key, after[1].Key)
-	require.Equal(t, original[0].Value, after[1].Value)
-	require.Equal(t, original[0].Headers, after[1].Headers, "the event's headers, without the dead-letter ones")
+	type detail struct {
+		deadLetter
+		Event        event
+		ParkedEvents []event `json:"parked_events"`
+	}
+	shown := jsonOf[detail](t, cli(t, nil, env, "deadletters", "show", handler, "A", "--json"))
+	require.Equal(t, as[1].ID, shown.EventID)
+	require.Equal(t, as[1].ID, shown.Event.EventID)
+	require.Equal(t, "req-7", shown.Event.Headers[eventbus.HeaderCorrelationID])
+	require.JSONEq(t, `{"sku":"A"}`, string(shown.Event.Payload))
+	var parkedIDs []string
+	for _, ev := range shown.ParkedEvents {
+		parkedIDs = append(parkedIDs, ev.EventID)
+	}
+	require.Equal(t, []string{as[2].ID, as[3].ID, as[4].ID}, parkedIDs, "A's parked events in order")
+	r = cli(t, nil, env, "deadletters", "show", handler, "A")
+	require.Equal(t, dddkitcli.ExitOK, r.code)
+	require.Contains(t, r.stdout, "3 events, handled in this order")
+	r = cli(t, nil, env, "deadletters", "show", handler, "B")
+	require.Equal(t, dddkitcli.ExitFailed, r.code)
+	require.Contains(t, r.stderr, "no dead letter")
 
-	// --all replays what no --all has replayed (the ID replay did not
-	// mark it), once.
-	r = cli(t, nil, env, "deadletters", "replay", "--all", "--topic", dlt)
+	dbOnly := map[string]string{dddkitcli.EnvDatabaseURL: env[dddkitcli.EnvDatabaseURL], dddkitcli.EnvSchema: env[dddkitcli.EnvSchema]}
+	r = cli(t, nil, dbOnly, "doctor")
+	require.Equal(t, dddkitcli.ExitFailed, r.code)
+	requireCheck(t, r.stdout, "FAIL", "dead letters")
+	require.Contains(t, r.stdout, "2 dead letters holding back 5 parked events")
+	r = cli(t, nil, dbOnly, "deadletters", "replay", handler, "A")
+	require.Equal(t, dddkitcli.ExitUsage, r.code, "a release needs Kafka")
+
+	broken.Store(false)
+	r = cli(t, nil, env, "deadletters", "replay", handler, "A")
 	require.Equal(t, dddkitcli.ExitOK, r.code, r.stderr)
-	require.Contains(t, r.stdout, "1 dead letters replayed")
-	<-handled
-	r = cli(t, nil, env, "deadletters", "replay", "--all", "--topic", dlt)
-	require.Contains(t, r.stdout, "0 dead letters replayed")
-	dls = jsonOf[[]deadLetter](t, cli(t, nil, env, "deadletters", "list", "--topic", dlt, "--json"))
-	require.Len(t, dls, 1)
-	require.True(t, dls[0].Replayed)
+	require.Contains(t, r.stdout, "then the 3 events of key \"A\" parked behind it")
+
+	type released struct {
+		Handler, Key, Mode, By, Reason string
+		EventID                        string `json:"event_id"`
+		Parked                         int
+	}
+	rel := jsonOf[released](t, cli(t, nil, env, "deadletters", "skip", handler, "C", "--reason", "cart deleted by support", "--by", "ops", "--json"))
+	require.Equal(t, released{Handler: handler, Key: "C", Mode: "skip", By: "ops", Reason: "cart deleted by support",
+		EventID: cs[0].ID, Parked: 2}, rel)
+
+	testinfra.Eventually(t, 60*time.Second, func() bool {
+		return len(versions("A")) >= 5 && len(versions("C")) >= 2 &&
+			len(jsonOf[[]deadLetter](t, cli(t, nil, env, "deadletters", "list", "--json"))) == 0
+	}, "A and C not released")
+	require.Equal(t, []int64{1, 2, 3, 4, 5}, versions("A"), "A's events applied in order, once each")
+	require.Equal(t, []int64{2, 3}, versions("C"), "C's dead event dropped, the parked ones applied in order")
+	r = cli(t, nil, env, "deadletters", "list")
+	require.Equal(t, dddkitcli.ExitOK, r.code)
+	require.Contains(t, r.stdout, "no dead letters")
+	r = cli(t, nil, dbOnly, "doctor")
+	requireCheck(t, r.stdout, "OK", "dead letters")
+	r = cli(t, nil, env, "deadletters", "replay", handler, "A")
+	require.Equal(t, dddkitcli.ExitFailed, r.code)
+	require.Contains(t, r.stderr, "no dead letter")
 }

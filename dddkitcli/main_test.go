@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
 
@@ -78,9 +79,10 @@ func cartEvent(agg string, v int64) aggregate.Envelope {
 // database is a migrated schema of the test's own: the command's
 // environment and an outbox on it.
 type database struct {
-	env map[string]string
-	ob  *postgres.Outbox
-	reg *eventbus.Registry
+	env  map[string]string
+	pool *pgxpool.Pool
+	ob   *postgres.Outbox
+	reg  *eventbus.Registry
 }
 
 func newDatabase(t testing.TB, topic string) *database {
@@ -91,7 +93,7 @@ func newDatabase(t testing.TB, topic string) *database {
 	ob, err := postgres.NewOutbox(pool, reg, &postgres.OutboxConfig{LeaderPollInterval: 50 * time.Millisecond})
 	require.NoError(t, err)
 	return &database{env: map[string]string{dddkitcli.EnvDatabaseURL: pgtest.DatabaseURL(t), dddkitcli.EnvSchema: schema},
-		ob: ob, reg: reg}
+		pool: pool, ob: ob, reg: reg}
 }
 
 // The command line is checked before anything connects.
@@ -114,7 +116,11 @@ func TestUsage(t *testing.T) {
 		{"outbox", "list", "--status", "lost"},
 		{"outbox", "show"},
 		{"deadletters", "replay"},
-		{"deadletters", "show", "no-offset"},
+		{"deadletters", "show", "handler-without-key"},
+		{"deadletters", "list", "extra"},
+		{"deadletters", "skip", "h", "k"},                     // no reason
+		{"deadletters", "skip", "h", "k", "--reason", "spam"}, // no --by and no USER
+		{"deadletters", "show", "h", "k", "--table", "parked=x", "--table", "dead_letters=x"},
 		{"projections", "rebuild"},
 		{"doctor"}, // nothing configured
 		{"outbox", "stats", "--table", "nope=x"},

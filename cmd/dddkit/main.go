@@ -1,12 +1,12 @@
 // Command dddkit looks at and acts on what dddkit keeps for a service:
-// the outbox (stats, failed events, retry, skip), the dead-letter topics
-// (list, show, replay), consumer lag, projections, the schema
+// the outbox (stats, failed events, retry, skip), the consumers' dead
+// letters (list, show, replay, skip), consumer lag, projections, the schema
 // (migrate) — and a doctor that checks all of it, one line per check.
 //
 //	go run github.com/dddkit/dddkit/cmd/dddkit doctor
 //	dddkit outbox list --status failed
 //	dddkit outbox retry --all-failed
-//	dddkit deadletters replay --all
+//	dddkit deadletters replay HANDLER KEY
 //
 // It reads DATABASE_URL and KAFKA_BROKERS (or --database-url and
 // --brokers); `dddkit help` lists every command and flag. This binary has
