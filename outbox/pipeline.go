@@ -32,7 +32,7 @@ type flight struct {
 	out  sent // set by the batch's goroutine before it sends on done
 }
 
-func newPipeline(proc *processor, ctx context.Context, maxInFlight int) *pipeline {
+func newPipeline(ctx context.Context, proc *processor, maxInFlight int) *pipeline {
 	return &pipeline{
 		proc:    proc,
 		ctx:     ctx,

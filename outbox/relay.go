@@ -139,7 +139,7 @@ func (r *Relay) Flush(ctx context.Context) (int, error) {
 	defer r.mu.Unlock()
 	total := 0
 	err := r.src.Lead(ctx, func(lctx context.Context, _ <-chan struct{}) error {
-		pl := newPipeline(r.proc, lctx, r.cfg.MaxInFlight)
+		pl := newPipeline(lctx, r.proc, r.cfg.MaxInFlight)
 		defer pl.abandon()
 		// more: events may be due; ahead: fetch while batches are in
 		// flight (as Run does, see lead).
@@ -201,7 +201,7 @@ func (r *Relay) lead(ctx, lctx context.Context, wake <-chan struct{}) error {
 			bcancel()
 		}
 	})
-	pl := newPipeline(r.proc, bctx, r.cfg.MaxInFlight)
+	pl := newPipeline(bctx, r.proc, r.cfg.MaxInFlight)
 	defer func() {
 		stopOnLoss()
 		bcancel()

@@ -764,7 +764,7 @@ func testFetchLeavesOutInFlight(s *suite) {
 			return err
 		}
 		if got, want := name(next), []string{"a2/1", "a2/2", "a2/3", "b/1", "b/2"}; !slices.Equal(got, want) {
-			return fmt.Errorf("Fetch beside a0/1 and a1/1 in flight: %v, want %v", got, want)
+			return fmt.Errorf("fetch beside a0/1 and a1/1 in flight: %v, want %v", got, want)
 		}
 		if err := s.h.Source.MarkPublished(ctx, []int64{first[0].Seq, first[1].Seq}); err != nil {
 			return err
@@ -774,7 +774,7 @@ func testFetchLeavesOutInFlight(s *suite) {
 			return err
 		}
 		if got, want := name(after), []string{"a2/1", "a0/2", "a1/2", "a2/2"}; !slices.Equal(got, want) {
-			return fmt.Errorf("Fetch once a0/1 and a1/1 are published, beside b in flight: %v, want %v", got, want)
+			return fmt.Errorf("fetch once a0/1 and a1/1 are published, beside b in flight: %v, want %v", got, want)
 		}
 		// Every pending event in the range is left out, in flight or not.
 		hull, err := s.h.Source.Fetch(ctx, 100, outbox.SeqRange{From: after[0].Seq, To: after[2].Seq})
@@ -782,7 +782,7 @@ func testFetchLeavesOutInFlight(s *suite) {
 			return err
 		}
 		if got, want := name(hull), []string{"b/1", "b/2"}; !slices.Equal(got, want) {
-			return fmt.Errorf("Fetch beside a range holding a2/1, a0/2 and a1/2: %v, want %v", got, want)
+			return fmt.Errorf("fetch beside a range holding a2/1, a0/2 and a1/2: %v, want %v", got, want)
 		}
 		return nil
 	})
