@@ -138,29 +138,7 @@ func TestFaultRelayKilledAndBrokerRestarted(t *testing.T) {
 	}
 	published := func() int64 { return written.Load() - pending() }
 
-	// Two writers, paced at roughly 4,000 events/s in writes of 40.
-	var wg sync.WaitGroup
-	for w := range 2 {
-		wg.Go(func() {
-			var mine []aggregate.Envelope
-			for _, e := range events {
-				if n, _ := strconv.Atoi(e.AggregateID[1:]); n%2 == w {
-					mine = append(mine, e)
-				}
-			}
-			tick := time.NewTicker(20 * time.Millisecond)
-			defer tick.Stop()
-			for i := 0; i < len(mine); i += 40 {
-				chunk := mine[i:min(i+40, len(mine))]
-				if err := b.ob.Write(ctx, chunk...); err != nil {
-					t.Errorf("write: %v", err)
-					return
-				}
-				written.Add(int64(len(chunk)))
-				<-tick.C
-			}
-		})
-	}
+	wg := writePaced(t, b.ob, events, &written)
 
 	// killAt waits for progress and a backlog (so the relay is busy),
 	// then SIGKILLs the child relay and starts a new one.
@@ -196,4 +174,33 @@ func TestFaultRelayKilledAndBrokerRestarted(t *testing.T) {
 	require.NoError(t, err)
 	t.Logf("child relay log: %d failed publish attempts recorded, %d relay errors retried, %d leader sessions",
 		bytes.Count(log, []byte("attempt failed")), bytes.Count(log, []byte("relay error")), bytes.Count(log, []byte("relay is the leader")))
+}
+
+// writePaced writes events into ob from two writers (each the aggregates
+// of its parity, in order), paced at roughly 4,000 events/s in writes of
+// 40, counting what it wrote in written. Wait on the group returned.
+func writePaced(t *testing.T, ob *postgres.Outbox, events []aggregate.Envelope, written *atomic.Int64) *sync.WaitGroup {
+	var wg sync.WaitGroup
+	for w := range 2 {
+		wg.Go(func() {
+			var mine []aggregate.Envelope
+			for _, e := range events {
+				if n, _ := strconv.Atoi(e.AggregateID[1:]); n%2 == w {
+					mine = append(mine, e)
+				}
+			}
+			tick := time.NewTicker(20 * time.Millisecond)
+			defer tick.Stop()
+			for i := 0; i < len(mine); i += 40 {
+				chunk := mine[i:min(i+40, len(mine))]
+				if err := ob.Write(context.Background(), chunk...); err != nil {
+					t.Errorf("write: %v", err)
+					return
+				}
+				written.Add(int64(len(chunk)))
+				<-tick.C
+			}
+		})
+	}
+	return &wg
 }

@@ -161,7 +161,6 @@ func TestShardedRelaysKilledAndRestarted(t *testing.T) {
 	brokers := kafkatest.Brokers(t)
 	topic := kafkatest.Topic(t, 12)
 	b := newOutboxBundle(t, nil)
-	ctx := context.Background()
 
 	logPath := filepath.Join(t.TempDir(), "children.log")
 	childEnv := []string{envChildSchema + "=" + b.schema, envChildBrokers + "=" + brokers[0], envChildTopic + "=" + topic, envChildBatch + "=200"}
@@ -182,28 +181,7 @@ func TestShardedRelaysKilledAndRestarted(t *testing.T) {
 	var written atomic.Int64
 	pending := func() int64 { return int64(b.count(t, `true`)) }
 	published := func() int64 { return written.Load() - pending() }
-	var wg sync.WaitGroup
-	for w := range 2 { // two writers, about 4,000 events/s in writes of 40
-		wg.Go(func() {
-			var mine []aggregate.Envelope
-			for _, e := range events {
-				if n, _ := strconv.Atoi(e.AggregateID[1:]); n%2 == w {
-					mine = append(mine, e)
-				}
-			}
-			tick := time.NewTicker(20 * time.Millisecond)
-			defer tick.Stop()
-			for i := 0; i < len(mine); i += 40 {
-				chunk := mine[i:min(i+40, len(mine))]
-				if err := b.ob.Write(ctx, chunk...); err != nil {
-					t.Errorf("write: %v", err)
-					return
-				}
-				written.Add(int64(len(chunk)))
-				<-tick.C
-			}
-		})
-	}
+	wg := writePaced(t, b.ob, events, &written) // about 4,000 events/s
 
 	// kill waits for progress and a backlog (so the relays are busy),
 	// then SIGKILLs the children who (all lead shards) and starts new ones.

@@ -86,44 +86,41 @@ func (m *Metrics) Collect(t testing.TB, name string, attrs ...attribute.KeyValue
 			}
 			switch d := md.Data.(type) {
 			case metricdata.Sum[int64]:
-				for _, p := range d.DataPoints {
-					if match(p.Attributes) {
-						out = append(out, Point{Attrs: p.Attributes, Value: float64(p.Value)})
-					}
-				}
+				out = appendPoints(out, d.DataPoints, match)
 			case metricdata.Sum[float64]:
-				for _, p := range d.DataPoints {
-					if match(p.Attributes) {
-						out = append(out, Point{Attrs: p.Attributes, Value: p.Value})
-					}
-				}
+				out = appendPoints(out, d.DataPoints, match)
 			case metricdata.Gauge[int64]:
-				for _, p := range d.DataPoints {
-					if match(p.Attributes) {
-						out = append(out, Point{Attrs: p.Attributes, Value: float64(p.Value)})
-					}
-				}
+				out = appendPoints(out, d.DataPoints, match)
 			case metricdata.Gauge[float64]:
-				for _, p := range d.DataPoints {
-					if match(p.Attributes) {
-						out = append(out, Point{Attrs: p.Attributes, Value: p.Value})
-					}
-				}
+				out = appendPoints(out, d.DataPoints, match)
 			case metricdata.Histogram[int64]:
-				for _, p := range d.DataPoints {
-					if match(p.Attributes) {
-						out = append(out, Point{Attrs: p.Attributes, Value: float64(p.Count), Sum: float64(p.Sum)})
-					}
-				}
+				out = appendHistogram(out, d.DataPoints, match)
 			case metricdata.Histogram[float64]:
-				for _, p := range d.DataPoints {
-					if match(p.Attributes) {
-						out = append(out, Point{Attrs: p.Attributes, Value: float64(p.Count), Sum: p.Sum})
-					}
-				}
+				out = appendHistogram(out, d.DataPoints, match)
 			default:
 				t.Fatalf("metric %s: unexpected data %T", name, md.Data)
 			}
+		}
+	}
+	return out
+}
+
+// appendPoints appends the counter or gauge points of dps that match.
+func appendPoints[N int64 | float64](out []Point, dps []metricdata.DataPoint[N], match func(attribute.Set) bool) []Point {
+	for _, p := range dps {
+		if match(p.Attributes) {
+			out = append(out, Point{Attrs: p.Attributes, Value: float64(p.Value)})
+		}
+	}
+	return out
+}
+
+// appendHistogram appends the histogram points of dps that match: their
+// count as Value, and their sum.
+func appendHistogram[N int64 | float64](out []Point, dps []metricdata.HistogramDataPoint[N], match func(attribute.Set) bool) []Point {
+	for _, p := range dps {
+		if match(p.Attributes) {
+			out = append(out, Point{Attrs: p.Attributes, Value: float64(p.Count), Sum: float64(p.Sum)})
 		}
 	}
 	return out
