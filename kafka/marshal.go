@@ -53,12 +53,25 @@ func partitionKey(msg *message.Message) string {
 	return msg.UUID
 }
 
-// Marshal maps msg onto a record of topic.
+// headerKeys are the names of wire.Headers as bytes, shared by every
+// record (the producer only reads them).
+var headerKeys = func() (k [len(wire.Headers)][]byte) {
+	for i, h := range wire.Headers {
+		k[i] = []byte(h)
+	}
+	return k
+}()
+
+// Marshal maps msg onto a record of topic. It allocates the header
+// values of a record together, in one buffer.
 func (marshaler) Marshal(topic string, msg *message.Message) (*sarama.ProducerMessage, error) {
 	md := msg.Metadata
-	headers := make([]sarama.RecordHeader, 0, len(md)+1)
-	known := 0
-	for _, k := range wire.Headers {
+	var (
+		values [len(wire.Headers)]string
+		known  int
+		size   int
+	)
+	for i, k := range wire.Headers {
 		v, ok := md[k]
 		if ok {
 			known++
@@ -66,21 +79,34 @@ func (marshaler) Marshal(topic string, msg *message.Message) (*sarama.ProducerMe
 		if k == wire.HeaderEventID && v == "" {
 			v = msg.UUID
 		}
-		if v != "" {
-			headers = append(headers, sarama.RecordHeader{Key: []byte(k), Value: []byte(v)})
-		}
+		values[i] = v
+		size += len(v)
 	}
+	var rest []string
 	if len(md) > known {
-		rest := make([]string, 0, len(md)-known)
-		for k := range md {
+		rest = make([]string, 0, len(md)-known)
+		for k, v := range md {
 			if !slices.Contains(wire.Headers[:], k) {
 				rest = append(rest, k)
+				size += len(k) + len(v)
 			}
 		}
 		slices.Sort(rest)
-		for _, k := range rest {
-			headers = append(headers, sarama.RecordHeader{Key: []byte(k), Value: []byte(md[k])})
+	}
+	buf := make([]byte, 0, size)
+	bytesOf := func(s string) []byte {
+		n := len(buf)
+		buf = append(buf, s...)
+		return buf[n:len(buf):len(buf)]
+	}
+	headers := make([]sarama.RecordHeader, 0, len(wire.Headers)+len(rest))
+	for i, v := range values {
+		if v != "" {
+			headers = append(headers, sarama.RecordHeader{Key: headerKeys[i], Value: bytesOf(v)})
 		}
+	}
+	for _, k := range rest {
+		headers = append(headers, sarama.RecordHeader{Key: bytesOf(k), Value: bytesOf(md[k])})
 	}
 	pm := &sarama.ProducerMessage{
 		Topic:   topic,
@@ -90,7 +116,7 @@ func (marshaler) Marshal(topic string, msg *message.Message) (*sarama.ProducerMe
 	}
 	// A time that does not parse leaves the producer's clock: the
 	// message still goes out (a dead letter must never be refused).
-	if at := md.Get(wire.HeaderOccurredAt); at != "" {
+	if at := md[wire.HeaderOccurredAt]; at != "" {
 		if t, err := time.Parse(time.RFC3339Nano, at); err == nil && t.Before(time.Now()) {
 			pm.Timestamp = t
 		}

@@ -245,8 +245,8 @@ func keyOf(it Pending) aggKey { return aggKey{it.Event.AggregateType, it.Event.A
 // splitByAggregate groups idx by aggregate, in order of first appearance,
 // keeping sequence order inside each group.
 func splitByAggregate(items []Pending, idx []int) [][]int {
-	pos := make(map[aggKey]int)
-	var out [][]int
+	pos := make(map[aggKey]int, len(idx))
+	out := make([][]int, 0, len(idx))
 	for _, i := range idx {
 		k := keyOf(items[i])
 		n, seen := pos[k]

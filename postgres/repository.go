@@ -72,7 +72,8 @@ type Repository[A aggregate.Aggregate] struct {
 	options []aggregate.Option
 
 	sqlLoad, sqlLoadLock, sqlLoadByKey string
-	sqlInsert, sqlUpdate, sqlVersion   string
+	sqlInsert, sqlUpdate               saveStatements
+	sqlVersion                         string
 	sqlHolder                          string
 }
 
@@ -109,8 +110,8 @@ func NewRepository[A aggregate.Aggregate](db DB, ob *Outbox, mapping repository.
 		sqlLoadLock: `SELECT version, state FROM ` + state + ` WHERE type = $1 AND id = $2 FOR NO KEY UPDATE`,
 		sqlLoadByKey: `SELECT s.id, s.version, s.state FROM ` + keys + ` k JOIN ` + state + ` s ON s.type = k.type AND s.id = k.id` +
 			` WHERE k.type = $1 AND k.name = $2 AND k.value = $3`,
-		sqlInsert:  saveSQL(ob, `INSERT INTO `+state+` (type, id, version, state) VALUES ($1, $2, $3, $4) ON CONFLICT (type, id) DO NOTHING`, 5, mapping.Keys != nil),
-		sqlUpdate:  saveSQL(ob, `UPDATE `+state+` SET version = $4, state = $5, updated_at = now() WHERE type = $1 AND id = $2 AND version = $3`, 6, mapping.Keys != nil),
+		sqlInsert:  saveSQLs(ob, `INSERT INTO `+state+` (type, id, version, state) VALUES ($1, $2, $3, $4) ON CONFLICT (type, id) DO NOTHING`, 5, mapping.Keys != nil),
+		sqlUpdate:  saveSQLs(ob, `UPDATE `+state+` SET version = $4, state = $5, updated_at = now() WHERE type = $1 AND id = $2 AND version = $3`, 6, mapping.Keys != nil),
 		sqlVersion: `SELECT version FROM ` + state + ` WHERE type = $1 AND id = $2`,
 		sqlHolder: `SELECT k.name, k.value FROM ` + keys + ` k JOIN unnest($3::text[], $4::text[]) WITH ORDINALITY AS w(name, value, i)
 	ON k.name = w.name AND k.value = w.value
@@ -175,21 +176,62 @@ func (r *Repository[A]) Update(ctx context.Context, id string, fn func(A) error)
 	return update(ctx, r.db, r.retry, r.lock, r.mapping.Type, id, fn, r.load, r.write)
 }
 
+// saveValuesRows is the largest number of events a save writes as a
+// VALUES list (saveSQLs); more go through unnest arrays.
+const saveValuesRows = 8
+
+// saveStatements are the statements of one kind of save (insert or
+// update): byRows[n] writes n events as a VALUES list, unnest any number
+// of them from arrays.
+type saveStatements struct {
+	byRows [saveValuesRows + 1]string
+	unnest string
+}
+
+// sql returns the statement that saves n events, and whether its outbox
+// arguments are the insertValues ones (otherwise insertArrays).
+func (s *saveStatements) sql(n int) (string, bool) {
+	if n <= saveValuesRows {
+		return s.byRows[n], true
+	}
+	return s.unnest, false
+}
+
+func saveSQLs(ob *Outbox, stateSQL string, first int, withKeys bool) saveStatements {
+	var s saveStatements
+	for n := range s.byRows {
+		s.byRows[n] = saveSQL(ob, stateSQL, first, n, withKeys)
+	}
+	s.unnest = saveSQL(ob, stateSQL, first, -1, withKeys)
+	return s
+}
+
 // saveSQL is the one statement that saves an aggregate: the state
 // statement (an INSERT or a version-checked UPDATE of its row, $1 its
 // type, $2 its ID), then, only when that wrote the row, the outbox rows
-// (the insertArgs arrays from parameter first on) and, with keys, the
+// (from parameter first on: rows rows of insertValues arguments, or, for
+// rows < 0, the insertArgs arrays of insertArrays) and, with keys, the
 // keys (the arrays of names and values in the two parameters after
 // them): the keys no longer wanted are deleted and the missing ones
 // inserted. It returns the number of rows the state statement wrote:
 // 0 writes nothing else. A key held by another aggregate fails the
 // statement with a unique violation on the keys table.
-func saveSQL(ob *Outbox, stateSQL string, first int, withKeys bool) string {
+func saveSQL(ob *Outbox, stateSQL string, first, rows int, withKeys bool) string {
 	var b strings.Builder
-	b.WriteString("WITH s AS (" + stateSQL + " RETURNING 1),\no AS (" + ob.insertFrom(first, "EXISTS (SELECT FROM s)") + ")")
+	b.WriteString("WITH s AS (" + stateSQL + " RETURNING 1)")
+	next := first + insertArgs
+	switch {
+	case rows < 0:
+		b.WriteString(",\no AS (" + ob.insertFrom(first, "EXISTS (SELECT FROM s)") + ")")
+	case rows > 0:
+		b.WriteString(",\no AS (" + ob.insertValuesFrom(first, rows, "EXISTS (SELECT FROM s)") + ")")
+		next = first + rows*insertArgs
+	default:
+		next = first
+	}
 	if withKeys {
 		keys := ob.n.q(ob.n.t.AggregateKeys)
-		names, values := "$"+strconv.Itoa(first+insertArgs), "$"+strconv.Itoa(first+insertArgs+1)
+		names, values := "$"+strconv.Itoa(next), "$"+strconv.Itoa(next+1)
 		b.WriteString(`,
 w AS (SELECT * FROM unnest(` + names + `::text[], ` + values + `::text[]) AS w(name, value)),
 r AS (
@@ -221,17 +263,23 @@ func (r *Repository[A]) write(ctx context.Context, q DB, inTx bool, root *aggreg
 	if err != nil {
 		return fmt.Errorf("repository: save %s %s: %w", typ, id, err)
 	}
-	columns, err := insertArrays(rows)
-	if err != nil {
-		return fmt.Errorf("repository: save %s %s: %w", typ, id, err)
-	}
-	sql, args := r.sqlUpdate, make([]any, 0, 5+insertArgs+2)
+	stmts, args := &r.sqlUpdate, make([]any, 0, 5+insertArgs*min(len(rows), saveValuesRows)+2)
 	if base == 0 {
-		sql, args = r.sqlInsert, append(args, typ, id, version, state)
+		stmts, args = &r.sqlInsert, append(args, typ, id, version, state)
 	} else {
 		args = append(args, typ, id, base, version, state)
 	}
-	args = append(args, columns...)
+	sql, asValues := stmts.sql(len(rows))
+	if asValues {
+		args, err = insertValues(args, rows)
+	} else {
+		var columns []any
+		columns, err = insertArrays(rows)
+		args = append(args, columns...)
+	}
+	if err != nil {
+		return fmt.Errorf("repository: save %s %s: %w", typ, id, err)
+	}
 	var keys []repository.Key
 	if r.mapping.Keys != nil {
 		keys = r.mapping.KeysOf(a)
