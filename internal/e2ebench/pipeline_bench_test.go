@@ -7,6 +7,7 @@ import (
 	"os"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -60,10 +61,11 @@ var ticketMapping = repository.JSON("ticket",
 		return t, nil
 	})
 
-// sellTicket is the command.
+// sellTicket is the command: it sells Seats seats of ticket ID, one
+// event each.
 type sellTicket struct {
-	ID   string
-	Seat int
+	ID    string
+	Seats int
 }
 
 // envInt is the integer in the environment variable name, or def.
@@ -78,16 +80,24 @@ func envInt(name string, def int) int {
 // start) wires it, in a schema and on a topic of its own: bus with
 // retry and unit of work → repository → outbox → relay → Kafka → router
 // with a HandleOnce handler (inbox) whose transaction inserts a row into
-// effects.
+// effects per event: with postgres.QueueExec (sent with the batch's
+// inbox rows, as the postgres package documents for batch handlers), or
+// with BENCH_E2E_WRITE=exec one tx.Exec round trip per event.
 type pipeline struct {
 	bus *cqrs.Bus
 
 	mu        sync.Mutex
 	committed map[string]time.Time // ticket ID → when its command returned
-	handled   map[string]time.Time // ticket ID → when its handler ran
+	published map[string]time.Time // ticket ID/version → when the relay had it acknowledged
+	handled   map[string]time.Time // ticket ID/version → when its handler ran
 	count     atomic.Int64
 	want      atomic.Int64
 	done      chan struct{}
+}
+
+// eventKey names one event of the pipeline: its ticket and version.
+func eventKey(env aggregate.Envelope) string {
+	return env.AggregateID + "/" + strconv.FormatInt(env.Version, 10)
 }
 
 func newPipeline(b *testing.B) *pipeline {
@@ -116,7 +126,7 @@ func newPipeline(b *testing.B) *pipeline {
 	uow, err := postgres.NewUnitOfWork(pool)
 	require.NoError(b, err)
 
-	p := &pipeline{committed: map[string]time.Time{}, handled: map[string]time.Time{}, done: make(chan struct{})}
+	p := &pipeline{committed: map[string]time.Time{}, published: map[string]time.Time{}, handled: map[string]time.Time{}, done: make(chan struct{})}
 	retryConflicts, err := cqrs.Retry(nil)
 	require.NoError(b, err)
 	p.bus, err = cqrs.New(&cqrs.Config{CommandMiddleware: []cqrs.Middleware{cqrs.Recover(), retryConflicts, cqrs.Transaction(uow)}})
@@ -124,8 +134,10 @@ func newPipeline(b *testing.B) *pipeline {
 	require.NoError(b, cqrs.HandleCommand(p.bus, func(ctx context.Context, c sellTicket) (struct{}, error) {
 		t := &ticket{}
 		t.Init(c.ID, "ticket", t.apply)
-		if err := t.Record(ticketSold{Seat: c.Seat}); err != nil {
-			return struct{}{}, err
+		for seat := range c.Seats {
+			if err := t.Record(ticketSold{Seat: seat}); err != nil {
+				return struct{}{}, err
+			}
 		}
 		return struct{}{}, tickets.Save(ctx, t)
 	}))
@@ -133,24 +145,40 @@ func newPipeline(b *testing.B) *pipeline {
 	logger := slog.New(slog.DiscardHandler)
 	client, err := kafka.NewClient(&kafka.Config{Brokers: brokers, ClientID: "dddkit-e2ebench", Logger: logger})
 	require.NoError(b, err)
-	relay, err := outbox.NewRelay(box, client.Publisher(), reg, &outbox.RelayConfig{Logger: logger})
+	relay, err := outbox.NewRelay(box, client.Publisher(), reg, &outbox.RelayConfig{Logger: logger, Hooks: outbox.Hooks{
+		OnPublished: func(evs []aggregate.Envelope, _ time.Duration) {
+			now := time.Now()
+			p.mu.Lock()
+			defer p.mu.Unlock()
+			for _, e := range evs {
+				p.published[eventKey(e)] = now
+			}
+		},
+	}})
 	require.NoError(b, err)
 	inbox, err := postgres.NewInbox(pool, &postgres.InboxConfig{Logger: logger})
 	require.NoError(b, err)
 	router, err := eventbus.NewRouter(client, reg, &eventbus.RouterConfig{Logger: logger, DeadLetterTopic: deadLetters})
 	require.NoError(b, err)
+	const insertEffect = `INSERT INTO effects (event_id, ticket, seat) VALUES ($1, $2, $3)`
+	exec := os.Getenv("BENCH_E2E_WRITE") == "exec"
 	require.NoError(b, eventbus.HandleOnce(router, "effects", inbox, func(ctx context.Context, e ticketSold, env aggregate.Envelope) error {
-		tx, ok := postgres.TxFromContext(ctx)
-		if !ok {
-			return errors.New("no transaction in the handler's context")
-		}
-		if _, err := tx.Exec(ctx, `INSERT INTO effects (event_id, ticket, seat) VALUES ($1, $2, $3)`, env.ID, env.AggregateID, e.Seat); err != nil {
+		if exec {
+			tx, ok := postgres.TxFromContext(ctx)
+			if !ok {
+				return errors.New("no transaction in the handler's context")
+			}
+			if _, err := tx.Exec(ctx, insertEffect, env.ID, env.AggregateID, e.Seat); err != nil {
+				return err
+			}
+		} else if err := postgres.QueueExec(ctx, insertEffect, env.ID, env.AggregateID, e.Seat); err != nil {
 			return err
 		}
+		key := eventKey(env)
 		p.mu.Lock()
-		_, again := p.handled[env.AggregateID]
+		_, again := p.handled[key]
 		if !again {
-			p.handled[env.AggregateID] = time.Now()
+			p.handled[key] = time.Now()
 		}
 		p.mu.Unlock()
 		if !again && p.count.Add(1) == p.want.Load() {
@@ -174,15 +202,15 @@ func newPipeline(b *testing.B) *pipeline {
 	// One command through the whole pipeline: groups joined, producer
 	// connected, statements prepared.
 	p.want.Store(1)
-	p.send(ctx, b, "warm-up", 0)
+	p.send(ctx, b, "warm-up", 1)
 	p.wait(b, 60*time.Second)
 	return p
 }
 
-// send runs the command selling seat of ticket id and records when it
-// returned (its unit of work committed).
-func (p *pipeline) send(ctx context.Context, b *testing.B, id string, seat int) {
-	if _, err := cqrs.Send[struct{}](ctx, p.bus, sellTicket{ID: id, Seat: seat}); err != nil {
+// send runs the command selling seats seats of ticket id and records
+// when it returned (its unit of work committed).
+func (p *pipeline) send(ctx context.Context, b *testing.B, id string, seats int) {
+	if _, err := cqrs.Send[struct{}](ctx, p.bus, sellTicket{ID: id, Seats: seats}); err != nil {
 		b.Error(err)
 		return
 	}
@@ -196,7 +224,7 @@ func (p *pipeline) send(ctx context.Context, b *testing.B, id string, seat int) 
 func (p *pipeline) expect(n int) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.committed, p.handled = map[string]time.Time{}, map[string]time.Time{}
+	p.committed, p.published, p.handled = map[string]time.Time{}, map[string]time.Time{}, map[string]time.Time{}
 	p.count.Store(0)
 	p.done = make(chan struct{})
 	p.want.Store(int64(n))
@@ -210,18 +238,26 @@ func (p *pipeline) wait(b *testing.B, timeout time.Duration) {
 	}
 }
 
-// latencies returns commit → handled of every event, sorted.
-func (p *pipeline) latencies(b *testing.B) []time.Duration {
+// latencies returns, sorted, for every event: commit → handled, and its
+// two stages commit → published (the relay) and published → handled
+// (Kafka and the consumer).
+func (p *pipeline) latencies(b *testing.B) (total, relay, consume []time.Duration) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	d := make([]time.Duration, 0, len(p.committed))
-	for id, c := range p.committed {
-		h, ok := p.handled[id]
-		require.True(b, ok, "ticket %s not handled", id)
-		d = append(d, max(h.Sub(c), 0))
+	for key, h := range p.handled {
+		ticket, _, _ := strings.Cut(key, "/")
+		c, ok := p.committed[ticket]
+		require.True(b, ok, "event %s handled but its command not recorded", key)
+		pub, ok := p.published[key]
+		require.True(b, ok, "event %s handled but not recorded as published", key)
+		total = append(total, max(h.Sub(c), 0))
+		relay = append(relay, max(pub.Sub(c), 0))
+		consume = append(consume, max(h.Sub(pub), 0))
 	}
-	slices.Sort(d)
-	return d
+	for _, d := range [][]time.Duration{total, relay, consume} {
+		slices.Sort(d)
+	}
+	return total, relay, consume
 }
 
 func pct(d []time.Duration, p float64) float64 {
@@ -230,28 +266,40 @@ func pct(d []time.Duration, p float64) float64 {
 
 // BenchmarkPipeline measures a service's whole event path: commands on
 // the cqrs bus (retry and unit of work middleware) each create an
-// aggregate with one event through the PostgreSQL repository (state row
-// + outbox row in one transaction); the outbox relay publishes the
-// events to Kafka through the client's producer; a HandleOnce consumer
-// with the PostgreSQL inbox inserts a row per event in the inbox's
-// transaction.
+// aggregate with BENCH_E2E_EVENTS_PER_COMMAND events (default 1) through
+// the PostgreSQL repository (state row + outbox rows in one
+// transaction); the outbox relay publishes the events to Kafka through
+// the client's producer; a HandleOnce consumer with the PostgreSQL inbox
+// inserts a row per event in the inbox's transaction.
 //
-// "throughput" sends BENCH_E2E_EVENTS commands (default 20,000) from
-// BENCH_E2E_WORKERS goroutines (default 16) as fast as they go and
-// reports events/s from the first command to the last event handled.
-// "latency_1000_per_s" sends 1,000 commands/s for BENCH_E2E_SECONDS
-// (default 5) from BENCH_E2E_RATE_WRITERS goroutines (default 32, each
-// on its own schedule) and reports commit → handled in ms (p50, p99, max): from
-// the return of the command (its transaction committed) to the handler
-// having written its row (its transaction commits right after).
-// The topic has BENCH_E2E_PARTITIONS partitions (default 8).
+// "throughput" sends BENCH_E2E_EVENTS events (default 20,000) in
+// commands from BENCH_E2E_WORKERS goroutines (default 16) as fast as they
+// go and reports events/s from the first command to the last event
+// handled. "latency_1000_per_s" sends 1,000 events/s for
+// BENCH_E2E_SECONDS (default 5) from BENCH_E2E_RATE_WRITERS goroutines
+// (default 32, each on its own schedule) and reports commit → handled in
+// ms (p50, p99, max): from the return of the command (its transaction
+// committed) to the handler having written its row (its transaction
+// commits right after), and the two stages of it: commit → published
+// (relay_) and published → handled (consume_). The topic has
+// BENCH_E2E_PARTITIONS partitions (default 8).
+//
+// "raw-pgx-commits" is the ceiling the database sets on this machine:
+// BENCH_E2E_WORKERS goroutines run the same write by hand (BEGIN, an
+// INSERT into the state table, an INSERT of the events into the outbox,
+// COMMIT) with nothing else running: commands/s, and events/s with
+// BENCH_E2E_EVENTS_PER_COMMAND events each.
 //
 //	scripts/testenv.sh go test -run '^$' -bench BenchmarkPipeline -benchtime 1x -count 3 ./internal/e2ebench/
 func BenchmarkPipeline(b *testing.B) {
 	kafkatest.Brokers(b)
+	perCommand := envInt("BENCH_E2E_EVENTS_PER_COMMAND", 1)
+	workers := envInt("BENCH_E2E_WORKERS", 16)
+	b.Run("raw-pgx-commits", func(b *testing.B) { benchRawCommits(b, workers, perCommand) })
 	b.Run("throughput", func(b *testing.B) {
 		p := newPipeline(b)
-		n, workers := envInt("BENCH_E2E_EVENTS", 20_000), envInt("BENCH_E2E_WORKERS", 16)
+		commands := max(envInt("BENCH_E2E_EVENTS", 20_000)/perCommand, 1)
+		n := commands * perCommand
 		ctx := context.Background()
 		var elapsed time.Duration
 		for i := range b.N {
@@ -262,8 +310,8 @@ func BenchmarkPipeline(b *testing.B) {
 			var wg sync.WaitGroup
 			for range workers {
 				wg.Go(func() {
-					for k := int(next.Add(1)); k <= n; k = int(next.Add(1)) {
-						p.send(ctx, b, prefix+strconv.Itoa(k), k)
+					for k := int(next.Add(1)); k <= commands; k = int(next.Add(1)) {
+						p.send(ctx, b, prefix+strconv.Itoa(k), perCommand)
 					}
 				})
 			}
@@ -271,9 +319,9 @@ func BenchmarkPipeline(b *testing.B) {
 			sent := time.Since(start)
 			p.wait(b, 10*time.Minute)
 			elapsed += time.Since(start)
-			b.ReportMetric(float64(n)/sent.Seconds(), "commands/s")
+			b.ReportMetric(float64(commands)/sent.Seconds(), "commands/s")
 		}
-		lat := p.latencies(b)
+		lat, _, _ := p.latencies(b)
 		b.ReportMetric(float64(n*b.N)/elapsed.Seconds(), "events/s")
 		b.ReportMetric(pct(lat, 0.50), "p50_ms")
 		b.ReportMetric(pct(lat, 0.99), "p99_ms")
@@ -281,17 +329,19 @@ func BenchmarkPipeline(b *testing.B) {
 	})
 	b.Run("latency_1000_per_s", func(b *testing.B) {
 		p := newPipeline(b)
-		const rate = 1000
+		const rate = 1000 // events/s
 		// Enough writers that one slow command does not hold the rate up.
 		writers := envInt("BENCH_E2E_RATE_WRITERS", 32)
 		seconds := envInt("BENCH_E2E_SECONDS", 5)
+		commandRate := max(rate/perCommand, 1)
+		writers = min(writers, commandRate)
 		ctx := context.Background()
-		var all []time.Duration
+		var all, relay, consume []time.Duration
 		for i := range b.N {
-			perWriter := rate * seconds / writers
-			p.expect(perWriter * writers)
+			perWriter := commandRate * seconds / writers
+			p.expect(perWriter * writers * perCommand)
 			prefix := "l" + strconv.Itoa(i) + "-" + dddkittest.UniqueSuffix() + "-"
-			interval := time.Second * time.Duration(writers) / rate
+			interval := time.Second * time.Duration(writers) / time.Duration(commandRate)
 			start := time.Now().Add(10 * time.Millisecond)
 			var late atomic.Int64
 			var wg sync.WaitGroup
@@ -304,21 +354,85 @@ func BenchmarkPipeline(b *testing.B) {
 						} else if d < -interval {
 							late.Add(1)
 						}
-						p.send(ctx, b, prefix+strconv.Itoa(w)+"-"+strconv.Itoa(k), k)
+						p.send(ctx, b, prefix+strconv.Itoa(w)+"-"+strconv.Itoa(k), perCommand)
 					}
 				})
 			}
 			wg.Wait()
 			p.wait(b, 2*time.Minute)
-			all = append(all, p.latencies(b)...)
+			t, r, c := p.latencies(b)
+			all, relay, consume = append(all, t...), append(relay, r...), append(consume, c...)
 			// Commands sent more than one writer's interval behind
 			// schedule: the producer side could not keep up the rate.
 			b.ReportMetric(float64(late.Load()), "late_sends")
 		}
-		slices.Sort(all)
+		for _, d := range [][]time.Duration{all, relay, consume} {
+			slices.Sort(d)
+		}
 		b.ReportMetric(pct(all, 0.50), "p50_ms")
 		b.ReportMetric(pct(all, 0.99), "p99_ms")
 		b.ReportMetric(float64(all[len(all)-1])/float64(time.Millisecond), "max_ms")
+		b.ReportMetric(pct(relay, 0.50), "relay_p50_ms")
+		b.ReportMetric(pct(relay, 0.99), "relay_p99_ms")
+		b.ReportMetric(pct(consume, 0.50), "consume_p50_ms")
+		b.ReportMetric(pct(consume, 0.99), "consume_p99_ms")
 		b.ReportMetric(0, "ns/op")
 	})
+}
+
+// benchRawCommits is the "raw-pgx-commits" baseline: the pipeline's
+// write by hand, in the dddkit tables of a schema of its own, with
+// nothing else running.
+func benchRawCommits(b *testing.B, workers, perCommand int) {
+	ctx := context.Background()
+	dbURL, _ := pgtest.SchemaURL(b)
+	cfg, err := pgxpool.ParseConfig(dbURL)
+	require.NoError(b, err)
+	cfg.MaxConns = int32(workers)
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	require.NoError(b, err)
+	b.Cleanup(pool.Close)
+	require.NoError(b, postgres.Migrate(ctx, pool, nil))
+	commands := max(envInt("BENCH_E2E_EVENTS", 20_000)/perCommand, 1)
+	payload := []byte(`{"seat":1}`)
+	command := func(id string) error {
+		tx, err := pool.Begin(ctx)
+		if err != nil {
+			return err
+		}
+		defer func() { _ = tx.Rollback(ctx) }()
+		if _, err := tx.Exec(ctx, `INSERT INTO aggregates (type, id, version, state) VALUES ('ticket', $1, $2, $3)`,
+			id, perCommand, payload); err != nil {
+			return err
+		}
+		for v := 1; v <= perCommand; v++ {
+			if _, err := tx.Exec(ctx, `INSERT INTO dddkit_outbox (event_id, aggregate_type, aggregate_id, aggregate_version, event_name, payload, occurred_at)
+VALUES ($1, 'ticket', $2, $3, 'bench.ticket_sold', $4, now())`, id+"/"+strconv.Itoa(v), id, v, payload); err != nil {
+				return err
+			}
+		}
+		return tx.Commit(ctx)
+	}
+	var elapsed time.Duration
+	for i := range b.N {
+		prefix := "r" + strconv.Itoa(i) + "-" + dddkittest.UniqueSuffix() + "-"
+		var next atomic.Int64
+		start := time.Now()
+		var wg sync.WaitGroup
+		for range workers {
+			wg.Go(func() {
+				for k := int(next.Add(1)); k <= commands; k = int(next.Add(1)) {
+					if err := command(prefix + strconv.Itoa(k)); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
+		}
+		wg.Wait()
+		elapsed += time.Since(start)
+	}
+	b.ReportMetric(float64(commands*b.N)/elapsed.Seconds(), "commands/s")
+	b.ReportMetric(float64(commands*perCommand*b.N)/elapsed.Seconds(), "events/s")
+	b.ReportMetric(0, "ns/op")
 }
