@@ -190,8 +190,9 @@ func (r *Relay) Flush(ctx context.Context) (int, error) {
 // lead relays while this relay leads (lctx alive). It fetches a batch
 // at once when the last one was full, when woken, when a retry or a
 // deadline is due, and every PollInterval; while the last fetched batch
-// was full it fetches the next one as soon as fewer than MaxInFlight are
-// in flight, and records each batch when its publishing finished.
+// was full, and when woken by new events, it fetches the next one as
+// soon as fewer than MaxInFlight are in flight, and records each batch
+// when its publishing finished.
 func (r *Relay) lead(ctx, lctx context.Context, wake <-chan struct{}) error {
 	// The batches in flight are not cut short by the shutdown of ctx (for
 	// ShutdownTimeout), but they are by the loss of leadership.
@@ -306,7 +307,9 @@ func (r *Relay) lead(ctx, lctx context.Context, wake <-chan struct{}) error {
 			}
 		case <-wake:
 			timer.Stop() // Go 1.23+ timers: no stale tick after Stop/Reset
-			wantFetch = true
+			// New events: read them beside the batches in flight, so that
+			// they do not wait for those to be acknowledged first.
+			wantFetch, ahead = true, true
 		case <-timer.C:
 			wantFetch = true
 		}
