@@ -2,6 +2,7 @@ package postgres_test
 
 import (
 	"context"
+	"fmt"
 	"strconv"
 	"strings"
 	"sync"
@@ -224,4 +225,81 @@ func TestSaveKeyRace(t *testing.T) {
 	require.Equal(t, 1, b.count(t, `SELECT count(*) FROM aggregates`))
 	require.Equal(t, 1, b.count(t, `SELECT count(*) FROM aggregate_keys`))
 	require.Len(t, b.outboxEvents(t), 1)
+}
+
+// TestSaveWritesEveryEventAtEachSize saves counters with event counts on
+// both sides of the size up to which the save writes its events as a
+// VALUES list (8) and beyond which it uses unnest arrays: inserts and
+// updates, with and without keys, on their own and in a unit of work.
+// Every event lands in the outbox once, in version order, with its
+// payload; a stale save writes nothing.
+func TestSaveWritesEveryEventAtEachSize(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	b := setupPG(t, repositorytest.Registry(t))
+	plainMapping := repositorytest.Mapping()
+	plainMapping.Keys = nil
+	plain, err := postgres.NewRepository(b.pool, b.outbox, plainMapping, nil)
+	require.NoError(t, err)
+	keyed := newRepo(t, b, nil)
+
+	versions := func(id string) []int64 {
+		rows, err := b.pool.Query(ctx, `SELECT aggregate_version FROM dddkit_outbox WHERE aggregate_id = $1 ORDER BY seq`, id)
+		require.NoError(t, err)
+		got, err := pgx.CollectRows(rows, pgx.RowTo[int64])
+		require.NoError(t, err)
+		return got
+	}
+	upTo := func(n int64) []int64 {
+		out := make([]int64, n)
+		for i := range out {
+			out[i] = int64(i) + 1
+		}
+		return out
+	}
+	for _, repo := range []struct {
+		name string
+		repo *postgres.Repository[*repositorytest.Counter]
+	}{{"plain", plain}, {"keyed", keyed}} {
+		for _, n := range []int{1, 7, 8, 9, 20} {
+			for _, inUnit := range []bool{false, true} {
+				id := fmt.Sprintf("size-%s-%d-%t", repo.name, n, inUnit)
+				save := func(c *repositorytest.Counter) error {
+					if inUnit {
+						return b.uow.Do(ctx, func(ctx context.Context) error { return repo.repo.Save(ctx, c) })
+					}
+					return repo.repo.Save(ctx, c)
+				}
+				// Insert: the creation and n-1 additions.
+				c := mustCounter(t, id)
+				for k := 1; k < n; k++ {
+					require.NoError(t, c.Add(k))
+				}
+				require.NoError(t, save(c), id)
+				require.Equal(t, upTo(int64(n)), versions(id), "%s: insert of %d events", id, n)
+
+				// Update with n more.
+				stale, err := repo.repo.Load(ctx, id)
+				require.NoError(t, err)
+				for k := range n {
+					require.NoError(t, c.Add(k+1))
+				}
+				require.NoError(t, save(c), id)
+				require.Equal(t, upTo(int64(2*n)), versions(id), "%s: update with %d events", id, n)
+
+				// A stale copy conflicts and writes nothing.
+				for range n {
+					require.NoError(t, stale.Add(1))
+				}
+				var conflict *aggregate.ConflictError
+				require.ErrorAs(t, save(stale), &conflict, id)
+				require.Equal(t, upTo(int64(2*n)), versions(id), "%s: after the conflict", id)
+
+				got, err := repo.repo.Load(ctx, id)
+				require.NoError(t, err)
+				require.Equal(t, int64(2*n), got.Version(), id)
+				require.Equal(t, c.Value(), got.Value(), id)
+			}
+		}
+	}
 }
