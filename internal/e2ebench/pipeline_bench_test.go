@@ -304,19 +304,11 @@ func BenchmarkPipeline(b *testing.B) {
 		var elapsed time.Duration
 		for i := range b.N {
 			p.expect(n)
-			prefix := "t" + strconv.Itoa(i) + "-" + dddkittest.UniqueSuffix() + "-"
-			var next atomic.Int64
 			start := time.Now()
-			var wg sync.WaitGroup
-			for range workers {
-				wg.Go(func() {
-					for k := int(next.Add(1)); k <= commands; k = int(next.Add(1)) {
-						p.send(ctx, b, prefix+strconv.Itoa(k), perCommand)
-					}
-				})
-			}
-			wg.Wait()
-			sent := time.Since(start)
+			sent := runCommands(workers, commands, "t"+strconv.Itoa(i), func(id string) bool {
+				p.send(ctx, b, id, perCommand)
+				return true
+			})
 			p.wait(b, 10*time.Minute)
 			elapsed += time.Since(start)
 			b.ReportMetric(float64(commands)/sent.Seconds(), "commands/s")
@@ -415,24 +407,36 @@ VALUES ($1, 'ticket', $2, $3, 'bench.ticket_sold', $4, now())`, id+"/"+strconv.I
 	}
 	var elapsed time.Duration
 	for i := range b.N {
-		prefix := "r" + strconv.Itoa(i) + "-" + dddkittest.UniqueSuffix() + "-"
-		var next atomic.Int64
-		start := time.Now()
-		var wg sync.WaitGroup
-		for range workers {
-			wg.Go(func() {
-				for k := int(next.Add(1)); k <= commands; k = int(next.Add(1)) {
-					if err := command(prefix + strconv.Itoa(k)); err != nil {
-						b.Error(err)
-						return
-					}
-				}
-			})
-		}
-		wg.Wait()
-		elapsed += time.Since(start)
+		elapsed += runCommands(workers, commands, "r"+strconv.Itoa(i), func(id string) bool {
+			if err := command(id); err != nil {
+				b.Error(err)
+				return false
+			}
+			return true
+		})
 	}
 	b.ReportMetric(float64(commands*b.N)/elapsed.Seconds(), "commands/s")
 	b.ReportMetric(float64(commands*perCommand*b.N)/elapsed.Seconds(), "events/s")
 	b.ReportMetric(0, "ns/op")
+}
+
+// runCommands runs run for commands IDs (prefix, a unique suffix and a
+// number) from workers goroutines, as fast as they go; a worker stops
+// when run returns false. It returns how long they took.
+func runCommands(workers, commands int, prefix string, run func(id string) bool) time.Duration {
+	prefix += "-" + dddkittest.UniqueSuffix() + "-"
+	var next atomic.Int64
+	start := time.Now()
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Go(func() {
+			for k := int(next.Add(1)); k <= commands; k = int(next.Add(1)) {
+				if !run(prefix + strconv.Itoa(k)) {
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	return time.Since(start)
 }
