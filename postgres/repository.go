@@ -197,6 +197,9 @@ func (s *saveStatements) sql(n int) (string, bool) {
 	return s.unnest, false
 }
 
+// saveSQLs returns the statements of the save that starts with
+// stateSQL (see saveSQL): one per number of events up to saveValuesRows,
+// and the unnest one for more.
 func saveSQLs(ob *Outbox, stateSQL string, first int, withKeys bool) saveStatements {
 	var s saveStatements
 	for n := range s.byRows {
