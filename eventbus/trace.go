@@ -17,25 +17,14 @@ import (
 // messaging system ("kafka"), "" when the transport does not say. End
 // it with telemetry.End.
 func startProcess(ctx context.Context, system, handler, topic string, env aggregate.Envelope) (context.Context, trace.Span) {
-	ctx, span := telemetry.StartForEvent(ctx, "process "+topic, trace.SpanKindConsumer, env.Metadata)
-	if span.IsRecording() {
-		span.SetAttributes(
-			telemetry.AttrMessagingOperationType.String(telemetry.OpProcess),
-			telemetry.AttrMessagingOperationName.String("process"),
-			telemetry.AttrMessagingDestination.String(topic),
-			telemetry.AttrMessagingConsumerGroup.String(handler),
-			telemetry.AttrMessagingMessageID.String(env.ID),
-			telemetry.AttrHandler.String(handler),
-			telemetry.AttrEventID.String(env.ID),
-			telemetry.AttrEventName.String(env.Name),
-			telemetry.AttrAggregateType.String(env.AggregateType),
-			telemetry.AttrAggregateID.String(env.AggregateID),
-		)
-		if system != "" {
-			span.SetAttributes(telemetry.AttrMessagingSystem.String(system))
-		}
+	if _, ok := telemetry.Active(); !ok {
+		return ctx, telemetry.NoSpan() // no name or attributes built while tracing is off
 	}
-	return ctx, span
+	attrs := append(telemetry.Messaging(telemetry.OpProcess, topic, system),
+		telemetry.AttrMessagingConsumerGroup.String(handler),
+		telemetry.AttrMessagingMessageID.String(env.ID),
+		telemetry.AttrHandler.String(handler))
+	return telemetry.StartForEvent(ctx, "process "+topic, trace.SpanKindConsumer, env, attrs...)
 }
 
 // startBatch starts the consumer span of a batch of msgs that handler
@@ -56,17 +45,12 @@ func startBatch(ctx context.Context, system, handler, topic string, msgs []*mess
 	}
 	ctx, span := t.Start(ctx, "process "+topic, trace.WithSpanKind(trace.SpanKindConsumer), trace.WithLinks(links...))
 	if span.IsRecording() {
+		span.SetAttributes(telemetry.Messaging(telemetry.OpProcess, topic, system)...)
 		span.SetAttributes(
-			telemetry.AttrMessagingOperationType.String(telemetry.OpProcess),
-			telemetry.AttrMessagingOperationName.String("process"),
-			telemetry.AttrMessagingDestination.String(topic),
 			telemetry.AttrMessagingConsumerGroup.String(handler),
 			telemetry.AttrMessagingBatchCount.Int(len(msgs)),
 			telemetry.AttrHandler.String(handler),
 		)
-		if system != "" {
-			span.SetAttributes(telemetry.AttrMessagingSystem.String(system))
-		}
 	}
 	return ctx, span
 }
@@ -75,17 +59,10 @@ func startBatch(ctx context.Context, system, handler, topic string, msgs []*mess
 // "handle EVENT", a child of the consumer span of its message, or (in a
 // batch) of the span that recorded the event, linked to the batch's.
 func startHandle(ctx context.Context, handler string, env aggregate.Envelope) (context.Context, trace.Span) {
-	ctx, span := telemetry.StartForEvent(ctx, "handle "+env.Name, trace.SpanKindInternal, env.Metadata)
-	if span.IsRecording() {
-		span.SetAttributes(
-			telemetry.AttrHandler.String(handler),
-			telemetry.AttrEventID.String(env.ID),
-			telemetry.AttrEventName.String(env.Name),
-			telemetry.AttrAggregateType.String(env.AggregateType),
-			telemetry.AttrAggregateID.String(env.AggregateID),
-		)
+	if _, ok := telemetry.Active(); !ok {
+		return ctx, telemetry.NoSpan() // no name or attributes built while tracing is off
 	}
-	return ctx, span
+	return telemetry.StartForEvent(ctx, "handle "+env.Name, trace.SpanKindInternal, env, telemetry.AttrHandler.String(handler))
 }
 
 // startInbox starts the span of an inbox's Process or ProcessBatch for

@@ -26,15 +26,8 @@ func startPublish(ctx context.Context, pub any, topic string, items []Pending, i
 	}
 	ctx, span := t.Start(ctx, "send "+topic, trace.WithSpanKind(trace.SpanKindProducer), trace.WithLinks(links...))
 	if span.IsRecording() {
-		span.SetAttributes(
-			telemetry.AttrMessagingOperationType.String(telemetry.OpSend),
-			telemetry.AttrMessagingOperationName.String("send"),
-			telemetry.AttrMessagingDestination.String(topic),
-			telemetry.AttrMessagingBatchCount.Int(len(idx)),
-		)
-		if sys := telemetry.System(pub); sys != "" {
-			span.SetAttributes(telemetry.AttrMessagingSystem.String(sys))
-		}
+		span.SetAttributes(telemetry.Messaging(telemetry.OpSend, topic, telemetry.System(pub))...)
+		span.SetAttributes(telemetry.AttrMessagingBatchCount.Int(len(idx)))
 	}
 	return ctx, span
 }

@@ -14,15 +14,8 @@ import (
 // that recorded it (see telemetry.StartForEvent). End it with
 // telemetry.End.
 func startApply(ctx context.Context, projection string, env aggregate.Envelope) (context.Context, trace.Span) {
-	ctx, span := telemetry.StartForEvent(ctx, "project "+projection, trace.SpanKindInternal, env.Metadata)
-	if span.IsRecording() {
-		span.SetAttributes(
-			telemetry.AttrProjection.String(projection),
-			telemetry.AttrEventID.String(env.ID),
-			telemetry.AttrEventName.String(env.Name),
-			telemetry.AttrAggregateType.String(env.AggregateType),
-			telemetry.AttrAggregateID.String(env.AggregateID),
-		)
+	if _, ok := telemetry.Active(); !ok {
+		return ctx, telemetry.NoSpan() // no name or attributes built while tracing is off
 	}
-	return ctx, span
+	return telemetry.StartForEvent(ctx, "project "+projection, trace.SpanKindInternal, env, telemetry.AttrProjection.String(projection))
 }

@@ -23,16 +23,17 @@ func StartOutboxWrite(ctx context.Context, n int) (context.Context, trace.Span) 
 	return ctx, span
 }
 
-// StartForEvent starts a span named name that handles the event whose
-// metadata is md: a child of ctx's span when that span is in the event's
-// trace (a handler inside the consumer span of its message); otherwise a
+// StartForEvent starts a span named name that handles the event env: a
+// child of ctx's span when that span is in the event's trace (a handler inside the consumer span of its message); otherwise a
 // child of the event's trace context, linked to ctx's span (an event
 // handled in a batch, whose span has a trace of its own), so that the
 // trace of the request that recorded the event runs on through its
-// handler. Without trace context in md it is a child of ctx's span. The
-// event's correlation and causation IDs become attributes. End it with
-// [End].
-func StartForEvent(ctx context.Context, name string, kind trace.SpanKind, md aggregate.Metadata) (context.Context, trace.Span) {
+// handler. Without trace context in the event's metadata it is a child
+// of ctx's span. Its attributes are attrs, then the event's ID, name,
+// aggregate type and ID, and its correlation and causation IDs. End it
+// with [End].
+func StartForEvent(ctx context.Context, name string, kind trace.SpanKind, env aggregate.Envelope, attrs ...attribute.KeyValue) (context.Context, trace.Span) {
+	md := env.Metadata
 	t, ok := Active()
 	if !ok {
 		return ctx, noSpan
@@ -50,9 +51,28 @@ func StartForEvent(ctx context.Context, name string, kind trace.SpanKind, md agg
 	}
 	ctx, span := t.Start(ctx, name, opts...)
 	if span.IsRecording() {
+		span.SetAttributes(attrs...)
+		span.SetAttributes(
+			AttrEventID.String(env.ID),
+			AttrEventName.String(env.Name),
+			AttrAggregateType.String(env.AggregateType),
+			AttrAggregateID.String(env.AggregateID),
+		)
 		span.SetAttributes(MetadataAttrs(md)...)
 	}
 	return ctx, span
+}
+
+// Messaging returns the messaging attributes of a span of operation op
+// ([OpSend], [OpProcess]) on topic: operation type and name,
+// destination, and the messaging system when system is not "".
+func Messaging(op, topic, system string) []attribute.KeyValue {
+	out := make([]attribute.KeyValue, 0, 4)
+	out = append(out, AttrMessagingOperationType.String(op), AttrMessagingOperationName.String(op), AttrMessagingDestination.String(topic))
+	if system != "" {
+		out = append(out, AttrMessagingSystem.String(system))
+	}
+	return out
 }
 
 // Start starts an internal span named name as a child of ctx's span,
