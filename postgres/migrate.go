@@ -422,6 +422,43 @@ COMMENT ON COLUMN ` + t + `.shard_key IS 'dddkit: stable hash of aggregate_id; t
 `
 }
 
+// projectionsSQL creates the table of [ProjectionStore]: the position and
+// status of each projection.
+func projectionsSQL(n names, _ string) string {
+	t := n.q(n.t.Projections)
+	return `
+CREATE TABLE IF NOT EXISTS ` + t + ` (
+	name           text        PRIMARY KEY,
+	position       bigint      NOT NULL DEFAULT 0,
+	applied        bigint      NOT NULL DEFAULT 0,
+	last_event_at  timestamptz,
+	last_error     text        NOT NULL DEFAULT '',
+	last_error_at  timestamptz,
+	rebuilding     boolean     NOT NULL DEFAULT false,
+	rebuild_target bigint      NOT NULL DEFAULT 0,
+	updated_at     timestamptz NOT NULL DEFAULT now()
+);
+COMMENT ON TABLE ` + t + ` IS 'dddkit projections: how far each projection has applied the event store, and its status';
+`
+}
+
+// outboxDiscardSQL lets the outbox keep discarded rows, with who
+// discarded them, when and why, instead of deleting them: the status
+// 'discarded' holds back nothing, and an operator can still read what
+// was not published. Rows of an older dddkit are unchanged.
+func outboxDiscardSQL(n names, _ string) string {
+	table := n.t.Outbox
+	t := n.q(table)
+	check := ident(table + "_status_check")
+	return `
+ALTER TABLE ` + t + ` ADD COLUMN IF NOT EXISTS discarded_by text;
+ALTER TABLE ` + t + ` ADD COLUMN IF NOT EXISTS discard_reason text;
+ALTER TABLE ` + t + ` ADD COLUMN IF NOT EXISTS discarded_at timestamptz;
+ALTER TABLE ` + t + ` DROP CONSTRAINT IF EXISTS ` + check + `;
+ALTER TABLE ` + t + ` ADD CONSTRAINT ` + check + ` CHECK (status IN ('pending', 'published', 'failed', 'scheduled', 'discarded'));
+`
+}
+
 // deadLettersSQL creates the tables of [DeadLetters]: one row per dead
 // letter (handler and key) and the events it holds, the dead one
 // included, in the order they arrived.

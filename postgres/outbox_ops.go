@@ -9,23 +9,6 @@ import (
 	"github.com/dddkit/dddkit/outbox"
 )
 
-// outboxDiscardSQL lets the outbox keep discarded rows, with who
-// discarded them, when and why, instead of deleting them: the status
-// 'discarded' holds back nothing, and an operator can still read what
-// was not published. Rows of an older dddkit are unchanged.
-func outboxDiscardSQL(n names, _ string) string {
-	table := n.t.Outbox
-	t := n.q(table)
-	check := ident(table + "_status_check")
-	return `
-ALTER TABLE ` + t + ` ADD COLUMN IF NOT EXISTS discarded_by text;
-ALTER TABLE ` + t + ` ADD COLUMN IF NOT EXISTS discard_reason text;
-ALTER TABLE ` + t + ` ADD COLUMN IF NOT EXISTS discarded_at timestamptz;
-ALTER TABLE ` + t + ` DROP CONSTRAINT IF EXISTS ` + check + `;
-ALTER TABLE ` + t + ` ADD CONSTRAINT ` + check + ` CHECK (status IN ('pending', 'published', 'failed', 'scheduled', 'discarded'));
-`
-}
-
 // ErrRecordNotFound is returned by [Outbox.Get] for a sequence number
 // that no row has.
 var ErrRecordNotFound = errors.New("postgres: outbox: no such row")

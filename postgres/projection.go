@@ -12,24 +12,6 @@ import (
 	"github.com/dddkit/dddkit/projection"
 )
 
-func projectionsSQL(n names, _ string) string {
-	t := n.q(n.t.Projections)
-	return `
-CREATE TABLE IF NOT EXISTS ` + t + ` (
-	name           text        PRIMARY KEY,
-	position       bigint      NOT NULL DEFAULT 0,
-	applied        bigint      NOT NULL DEFAULT 0,
-	last_event_at  timestamptz,
-	last_error     text        NOT NULL DEFAULT '',
-	last_error_at  timestamptz,
-	rebuilding     boolean     NOT NULL DEFAULT false,
-	rebuild_target bigint      NOT NULL DEFAULT 0,
-	updated_at     timestamptz NOT NULL DEFAULT now()
-);
-COMMENT ON TABLE ` + t + ` IS 'dddkit projections: how far each projection has applied the event store, and its status';
-`
-}
-
 // ProjectionStoreConfig configures a [ProjectionStore]. The zero value
 // (or nil) is usable: the default table.
 type ProjectionStoreConfig struct {
