@@ -691,11 +691,11 @@ func (o *Outbox) fetch(ctx context.Context, c *pgx.Conn, r *resolvedOutbox, s *l
 		return nil, fmt.Errorf("postgres: outbox: fetch pending events: %w", err)
 	}
 	defer rows.Close()
-	out := make([]outbox.Pending, 0, min(limit, 1024))
+	out := make([]outbox.Pending, 0, min(limit, 256))
 	var (
 		headers   []byte
 		shardKey  int32
-		shardKeys = make([]int32, 0, min(limit, 1024))
+		shardKeys = make([]int32, 0, min(limit, 256))
 	)
 	for rows.Next() {
 		var p outbox.Pending
