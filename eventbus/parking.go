@@ -204,8 +204,8 @@ func parkedEvent(msg *message.Message) ParkedEvent {
 
 // messageEventID is the event ID of msg, the message UUID without one.
 func messageEventID(msg *message.Message) string {
-	if env, _ := wire.FromMessage(msg); env.ID != "" {
-		return env.ID
+	if id := wire.EventID(msg.Metadata); id != "" {
+		return id
 	}
 	return msg.UUID
 }
@@ -214,8 +214,8 @@ func messageEventID(msg *message.Message) string {
 // its Kafka key, or the message UUID when it has none (as the Kafka
 // producer keys it).
 func messageKey(msg *message.Message) string {
-	if env, _ := wire.FromMessage(msg); env.AggregateID != "" {
-		return env.AggregateID
+	if id := wire.AggregateID(msg.Metadata); id != "" {
+		return id
 	}
 	return msg.UUID
 }

@@ -33,6 +33,7 @@
 package wire
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"strconv"
@@ -170,19 +171,39 @@ func putMetadata(h map[string]string, md aggregate.Metadata) {
 // the legacy names too (outbox rows written before CloudEvents store
 // them).
 func ParseMetadata(h map[string]string) aggregate.Metadata {
-	var md aggregate.Metadata
-	md.CorrelationID, _ = get(h, HeaderCorrelationID, legacyCorrelationID)
-	md.CausationID, _ = get(h, HeaderCausationID, legacyCausationID)
-	md.TraceParent, _ = get(h, HeaderTraceParent, legacyTraceParent)
-	md.TraceState = h[HeaderTraceState]
+	var (
+		md     aggregate.Metadata
+		legacy aggregate.Metadata // read from the legacy names
+	)
+	// One pass over the headers (a consumer reads every message's).
 	for k, v := range h {
-		if strings.HasPrefix(k, HeaderValuePrefix) {
-			if md.Values == nil {
-				md.Values = make(map[string]string)
+		switch k {
+		case HeaderCorrelationID:
+			md.CorrelationID = v
+		case HeaderCausationID:
+			md.CausationID = v
+		case HeaderTraceParent:
+			md.TraceParent = v
+		case HeaderTraceState:
+			md.TraceState = v
+		case legacyCorrelationID:
+			legacy.CorrelationID = v
+		case legacyCausationID:
+			legacy.CausationID = v
+		case legacyTraceParent:
+			legacy.TraceParent = v
+		default:
+			if strings.HasPrefix(k, HeaderValuePrefix) {
+				if md.Values == nil {
+					md.Values = make(map[string]string)
+				}
+				md.Values[k[len(HeaderValuePrefix):]] = v
 			}
-			md.Values[k[len(HeaderValuePrefix):]] = v
 		}
 	}
+	md.CorrelationID = cmp.Or(md.CorrelationID, legacy.CorrelationID)
+	md.CausationID = cmp.Or(md.CausationID, legacy.CausationID)
+	md.TraceParent = cmp.Or(md.TraceParent, legacy.TraceParent)
 	return md
 }
 
@@ -265,6 +286,22 @@ func FromMessage(msg *message.Message) (aggregate.Envelope, error) {
 		env.OccurredAt = t.UTC()
 	}
 	return env, errors.Join(errs...)
+}
+
+// AggregateID returns the aggregate ID of the message with metadata md
+// as [FromMessage] reads it ([HeaderAggregateID], or the legacy
+// "aggregate_id"), without reading the rest; "" when neither is present.
+func AggregateID(md message.Metadata) string {
+	v, _ := get(md, HeaderAggregateID, legacyAggregateID)
+	return v
+}
+
+// EventID returns the event ID of the message with metadata md as
+// [FromMessage] reads it ([HeaderEventID], or the legacy "event_id"),
+// without reading the rest; "" when neither is present.
+func EventID(md message.Metadata) string {
+	v, _ := get(md, HeaderEventID, legacyEventID)
+	return v
 }
 
 // ContentType returns the content type of the payload: [HeaderContentType],
