@@ -27,7 +27,11 @@
 # were already configured through the variables are used as they are.
 #
 # Environment knobs: KAFKA_HEAP (default 384m), KAFKA_GC_OPTS (the broker's
-# collector flags, default -XX:+UseSerialGC), TESTENV_KEEP=1 keeps the temp
+# collector flags, default -XX:+UseSerialGC), KAFKA_JIT_OPTS (the broker's
+# compiler flags, default -XX:TieredStopAtLevel=1: the quick compiler only,
+# for a fast start; set it empty for benchmarks, where the broker's steady
+# state matters: with C1 only it takes several times the CPU per
+# request, on the cores the code under measurement shares), TESTENV_KEEP=1 keeps the temp
 # dirs for post-mortems, TESTENV_FSYNC=on runs PostgreSQL with fsync (used by
 # benchmarks that measure commit cost).
 set -euo pipefail
@@ -249,7 +253,9 @@ while True:
         break')
   local gc_opts
   read -r -a gc_opts <<<"${KAFKA_GC_OPTS:--XX:+UseSerialGC}"
-  local java_opts=(-Xms"${KAFKA_HEAP:-384m}" -Xmx"${KAFKA_HEAP:-384m}" "${gc_opts[@]}" -XX:TieredStopAtLevel=1
+  local jit_opts
+  read -r -a jit_opts <<<"${KAFKA_JIT_OPTS--XX:TieredStopAtLevel=1}"
+  local java_opts=(-Xms"${KAFKA_HEAP:-384m}" -Xmx"${KAFKA_HEAP:-384m}" "${gc_opts[@]}" "${jit_opts[@]}"
     -Djava.awt.headless=true -Dlog4j2.configurationFile="$dir/log4j2.properties")
   java "${java_opts[@]}" -cp "$cache/kafka/libs/*" kafka.tools.StorageTool format --standalone \
     --cluster-id="$cluster_id" -c "$dir/server.properties" >"$dir/format.log" 2>&1 || {
