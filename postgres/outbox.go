@@ -639,12 +639,16 @@ const maxInFlightRows = 10_000
 // Fetch implements [outbox.Source]: it claims rows of the shards this
 // Outbox's Lead session leads, on its lock connection (see [Outbox.Lead]).
 // Outside Lead, and once the lock session is gone, it fails with
-// [ErrNotLeader]. Beside batches in flight it reads up to limit +
-// inFlight.Len() eligible rows and leaves out those in inFlight and those
-// of their aggregates (an aggregate's rows in flight come before its
-// other pending ones, which they block); when more than maxInFlightRows
-// pending rows lie in inFlight, or many rows are held back, it returns
-// fewer than limit.
+// [ErrNotLeader]. Beside batches in flight it reads up to limit + its
+// rows within inFlight eligible rows and leaves out those in inFlight and
+// those of their aggregates (an aggregate's rows in flight come before
+// its other pending ones, which they block); when more than
+// maxInFlightRows pending rows lie in inFlight, or many rows are held
+// back, it returns fewer than limit. A session that leads fewer than half
+// the shards reads nothing beside batches in flight: it would read past
+// the other shards' rows too, several times its own, which costs the
+// database more than waiting for the batch costs the relay (the other
+// shards' leaders publish meanwhile).
 func (o *Outbox) Fetch(ctx context.Context, limit int, inFlight outbox.SeqRange) ([]outbox.Pending, error) {
 	r, err := o.resolve(ctx)
 	if err != nil {
@@ -671,7 +675,10 @@ func (o *Outbox) fetch(ctx context.Context, c *pgx.Conn, r *resolvedOutbox, s *l
 	b := &pgx.Batch{}
 	b.Queue(r.promoteSQL) // due deadlines become pending (deadline.go)
 	shards, all := s.claimable()
-	switch span := int64(limit) + min(inFlight.Len(), maxInFlightRows); {
+	if !inFlight.Empty() && 2*len(shards) < s.n {
+		return nil, nil // see Fetch
+	}
+	switch span := int64(limit) + min(s.rowsWithin(inFlight, len(shards)), maxInFlightRows); {
 	case inFlight.Empty() && all:
 		b.Queue(r.fetchSQL, limit)
 	case inFlight.Empty():

@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/dddkit/dddkit/outbox"
 	"github.com/jackc/pgx/v5"
 )
 
@@ -354,6 +355,20 @@ func (s *leadSession) handOut(seq int64, shardKey int32) {
 	sh := shardKey % int32(s.n)
 	s.out[seq] = sh
 	s.busy[sh]++
+}
+
+// rowsWithin estimates how many of the session's pending rows lie in
+// inFlight, led of its n shards being claimable: the rows handed out, or
+// the range's share of led shards when that is more (rows held back
+// behind those in flight lie there too). A Fetch beside batches in
+// flight reads that many rows past them, and no more: a relay that leads
+// one shard of four must not read four times its own rows. s.mu held.
+func (s *leadSession) rowsWithin(inFlight outbox.SeqRange, led int) int64 {
+	if inFlight.Empty() {
+		return 0
+	}
+	share := inFlight.Len() * int64(led) / int64(s.n)
+	return max(int64(len(s.out)), share)
 }
 
 // owns checks that every seq was handed out by this session; s.mu held.

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"os"
 	"path/filepath"
@@ -131,6 +132,80 @@ func TestShardClaimsAndMarksNeedTheLead(t *testing.T) {
 	_, err = b.ob.Fetch(ctx, 10, outbox.SeqRange{})
 	require.ErrorIs(t, err, postgres.ErrNotLeader, "after Lead returned")
 	require.Zero(t, b.count(t, `true`))
+}
+
+// A session that leads fewer than half the shards reads nothing beside
+// batches in flight (it would read past the other shards' rows); one
+// that leads half or more does.
+func TestShardFetchBesideInFlightOnlyWithHalfTheShards(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct{ relays, beside int }{{relays: 2, beside: 10}, {relays: 4, beside: 0}} {
+		t.Run(strconv.Itoa(tc.relays)+" relays", func(t *testing.T) {
+			t.Parallel()
+			require.Equal(t, tc.beside, besideFetched(t, tc.relays))
+		})
+	}
+}
+
+// besideFetched has relays sessions share 4 shards, and returns how many
+// rows each Fetch beside its first batch returned (the same for all).
+func besideFetched(t *testing.T, relays int) int {
+	cfg := &postgres.OutboxConfig{Shards: 4, LeaderPollInterval: 20 * time.Millisecond}
+	b := newOutboxBundle(t, cfg)
+	b.write(t, cartHistory(400, 1)...)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	type fetched struct {
+		beside int
+		err    error
+	}
+	results := make(chan fetched, relays)
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer cancel()
+	for range relays {
+		ob := b.open(t, cfg)
+		wg.Go(func() {
+			_ = ob.Lead(ctx, func(lctx context.Context, _ <-chan struct{}) error {
+				for len(ob.Shards()) != 4/relays {
+					select {
+					case <-lctx.Done():
+						return nil // the test gave up waiting
+					case <-time.After(10 * time.Millisecond):
+					}
+				}
+				first, err := ob.Fetch(lctx, 10, outbox.SeqRange{})
+				if err != nil || len(first) != 10 {
+					results <- fetched{err: fmt.Errorf("first fetch: %d rows, %w", len(first), err)}
+					return nil
+				}
+				span := outbox.SeqRange{From: first[0].Seq, To: first[len(first)-1].Seq}
+				beside, err := ob.Fetch(lctx, 10, span)
+				for _, p := range beside {
+					if span.Contains(p.Seq) {
+						err = fmt.Errorf("row %d is in flight", p.Seq)
+					}
+				}
+				results <- fetched{beside: len(beside), err: err}
+				<-lctx.Done()
+				return nil
+			})
+		})
+	}
+	got := -1
+	for range relays {
+		select {
+		case r := <-results:
+			require.NoError(t, r.err)
+			if got >= 0 {
+				require.Equal(t, got, r.beside, "every session of %d shards each", 4/relays)
+			}
+			got = r.beside
+		case <-time.After(30 * time.Second):
+			t.Fatalf("the relays did not share the shards: %+v", leadersOf(t, b))
+		}
+	}
+	return got
 }
 
 // The migration gives every row, old and new, its shard key: the stable
