@@ -62,6 +62,18 @@ var headerKeys = func() (k [len(wire.Headers)][]byte) {
 	return k
 }()
 
+// headerIndex returns the index in wire.Headers of the header named key,
+// or -1. It looks at next first: Marshal writes them in that order.
+func headerIndex(key []byte, next int) int {
+	for n := range len(headerKeys) {
+		i := (next + n) % len(headerKeys)
+		if string(headerKeys[i]) == string(key) {
+			return i
+		}
+	}
+	return -1
+}
+
 // Marshal maps msg onto a record of topic. It allocates the header
 // values of a record together, in one buffer.
 func (marshaler) Marshal(topic string, msg *message.Message) (*sarama.ProducerMessage, error) {
@@ -125,11 +137,35 @@ func (marshaler) Marshal(topic string, msg *message.Message) (*sarama.ProducerMe
 }
 
 // Unmarshal maps a consumed record onto a message.
+// It allocates no string for the names of wire.Headers and one for all
+// header values (each value is a part of it).
 func (marshaler) Unmarshal(m *sarama.ConsumerMessage) (*message.Message, error) {
 	md := make(message.Metadata, len(m.Headers))
+	size := 0
 	for _, h := range m.Headers {
 		if h != nil {
-			md[string(h.Key)] = string(h.Value)
+			size += len(h.Value)
+		}
+	}
+	values := make([]byte, 0, size)
+	for _, h := range m.Headers {
+		if h != nil {
+			values = append(values, h.Value...)
+		}
+	}
+	all := string(values)
+	next := 0
+	for _, h := range m.Headers {
+		if h == nil {
+			continue
+		}
+		v := all[:len(h.Value)]
+		all = all[len(h.Value):]
+		if i := headerIndex(h.Key, next); i >= 0 {
+			md[wire.Headers[i]] = v
+			next = i + 1
+		} else {
+			md[string(h.Key)] = v
 		}
 	}
 	msg := message.NewMessage(wire.MessageUUID(md), m.Value)

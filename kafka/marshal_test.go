@@ -100,6 +100,26 @@ func TestUnmarshalLegacyRecord(t *testing.T) {
 	require.Equal(t, message.Metadata{"event_id": "e-legacy", "event_name": "n"}, back.Metadata)
 }
 
+// Headers in any order, unknown and empty ones, and nil entries all
+// come back as the record had them.
+func TestUnmarshalHeadersInAnyOrder(t *testing.T) {
+	back, err := newMarshaler().Unmarshal(&sarama.ConsumerMessage{Value: []byte(`{}`), Headers: []*sarama.RecordHeader{
+		{Key: []byte("x-meta-tenant"), Value: []byte("acme")},
+		{Key: []byte(wire.HeaderAggregateID), Value: []byte("a-1")},
+		nil,
+		{Key: []byte(wire.HeaderEventID), Value: []byte("e-1")},
+		{Key: []byte(wire.HeaderTraceState), Value: nil},
+		{Key: []byte(wire.HeaderSpecVersion), Value: []byte("1.0")},
+		{Key: []byte("ce_idx"), Value: []byte("not the id")},
+	}})
+	require.NoError(t, err)
+	require.Equal(t, message.Metadata{
+		"x-meta-tenant": "acme", wire.HeaderAggregateID: "a-1", wire.HeaderEventID: "e-1",
+		wire.HeaderTraceState: "", wire.HeaderSpecVersion: "1.0", "ce_idx": "not the id",
+	}, back.Metadata)
+	require.Equal(t, "e-1", back.UUID)
+}
+
 func toPtrs(hs []sarama.RecordHeader) []*sarama.RecordHeader {
 	out := make([]*sarama.RecordHeader, len(hs))
 	for i := range hs {
@@ -123,6 +143,18 @@ func BenchmarkMarshal(b *testing.B) {
 		for b.Loop() {
 			msg := wire.ToMessage(env, "urn:dddkit:authnotify", payload, 1)
 			if _, err := m.Marshal("user.events", msg); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("unmarshal", func(b *testing.B) {
+		m := newMarshaler()
+		pm, err := m.Marshal("user.events", wire.ToMessage(env, "urn:dddkit:authnotify", payload, 1))
+		require.NoError(b, err)
+		cm := &sarama.ConsumerMessage{Value: payload, Headers: toPtrs(pm.Headers)}
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := m.Unmarshal(cm); err != nil {
 				b.Fatal(err)
 			}
 		}
