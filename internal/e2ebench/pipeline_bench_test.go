@@ -275,7 +275,7 @@ func pct(d []time.Duration, p float64) float64 {
 // "throughput" sends BENCH_E2E_EVENTS events (default 20,000) in
 // commands from BENCH_E2E_WORKERS goroutines (default 16) as fast as they
 // go and reports events/s from the first command to the last event
-// handled. "latency_1000_per_s" sends 1,000 events/s for
+// handled. "latency_1000_per_s" sends 1,000 events/s (BENCH_E2E_RATE) for
 // BENCH_E2E_SECONDS (default 5) from BENCH_E2E_RATE_WRITERS goroutines
 // (default 32, each on its own schedule) and reports commit → handled in
 // ms (p50, p99, max): from the return of the command (its transaction
@@ -319,9 +319,9 @@ func BenchmarkPipeline(b *testing.B) {
 		b.ReportMetric(pct(lat, 0.99), "p99_ms")
 		b.ReportMetric(0, "ns/op")
 	})
-	b.Run("latency_1000_per_s", func(b *testing.B) {
+	rate := envInt("BENCH_E2E_RATE", 1000) // events/s
+	b.Run("latency_"+strconv.Itoa(rate)+"_per_s", func(b *testing.B) {
 		p := newPipeline(b)
-		const rate = 1000 // events/s
 		// Enough writers that one slow command does not hold the rate up.
 		writers := envInt("BENCH_E2E_RATE_WRITERS", 32)
 		seconds := envInt("BENCH_E2E_SECONDS", 5)
