@@ -40,6 +40,13 @@ func benchEvents() int {
 	return 100_000
 }
 
+// relayBatch is RelayConfig.BatchSize of the relay throughput
+// benchmarks: BENCH_RELAY_BATCH, or 0 for the default.
+func relayBatch() int {
+	n, _ := strconv.Atoi(os.Getenv("BENCH_RELAY_BATCH"))
+	return max(n, 0)
+}
+
 // BenchmarkCommitToKafkaAck measures the latency from the commit of a
 // transaction (COMMIT returned) to the Kafka acknowledgement of its event
 // (the publish call returned), at a steady 1,000 events/s (one event per
@@ -251,6 +258,7 @@ func relayThroughput(b *testing.B, maxInFlight int, traced bool) {
 		finished := make(chan struct{})
 		relay, err := outbox.NewRelay(bb.ob, pub, bb.reg, &outbox.RelayConfig{
 			MaxInFlight: maxInFlight,
+			BatchSize:   relayBatch(), // 0: the default
 			Hooks: outbox.Hooks{OnPublished: func(evs []aggregate.Envelope, _ time.Duration) {
 				if done.Add(int64(len(evs))) == int64(n) {
 					close(finished)
