@@ -145,7 +145,7 @@ func newPipeline(b *testing.B) *pipeline {
 	logger := slog.New(slog.DiscardHandler)
 	client, err := kafka.NewClient(&kafka.Config{Brokers: brokers, ClientID: "dddkit-e2ebench", Logger: logger})
 	require.NoError(b, err)
-	relay, err := outbox.NewRelay(box, client.Publisher(), reg, &outbox.RelayConfig{Logger: logger, Hooks: outbox.Hooks{
+	relay, err := outbox.NewRelay(box, client.Publisher(), reg, &outbox.RelayConfig{MaxInFlight: envInt("BENCH_E2E_INFLIGHT", 0), Logger: logger, Hooks: outbox.Hooks{
 		OnPublished: func(evs []aggregate.Envelope, _ time.Duration) {
 			now := time.Now()
 			p.mu.Lock()
