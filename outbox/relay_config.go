@@ -37,7 +37,14 @@ type RelayConfig struct {
 	// batch read beside others in flight costs the Source more (the
 	// PostgreSQL outbox reads past the rows in flight), so a larger window
 	// pays only where the publisher's round trip, not the database, is
-	// what the relay waits for.
+	// what the relay waits for. That is the case when commands record
+	// several events each: a batch publishes an aggregate's events one
+	// acknowledged publisher call after another (a call never carries two
+	// events of one aggregate, so that a failed one is never overtaken by
+	// the next), so its time grows
+	// with the events per aggregate, not with its size. In this project's
+	// end-to-end benchmark, 10 events per command relayed about 30% faster
+	// with 4 or 8 than with 2; 1 event per command, 25–40% slower.
 	MaxInFlight int
 	// PollInterval is how often the relay looks for events when nothing
 	// woke it (default 1s). A Source that notifies (PostgreSQL's
