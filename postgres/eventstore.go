@@ -307,6 +307,7 @@ func (s *EventStore[A]) write(ctx context.Context, q DB, inTx bool, root *aggreg
 		b.Queue(s.sqlPutSnapshot, typ, id, snap.Version, root.Version(), state)
 	}
 	b.Queue(s.sqlAppend, typ, id, versions, ids, names, evVersions, payloads, metas, times)
+	s.outbox.notifyInUnit(ctx, true)
 	err = q.SendBatch(ctx, b).Close()
 	var pgErr *pgconn.PgError
 	switch {

@@ -236,6 +236,7 @@ func (o *Outbox) write(ctx context.Context, q DB, rows []outbox.Pending) (err er
 	if err != nil {
 		return err
 	}
+	o.notifyInUnit(ctx, false)
 	if _, err := q.Exec(ctx, sql, args...); err != nil {
 		return fmt.Errorf("postgres: outbox: write %d events: %w", len(rows), err)
 	}

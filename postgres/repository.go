@@ -290,6 +290,7 @@ func (r *Repository[A]) write(ctx context.Context, q DB, inTx bool, root *aggreg
 		args = append(args, names, values)
 	}
 
+	r.outbox.notifyInUnit(ctx, false)
 	var affected int64
 	if err := q.QueryRow(ctx, sql, args...).Scan(&affected); err != nil {
 		if key, ok := r.takenKey(ctx, q, inTx, err, id, keys); ok {

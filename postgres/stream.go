@@ -94,7 +94,8 @@ func (c *EventStreamConfig) Validate() error {
 //
 // A trigger NOTIFYs a channel named after the events table when a
 // statement inserts into it; PostgreSQL delivers the notification at
-// commit. The first Wait starts one listener: a connection of its own
+// commit (a [UnitOfWork] on a pool sends it itself, right after its
+// commit). The first Wait starts one listener: a connection of its own
 // from the pool (the DB must be a *pgxpool.Pool; with another DB, Wait
 // sleeps MaxWait instead) that LISTENs and wakes every waiting reader.
 // Wait subscribes before it checks the head, so a commit between a

@@ -75,11 +75,11 @@ func (u *UnitOfWork) Do(ctx context.Context, fn func(ctx context.Context) error)
 // run begins a transaction on db, runs fn with a context carrying it and
 // commits it.
 func run(ctx context.Context, db DB, fn func(ctx context.Context) error) error {
-	tx, err := db.Begin(ctx)
+	tx, notify, err := beginUnit(ctx, db)
 	if err != nil {
 		return fmt.Errorf("postgres: begin: %w", err)
 	}
-	un := &unit{tx: tx}
+	un := &unit{tx: tx, notify: notify}
 	defer func() {
 		if !un.done {
 			rollback(ctx, tx)
@@ -95,6 +95,7 @@ func run(ctx context.Context, db DB, fn func(ctx context.Context) error) error {
 	if err := tx.Commit(ctx); err != nil {
 		return commitError(err)
 	}
+	un.notified()
 	for _, f := range un.afterCommit {
 		f()
 	}
@@ -133,6 +134,10 @@ type unit struct {
 	// root pointer) to the version it wrote, so that saving the same
 	// aggregate twice writes only the events recorded since.
 	saved map[any]int64
+	// notify is the pool on which the unit notifies the channels it
+	// wrote to after commit (notify.go); nil when the triggers do.
+	notify   DB
+	channels []notifierKey
 }
 
 func unitFrom(ctx context.Context) *unit {

@@ -1,0 +1,115 @@
+package postgres_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/stretchr/testify/require"
+
+	"github.com/dddkit/dddkit/postgres"
+	"github.com/dddkit/dddkit/repository/repositorytest"
+)
+
+// setupNotified returns a bundle, its event store, and a connection that
+// LISTENs on both channels of its schema: the outbox's and the event
+// store's (both, their names).
+func setupNotified(t *testing.T) (b pgBundle, store *postgres.EventStore[*repositorytest.Counter], conn *pgxpool.Conn, both []string) {
+	t.Helper()
+	b = setupPG(t, repositorytest.Registry(t))
+	store = newEventStore(t, b)
+	conn, err := b.pool.Acquire(t.Context())
+	require.NoError(t, err)
+	t.Cleanup(conn.Release)
+	for _, table := range []string{postgres.DefaultOutboxTable, postgres.DefaultEventsTable} {
+		both = append(both, b.schema+"."+table)
+		_, err := conn.Exec(t.Context(), `LISTEN `+pgx.Identifier{both[len(both)-1]}.Sanitize())
+		require.NoError(t, err)
+	}
+	return b, store, conn, both
+}
+
+// notifications returns the channels conn is notified on within wait.
+func notifications(t *testing.T, conn *pgxpool.Conn, wait time.Duration) []string {
+	t.Helper()
+	var got []string
+	ctx, cancel := context.WithTimeout(t.Context(), wait)
+	defer cancel()
+	for {
+		n, err := conn.Conn().WaitForNotification(ctx)
+		if errors.Is(err, context.DeadlineExceeded) {
+			return got
+		}
+		require.NoError(t, err)
+		got = append(got, n.Channel)
+	}
+}
+
+// A unit of work on a pool tells the NOTIFY triggers to leave its
+// transaction alone, and notifies the outbox's and the event store's
+// readers once it committed: one notification each, after the commit,
+// however many statements wrote.
+func TestUnitOfWorkNotifiesAfterCommit(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	b, store, conn, both := setupNotified(t)
+
+	require.NoError(t, b.uow.Do(ctx, func(ctx context.Context) error {
+		tx, _ := postgres.TxFromContext(ctx)
+		var setting string
+		require.NoError(t, tx.QueryRow(ctx, `SELECT current_setting('dddkit.notify', true)`).Scan(&setting))
+		require.Equal(t, "after_commit", setting, "set by the unit's BEGIN")
+		for _, id := range []string{"n1", "n2"} {
+			if err := store.Save(ctx, mustCounter(t, id)); err != nil {
+				return err
+			}
+		}
+		return nil
+	}))
+	got := notifications(t, conn, 2*time.Second)
+	require.ElementsMatch(t, both, got, "one notification per channel, after the commit")
+
+	// A unit that rolls back notifies nobody.
+	boom := errors.New("boom")
+	require.ErrorIs(t, b.uow.Do(ctx, func(ctx context.Context) error {
+		require.NoError(t, store.Save(ctx, mustCounter(t, "n3")))
+		return boom
+	}), boom)
+	require.Empty(t, notifications(t, conn, 500*time.Millisecond), "rolled back")
+}
+
+// The triggers skip a transaction that set the setting, and notify every
+// other one at its commit: a unit of work inside a caller's transaction
+// (which the unit cannot see commit), and a save on its own.
+func TestNotifyTriggerSkipsOnlyTransactionsThatNotifyAfterCommit(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	b, store, conn, both := setupNotified(t)
+
+	inCallerTx := func(id string, skip bool) {
+		tx, err := b.pool.Begin(ctx)
+		require.NoError(t, err)
+		defer func() { _ = tx.Rollback(ctx) }()
+		if skip {
+			_, err := tx.Exec(ctx, `SELECT set_config('dddkit.notify', 'after_commit', true)`)
+			require.NoError(t, err)
+		}
+		uow, err := postgres.NewUnitOfWork(tx)
+		require.NoError(t, err)
+		require.NoError(t, uow.Do(ctx, func(ctx context.Context) error { return store.Save(ctx, mustCounter(t, id)) }))
+		require.Empty(t, notifications(t, conn, 200*time.Millisecond), "nothing before the caller commits")
+		require.NoError(t, tx.Commit(ctx))
+	}
+
+	inCallerTx("c1", false)
+	require.ElementsMatch(t, both, notifications(t, conn, 2*time.Second), "the triggers notify the caller's transaction")
+
+	inCallerTx("c2", true)
+	require.Empty(t, notifications(t, conn, 500*time.Millisecond), "the triggers skip a transaction that set dddkit.notify")
+
+	require.NoError(t, store.Save(ctx, mustCounter(t, "c3")))
+	require.ElementsMatch(t, both, notifications(t, conn, 2*time.Second), "a save on its own: the triggers")
+}
