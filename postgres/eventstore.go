@@ -294,6 +294,12 @@ func (s *EventStore[A]) write(ctx context.Context, q DB, inTx bool, root *aggreg
 	// events' insert takes the append lock, held until the transaction
 	// ends, so the less follows it, the less other writers wait.
 	b := &pgx.Batch{}
+	notifyAfter := !inTx && poolOf(q)
+	if notifyAfter {
+		// On its own on a pool: the triggers skip the batch's implicit
+		// transaction, and the readers are notified after it commits.
+		b.Queue(setNotifyAfterCommit)
+	}
 	obSQL, obArgs, err := s.outbox.insert(rows)
 	if err != nil {
 		return fmt.Errorf("repository: save %s %s: write events to outbox: %w", typ, id, err)
@@ -312,6 +318,10 @@ func (s *EventStore[A]) write(ctx context.Context, q DB, inTx bool, root *aggreg
 	var pgErr *pgconn.PgError
 	switch {
 	case err == nil:
+		if notifyAfter {
+			notifierFor(notifierKey{db: q, outbox: s.outbox}).notify()
+			notifierFor(notifierKey{db: q, outbox: s.outbox, events: true}).notify()
+		}
 		return nil
 	case !errors.As(err, &pgErr) || pgErr.Code != "23505" || pgErr.TableName != s.outbox.n.t.Events ||
 		pgErr.ConstraintName == s.outbox.n.t.Events+"_event_id_key":

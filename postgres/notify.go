@@ -18,26 +18,37 @@ import (
 // pgbench, fsync on, 16 clients: 3,774 commits/s without the trigger, 889
 // with it).
 //
-// A unit of work that begins and commits its own transaction on a pool
-// therefore tells the triggers to leave its transaction alone
-// (notifySetting, set at BEGIN in the same round trip) and, once it
+// A write that commits its own transaction on a pool therefore tells the
+// triggers to leave its transaction alone (notifySetting) and, once it
 // committed, has the channels it wrote to notified by a notifier: one
 // NOTIFY at a time per pool and channel, from a connection of the pool,
-// the commits that happen meanwhile sharing the next one. Every other
-// write (a statement on its own, a unit of work on a connection or in a
-// caller's transaction) is notified by the trigger, as before.
+// the commits that happen meanwhile sharing the next one. Such writes are
+// a unit of work (the setting is set at BEGIN, in the same round trip)
+// and a repository's or event store's save on its own (set in its
+// statement, or first in its batch). Every other write (Outbox.Write on
+// its own, a unit of work on a connection or in a caller's transaction)
+// is notified by the trigger, as before.
 //
 // A process that dies between the commit and its notification leaves
 // the rows to the readers' next poll (RelayConfig.PollInterval).
 const (
 	notifySetting     = "dddkit.notify"
 	notifyAfterCommit = "after_commit"
+	// setNotifyAfterCommit sets notifySetting for the transaction.
+	setNotifyAfterCommit = "SELECT set_config('" + notifySetting + "', '" + notifyAfterCommit + "', true)"
 	// beginNotifyAfterCommit begins a unit's transaction and sets
 	// notifySetting for it, in one round trip.
-	beginNotifyAfterCommit = "BEGIN; SELECT set_config('" + notifySetting + "', '" + notifyAfterCommit + "', true)"
+	beginNotifyAfterCommit = "BEGIN; " + setNotifyAfterCommit
 	// notifyTimeout bounds one notification.
 	notifyTimeout = 5 * time.Second
 )
+
+// poolOf reports whether db is a pool, on which a notifier may send (a
+// connection is not safe for concurrent use).
+func poolOf(db DB) bool {
+	_, ok := db.(acquirer)
+	return ok
+}
 
 // txBeginner begins a transaction with options: a *pgxpool.Pool.
 type txBeginner interface {
@@ -51,7 +62,7 @@ type txBeginner interface {
 // notify, and notify is nil.
 func beginUnit(ctx context.Context, db DB) (tx pgx.Tx, notify DB, err error) {
 	if b, ok := db.(txBeginner); ok {
-		if _, pool := db.(acquirer); pool {
+		if poolOf(db) {
 			tx, err = b.BeginTx(ctx, pgx.TxOptions{BeginQuery: beginNotifyAfterCommit})
 			return tx, db, err
 		}

@@ -82,8 +82,8 @@ func TestUnitOfWorkNotifiesAfterCommit(t *testing.T) {
 }
 
 // The triggers skip a transaction that set the setting, and notify every
-// other one at its commit: a unit of work inside a caller's transaction
-// (which the unit cannot see commit), and a save on its own.
+// other one at its commit: here a unit of work inside a caller's
+// transaction, which the unit cannot see commit.
 func TestNotifyTriggerSkipsOnlyTransactionsThatNotifyAfterCommit(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
@@ -110,6 +110,47 @@ func TestNotifyTriggerSkipsOnlyTransactionsThatNotifyAfterCommit(t *testing.T) {
 	inCallerTx("c2", true)
 	require.Empty(t, notifications(t, conn, 500*time.Millisecond), "the triggers skip a transaction that set dddkit.notify")
 
-	require.NoError(t, store.Save(ctx, mustCounter(t, "c3")))
-	require.ElementsMatch(t, both, notifications(t, conn, 2*time.Second), "a save on its own: the triggers")
+}
+
+// A save on its own on a pool (the repository's one statement, the event
+// store's one batch) tells the triggers to skip its implicit transaction
+// and notifies after it; on a connection, which a notifier must not
+// share, the triggers notify.
+func TestSaveOnItsOwnNotifiesAfterCommit(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	b, store, conn, both := setupNotified(t)
+	repo := newRepo(t, b, nil)
+	// A trigger of the test's own records the setting each outbox insert
+	// had at its end, when the outbox's trigger reads it.
+	_, err := b.pool.Exec(ctx, `CREATE TABLE seen (n serial, setting text);
+CREATE FUNCTION seen_setting() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+	INSERT INTO seen (setting) VALUES (coalesce(current_setting('dddkit.notify', true), ''));
+	RETURN NULL;
+END $$;
+CREATE TRIGGER seen AFTER INSERT ON dddkit_outbox FOR EACH STATEMENT EXECUTE FUNCTION seen_setting()`)
+	require.NoError(t, err)
+	seen := func() []string {
+		rows, err := b.pool.Query(ctx, `SELECT setting FROM seen ORDER BY n`)
+		require.NoError(t, err)
+		out, err := pgx.CollectRows(rows, pgx.RowTo[string])
+		require.NoError(t, err)
+		return out
+	}
+
+	require.NoError(t, repo.Save(ctx, mustCounter(t, "r1")))
+	require.Equal(t, []string{both[0]}, notifications(t, conn, 2*time.Second), "the repository: the outbox's readers")
+	require.NoError(t, store.Save(ctx, mustCounter(t, "e1")))
+	require.ElementsMatch(t, both, notifications(t, conn, 2*time.Second), "the event store: both")
+	require.Equal(t, []string{"after_commit", "after_commit"}, seen(), "the triggers were told to skip both")
+
+	c, err := b.pool.Acquire(ctx)
+	require.NoError(t, err)
+	defer c.Release()
+	onConn, err := postgres.NewRepository(c.Conn(), b.outbox, repositorytest.Mapping(), nil)
+	require.NoError(t, err)
+	require.NoError(t, onConn.Save(ctx, mustCounter(t, "r2")))
+	require.Equal(t, []string{both[0]}, notifications(t, conn, 2*time.Second), "on a connection: the trigger")
+	require.Equal(t, []string{"after_commit", "after_commit", ""}, seen())
 }

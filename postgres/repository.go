@@ -183,29 +183,39 @@ const saveValuesRows = 8
 // saveStatements are the statements of one kind of save (insert or
 // update): byRows[n] writes n events as a VALUES list, unnest any number
 // of them from arrays.
+// Each comes in two forms: [0] leaves the notification of the relay to
+// the outbox's trigger, [1] (for a save on its own on a pool) tells the
+// trigger to skip it, its writer notifying after the commit (notify.go).
 type saveStatements struct {
-	byRows [saveValuesRows + 1]string
-	unnest string
+	byRows [2][saveValuesRows + 1]string
+	unnest [2]string
 }
 
-// sql returns the statement that saves n events, and whether its outbox
-// arguments are the insertValues ones (otherwise insertArrays).
-func (s *saveStatements) sql(n int) (string, bool) {
-	if n <= saveValuesRows {
-		return s.byRows[n], true
+// sql returns the statement that saves n events, notifying after commit
+// or not, and whether its outbox arguments are the insertValues ones
+// (otherwise insertArrays).
+func (s *saveStatements) sql(n int, notifyAfter bool) (string, bool) {
+	form := 0
+	if notifyAfter {
+		form = 1
 	}
-	return s.unnest, false
+	if n <= saveValuesRows {
+		return s.byRows[form][n], true
+	}
+	return s.unnest[form], false
 }
 
 // saveSQLs returns the statements of the save that starts with
 // stateSQL (see saveSQL): one per number of events up to saveValuesRows,
-// and the unnest one for more.
+// and the unnest one for more, in both forms.
 func saveSQLs(ob *Outbox, stateSQL string, first int, withKeys bool) saveStatements {
 	var s saveStatements
-	for n := range s.byRows {
-		s.byRows[n] = saveSQL(ob, stateSQL, first, n, withKeys)
+	for form, after := range []bool{false, true} {
+		for n := range s.byRows[form] {
+			s.byRows[form][n] = saveSQL(ob, stateSQL, first, n, withKeys, after)
+		}
+		s.unnest[form] = saveSQL(ob, stateSQL, first, -1, withKeys, after)
 	}
-	s.unnest = saveSQL(ob, stateSQL, first, -1, withKeys)
 	return s
 }
 
@@ -218,8 +228,11 @@ func saveSQLs(ob *Outbox, stateSQL string, first int, withKeys bool) saveStateme
 // them): the keys no longer wanted are deleted and the missing ones
 // inserted. It returns the number of rows the state statement wrote:
 // 0 writes nothing else. A key held by another aggregate fails the
-// statement with a unique violation on the keys table.
-func saveSQL(ob *Outbox, stateSQL string, first, rows int, withKeys bool) string {
+// statement with a unique violation on the keys table. With notifyAfter,
+// the statement sets notifySetting once the state is written, before the
+// outbox's trigger fires at its end, so that the trigger leaves the
+// notification to the writer.
+func saveSQL(ob *Outbox, stateSQL string, first, rows int, withKeys, notifyAfter bool) string {
 	var b strings.Builder
 	b.WriteString("WITH s AS (" + stateSQL + " RETURNING 1)")
 	next := first + insertArgs
@@ -248,6 +261,9 @@ i AS (
 )`)
 	}
 	b.WriteString("\nSELECT count(*) FROM s")
+	if notifyAfter {
+		b.WriteString(" WHERE set_config('" + notifySetting + "', '" + notifyAfterCommit + "', true) IS NOT NULL")
+	}
 	return b.String()
 }
 
@@ -272,7 +288,8 @@ func (r *Repository[A]) write(ctx context.Context, q DB, inTx bool, root *aggreg
 	} else {
 		args = append(args, typ, id, base, version, state)
 	}
-	sql, asValues := stmts.sql(len(rows))
+	notifyAfter := !inTx && poolOf(q)
+	sql, asValues := stmts.sql(len(rows), notifyAfter)
 	if asValues {
 		args, err = insertValues(args, rows)
 	} else {
@@ -299,6 +316,9 @@ func (r *Repository[A]) write(ctx context.Context, q DB, inTx bool, root *aggreg
 		return fmt.Errorf("repository: save %s %s: %w", typ, id, err)
 	}
 	if affected == 1 {
+		if notifyAfter {
+			notifierFor(notifierKey{db: q, outbox: r.outbox}).notify()
+		}
 		return nil
 	}
 	if base == 0 {
