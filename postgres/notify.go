@@ -165,9 +165,15 @@ func (n *notifier) once() error {
 	if n.key.events {
 		channel = channelName(r.schema, o.n.t.Events)
 	}
-	_, err = n.key.db.Exec(ctx, `SELECT pg_notify($1, '')`, channel)
+	_, err = n.key.db.Exec(ctx, notifySQL, channel)
 	return err
 }
+
+// notifySQL sends a notification in a transaction of its own, which
+// does not wait for its commit to reach the disk: a NOTIFY gives its
+// transaction an ID, whose commit record would otherwise be flushed
+// while the notification lock is held.
+const notifySQL = `SELECT set_config('synchronous_commit', 'off', true), pg_notify($1, '')`
 
 // notifyInUnit records, when ctx carries a unit of work, that the unit
 // writes to o's outbox (and, with events, to the event store of its
