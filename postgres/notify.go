@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"context"
+	"reflect"
 	"slices"
 	"sync"
 	"time"
@@ -44,10 +45,11 @@ const (
 )
 
 // poolOf reports whether db is a pool, on which a notifier may send (a
-// connection is not safe for concurrent use).
+// connection is not safe for concurrent use), and one that can name a
+// notifier (a comparable value: a *pgxpool.Pool, a pointer to a wrapper).
 func poolOf(db DB) bool {
 	_, ok := db.(acquirer)
-	return ok
+	return ok && reflect.TypeOf(db).Comparable()
 }
 
 // txBeginner begins a transaction with options: a *pgxpool.Pool.
@@ -80,14 +82,14 @@ func (u *unit) notifyAfterCommit(o *Outbox, events bool) {
 		return
 	}
 	k := notifierKey{db: u.notify, outbox: o, events: events}
-	if !slices.Contains(u.channels, k) {
-		u.channels = append(u.channels, k)
+	if !slices.Contains(u.notifyKeys, k) {
+		u.notifyKeys = append(u.notifyKeys, k)
 	}
 }
 
 // notified notifies the readers of what the committed unit wrote.
 func (u *unit) notified() {
-	for _, k := range u.channels {
+	for _, k := range u.notifyKeys {
 		notifierFor(k).notify()
 	}
 }
@@ -112,14 +114,12 @@ type notifierKey struct {
 	events bool
 }
 
-// notifiers holds the notifier of each notifierKey.
-var notifiers sync.Map // notifierKey → *notifier
-
+// notifierFor returns the notifier of k, kept by its outbox.
 func notifierFor(k notifierKey) *notifier {
-	if n, ok := notifiers.Load(k); ok {
+	if n, ok := k.outbox.notifiers.Load(k); ok {
 		return n.(*notifier)
 	}
-	n, _ := notifiers.LoadOrStore(k, &notifier{key: k})
+	n, _ := k.outbox.notifiers.LoadOrStore(k, &notifier{key: k})
 	return n.(*notifier)
 }
 

@@ -110,6 +110,8 @@ type Outbox struct {
 
 	leading chan struct{}               // one Lead session at a time (shard.go)
 	sess    atomic.Pointer[leadSession] // the running one
+
+	notifiers sync.Map // notifierKey → *notifier: who notifies after commit (notify.go)
 }
 
 // resolvedOutbox is the outbox table as found in the database: its

@@ -183,6 +183,7 @@ const saveValuesRows = 8
 // saveStatements are the statements of one kind of save (insert or
 // update): byRows[n] writes n events as a VALUES list, unnest any number
 // of them from arrays.
+//
 // Each comes in two forms: [0] leaves the notification of the relay to
 // the outbox's trigger, [1] (for a save on its own on a pool) tells the
 // trigger to skip it, its writer notifying after the commit (notify.go).

@@ -134,10 +134,11 @@ type unit struct {
 	// root pointer) to the version it wrote, so that saving the same
 	// aggregate twice writes only the events recorded since.
 	saved map[any]int64
-	// notify is the pool on which the unit notifies the channels it
-	// wrote to after commit (notify.go); nil when the triggers do.
-	notify   DB
-	channels []notifierKey
+	// notify is the pool on which the unit notifies the readers of what
+	// it wrote (notifyKeys) after commit (notify.go); nil when the
+	// triggers do.
+	notify     DB
+	notifyKeys []notifierKey
 }
 
 func unitFrom(ctx context.Context) *unit {
