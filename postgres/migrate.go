@@ -373,12 +373,9 @@ CREATE OR REPLACE TRIGGER ` + ident(table+"_notify") + ` AFTER INSERT ON ` + n.q
 // notifyAfterCommitSQL makes the NOTIFY triggers of the outbox and the
 // event store skip a transaction that set notifySetting to
 // notifyAfterCommit: its writer sends the notification itself once it
-// committed (see notifier). A NOTIFY in a transaction holds PostgreSQL's
-// notification lock from before the commit until after it, so the
-// commits of all writers that notify run one at a time, each flushing
-// the WAL on its own (measured with pgbench, fsync on, 16 clients: 3,774
-// commits/s without the trigger, 889 with it). Other transactions are
-// notified in the transaction, as before.
+// committed, so that the commits do not wait for each other (notify.go
+// says why). Other transactions are notified in the transaction, as
+// before.
 func notifyAfterCommitSQL(n names, _ string) string {
 	var b strings.Builder
 	for _, table := range []string{n.t.Outbox, n.t.Events} {

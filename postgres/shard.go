@@ -11,8 +11,9 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/dddkit/dddkit/outbox"
 	"github.com/jackc/pgx/v5"
+
+	"github.com/dddkit/dddkit/outbox"
 )
 
 // This file holds the sharded leadership of the outbox relay. Every
@@ -358,9 +359,9 @@ func (s *leadSession) handOut(seq int64, shardKey int32) {
 }
 
 // rowsWithin estimates how many of the session's pending rows lie in
-// inFlight, led of its n shards being claimable: the rows handed out, or
-// the range's share of led shards when that is more (rows held back
-// behind those in flight lie there too). A Fetch beside batches in
+// inFlight while it claims led of the n shards: the rows it handed out,
+// or the range's share of the led shards when that is more (rows held
+// back behind those in flight lie there too). A Fetch beside batches in
 // flight reads that many rows past them, and no more: a relay that leads
 // one shard of four must not read four times its own rows. s.mu held.
 func (s *leadSession) rowsWithin(inFlight outbox.SeqRange, led int) int64 {
