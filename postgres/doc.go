@@ -99,8 +99,9 @@
 // [NewOutbox] is the outbox table. Repositories write their events into
 // it in the saving transaction; an outbox.Relay reads it (it is an
 // outbox.Source) and publishes the events in per-aggregate order, woken
-// by NOTIFY at commit. A [UnitOfWork] on a pool, and a save on its own
-// on a pool, send that notification right after their commit, one at a
+// by NOTIFY at commit. A [UnitOfWork] on a pool, and a save or
+// [Outbox.Write] on its own on a pool, send that notification right
+// after their commit, one at a
 // time per pool and channel, instead of in their transaction: a NOTIFY in a transaction holds PostgreSQL's
 // notification lock through the commit, which makes every notifying
 // commit wait for the one before it (with fsync on, 16 clients: 889

@@ -24,11 +24,11 @@ import (
 // committed, has the channels it wrote to notified by a notifier: one
 // NOTIFY at a time per pool and channel, from a connection of the pool,
 // the commits that happen meanwhile sharing the next one. Such writes are
-// a unit of work (the setting is set at BEGIN, in the same round trip)
-// and a repository's or event store's save on its own (set in its
-// statement, or first in its batch). Every other write (Outbox.Write on
-// its own, a unit of work on a connection or in a caller's transaction)
-// is notified by the trigger, as before.
+// a unit of work (the setting is set at BEGIN, in the same round trip),
+// a repository's or event store's save on its own (set in its statement,
+// or first in its batch) and Outbox.Write on its own (first in its
+// batch). Every other write (anything on a connection or in a caller's
+// transaction) is notified by the trigger, as before.
 //
 // A process that dies between the commit and its notification leaves
 // the rows to the readers' next poll (RelayConfig.PollInterval).

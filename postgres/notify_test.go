@@ -10,6 +10,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
 
+	"github.com/dddkit/dddkit/aggregate"
 	"github.com/dddkit/dddkit/postgres"
 	"github.com/dddkit/dddkit/repository/repositorytest"
 )
@@ -113,9 +114,9 @@ func TestNotifyTriggerSkipsOnlyTransactionsThatNotifyAfterCommit(t *testing.T) {
 }
 
 // A save on its own on a pool (the repository's one statement, the event
-// store's one batch) tells the triggers to skip its implicit transaction
-// and notifies after it; on a connection, which a notifier must not
-// share, the triggers notify.
+// store's one batch) and Outbox.Write on its own tell the triggers to
+// skip their implicit transaction and notify after it; on a connection,
+// which a notifier must not share, the triggers notify.
 func TestSaveOnItsOwnNotifiesAfterCommit(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
@@ -143,7 +144,11 @@ CREATE TRIGGER seen AFTER INSERT ON dddkit_outbox FOR EACH STATEMENT EXECUTE FUN
 	require.Equal(t, []string{both[0]}, notifications(t, conn, 2*time.Second), "the repository: the outbox's readers")
 	require.NoError(t, store.Save(ctx, mustCounter(t, "e1")))
 	require.ElementsMatch(t, both, notifications(t, conn, 2*time.Second), "the event store: both")
-	require.Equal(t, []string{"after_commit", "after_commit"}, seen(), "the triggers were told to skip both")
+	require.NoError(t, b.outbox.Write(ctx, aggregate.Envelope{ID: "019ad0c4-5d2e-7c41-9a57-2f0b8e6c1d3a",
+		Name: repositorytest.CounterAdded{}.EventName(), AggregateType: repositorytest.CounterType, AggregateID: "w1",
+		Version: 2, OccurredAt: time.Now(), Payload: repositorytest.CounterAdded{N: 1}}))
+	require.Equal(t, []string{both[0]}, notifications(t, conn, 2*time.Second), "Outbox.Write: the outbox's readers")
+	require.Equal(t, []string{"after_commit", "after_commit", "after_commit"}, seen(), "the triggers were told to skip all three")
 
 	c, err := b.pool.Acquire(ctx)
 	require.NoError(t, err)
@@ -152,5 +157,5 @@ CREATE TRIGGER seen AFTER INSERT ON dddkit_outbox FOR EACH STATEMENT EXECUTE FUN
 	require.NoError(t, err)
 	require.NoError(t, onConn.Save(ctx, mustCounter(t, "r2")))
 	require.Equal(t, []string{both[0]}, notifications(t, conn, 2*time.Second), "on a connection: the trigger")
-	require.Equal(t, []string{"after_commit", "after_commit", ""}, seen())
+	require.Equal(t, []string{"after_commit", "after_commit", "after_commit", ""}, seen())
 }

@@ -239,6 +239,18 @@ func (o *Outbox) write(ctx context.Context, q DB, rows []outbox.Pending) (err er
 		return err
 	}
 	o.notifyInUnit(ctx, false)
+	if unitFrom(ctx) == nil && poolOf(q) {
+		// On its own on a pool: the trigger skips the batch's implicit
+		// transaction, and the relay is notified after it commits.
+		b := &pgx.Batch{}
+		b.Queue(setNotifyAfterCommit)
+		b.Queue(sql, args...)
+		if err := q.SendBatch(ctx, b).Close(); err != nil {
+			return fmt.Errorf("postgres: outbox: write %d events: %w", len(rows), err)
+		}
+		notifierFor(notifierKey{db: q, outbox: o}).notify()
+		return nil
+	}
 	if _, err := q.Exec(ctx, sql, args...); err != nil {
 		return fmt.Errorf("postgres: outbox: write %d events: %w", len(rows), err)
 	}
