@@ -319,8 +319,7 @@ func (s *EventStore[A]) write(ctx context.Context, q DB, inTx bool, root *aggreg
 	switch {
 	case err == nil:
 		if notifyAfter {
-			notifierFor(notifierKey{db: q, outbox: s.outbox}).notify()
-			notifierFor(notifierKey{db: q, outbox: s.outbox, events: true}).notify()
+			s.outbox.notifyCommitted(q, true)
 		}
 		return nil
 	case !errors.As(err, &pgErr) || pgErr.Code != "23505" || pgErr.TableName != s.outbox.n.t.Events ||

@@ -51,11 +51,7 @@ func write(ctx context.Context, key string) error {
 
 func (b *inboxBundle) effects(t testing.TB) []string {
 	t.Helper()
-	rows, err := b.pool.Query(context.Background(), `SELECT key FROM effects`)
-	require.NoError(t, err)
-	keys, err := pgx.CollectRows(rows, pgx.RowTo[string])
-	require.NoError(t, err)
-	return keys
+	return column[string](t, b.pool, `SELECT key FROM effects`)
 }
 
 func (b *inboxBundle) count(t testing.TB, query string, args ...any) int {

@@ -175,6 +175,16 @@ func (n *notifier) once() error {
 // while the notification lock is held.
 const notifySQL = `SELECT set_config('synchronous_commit', 'off', true), pg_notify($1, '')`
 
+// notifyCommitted has the readers of what a write on its own committed
+// on the pool db notified: o's relays, and with events its event store's
+// readers.
+func (o *Outbox) notifyCommitted(db DB, events bool) {
+	notifierFor(notifierKey{db: db, outbox: o}).notify()
+	if events {
+		notifierFor(notifierKey{db: db, outbox: o, events: true}).notify()
+	}
+}
+
 // notifyInUnit records, when ctx carries a unit of work, that the unit
 // writes to o's outbox (and, with events, to the event store of its
 // tables): see [unit.notifyAfterCommit].

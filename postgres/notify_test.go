@@ -132,13 +132,7 @@ BEGIN
 END $$;
 CREATE TRIGGER seen AFTER INSERT ON dddkit_outbox FOR EACH STATEMENT EXECUTE FUNCTION seen_setting()`)
 	require.NoError(t, err)
-	seen := func() []string {
-		rows, err := b.pool.Query(ctx, `SELECT setting FROM seen ORDER BY n`)
-		require.NoError(t, err)
-		out, err := pgx.CollectRows(rows, pgx.RowTo[string])
-		require.NoError(t, err)
-		return out
-	}
+	seen := func() []string { return column[string](t, b.pool, `SELECT setting FROM seen ORDER BY n`) }
 
 	require.NoError(t, repo.Save(ctx, mustCounter(t, "r1")))
 	require.Equal(t, []string{both[0]}, notifications(t, conn, 2*time.Second), "the repository: the outbox's readers")

@@ -239,7 +239,7 @@ func (o *Outbox) write(ctx context.Context, q DB, rows []outbox.Pending) (err er
 		return err
 	}
 	o.notifyInUnit(ctx, false)
-	if unitFrom(ctx) == nil && poolOf(q) {
+	if poolOf(q) { // not a unit's (or a caller's) transaction
 		// On its own on a pool: the trigger skips the batch's implicit
 		// transaction, and the relay is notified after it commits.
 		b := &pgx.Batch{}
@@ -248,7 +248,7 @@ func (o *Outbox) write(ctx context.Context, q DB, rows []outbox.Pending) (err er
 		if err := q.SendBatch(ctx, b).Close(); err != nil {
 			return fmt.Errorf("postgres: outbox: write %d events: %w", len(rows), err)
 		}
-		notifierFor(notifierKey{db: q, outbox: o}).notify()
+		o.notifyCommitted(q, false)
 		return nil
 	}
 	if _, err := q.Exec(ctx, sql, args...); err != nil {
@@ -687,12 +687,12 @@ func (o *Outbox) Fetch(ctx context.Context, limit int, inFlight outbox.SeqRange)
 // fetch runs Fetch's statements on c, the lock connection of s (s.mu
 // held), and records the rows it returns as in flight.
 func (o *Outbox) fetch(ctx context.Context, c *pgx.Conn, r *resolvedOutbox, s *leadSession, limit int, inFlight outbox.SeqRange) ([]outbox.Pending, error) {
-	b := &pgx.Batch{}
-	b.Queue(r.promoteSQL) // due deadlines become pending (deadline.go)
 	shards, all := s.claimable()
 	if !inFlight.Empty() && 2*len(shards) < s.n {
 		return nil, nil // see Fetch
 	}
+	b := &pgx.Batch{}
+	b.Queue(r.promoteSQL) // due deadlines become pending (deadline.go)
 	switch span := int64(limit) + min(s.rowsWithin(inFlight, len(shards)), maxInFlightRows); {
 	case inFlight.Empty() && all:
 		b.Queue(r.fetchSQL, limit)

@@ -628,11 +628,8 @@ func TestOutboxInNamedSchema(t *testing.T) {
 func TestOutboxTableHasItsIndexes(t *testing.T) {
 	t.Parallel()
 	b := newOutboxBundle(t, nil)
-	rows, err := b.pool.Query(context.Background(),
+	indexes := column[string](t, b.pool,
 		`SELECT indexname FROM pg_indexes WHERE tablename = 'dddkit_outbox' AND schemaname = $1 ORDER BY 1`, b.schema)
-	require.NoError(t, err)
-	indexes, err := pgx.CollectRows(rows, pgx.RowTo[string])
-	require.NoError(t, err)
 	require.Equal(t, []string{"dddkit_outbox_blocked_idx", "dddkit_outbox_due_idx", "dddkit_outbox_event_id_key", "dddkit_outbox_pending_idx",
 		"dddkit_outbox_pkey", "dddkit_outbox_published_idx", "dddkit_outbox_schedule_key_idx"}, indexes)
 }

@@ -318,7 +318,7 @@ func (r *Repository[A]) write(ctx context.Context, q DB, inTx bool, root *aggreg
 	}
 	if affected == 1 {
 		if notifyAfter {
-			notifierFor(notifierKey{db: q, outbox: r.outbox}).notify()
+			r.outbox.notifyCommitted(q, false)
 		}
 		return nil
 	}

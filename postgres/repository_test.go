@@ -5,6 +5,7 @@ import (
 	"errors"
 	"testing"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
 
@@ -55,6 +56,16 @@ func (b pgBundle) count(t testing.TB, sql string, args ...any) int {
 	var n int
 	require.NoError(t, b.pool.QueryRow(context.Background(), sql, args...).Scan(&n))
 	return n
+}
+
+// column returns the one column that sql selects on db, row by row.
+func column[T any](t testing.TB, db postgres.DB, sql string, args ...any) []T {
+	t.Helper()
+	rows, err := db.Query(context.Background(), sql, args...)
+	require.NoError(t, err)
+	out, err := pgx.CollectRows(rows, pgx.RowTo[T])
+	require.NoError(t, err)
+	return out
 }
 
 func TestRepositorySuite(t *testing.T) {

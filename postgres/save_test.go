@@ -259,11 +259,7 @@ func TestSaveWritesEveryEventAtEachSize(t *testing.T) {
 	keyed := newRepo(t, b, nil)
 
 	versions := func(id string) []int64 {
-		rows, err := b.pool.Query(ctx, `SELECT aggregate_version FROM dddkit_outbox WHERE aggregate_id = $1 ORDER BY seq`, id)
-		require.NoError(t, err)
-		got, err := pgx.CollectRows(rows, pgx.RowTo[int64])
-		require.NoError(t, err)
-		return got
+		return column[int64](t, b.pool, `SELECT aggregate_version FROM dddkit_outbox WHERE aggregate_id = $1 ORDER BY seq`, id)
 	}
 	upTo := func(n int64) []int64 {
 		out := make([]int64, n)
