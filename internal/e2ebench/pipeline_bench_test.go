@@ -90,6 +90,8 @@ type pipeline struct {
 	committed map[string]time.Time // ticket ID → when its command returned
 	published map[string]time.Time // ticket ID/version → when the relay had it acknowledged
 	handled   map[string]time.Time // ticket ID/version → when its handler ran
+	calls     []time.Duration      // the relay's publish calls
+	callSizes []int                // events per publish call
 	count     atomic.Int64
 	want      atomic.Int64
 	done      chan struct{}
@@ -146,10 +148,12 @@ func newPipeline(b *testing.B) *pipeline {
 	client, err := kafka.NewClient(&kafka.Config{Brokers: brokers, ClientID: "dddkit-e2ebench", Logger: logger})
 	require.NoError(b, err)
 	relay, err := outbox.NewRelay(box, client.Publisher(), reg, &outbox.RelayConfig{MaxInFlight: envInt("BENCH_E2E_INFLIGHT", 0), Logger: logger, Hooks: outbox.Hooks{
-		OnPublished: func(evs []aggregate.Envelope, _ time.Duration) {
+		OnPublished: func(evs []aggregate.Envelope, took time.Duration) {
 			now := time.Now()
 			p.mu.Lock()
 			defer p.mu.Unlock()
+			p.calls = append(p.calls, took)
+			p.callSizes = append(p.callSizes, len(evs))
 			for _, e := range evs {
 				p.published[eventKey(e)] = now
 			}
@@ -225,6 +229,7 @@ func (p *pipeline) expect(n int) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.committed, p.published, p.handled = map[string]time.Time{}, map[string]time.Time{}, map[string]time.Time{}
+	p.calls, p.callSizes = nil, nil
 	p.count.Store(0)
 	p.done = make(chan struct{})
 	p.want.Store(int64(n))
@@ -260,6 +265,26 @@ func (p *pipeline) latencies(b *testing.B) (total, relay, consume []time.Duratio
 	return total, relay, consume
 }
 
+// reportPublishCalls reports the relay's publish calls of the last run:
+// how long they took (p50, p99) and how many events they carried on
+// average.
+func (p *pipeline) reportPublishCalls(b *testing.B) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if len(p.calls) == 0 {
+		return
+	}
+	calls := slices.Clone(p.calls)
+	slices.Sort(calls)
+	events := 0
+	for _, n := range p.callSizes {
+		events += n
+	}
+	b.ReportMetric(pct(calls, 0.50), "publish_p50_ms")
+	b.ReportMetric(pct(calls, 0.99), "publish_p99_ms")
+	b.ReportMetric(float64(events)/float64(len(calls)), "events/publish")
+}
+
 func pct(d []time.Duration, p float64) float64 {
 	return float64(d[int(float64(len(d)-1)*p)]) / float64(time.Millisecond)
 }
@@ -282,7 +307,9 @@ func pct(d []time.Duration, p float64) float64 {
 // committed) to the handler having written its row (its transaction
 // commits right after), and the two stages of it: commit → published
 // (relay_) and published → handled (consume_). The topic has
-// BENCH_E2E_PARTITIONS partitions (default 8).
+// BENCH_E2E_PARTITIONS partitions (default 8). Both also report the
+// relay's publish calls: how long they took (publish_p50_ms,
+// publish_p99_ms) and how many events each carried (events/publish).
 //
 // "raw-pgx-commits" is the ceiling the database sets on this machine:
 // BENCH_E2E_WORKERS goroutines run the same write by hand (BEGIN, an
@@ -317,6 +344,7 @@ func BenchmarkPipeline(b *testing.B) {
 		b.ReportMetric(float64(n*b.N)/elapsed.Seconds(), "events/s")
 		b.ReportMetric(pct(lat, 0.50), "p50_ms")
 		b.ReportMetric(pct(lat, 0.99), "p99_ms")
+		p.reportPublishCalls(b)
 		b.ReportMetric(0, "ns/op")
 	})
 	rate := envInt("BENCH_E2E_RATE", 1000) // events/s
@@ -368,6 +396,7 @@ func BenchmarkPipeline(b *testing.B) {
 		b.ReportMetric(pct(relay, 0.99), "relay_p99_ms")
 		b.ReportMetric(pct(consume, 0.50), "consume_p50_ms")
 		b.ReportMetric(pct(consume, 0.99), "consume_p99_ms")
+		p.reportPublishCalls(b)
 		b.ReportMetric(0, "ns/op")
 	})
 }

@@ -1,0 +1,20 @@
+package postgres
+
+import "context"
+
+// LeadPlannerSQL is the planner setup of the relay's lock connection.
+const LeadPlannerSQL = leadPlannerSQL
+
+// RelayStatements returns the SQL of the statements the relay runs on
+// its lock connection for o's table, by name.
+func (o *Outbox) RelayStatements(ctx context.Context) (map[string]string, error) {
+	r, err := o.resolve(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return map[string]string{
+		"fetch": r.fetchSQL, "fetch_shards": r.fetchShardsSQL,
+		"fetch_beside": r.fetchBesideSQL, "fetch_beside_shards": r.fetchBesideShardsSQL,
+		"published": r.publishedSQL, "attempts": r.attemptsSQL, "promote": r.promoteSQL,
+	}, nil
+}
