@@ -31,7 +31,11 @@
 # compiler flags, default -XX:TieredStopAtLevel=1: the quick compiler only,
 # for a fast start; set it empty for benchmarks, where the broker's steady
 # state matters: with C1 only it takes several times the CPU per
-# request, on the cores the code under measurement shares), TESTENV_KEEP=1 keeps the temp
+# request, on the cores the code under measurement shares), TESTENV_KAFKA_JVM=kafka
+# runs the broker with the JVM settings of Kafka's own start scripts instead (1 GB
+# heap, G1 with 20 ms pause goal, both compilers; for benchmarks: the test
+# defaults' serial collector pauses the broker 50-130 ms per young collection
+# once its old generation fills), TESTENV_KEEP=1 keeps the temp
 # dirs for post-mortems, TESTENV_FSYNC=on runs PostgreSQL with fsync (used by
 # benchmarks that measure commit cost).
 set -euo pipefail
@@ -251,11 +255,19 @@ while True:
     if not s.startswith("-"):
         print(s)
         break')
+  # TESTENV_KAFKA_JVM=kafka: the JVM settings of Kafka's own start scripts
+  # (kafka-server-start.sh, kafka-run-class.sh), for benchmarks.
+  local heap=384m gc_default=-XX:+UseSerialGC jit_default=-XX:TieredStopAtLevel=1
+  if [ "${TESTENV_KAFKA_JVM:-}" = kafka ]; then
+    heap=1g
+    gc_default="-XX:+UseG1GC -XX:MaxGCPauseMillis=20 -XX:InitiatingHeapOccupancyPercent=35 -XX:+ExplicitGCInvokesConcurrent"
+    jit_default=""
+  fi
   local gc_opts
-  read -r -a gc_opts <<<"${KAFKA_GC_OPTS:--XX:+UseSerialGC}"
+  read -r -a gc_opts <<<"${KAFKA_GC_OPTS:-$gc_default}"
   local jit_opts
-  read -r -a jit_opts <<<"${KAFKA_JIT_OPTS--XX:TieredStopAtLevel=1}"
-  local java_opts=(-Xms"${KAFKA_HEAP:-384m}" -Xmx"${KAFKA_HEAP:-384m}" "${gc_opts[@]}" "${jit_opts[@]}"
+  read -r -a jit_opts <<<"${KAFKA_JIT_OPTS-$jit_default}"
+  local java_opts=(-Xms"${KAFKA_HEAP:-$heap}" -Xmx"${KAFKA_HEAP:-$heap}" "${gc_opts[@]}" "${jit_opts[@]}"
     -Djava.awt.headless=true -Dlog4j2.configurationFile="$dir/log4j2.properties")
   java "${java_opts[@]}" -cp "$cache/kafka/libs/*" kafka.tools.StorageTool format --standalone \
     --cluster-id="$cluster_id" -c "$dir/server.properties" >"$dir/format.log" 2>&1 || {
