@@ -307,9 +307,8 @@ func pct(d []time.Duration, p float64) float64 {
 // reports commit → handled in ms (p50, p99, max): from the return of the
 // command (its transaction committed) to the handler having written its
 // row (its transaction commits right after), and the two stages of it:
-// commit → published
-// (relay_) and published → handled (consume_). The topic has
-// BENCH_E2E_PARTITIONS partitions (default 8). Both also report the
+// commit → published (relay_) and published → handled (consume_). The
+// topic has BENCH_E2E_PARTITIONS partitions (default 8). Both also report the
 // relay's publish calls: how long they took (publish_p50_ms,
 // publish_p99_ms) and how many events each carried (events/publish).
 //
