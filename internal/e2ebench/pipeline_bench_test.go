@@ -131,7 +131,11 @@ func newPipeline(b *testing.B) *pipeline {
 	p := &pipeline{committed: map[string]time.Time{}, published: map[string]time.Time{}, handled: map[string]time.Time{}, done: make(chan struct{})}
 	retryConflicts, err := cqrs.Retry(nil)
 	require.NoError(b, err)
-	p.bus, err = cqrs.New(&cqrs.Config{CommandMiddleware: []cqrs.Middleware{cqrs.Recover(), retryConflicts, cqrs.Transaction(uow)}})
+	middleware := []cqrs.Middleware{cqrs.Recover(), retryConflicts, cqrs.Transaction(uow)}
+	if os.Getenv("BENCH_E2E_UNIT") == "off" {
+		middleware = middleware[:2] // the save commits on its own
+	}
+	p.bus, err = cqrs.New(&cqrs.Config{CommandMiddleware: middleware})
 	require.NoError(b, err)
 	require.NoError(b, cqrs.HandleCommand(p.bus, func(ctx context.Context, c sellTicket) (struct{}, error) {
 		t := &ticket{}
@@ -308,9 +312,12 @@ func pct(d []time.Duration, p float64) float64 {
 // command (its transaction committed) to the handler having written its
 // row (its transaction commits right after), and the two stages of it:
 // commit → published (relay_) and published → handled (consume_). The
-// topic has BENCH_E2E_PARTITIONS partitions (default 8). Both also report the
-// relay's publish calls: how long they took (publish_p50_ms,
-// publish_p99_ms) and how many events each carried (events/publish).
+// topic has BENCH_E2E_PARTITIONS partitions (default 8). With
+// BENCH_E2E_UNIT=off the commands run without the unit of work
+// middleware: the repository's save commits on its own, in one round
+// trip instead of three. Both also report the relay's publish calls:
+// how long they took (publish_p50_ms, publish_p99_ms) and how many
+// events each carried (events/publish).
 //
 // "raw-pgx-commits" is the ceiling the database sets on this machine:
 // BENCH_E2E_WORKERS goroutines run the same write by hand (BEGIN, an
