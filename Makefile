@@ -32,7 +32,7 @@ test/short: ## Run the tests that need no services (the rest skip, saying why)
 
 .PHONY: bench
 bench: ## Run the benchmarks against real services (BENCH=regexp, BENCHTIME=1s)
-	scripts/testenv.sh $(GO) test -run='^$$' -bench='$(BENCH)' -benchtime=$(BENCHTIME) -benchmem $(PKGS)
+	TESTENV_KAFKA_JVM=kafka scripts/testenv.sh $(GO) test -run='^$$' -bench='$(BENCH)' -benchtime=$(BENCHTIME) -benchmem $(PKGS)
 
 .PHONY: fuzz
 fuzz: ## Run every fuzz target for FUZZTIME each (default 60s)
