@@ -2,13 +2,16 @@ package postgres_test
 
 import (
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/dddkit/dddkit/postgres"
+	"github.com/dddkit/dddkit/repository"
 	"github.com/dddkit/dddkit/repository/repositorytest"
 )
 
@@ -63,4 +66,59 @@ func TestRelayPlansStayOnIndexesWithStaleStatistics(t *testing.T) {
 		plan := explain(name)
 		assert.NotContains(t, plan, "Seq Scan on "+postgres.DefaultOutboxTable, "%s plans a scan of the whole outbox:\n%s", name, plan)
 	}
+}
+
+// An event stream read is planned for the table it reads. Had it kept a
+// plan made on an empty events table, it would read and sort every event
+// after the position for each batch (measured: 18 ms for 10 events of
+// 20,000, against 0.1 ms walking the position index), and a projection
+// catching up from the start would read the whole table per batch. The
+// read's plan is captured with auto_explain (sent to the connection as a
+// notice), on a connection that plans a prepared statement once.
+func TestStreamReadPlansForTheTableItReads(t *testing.T) {
+	t.Parallel()
+	reg := repositorytest.Registry(t)
+	b := setupPG(t, reg)
+	ctx := t.Context()
+	var (
+		mu    sync.Mutex
+		plans []string
+	)
+	cfg := b.pool.Config().ConnConfig.Copy()
+	cfg.OnNotice = func(_ *pgconn.PgConn, n *pgconn.Notice) {
+		mu.Lock()
+		defer mu.Unlock()
+		plans = append(plans, n.Message)
+	}
+	conn, err := pgx.ConnectConfig(ctx, cfg)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = conn.Close(ctx) })
+	for _, set := range []string{`LOAD 'auto_explain'`, `SET auto_explain.log_min_duration = 0`,
+		`SET auto_explain.log_level = notice`, `SET plan_cache_mode = force_generic_plan`} {
+		_, err := conn.Exec(ctx, set)
+		require.NoError(t, err, "the test reads plans with auto_explain, which needs a superuser")
+	}
+	stream, err := postgres.NewEventStream(conn, reg, nil)
+	require.NoError(t, err)
+	_, err = stream.Read(ctx, 0, repository.StreamFilter{}, 10) // on the empty table
+	require.NoError(t, err)
+
+	_, err = b.pool.Exec(ctx, `INSERT INTO `+pgx.Identifier{b.schema, postgres.DefaultEventsTable}.Sanitize()+`
+		(type, id, version, event_id, name, payload, occurred_at)
+		SELECT 'counter', 'c' || (i % 1000), i, 'e' || i, 'repositorytest.counter_added', '{"N":1}', now()
+		FROM generate_series(1, 20000) i`)
+	require.NoError(t, err)
+	mu.Lock()
+	plans = nil
+	mu.Unlock()
+	got, err := stream.Read(ctx, 0, repository.StreamFilter{}, 10)
+	require.NoError(t, err)
+	require.Len(t, got, 10)
+	require.Equal(t, int64(1), got[0].Position)
+
+	mu.Lock()
+	defer mu.Unlock()
+	plan := strings.Join(plans, "\n")
+	require.Contains(t, plan, "Index Scan using "+postgres.DefaultEventsTable+"_position_key")
+	require.NotContains(t, plan, "Sort", "the read sorts the events after its position:\n%s", plan)
 }

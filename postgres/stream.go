@@ -176,7 +176,12 @@ func (s *EventStream) Read(ctx context.Context, after int64, filter repository.S
 	if types == nil {
 		types = []string{}
 	}
-	rows, err := querier(ctx, s.db).Query(ctx, s.sqlRead, after, names, types, limit)
+	// Planned for each read, not prepared once: a plan made while the
+	// events table was small (a new store, a burst before autovacuum
+	// analyzed it) reads and sorts every event after the position instead
+	// of walking the position index to the limit; a projection catching up
+	// from the start would read the whole table for every batch.
+	rows, err := querier(ctx, s.db).Query(ctx, s.sqlRead, pgx.QueryExecModeCacheDescribe, after, names, types, limit)
 	if err != nil {
 		return nil, fmt.Errorf("postgres: read event stream: %w", err)
 	}
