@@ -15,6 +15,24 @@ import (
 	"github.com/dddkit/dddkit/repository/repositorytest"
 )
 
+// planningOnce returns a connection to b's schema that plans a prepared
+// statement once, as pgx's cached statements end up being planned, after
+// running setup; onNotice, when not nil, receives its notices.
+func planningOnce(t *testing.T, b pgBundle, onNotice pgconn.NoticeHandler, setup ...string) *pgx.Conn {
+	t.Helper()
+	ctx := t.Context()
+	cfg := b.pool.Config().ConnConfig.Copy()
+	cfg.OnNotice = onNotice
+	conn, err := pgx.ConnectConfig(ctx, cfg)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = conn.Close(ctx) })
+	for _, sql := range append(setup, `SET plan_cache_mode = force_generic_plan`) {
+		_, err := conn.Exec(ctx, sql)
+		require.NoError(t, err, "%s (auto_explain needs a superuser)", sql)
+	}
+	return conn
+}
+
 // The relay's statements keep to the outbox's indexes whatever its
 // statistics say. A prepared statement runs on a plan made once (the
 // generic plan pgx's statement cache gets after five runs), and an
@@ -30,14 +48,7 @@ func TestRelayPlansStayOnIndexesWithStaleStatistics(t *testing.T) {
 	ctx := t.Context()
 	statements, err := b.outbox.RelayStatements(ctx)
 	require.NoError(t, err)
-	conn, err := pgx.ConnectConfig(ctx, b.pool.Config().ConnConfig.Copy())
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = conn.Close(ctx) })
-	_, err = conn.Exec(ctx, postgres.LeadPlannerSQL)
-	require.NoError(t, err)
-	// Plan once, as pgx's cached statements end up being planned.
-	_, err = conn.Exec(ctx, `SET plan_cache_mode = force_generic_plan`)
-	require.NoError(t, err)
+	conn := planningOnce(t, b, nil, postgres.LeadPlannerSQL)
 	args := map[string]string{
 		"fetch": "(1000)", "fetch_shards": "(1000, 16, '{0,1,2,3}')",
 		"fetch_beside": "(2000, 1, 1000, 1000)", "fetch_beside_shards": "(2000, 1, 1000, 1000, 16, '{0,1,2,3}')",
@@ -84,20 +95,11 @@ func TestStreamReadPlansForTheTableItReads(t *testing.T) {
 		mu    sync.Mutex
 		plans []string
 	)
-	cfg := b.pool.Config().ConnConfig.Copy()
-	cfg.OnNotice = func(_ *pgconn.PgConn, n *pgconn.Notice) {
+	conn := planningOnce(t, b, func(_ *pgconn.PgConn, n *pgconn.Notice) {
 		mu.Lock()
 		defer mu.Unlock()
 		plans = append(plans, n.Message)
-	}
-	conn, err := pgx.ConnectConfig(ctx, cfg)
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = conn.Close(ctx) })
-	for _, set := range []string{`LOAD 'auto_explain'`, `SET auto_explain.log_min_duration = 0`,
-		`SET auto_explain.log_level = notice`, `SET plan_cache_mode = force_generic_plan`} {
-		_, err := conn.Exec(ctx, set)
-		require.NoError(t, err, "the test reads plans with auto_explain, which needs a superuser")
-	}
+	}, `LOAD 'auto_explain'`, `SET auto_explain.log_min_duration = 0`, `SET auto_explain.log_level = notice`)
 	stream, err := postgres.NewEventStream(conn, reg, nil)
 	require.NoError(t, err)
 	_, err = stream.Read(ctx, 0, repository.StreamFilter{}, 10) // on the empty table
