@@ -565,7 +565,13 @@ func TestOutboxFailoverWhenTheLeaderSessionDies(t *testing.T) {
 		}
 	})
 	for kill := range 2 {
-		testinfra.Eventually(t, 30*time.Second, func() bool { return rec.Len() > 150*(kill+1) && shared() }, "progress and shared shards before kill %d", kill)
+		// Every session that holds locks has started leading (a relay
+		// joins, takes its shards, then leads): a victim killed between
+		// the two would never report leading, and the count below would
+		// miss it.
+		testinfra.Eventually(t, 30*time.Second, func() bool {
+			return rec.Len() > 150*(kill+1) && shared() && sessions.Load() >= int32(3+kill)
+		}, "progress, shared shards and %d sessions leading before kill %d", 3+kill, kill)
 		victim := leaders()[kill]
 		var killed bool
 		require.NoError(t, b.pool.QueryRow(ctx, `SELECT pg_terminate_backend($1)`, victim.PID).Scan(&killed))
