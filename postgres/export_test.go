@@ -18,3 +18,10 @@ func (o *Outbox) RelayStatements(ctx context.Context) (map[string]string, error)
 		"published": r.publishedSQL, "attempts": r.attemptsSQL, "promote": r.promoteSQL,
 	}, nil
 }
+
+// Wary reports whether the next batch of handler skips recorded events
+// from the start instead of trying the plain insert first.
+func (i *Inbox) Wary(handler string) bool {
+	_, ok := i.wary.Load(handler)
+	return ok
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"testing"
 	"time"
 
@@ -123,6 +124,62 @@ func TestInboxRunsTheHandlerInAUnitOfWork(t *testing.T) {
 	require.ErrorIs(t, err, postgres.ErrRollbackOnly)
 	require.Equal(t, []string{"joined"}, b.effects(t), "nothing of the failed unit stays")
 	require.Equal(t, 0, b.count(t, `SELECT count(*) FROM dddkit_inbox WHERE event_id = 'e-2'`))
+}
+
+// A batch first inserts its inbox rows as if all were new. A redelivered
+// event makes that insert fail; the batch then runs again skipping it,
+// and so does the handler's next batch, until one has no duplicate. A
+// batch inside a caller's unit of work skips duplicates from the start:
+// a failed insert would end the caller's transaction.
+func TestInboxBatchFallsBackOnRedeliveries(t *testing.T) {
+	t.Parallel()
+	b := setupInbox(t, nil)
+	ctx := context.Background()
+	batch := func(ctx context.Context, handler string, ids ...string) []string {
+		t.Helper()
+		envs := make([]aggregate.Envelope, len(ids))
+		for k, id := range ids {
+			envs[k] = envelope(id)
+		}
+		var got []string
+		require.NoError(t, b.inbox.ProcessBatch(ctx, handler, envs, func(ctx context.Context, fresh []aggregate.Envelope) error {
+			for _, e := range fresh {
+				got = append(got, e.ID)
+				if err := write(ctx, handler+"/"+e.ID); err != nil {
+					return err
+				}
+			}
+			return nil
+		}))
+		return got
+	}
+
+	require.Equal(t, []string{"b", "a"}, batch(ctx, "h", "b", "a", "b"))
+	require.False(t, b.inbox.Wary("h"), "a batch of new events keeps the plain insert")
+	require.Equal(t, []string{"c"}, batch(ctx, "h", "c", "a"))
+	require.True(t, b.inbox.Wary("h"), "after a redelivery the next batch skips duplicates from the start")
+	require.Equal(t, []string{"e"}, batch(ctx, "h", "b", "e"))
+	require.True(t, b.inbox.Wary("h"), "still wary after a second batch with a duplicate")
+	require.Equal(t, []string{"d"}, batch(ctx, "h", "d"))
+	require.False(t, b.inbox.Wary("h"), "a batch without duplicates goes back to the plain insert")
+	require.Equal(t, 5, b.count(t, `SELECT count(*) FROM dddkit_inbox WHERE handler = 'h'`))
+
+	uow, err := postgres.NewUnitOfWork(b.pool)
+	require.NoError(t, err)
+	require.Equal(t, []string{"a"}, batch(ctx, "joined", "a"))
+	require.NoError(t, uow.Do(ctx, func(ctx context.Context) error {
+		if err := write(ctx, "before"); err != nil {
+			return err
+		}
+		if got := batch(ctx, "joined", "a", "x"); !slices.Equal(got, []string{"x"}) {
+			return fmt.Errorf("the joined batch applied %v, want [x]", got)
+		}
+		return write(ctx, "after")
+	}))
+	effects := b.effects(t)
+	slices.Sort(effects)
+	require.Equal(t, []string{"after", "before", "h/a", "h/b", "h/c", "h/d", "h/e", "joined/a", "joined/x"}, effects,
+		"each event applied once; the caller's unit kept its own writes")
 }
 
 // A database that cannot be reached, or is not migrated, is an outage: the
