@@ -25,8 +25,9 @@ type BatchTransport interface {
 	// ConsumeBatches consumes sub.Topic as consumer group sub.Group
 	// until ctx ends, and then returns nil (an error only when it cannot
 	// start). It hands sub.Handle the messages of one partition in
-	// their order, in batches of at most sub.MaxBatch, waiting at most
-	// sub.MaxWait after a batch's first message for more; batches of
+	// their order, in batches of at most sub.MaxBatch: what has arrived
+	// when a batch's first message is taken, and what arrives within
+	// sub.MaxWait after it when that is above zero; batches of
 	// different partitions may be handled concurrently, those of one
 	// partition one after the other. A message counts as consumed (its
 	// offset may be committed) once Handle has called done for it or a
@@ -46,7 +47,7 @@ type BatchSubscription struct {
 	// MaxBatch is the most messages of one batch (at least 1).
 	MaxBatch int
 	// MaxWait is how long a batch waits for more messages after its
-	// first one.
+	// first one; 0 takes only what has arrived.
 	MaxWait time.Duration
 	// Logger receives the consumer's log lines (errors of the group).
 	Logger *slog.Logger

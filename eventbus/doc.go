@@ -174,7 +174,8 @@
 // for it. So on a [BatchTransport] (the Client of package kafka) a
 // [Router] consumes every handler name registered with [HandleOnce] in
 // batches: it gathers up to [RouterConfig.MaxBatch] messages of one
-// partition (or what arrives within [RouterConfig.MaxWait]) and applies
+// partition that have arrived (and, with [RouterConfig.MaxWait] set,
+// those that arrive within it) and applies
 // them in one [Inbox.ProcessBatch] — with the PostgreSQL inbox one
 // transaction and one inbox statement — running the handler for each new
 // event in offset order in that transaction; then the batch's offsets
@@ -195,7 +196,9 @@
 // cannot be decoded become dead letters without holding up their
 // batch. What it costs: a handler can run more than once for an event
 // (when its batch rolls back; only the run that committed leaves
-// effects), and a batch waits up to MaxWait for its messages.
+// effects). A batch does not wait for messages unless MaxWait is set:
+// under load, the messages that arrive while one batch is applied make
+// the next.
 //
 // Handlers registered with [Handle], and every handler on a transport
 // that does not batch ([MemoryTransport]), take one message at a time

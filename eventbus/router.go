@@ -122,8 +122,12 @@ type RouterConfig struct {
 	MaxBatch int
 
 	// MaxWait is how long a batch waits for more messages after its
-	// first one before it is applied anyway: the most latency batching
-	// adds when a partition is quiet. 0 means 5ms.
+	// first one before it is applied anyway. 0, the default, waits not
+	// at all: a batch is what has arrived (up to MaxBatch) when its first
+	// message is taken, so batching adds no latency to a quiet partition,
+	// and under load the messages that arrive while one batch is applied
+	// make the next. A wait above zero makes fewer, larger batches of a
+	// partition that receives a trickle, at that cost in latency.
 	MaxWait time.Duration
 }
 
@@ -209,9 +213,6 @@ func NewRouter(transport Transport, reg *Registry, cfg *RouterConfig) (*Router, 
 	}
 	if c.MaxBatch == 0 {
 		c.MaxBatch = 500
-	}
-	if c.MaxWait == 0 {
-		c.MaxWait = 5 * time.Millisecond
 	}
 	if c.DeadLetters == nil {
 		c.DeadLetters = NewMemoryDeadLetters()

@@ -19,8 +19,9 @@ var _ eventbus.BatchTransport = (*Client)(nil)
 // ConsumeBatches implements [eventbus.BatchTransport]: it joins consumer
 // group sub.Group with the client's [Config] and consumes sub.Topic
 // below watermill, through sarama's consumer group, gathering up to
-// sub.MaxBatch messages of one partition (or what arrives within
-// sub.MaxWait) and handing them to sub.Handle; partitions are handled
+// sub.MaxBatch messages of one partition that have arrived (and what
+// arrives within sub.MaxWait when it is above zero) and handing them to
+// sub.Handle; partitions are handled
 // concurrently. A message's offset is marked once it is done and
 // committed every [Config.CommitInterval] and when the consumer stops.
 // The consumer's channel buffer (sarama.Config.ChannelBufferSize) is
@@ -98,13 +99,18 @@ func (batchHandler) Setup(sarama.ConsumerGroupSession) error   { return nil }
 func (batchHandler) Cleanup(sarama.ConsumerGroupSession) error { return nil }
 
 // ConsumeClaim gathers batches from one partition and hands them over one
-// after the other until the claim ends.
+// after the other until the claim ends. A batch is what has arrived when
+// its first message is taken, up to MaxBatch; with MaxWait above zero it
+// also waits that long for more.
 func (h batchHandler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sarama.ConsumerGroupClaim) error {
 	ctx := sess.Context()
 	msgs := claim.Messages()
 	batch := make([]*sarama.ConsumerMessage, 0, h.sub.MaxBatch)
-	timer := time.NewTimer(h.sub.MaxWait)
-	defer timer.Stop()
+	var timer *time.Timer // fires MaxWait after a batch's first message
+	if h.sub.MaxWait > 0 {
+		timer = time.NewTimer(h.sub.MaxWait)
+		defer timer.Stop()
+	}
 	for {
 		batch = batch[:0]
 		select {
@@ -116,10 +122,25 @@ func (h batchHandler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim saram
 		case <-ctx.Done():
 			return nil
 		}
-		timer.Reset(h.sub.MaxWait)
+		if timer != nil {
+			timer.Reset(h.sub.MaxWait)
+		}
 		open := true
 	gather:
 		for len(batch) < h.sub.MaxBatch {
+			select { // what has arrived
+			case m, ok := <-msgs:
+				if !ok {
+					open = false
+					break gather
+				}
+				batch = append(batch, m)
+				continue
+			default:
+			}
+			if timer == nil {
+				break gather
+			}
 			select {
 			case m, ok := <-msgs:
 				if !ok {

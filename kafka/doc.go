@@ -118,9 +118,9 @@
 // thousand events per second, where decoding alone allows tens of
 // thousands. So a Router on a Client applies a HandleOnce handler's
 // events in batches: [Client.ConsumeBatches] gathers up to
-// [eventbus.RouterConfig] MaxBatch messages of one partition (or what
-// arrives within MaxWait), the router hands them to the inbox's
-// ProcessBatch: with the PostgreSQL inbox (postgres.NewInbox) it inserts
+// [eventbus.RouterConfig] MaxBatch messages of one partition that have
+// arrived (and what arrives within MaxWait when it is set), the router
+// hands them to the inbox's ProcessBatch: with the PostgreSQL inbox (postgres.NewInbox) it inserts
 // their inbox rows with one statement in one transaction, runs the
 // handler for the events whose rows are new, in offset order, in that
 // transaction, and commits; then the batch's offsets are marked:
@@ -142,8 +142,8 @@
 // "Batches" and "Dead letters" in package eventbus). A stopped or rebalanced consumer
 // continues at the committed offsets. The handler of one event shares a
 // transaction with up to MaxBatch-1 others, so one event's failure makes
-// the others run again (only committed runs leave effects), and a batch
-// waits up to MaxWait for its messages. A statement run with
+// the others run again (only committed runs leave effects). A statement
+// run with
 // postgres.TxFromContext(ctx) costs a round trip per event; one queued
 // with postgres.QueueExec does not.
 //

@@ -240,10 +240,26 @@ func (p *pipeline) expect(n int) {
 }
 
 func (p *pipeline) wait(b *testing.B, timeout time.Duration) {
+	deadline := time.After(timeout)
 	select {
 	case <-p.done:
-	case <-time.After(timeout):
+	case <-deadline:
 		b.Fatalf("handled %d of %d events in %s", p.count.Load(), p.want.Load(), timeout)
+	}
+	// The consumer can handle an event before the relay's publish call
+	// for it has returned (and its hook recorded it as published).
+	for {
+		p.mu.Lock()
+		published := len(p.published)
+		p.mu.Unlock()
+		if int64(published) >= p.want.Load() {
+			return
+		}
+		select {
+		case <-time.After(time.Millisecond):
+		case <-deadline:
+			b.Fatalf("all %[2]d events handled, %[1]d of them recorded as published by the relay in %[3]s", published, p.want.Load(), timeout)
+		}
 	}
 }
 
