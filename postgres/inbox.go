@@ -195,11 +195,12 @@ func (i *Inbox) Process(ctx context.Context, handler string, env aggregate.Envel
 //
 // A batch in a unit of work of its own first inserts its rows as if all
 // were new: a plain insert costs PostgreSQL less than half of one that
-// skips the rows that exist (ON CONFLICT DO NOTHING). When a row exists (a redelivery), that unit
-// rolls back before fn ran and the batch runs again, skipping the rows
-// that exist; the handler's next batch does so from the start, until a
-// batch has no duplicate. A batch that joins a unit of work in ctx always
-// skips them, as its failure would end that unit.
+// skips the rows that exist (ON CONFLICT DO NOTHING). When a row exists
+// (a redelivery), that unit rolls back before fn ran and the batch runs
+// again, skipping the rows that exist; the handler's next batch does so
+// from the start, until a batch has no duplicate. A batch that joins a
+// unit of work in ctx always skips them, as its failure would end that
+// unit.
 func (i *Inbox) ProcessBatch(ctx context.Context, handler string, envs []aggregate.Envelope, fn func(ctx context.Context, fresh []aggregate.Envelope) error) (err error) {
 	ctx, span := telemetry.StartInbox(ctx, handler, len(envs))
 	defer func() { telemetry.End(span, err) }()
