@@ -175,8 +175,8 @@
 // [Router] consumes every handler name registered with [HandleOnce] in
 // batches: it gathers up to [RouterConfig.MaxBatch] messages of one
 // partition that have arrived (and, with [RouterConfig.MaxWait] set,
-// those that arrive within it) and applies
-// them in one [Inbox.ProcessBatch] — with the PostgreSQL inbox one
+// those that arrive within it) and applies them in one
+// [Inbox.ProcessBatch] — with the PostgreSQL inbox one
 // transaction and one inbox statement — running the handler for each new
 // event in offset order in that transaction; then the batch's offsets
 // are committed. Statements a handler queues with postgres.QueueExec go

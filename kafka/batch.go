@@ -21,9 +21,9 @@ var _ eventbus.BatchTransport = (*Client)(nil)
 // below watermill, through sarama's consumer group, gathering up to
 // sub.MaxBatch messages of one partition that have arrived (and what
 // arrives within sub.MaxWait when it is above zero) and handing them to
-// sub.Handle; partitions are handled
-// concurrently. A message's offset is marked once it is done and
-// committed every [Config.CommitInterval] and when the consumer stops.
+// sub.Handle; partitions are handled concurrently. A message's offset is
+// marked once it is done and committed every [Config.CommitInterval] and
+// when the consumer stops.
 // The consumer's channel buffer (sarama.Config.ChannelBufferSize) is
 // raised to MaxBatch if it is smaller, so that the next batch is fetched
 // while one is handled.
