@@ -128,31 +128,27 @@ func (h batchHandler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim saram
 		open := true
 	gather:
 		for len(batch) < h.sub.MaxBatch {
-			select { // what has arrived
-			case m, ok := <-msgs:
-				if !ok {
-					open = false
-					break gather
-				}
-				batch = append(batch, m)
-				continue
-			default:
-			}
-			if timer == nil {
-				break gather
-			}
+			var m *sarama.ConsumerMessage
+			var ok bool
 			select {
-			case m, ok := <-msgs:
-				if !ok {
-					open = false
+			case m, ok = <-msgs: // what has arrived
+			default:
+				if timer == nil {
 					break gather
 				}
-				batch = append(batch, m)
-			case <-timer.C:
-				break gather
-			case <-ctx.Done():
-				return nil
+				select {
+				case m, ok = <-msgs:
+				case <-timer.C:
+					break gather
+				case <-ctx.Done():
+					return nil
+				}
 			}
+			if !ok {
+				open = false
+				break gather
+			}
+			batch = append(batch, m)
 		}
 		recordLag(ctx, h.sub.Group, claim, batch)
 		if !h.handle(ctx, sess, batch) || !open {

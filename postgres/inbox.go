@@ -266,15 +266,25 @@ func (i *Inbox) recordAll(ctx context.Context, handler string, envs []aggregate.
 		}
 		return nil, i.wrap(fmt.Errorf("postgres: inbox: record %d events of %s: %w", len(ids), handler, err))
 	}
-	seen := make(map[string]bool, len(ids))
-	fresh := make([]aggregate.Envelope, 0, len(ids))
+	all := make(map[string]bool, len(ids))
+	for _, id := range ids {
+		all[id] = true
+	}
+	return inBatchOrder(envs, all), nil
+}
+
+// inBatchOrder returns the events of envs whose IDs are in ids, in batch
+// order, each ID once (a second copy in the batch is a duplicate). It
+// empties ids.
+func inBatchOrder(envs []aggregate.Envelope, ids map[string]bool) []aggregate.Envelope {
+	out := make([]aggregate.Envelope, 0, len(ids))
 	for _, env := range envs {
-		if !seen[env.ID] { // a second copy in the batch is a duplicate
-			seen[env.ID] = true
-			fresh = append(fresh, env)
+		if ids[env.ID] {
+			delete(ids, env.ID)
+			out = append(out, env)
 		}
 	}
-	return fresh, nil
+	return out
 }
 
 // recordNew inserts the rows of the events that have none and returns
@@ -293,13 +303,7 @@ func (i *Inbox) recordNew(ctx context.Context, handler string, envs []aggregate.
 	}); err != nil {
 		return nil, i.wrap(fmt.Errorf("postgres: inbox: record %d events of %s: %w", len(ids), handler, err))
 	}
-	fresh := make([]aggregate.Envelope, 0, len(isNew))
-	for _, env := range envs {
-		if isNew[env.ID] {
-			delete(isNew, env.ID) // a second copy in the batch is a duplicate
-			fresh = append(fresh, env)
-		}
-	}
+	fresh := inBatchOrder(envs, isNew)
 	if skipped := len(ids) - len(fresh); skipped > 0 {
 		i.log.LogAttrs(ctx, slog.LevelDebug, "postgres: inbox: duplicate events skipped",
 			slog.String("handler", handler), slog.Int("events", skipped))
