@@ -50,6 +50,14 @@
 // cqrs.Transaction(uow) wraps every command handler in a unit, so
 // handlers contain no transaction code at all.
 //
+// On a *pgxpool.Pool a unit takes its connection and begins its
+// transaction with its first statement: BEGIN goes to PostgreSQL in that
+// statement's round trip, so a command that saves one aggregate costs two
+// round trips (the save, the commit) and a unit that runs no statement
+// costs none. The transaction [TxFromContext] returns begins the same way
+// on Exec (with arguments), Query, QueryRow and SendBatch; its other
+// methods, and an Exec without arguments, begin it on its own first.
+//
 // A failed Save or Update inside a unit makes the unit roll back, even if
 // the function returns nil ([ErrRollbackOnly]): nothing is ever
 // half-saved. Aggregates are marked committed only after the commit.
@@ -71,7 +79,7 @@
 // in PostgreSQL's implicit transaction, without BEGIN and COMMIT; a
 // conflict writes nothing or fails the statement, so nothing commits
 // half-saved. In a unit of work the save is one statement in the unit's
-// transaction. An Update without LockOnUpdate reads the aggregate and
+// transaction (the unit's first goes out with its BEGIN). An Update without LockOnUpdate reads the aggregate and
 // then saves it that way: two round trips.
 //
 // An event store snapshots an aggregate type when its

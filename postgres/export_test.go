@@ -25,3 +25,7 @@ func (i *Inbox) Wary(handler string) bool {
 	_, ok := i.wary.Load(handler)
 	return ok
 }
+
+// ErrBegin is wrapped by the error of a unit's first statement when the
+// unit's transaction could not begin.
+var ErrBegin = errBegin

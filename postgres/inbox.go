@@ -180,7 +180,7 @@ func (i *Inbox) Process(ctx context.Context, handler string, env aggregate.Envel
 		return nil
 	})
 	if err != nil {
-		if !began {
+		if !began || errors.Is(err, errBegin) {
 			err = fmt.Errorf("postgres: inbox: %w: %w", eventbus.ErrUnavailable, err)
 		}
 		return false, err
@@ -247,7 +247,7 @@ func (i *Inbox) ProcessBatch(ctx context.Context, handler string, envs []aggrega
 		}
 		break
 	}
-	if err != nil && !began {
+	if err != nil && (!began || errors.Is(err, errBegin)) {
 		return fmt.Errorf("postgres: inbox: %w: %w", eventbus.ErrUnavailable, err)
 	}
 	return err

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 )
 
 // The outbox and the event store wake their readers (the relay, event
@@ -61,8 +62,13 @@ type txBeginner interface {
 // pool, the unit notifies after commit (it returns db as notify); on
 // anything else (a connection, a caller's transaction, whose commit the
 // unit may not see or which one goroutine must not share) the triggers
-// notify, and notify is nil.
+// notify, and notify is nil. On a *pgxpool.Pool the transaction begins
+// with the unit's first statement, in its round trip (lazyTx); on other
+// pools (wrappers) and everything else, at once.
 func beginUnit(ctx context.Context, db DB) (tx pgx.Tx, notify DB, err error) {
+	if pool, ok := db.(*pgxpool.Pool); ok {
+		return newLazyTx(pool), db, nil // begins with the first statement (lazytx.go)
+	}
 	if b, ok := db.(txBeginner); ok {
 		if poolOf(db) {
 			tx, err = b.BeginTx(ctx, pgx.TxOptions{BeginQuery: beginNotifyAfterCommit})

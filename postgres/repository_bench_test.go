@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
 
 	"github.com/dddkit/dddkit/aggregate"
@@ -31,17 +32,22 @@ import (
 // pgx's (ratio; with_keys_ratio for a repository whose mapping has a
 // unique key, written in the same statement). Every loop records the 2
 // events through the aggregate first, so the difference is the
-// repository's own cost.
+// repository's own cost. The "unit_" runs do the same on a pool, each
+// dddkit save inside UnitOfWork.Do, as a command under
+// cqrs.Transaction saves: the unit's BEGIN goes with the save, its
+// COMMIT follows (2 round trips).
 //
 //	go test -run '^$' -bench BenchmarkSave -benchtime 1000x -count 3 ./postgres/
 func BenchmarkSave(b *testing.B) {
-	b.Run("direct", func(b *testing.B) { benchSave(b, 0) })
-	b.Run("latency_1ms", func(b *testing.B) { benchSave(b, time.Millisecond) })
+	b.Run("direct", func(b *testing.B) { benchSave(b, 0, false) })
+	b.Run("latency_1ms", func(b *testing.B) { benchSave(b, time.Millisecond, false) })
+	b.Run("unit_direct", func(b *testing.B) { benchSave(b, 0, true) })
+	b.Run("unit_latency_1ms", func(b *testing.B) { benchSave(b, time.Millisecond, true) })
 }
 
-func benchSave(b *testing.B, latency time.Duration) {
+func benchSave(b *testing.B, latency time.Duration, inUnit bool) {
 	ctx := context.Background()
-	conn := benchConn(b, latency)
+	conn := benchDB(b, latency, inUnit)
 	require.NoError(b, postgres.Migrate(ctx, conn, nil))
 	ob, err := postgres.NewOutbox(conn, repositorytest.Registry(b), nil)
 	require.NoError(b, err)
@@ -104,6 +110,15 @@ VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9),($10,$11,$12,$13,$14,$15,$16,$17,$18)`
 	}
 
 	saves := []func(context.Context, *repositorytest.Counter) error{repo.Save, keyed.Save, handWritten}
+	if inUnit {
+		uow, err := postgres.NewUnitOfWork(conn)
+		require.NoError(b, err)
+		for i, save := range saves[:2] {
+			saves[i] = func(ctx context.Context, c *repositorytest.Counter) error {
+				return uow.Do(ctx, func(ctx context.Context) error { return save(ctx, c) })
+			}
+		}
+	}
 	counters := make([]*repositorytest.Counter, len(saves))
 	took := make([]time.Duration, len(saves))
 	for i, save := range saves {
@@ -139,19 +154,49 @@ VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9),($10,$11,$12,$13,$14,$15,$16,$17,$18)`
 // benchConn is one connection to a schema of the benchmark's own,
 // through a proxy adding latency each way when latency > 0.
 func benchConn(b *testing.B, latency time.Duration) *pgx.Conn {
+	cfg := benchConfig(b, latency)
+	conn, err := pgx.ConnectConfig(context.Background(), cfg.ConnConfig)
+	require.NoError(b, err)
+	b.Cleanup(func() { _ = conn.Close(context.Background()) })
+	return conn
+}
+
+// benchDB is benchConn, or a pool of such connections when pool is
+// true: two, one for the saves, one for the notification a unit of work
+// sends after its commit (notify.go), so that it does not delay the next
+// save.
+func benchDB(b *testing.B, latency time.Duration, pool bool) benchHandle {
+	if !pool {
+		return benchConn(b, latency)
+	}
+	cfg := benchConfig(b, latency)
+	cfg.MinConns, cfg.MaxConns = 2, 2
+	p, err := pgxpool.NewWithConfig(context.Background(), cfg)
+	require.NoError(b, err)
+	b.Cleanup(p.Close)
+	return p
+}
+
+// benchHandle is what benchSave needs of its connection or pool.
+type benchHandle interface {
+	postgres.DB
+	BeginTx(ctx context.Context, opts pgx.TxOptions) (pgx.Tx, error)
+}
+
+// benchConfig configures a connection to a schema of the benchmark's
+// own, through a proxy adding latency each way when latency > 0.
+func benchConfig(b *testing.B, latency time.Duration) *pgxpool.Config {
 	dbURL, _ := pgtest.SchemaURL(b)
-	cfg, err := pgx.ParseConfig(dbURL)
+	cfg, err := pgxpool.ParseConfig(dbURL)
 	require.NoError(b, err)
 	if latency > 0 {
-		proxy := testinfra.NewProxy(b, net.JoinHostPort(cfg.Host, strconv.Itoa(int(cfg.Port))), latency)
+		cc := cfg.ConnConfig
+		proxy := testinfra.NewProxy(b, net.JoinHostPort(cc.Host, strconv.Itoa(int(cc.Port))), latency)
 		host, port, err := net.SplitHostPort(proxy.Addr())
 		require.NoError(b, err)
 		p, err := strconv.Atoi(port)
 		require.NoError(b, err)
-		cfg.Host, cfg.Port, cfg.Fallbacks = host, uint16(p), nil
+		cc.Host, cc.Port, cc.Fallbacks = host, uint16(p), nil
 	}
-	conn, err := pgx.ConnectConfig(context.Background(), cfg)
-	require.NoError(b, err)
-	b.Cleanup(func() { _ = conn.Close(context.Background()) })
-	return conn
+	return cfg
 }

@@ -58,8 +58,22 @@ func (l *statementLog) TraceQueryStart(ctx context.Context, _ *pgx.Conn, d pgx.T
 
 func (*statementLog) TraceQueryEnd(context.Context, *pgx.Conn, pgx.TraceQueryEndData) {}
 
-func (l *statementLog) TraceBatchStart(ctx context.Context, _ *pgx.Conn, _ pgx.TraceBatchStartData) context.Context {
-	l.add("BATCH")
+// TraceBatchStart logs "BATCH" for a batch; for one that begins a
+// unit's transaction (BEGIN and the setting of its notification queued
+// before the unit's first statement), "BEGIN+" and the first word of that
+// statement, or "BEGIN+BATCH" when the unit's first statement was a
+// batch of several.
+func (l *statementLog) TraceBatchStart(ctx context.Context, _ *pgx.Conn, d pgx.TraceBatchStartData) context.Context {
+	qs := d.Batch.QueuedQueries
+	if len(qs) < 3 || qs[0].SQL != "begin" || !strings.Contains(qs[1].SQL, "set_config('dddkit.notify', 'after_commit', true)") {
+		l.add("BATCH")
+		return ctx
+	}
+	if len(qs) == 3 {
+		l.add("BEGIN+" + strings.ToUpper(strings.Fields(qs[2].SQL)[0]))
+	} else {
+		l.add("BEGIN+BATCH")
+	}
 	return ctx
 }
 
@@ -88,7 +102,8 @@ func setupTraced(t *testing.T) (pgBundle, *statementLog) {
 
 // A save on its own is one statement (or one batch) in PostgreSQL's
 // implicit transaction: no BEGIN, no COMMIT, one round trip. In a unit
-// of work it is one statement in the unit's transaction.
+// of work it is one statement in the unit's transaction, sent with the
+// unit's BEGIN.
 func TestSaveIsOneStatement(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
@@ -133,9 +148,11 @@ func TestSaveIsOneStatement(t *testing.T) {
 		require.Equal(t, int64(4), got.Version(), tt.name)
 		log.take()
 
+		// In a unit of work, BEGIN goes with the save: two round trips
+		// with the COMMIT.
 		other := mustCounter(t, tt.name+"-unit")
 		require.NoError(t, b.uow.Do(ctx, func(ctx context.Context) error { return tt.repo.Save(ctx, other) }))
-		require.Equal(t, []string{"BEGIN", tt.want, "COMMIT"}, log.take(), "%s: in a unit", tt.name)
+		require.Equal(t, []string{"BEGIN+" + tt.want, "COMMIT"}, log.take(), "%s: in a unit", tt.name)
 	}
 	versions := map[string][]int64{}
 	for _, e := range b.outboxEvents(t) {

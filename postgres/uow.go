@@ -43,7 +43,10 @@ func NewUnitOfWork(db DB) (*UnitOfWork, error) {
 // The context passed to fn carries the transaction. A repository call,
 // outbox write or inbox check made with it joins the transaction; it
 // never opens a second one. [TxFromContext] returns the transaction for
-// the caller's own SQL.
+// the caller's own SQL. On a *pgxpool.Pool the transaction begins with
+// its first statement, in that statement's round trip (see the package
+// documentation); a unit that runs no statement takes no connection and
+// sends nothing.
 //
 // When ctx already carries a unit of work, Do joins it: fn runs in the
 // same transaction, nothing is committed until the outermost Do returns,
@@ -114,7 +117,13 @@ func commitError(err error) error {
 // TxFromContext returns the transaction of the unit of work in ctx, for
 // the caller's own statements inside [UnitOfWork.Do] (or inside an inbox
 // handler, which runs in a unit of work). The second result is false
-// when ctx carries none.
+// when ctx carries none. On a *pgxpool.Pool, a unit whose first statement
+// is the caller's begins its transaction with it when that statement is
+// an Exec with arguments, a Query, a QueryRow or a SendBatch; before it
+// runs CopyFrom, Prepare, Begin (a savepoint), LargeObjects, Conn or an
+// Exec without arguments, the transaction begins on its own. If it
+// cannot begin, LargeObjects returns large objects whose calls fail with
+// pgx.ErrTxClosed and Conn returns nil.
 func TxFromContext(ctx context.Context) (pgx.Tx, bool) {
 	if u := unitFrom(ctx); u != nil {
 		return u.tx, true

@@ -1,0 +1,401 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+)
+
+// errBegin is wrapped by the error of a statement that began a unit's
+// transaction when the transaction could not begin: no connection, or
+// one that broke. The unit's work never ran; the Inbox reports it as
+// eventbus.ErrUnavailable.
+var errBegin = errors.New("postgres: begin")
+
+// lazyTx is the transaction of a unit of work on a *pgxpool.Pool. It
+// begins with the unit's first statement: the connection is acquired and
+// BEGIN goes out in the same round trip as that statement
+// ([pgx.Batch.BeginTx]), instead of a round trip of its own. A unit that
+// runs no statement takes no connection and sends nothing.
+//
+// Exec (with arguments), Query, QueryRow and SendBatch begin this way.
+// The other methods need the transaction first and begin it on its own,
+// as [pgxpool.Pool.BeginTx] does; so does an Exec without arguments,
+// which pgx sends with the simple protocol (it may hold several
+// statements, which a batch may not). Once begun, every method is that
+// of the pgx transaction. Like any pgx.Tx it is not safe for concurrent
+// use.
+type lazyTx struct {
+	pool *pgxpool.Pool
+	tx   pgx.Tx // the transaction, once it began (or was asked to)
+	// err poisons the unit: its transaction could not begin, or its first
+	// statement was refused before BEGIN ran. Every later call fails with
+	// it, as PostgreSQL refuses the statements of a failed transaction.
+	err    error
+	closed bool // ended before it began
+}
+
+// newLazyTx returns the unit's transaction on pool, not yet begun.
+func newLazyTx(pool *pgxpool.Pool) *lazyTx { return &lazyTx{pool: pool} }
+
+// beginBatch returns a batch that begins a unit's transaction: BEGIN and
+// the setting that makes it notify after commit (notify.go), to which the
+// unit's first statement is queued.
+func beginBatch() *pgx.Batch {
+	b := &pgx.Batch{QueuedQueries: make([]*pgx.QueuedQuery, 0, beginResults+1)}
+	b.BeginTx(pgx.TxOptions{})
+	b.Queue(setNotifyAfterCommit)
+	return b
+}
+
+// beginResults is the number of results beginBatch queues.
+const beginResults = 2
+
+// usable reports why t cannot run a statement, if it cannot.
+func (t *lazyTx) usable() error {
+	if t.closed {
+		return pgx.ErrTxClosed
+	}
+	return t.err
+}
+
+// begin begins the transaction on its own, in one round trip, unless it
+// has begun.
+func (t *lazyTx) begin(ctx context.Context) (pgx.Tx, error) {
+	if t.tx != nil {
+		return t.tx, nil
+	}
+	if err := t.usable(); err != nil {
+		return nil, err
+	}
+	tx, err := t.pool.BeginTx(ctx, pgx.TxOptions{BeginQuery: beginNotifyAfterCommit})
+	if err != nil {
+		t.err = fmt.Errorf("%w: %w", errBegin, err)
+		return nil, t.err
+	}
+	t.tx = tx
+	return tx, nil
+}
+
+// send sends b, which beginBatch started, in one round trip. The results
+// it returns hide those of the begin queries.
+func (t *lazyTx) send(ctx context.Context, b *pgx.Batch) *begunResults {
+	br := t.pool.SendBatch(ctx, b)
+	t.tx = br.Tx() // owns the connection: its Rollback releases it
+	return &begunResults{t: t, ctx: ctx, br: br, skip: beginResults}
+}
+
+// failed records that the transaction did not begin: err came back for
+// the begin queries of br. It closes br, hands the connection back and
+// poisons t.
+func (t *lazyTx) failed(ctx context.Context, br pgx.BatchResults, err error) error {
+	_ = br.Close()
+	broken := true
+	if tx := t.tx; tx != nil {
+		if c := tx.Conn(); c != nil && !c.PgConn().IsClosed() {
+			broken = false
+		}
+		_ = tx.Rollback(context.WithoutCancel(ctx)) // releases the connection
+	}
+	t.tx = nil
+	var pgErr *pgconn.PgError
+	if !broken && errors.As(err, &pgErr) {
+		// The server refused a statement of the batch (pgx prepares them
+		// all before it runs the first): the statement's own error.
+		t.err = err
+	} else {
+		t.err = fmt.Errorf("%w: %w", errBegin, err)
+	}
+	return t.err
+}
+
+// pipelined reports whether a statement with args can go out with the
+// begin queries: pgx options (a query mode, a rewriter such as
+// pgx.NamedArgs, result formats) are for a statement of its own.
+func pipelined(args []any) bool {
+	if len(args) == 0 {
+		return true
+	}
+	switch args[0].(type) {
+	case pgx.QueryExecMode, pgx.QueryRewriter, pgx.QueryResultFormats, pgx.QueryResultFormatsByOID:
+		return false
+	}
+	return true
+}
+
+func (t *lazyTx) Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error) {
+	if t.tx == nil && len(args) > 0 && pipelined(args) {
+		if err := t.usable(); err != nil {
+			return pgconn.CommandTag{}, err
+		}
+		b := beginBatch()
+		b.Queue(sql, args...)
+		br := t.send(ctx, b)
+		tag, err := br.Exec()
+		if cerr := br.Close(); err == nil {
+			err = cerr
+		}
+		return tag, err
+	}
+	tx, err := t.begin(ctx)
+	if err != nil {
+		return pgconn.CommandTag{}, err
+	}
+	return tx.Exec(ctx, sql, args...)
+}
+
+func (t *lazyTx) Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error) {
+	if t.tx == nil && pipelined(args) {
+		if err := t.usable(); err != nil {
+			return failedRows(err)
+		}
+		b := beginBatch()
+		b.Queue(sql, args...)
+		br := t.send(ctx, b)
+		rows, err := br.Query()
+		if err != nil {
+			_ = br.Close()
+			return rows, err
+		}
+		return &batchRows{Rows: rows, br: br}, nil
+	}
+	tx, err := t.begin(ctx)
+	if err != nil {
+		return failedRows(err)
+	}
+	return tx.Query(ctx, sql, args...)
+}
+
+func (t *lazyTx) QueryRow(ctx context.Context, sql string, args ...any) pgx.Row {
+	if t.tx != nil {
+		return t.tx.QueryRow(ctx, sql, args...)
+	}
+	rows, err := t.Query(ctx, sql, args...)
+	return &firstRow{rows: rows, err: err}
+}
+
+func (t *lazyTx) SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults {
+	if t.tx == nil && b.Len() > 0 {
+		if err := t.usable(); err != nil {
+			return pgx.FailedBatchResults(b, err)
+		}
+		nb := beginBatch()
+		nb.QueuedQueries = append(nb.QueuedQueries, b.QueuedQueries...)
+		return t.send(ctx, nb)
+	}
+	tx, err := t.begin(ctx)
+	if err != nil {
+		return pgx.FailedBatchResults(b, err)
+	}
+	return tx.SendBatch(ctx, b)
+}
+
+func (t *lazyTx) CopyFrom(ctx context.Context, table pgx.Identifier, columns []string, src pgx.CopyFromSource) (int64, error) {
+	tx, err := t.begin(ctx)
+	if err != nil {
+		return 0, err
+	}
+	return tx.CopyFrom(ctx, table, columns, src)
+}
+
+func (t *lazyTx) Prepare(ctx context.Context, name, sql string) (*pgconn.StatementDescription, error) {
+	tx, err := t.begin(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return tx.Prepare(ctx, name, sql)
+}
+
+// Begin begins a savepoint (a pseudo nested transaction), after the
+// transaction itself if it has not begun.
+func (t *lazyTx) Begin(ctx context.Context) (pgx.Tx, error) {
+	tx, err := t.begin(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return tx.Begin(ctx)
+}
+
+// LargeObjects begins the transaction if it has not begun. When it cannot,
+// the LargeObjects returned fails every call with [pgx.ErrTxClosed].
+func (t *lazyTx) LargeObjects() pgx.LargeObjects {
+	tx, err := t.begin(context.Background())
+	if err != nil {
+		return closedTx().LargeObjects()
+	}
+	return tx.LargeObjects()
+}
+
+// Conn begins the transaction if it has not begun, so that statements on
+// the connection run in it. It returns nil when the transaction cannot
+// begin.
+func (t *lazyTx) Conn() *pgx.Conn {
+	tx, err := t.begin(context.Background())
+	if err != nil {
+		return nil
+	}
+	return tx.Conn()
+}
+
+// Commit commits the transaction and hands its connection back to the
+// pool. A transaction that never began has nothing to commit; one whose
+// first statement failed commits nothing and returns
+// [pgx.ErrTxCommitRollback], as PostgreSQL would.
+func (t *lazyTx) Commit(ctx context.Context) error {
+	if t.tx != nil {
+		return t.tx.Commit(ctx)
+	}
+	if t.closed {
+		return pgx.ErrTxClosed
+	}
+	t.closed = true
+	if t.err != nil {
+		return fmt.Errorf("%w: %w", pgx.ErrTxCommitRollback, t.err)
+	}
+	return nil
+}
+
+// Rollback rolls the transaction back and hands its connection back to
+// the pool; before it began, it only ends it.
+func (t *lazyTx) Rollback(ctx context.Context) error {
+	if t.tx != nil {
+		return t.tx.Rollback(ctx)
+	}
+	if t.closed {
+		return pgx.ErrTxClosed
+	}
+	t.closed = true
+	return nil
+}
+
+var _ pgx.Tx = (*lazyTx)(nil)
+
+// closedTx returns a pgx transaction that is closed: its methods fail
+// with [pgx.ErrTxClosed].
+func closedTx() pgx.Tx {
+	b := &pgx.Batch{}
+	b.BeginTx(pgx.TxOptions{})
+	return pgx.FailedBatchResults(b, pgx.ErrTxClosed).Tx()
+}
+
+// failedRows returns rows that report err, as pgx's Query does when it
+// fails, and err.
+func failedRows(err error) (pgx.Rows, error) {
+	return pgx.FailedBatchResults(&pgx.Batch{}, err).Query()
+}
+
+// begunResults are the results of a batch sent after the begin queries
+// (lazyTx.send): it reads and checks those first, and hides them.
+type begunResults struct {
+	t    *lazyTx
+	ctx  context.Context
+	br   pgx.BatchResults
+	skip int // begin results not read yet
+	err  error
+}
+
+// begun reads the results of the begin queries, once.
+func (r *begunResults) begun() error {
+	for r.skip > 0 && r.err == nil {
+		r.skip--
+		if _, err := r.br.Exec(); err != nil {
+			r.err = r.t.failed(r.ctx, r.br, err)
+		}
+	}
+	return r.err
+}
+
+func (r *begunResults) Exec() (pgconn.CommandTag, error) {
+	if err := r.begun(); err != nil {
+		return pgconn.CommandTag{}, err
+	}
+	return r.br.Exec()
+}
+
+func (r *begunResults) Query() (pgx.Rows, error) {
+	if err := r.begun(); err != nil {
+		return failedRows(err)
+	}
+	return r.br.Query()
+}
+
+func (r *begunResults) QueryRow() pgx.Row {
+	if err := r.begun(); err != nil {
+		rows, _ := failedRows(err)
+		return &firstRow{rows: rows, err: err}
+	}
+	return r.br.QueryRow()
+}
+
+func (r *begunResults) Close() error {
+	err := r.begun()
+	if cerr := r.br.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// Tx is nil: the caller's batch began no transaction of its own.
+func (r *begunResults) Tx() pgx.Tx { return nil }
+
+// batchRows are the rows of a query sent with the begin queries: closing
+// them closes the batch too, which frees the connection.
+type batchRows struct {
+	pgx.Rows
+	br   pgx.BatchResults
+	err  error
+	done bool
+}
+
+func (r *batchRows) Next() bool {
+	if r.Rows.Next() {
+		return true
+	}
+	r.Close()
+	return false
+}
+
+func (r *batchRows) Close() {
+	r.Rows.Close()
+	if !r.done {
+		r.done = true
+		r.err = r.br.Close()
+	}
+}
+
+func (r *batchRows) Err() error {
+	if err := r.Rows.Err(); err != nil {
+		return err
+	}
+	return r.err
+}
+
+// firstRow is the pgx.Row of a lazyTx.QueryRow that began the
+// transaction: the first row of rows, as pgx's own QueryRow scans it.
+type firstRow struct {
+	rows pgx.Rows
+	err  error // of the query
+}
+
+func (r *firstRow) Scan(dest ...any) error {
+	if r.err != nil {
+		return r.err
+	}
+	rows := r.rows
+	defer rows.Close()
+	if !rows.Next() {
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		return pgx.ErrNoRows
+	}
+	if err := rows.Scan(dest...); err != nil {
+		return err
+	}
+	rows.Close()
+	return rows.Err()
+}

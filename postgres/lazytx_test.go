@@ -1,0 +1,243 @@
+package postgres_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/stretchr/testify/require"
+
+	"github.com/dddkit/dddkit/dddkittest/pgtest"
+	"github.com/dddkit/dddkit/eventbus"
+	"github.com/dddkit/dddkit/postgres"
+)
+
+const insertLazyRow = `INSERT INTO lazy_rows (k) VALUES ($1)`
+
+// lazyRows lists the keys in lazy_rows.
+func lazyRows(t *testing.T, pool *pgxpool.Pool) []string {
+	t.Helper()
+	rows, err := pool.Query(t.Context(), `SELECT k FROM lazy_rows ORDER BY k`)
+	require.NoError(t, err)
+	keys, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	require.NoError(t, err)
+	return keys
+}
+
+// A unit of work on a pool begins its transaction with its first
+// statement: BEGIN goes out in that statement's round trip when the
+// statement can be batched, and on its own otherwise. Whichever way it
+// begins, everything the unit does is in the transaction: kept on
+// commit, gone on rollback. A unit that runs no statement sends nothing.
+func TestUnitOfWorkBeginsWithItsFirstStatement(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	b, log := setupTraced(t)
+	_, err := b.pool.Exec(ctx, `CREATE TABLE lazy_rows (k text PRIMARY KEY)`)
+	require.NoError(t, err)
+	log.take()
+
+	errRollBack := errors.New("roll back")
+	require.NoError(t, b.uow.Do(ctx, func(context.Context) error { return nil }))
+	require.ErrorIs(t, b.uow.Do(ctx, func(context.Context) error { return errRollBack }), errRollBack)
+	require.Empty(t, log.take(), "a unit without statements sends nothing")
+
+	for _, tt := range []struct {
+		name  string
+		first []string // what the unit sends first
+		write func(ctx context.Context, tx pgx.Tx, key string) error
+	}{
+		{"Exec", []string{"BEGIN+INSERT"}, func(ctx context.Context, tx pgx.Tx, key string) error {
+			_, err := tx.Exec(ctx, insertLazyRow, key)
+			return err
+		}},
+		{"QueueExec", []string{"BEGIN+INSERT"}, func(ctx context.Context, _ pgx.Tx, key string) error {
+			return postgres.QueueExec(ctx, insertLazyRow, key)
+		}},
+		{"Query", []string{"BEGIN+INSERT"}, func(ctx context.Context, tx pgx.Tx, key string) error {
+			rows, err := tx.Query(ctx, insertLazyRow+` RETURNING k`, key)
+			if err != nil {
+				return err
+			}
+			got, err := pgx.CollectRows(rows, pgx.RowTo[string])
+			if err == nil && (len(got) != 1 || got[0] != key) {
+				err = fmt.Errorf("Query returned %q", got)
+			}
+			return err
+		}},
+		{"QueryRow", []string{"BEGIN+INSERT"}, func(ctx context.Context, tx pgx.Tx, key string) error {
+			var got string
+			if err := tx.QueryRow(ctx, insertLazyRow+` RETURNING k`, key).Scan(&got); err != nil {
+				return err
+			}
+			if got != key {
+				return errors.New("QueryRow returned " + got)
+			}
+			return nil
+		}},
+		{"SendBatch", []string{"BEGIN+BATCH"}, func(ctx context.Context, tx pgx.Tx, key string) error {
+			batch := &pgx.Batch{}
+			batch.Queue(insertLazyRow, key)
+			batch.Queue(`DELETE FROM lazy_rows WHERE k = $1`, key+"-gone")
+			br := tx.SendBatch(ctx, batch)
+			tag, err := br.Exec()
+			if err == nil && tag.RowsAffected() != 1 {
+				err = errors.New("the batch's insert wrote " + tag.String())
+			}
+			if cerr := br.Close(); err == nil {
+				err = cerr
+			}
+			return err
+		}},
+		{"Exec without arguments", []string{"BEGIN", "INSERT"}, func(ctx context.Context, tx pgx.Tx, key string) error {
+			_, err := tx.Exec(ctx, `INSERT INTO lazy_rows (k) VALUES ('`+key+`')`)
+			return err
+		}},
+		{"Exec with pgx.NamedArgs", []string{"BEGIN", "INSERT"}, func(ctx context.Context, tx pgx.Tx, key string) error {
+			_, err := tx.Exec(ctx, `INSERT INTO lazy_rows (k) VALUES (@k)`, pgx.NamedArgs{"k": key})
+			return err
+		}},
+		{"CopyFrom", []string{"BEGIN"}, func(ctx context.Context, tx pgx.Tx, key string) error {
+			_, err := tx.CopyFrom(ctx, pgx.Identifier{"lazy_rows"}, []string{"k"}, pgx.CopyFromRows([][]any{{key}}))
+			return err
+		}},
+		{"savepoint", []string{"BEGIN", "SAVEPOINT", "INSERT", "RELEASE"}, func(ctx context.Context, tx pgx.Tx, key string) error {
+			sp, err := tx.Begin(ctx)
+			if err != nil {
+				return err
+			}
+			if _, err := sp.Exec(ctx, insertLazyRow, key); err != nil {
+				return err
+			}
+			return sp.Commit(ctx)
+		}},
+		{"Conn", []string{"BEGIN", "INSERT"}, func(ctx context.Context, tx pgx.Tx, key string) error {
+			_, err := tx.Conn().Exec(ctx, insertLazyRow, key)
+			return err
+		}},
+	} {
+		for _, commit := range []bool{false, true} {
+			key := tt.name
+			if commit {
+				key += " committed"
+			}
+			err := b.uow.Do(ctx, func(ctx context.Context) error {
+				tx, ok := postgres.TxFromContext(ctx)
+				require.True(t, ok)
+				if err := tt.write(ctx, tx, key); err != nil {
+					return err
+				}
+				// A second statement runs in the same transaction.
+				if _, err := tx.Exec(ctx, insertLazyRow, key+" too"); err != nil {
+					return err
+				}
+				if !commit {
+					return errRollBack
+				}
+				return nil
+			})
+			sent := log.take()
+			require.GreaterOrEqual(t, len(sent), len(tt.first)+1, "%s: %v", tt.name, sent)
+			require.Equal(t, tt.first, sent[:len(tt.first)], "%s: what began the unit", tt.name)
+			if commit {
+				require.NoError(t, err, tt.name)
+				require.Equal(t, "COMMIT", sent[len(sent)-1], tt.name)
+			} else {
+				require.ErrorIs(t, err, errRollBack, tt.name)
+				require.Equal(t, "ROLLBACK", sent[len(sent)-1], tt.name)
+			}
+		}
+	}
+	var want []string
+	for _, name := range []string{"Exec", "QueueExec", "Query", "QueryRow", "SendBatch", "Exec without arguments",
+		"Exec with pgx.NamedArgs", "CopyFrom", "savepoint", "Conn"} {
+		want = append(want, name+" committed", name+" committed too")
+	}
+	require.ElementsMatch(t, want, lazyRows(t, b.pool), "the committed units' rows, none of the rolled back ones'")
+	require.Zero(t, b.pool.Stat().AcquiredConns(), "every unit handed its connection back")
+}
+
+// A first statement that PostgreSQL refuses fails the unit as a failed
+// statement fails a transaction: the unit's later statements fail, and
+// it commits nothing, whether the statement was refused before BEGIN ran
+// (pgx prepares a batch's statements before it runs the first) or after.
+func TestUnitOfWorkFirstStatementRefused(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	b, _ := setupTraced(t)
+	_, err := b.pool.Exec(ctx, `CREATE TABLE lazy_rows (k text PRIMARY KEY); INSERT INTO lazy_rows VALUES ('taken')`)
+	require.NoError(t, err)
+
+	for _, tt := range []struct {
+		name, sql, code string
+	}{
+		{"refused when prepared", `INSERT INTO no_such_table (k) VALUES ($1)`, "42P01"},
+		{"refused when run", insertLazyRow, "23505"},
+	} {
+		var first, second error
+		err := b.uow.Do(ctx, func(ctx context.Context) error {
+			tx, _ := postgres.TxFromContext(ctx)
+			_, first = tx.Exec(ctx, tt.sql, "taken")
+			_, second = tx.Exec(ctx, insertLazyRow, "after "+tt.name)
+			return nil // ignores both errors
+		})
+		var pgErr *pgconn.PgError
+		require.ErrorAs(t, first, &pgErr, tt.name)
+		require.Equal(t, tt.code, pgErr.Code, tt.name)
+		require.NotErrorIs(t, first, postgres.ErrBegin, "%s: the statement failed, not the begin", tt.name)
+		require.Error(t, second, "%s: a statement after the refused one", tt.name)
+		require.ErrorIs(t, err, pgx.ErrTxCommitRollback, tt.name)
+	}
+	require.Equal(t, []string{"taken"}, lazyRows(t, b.pool), "nothing committed")
+	require.Zero(t, b.pool.Stat().AcquiredConns())
+}
+
+// A unit whose transaction cannot begin fails its first statement with an
+// error the Inbox reports as an outage (eventbus.ErrUnavailable): no
+// connection to be had, or a connection the server ended while it was
+// idle in the pool.
+func TestUnitOfWorkCannotBegin(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	down := pgtest.Pool(t)
+	down.Close()
+	uow, err := postgres.NewUnitOfWork(down)
+	require.NoError(t, err)
+	err = uow.Do(ctx, func(ctx context.Context) error {
+		tx, _ := postgres.TxFromContext(ctx)
+		_, err := tx.Exec(ctx, `SELECT $1::int`, 1)
+		return err
+	})
+	require.ErrorIs(t, err, postgres.ErrBegin)
+
+	dbURL, _ := pgtest.SchemaURL(t)
+	cfg, err := pgxpool.ParseConfig(dbURL)
+	require.NoError(t, err)
+	cfg.MaxConns = 1
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	require.NoError(t, err)
+	t.Cleanup(pool.Close)
+	require.NoError(t, postgres.Migrate(ctx, pool, nil))
+	inbox, err := postgres.NewInbox(pool, nil)
+	require.NoError(t, err)
+	var pid int32
+	require.NoError(t, pool.QueryRow(ctx, `SELECT pg_backend_pid()`).Scan(&pid))
+	var ended bool
+	require.NoError(t, pgtest.Pool(t).QueryRow(ctx, `SELECT pg_terminate_backend($1, 5000)`, pid).Scan(&ended))
+	require.True(t, ended)
+
+	ran := false
+	_, err = inbox.Process(ctx, "h", envelope("e-1"), func(context.Context) error { ran = true; return nil })
+	require.ErrorIs(t, err, eventbus.ErrUnavailable, "the pool's connection was gone")
+	require.ErrorIs(t, err, postgres.ErrBegin)
+	require.False(t, ran)
+
+	applied, err := inbox.Process(ctx, "h", envelope("e-1"), func(context.Context) error { ran = true; return nil })
+	require.NoError(t, err, "the pool connects again")
+	require.True(t, applied)
+	require.True(t, ran)
+}
