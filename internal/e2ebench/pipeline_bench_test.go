@@ -151,7 +151,7 @@ func newPipeline(b *testing.B) *pipeline {
 	logger := slog.New(slog.DiscardHandler)
 	client, err := kafka.NewClient(&kafka.Config{Brokers: brokers, ClientID: "dddkit-e2ebench", Logger: logger})
 	require.NoError(b, err)
-	relay, err := outbox.NewRelay(box, client.Publisher(), reg, &outbox.RelayConfig{MaxInFlight: envInt("BENCH_E2E_INFLIGHT", 0), Logger: logger, Hooks: outbox.Hooks{
+	relay, err := outbox.NewRelay(box, client.Publisher(), reg, &outbox.RelayConfig{MaxInFlight: envInt("BENCH_E2E_INFLIGHT", 0), BatchSize: envInt("BENCH_E2E_BATCH", 0), Logger: logger, Hooks: outbox.Hooks{
 		OnPublished: func(evs []aggregate.Envelope, took time.Duration) {
 			now := time.Now()
 			p.mu.Lock()
@@ -326,15 +326,17 @@ func pct(d []time.Duration, p float64) float64 {
 // topic has BENCH_E2E_PARTITIONS partitions (default 8). With
 // BENCH_E2E_UNIT=off the commands run without the unit of work
 // middleware: the repository's save commits on its own, in one round
-// trip instead of three. Both also report the relay's publish calls:
-// how long they took (publish_p50_ms, publish_p99_ms) and how many
-// events each carried (events/publish).
+// trip instead of two. BENCH_E2E_INFLIGHT and BENCH_E2E_BATCH set the
+// relay's MaxInFlight and BatchSize (0, the default: the relay's
+// defaults). Both also report the relay's publish calls: how long they
+// took (publish_p50_ms, publish_p99_ms) and how many events each carried
+// (events/publish).
 //
 // "raw-pgx-commits" is the ceiling the database sets on this machine:
 // BENCH_E2E_WORKERS goroutines run the same write by hand (BEGIN, an
-// INSERT into the state table, an INSERT of the events into the outbox,
-// COMMIT) with nothing else running: commands/s, and events/s with
-// BENCH_E2E_EVENTS_PER_COMMAND events each.
+// INSERT into the state table, one INSERT of the command's events into
+// the outbox, COMMIT) with nothing else running: commands/s, and
+// events/s with BENCH_E2E_EVENTS_PER_COMMAND events each.
 //
 //	scripts/testenv.sh go test -run '^$' -bench BenchmarkPipeline -benchtime 1x -count 3 ./internal/e2ebench/
 func BenchmarkPipeline(b *testing.B) {
@@ -463,11 +465,16 @@ func benchRawCommits(b *testing.B, workers, perCommand int) {
 			id, perCommand, payload); err != nil {
 			return err
 		}
-		for v := 1; v <= perCommand; v++ {
-			if _, err := tx.Exec(ctx, `INSERT INTO dddkit_outbox (event_id, aggregate_type, aggregate_id, aggregate_version, event_name, payload, occurred_at)
-VALUES ($1, 'ticket', $2, $3, 'bench.ticket_sold', $4, now())`, id+"/"+strconv.Itoa(v), id, v, payload); err != nil {
-				return err
-			}
+		// The command's events in one statement, as the repository
+		// writes them.
+		ids := make([]string, perCommand)
+		versions := make([]int64, perCommand)
+		for v := range perCommand {
+			ids[v], versions[v] = id+"/"+strconv.Itoa(v+1), int64(v+1)
+		}
+		if _, err := tx.Exec(ctx, `INSERT INTO dddkit_outbox (event_id, aggregate_type, aggregate_id, aggregate_version, event_name, payload, occurred_at)
+SELECT e, 'ticket', $2, v, 'bench.ticket_sold', $4, now() FROM unnest($1::text[], $3::bigint[]) AS u(e, v)`, ids, id, versions, payload); err != nil {
+			return err
 		}
 		return tx.Commit(ctx)
 	}
