@@ -249,10 +249,9 @@ func (t *lazyTx) Commit(ctx context.Context) error {
 	if t.tx != nil {
 		return t.tx.Commit(ctx)
 	}
-	if t.closed {
-		return pgx.ErrTxClosed
+	if err := t.end(); err != nil {
+		return err
 	}
-	t.closed = true
 	if t.err != nil {
 		return fmt.Errorf("%w: %w", pgx.ErrTxCommitRollback, t.err)
 	}
@@ -265,6 +264,11 @@ func (t *lazyTx) Rollback(ctx context.Context) error {
 	if t.tx != nil {
 		return t.tx.Rollback(ctx)
 	}
+	return t.end()
+}
+
+// end ends a transaction that never began, once.
+func (t *lazyTx) end() error {
 	if t.closed {
 		return pgx.ErrTxClosed
 	}

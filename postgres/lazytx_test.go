@@ -18,15 +18,7 @@ import (
 
 const insertLazyRow = `INSERT INTO lazy_rows (k) VALUES ($1)`
 
-// lazyRows lists the keys in lazy_rows.
-func lazyRows(t *testing.T, pool *pgxpool.Pool) []string {
-	t.Helper()
-	rows, err := pool.Query(t.Context(), `SELECT k FROM lazy_rows ORDER BY k`)
-	require.NoError(t, err)
-	keys, err := pgx.CollectRows(rows, pgx.RowTo[string])
-	require.NoError(t, err)
-	return keys
-}
+const selectLazyRows = `SELECT k FROM lazy_rows ORDER BY k`
 
 // A unit of work on a pool begins its transaction with its first
 // statement: BEGIN goes out in that statement's round trip when the
@@ -157,7 +149,7 @@ func TestUnitOfWorkBeginsWithItsFirstStatement(t *testing.T) {
 		"Exec with pgx.NamedArgs", "CopyFrom", "savepoint", "Conn"} {
 		want = append(want, name+" committed", name+" committed too")
 	}
-	require.ElementsMatch(t, want, lazyRows(t, b.pool), "the committed units' rows, none of the rolled back ones'")
+	require.ElementsMatch(t, want, column[string](t, b.pool, selectLazyRows), "the committed units' rows, none of the rolled back ones'")
 	require.Zero(t, b.pool.Stat().AcquiredConns(), "every unit handed its connection back")
 }
 
@@ -192,7 +184,7 @@ func TestUnitOfWorkFirstStatementRefused(t *testing.T) {
 		require.Error(t, second, "%s: a statement after the refused one", tt.name)
 		require.ErrorIs(t, err, pgx.ErrTxCommitRollback, tt.name)
 	}
-	require.Equal(t, []string{"taken"}, lazyRows(t, b.pool), "nothing committed")
+	require.Equal(t, []string{"taken"}, column[string](t, b.pool, selectLazyRows), "nothing committed")
 	require.Zero(t, b.pool.Stat().AcquiredConns())
 }
 
