@@ -48,7 +48,10 @@
 // (every aggregate's first event, then every aggregate's second, once the
 // first are acknowledged): a publisher call never carries two events of
 // one aggregate, because a producer may fail one message and still write
-// later ones it was handed with it. While there is a backlog (the last
+// later ones it was handed with it. After a full batch of several events
+// per aggregate, the next reads BatchSize times as many (at most 10,000),
+// so that its calls still carry about BatchSize events each. While there
+// is a backlog (the last
 // batch was full) it reads and sends the next batch without waiting for
 // the acknowledgements of the earlier ones, up to
 // [RelayConfig].MaxInFlight batches, and records each batch as soon as its

@@ -40,6 +40,8 @@ type processor struct {
 	pub     message.Publisher
 	cfg     *RelayConfig
 	metrics *relayMetrics
+	// limit is how many events the next fetch reads (0: BatchSize).
+	limit int
 }
 
 // batchResult is what settling one or more published batches recorded.
@@ -49,10 +51,40 @@ type batchResult struct {
 	retryIn   time.Duration // smallest retry delay scheduled; 0 when none
 }
 
-// fetch reads the next batch: up to BatchSize events, none of them in,
-// or held back by, the batches in flight.
-func (p *processor) fetch(ctx context.Context, inFlight SeqRange) ([]Pending, error) {
-	return p.src.Fetch(ctx, p.cfg.BatchSize, inFlight)
+// fetch reads the next batch, none of its events in, or held back by,
+// the batches in flight, and reports whether it is full (more may be
+// waiting). It reads BatchSize events, or more after a full batch whose
+// aggregates had several events each: a batch is published in one
+// publisher call per event of an aggregate (publishGroup), so a batch
+// of BatchSize rows holding 10 events per aggregate would make 10 calls
+// of a tenth of BatchSize each. The next fetch reads BatchSize times the
+// events per aggregate of the last one (rounded up, at most
+// maxBatchSize), so that each call carries about BatchSize events again.
+func (p *processor) fetch(ctx context.Context, inFlight SeqRange) (items []Pending, full bool, err error) {
+	limit := max(p.limit, p.cfg.BatchSize)
+	items, err = p.src.Fetch(ctx, limit, inFlight)
+	if err != nil {
+		return nil, false, err
+	}
+	full = len(items) >= limit
+	p.limit = p.cfg.BatchSize
+	if full {
+		p.limit = min(p.cfg.BatchSize*perAggregate(items), maxBatchSize)
+	}
+	return items, full, nil
+}
+
+// perAggregate returns the mean number of events per aggregate in items
+// (at least one), rounded up.
+func perAggregate(items []Pending) int {
+	aggs := make(map[aggKey]struct{}, len(items))
+	for _, it := range items {
+		aggs[keyOf(it)] = struct{}{}
+	}
+	if len(aggs) == 0 {
+		return 1
+	}
+	return (len(items) + len(aggs) - 1) / len(aggs)
 }
 
 // sent is the outcome of publishing one batch, to be recorded by settle.

@@ -147,13 +147,12 @@ func (r *Relay) Flush(ctx context.Context) (int, error) {
 		for {
 			if more && (pl.len() == 0 || ahead && !pl.full()) {
 				alone := pl.len() == 0
-				items, err := r.proc.fetch(lctx, pl.inFlight())
+				items, full, err := r.proc.fetch(lctx, pl.inFlight())
 				if err != nil {
 					res, _ := pl.settleAll(lctx)
 					total += res.published
 					return err
 				}
-				full := len(items) >= r.cfg.BatchSize
 				ahead, more = full, full || !alone
 				if len(items) > 0 {
 					pl.start(items)
@@ -237,7 +236,7 @@ func (r *Relay) lead(ctx, lctx context.Context, wake <-chan struct{}) error {
 		now := time.Now()
 		if wantFetch && !now.Before(backoff) && (pl.len() == 0 || ahead && !pl.full()) {
 			alone := pl.len() == 0
-			items, err := r.proc.fetch(bctx, pl.inFlight())
+			items, full, err := r.proc.fetch(bctx, pl.inFlight())
 			if err != nil {
 				if lctx.Err() != nil {
 					continue
@@ -250,7 +249,6 @@ func (r *Relay) lead(ctx, lctx context.Context, wake <-chan struct{}) error {
 				// A short batch read beside batches in flight may have
 				// left out events they hold back: read again after the
 				// next of them is recorded.
-				full := len(items) >= r.cfg.BatchSize
 				ahead, wantFetch = full, full || !alone
 				if len(items) > 0 {
 					pl.start(items)

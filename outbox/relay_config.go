@@ -16,6 +16,10 @@ const (
 	DefaultShutdownTimeout = 5 * time.Second
 )
 
+// maxBatchSize bounds RelayConfig.BatchSize and the events one fetch
+// reads.
+const maxBatchSize = 10_000
+
 // DefaultRetry is the default [RelayConfig].Retry: 10 attempts, waits
 // from about 1s doubling up to 1m between them.
 var DefaultRetry = retry.Policy{MaxAttempts: 10, BaseDelay: time.Second, MaxDelay: time.Minute}
@@ -23,7 +27,13 @@ var DefaultRetry = retry.Policy{MaxAttempts: 10, BaseDelay: time.Second, MaxDela
 // RelayConfig configures a [Relay]. The zero value (or nil) is usable.
 type RelayConfig struct {
 	// BatchSize is how many events the relay reads and publishes at a
-	// time (default 1000, at most 10000).
+	// time (default 1000, at most 10000). A batch publishes an aggregate's
+	// events one publisher call after another (see MaxInFlight), so after
+	// a full batch whose aggregates had several events each, the relay
+	// reads BatchSize times the events per aggregate (at most 10,000),
+	// and its calls carry about BatchSize events again; after a batch that
+	// was not full, BatchSize. A batch in flight holds its events in
+	// memory.
 	BatchSize int
 	// MaxInFlight is how many batches the relay publishes at once
 	// (default 2, at most 64; 1 publishes one batch at a time). While the
@@ -37,14 +47,12 @@ type RelayConfig struct {
 	// batch read beside others in flight costs the Source more (the
 	// PostgreSQL outbox reads past the rows in flight), so a larger window
 	// pays only where the publisher's round trip, not the database, is
-	// what the relay waits for. That is the case when commands record
+	// what the relay waits for. That can be the case when commands record
 	// several events each: a batch publishes an aggregate's events one
 	// acknowledged publisher call after another (a call never carries two
 	// events of one aggregate, so that a failed one is never overtaken by
-	// the next), so its time grows
-	// with the events per aggregate, not with its size. In this project's
-	// end-to-end benchmark, 10 events per command relayed about 30% faster
-	// with 4 or 8 than with 2; 1 event per command, 25–40% slower.
+	// the next), so its time grows with the events per aggregate (the
+	// relay then reads larger batches, see BatchSize).
 	MaxInFlight int
 	// PollInterval is how often the relay looks for events when nothing
 	// woke it (default 1s). A Source that notifies (PostgreSQL's
@@ -81,8 +89,8 @@ func (c *RelayConfig) Validate() error {
 	check.NotNegative(e, "PollInterval", c.PollInterval)
 	check.NotNegative(e, "ShutdownTimeout", c.ShutdownTimeout)
 	check.NotNegative(e, "StatsInterval", c.StatsInterval)
-	if c.BatchSize > 10000 {
-		e.Addf("BatchSize %d is above the limit of 10000", c.BatchSize)
+	if c.BatchSize > maxBatchSize {
+		e.Addf("BatchSize %d is above the limit of %d", c.BatchSize, maxBatchSize)
 	}
 	if c.MaxInFlight > 64 {
 		e.Addf("MaxInFlight %d is above the limit of 64", c.MaxInFlight)

@@ -1,10 +1,15 @@
 package outbox_test
 
 import (
+	"context"
+	"fmt"
+	"sync"
 	"testing"
 
+	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/stretchr/testify/require"
 
+	"github.com/dddkit/dddkit/aggregate"
 	"github.com/dddkit/dddkit/eventbus"
 	"github.com/dddkit/dddkit/outbox"
 	"github.com/dddkit/dddkit/outbox/outboxtest"
@@ -45,4 +50,58 @@ func TestNewRelayReportsEveryProblem(t *testing.T) {
 	require.ErrorContains(t, err, `"urn:service:auth"`)
 	_, err = outbox.NewRelay(m, &outboxtest.Recorder{}, eventbus.NewRegistry(&eventbus.RegistryConfig{Source: "my service"}), nil)
 	require.ErrorIs(t, err, eventbus.ErrInvalidSource)
+}
+
+// callRecorder is a publisher that records each call's messages.
+type callRecorder struct {
+	mu    sync.Mutex
+	calls [][]*message.Message
+}
+
+func (r *callRecorder) Publish(_ string, msgs ...*message.Message) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.calls = append(r.calls, msgs)
+	return nil
+}
+
+func (*callRecorder) Close() error { return nil }
+
+// A batch whose aggregates have several events each is published in one
+// call per event of an aggregate; after such a full batch the relay reads
+// BatchSize times the events per aggregate, so that its calls carry about
+// BatchSize events again.
+func TestRelayReadsMoreWhenAggregatesHaveSeveralEvents(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	m, reg := newMemory(t)
+	var events []aggregate.Envelope
+	for a := range 40 {
+		for v := int64(1); v <= 5; v++ { // each aggregate's 5 events together, as a command writes them
+			events = append(events, envelope(fmt.Sprintf("cart-%02d", a), v))
+		}
+	}
+	require.NoError(t, m.Append(ctx, events...))
+	pub := &callRecorder{}
+	relay, err := outbox.NewRelay(m, pub, reg, &outbox.RelayConfig{BatchSize: 10, MaxInFlight: 1})
+	require.NoError(t, err)
+	n, err := relay.Flush(ctx)
+	require.NoError(t, err)
+	require.Equal(t, len(events), n)
+
+	var sizes []int
+	check := outboxtest.NewOrderCheck()
+	for _, call := range pub.calls {
+		sizes = append(sizes, len(call))
+		for _, msg := range call {
+			require.NoError(t, check.AddMessage(msg))
+		}
+	}
+	require.NoError(t, check.Complete(40, 5))
+	want := []int{2, 2, 2, 2, 2} // 10 events of 2 carts: 5 calls
+	for range 3 {
+		want = append(want, 10, 10, 10, 10, 10) // then 50 events of 10 carts at a time
+	}
+	want = append(want, 8, 8, 8, 8, 8) // the last 40
+	require.Equal(t, want, sizes)
 }
