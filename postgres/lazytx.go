@@ -31,7 +31,10 @@ var errBegin = errors.New("postgres: begin")
 // use.
 type lazyTx struct {
 	pool *pgxpool.Pool
-	tx   pgx.Tx // the transaction, once it began (or was asked to)
+	// ctx is the unit's: Conn and LargeObjects, which take none, begin
+	// the transaction with it.
+	ctx context.Context
+	tx  pgx.Tx // the transaction, once it began (or was asked to)
 	// err poisons the unit: its transaction could not begin, or its first
 	// statement was refused before BEGIN ran. Every later call fails with
 	// it, as PostgreSQL refuses the statements of a failed transaction.
@@ -39,8 +42,11 @@ type lazyTx struct {
 	closed bool // ended before it began
 }
 
-// newLazyTx returns the unit's transaction on pool, not yet begun.
-func newLazyTx(pool *pgxpool.Pool) *lazyTx { return &lazyTx{pool: pool} }
+// newLazyTx returns the transaction of a unit run with ctx on pool, not
+// yet begun.
+func newLazyTx(ctx context.Context, pool *pgxpool.Pool) *lazyTx {
+	return &lazyTx{ctx: ctx, pool: pool}
+}
 
 // beginBatch returns a batch that begins a unit's transaction: BEGIN and
 // the setting that makes it notify after commit (notify.go), to which the
@@ -57,10 +63,14 @@ const beginResults = 2
 
 // usable reports why t cannot run a statement, if it cannot.
 func (t *lazyTx) usable() error {
-	if t.closed {
+	switch {
+	case t.closed:
 		return pgx.ErrTxClosed
+	case t.err == nil, errors.Is(t.err, errBegin):
+		return t.err
+	default:
+		return fmt.Errorf("postgres: unit of work: an earlier statement failed, nothing runs until the unit ends: %w", t.err)
 	}
-	return t.err
 }
 
 // begin begins the transaction on its own, in one round trip, unless it
@@ -220,21 +230,22 @@ func (t *lazyTx) Begin(ctx context.Context) (pgx.Tx, error) {
 	return tx.Begin(ctx)
 }
 
-// LargeObjects begins the transaction if it has not begun. When it cannot,
-// the LargeObjects returned fails every call with [pgx.ErrTxClosed].
+// LargeObjects begins the transaction if it has not begun (with the
+// unit's context). When it cannot, the LargeObjects returned fails every
+// call with [pgx.ErrTxClosed].
 func (t *lazyTx) LargeObjects() pgx.LargeObjects {
-	tx, err := t.begin(context.Background())
+	tx, err := t.begin(t.ctx)
 	if err != nil {
 		return closedTx().LargeObjects()
 	}
 	return tx.LargeObjects()
 }
 
-// Conn begins the transaction if it has not begun, so that statements on
-// the connection run in it. It returns nil when the transaction cannot
-// begin.
+// Conn begins the transaction if it has not begun (with the unit's
+// context), so that statements on the connection run in it. It returns
+// nil when the transaction cannot begin.
 func (t *lazyTx) Conn() *pgx.Conn {
-	tx, err := t.begin(context.Background())
+	tx, err := t.begin(t.ctx)
 	if err != nil {
 		return nil
 	}

@@ -182,6 +182,15 @@ func TestUnitOfWorkFirstStatementRefused(t *testing.T) {
 		require.Equal(t, tt.code, pgErr.Code, tt.name)
 		require.NotErrorIs(t, first, postgres.ErrBegin, "%s: the statement failed, not the begin", tt.name)
 		require.Error(t, second, "%s: a statement after the refused one", tt.name)
+		if tt.code == "42P01" {
+			// Refused before BEGIN ran: the unit says so, as PostgreSQL
+			// does in a failed transaction (25P02).
+			require.ErrorContains(t, second, "an earlier statement failed", tt.name)
+			require.ErrorIs(t, second, first, tt.name)
+		} else {
+			require.ErrorAs(t, second, &pgErr, tt.name)
+			require.Equal(t, "25P02", pgErr.Code, tt.name)
+		}
 		require.ErrorIs(t, err, pgx.ErrTxCommitRollback, tt.name)
 	}
 	require.Equal(t, []string{"taken"}, column[string](t, b.pool, selectLazyRows), "nothing committed")

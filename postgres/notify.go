@@ -67,7 +67,7 @@ type txBeginner interface {
 // pools (wrappers) and everything else, at once.
 func beginUnit(ctx context.Context, db DB) (tx pgx.Tx, notify DB, err error) {
 	if pool, ok := db.(*pgxpool.Pool); ok {
-		return newLazyTx(pool), db, nil // begins with the first statement (lazytx.go)
+		return newLazyTx(ctx, pool), db, nil // begins with the first statement (lazytx.go)
 	}
 	if b, ok := db.(txBeginner); ok {
 		if poolOf(db) {
