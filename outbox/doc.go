@@ -51,13 +51,12 @@
 // later ones it was handed with it. After a full batch of several events
 // per aggregate, the next reads BatchSize times as many (at most 10,000),
 // so that its calls still carry about BatchSize events each. While there
-// is a backlog (the last
-// batch was full) it reads and sends the next batch without waiting for
-// the acknowledgements of the earlier ones, up to
-// [RelayConfig].MaxInFlight batches, and records each batch as soon as its
-// own acknowledgements are in; batches in flight together never share an
-// aggregate, so no event overtakes an earlier one of its aggregate, or the
-// retry of one that failed. Every
+// is a backlog (the last batch was full) it reads and sends the next
+// batch without waiting for the acknowledgements of the earlier ones, up
+// to [RelayConfig].MaxInFlight batches, and records each batch as soon as
+// its own acknowledgements are in; batches in flight together never share
+// an aggregate, so no event overtakes an earlier one of its aggregate, or
+// the retry of one that failed. Every
 // message is the event in dddkit's one wire contract, the one the
 // consumers of package eventbus read: a CloudEvent in the binary mode of
 // the Kafka binding, with the event ID as its UUID, the payload bytes as

@@ -79,8 +79,9 @@
 // in PostgreSQL's implicit transaction, without BEGIN and COMMIT; a
 // conflict writes nothing or fails the statement, so nothing commits
 // half-saved. In a unit of work the save is one statement in the unit's
-// transaction (the unit's first goes out with its BEGIN). An Update without LockOnUpdate reads the aggregate and
-// then saves it that way: two round trips.
+// transaction (the unit's first goes out with its BEGIN). An Update
+// without LockOnUpdate reads the aggregate and then saves it that way:
+// two round trips.
 //
 // An event store snapshots an aggregate type when its
 // repository.EventMapping has a Snapshot: every N events (per aggregate
