@@ -242,3 +242,60 @@ func TestUnitOfWorkCannotBegin(t *testing.T) {
 	require.True(t, applied)
 	require.True(t, ran)
 }
+
+// The unit begins with its first statement in every query mode of pgx
+// (PgBouncer users run the simple protocol, for example): its statements
+// are in the transaction, and a refused first statement fails the unit.
+func TestUnitOfWorkBeginsInEveryQueryMode(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	dbURL, _ := pgtest.SchemaURL(t)
+	for _, mode := range []pgx.QueryExecMode{pgx.QueryExecModeCacheStatement, pgx.QueryExecModeCacheDescribe,
+		pgx.QueryExecModeDescribeExec, pgx.QueryExecModeExec, pgx.QueryExecModeSimpleProtocol} {
+		cfg, err := pgxpool.ParseConfig(dbURL)
+		require.NoError(t, err)
+		cfg.ConnConfig.DefaultQueryExecMode = mode
+		pool, err := pgxpool.NewWithConfig(ctx, cfg)
+		require.NoError(t, err)
+		t.Cleanup(pool.Close)
+		require.NoError(t, postgres.Migrate(ctx, pool, nil))
+		table := pgx.Identifier{"lazy_" + mode.String()}.Sanitize()
+		_, err = pool.Exec(ctx, `CREATE TABLE `+table+` (k text PRIMARY KEY)`)
+		require.NoError(t, err)
+		uow, err := postgres.NewUnitOfWork(pool)
+		require.NoError(t, err)
+
+		errRollBack := errors.New("roll back")
+		for _, commit := range []bool{false, true} {
+			err := uow.Do(ctx, func(ctx context.Context) error {
+				tx, _ := postgres.TxFromContext(ctx)
+				var got string
+				if err := tx.QueryRow(ctx, `INSERT INTO `+table+` (k) VALUES ($1) RETURNING k`, "first").Scan(&got); err != nil {
+					return err
+				}
+				if _, err := tx.Exec(ctx, `INSERT INTO `+table+` (k) VALUES ($1)`, "second"); err != nil {
+					return err
+				}
+				if !commit {
+					return errRollBack
+				}
+				return nil
+			})
+			if commit {
+				require.NoError(t, err, mode)
+			} else {
+				require.ErrorIs(t, err, errRollBack, mode)
+				require.Empty(t, column[string](t, pool, `SELECT k FROM `+table), "%s: rolled back", mode)
+			}
+		}
+		err = uow.Do(ctx, func(ctx context.Context) error {
+			tx, _ := postgres.TxFromContext(ctx)
+			_, _ = tx.Exec(ctx, `INSERT INTO `+table+` (k) VALUES ($1)`, "first") // taken
+			_, _ = tx.Exec(ctx, `INSERT INTO `+table+` (k) VALUES ($1)`, "third")
+			return nil
+		})
+		require.ErrorIs(t, err, pgx.ErrTxCommitRollback, mode)
+		require.Equal(t, []string{"first", "second"}, column[string](t, pool, `SELECT k FROM `+table+` ORDER BY k`), mode)
+		require.Zero(t, pool.Stat().AcquiredConns(), mode)
+	}
+}
