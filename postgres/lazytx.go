@@ -340,8 +340,7 @@ func (r *begunResults) Query() (pgx.Rows, error) {
 
 func (r *begunResults) QueryRow() pgx.Row {
 	if err := r.begun(); err != nil {
-		rows, _ := failedRows(err)
-		return &firstRow{rows: rows, err: err}
+		return &firstRow{err: err}
 	}
 	return r.br.QueryRow()
 }
@@ -393,7 +392,7 @@ func (r *batchRows) Err() error {
 // transaction: the first row of rows, as pgx's own QueryRow scans it.
 type firstRow struct {
 	rows pgx.Rows
-	err  error // of the query
+	err  error // of the query: Scan returns it, rows is not read
 }
 
 func (r *firstRow) Scan(dest ...any) error {

@@ -151,25 +151,19 @@ VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9),($10,$11,$12,$13,$14,$15,$16,$17,$18)`
 	b.ReportMetric(float64(took[1])/float64(took[2]), "with_keys_ratio")
 }
 
-// benchConn is one connection to a schema of the benchmark's own,
-// through a proxy adding latency each way when latency > 0.
-func benchConn(b *testing.B, latency time.Duration) *pgx.Conn {
-	cfg := benchConfig(b, latency)
-	conn, err := pgx.ConnectConfig(context.Background(), cfg.ConnConfig)
-	require.NoError(b, err)
-	b.Cleanup(func() { _ = conn.Close(context.Background()) })
-	return conn
-}
-
-// benchDB is benchConn, or a pool of such connections when pool is
-// true: two, one for the saves, one for the notification a unit of work
-// sends after its commit (notify.go), so that it does not delay the next
-// save.
+// benchDB is one connection to a schema of the benchmark's own, through
+// a proxy adding latency each way when latency > 0; when pool is true, a
+// pool of two such connections: one for the saves, one for the
+// notification a unit of work sends after its commit (notify.go), so that
+// it does not delay the next save.
 func benchDB(b *testing.B, latency time.Duration, pool bool) benchHandle {
-	if !pool {
-		return benchConn(b, latency)
-	}
 	cfg := benchConfig(b, latency)
+	if !pool {
+		conn, err := pgx.ConnectConfig(context.Background(), cfg.ConnConfig)
+		require.NoError(b, err)
+		b.Cleanup(func() { _ = conn.Close(context.Background()) })
+		return conn
+	}
 	cfg.MinConns, cfg.MaxConns = 2, 2
 	p, err := pgxpool.NewWithConfig(context.Background(), cfg)
 	require.NoError(b, err)
