@@ -110,12 +110,14 @@
 // outbox.Source) and publishes the events in per-aggregate order, woken
 // by NOTIFY at commit. A [UnitOfWork] on a pool, and a save or
 // [Outbox.Write] on its own on a pool, send that notification right
-// after their commit, one at a
-// time per pool and channel, instead of in their transaction: a NOTIFY in a transaction holds PostgreSQL's
+// after their commit, one at a time per pool and channel, instead of in
+// their transaction: a NOTIFY in a transaction holds PostgreSQL's
 // notification lock through the commit, which makes every notifying
 // commit wait for the one before it (with fsync on, 16 clients: 889
-// commits/s, against 3,774 without). Other writes are notified by the
-// tables' triggers at commit. Its operator calls ([Outbox.Stats], [Outbox.List],
+// commits/s, against 3,774 without). When the Outbox's relay runs in the
+// same process and leads every shard (one relay), they wake it directly
+// and send no NOTIFY at all. Other writes are notified by the tables'
+// triggers at commit. Its operator calls ([Outbox.Stats], [Outbox.List],
 // [Outbox.Get], [Outbox.Retry], [Outbox.Discard], [Outbox.Leaders],
 // [Outbox.DeletePublished]) answer "is the relay running, how far behind
 // is it, which events failed and why, who relays what" without SQL; the

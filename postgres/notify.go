@@ -31,6 +31,11 @@ import (
 // batch). Every other write (anything on a connection or in a caller's
 // transaction) is notified by the trigger, as before.
 //
+// When the Outbox's own relay, in this process, leads every shard (one
+// relay, the usual case), the notifier wakes it directly and sends no
+// NOTIFY: no other relay may read the rows. Event store readers are
+// always notified through PostgreSQL.
+//
 // A process that dies between the commit and its notification leaves
 // the rows to the readers' next poll (RelayConfig.PollInterval).
 const (
@@ -129,8 +134,17 @@ func notifierFor(k notifierKey) *notifier {
 	return n.(*notifier)
 }
 
-// notify has the channel notified soon, without waiting.
+// notify has the channel notified soon, without waiting. When the
+// outbox's relay in this process leads every shard, it is woken directly
+// instead: no other process's relay can read the rows, and the NOTIFY
+// (its transaction and the listener's wake-up) would cost the database
+// and this process a round trip each for the same effect.
 func (n *notifier) notify() {
+	if !n.key.events && n.key.db == n.key.outbox.db {
+		if s := n.key.outbox.sess.Load(); s != nil && s.wakeIfLeadingAll() {
+			return
+		}
+	}
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if n.sending {

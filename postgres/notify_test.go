@@ -11,6 +11,9 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/dddkit/dddkit/aggregate"
+	"github.com/dddkit/dddkit/internal/testinfra"
+	"github.com/dddkit/dddkit/outbox"
+	"github.com/dddkit/dddkit/outbox/outboxtest"
 	"github.com/dddkit/dddkit/postgres"
 	"github.com/dddkit/dddkit/repository/repositorytest"
 )
@@ -152,4 +155,44 @@ CREATE TRIGGER seen AFTER INSERT ON dddkit_outbox FOR EACH STATEMENT EXECUTE FUN
 	require.NoError(t, onConn.Save(ctx, mustCounter(t, "r2")))
 	require.Equal(t, []string{both[0]}, notifications(t, conn, 2*time.Second), "on a connection: the trigger")
 	require.Equal(t, []string{"after_commit", "after_commit", "after_commit", ""}, seen())
+}
+
+// When the Outbox's relay in this process leads every shard, a write on
+// its own (or a unit of work) wakes it directly and sends no NOTIFY; once
+// another relay leads some of the shards, the writes notify through
+// PostgreSQL again, so that relay hears of them too. The relays poll only
+// every hour: what they publish, a wake made them read.
+func TestOutboxWritesWakeTheirOwnRelayLeadingEveryShard(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	b := newOutboxBundle(t, &postgres.OutboxConfig{Shards: 4})
+	conn, err := b.pool.Acquire(ctx)
+	require.NoError(t, err)
+	t.Cleanup(conn.Release)
+	_, err = conn.Exec(ctx, `LISTEN `+pgx.Identifier{b.schema + "." + postgres.DefaultOutboxTable}.Sanitize())
+	require.NoError(t, err)
+
+	rec := &outboxtest.Recorder{}
+	start := func(ob *postgres.Outbox) {
+		r, err := outbox.NewRelay(ob, rec, b.reg, &outbox.RelayConfig{PollInterval: time.Hour})
+		require.NoError(t, err)
+		startRelay(t, r)
+	}
+	start(b.ob)
+	testinfra.Eventually(t, 30*time.Second, func() bool { return len(b.ob.Shards()) == 4 }, "the relay leads every shard")
+
+	for v := range int64(3) {
+		b.write(t, cartEvent("solo", v+1))
+		testinfra.Eventually(t, 10*time.Second, func() bool { return rec.Len() == int(v)+1 }, "published: %d", rec.Len())
+	}
+	require.Empty(t, notifications(t, conn, 300*time.Millisecond), "the relay was woken in the process, not by NOTIFY")
+
+	other := b.open(t, &postgres.OutboxConfig{Shards: 4})
+	start(other)
+	testinfra.Eventually(t, 30*time.Second, func() bool { return len(b.ob.Shards()) == 2 && len(other.Shards()) == 2 }, "two relays, two shards each: %v %v", b.ob.Shards(), other.Shards())
+	// Carts on every shard, so that both relays have rows to read.
+	events := cartHistory(20, 1)
+	b.write(t, events...)
+	require.Equal(t, []string{b.schema + "." + postgres.DefaultOutboxTable}, notifications(t, conn, 2*time.Second), "a NOTIFY for the other relay")
+	testinfra.Eventually(t, 10*time.Second, func() bool { return rec.Len() == 3+len(events) }, "published: %d", rec.Len())
 }

@@ -564,9 +564,10 @@ func (o *Outbox) Lead(ctx context.Context, fn func(ctx context.Context, wake <-c
 	s.mu.Lock()
 	s.onLost = func(err error) { cancel(err) }
 	s.mu.Unlock()
+	wake := make(chan struct{}, 1)
+	s.wake = wake // before the session is visible to the Outbox's writers
 	o.sess.Store(s)
 	defer o.sess.Store(nil)
-	wake := make(chan struct{}, 1)
 	var wg sync.WaitGroup
 	wg.Go(func() {
 		for {

@@ -249,6 +249,25 @@ type leadSession struct {
 	onLost   func(error)
 
 	leading atomic.Pointer[[]int] // the led shards, for readers that must not wait for mu; nil once lost
+	wake    chan<- struct{}       // wakes the relay (Lead's fn); set before the session is stored in o.sess
+}
+
+// wakeIfLeadingAll wakes the session's relay, without waiting, if the
+// session leads every shard, and reports whether it did. Then no relay
+// of another session can read a row of the outbox (the advisory locks
+// keep them out), so a NOTIFY would only wake this one. A session that
+// lost a lock without knowing it yet (see the fencing above) wakes a
+// relay whose claims of that shard fail, and the new leader reads the
+// rows when it takes the shard and every PollInterval.
+func (s *leadSession) wakeIfLeadingAll() bool {
+	if led := s.leading.Load(); led == nil || len(*led) != s.n {
+		return false
+	}
+	select {
+	case s.wake <- struct{}{}:
+	default: // a wake is pending: the relay will read this write too
+	}
+	return true
 }
 
 func newLeadSession(o *Outbox, r *resolvedOutbox, conn *pgx.Conn) *leadSession {
