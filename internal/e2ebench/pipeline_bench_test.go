@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/IBM/sarama"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
 
@@ -149,7 +150,11 @@ func newPipeline(b *testing.B) *pipeline {
 	}))
 
 	logger := slog.New(slog.DiscardHandler)
-	client, err := kafka.NewClient(&kafka.Config{Brokers: brokers, ClientID: "dddkit-e2ebench", Logger: logger})
+	client, err := kafka.NewClient(&kafka.Config{Brokers: brokers, ClientID: "dddkit-e2ebench", Logger: logger, Configure: func(c *sarama.Config) {
+		if us, err := strconv.Atoi(os.Getenv("BENCH_E2E_LINGER_US")); err == nil {
+			c.Producer.Flush.Frequency = time.Duration(us) * time.Microsecond // kafka.ProducerLinger by default
+		}
+	}})
 	require.NoError(b, err)
 	relay, err := outbox.NewRelay(box, client.Publisher(), reg, &outbox.RelayConfig{MaxInFlight: envInt("BENCH_E2E_INFLIGHT", 0), BatchSize: envInt("BENCH_E2E_BATCH", 0), Logger: logger, Hooks: outbox.Hooks{
 		OnPublished: func(evs []aggregate.Envelope, took time.Duration) {
@@ -328,7 +333,8 @@ func pct(d []time.Duration, p float64) float64 {
 // middleware: the repository's save commits on its own, in one round
 // trip instead of two. BENCH_E2E_INFLIGHT and BENCH_E2E_BATCH set the
 // relay's MaxInFlight and BatchSize (0, the default: the relay's
-// defaults). Both also report the relay's publish calls: how long they
+// defaults), BENCH_E2E_LINGER_US the producer's linger in µs
+// (Producer.Flush.Frequency; unset: kafka.ProducerLinger). Both also report the relay's publish calls: how long they
 // took (publish_p50_ms, publish_p99_ms) and how many events each carried
 // (events/publish).
 //
