@@ -98,12 +98,11 @@ type Config struct {
 // Config.Configure changes it. Only one request is in flight per broker
 // (the idempotent producer), and the messages of a Publish call reach
 // sarama's batcher one after the other: without the wait, a call's first
-// message left alone and the others waited for its acknowledgement, one
-// more round trip. Measured with the end-to-end pipeline at 1,000
-// events/s (BENCHMARKS.md): publish calls 10.9–14.0 → 3.5–6.3 ms at the
-// median, commit → handled p99 58–86 → 44–54 ms; at 100 events/s the
-// wait adds about 1 ms (Go's timers sleep at least that long when the
-// process is idle). Kafka's Java producer waits 5 ms by default.
+// message leaves alone and the others wait for its acknowledgement, one
+// more round trip. Under load this halves the median publish call (the
+// end-to-end pipeline at 1,000 events/s, BENCHMARKS.md); when the
+// process is idle it adds about 1 ms, since Go's timers then sleep at
+// least that long. Kafka's Java producer waits 5 ms by default.
 const ProducerLinger = 500 * time.Microsecond
 
 // Validate reports every problem of c at once. A nil Config has no
