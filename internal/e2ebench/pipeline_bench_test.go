@@ -334,9 +334,9 @@ func pct(d []time.Duration, p float64) float64 {
 // trip instead of two. BENCH_E2E_INFLIGHT and BENCH_E2E_BATCH set the
 // relay's MaxInFlight and BatchSize (0, the default: the relay's
 // defaults), BENCH_E2E_LINGER_US the producer's linger in µs
-// (Producer.Flush.Frequency; unset: kafka.ProducerLinger). Both also report the relay's publish calls: how long they
-// took (publish_p50_ms, publish_p99_ms) and how many events each carried
-// (events/publish).
+// (Producer.Flush.Frequency; unset: kafka.ProducerLinger). Both also
+// report the relay's publish calls: how long they took (publish_p50_ms,
+// publish_p99_ms) and how many events each carried (events/publish).
 //
 // "raw-pgx-commits" is the ceiling the database sets on this machine:
 // BENCH_E2E_WORKERS goroutines run the same write by hand (BEGIN, an
