@@ -564,8 +564,7 @@ func (o *Outbox) Lead(ctx context.Context, fn func(ctx context.Context, wake <-c
 	s.mu.Lock()
 	s.onLost = func(err error) { cancel(err) }
 	s.mu.Unlock()
-	wake := make(chan struct{}, 1)
-	s.wake = wake // before the session is visible to the Outbox's writers
+	wake := s.wake // the listener, the rebalancer and the Outbox's writers wake fn
 	o.sess.Store(s)
 	defer o.sess.Store(nil)
 	var wg sync.WaitGroup

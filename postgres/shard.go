@@ -249,7 +249,7 @@ type leadSession struct {
 	onLost   func(error)
 
 	leading atomic.Pointer[[]int] // the led shards, for readers that must not wait for mu; nil once lost
-	wake    chan<- struct{}       // wakes the relay (Lead's fn); set before the session is stored in o.sess
+	wake    chan struct{}         // wakes the relay (Lead's fn)
 }
 
 // wakeIfLeadingAll wakes the session's relay, without waiting, if the
@@ -275,7 +275,7 @@ func newLeadSession(o *Outbox, r *resolvedOutbox, conn *pgx.Conn) *leadSession {
 	return &leadSession{
 		o: o, r: r, n: n, conn: conn, pid: conn.PgConn().PID(),
 		led: make([]bool, n), draining: make([]time.Time, n), rested: make([]time.Time, n), busy: make([]int, n),
-		out: map[int64]int32{},
+		out: map[int64]int32{}, wake: make(chan struct{}, 1),
 	}
 }
 
