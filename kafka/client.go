@@ -59,9 +59,12 @@ func NewClient(cfg *Config) (*Client, error) {
 // when any failed. A message is keyed by its aggregate ID, so the events
 // of one aggregate share a partition and keep their order. The publisher
 // also has PublishContext(ctx, topic, msgs...), which stops waiting when
-// ctx ends (the outbox relay uses it, from several goroutines at once);
-// [Client.PublishAsync] does not wait at all. Its Close does nothing: the
-// client owns the producer and [Client.Close] closes it.
+// ctx ends; [Client.PublishAsync] does not wait at all. The outbox relay,
+// given this publisher, builds each event's record straight from the
+// event instead of from a watermill message (the same record, with
+// fewer allocations), and publishes from several goroutines at once. Its
+// Close does nothing: the client owns the producer and [Client.Close]
+// closes it.
 func (c *Client) Publisher() message.Publisher { return sharedPublisher{c.pub} }
 
 // PublishAsync hands msgs to the client's producer, the one behind

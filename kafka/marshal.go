@@ -2,6 +2,7 @@ package kafka
 
 import (
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/IBM/sarama"
@@ -81,7 +82,6 @@ func (marshaler) Marshal(topic string, msg *message.Message) (*sarama.ProducerMe
 	var (
 		values [len(wire.Headers)]string
 		known  int
-		size   int
 	)
 	for i, k := range wire.Headers {
 		v, ok := md[k]
@@ -92,18 +92,71 @@ func (marshaler) Marshal(topic string, msg *message.Message) (*sarama.ProducerMe
 			v = msg.UUID
 		}
 		values[i] = v
-		size += len(v)
 	}
-	var rest []string
+	var rest []header
 	if len(md) > known {
-		rest = make([]string, 0, len(md)-known)
+		rest = make([]header, 0, len(md)-known)
 		for k, v := range md {
 			if !slices.Contains(wire.Headers[:], k) {
-				rest = append(rest, k)
-				size += len(k) + len(v)
+				rest = append(rest, header{k, v})
 			}
 		}
-		slices.Sort(rest)
+		slices.SortFunc(rest, func(a, b header) int { return strings.Compare(a.key, b.key) })
+	}
+	// A time that does not parse leaves the producer's clock: the
+	// message still goes out (a dead letter must never be refused).
+	var at time.Time
+	if s := md[wire.HeaderOccurredAt]; s != "" {
+		if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
+			at = t
+		}
+	}
+	return newRecord(topic, partitionKey(msg), msg.Payload, &values, rest, at), nil
+}
+
+// eventRecord is the record of ev on topic: the one Marshal makes of
+// the message wire.ToMessage(ev.Envelope, source, ev.Payload,
+// ev.SchemaVersion) builds, without that message in between.
+func eventRecord(topic, source string, ev *wire.Event) *sarama.ProducerMessage {
+	env := &ev.Envelope
+	values := wire.EventHeaders(*env, source, ev.SchemaVersion)
+	var rest []header
+	if len(env.Metadata.Values) > 0 {
+		rest = make([]header, 0, len(env.Metadata.Values))
+		for k, v := range env.Metadata.Values {
+			rest = append(rest, header{wire.HeaderValuePrefix + k, v})
+		}
+		slices.SortFunc(rest, func(a, b header) int { return strings.Compare(a.key, b.key) })
+	}
+	// The times Marshal can parse back: RFC 3339 has four-digit years.
+	at := env.OccurredAt
+	if y := at.UTC().Year(); y < 0 || y > 9999 {
+		at = time.Time{}
+	}
+	key := env.AggregateID
+	if key == "" {
+		key = env.ID // partitionKey: the message UUID
+	}
+	return newRecord(topic, key, ev.Payload, &values, rest, at)
+}
+
+// header is a record header as strings.
+type header struct{ key, value string }
+
+// newRecord builds a record of topic: its key and value, the headers of
+// wire.Headers that values gives a value (by index), then rest (sorted
+// by name), with all their bytes in one buffer; its timestamp is at,
+// unless at is zero or after the producer's clock.
+func newRecord(topic, key string, value []byte, values *[len(wire.Headers)]string, rest []header, at time.Time) *sarama.ProducerMessage {
+	size, n := 0, len(rest)
+	for _, v := range values {
+		size += len(v)
+		if v != "" {
+			n++
+		}
+	}
+	for _, h := range rest {
+		size += len(h.key) + len(h.value)
 	}
 	buf := make([]byte, 0, size)
 	bytesOf := func(s string) []byte {
@@ -111,29 +164,27 @@ func (marshaler) Marshal(topic string, msg *message.Message) (*sarama.ProducerMe
 		buf = append(buf, s...)
 		return buf[n:len(buf):len(buf)]
 	}
-	headers := make([]sarama.RecordHeader, 0, len(wire.Headers)+len(rest))
+	headers := make([]sarama.RecordHeader, 0, n)
 	for i, v := range values {
 		if v != "" {
 			headers = append(headers, sarama.RecordHeader{Key: headerKeys[i], Value: bytesOf(v)})
 		}
 	}
-	for _, k := range rest {
-		headers = append(headers, sarama.RecordHeader{Key: bytesOf(k), Value: bytesOf(md[k])})
+	for _, h := range rest {
+		headers = append(headers, sarama.RecordHeader{Key: bytesOf(h.key), Value: bytesOf(h.value)})
 	}
 	pm := &sarama.ProducerMessage{
 		Topic:   topic,
-		Key:     sarama.StringEncoder(partitionKey(msg)),
-		Value:   sarama.ByteEncoder(msg.Payload),
+		Key:     sarama.StringEncoder(key),
+		Value:   sarama.ByteEncoder(value),
 		Headers: headers,
 	}
-	// A time that does not parse leaves the producer's clock: the
-	// message still goes out (a dead letter must never be refused).
-	if at := md[wire.HeaderOccurredAt]; at != "" {
-		if t, err := time.Parse(time.RFC3339Nano, at); err == nil && t.Before(time.Now()) {
-			pm.Timestamp = t
-		}
+	// A time in the future (a skewed clock elsewhere) leaves the
+	// producer's: the broker could refuse it.
+	if !at.IsZero() && at.Before(time.Now()) {
+		pm.Timestamp = at
 	}
-	return pm, nil
+	return pm
 }
 
 // Unmarshal maps a consumed record onto a message.

@@ -147,6 +147,13 @@ func BenchmarkMarshal(b *testing.B) {
 			}
 		}
 	})
+	b.Run("event-record", func(b *testing.B) { // the relay's path: no message in between
+		ev := wire.Event{Envelope: env, Payload: payload, SchemaVersion: 1}
+		b.ReportAllocs()
+		for b.Loop() {
+			eventRecord("user.events", "urn:dddkit:authnotify", &ev)
+		}
+	})
 	b.Run("unmarshal", func(b *testing.B) {
 		m := newMarshaler()
 		pm, err := m.Marshal("user.events", wire.ToMessage(env, "urn:dddkit:authnotify", payload, 1))

@@ -10,6 +10,8 @@ import (
 	"github.com/IBM/sarama"
 	wmkafka "github.com/ThreeDotsLabs/watermill-kafka/v3/pkg/kafka"
 	"github.com/ThreeDotsLabs/watermill/message"
+
+	"github.com/dddkit/dddkit/internal/wire"
 )
 
 // ErrClosed is returned by Publish after [Client.Close].
@@ -159,21 +161,50 @@ func (p *producer) PublishContext(ctx context.Context, topic string, msgs ...*me
 // their acknowledgements without waiting for them (see
 // [Client.PublishAsync]).
 func (p *producer) PublishAsync(ctx context.Context, topic string, msgs ...*message.Message) (*Delivery, error) {
-	if len(msgs) == 0 {
-		return &Delivery{c: closedCall, topic: topic}, nil
-	}
-	c := &call{done: make(chan struct{})}
 	pms := make([]*sarama.ProducerMessage, len(msgs))
 	for i, msg := range msgs {
 		pm, err := p.marshaler.Marshal(topic, msg)
 		if err != nil {
 			return nil, fmt.Errorf("kafka: marshal message %s: %w", msg.UUID, err)
 		}
-		if size := pm.ByteSize(2); size > p.maxBytes {
-			return nil, fmt.Errorf("kafka: message %s is %d bytes, more than Producer.MaxMessageBytes (%d)", msg.UUID, size, p.maxBytes)
+		if err := p.checkSize(pm, msg.UUID); err != nil {
+			return nil, err
 		}
-		pm.Metadata = c
 		pms[i] = pm
+	}
+	return p.send(ctx, topic, pms)
+}
+
+// publishEvents is PublishAsync for the messages of wire.ToMessage,
+// built as records directly (see [wire.EventPublisher]).
+func (p *producer) publishEvents(ctx context.Context, topic, source string, evs []wire.Event) (*Delivery, error) {
+	pms := make([]*sarama.ProducerMessage, len(evs))
+	for i := range evs {
+		pm := eventRecord(topic, source, &evs[i])
+		if err := p.checkSize(pm, evs[i].Envelope.ID); err != nil {
+			return nil, err
+		}
+		pms[i] = pm
+	}
+	return p.send(ctx, topic, pms)
+}
+
+// checkSize fails a record larger than the producer's MaxMessageBytes.
+func (p *producer) checkSize(pm *sarama.ProducerMessage, id string) error {
+	if size := pm.ByteSize(2); size > p.maxBytes {
+		return fmt.Errorf("kafka: message %s is %d bytes, more than Producer.MaxMessageBytes (%d)", id, size, p.maxBytes)
+	}
+	return nil
+}
+
+// send hands the records pms of topic to the producer.
+func (p *producer) send(ctx context.Context, topic string, pms []*sarama.ProducerMessage) (*Delivery, error) {
+	if len(pms) == 0 {
+		return &Delivery{c: closedCall, topic: topic}, nil
+	}
+	c := &call{done: make(chan struct{})}
+	for _, pm := range pms {
+		pm.Metadata = c
 	}
 	c.remaining.Store(int64(len(pms)))
 
@@ -186,10 +217,10 @@ func (p *producer) PublishAsync(ctx context.Context, topic string, msgs ...*mess
 		select {
 		case p.producer.Input() <- pm:
 		case <-ctx.Done():
-			return nil, fmt.Errorf("kafka: publish to %s: %d of %d messages handed over: %w", topic, i, len(msgs), ctx.Err())
+			return nil, fmt.Errorf("kafka: publish to %s: %d of %d messages handed over: %w", topic, i, len(pms), ctx.Err())
 		}
 	}
-	return &Delivery{c: c, topic: topic, n: len(msgs)}, nil
+	return &Delivery{c: c, topic: topic, n: len(pms)}, nil
 }
 
 // close flushes what is buffered, waits for the outstanding
@@ -207,6 +238,8 @@ func (p *producer) close() {
 	p.drain.Wait()
 }
 
+var _ wire.EventPublisher = sharedPublisher{}
+
 // sharedPublisher is the producer as the [Client] hands it out: Close is
 // a no-op, because the client owns the producer and closes it in
 // [Client.Close].
@@ -220,6 +253,17 @@ func (s sharedPublisher) Publish(topic string, msgs ...*message.Message) error {
 // PublishContext is [producer.PublishContext].
 func (s sharedPublisher) PublishContext(ctx context.Context, topic string, msgs ...*message.Message) error {
 	return s.p.PublishContext(ctx, topic, msgs...)
+}
+
+// PublishEvents implements [wire.EventPublisher] for the outbox relay:
+// it publishes as PublishContext does, with records built from the events
+// directly.
+func (s sharedPublisher) PublishEvents(ctx context.Context, topic, source string, evs []wire.Event) error {
+	d, err := s.p.publishEvents(ctx, topic, source, evs)
+	if err != nil {
+		return err
+	}
+	return d.Wait(ctx)
 }
 
 // Close does nothing; [Client.Close] closes the producer.

@@ -323,15 +323,24 @@ func (p *processor) hookPublishError(err error, n int) {
 func (p *processor) publish(ctx context.Context, topic string, items []Pending, idx []int) (err error) {
 	ctx, span := startPublish(ctx, p.pub, topic, items, idx)
 	defer func() { telemetry.End(span, err) }()
-	msgs := make([]*message.Message, len(idx))
-	for n, i := range idx {
-		msgs[n] = wire.ToMessage(items[i].Event, p.reg.Source(), items[i].Payload, items[i].SchemaVersion)
-	}
 	start := time.Now()
-	if cp, ok := p.pub.(ContextPublisher); ok {
-		err = cp.PublishContext(ctx, topic, msgs...)
+	if ep, ok := p.pub.(wire.EventPublisher); ok {
+		// The kafka package's publisher: records straight from the events.
+		evs := make([]wire.Event, len(idx))
+		for n, i := range idx {
+			evs[n] = wire.Event{Envelope: items[i].Event, Payload: items[i].Payload, SchemaVersion: items[i].SchemaVersion}
+		}
+		err = ep.PublishEvents(ctx, topic, p.reg.Source(), evs)
 	} else {
-		err = p.pub.Publish(topic, msgs...)
+		msgs := make([]*message.Message, len(idx))
+		for n, i := range idx {
+			msgs[n] = wire.ToMessage(items[i].Event, p.reg.Source(), items[i].Payload, items[i].SchemaVersion)
+		}
+		if cp, ok := p.pub.(ContextPublisher); ok {
+			err = cp.PublishContext(ctx, topic, msgs...)
+		} else {
+			err = p.pub.Publish(topic, msgs...)
+		}
 	}
 	if err != nil {
 		return err

@@ -5,12 +5,14 @@ import (
 	"fmt"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/stretchr/testify/require"
 
 	"github.com/dddkit/dddkit/aggregate"
 	"github.com/dddkit/dddkit/eventbus"
+	"github.com/dddkit/dddkit/internal/wire"
 	"github.com/dddkit/dddkit/outbox"
 	"github.com/dddkit/dddkit/outbox/outboxtest"
 	"github.com/dddkit/dddkit/retry"
@@ -104,4 +106,70 @@ func TestRelayReadsMoreWhenAggregatesHaveSeveralEvents(t *testing.T) {
 	}
 	want = append(want, 8, 8, 8, 8, 8) // the last 40
 	require.Equal(t, want, sizes)
+}
+
+// eventRecorder is a publisher with wire.EventPublisher, as the kafka
+// package's is: it records each PublishEvents call; Publish fails.
+type eventRecorder struct {
+	t      *testing.T
+	mu     sync.Mutex
+	topics []string
+	events []wire.Event
+}
+
+func (r *eventRecorder) PublishEvents(_ context.Context, topic, source string, evs []wire.Event) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	require.Equal(r.t, "urn:dddkit:test", source)
+	for range evs {
+		r.topics = append(r.topics, topic)
+	}
+	r.events = append(r.events, evs...)
+	return nil
+}
+
+func (r *eventRecorder) Publish(string, ...*message.Message) error {
+	r.t.Error("Publish called on a publisher with PublishEvents")
+	return nil
+}
+
+func (*eventRecorder) Close() error { return nil }
+
+// A publisher with PublishEvents gets the events the relay would have
+// built its messages from: wire.ToMessage of each is the message a plain
+// publisher gets.
+func TestRelayHandsEventsToAnEventPublisher(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	events := make([]aggregate.Envelope, 0, 6)
+	for a := range 3 {
+		for v := int64(1); v <= 2; v++ {
+			env := envelope(fmt.Sprintf("cart-%d", a), v)
+			env.Metadata = aggregate.Metadata{CorrelationID: "req-1", Values: map[string]string{"tenant": "acme"}}
+			env.OccurredAt = time.Date(2026, 11, 29, 8, 0, 0, 0, time.UTC)
+			events = append(events, env)
+		}
+	}
+	relayTo := func(pub message.Publisher) {
+		m, reg := newMemory(t)
+		require.NoError(t, m.Append(ctx, events...))
+		relay, err := outbox.NewRelay(m, pub, reg, nil)
+		require.NoError(t, err)
+		n, err := relay.Flush(ctx)
+		require.NoError(t, err)
+		require.Equal(t, len(events), n)
+	}
+	plain, direct := &outboxtest.Recorder{}, &eventRecorder{t: t}
+	relayTo(plain)
+	relayTo(direct)
+
+	msgs := plain.Messages()
+	require.Len(t, direct.events, len(msgs))
+	for i, ev := range direct.events {
+		require.Equal(t, "cart.events", direct.topics[i])
+		got := wire.ToMessage(ev.Envelope, "urn:dddkit:test", ev.Payload, ev.SchemaVersion)
+		require.Equal(t, msgs[i].UUID, got.UUID)
+		require.JSONEq(t, string(msgs[i].Payload), string(got.Payload))
+		require.Equal(t, msgs[i].Metadata, got.Metadata)
+	}
 }

@@ -34,6 +34,7 @@ package wire
 
 import (
 	"cmp"
+	"context"
 	"errors"
 	"fmt"
 	"strconv"
@@ -210,33 +211,66 @@ func ParseMetadata(h map[string]string) aggregate.Metadata {
 // ToMessage builds the CloudEvents message for env with the already
 // encoded payload (JSON of env.Payload; env.Payload itself is not read)
 // of schema version schemaVersion. source is the producing service's
-// CloudEvents source. The message UUID is the event ID.
+// CloudEvents source. The message UUID is the event ID. Its metadata
+// holds the headers [EventHeaders] gives a value and one
+// HeaderValuePrefix header per env.Metadata.Values entry.
 func ToMessage(env aggregate.Envelope, source string, payload []byte, schemaVersion int) *message.Message {
 	msg := message.NewMessage(env.ID, payload)
+	vals := EventHeaders(env, source, schemaVersion)
 	// Sized exactly: a map sized for more than it holds costs a larger
 	// allocation per event.
-	n := 10 + len(env.Metadata.Values)
-	for _, v := range [...]string{env.Metadata.CorrelationID, env.Metadata.CausationID, env.Metadata.TraceParent, env.Metadata.TraceState} {
+	n := len(env.Metadata.Values)
+	for _, v := range vals {
 		if v != "" {
 			n++
 		}
 	}
 	md := make(message.Metadata, n)
-	md[HeaderSpecVersion] = SpecVersion
-	md[HeaderEventID] = env.ID
-	md[HeaderEventName] = env.Name
-	md[HeaderSource] = source
-	if !env.OccurredAt.IsZero() {
-		md[HeaderOccurredAt] = env.OccurredAt.UTC().Format(time.RFC3339Nano)
+	for i, v := range vals {
+		if v != "" {
+			md[Headers[i]] = v
+		}
 	}
-	md[HeaderAggregateID] = env.AggregateID
-	md[HeaderContentType] = ContentTypeJSON
-	md[HeaderAggregateType] = env.AggregateType
-	md[HeaderAggregateVersion] = strconv.FormatInt(env.Version, 10)
-	md[HeaderEventVersion] = strconv.Itoa(schemaVersion)
-	putMetadata(md, env.Metadata)
+	for k, v := range env.Metadata.Values {
+		md[HeaderValuePrefix+k] = v
+	}
 	msg.Metadata = md
 	return msg
+}
+
+// EventHeaders returns the value of each of [Headers] (by index) in the
+// message of env that [ToMessage] builds, "" for a header the message
+// has not. It is the one definition of those values: ToMessage fills a
+// message's metadata with them, package kafka a record's headers.
+func EventHeaders(env aggregate.Envelope, source string, schemaVersion int) [len(Headers)]string {
+	var occurredAt string
+	if !env.OccurredAt.IsZero() {
+		occurredAt = env.OccurredAt.UTC().Format(time.RFC3339Nano)
+	}
+	return [...]string{
+		SpecVersion, env.ID, source, env.Name, env.AggregateID, occurredAt,
+		ContentTypeJSON, env.AggregateType, strconv.FormatInt(env.Version, 10), strconv.Itoa(schemaVersion),
+		env.Metadata.CorrelationID, env.Metadata.CausationID, env.Metadata.TraceParent, env.Metadata.TraceState,
+	}
+}
+
+// Event is an event ready to publish: what [ToMessage] takes besides the
+// source.
+type Event struct {
+	Envelope      aggregate.Envelope
+	Payload       []byte // env.Payload encoded
+	SchemaVersion int
+}
+
+// EventPublisher is implemented by a publisher that builds its records
+// from events directly, without a watermill message in between: the
+// kafka package's. The outbox relay publishes through it when its
+// publisher has it. PublishEvents sends the records that the messages of
+// ToMessage(ev.Envelope, source, ev.Payload, ev.SchemaVersion) would make,
+// as one publisher call, and returns when they were all acknowledged, or
+// with an error when any failed, or when ctx ended.
+type EventPublisher interface {
+	PublishEvents(ctx context.Context, topic, source string, events []Event) error
 }
 
 // ErrMissingHeader is wrapped by [FromMessage] when a required header is

@@ -1,0 +1,90 @@
+package kafka
+
+import (
+	"testing"
+	"time"
+
+	"github.com/IBM/sarama"
+	"github.com/stretchr/testify/require"
+
+	"github.com/dddkit/dddkit/aggregate"
+	"github.com/dddkit/dddkit/internal/wire"
+)
+
+// requireSameRecord fails unless the relay's record of ev (eventRecord)
+// is the record Marshal makes of ev's message (wire.ToMessage): same
+// topic, key, value, headers in the same order, and timestamp.
+func requireSameRecord(t *testing.T, ev wire.Event) {
+	t.Helper()
+	const topic, source = "user.events", "urn:dddkit:test"
+	want, err := newMarshaler().Marshal(topic, wire.ToMessage(ev.Envelope, source, ev.Payload, ev.SchemaVersion))
+	require.NoError(t, err)
+	got := eventRecord(topic, source, &ev)
+	require.Equal(t, want.Topic, got.Topic)
+	require.Equal(t, encoded(t, want.Key), encoded(t, got.Key), "key")
+	require.Equal(t, encoded(t, want.Value), encoded(t, got.Value), "value")
+	require.Equal(t, headerPairs(want.Headers), headerPairs(got.Headers), "headers, in order")
+	require.True(t, want.Timestamp.Equal(got.Timestamp), "timestamp: want %s, got %s", want.Timestamp, got.Timestamp)
+	require.Equal(t, want.ByteSize(2), got.ByteSize(2), "size")
+}
+
+func encoded(t *testing.T, e sarama.Encoder) []byte {
+	t.Helper()
+	b, err := e.Encode()
+	require.NoError(t, err)
+	return b
+}
+
+func headerPairs(hs []sarama.RecordHeader) [][2]string {
+	out := make([][2]string, len(hs))
+	for i, h := range hs {
+		out[i] = [2]string{string(h.Key), string(h.Value)}
+	}
+	return out
+}
+
+func TestEventRecordIsTheRecordOfTheEventsMessage(t *testing.T) {
+	t.Parallel()
+	at := time.Date(2026, 5, 6, 7, 8, 9, 123456789, time.FixedZone("CEST", 2*3600))
+	base := aggregate.Envelope{ID: "019ad0c4-5d2e-7c41-9a57-2f0b8e6c1d3a", Name: "auth.user_registered", AggregateType: "user",
+		AggregateID: "u-9", Version: 7, OccurredAt: at}
+	with := func(f func(*aggregate.Envelope)) aggregate.Envelope {
+		env := base
+		f(&env)
+		return env
+	}
+	for name, env := range map[string]aggregate.Envelope{
+		"plain": base,
+		"all metadata": with(func(e *aggregate.Envelope) {
+			e.Metadata = aggregate.Metadata{CorrelationID: "req-1", CausationID: "cmd-1",
+				TraceParent: "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01", TraceState: "congo=t61rcWkgMzE",
+				Values: map[string]string{"tenant": "acme", "agent": "curl", "empty": "", "Z": "last?"}}
+		}),
+		"no occurred-at":         with(func(e *aggregate.Envelope) { e.OccurredAt = time.Time{} }),
+		"occurred in the future": with(func(e *aggregate.Envelope) { e.OccurredAt = time.Now().Add(time.Hour) }),
+		"year 10000":             with(func(e *aggregate.Envelope) { e.OccurredAt = time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC) }),
+		"year -1":                with(func(e *aggregate.Envelope) { e.OccurredAt = time.Date(-1, 1, 1, 0, 0, 0, 0, time.UTC) }),
+		"year 1":                 with(func(e *aggregate.Envelope) { e.OccurredAt = time.Date(1, 1, 1, 0, 0, 0, 1, time.UTC) }),
+		"negative version":       with(func(e *aggregate.Envelope) { e.Version = -3 }),
+		"no aggregate ID":        with(func(e *aggregate.Envelope) { e.AggregateID = "" }),
+		"nothing":                {},
+	} {
+		t.Run(name, func(t *testing.T) {
+			requireSameRecord(t, wire.Event{Envelope: env, Payload: []byte(`{"email":"ada@example.com"}`), SchemaVersion: 2})
+		})
+	}
+}
+
+func FuzzEventRecord(f *testing.F) {
+	f.Add("e1", "auth.user_registered", "user", "u-1", int64(1), int64(1778051289123456789), "req-1", "", "tenant", "acme", []byte(`{}`), 1)
+	f.Add("", "", "", "", int64(-1), int64(-62135596800000000), "", "tp", "", "", []byte(nil), 0)
+	f.Add("é", "n\x00", "t", "ü", int64(1<<62), int64(1<<62), "c", "00-x", "k\xff", "v\n", []byte("x"), -7)
+	f.Fuzz(func(t *testing.T, id, name, aggType, aggID string, version, unixNanos int64, corr, traceParent, key, value string, payload []byte, schemaVersion int) {
+		env := aggregate.Envelope{ID: id, Name: name, AggregateType: aggType, AggregateID: aggID, Version: version,
+			OccurredAt: time.Unix(0, unixNanos), Metadata: aggregate.Metadata{CorrelationID: corr, TraceParent: traceParent}}
+		if key != "" || value != "" {
+			env.Metadata.Values = map[string]string{key: value, key + "2": value}
+		}
+		requireSameRecord(t, wire.Event{Envelope: env, Payload: payload, SchemaVersion: schemaVersion})
+	})
+}
