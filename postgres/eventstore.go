@@ -294,10 +294,11 @@ func (s *EventStore[A]) write(ctx context.Context, q DB, inTx bool, root *aggreg
 	// events' insert takes the append lock, held until the transaction
 	// ends, so the less follows it, the less other writers wait.
 	b := &pgx.Batch{}
-	notifyAfter := !inTx && poolOf(q)
+	notifyAfter := notifiesAfterCommit(ctx, q, inTx)
 	if notifyAfter {
-		// On its own on a pool: the triggers skip the batch's implicit
-		// transaction, and the readers are notified after it commits.
+		// On its own on a pool, or in a unit of work on one: the triggers
+		// skip the transaction, and the readers are notified after it
+		// commits.
 		b.Queue(setNotifyAfterCommit)
 	}
 	obSQL, obArgs, err := s.outbox.insert(rows)
@@ -318,7 +319,7 @@ func (s *EventStore[A]) write(ctx context.Context, q DB, inTx bool, root *aggreg
 	var pgErr *pgconn.PgError
 	switch {
 	case err == nil:
-		if notifyAfter {
+		if notifyAfter && !inTx {
 			s.outbox.notifyCommitted(q, true)
 		}
 		return nil

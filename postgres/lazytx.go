@@ -48,18 +48,16 @@ func newLazyTx(ctx context.Context, pool *pgxpool.Pool) *lazyTx {
 	return &lazyTx{ctx: ctx, pool: pool}
 }
 
-// beginBatch returns a batch that begins a unit's transaction: BEGIN and
-// the setting that makes it notify after commit (notify.go), to which the
-// unit's first statement is queued.
+// beginBatch returns a batch that begins a unit's transaction, to which
+// the unit's first statement is queued.
 func beginBatch() *pgx.Batch {
 	b := &pgx.Batch{QueuedQueries: make([]*pgx.QueuedQuery, 0, beginResults+1)}
 	b.BeginTx(pgx.TxOptions{})
-	b.Queue(setNotifyAfterCommit)
 	return b
 }
 
 // beginResults is the number of results beginBatch queues.
-const beginResults = 2
+const beginResults = 1
 
 // usable reports why t cannot run a statement, if it cannot.
 func (t *lazyTx) usable() error {
@@ -82,7 +80,7 @@ func (t *lazyTx) begin(ctx context.Context) (pgx.Tx, error) {
 	if err := t.usable(); err != nil {
 		return nil, err
 	}
-	tx, err := t.pool.BeginTx(ctx, pgx.TxOptions{BeginQuery: beginNotifyAfterCommit})
+	tx, err := t.pool.Begin(ctx)
 	if err != nil {
 		t.err = fmt.Errorf("%w: %w", errBegin, err)
 		return nil, t.err

@@ -25,10 +25,13 @@ import (
 // committed, has the channels it wrote to notified by a notifier: one
 // NOTIFY at a time per pool and channel, from a connection of the pool,
 // the commits that happen meanwhile sharing the next one. Such writes are
-// a unit of work (the setting is set at BEGIN, in the same round trip),
 // a repository's or event store's save on its own (set in its statement,
-// or first in its batch) and Outbox.Write on its own (first in its
-// batch). Every other write (anything on a connection or in a caller's
+// or first in its batch), Outbox.Write on its own (first in its batch),
+// and the writes of a unit of work on a pool: each of its saves and
+// Outbox.Writes sets the setting the same way, so that a unit that
+// writes nothing to the outbox or the event store (an inbox's batch
+// whose handlers only write their own tables) runs no statement for it.
+// Every other write (anything on a connection or in a caller's
 // transaction) is notified by the trigger, as before.
 //
 // When the Outbox's own relay, in this process, leads every shard (one
@@ -43,12 +46,25 @@ const (
 	notifyAfterCommit = "after_commit"
 	// setNotifyAfterCommit sets notifySetting for the transaction.
 	setNotifyAfterCommit = "SELECT set_config('" + notifySetting + "', '" + notifyAfterCommit + "', true)"
-	// beginNotifyAfterCommit begins a unit's transaction and sets
-	// notifySetting for it, in one round trip.
-	beginNotifyAfterCommit = "BEGIN; " + setNotifyAfterCommit
 	// notifyTimeout bounds one notification.
 	notifyTimeout = 5 * time.Second
 )
+
+// notifiesAfterCommit reports whether a write to the outbox or the event
+// store on q sets notifySetting itself (in its statement or its batch)
+// and is notified after commit: on a pool, a write on its own (inTx
+// false); in a transaction, one whose q is the transaction of ctx's unit
+// of work, when that unit notifies after commit.
+func notifiesAfterCommit(ctx context.Context, q DB, inTx bool) bool {
+	if !inTx {
+		return poolOf(q)
+	}
+	u := unitFrom(ctx)
+	if u == nil || u.notify == nil || q == nil || !reflect.TypeOf(q).Comparable() {
+		return false
+	}
+	return q == DB(u.tx)
+}
 
 // poolOf reports whether db is a pool, on which a notifier may send (a
 // connection is not safe for concurrent use), and one that can name a
@@ -56,11 +72,6 @@ const (
 func poolOf(db DB) bool {
 	_, ok := db.(acquirer)
 	return ok && reflect.TypeOf(db).Comparable()
-}
-
-// txBeginner begins a transaction with options: a *pgxpool.Pool.
-type txBeginner interface {
-	BeginTx(ctx context.Context, opts pgx.TxOptions) (pgx.Tx, error)
 }
 
 // beginUnit begins the transaction of a unit of work on db. When db is a
@@ -74,14 +85,11 @@ func beginUnit(ctx context.Context, db DB) (tx pgx.Tx, notify DB, err error) {
 	if pool, ok := db.(*pgxpool.Pool); ok {
 		return newLazyTx(ctx, pool), db, nil // begins with the first statement (lazytx.go)
 	}
-	if b, ok := db.(txBeginner); ok {
-		if poolOf(db) {
-			tx, err = b.BeginTx(ctx, pgx.TxOptions{BeginQuery: beginNotifyAfterCommit})
-			return tx, db, err
-		}
-	}
 	tx, err = db.Begin(ctx)
-	return tx, nil, err
+	if err == nil && poolOf(db) {
+		notify = db
+	}
+	return tx, notify, err
 }
 
 // notifyAfterCommit records that the unit wrote to the outbox of o (and,

@@ -52,29 +52,63 @@ func notifications(t *testing.T, conn *pgxpool.Conn, wait time.Duration) []strin
 	}
 }
 
-// A unit of work on a pool tells the NOTIFY triggers to leave its
-// transaction alone, and notifies the outbox's and the event store's
-// readers once it committed: one notification each, after the commit,
-// however many statements wrote.
+// recordSettings adds a trigger of the test's own to the outbox of b that
+// records the setting each outbox insert had at its end, when the
+// outbox's trigger reads it, and returns a function that reads them.
+func recordSettings(t *testing.T, b pgBundle) func() []string {
+	t.Helper()
+	_, err := b.pool.Exec(t.Context(), `CREATE TABLE seen (n serial, setting text);
+CREATE FUNCTION seen_setting() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+	INSERT INTO seen (setting) VALUES (coalesce(current_setting('dddkit.notify', true), ''));
+	RETURN NULL;
+END $$;
+CREATE TRIGGER seen AFTER INSERT ON dddkit_outbox FOR EACH STATEMENT EXECUTE FUNCTION seen_setting()`)
+	require.NoError(t, err)
+	return func() []string { return column[string](t, b.pool, `SELECT setting FROM seen ORDER BY n`) }
+}
+
+// A unit of work on a pool has each of its writes to the outbox and the
+// event store tell the NOTIFY triggers to leave its transaction alone,
+// and notifies their readers once it committed: one notification each,
+// after the commit, however many statements wrote. A unit that writes
+// neither runs no statement for it.
 func TestUnitOfWorkNotifiesAfterCommit(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
 	b, store, conn, both := setupNotified(t)
+	repo := newRepo(t, b, nil)
+	seen := recordSettings(t, b)
 
 	require.NoError(t, b.uow.Do(ctx, func(ctx context.Context) error {
-		tx, _ := postgres.TxFromContext(ctx)
-		var setting string
-		require.NoError(t, tx.QueryRow(ctx, `SELECT current_setting('dddkit.notify', true)`).Scan(&setting))
-		require.Equal(t, "after_commit", setting, "set by the unit's BEGIN")
 		for _, id := range []string{"n1", "n2"} {
 			if err := store.Save(ctx, mustCounter(t, id)); err != nil {
 				return err
 			}
 		}
-		return nil
+		if err := repo.Save(ctx, mustCounter(t, "r1")); err != nil {
+			return err
+		}
+		return b.outbox.Write(ctx, aggregate.Envelope{ID: "019ad0c4-5d2e-7c41-9a57-2f0b8e6c1d3b",
+			Name: repositorytest.CounterAdded{}.EventName(), AggregateType: repositorytest.CounterType, AggregateID: "w1",
+			Version: 2, OccurredAt: time.Now(), Payload: repositorytest.CounterAdded{N: 1}})
 	}))
 	got := notifications(t, conn, 2*time.Second)
 	require.ElementsMatch(t, both, got, "one notification per channel, after the commit")
+	require.Equal(t, []string{"after_commit", "after_commit", "after_commit", "after_commit"}, seen(),
+		"the triggers were told to skip every write: two event store saves, a repository save, Outbox.Write")
+
+	// A unit that writes only a table of its own leaves the setting alone.
+	var setting *string
+	require.NoError(t, b.uow.Do(ctx, func(ctx context.Context) error {
+		tx, _ := postgres.TxFromContext(ctx)
+		if _, err := tx.Exec(ctx, `CREATE TABLE own_rows (k text)`); err != nil {
+			return err
+		}
+		return tx.QueryRow(ctx, `SELECT current_setting('dddkit.notify', true)`).Scan(&setting)
+	}))
+	require.True(t, setting == nil || *setting == "", "the setting of a unit without outbox writes: %v", setting)
+	require.Empty(t, notifications(t, conn, 200*time.Millisecond))
 
 	// A unit that rolls back notifies nobody.
 	boom := errors.New("boom")
@@ -125,17 +159,7 @@ func TestSaveOnItsOwnNotifiesAfterCommit(t *testing.T) {
 	ctx := t.Context()
 	b, store, conn, both := setupNotified(t)
 	repo := newRepo(t, b, nil)
-	// A trigger of the test's own records the setting each outbox insert
-	// had at its end, when the outbox's trigger reads it.
-	_, err := b.pool.Exec(ctx, `CREATE TABLE seen (n serial, setting text);
-CREATE FUNCTION seen_setting() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-	INSERT INTO seen (setting) VALUES (coalesce(current_setting('dddkit.notify', true), ''));
-	RETURN NULL;
-END $$;
-CREATE TRIGGER seen AFTER INSERT ON dddkit_outbox FOR EACH STATEMENT EXECUTE FUNCTION seen_setting()`)
-	require.NoError(t, err)
-	seen := func() []string { return column[string](t, b.pool, `SELECT setting FROM seen ORDER BY n`) }
+	seen := recordSettings(t, b)
 
 	require.NoError(t, repo.Save(ctx, mustCounter(t, "r1")))
 	require.Equal(t, []string{both[0]}, notifications(t, conn, 2*time.Second), "the repository: the outbox's readers")

@@ -239,16 +239,20 @@ func (o *Outbox) write(ctx context.Context, q DB, rows []outbox.Pending) (err er
 		return err
 	}
 	o.notifyInUnit(ctx, false)
-	if poolOf(q) { // not a unit's (or a caller's) transaction
-		// On its own on a pool: the trigger skips the batch's implicit
-		// transaction, and the relay is notified after it commits.
+	onOwn := poolOf(q) // not a unit's (or a caller's) transaction
+	if onOwn || notifiesAfterCommit(ctx, q, true) {
+		// On its own on a pool, or in a unit of work on one: the trigger
+		// skips the transaction, and the relay is notified after it
+		// commits.
 		b := &pgx.Batch{}
 		b.Queue(setNotifyAfterCommit)
 		b.Queue(sql, args...)
 		if err := q.SendBatch(ctx, b).Close(); err != nil {
 			return fmt.Errorf("postgres: outbox: write %d events: %w", len(rows), err)
 		}
-		o.notifyCommitted(q, false)
+		if onOwn {
+			o.notifyCommitted(q, false)
+		}
 		return nil
 	}
 	if _, err := q.Exec(ctx, sql, args...); err != nil {

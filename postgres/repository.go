@@ -289,7 +289,7 @@ func (r *Repository[A]) write(ctx context.Context, q DB, inTx bool, root *aggreg
 	} else {
 		args = append(args, typ, id, base, version, state)
 	}
-	notifyAfter := !inTx && poolOf(q)
+	notifyAfter := notifiesAfterCommit(ctx, q, inTx)
 	sql, asValues := stmts.sql(len(rows), notifyAfter)
 	if asValues {
 		args, err = insertValues(args, rows)
@@ -317,7 +317,7 @@ func (r *Repository[A]) write(ctx context.Context, q DB, inTx bool, root *aggreg
 		return fmt.Errorf("repository: save %s %s: %w", typ, id, err)
 	}
 	if affected == 1 {
-		if notifyAfter {
+		if notifyAfter && !inTx {
 			r.outbox.notifyCommitted(q, false)
 		}
 		return nil

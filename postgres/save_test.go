@@ -41,16 +41,11 @@ func (l *statementLog) take() []string {
 	return s
 }
 
-// TraceQueryStart logs the first word of each statement, and "BEGIN" for
-// a unit's BEGIN that sets its notification after commit. It leaves out
-// that notification: it is sent after the unit committed, on another
-// connection, at a moment of its own.
+// TraceQueryStart logs the first word of each statement. It leaves out
+// the notification of a unit: it is sent after the unit committed, on
+// another connection, at a moment of its own.
 func (l *statementLog) TraceQueryStart(ctx context.Context, _ *pgx.Conn, d pgx.TraceQueryStartData) context.Context {
-	switch {
-	case strings.Contains(d.SQL, "pg_notify("):
-	case strings.HasPrefix(d.SQL, "BEGIN; SELECT set_config('dddkit.notify', 'after_commit', true)"):
-		l.add("BEGIN")
-	default:
+	if !strings.Contains(d.SQL, "pg_notify(") {
 		l.add(strings.ToUpper(strings.Fields(d.SQL)[0]))
 	}
 	return ctx
@@ -59,18 +54,17 @@ func (l *statementLog) TraceQueryStart(ctx context.Context, _ *pgx.Conn, d pgx.T
 func (*statementLog) TraceQueryEnd(context.Context, *pgx.Conn, pgx.TraceQueryEndData) {}
 
 // TraceBatchStart logs "BATCH" for a batch; for one that begins a
-// unit's transaction (BEGIN and the setting of its notification queued
-// before the unit's first statement), "BEGIN+" and the first word of that
-// statement, or "BEGIN+BATCH" when the unit's first statement was a
-// batch of several.
+// unit's transaction (BEGIN queued before the unit's first statement),
+// "BEGIN+" and the first word of that statement, or "BEGIN+BATCH" when
+// the unit's first statement was a batch of several.
 func (l *statementLog) TraceBatchStart(ctx context.Context, _ *pgx.Conn, d pgx.TraceBatchStartData) context.Context {
 	qs := d.Batch.QueuedQueries
-	if len(qs) < 3 || qs[0].SQL != "begin" || !strings.Contains(qs[1].SQL, "set_config('dddkit.notify', 'after_commit', true)") {
+	if len(qs) < 2 || qs[0].SQL != "begin" {
 		l.add("BATCH")
 		return ctx
 	}
-	if len(qs) == 3 {
-		l.add("BEGIN+" + strings.ToUpper(strings.Fields(qs[2].SQL)[0]))
+	if len(qs) == 2 {
+		l.add("BEGIN+" + strings.ToUpper(strings.Fields(qs[1].SQL)[0]))
 	} else {
 		l.add("BEGIN+BATCH")
 	}
