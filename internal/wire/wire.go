@@ -5,7 +5,9 @@
 // eventbus exports the header names as the public contract
 // (eventbus.HeaderEventID, ...), package kafka maps such a message onto a
 // Kafka record (key = the aggregate ID, timestamp = the occurred-at time,
-// value = the payload bytes). docs/wire-contract.md describes the
+// value = the payload bytes), or, for the outbox relay, builds the same
+// record from the event directly ([EventPublisher]; both take the header
+// values from [EventHeaders]). docs/wire-contract.md describes the
 // contract for readers in other languages.
 //
 // A message built by [ToMessage] has
