@@ -65,6 +65,7 @@ func TestEventRecordIsTheRecordOfTheEventsMessage(t *testing.T) {
 		"year 10000":             with(func(e *aggregate.Envelope) { e.OccurredAt = time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC) }),
 		"year -1":                with(func(e *aggregate.Envelope) { e.OccurredAt = time.Date(-1, 1, 1, 0, 0, 0, 0, time.UTC) }),
 		"year 1":                 with(func(e *aggregate.Envelope) { e.OccurredAt = time.Date(1, 1, 1, 0, 0, 0, 1, time.UTC) }),
+		"year 0":                 with(func(e *aggregate.Envelope) { e.OccurredAt = time.Date(0, 6, 1, 0, 0, 0, 0, time.UTC) }),
 		"negative version":       with(func(e *aggregate.Envelope) { e.Version = -3 }),
 		"no aggregate ID":        with(func(e *aggregate.Envelope) { e.AggregateID = "" }),
 		"nothing":                {},
