@@ -101,7 +101,6 @@ func (marshaler) Marshal(topic string, msg *message.Message) (*sarama.ProducerMe
 				rest = append(rest, header{k, v})
 			}
 		}
-		slices.SortFunc(rest, func(a, b header) int { return strings.Compare(a.key, b.key) })
 	}
 	// A time that does not parse leaves the producer's clock: the
 	// message still goes out (a dead letter must never be refused).
@@ -126,7 +125,6 @@ func eventRecord(topic, source string, ev *wire.Event) *sarama.ProducerMessage {
 		for k, v := range env.Metadata.Values {
 			rest = append(rest, header{wire.HeaderValuePrefix + k, v})
 		}
-		slices.SortFunc(rest, func(a, b header) int { return strings.Compare(a.key, b.key) })
 	}
 	// The times Marshal can parse back: RFC 3339 has four-digit years.
 	at := env.OccurredAt
@@ -144,10 +142,11 @@ func eventRecord(topic, source string, ev *wire.Event) *sarama.ProducerMessage {
 type header struct{ key, value string }
 
 // newRecord builds a record of topic: its key and value, the headers of
-// wire.Headers that values gives a value (by index), then rest (sorted
-// by name), with all their bytes in one buffer; its timestamp is at,
+// wire.Headers that values gives a value (by index), then rest, which it
+// sorts by name, with all their bytes in one buffer; its timestamp is at,
 // unless at is zero or after the producer's clock.
 func newRecord(topic, key string, value []byte, values *[len(wire.Headers)]string, rest []header, at time.Time) *sarama.ProducerMessage {
+	slices.SortFunc(rest, func(a, b header) int { return strings.Compare(a.key, b.key) })
 	size, n := 0, len(rest)
 	for _, v := range values {
 		size += len(v)

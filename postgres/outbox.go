@@ -240,7 +240,7 @@ func (o *Outbox) write(ctx context.Context, q DB, rows []outbox.Pending) (err er
 	}
 	o.notifyInUnit(ctx, false)
 	onOwn := poolOf(q) // not a unit's (or a caller's) transaction
-	if onOwn || notifiesAfterCommit(ctx, q, true) {
+	if notifiesAfterCommit(ctx, q, !onOwn) {
 		// On its own on a pool, or in a unit of work on one: the trigger
 		// skips the transaction, and the relay is notified after it
 		// commits.
