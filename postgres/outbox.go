@@ -418,29 +418,36 @@ WHERE ` + eligible(shards) + `
 ORDER BY o.seq
 LIMIT $1`
 	}
-	// Beside batches in flight ($2..$3): the first $1 eligible rows, of
-	// which those in flight and those of an aggregate with a row in flight
-	// are left out; at most $4 of the rest.
+	// Beside batches in flight ($2..$3): the first $1 eligible rows
+	// before and after them (two scans of the pending index, merged in
+	// sequence order, that skip the rows in flight), leaving out those of
+	// an aggregate with a pending row among them. The rows in flight are
+	// read for their keys only.
 	beside := func(shards string) string {
-		return `WITH cand AS MATERIALIZED (
-	SELECT ` + columns + `
-	FROM ` + t + ` o
-	WHERE ` + eligible(shards) + `
-	ORDER BY o.seq
+		part := func(side string) string {
+			return `(SELECT ` + columns + `
+		FROM ` + t + ` o
+		WHERE o.seq ` + side + ` AND ` + eligible(shards) + `
+		ORDER BY o.seq)`
+		}
+		return `SELECT * FROM (
+	SELECT * FROM (
+		` + part("< $2") + `
+		UNION ALL
+		` + part("> $3") + `
+	) u
+	ORDER BY seq
 	LIMIT $1
-)
-SELECT seq, event_id, aggregate_type, aggregate_id, aggregate_version, event_name,
-	event_version, payload, headers, occurred_at, attempts, shard_key
-FROM cand
-WHERE seq NOT BETWEEN $2 AND $3
-	AND (aggregate_type, aggregate_id) NOT IN (SELECT aggregate_type, aggregate_id FROM cand WHERE seq BETWEEN $2 AND $3)
-ORDER BY seq
-LIMIT $4`
+) w
+WHERE (aggregate_type, aggregate_id) NOT IN (
+	SELECT i.aggregate_type, i.aggregate_id FROM ` + t + ` i
+	WHERE i.status = 'pending' AND i.seq BETWEEN $2 AND $3)
+ORDER BY seq`
 	}
 	r.fetchSQL = fetch("")
 	r.fetchShardsSQL = fetch(shardsFilter(2, 3))
 	r.fetchBesideSQL = beside("")
-	r.fetchBesideShardsSQL = beside(shardsFilter(5, 6))
+	r.fetchBesideShardsSQL = beside(shardsFilter(4, 5))
 	if o.cfg.Retention == 0 {
 		r.publishedSQL = `DELETE FROM ` + t + ` WHERE seq = ANY($1)`
 	} else {
@@ -651,23 +658,18 @@ func (o *Outbox) cleanup(ctx context.Context, s *leadSession) {
 	}
 }
 
-// maxInFlightRows bounds how many rows in flight one Fetch reads past
-// (see Fetch).
-const maxInFlightRows = 10_000
-
 // Fetch implements [outbox.Source]: it claims rows of the shards this
 // Outbox's Lead session leads, on its lock connection (see [Outbox.Lead]).
 // Outside Lead, and once the lock session is gone, it fails with
-// [ErrNotLeader]. Beside batches in flight it reads up to limit + its
-// rows within inFlight eligible rows and leaves out those in inFlight and
-// those of their aggregates (an aggregate's rows in flight come before
-// its other pending ones, which they block); when more than
-// maxInFlightRows pending rows lie in inFlight, or many rows are held
-// back, it returns fewer than limit. A session that leads fewer than half
-// the shards reads nothing beside batches in flight: it would read past
-// the other shards' rows too, several times its own, which costs the
-// database more than waiting for the batch costs the relay (the other
-// shards' leaders publish meanwhile).
+// [ErrNotLeader]. Beside batches in flight it reads the first limit
+// eligible rows outside inFlight and leaves out those of an aggregate
+// with a pending row in inFlight (an aggregate's rows in flight come
+// before its other pending ones, which they block), so that it returns
+// fewer than limit when rows are held back. A session that leads fewer
+// than half the shards reads nothing beside batches in flight: it would
+// read past the other shards' rows too, several times its own, which
+// costs the database more than waiting for the batch costs the relay
+// (the other shards' leaders publish meanwhile).
 func (o *Outbox) Fetch(ctx context.Context, limit int, inFlight outbox.SeqRange) ([]outbox.Pending, error) {
 	r, err := o.resolve(ctx)
 	if err != nil {
@@ -697,15 +699,15 @@ func (o *Outbox) fetch(ctx context.Context, c *pgx.Conn, r *resolvedOutbox, s *l
 	}
 	b := &pgx.Batch{}
 	b.Queue(r.promoteSQL) // due deadlines become pending (deadline.go)
-	switch span := int64(limit) + min(s.rowsWithin(inFlight, len(shards)), maxInFlightRows); {
+	switch {
 	case inFlight.Empty() && all:
 		b.Queue(r.fetchSQL, limit)
 	case inFlight.Empty():
 		b.Queue(r.fetchShardsSQL, limit, int32(s.n), shards)
 	case all:
-		b.Queue(r.fetchBesideSQL, span, inFlight.From, inFlight.To, limit)
+		b.Queue(r.fetchBesideSQL, limit, inFlight.From, inFlight.To)
 	default:
-		b.Queue(r.fetchBesideShardsSQL, span, inFlight.From, inFlight.To, limit, int32(s.n), shards)
+		b.Queue(r.fetchBesideShardsSQL, limit, inFlight.From, inFlight.To, int32(s.n), shards)
 	}
 	br := c.SendBatch(ctx, b)
 	defer br.Close()

@@ -12,8 +12,6 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-
-	"github.com/dddkit/dddkit/outbox"
 )
 
 // This file holds the sharded leadership of the outbox relay. Every
@@ -375,20 +373,6 @@ func (s *leadSession) handOut(seq int64, shardKey int32) {
 	sh := shardKey % int32(s.n)
 	s.out[seq] = sh
 	s.busy[sh]++
-}
-
-// rowsWithin estimates how many of the session's pending rows lie in
-// inFlight while it claims led of the n shards: the rows it handed out,
-// or the range's share of the led shards when that is more (rows held
-// back behind those in flight lie there too). A Fetch beside batches in
-// flight reads that many rows past them, and no more: a relay that leads
-// one shard of four must not read four times its own rows. s.mu held.
-func (s *leadSession) rowsWithin(inFlight outbox.SeqRange, led int) int64 {
-	if inFlight.Empty() {
-		return 0
-	}
-	share := inFlight.Len() * int64(led) / int64(s.n)
-	return max(int64(len(s.out)), share)
 }
 
 // owns checks that every seq was handed out by this session; s.mu held.
