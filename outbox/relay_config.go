@@ -10,7 +10,7 @@ import (
 
 // Relay defaults.
 const (
-	DefaultBatchSize       = 1000
+	DefaultBatchSize       = 2000
 	DefaultMaxInFlight     = 2
 	DefaultPollInterval    = time.Second
 	DefaultShutdownTimeout = 5 * time.Second
@@ -27,7 +27,7 @@ var DefaultRetry = retry.Policy{MaxAttempts: 10, BaseDelay: time.Second, MaxDela
 // RelayConfig configures a [Relay]. The zero value (or nil) is usable.
 type RelayConfig struct {
 	// BatchSize is how many events the relay reads and publishes at a
-	// time (default 1000, at most 10000). A batch publishes an aggregate's
+	// time (default 2000, at most 10000). A batch publishes an aggregate's
 	// events one publisher call after another (see MaxInFlight), so after
 	// a full batch whose aggregates had several events each, the relay
 	// reads BatchSize times the events per aggregate (at most 10,000),
