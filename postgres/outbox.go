@@ -403,13 +403,14 @@ func (o *Outbox) resolve(ctx context.Context) (*resolvedOutbox, error) {
 		WHERE b.aggregate_type = o.aggregate_type AND b.aggregate_id = o.aggregate_id AND b.seq < o.seq
 			AND (b.status = 'failed' OR (b.status = 'pending' AND b.next_attempt_at > now())))`
 	}
-	// The shard filter is a sub-select: the planner cannot estimate the
-	// share of rows the led shards hold (it would guess 0.5%, less than a
-	// batch, and sort every pending row instead of walking the pending
-	// index in sequence order until the batch is full).
+	// The planner cannot estimate the share of rows the led shards hold
+	// (it guesses 0.5%, less than a batch, and would sort every pending
+	// row instead of walking the pending index in sequence order until
+	// the batch is full); the lock connection plans without sorts
+	// (leadPlannerSQL), so it walks the index.
 	shardsFilter := func(n, of int) string {
 		return fmt.Sprintf(`
-	AND (SELECT o.shard_key %% $%d = ANY($%d::int4[]))`, n, of)
+	AND o.shard_key %% $%d = ANY($%d::int4[])`, n, of)
 	}
 	fetch := func(shards string) string {
 		return `SELECT ` + columns + `
