@@ -100,6 +100,7 @@ func Run(t *testing.T, newHarness func(t *testing.T) *Harness) {
 		{"Flush", testFlush},
 		{"PipelinesBatchesKeepingOrder", testPipeline},
 		{"FetchLeavesOutInFlight", testFetchLeavesOutInFlight},
+		{"FetchBesideInFlightBothSides", testFetchBesideInFlightBothSides},
 		{"DeadlineFiresWhenDue", testDeadlineFires},
 		{"DeadlineCancelAndReplaceByKey", testDeadlineCancelReplace},
 		{"DeadlineHoldsNothingBack", testDeadlineHoldsNothingBack},
