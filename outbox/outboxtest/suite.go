@@ -96,6 +96,15 @@ func history(typ string, aggregates, versions int) []aggregate.Envelope {
 	return out
 }
 
+// names returns "aggregate ID/version" of each fetched event, in order.
+func names(ps []outbox.Pending) []string {
+	out := make([]string, len(ps))
+	for i, p := range ps {
+		out[i] = p.Event.AggregateID + "/" + strconv.FormatInt(p.Event.Version, 10)
+	}
+	return out
+}
+
 // suite is one subtest's state.
 type suite struct {
 	t   *testing.T
