@@ -29,9 +29,10 @@ import (
 // "member" lock while it runs Lead, so each can count the others, and
 // leads at most ceil(shards / members). A relay above its share stops
 // claiming rows of its extra shards and unlocks each once none of its
-// rows is in flight; one below its share locks free shards. Lock changes
-// are serialised by a transaction-level lock, so two relays never judge
-// the same free shard at once.
+// rows is in flight; one below its share locks free shards. Taking free
+// shards is serialised by a transaction-level lock, so two relays never
+// judge the same free shard at once; a relay with none to take decides
+// without waiting for that lock.
 
 // Defaults and limits of sharding.
 const (
@@ -467,12 +468,26 @@ const leadPlannerSQL = `SELECT set_config('enable_sort', 'off', false), set_conf
 
 // rebalance takes this session toward its fair share of the shards:
 // ceil(shards / relays). It reports whether the led shards changed.
+//
+// It reads the relays' locks first without waiting for the others: when
+// this session has no free shard to take (the steady state), that read
+// decides, and fetches and marks wait for one statement only. Taking
+// free shards is serialised by a transaction-level lock, under which it
+// reads and judges again, so two relays never take the same shard.
 func (s *leadSession) rebalance(ctx context.Context) (bool, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	before := s.count
 	var changed bool
 	err := s.do(ctx, func(ctx context.Context, c *pgx.Conn) error {
+		p, err := s.plan(ctx, c)
+		if err != nil {
+			return err
+		}
+		if len(p.take) == 0 {
+			s.apply(p)
+			return nil
+		}
 		tx, err := c.Begin(ctx)
 		if err != nil {
 			return err
@@ -481,25 +496,10 @@ func (s *leadSession) rebalance(ctx context.Context) (bool, error) {
 		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1, -1)`, s.r.keys.member); err != nil {
 			return err
 		}
-		st, err := readLockState(ctx, tx, s.r.keys)
-		if err != nil {
+		if p, err = s.plan(ctx, tx); err != nil {
 			return err
 		}
-		for i, l := range s.led {
-			if l && st.holders[i] != s.pid {
-				return errLockVanished(i)
-			}
-		}
-		p := planShards(s.n, s.pid, st, s.led)
-		now := time.Now()
-		switch {
-		case p.drop > 0:
-			s.drain(p.drop, now)
-		default:
-			for i := range s.draining {
-				s.draining[i] = time.Time{} // back within the share: keep them
-			}
-		}
+		s.apply(p)
 		if len(p.take) > 0 {
 			rows, err := tx.Query(ctx, `SELECT s FROM unnest($2::int4[]) s WHERE pg_try_advisory_lock($1, s)`, s.r.keys.shard, p.take)
 			if err != nil {
@@ -529,6 +529,35 @@ func (s *leadSession) rebalance(ctx context.Context) (bool, error) {
 		return true, nil
 	}
 	return false, nil
+}
+
+// plan reads the relays' locks through q and plans this session's share;
+// it fails if a lock the session holds is gone. s.mu held.
+func (s *leadSession) plan(ctx context.Context, q interface {
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+}) (shardPlan, error) {
+	st, err := readLockState(ctx, q, s.r.keys)
+	if err != nil {
+		return shardPlan{}, err
+	}
+	for i, l := range s.led {
+		if l && st.holders[i] != s.pid {
+			return shardPlan{}, errLockVanished(i)
+		}
+	}
+	return planShards(s.n, s.pid, st, s.led), nil
+}
+
+// apply starts draining the shards p drops, or keeps every led shard
+// when p drops none; s.mu held.
+func (s *leadSession) apply(p shardPlan) {
+	if p.drop > 0 {
+		s.drain(p.drop, time.Now())
+		return
+	}
+	for i := range s.draining {
+		s.draining[i] = time.Time{} // back within the share: keep them
+	}
 }
 
 type errLockVanished int
