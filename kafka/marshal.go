@@ -138,6 +138,14 @@ func eventRecord(topic, source string, ev *wire.Event) *sarama.ProducerMessage {
 	return newRecord(topic, key, ev.Payload, &values, rest, at)
 }
 
+// record is what newRecord builds a message of.
+type record struct {
+	msg     sarama.ProducerMessage
+	key     sarama.StringEncoder
+	value   sarama.ByteEncoder
+	headers [len(wire.Headers)]sarama.RecordHeader
+}
+
 // header is a record header as strings.
 type header struct{ key, value string }
 
@@ -163,7 +171,14 @@ func newRecord(topic, key string, value []byte, values *[len(wire.Headers)]strin
 		buf = append(buf, s...)
 		return buf[n:len(buf):len(buf)]
 	}
-	headers := make([]sarama.RecordHeader, 0, n)
+	// One allocation for the message, its key and value encoders and
+	// (usually) its headers: sarama holds the message until it is
+	// acknowledged, and a pointer into r keeps all of r.
+	r := &record{key: sarama.StringEncoder(key), value: sarama.ByteEncoder(value)}
+	headers := r.headers[:0]
+	if n > len(r.headers) {
+		headers = make([]sarama.RecordHeader, 0, n)
+	}
 	for i, v := range values {
 		if v != "" {
 			headers = append(headers, sarama.RecordHeader{Key: headerKeys[i], Value: bytesOf(v)})
@@ -172,12 +187,8 @@ func newRecord(topic, key string, value []byte, values *[len(wire.Headers)]strin
 	for _, h := range rest {
 		headers = append(headers, sarama.RecordHeader{Key: bytesOf(h.key), Value: bytesOf(h.value)})
 	}
-	pm := &sarama.ProducerMessage{
-		Topic:   topic,
-		Key:     sarama.StringEncoder(key),
-		Value:   sarama.ByteEncoder(value),
-		Headers: headers,
-	}
+	pm := &r.msg
+	pm.Topic, pm.Key, pm.Value, pm.Headers = topic, &r.key, &r.value, headers
 	// A time in the future (a skewed clock elsewhere) leaves the
 	// producer's: the broker could refuse it.
 	if !at.IsZero() && at.Before(time.Now()) {
