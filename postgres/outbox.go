@@ -56,6 +56,9 @@ type OutboxConfig struct {
 	// order; one relay alone leads all. Every relay of one outbox must
 	// use the same number; relays started with another number wait until
 	// the ones holding shards stop. 1 makes one relay lead everything.
+	// A number that divides 16 (16, 8, 4, 2) lets a relay that leads some
+	// of the shards read only their rows from the outbox's bucket index;
+	// with another, it also skips other shards' rows (docs/scaling.md).
 	Shards int
 	// LeaderTimeout bounds how long a relay goes on after its lock
 	// connection stopped answering (a half-open connection, a killed
@@ -120,9 +123,10 @@ type resolvedOutbox struct {
 	qtable, channel, schema string
 	keys                    shardKeys // advisory locks of its shards (shard.go)
 	fetchSQL, publishedSQL  string
-	fetchShardsSQL          string // fetchSQL of some shards only
-	fetchBesideSQL          string // Fetch beside batches in flight
-	fetchBesideShardsSQL    string // fetchBesideSQL of some shards only
+	fetchShardsSQL          string                                  // fetchSQL of some shards only
+	fetchBucketsSQL         func(buckets []int, beside bool) string // fetchShardsSQL or fetchBesideShardsSQL through the bucket index
+	fetchBesideSQL          string                                  // Fetch beside batches in flight
+	fetchBesideShardsSQL    string                                  // fetchBesideSQL of some shards only
 	attemptsSQL             string
 	promoteSQL, cancelSQL   string // deadlines (deadline.go)
 	scheduleSQL             string
@@ -419,36 +423,63 @@ WHERE ` + eligible(shards) + `
 ORDER BY o.seq
 LIMIT $1`
 	}
-	// Beside batches in flight ($2..$3): the first $1 eligible rows
-	// before and after them (two scans of the pending index, merged in
-	// sequence order, that skip the rows in flight), leaving out those of
-	// an aggregate with a pending row among them. The rows in flight are
-	// read for their keys only.
-	beside := func(shards string) string {
-		part := func(side string) string {
-			return `(SELECT ` + columns + `
-		FROM ` + t + ` o
-		WHERE o.seq ` + side + ` AND ` + eligible(shards) + `
-		ORDER BY o.seq)`
-		}
+	// merged reads the first $1 rows of parts, each in sequence order,
+	// merged in sequence order (the planner merges the parts' ordered
+	// scans, reading about $1 rows in all).
+	merged := func(parts []string) string {
 		return `SELECT * FROM (
-	SELECT * FROM (
-		` + part("< $2") + `
-		UNION ALL
-		` + part("> $3") + `
-	) u
-	ORDER BY seq
-	LIMIT $1
+` + strings.Join(parts, "\nUNION ALL\n") + `
+) u
+ORDER BY seq
+LIMIT $1`
+	}
+	// part is a scan of the pending rows where where holds, in sequence
+	// order.
+	part := func(where, shards string) string {
+		return `(SELECT ` + columns + `
+	FROM ` + t + ` o
+	WHERE ` + where + ` AND ` + eligible(shards) + `
+	ORDER BY o.seq
+	LIMIT $1)`
+	}
+	// Beside batches in flight ($2..$3): the first $1 eligible rows
+	// before and after them (two scans per part, that skip the rows in
+	// flight), leaving out those of an aggregate with a pending row among
+	// them (of inFlight: the rows in flight, read for their keys only).
+	beside := func(parts []string, inFlight string) string {
+		return `SELECT * FROM (
+` + merged(parts) + `
 ) w
 WHERE (aggregate_type, aggregate_id) NOT IN (
 	SELECT i.aggregate_type, i.aggregate_id FROM ` + t + ` i
-	WHERE i.status = 'pending' AND i.seq BETWEEN $2 AND $3)
+	WHERE i.status = 'pending' AND i.seq BETWEEN $2 AND $3` + inFlight + `)
 ORDER BY seq`
+	}
+	bucket := func(k int) string { return `o.shard_key % ` + strconv.Itoa(shardBuckets) + ` = ` + strconv.Itoa(k) }
+	// Of some shard buckets (see bucketsOf): a part per bucket, read
+	// from the bucket index, and beside batches in flight ($2..$3) two,
+	// with the keys in flight of those buckets only (an aggregate's rows
+	// are all in one bucket).
+	r.fetchBucketsSQL = func(buckets []int, besides bool) string {
+		parts := make([]string, 0, 2*len(buckets))
+		if !besides {
+			for _, k := range buckets {
+				parts = append(parts, part(bucket(k), shardsFilter(2, 3)))
+			}
+			return merged(parts)
+		}
+		list := make([]string, len(buckets))
+		for i, k := range buckets {
+			parts = append(parts, part(bucket(k)+` AND o.seq < $2`, shardsFilter(4, 5)), part(bucket(k)+` AND o.seq > $3`, shardsFilter(4, 5)))
+			list[i] = strconv.Itoa(k)
+		}
+		return beside(parts, `
+		AND i.shard_key % `+strconv.Itoa(shardBuckets)+` IN (`+strings.Join(list, ", ")+`)`)
 	}
 	r.fetchSQL = fetch("")
 	r.fetchShardsSQL = fetch(shardsFilter(2, 3))
-	r.fetchBesideSQL = beside("")
-	r.fetchBesideShardsSQL = beside(shardsFilter(4, 5))
+	r.fetchBesideSQL = beside([]string{part(`o.seq < $2`, ""), part(`o.seq > $3`, "")}, "")
+	r.fetchBesideShardsSQL = beside([]string{part(`o.seq < $2`, shardsFilter(4, 5)), part(`o.seq > $3`, shardsFilter(4, 5))}, "")
 	if o.cfg.Retention == 0 {
 		r.publishedSQL = `DELETE FROM ` + t + ` WHERE seq = ANY($1)`
 	} else {
@@ -666,11 +697,16 @@ func (o *Outbox) cleanup(ctx context.Context, s *leadSession) {
 // eligible rows outside inFlight and leaves out those of an aggregate
 // with a pending row in inFlight (an aggregate's rows in flight come
 // before its other pending ones, which they block), so that it returns
-// fewer than limit when rows are held back. A session that leads fewer
-// than half the shards reads nothing beside batches in flight: it would
-// read past the other shards' rows too, several times its own, which
-// costs the database more than waiting for the batch costs the relay
-// (the other shards' leaders publish meanwhile).
+// fewer than limit when rows are held back. A session that leads some of
+// the shards reads them through the bucket index (the pending rows by
+// shard_key % 16 and sequence number), merging its buckets' rows in
+// sequence order, so that it reads its own rows only, however far the
+// other shards' leaders are behind it; with a number of shards that does
+// not divide 16 its buckets also hold other shards' rows, which it skips,
+// and with every bucket it walks the pending index. A session that leads
+// fewer than half the shards reads nothing beside batches in flight: the
+// other shards' leaders publish meanwhile, and measured, waiting for its
+// batch cost it less than reading beside it (BENCHMARKS.md).
 func (o *Outbox) Fetch(ctx context.Context, limit int, inFlight outbox.SeqRange) ([]outbox.Pending, error) {
 	r, err := o.resolve(ctx)
 	if err != nil {
@@ -695,7 +731,13 @@ func (o *Outbox) Fetch(ctx context.Context, limit int, inFlight outbox.SeqRange)
 // held), and records the rows it returns as in flight.
 func (o *Outbox) fetch(ctx context.Context, c *pgx.Conn, r *resolvedOutbox, s *leadSession, limit int, inFlight outbox.SeqRange) ([]outbox.Pending, error) {
 	shards, all := s.claimable()
-	if !inFlight.Empty() && 2*len(shards) < s.n {
+	var buckets []int // of the led shards, when fewer than all (see bucketsOf)
+	if !all {
+		if bs := bucketsOf(s.n, shards); len(bs) < shardBuckets {
+			buckets = bs
+		}
+	}
+	if !inFlight.Empty() && !all && 2*len(shards) < s.n {
 		return nil, nil // see Fetch
 	}
 	b := &pgx.Batch{}
@@ -703,10 +745,14 @@ func (o *Outbox) fetch(ctx context.Context, c *pgx.Conn, r *resolvedOutbox, s *l
 	switch {
 	case inFlight.Empty() && all:
 		b.Queue(r.fetchSQL, limit)
-	case inFlight.Empty():
-		b.Queue(r.fetchShardsSQL, limit, int32(s.n), shards)
 	case all:
 		b.Queue(r.fetchBesideSQL, limit, inFlight.From, inFlight.To)
+	case buckets != nil && inFlight.Empty():
+		b.Queue(s.bucketSQL(r, buckets).plain, limit, int32(s.n), shards)
+	case buckets != nil:
+		b.Queue(s.bucketSQL(r, buckets).beside, limit, inFlight.From, inFlight.To, int32(s.n), shards)
+	case inFlight.Empty():
+		b.Queue(r.fetchShardsSQL, limit, int32(s.n), shards)
 	default:
 		b.Queue(r.fetchBesideShardsSQL, limit, inFlight.From, inFlight.To, int32(s.n), shards)
 	}

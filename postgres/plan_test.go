@@ -50,8 +50,9 @@ func TestRelayPlansStayOnIndexesWithStaleStatistics(t *testing.T) {
 	require.NoError(t, err)
 	conn := planningOnce(t, b, nil, postgres.LeadPlannerSQL)
 	args := map[string]string{
-		"fetch": "(1000)", "fetch_shards": "(1000, 16, '{0,1,2,3}')",
-		"fetch_beside": "(1000, 1, 1000)", "fetch_beside_shards": "(1000, 1, 1000, 16, '{0,1,2,3}')",
+		"fetch": "(1000)", "fetch_shards": "(1000, 16, '{0,1,2,3}')", "fetch_buckets": "(1000, 16, '{0,4,8,12}')",
+		"fetch_beside_buckets": "(1000, 1, 1000, 16, '{0,4,8,12}')",
+		"fetch_beside":         "(1000, 1, 1000)", "fetch_beside_shards": "(1000, 1, 1000, 16, '{0,1,2,3}')",
 		"published": "('{1,2,3}')", "attempts": "('{1}', '{1}', '{boom}', '{f}', '{100}')",
 	}
 	explain := func(name string) string {
@@ -76,6 +77,14 @@ func TestRelayPlansStayOnIndexesWithStaleStatistics(t *testing.T) {
 	for name := range statements {
 		plan := explain(name)
 		assert.NotContains(t, plan, "Seq Scan on "+postgres.DefaultOutboxTable, "%s plans a scan of the whole outbox:\n%s", name, plan)
+	}
+	// The buckets' scans are merged in sequence order, not read whole
+	// and sorted.
+	for _, name := range []string{"fetch_buckets", "fetch_beside_buckets"} {
+		plan := explain(name)
+		assert.Contains(t, plan, "Merge Append", "%s:\n%s", name, plan)
+		assert.Contains(t, plan, postgres.DefaultOutboxTable+"_bucket_idx", "%s:\n%s", name, plan)
+		assert.NotContains(t, plan, "Sort  ", "%s:\n%s", name, plan)
 	}
 }
 
