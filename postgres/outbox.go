@@ -56,9 +56,10 @@ type OutboxConfig struct {
 	// order; one relay alone leads all. Every relay of one outbox must
 	// use the same number; relays started with another number wait until
 	// the ones holding shards stop. 1 makes one relay lead everything.
-	// A number that divides 16 (16, 8, 4, 2) lets a relay that leads some
-	// of the shards read only their rows from the outbox's bucket index;
-	// with another, it also skips other shards' rows (docs/scaling.md).
+	// A number that divides 16 (16, 8, 4, 2) lets a relay that leads
+	// fewer than half the shards read only their rows from the outbox's
+	// bucket index; with another, it also skips other shards' rows
+	// (docs/scaling.md).
 	Shards int
 	// LeaderTimeout bounds how long a relay goes on after its lock
 	// connection stopped answering (a half-open connection, a killed
@@ -123,10 +124,10 @@ type resolvedOutbox struct {
 	qtable, channel, schema string
 	keys                    shardKeys // advisory locks of its shards (shard.go)
 	fetchSQL, publishedSQL  string
-	fetchShardsSQL          string                                  // fetchSQL of some shards only
-	fetchBucketsSQL         func(buckets []int, beside bool) string // fetchShardsSQL or fetchBesideShardsSQL through the bucket index
-	fetchBesideSQL          string                                  // Fetch beside batches in flight
-	fetchBesideShardsSQL    string                                  // fetchBesideSQL of some shards only
+	fetchShardsSQL          string                     // fetchSQL of some shards only
+	fetchBucketsSQL         func(buckets []int) string // fetchShardsSQL through the bucket index
+	fetchBesideSQL          string                     // Fetch beside batches in flight
+	fetchBesideShardsSQL    string                     // fetchBesideSQL of some shards only
 	attemptsSQL             string
 	promoteSQL, cancelSQL   string // deadlines (deadline.go)
 	scheduleSQL             string
@@ -443,43 +444,33 @@ LIMIT $1`
 	LIMIT $1)`
 	}
 	// Beside batches in flight ($2..$3): the first $1 eligible rows
-	// before and after them (two scans per part, that skip the rows in
-	// flight), leaving out those of an aggregate with a pending row among
-	// them (of inFlight: the rows in flight, read for their keys only).
-	beside := func(parts []string, inFlight string) string {
+	// before and after them (two scans of the pending index, merged, that
+	// skip the rows in flight), leaving out those of an aggregate with a
+	// pending row among them. The rows in flight are read for their keys
+	// only.
+	beside := func(shards string) string {
+		parts := []string{part(`o.seq < $2`, shards), part(`o.seq > $3`, shards)}
 		return `SELECT * FROM (
 ` + merged(parts) + `
 ) w
 WHERE (aggregate_type, aggregate_id) NOT IN (
 	SELECT i.aggregate_type, i.aggregate_id FROM ` + t + ` i
-	WHERE i.status = 'pending' AND i.seq BETWEEN $2 AND $3` + inFlight + `)
+	WHERE i.status = 'pending' AND i.seq BETWEEN $2 AND $3)
 ORDER BY seq`
 	}
-	bucket := func(k int) string { return `o.shard_key % ` + strconv.Itoa(shardBuckets) + ` = ` + strconv.Itoa(k) }
 	// Of some shard buckets (see bucketsOf): a part per bucket, read
-	// from the bucket index, and beside batches in flight ($2..$3) two,
-	// with the keys in flight of those buckets only (an aggregate's rows
-	// are all in one bucket).
-	r.fetchBucketsSQL = func(buckets []int, besides bool) string {
-		parts := make([]string, 0, 2*len(buckets))
-		if !besides {
-			for _, k := range buckets {
-				parts = append(parts, part(bucket(k), shardsFilter(2, 3)))
-			}
-			return merged(parts)
-		}
-		list := make([]string, len(buckets))
+	// from the bucket index.
+	r.fetchBucketsSQL = func(buckets []int) string {
+		parts := make([]string, len(buckets))
 		for i, k := range buckets {
-			parts = append(parts, part(bucket(k)+` AND o.seq < $2`, shardsFilter(4, 5)), part(bucket(k)+` AND o.seq > $3`, shardsFilter(4, 5)))
-			list[i] = strconv.Itoa(k)
+			parts[i] = part(`o.shard_key % `+strconv.Itoa(shardBuckets)+` = `+strconv.Itoa(k), shardsFilter(2, 3))
 		}
-		return beside(parts, `
-		AND i.shard_key % `+strconv.Itoa(shardBuckets)+` IN (`+strings.Join(list, ", ")+`)`)
+		return merged(parts)
 	}
 	r.fetchSQL = fetch("")
 	r.fetchShardsSQL = fetch(shardsFilter(2, 3))
-	r.fetchBesideSQL = beside([]string{part(`o.seq < $2`, ""), part(`o.seq > $3`, "")}, "")
-	r.fetchBesideShardsSQL = beside([]string{part(`o.seq < $2`, shardsFilter(4, 5)), part(`o.seq > $3`, shardsFilter(4, 5))}, "")
+	r.fetchBesideSQL = beside("")
+	r.fetchBesideShardsSQL = beside(shardsFilter(4, 5))
 	if o.cfg.Retention == 0 {
 		r.publishedSQL = `DELETE FROM ` + t + ` WHERE seq = ANY($1)`
 	} else {
@@ -697,16 +688,17 @@ func (o *Outbox) cleanup(ctx context.Context, s *leadSession) {
 // eligible rows outside inFlight and leaves out those of an aggregate
 // with a pending row in inFlight (an aggregate's rows in flight come
 // before its other pending ones, which they block), so that it returns
-// fewer than limit when rows are held back. A session that leads some of
-// the shards reads them through the bucket index (the pending rows by
-// shard_key % 16 and sequence number), merging its buckets' rows in
-// sequence order, so that it reads its own rows only, however far the
-// other shards' leaders are behind it; with a number of shards that does
-// not divide 16 its buckets also hold other shards' rows, which it skips,
-// and with every bucket it walks the pending index. A session that leads
-// fewer than half the shards reads nothing beside batches in flight: the
-// other shards' leaders publish meanwhile, and measured, waiting for its
-// batch cost it less than reading beside it (BENCHMARKS.md).
+// fewer than limit when rows are held back. A session that leads fewer
+// than half the shards reads them through the bucket index (the pending
+// rows by shard_key % 16 and sequence number), merging its buckets' rows
+// in sequence order, so that it reads its own rows only, however far the
+// other shards' leaders are behind it (with a number of shards that does
+// not divide 16 its buckets also hold other shards' rows, which it
+// skips); it reads nothing beside batches in flight: the other shards'
+// leaders publish meanwhile, and waiting for its batch measured faster
+// than reading beside it (BENCHMARKS.md). A session that leads at least
+// half of them walks the pending index, where the other shards' rows are
+// at most as many as its own, and reads beside its batches.
 func (o *Outbox) Fetch(ctx context.Context, limit int, inFlight outbox.SeqRange) ([]outbox.Pending, error) {
 	r, err := o.resolve(ctx)
 	if err != nil {
@@ -731,13 +723,8 @@ func (o *Outbox) Fetch(ctx context.Context, limit int, inFlight outbox.SeqRange)
 // held), and records the rows it returns as in flight.
 func (o *Outbox) fetch(ctx context.Context, c *pgx.Conn, r *resolvedOutbox, s *leadSession, limit int, inFlight outbox.SeqRange) ([]outbox.Pending, error) {
 	shards, all := s.claimable()
-	var buckets []int // of the led shards, when fewer than all (see bucketsOf)
-	if !all {
-		if bs := bucketsOf(s.n, shards); len(bs) < shardBuckets {
-			buckets = bs
-		}
-	}
-	if !inFlight.Empty() && !all && 2*len(shards) < s.n {
+	minority := 2*len(shards) < s.n
+	if !inFlight.Empty() && minority {
 		return nil, nil // see Fetch
 	}
 	b := &pgx.Batch{}
@@ -747,14 +734,12 @@ func (o *Outbox) fetch(ctx context.Context, c *pgx.Conn, r *resolvedOutbox, s *l
 		b.Queue(r.fetchSQL, limit)
 	case all:
 		b.Queue(r.fetchBesideSQL, limit, inFlight.From, inFlight.To)
-	case buckets != nil && inFlight.Empty():
-		b.Queue(s.bucketSQL(r, buckets).plain, limit, int32(s.n), shards)
-	case buckets != nil:
-		b.Queue(s.bucketSQL(r, buckets).beside, limit, inFlight.From, inFlight.To, int32(s.n), shards)
-	case inFlight.Empty():
-		b.Queue(r.fetchShardsSQL, limit, int32(s.n), shards)
-	default:
+	case !inFlight.Empty():
 		b.Queue(r.fetchBesideShardsSQL, limit, inFlight.From, inFlight.To, int32(s.n), shards)
+	case minority && s.bucketSQL(r, shards) != "":
+		b.Queue(s.bucketSQL(r, shards), limit, int32(s.n), shards)
+	default:
+		b.Queue(r.fetchShardsSQL, limit, int32(s.n), shards)
 	}
 	br := c.SendBatch(ctx, b)
 	defer br.Close()

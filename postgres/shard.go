@@ -24,8 +24,8 @@ import (
 // statement cannot outlive its session, so once the session is gone
 // (killed, timed out, its socket half-open) no claim or mark of its shards
 // succeeds: that is the fencing. A second connection only LISTENs. A
-// session that leads some of the shards reads its rows through the bucket
-// index (see bucketsOf), not past the other shards' rows.
+// session that leads fewer than half the shards reads its rows through
+// the bucket index (see bucketsOf), not past the other shards' rows.
 //
 // The relays of one outbox share the shards fairly: each holds a shared
 // "member" lock while it runs Lead, so each can count the others, and
@@ -77,20 +77,17 @@ func bucketsOf(n int, shards []int32) []int {
 	return out
 }
 
-// bucketStatements are the fetch statements of some buckets: of
-// Outbox.fetch without and beside batches in flight.
-type bucketStatements struct {
-	of            []int
-	plain, beside string
-}
-
-// bucketSQL returns the fetch statements of buckets, built once per set
-// of buckets (the led shards change rarely); s.mu held.
-func (s *leadSession) bucketSQL(r *resolvedOutbox, buckets []int) *bucketStatements {
-	if !slices.Equal(s.buckets.of, buckets) {
-		s.buckets.of, s.buckets.plain, s.buckets.beside = buckets, r.fetchBucketsSQL(buckets, false), r.fetchBucketsSQL(buckets, true)
+// bucketSQL returns the fetch statement of the buckets of shards (see
+// bucketsOf), or "" when they are every bucket. It is built once per set
+// of shards (they change rarely); s.mu held.
+func (s *leadSession) bucketSQL(r *resolvedOutbox, shards []int32) string {
+	if !slices.Equal(s.buckets.of, shards) {
+		s.buckets.of, s.buckets.sql = shards, ""
+		if b := bucketsOf(s.n, shards); len(b) < shardBuckets {
+			s.buckets.sql = r.fetchBucketsSQL(b)
+		}
 	}
-	return &s.buckets
+	return s.buckets.sql
 }
 
 func gcd(a, b int) int {
@@ -296,7 +293,10 @@ type leadSession struct {
 	lost     error           // set once the session is unusable
 	onLost   func(error)
 
-	buckets bucketStatements // the fetch statements of the last buckets read (see bucketSQL)
+	buckets struct { // the fetch statement of the led shards' buckets (see bucketSQL)
+		of  []int32
+		sql string
+	}
 
 	leading atomic.Pointer[[]int] // the led shards, for readers that must not wait for mu; nil once lost
 	wake    chan struct{}         // wakes the relay (Lead's fn)
