@@ -48,7 +48,7 @@ var steps = []struct {
 	{"outbox: the shard key of each row (a stable hash of its aggregate ID) for sharded relays", outboxShardSQL},
 	{"dead letters: each consumer's dead letters and the events parked behind them", deadLettersSQL},
 	{"outbox and event stream: a transaction can send its notification after commit instead of in it", notifyAfterCommitSQL},
-	{"outbox: the pending rows of each shard bucket in sequence order, for relays that lead some of the shards", outboxBucketSQL},
+	{"outbox: the pending rows of each shard bucket in sequence order, for relays that lead fewer than half the shards", outboxBucketSQL},
 }
 
 // LatestVersion is the schema version this dddkit needs.
@@ -450,9 +450,9 @@ COMMENT ON COLUMN ` + t + `.shard_key IS 'dddkit: stable hash of aggregate_id; t
 }
 
 // outboxBucketSQL indexes the pending rows by shard bucket (shard_key %
-// shardBuckets) and sequence number, so that a relay leading some of the
-// shards reads its rows in order without walking past the others' (see
-// Outbox.fetch). Building it locks the outbox against writes for as long
+// shardBuckets) and sequence number, so that a relay leading fewer than
+// half the shards reads its rows in order without walking past the
+// others' (see Outbox.Fetch). Building it locks the outbox against writes for as long
 // as it takes: an outbox holds the events not yet published, usually few.
 // Idempotent.
 func outboxBucketSQL(n names, _ string) string {

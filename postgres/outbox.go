@@ -1,6 +1,7 @@
 package postgres
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -736,10 +737,12 @@ func (o *Outbox) fetch(ctx context.Context, c *pgx.Conn, r *resolvedOutbox, s *l
 		b.Queue(r.fetchBesideSQL, limit, inFlight.From, inFlight.To)
 	case !inFlight.Empty():
 		b.Queue(r.fetchBesideShardsSQL, limit, inFlight.From, inFlight.To, int32(s.n), shards)
-	case minority && s.bucketSQL(r, shards) != "":
-		b.Queue(s.bucketSQL(r, shards), limit, int32(s.n), shards)
 	default:
-		b.Queue(r.fetchShardsSQL, limit, int32(s.n), shards)
+		sql := r.fetchShardsSQL
+		if minority {
+			sql = cmp.Or(s.bucketSQL(r, shards), sql)
+		}
+		b.Queue(sql, limit, int32(s.n), shards)
 	}
 	br := c.SendBatch(ctx, b)
 	defer br.Close()

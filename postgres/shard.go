@@ -144,9 +144,7 @@ type lockState struct {
 	holders map[int]uint32 // shard → pid
 }
 
-func readLockState(ctx context.Context, q interface {
-	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
-}, keys shardKeys) (lockState, error) {
+func readLockState(ctx context.Context, q DB, keys shardKeys) (lockState, error) {
 	st := lockState{members: map[uint32]int{}, holders: map[int]uint32{}}
 	rows, err := q.Query(ctx, lockStateSQL, keys.shard, keys.member)
 	if err != nil {
@@ -584,9 +582,7 @@ func (s *leadSession) rebalance(ctx context.Context) (bool, error) {
 
 // plan reads the relays' locks through q and plans this session's share;
 // it fails if a lock the session holds is gone. s.mu held.
-func (s *leadSession) plan(ctx context.Context, q interface {
-	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
-}) (shardPlan, error) {
+func (s *leadSession) plan(ctx context.Context, q DB) (shardPlan, error) {
 	st, err := readLockState(ctx, q, s.r.keys)
 	if err != nil {
 		return shardPlan{}, err
