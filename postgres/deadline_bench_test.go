@@ -44,7 +44,11 @@ FROM generate_series(1, $1) AS i`, scheduled)
 					got, err := bb.ob.Fetch(ctx, 100, outbox.SeqRange{})
 					require.NoError(b, err)
 					require.Len(b, got, 100)
-					require.NoError(b, bb.ob.MarkPublished(ctx, seqsOf(got)))
+					seqs := make([]int64, len(got))
+					for k, p := range got {
+						seqs[k] = p.Seq
+					}
+					require.NoError(b, bb.ob.MarkPublished(ctx, seqs))
 				}
 				b.StopTimer()
 				return nil

@@ -13,7 +13,7 @@ func (o *Outbox) RelayStatements(ctx context.Context) (map[string]string, error)
 		return nil, err
 	}
 	return map[string]string{
-		"fetch": r.fetchSQL, "fetch_shards": r.fetchShardsSQL, "fetch_buckets": r.fetchBucketsSQL([]int{0, 4, 8, 12}),
+		"fetch": r.fetchSQL, "fetch_shards": r.fetchShardsSQL,
 		"fetch_beside": r.fetchBesideSQL, "fetch_beside_shards": r.fetchBesideShardsSQL,
 		"published": r.publishedSQL, "attempts": r.attemptsSQL, "promote": r.promoteSQL,
 	}, nil

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strconv"
 	"strings"
 
 	"github.com/jackc/pgx/v5"
@@ -48,7 +47,6 @@ var steps = []struct {
 	{"outbox: the shard key of each row (a stable hash of its aggregate ID) for sharded relays", outboxShardSQL},
 	{"dead letters: each consumer's dead letters and the events parked behind them", deadLettersSQL},
 	{"outbox and event stream: a transaction can send its notification after commit instead of in it", notifyAfterCommitSQL},
-	{"outbox: the pending rows of each shard bucket in sequence order, for relays that lead fewer than half the shards", outboxBucketSQL},
 }
 
 // LatestVersion is the schema version this dddkit needs.
@@ -446,20 +444,6 @@ func outboxShardSQL(n names, _ string) string {
 ALTER TABLE ` + t + ` ADD COLUMN IF NOT EXISTS shard_key integer NOT NULL
 	GENERATED ALWAYS AS (hashtext(aggregate_id) & 2147483647) STORED;
 COMMENT ON COLUMN ` + t + `.shard_key IS 'dddkit: stable hash of aggregate_id; the row''s relay shard is shard_key modulo the number of shards';
-`
-}
-
-// outboxBucketSQL indexes the pending rows by shard bucket (shard_key %
-// shardBuckets) and sequence number, so that a relay leading fewer than
-// half the shards reads its rows in order without walking past the
-// others' (see Outbox.Fetch). Building it locks the outbox against writes for as long
-// as it takes: an outbox holds the events not yet published, usually few.
-// Idempotent.
-func outboxBucketSQL(n names, _ string) string {
-	t := n.q(n.t.Outbox)
-	return `
-CREATE INDEX IF NOT EXISTS ` + ident(n.t.Outbox+"_bucket_idx") + ` ON ` + t + ` ((shard_key % ` + strconv.Itoa(shardBuckets) + `), seq)
-	WHERE status = 'pending';
 `
 }
 

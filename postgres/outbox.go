@@ -1,7 +1,6 @@
 package postgres
 
 import (
-	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -57,10 +56,6 @@ type OutboxConfig struct {
 	// order; one relay alone leads all. Every relay of one outbox must
 	// use the same number; relays started with another number wait until
 	// the ones holding shards stop. 1 makes one relay lead everything.
-	// A number that divides 16 (16, 8, 4, 2) lets a relay that leads
-	// fewer than half the shards read only their rows from the outbox's
-	// bucket index; with another, it also skips other shards' rows
-	// (docs/scaling.md).
 	Shards int
 	// LeaderTimeout bounds how long a relay goes on after its lock
 	// connection stopped answering (a half-open connection, a killed
@@ -125,10 +120,9 @@ type resolvedOutbox struct {
 	qtable, channel, schema string
 	keys                    shardKeys // advisory locks of its shards (shard.go)
 	fetchSQL, publishedSQL  string
-	fetchShardsSQL          string                     // fetchSQL of some shards only
-	fetchBucketsSQL         func(buckets []int) string // fetchShardsSQL through the bucket index
-	fetchBesideSQL          string                     // Fetch beside batches in flight
-	fetchBesideShardsSQL    string                     // fetchBesideSQL of some shards only
+	fetchShardsSQL          string // fetchSQL of some shards only
+	fetchBesideSQL          string // Fetch beside batches in flight
+	fetchBesideShardsSQL    string // fetchBesideSQL of some shards only
 	attemptsSQL             string
 	promoteSQL, cancelSQL   string // deadlines (deadline.go)
 	scheduleSQL             string
@@ -425,48 +419,31 @@ WHERE ` + eligible(shards) + `
 ORDER BY o.seq
 LIMIT $1`
 	}
-	// merged reads the first $1 rows of parts, each in sequence order,
-	// merged in sequence order (the planner merges the parts' ordered
-	// scans, reading about $1 rows in all).
-	merged := func(parts []string) string {
-		return `SELECT * FROM (
-` + strings.Join(parts, "\nUNION ALL\n") + `
-) u
-ORDER BY seq
-LIMIT $1`
-	}
-	// part is a scan of the pending rows where where holds, in sequence
-	// order.
-	part := func(where, shards string) string {
-		return `(SELECT ` + columns + `
-	FROM ` + t + ` o
-	WHERE ` + where + ` AND ` + eligible(shards) + `
-	ORDER BY o.seq
-	LIMIT $1)`
-	}
 	// Beside batches in flight ($2..$3): the first $1 eligible rows
-	// before and after them (two scans of the pending index, merged, that
-	// skip the rows in flight), leaving out those of an aggregate with a
-	// pending row among them. The rows in flight are read for their keys
-	// only.
+	// before and after them (two scans of the pending index, merged in
+	// sequence order, that skip the rows in flight), leaving out those of
+	// an aggregate with a pending row among them. The rows in flight are
+	// read for their keys only.
 	beside := func(shards string) string {
-		parts := []string{part(`o.seq < $2`, shards), part(`o.seq > $3`, shards)}
+		part := func(side string) string {
+			return `(SELECT ` + columns + `
+		FROM ` + t + ` o
+		WHERE o.seq ` + side + ` AND ` + eligible(shards) + `
+		ORDER BY o.seq)`
+		}
 		return `SELECT * FROM (
-` + merged(parts) + `
+	SELECT * FROM (
+		` + part("< $2") + `
+		UNION ALL
+		` + part("> $3") + `
+	) u
+	ORDER BY seq
+	LIMIT $1
 ) w
 WHERE (aggregate_type, aggregate_id) NOT IN (
 	SELECT i.aggregate_type, i.aggregate_id FROM ` + t + ` i
 	WHERE i.status = 'pending' AND i.seq BETWEEN $2 AND $3)
 ORDER BY seq`
-	}
-	// Of some shard buckets (see bucketsOf): a part per bucket, read
-	// from the bucket index.
-	r.fetchBucketsSQL = func(buckets []int) string {
-		parts := make([]string, len(buckets))
-		for i, k := range buckets {
-			parts[i] = part(`o.shard_key % `+strconv.Itoa(shardBuckets)+` = `+strconv.Itoa(k), shardsFilter(2, 3))
-		}
-		return merged(parts)
 	}
 	r.fetchSQL = fetch("")
 	r.fetchShardsSQL = fetch(shardsFilter(2, 3))
@@ -690,16 +667,10 @@ func (o *Outbox) cleanup(ctx context.Context, s *leadSession) {
 // with a pending row in inFlight (an aggregate's rows in flight come
 // before its other pending ones, which they block), so that it returns
 // fewer than limit when rows are held back. A session that leads fewer
-// than half the shards reads them through the bucket index (the pending
-// rows by shard_key % 16 and sequence number), merging its buckets' rows
-// in sequence order, so that it reads its own rows only, however far the
-// other shards' leaders are behind it (with a number of shards that does
-// not divide 16 its buckets also hold other shards' rows, which it
-// skips); it reads nothing beside batches in flight: the other shards'
-// leaders publish meanwhile, and waiting for its batch measured faster
-// than reading beside it (BENCHMARKS.md). A session that leads at least
-// half of them walks the pending index, where the other shards' rows are
-// at most as many as its own, and reads beside its batches.
+// than half the shards reads nothing beside batches in flight: it would
+// read past the other shards' rows too, several times its own, which
+// costs the database more than waiting for the batch costs the relay
+// (the other shards' leaders publish meanwhile).
 func (o *Outbox) Fetch(ctx context.Context, limit int, inFlight outbox.SeqRange) ([]outbox.Pending, error) {
 	r, err := o.resolve(ctx)
 	if err != nil {
@@ -724,8 +695,7 @@ func (o *Outbox) Fetch(ctx context.Context, limit int, inFlight outbox.SeqRange)
 // held), and records the rows it returns as in flight.
 func (o *Outbox) fetch(ctx context.Context, c *pgx.Conn, r *resolvedOutbox, s *leadSession, limit int, inFlight outbox.SeqRange) ([]outbox.Pending, error) {
 	shards, all := s.claimable()
-	minority := 2*len(shards) < s.n
-	if !inFlight.Empty() && minority {
+	if !inFlight.Empty() && 2*len(shards) < s.n {
 		return nil, nil // see Fetch
 	}
 	b := &pgx.Batch{}
@@ -733,16 +703,12 @@ func (o *Outbox) fetch(ctx context.Context, c *pgx.Conn, r *resolvedOutbox, s *l
 	switch {
 	case inFlight.Empty() && all:
 		b.Queue(r.fetchSQL, limit)
+	case inFlight.Empty():
+		b.Queue(r.fetchShardsSQL, limit, int32(s.n), shards)
 	case all:
 		b.Queue(r.fetchBesideSQL, limit, inFlight.From, inFlight.To)
-	case !inFlight.Empty():
-		b.Queue(r.fetchBesideShardsSQL, limit, inFlight.From, inFlight.To, int32(s.n), shards)
 	default:
-		sql := r.fetchShardsSQL
-		if minority {
-			sql = cmp.Or(s.bucketSQL(r, shards), sql)
-		}
-		b.Queue(sql, limit, int32(s.n), shards)
+		b.Queue(r.fetchBesideShardsSQL, limit, inFlight.From, inFlight.To, int32(s.n), shards)
 	}
 	br := c.SendBatch(ctx, b)
 	defer br.Close()

@@ -50,7 +50,7 @@ func TestRelayPlansStayOnIndexesWithStaleStatistics(t *testing.T) {
 	require.NoError(t, err)
 	conn := planningOnce(t, b, nil, postgres.LeadPlannerSQL)
 	args := map[string]string{
-		"fetch": "(1000)", "fetch_shards": "(1000, 16, '{0,1,2,3}')", "fetch_buckets": "(1000, 16, '{0,4,8,12}')",
+		"fetch": "(1000)", "fetch_shards": "(1000, 16, '{0,1,2,3}')",
 		"fetch_beside": "(1000, 1, 1000)", "fetch_beside_shards": "(1000, 1, 1000, 16, '{0,1,2,3}')",
 		"published": "('{1,2,3}')", "attempts": "('{1}', '{1}', '{boom}', '{f}', '{100}')",
 	}
@@ -77,12 +77,6 @@ func TestRelayPlansStayOnIndexesWithStaleStatistics(t *testing.T) {
 		plan := explain(name)
 		assert.NotContains(t, plan, "Seq Scan on "+postgres.DefaultOutboxTable, "%s plans a scan of the whole outbox:\n%s", name, plan)
 	}
-	// The buckets' scans are merged in sequence order, not read whole
-	// and sorted.
-	plan := explain("fetch_buckets")
-	assert.Contains(t, plan, "Merge Append", plan)
-	assert.Contains(t, plan, postgres.DefaultOutboxTable+"_bucket_idx", plan)
-	assert.NotContains(t, plan, "Sort  ", plan)
 }
 
 // An event stream read is planned for the table it reads. Had it kept a

@@ -23,9 +23,7 @@ import (
 // (Fetch) and mark (MarkPublished, MarkAttempts) of those shards. A
 // statement cannot outlive its session, so once the session is gone
 // (killed, timed out, its socket half-open) no claim or mark of its shards
-// succeeds: that is the fencing. A second connection only LISTENs. A
-// session that leads fewer than half the shards reads its rows through
-// the bucket index (see bucketsOf), not past the other shards' rows.
+// succeeds: that is the fencing. A second connection only LISTENs.
 //
 // The relays of one outbox share the shards fairly: each holds a shared
 // "member" lock while it runs Lead, so each can count the others, and
@@ -52,50 +50,6 @@ const (
 // after the lock session ended (a relay that lost its locks claims and
 // marks nothing more), or for rows this session did not fetch.
 var ErrNotLeader = errors.New("postgres: outbox: this relay does not lead the shard")
-
-// shardBuckets is the number of buckets the outbox's pending rows are
-// indexed by (shard_key % shardBuckets, then seq; migration step
-// outboxBucketSQL). Fixed by the schema, unlike the number of shards.
-const shardBuckets = 16
-
-// bucketsOf returns the buckets that hold the rows of shards (of n): the
-// rows of shard s are in the buckets b with b ≡ s (mod g), g the greatest
-// common divisor of n and shardBuckets. When n divides shardBuckets (the
-// default 16 shards, 8, 4, 2) the buckets hold only those rows; otherwise
-// also others, which the shard filter drops.
-func bucketsOf(n int, shards []int32) []int {
-	g := gcd(n, shardBuckets)
-	var out []int
-	for b := range shardBuckets {
-		for _, s := range shards {
-			if b%g == int(s)%g {
-				out = append(out, b)
-				break
-			}
-		}
-	}
-	return out
-}
-
-// bucketSQL returns the fetch statement of the buckets of shards (see
-// bucketsOf), or "" when they are every bucket. It is built once per set
-// of shards (they change rarely); s.mu held.
-func (s *leadSession) bucketSQL(r *resolvedOutbox, shards []int32) string {
-	if !slices.Equal(s.buckets.of, shards) {
-		s.buckets.of, s.buckets.sql = shards, ""
-		if b := bucketsOf(s.n, shards); len(b) < shardBuckets {
-			s.buckets.sql = r.fetchBucketsSQL(b)
-		}
-	}
-	return s.buckets.sql
-}
-
-func gcd(a, b int) int {
-	for b != 0 {
-		a, b = b, a%b
-	}
-	return a
-}
 
 // Leader is a relay session on an outbox, as [Outbox.Leaders] reports it.
 type Leader struct {
@@ -290,11 +244,6 @@ type leadSession struct {
 	out      map[int64]int32 // seq → shard of the rows handed out
 	lost     error           // set once the session is unusable
 	onLost   func(error)
-
-	buckets struct { // the fetch statement of the led shards' buckets (see bucketSQL)
-		of  []int32
-		sql string
-	}
 
 	leading atomic.Pointer[[]int] // the led shards, for readers that must not wait for mu; nil once lost
 	wake    chan struct{}         // wakes the relay (Lead's fn)

@@ -73,27 +73,3 @@ func TestShardOfKeySpreadsEvenly(t *testing.T) {
 	s.handOut(5, 7) // seq 5 again: fetched again after an abandoned batch
 	require.Equal(t, 1600, len(s.out))
 }
-
-// The buckets of some shards hold every row of them: for each shard key,
-// its bucket is among its shard's buckets; and only those rows when the
-// number of shards divides the number of buckets.
-func TestBucketsOfShards(t *testing.T) {
-	t.Parallel()
-	require.Equal(t, []int{0, 4, 8, 12}, bucketsOf(4, []int32{0}))
-	require.Equal(t, []int{1, 3, 5, 7, 9, 11, 13, 15}, bucketsOf(2, []int32{1}))
-	require.Equal(t, []int{2, 7}, bucketsOf(16, []int32{7, 2}))
-	require.Len(t, bucketsOf(3, []int32{1}), shardBuckets, "3 shards share every bucket")
-	require.Equal(t, []int{5}, bucketsOf(32, []int32{21}), "shards 5 and 21 of 32 share bucket 5")
-	for _, n := range []int{1, 2, 3, 4, 5, 6, 8, 12, 16, 24, 32, 100} {
-		for key := range 2000 {
-			s := int32(key % n)
-			buckets := bucketsOf(n, []int32{s})
-			require.Contains(t, buckets, key%shardBuckets, "key %d, shard %d of %d", key, s, n)
-			if shardBuckets%n == 0 {
-				for _, b := range buckets {
-					require.Equal(t, int(s), b%n, "bucket %d holds rows of shard %d of %d only", b, s, n)
-				}
-			}
-		}
-	}
-}

@@ -10,7 +10,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -30,15 +29,6 @@ import (
 	"github.com/dddkit/dddkit/outbox/outboxtest"
 	"github.com/dddkit/dddkit/postgres"
 )
-
-// seqsOf returns the sequence numbers of rows.
-func seqsOf(rows []outbox.Pending) []int64 {
-	seqs := make([]int64, len(rows))
-	for i, p := range rows {
-		seqs[i] = p.Seq
-	}
-	return seqs
-}
 
 // leadersOf returns the relay sessions on b's outbox.
 func leadersOf(t testing.TB, b *outboxBundle) []postgres.Leader {
@@ -131,7 +121,10 @@ func TestShardClaimsAndMarksNeedTheLead(t *testing.T) {
 		require.NoError(t, err)
 		require.Len(t, got, 40)
 		require.ErrorIs(t, b.ob.MarkPublished(ctx, []int64{got[39].Seq + 1000}), postgres.ErrNotLeader, "a row it did not fetch")
-		seqs := seqsOf(got)
+		seqs := make([]int64, len(got))
+		for i, p := range got {
+			seqs[i] = p.Seq
+		}
 		require.NoError(t, b.ob.MarkPublished(ctx, seqs))
 		require.ErrorIs(t, b.ob.MarkPublished(ctx, seqs[:1]), postgres.ErrNotLeader, "marked already")
 		return nil
@@ -475,68 +468,4 @@ func TestShardFencingWithHalfOpenLockConnection(t *testing.T) {
 	require.NoError(t, check.Complete(aggregates, versions))
 	require.Equal(t, len(gate.heldIDs), repeated, "the batch in flight, published by both")
 	t.Logf("%d events: %d records in Kafka, the old leader's batch in flight (%d events) repeated, nothing else", aggregates*versions, len(got), repeated)
-}
-
-// A session that leads fewer than half the shards reads its rows through
-// the bucket index: in sequence order across its buckets, none of the
-// other shards', a row waiting for a retry holding back its aggregate's
-// later rows; it reads nothing beside a batch in flight.
-func TestShardFetchThroughBuckets(t *testing.T) {
-	t.Parallel()
-	cfg := &postgres.OutboxConfig{Shards: 4, LeaderPollInterval: 20 * time.Millisecond}
-	b := newOutboxBundle(t, cfg)
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	var wg sync.WaitGroup
-	defer wg.Wait()
-	defer cancel()
-	for range 3 {
-		other := b.open(t, cfg)
-		wg.Go(func() {
-			_ = other.Lead(ctx, func(ctx context.Context, _ <-chan struct{}) error { <-ctx.Done(); return nil })
-		})
-	}
-
-	require.NoError(t, b.ob.Lead(ctx, func(lctx context.Context, _ <-chan struct{}) error {
-		testinfra.Eventually(t, 10*time.Second, func() bool { return len(b.ob.Shards()) == 1 && sharedBy(leadersOf(t, b), 4, 4) },
-			"the four sessions share the shards")
-		mine := b.ob.Shards()[0]
-		// 3 versions of 24 aggregates, of every shard, version by version.
-		b.write(t, cartHistory(24, 3)...)
-		// This session's rows, in sequence order.
-		own := column[string](t, b.pool, `SELECT aggregate_id || '/' || aggregate_version FROM dddkit_outbox WHERE shard_key % 4 = $1 ORDER BY seq`, mine)
-		require.Greater(t, len(own), 6, "this shard has rows")
-		require.Less(t, len(own), 72, "the other shards have rows")
-		keys := func(ps []outbox.Pending) []string {
-			out := make([]string, len(ps))
-			for i, p := range ps {
-				out[i] = p.Event.AggregateID + "/" + strconv.FormatInt(p.Event.Version, 10)
-			}
-			return out
-		}
-		aggOf := func(key string) string { return key[:strings.IndexByte(key, '/')] }
-
-		first, err := b.ob.Fetch(lctx, 3, outbox.SeqRange{})
-		require.NoError(t, err)
-		require.Equal(t, own[:3], keys(first), "its first 3 rows, in order")
-
-		// The first waits for a retry; the other two are in flight.
-		held := aggOf(keys(first)[0])
-		require.NoError(t, b.ob.MarkAttempts(lctx, []outbox.Attempt{{Seq: first[0].Seq, Attempts: 1, Err: "boom", Delay: time.Hour}}))
-		beside, err := b.ob.Fetch(lctx, 100, outbox.SeqRange{From: first[1].Seq, To: first[2].Seq})
-		require.NoError(t, err)
-		require.Empty(t, beside, "nothing beside a batch in flight")
-
-		require.NoError(t, b.ob.MarkPublished(lctx, seqsOf(first[1:])))
-		var want []string
-		for _, k := range own[3:] {
-			if aggOf(k) != held {
-				want = append(want, k)
-			}
-		}
-		rest, err := b.ob.Fetch(lctx, 100, outbox.SeqRange{})
-		require.NoError(t, err)
-		require.Equal(t, want, keys(rest), "the rest but the aggregate held back")
-		return nil
-	}))
 }
