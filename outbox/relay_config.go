@@ -47,12 +47,12 @@ type RelayConfig struct {
 	// batch read beside others in flight costs the Source more (the
 	// PostgreSQL outbox reads the keys of the rows in flight), so a
 	// larger window pays only where the publisher's round trip, not the
-	// database, is what the relay waits for. That can be the case when commands record
-	// several events each: a batch publishes an aggregate's events one
-	// acknowledged publisher call after another (a call never carries two
-	// events of one aggregate, so that a failed one is never overtaken by
-	// the next), so its time grows with the events per aggregate (the
-	// relay then reads larger batches, see BatchSize).
+	// database, is what the relay waits for. That can be the case when
+	// commands record several events each: a batch publishes an
+	// aggregate's events one acknowledged publisher call after another (a
+	// call never carries two events of one aggregate, so that a failed one
+	// is never overtaken by the next), so its time grows with the events
+	// per aggregate (the relay then reads larger batches, see BatchSize).
 	MaxInFlight int
 	// PollInterval is how often the relay looks for events when nothing
 	// woke it (default 1s). A Source that notifies (PostgreSQL's
