@@ -52,15 +52,29 @@
 //
 // On a *pgxpool.Pool a unit takes its connection and begins its
 // transaction with its first statement: BEGIN goes to PostgreSQL in that
-// statement's round trip, so a command that saves one aggregate costs two
-// round trips (the save, the commit) and a unit that runs no statement
-// costs none. The transaction [TxFromContext] returns begins the same way
-// on Exec (with arguments), Query, QueryRow and SendBatch; its other
-// methods, and an Exec without arguments, begin it on its own first.
+// statement's round trip, and a unit that runs no statement costs none.
+// The transaction [TxFromContext] returns begins the same way on Exec
+// (with arguments), Query, QueryRow and SendBatch; its other methods, and
+// an Exec without arguments, begin it on its own first.
 //
-// A failed Save or Update inside a unit makes the unit roll back, even if
-// the function returns nil ([ErrRollbackOnly]): nothing is ever
-// half-saved. Aggregates are marked committed only after the commit.
+// Writes whose results the unit does not wait for are held back and sent
+// with the COMMIT, in its round trip: a repository's Save (and the save
+// of Update), and the statements an inbox or projection batch queued with
+// [QueueExec]. A command that saves one aggregate costs one round trip
+// (BEGIN, the save, COMMIT), one that loads and saves two. A statement
+// the unit runs after a held write sends it first, in a round trip of its
+// own, so the unit reads what it wrote.
+//
+// A held write that fails rolls the unit back, and its error (an
+// [*aggregate.ConflictError], [*aggregate.AlreadyExistsError] or
+// [*repository.DuplicateKeyError], as Save returns them on its own)
+// becomes the unit's: Do returns it, or the statement that sent the
+// write does, and nothing after it runs. The conflict's Actual version is
+// -1 there: the aborted transaction cannot read it. A Save or Update that
+// fails at once (a nested unit, a caller's transaction) makes the unit
+// roll back too, even if the function returns nil ([ErrRollbackOnly]):
+// nothing is ever half-saved. Aggregates are marked committed only after
+// the commit.
 //
 // # Repositories
 //
@@ -78,8 +92,8 @@
 // the commit go to PostgreSQL as one statement (or one pipelined batch)
 // in PostgreSQL's implicit transaction, without BEGIN and COMMIT; a
 // conflict writes nothing or fails the statement, so nothing commits
-// half-saved. In a unit of work the save is one statement in the unit's
-// transaction (the unit's first goes out with its BEGIN). An Update
+// half-saved. In a unit of work on a pool the save is held back and goes
+// out with the unit's COMMIT (see above). An Update
 // without LockOnUpdate reads the aggregate and then saves it that way:
 // two round trips.
 //

@@ -315,29 +315,47 @@ func (s *EventStore[A]) write(ctx context.Context, q DB, inTx bool, root *aggreg
 	}
 	b.Queue(s.sqlAppend, typ, id, versions, ids, names, evVersions, payloads, metas, times)
 	s.outbox.notifyInUnit(ctx, true)
-	err = q.SendBatch(ctx, b).Close()
-	var pgErr *pgconn.PgError
-	switch {
-	case err == nil:
-		if notifyAfter && !inTx {
-			s.outbox.notifyCommitted(q, true)
+	// failed is the save's error for err, a statement's error; readable
+	// is false in an aborted transaction.
+	failed := func(err error, readable bool) error {
+		var pgErr *pgconn.PgError
+		switch {
+		case !errors.As(err, &pgErr) || pgErr.Code != "23505" || pgErr.TableName != s.outbox.n.t.Events ||
+			pgErr.ConstraintName == s.outbox.n.t.Events+"_event_id_key":
+			return fmt.Errorf("repository: save %s %s: %w", typ, id, err)
+		case base == 0:
+			return &aggregate.AlreadyExistsError{Type: typ, ID: id}
+		}
+		// Outside a transaction the failed batch has rolled back and q can
+		// read the version that won; an aborted transaction cannot.
+		actual := int64(-1)
+		if readable {
+			if err := q.QueryRow(ctx, s.sqlVersion, typ, id).Scan(&actual); err != nil {
+				actual = -1
+			}
+		}
+		return &aggregate.ConflictError{Type: typ, ID: id, Expected: base, Actual: actual}
+	}
+	if held, ok := q.(*lazyTx); ok && notifyAfter {
+		// In a unit of work on a pool: the statements go out with the
+		// unit's next statement or its COMMIT.
+		for _, qq := range b.QueuedQueries {
+			held.later(qq.SQL, qq.Arguments, func(br pgx.BatchResults) error {
+				if _, err := br.Exec(); err != nil {
+					return failed(err, false)
+				}
+				return nil
+			})
 		}
 		return nil
-	case !errors.As(err, &pgErr) || pgErr.Code != "23505" || pgErr.TableName != s.outbox.n.t.Events ||
-		pgErr.ConstraintName == s.outbox.n.t.Events+"_event_id_key":
-		return fmt.Errorf("repository: save %s %s: %w", typ, id, err)
-	case base == 0:
-		return &aggregate.AlreadyExistsError{Type: typ, ID: id}
 	}
-	// Outside a transaction the failed batch has rolled back and q can
-	// read the version that won; an aborted transaction cannot.
-	actual := int64(-1)
-	if !inTx {
-		if err := q.QueryRow(ctx, s.sqlVersion, typ, id).Scan(&actual); err != nil {
-			actual = -1
-		}
+	if err = q.SendBatch(ctx, b).Close(); err != nil {
+		return failed(err, !inTx)
 	}
-	return &aggregate.ConflictError{Type: typ, ID: id, Expected: base, Actual: actual}
+	if notifyAfter && !inTx {
+		s.outbox.notifyCommitted(q, true)
+	}
+	return nil
 }
 
 var _ repository.Repository[aggregate.Aggregate] = (*EventStore[aggregate.Aggregate])(nil)

@@ -190,8 +190,8 @@ func (i *Inbox) Process(ctx context.Context, handler string, env aggregate.Envel
 
 // ProcessBatch implements [eventbus.Inbox]: in one unit of work it inserts
 // the rows of every event with one statement, calls fn with the events
-// whose rows are new, sends the statements fn queued with [QueueExec] in
-// one round trip and commits.
+// whose rows are new, and sends the statements fn queued with
+// [QueueExec] with the COMMIT (on a pool, in one round trip).
 //
 // A batch in a unit of work of its own first inserts its rows as if all
 // were new: a plain insert costs PostgreSQL less than half of one that

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
 
@@ -266,4 +267,50 @@ func TestInboxConfigValidate(t *testing.T) {
 	_, err = postgres.NewInbox(nil, &postgres.InboxConfig{CleanupBatch: -1})
 	require.ErrorContains(t, err, "nil DB")
 	require.ErrorContains(t, err, "CleanupBatch")
+}
+
+// An inbox batch is two round trips: BEGIN with the insert of its rows,
+// then the statements its handler queued with QueueExec, with the COMMIT.
+// A queued statement that fails rolls the batch back, rows and effects:
+// its error is the batch's.
+func TestInboxBatchSendsQueuedWritesWithItsCommit(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	b, log := setupTraced(t)
+	_, err := b.pool.Exec(ctx, `CREATE TABLE effects (key text PRIMARY KEY)`)
+	require.NoError(t, err)
+	inbox, err := postgres.NewInbox(b.pool, nil)
+	require.NoError(t, err)
+	handle := func(ids ...string) error {
+		envs := make([]aggregate.Envelope, len(ids))
+		for k, id := range ids {
+			envs[k] = envelope(id)
+		}
+		return inbox.ProcessBatch(ctx, "h", envs, func(ctx context.Context, fresh []aggregate.Envelope) error {
+			for _, e := range fresh {
+				if err := postgres.QueueExec(ctx, `INSERT INTO effects (key) VALUES ($1)`, e.ID); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+	}
+	log.take()
+	require.NoError(t, handle("a", "b", "c"))
+	require.Equal(t, []string{"BEGIN+INSERT", "BATCH+COMMIT"}, log.take())
+	require.ElementsMatch(t, []string{"a", "b", "c"}, column[string](t, b.pool, `SELECT key FROM effects`))
+
+	// "x" is an effect already: the second insert fails the batch.
+	_, err = b.pool.Exec(ctx, `INSERT INTO effects (key) VALUES ('x')`)
+	require.NoError(t, err)
+	log.take()
+	err = handle("d", "x")
+	require.ErrorContains(t, err, "queued statement 2 of 2")
+	var pgErr *pgconn.PgError
+	require.ErrorAs(t, err, &pgErr)
+	require.Equal(t, "23505", pgErr.Code)
+	require.Equal(t, []string{"BEGIN+INSERT", "BATCH+COMMIT", "ROLLBACK"}, log.take())
+	require.Zero(t, column[int](t, b.pool, `SELECT count(*)::int FROM dddkit_inbox WHERE event_id IN ('d', 'x')`)[0], "the batch's rows rolled back")
+	require.ElementsMatch(t, []string{"a", "b", "c", "x"}, column[string](t, b.pool, `SELECT key FROM effects`))
+	require.Zero(t, b.pool.Stat().AcquiredConns(), "the connection is back in the pool")
 }

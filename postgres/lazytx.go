@@ -29,12 +29,21 @@ var errBegin = errors.New("postgres: begin")
 // statements, which a batch may not). Once begun, every method is that
 // of the pgx transaction. Like any pgx.Tx it is not safe for concurrent
 // use.
+//
+// Statements whose results the unit does not wait for (a repository's
+// save, the writes an inbox or projection batch queued) are held back
+// with later: they go out with the unit's next statement's round trip,
+// or with its COMMIT, so that a unit that loads, saves and commits takes
+// two round trips, and one that only saves takes one.
 type lazyTx struct {
 	pool *pgxpool.Pool
 	// ctx is the unit's: Conn and LargeObjects, which take none, begin
 	// the transaction with it.
-	ctx context.Context
-	tx  pgx.Tx // the transaction, once it began (or was asked to)
+	ctx  context.Context
+	conn *pgxpool.Conn // the connection the transaction runs on, once it began
+	tx   pgx.Tx        // the transaction, once it began (or was asked to)
+	// held are the statements held back by later, in order, not sent yet.
+	held []*pgx.QueuedQuery
 	// err poisons the unit: its transaction could not begin, or its first
 	// statement was refused before BEGIN ran. Every later call fails with
 	// it, as PostgreSQL refuses the statements of a failed transaction.
@@ -80,21 +89,96 @@ func (t *lazyTx) begin(ctx context.Context) (pgx.Tx, error) {
 	if err := t.usable(); err != nil {
 		return nil, err
 	}
-	tx, err := t.pool.Begin(ctx)
+	if len(t.held) > 0 {
+		// BEGIN and the held statements in one round trip.
+		if err := t.send(ctx, t.take(beginBatch())).Close(); err != nil {
+			return nil, t.fail(err)
+		}
+		return t.tx, nil
+	}
+	c, err := t.pool.Acquire(ctx)
 	if err != nil {
 		t.err = fmt.Errorf("%w: %w", errBegin, err)
 		return nil, t.err
 	}
-	t.tx = tx
+	tx, err := c.Begin(ctx)
+	if err != nil {
+		c.Release()
+		t.err = fmt.Errorf("%w: %w", errBegin, err)
+		return nil, t.err
+	}
+	t.conn, t.tx = c, tx
 	return tx, nil
 }
 
-// send sends b, which beginBatch started, in one round trip. The results
-// it returns hide those of the begin queries.
+// send sends b, which beginBatch started, in one round trip, on a
+// connection of its own. The results it returns hide those of the begin
+// queries.
 func (t *lazyTx) send(ctx context.Context, b *pgx.Batch) *begunResults {
-	br := t.pool.SendBatch(ctx, b)
-	t.tx = br.Tx() // owns the connection: its Rollback releases it
+	c, err := t.pool.Acquire(ctx)
+	if err != nil {
+		br := pgx.FailedBatchResults(b, err)
+		return &begunResults{t: t, ctx: ctx, br: br, skip: beginResults}
+	}
+	br := c.SendBatch(ctx, b)
+	// The transaction's connection is t.conn, released when it ends.
+	t.conn, t.tx = c, br.Tx()
 	return &begunResults{t: t, ctx: ctx, br: br, skip: beginResults}
+}
+
+// later holds back a statement whose result the unit does not wait for:
+// it is sent, in order with the other held ones, before the unit's next
+// statement or with its COMMIT. check reads its result from br (as a
+// queued query's function does) and returns the error the unit fails
+// with; a held statement that fails rolls the unit back, and the
+// statement or commit that sent it returns check's error.
+func (t *lazyTx) later(sql string, args []any, check func(br pgx.BatchResults) error) {
+	t.held = append(t.held, &pgx.QueuedQuery{SQL: sql, Arguments: args, Fn: check})
+}
+
+// take appends the held statements to b and forgets them.
+func (t *lazyTx) take(b *pgx.Batch) *pgx.Batch {
+	b.QueuedQueries = append(b.QueuedQueries, t.held...)
+	t.held = nil
+	return b
+}
+
+// flush sends the held statements, in a round trip of their own, before
+// a statement that cannot go out with them.
+func (t *lazyTx) flush(ctx context.Context) error {
+	if len(t.held) == 0 {
+		return nil
+	}
+	if t.tx == nil {
+		_, err := t.begin(ctx)
+		return err
+	}
+	if err := t.tx.SendBatch(ctx, t.take(&pgx.Batch{})).Close(); err != nil {
+		return t.fail(err)
+	}
+	return nil
+}
+
+// ready sends the held statements before another statement, and
+// reports why that statement cannot run, if it cannot: a held statement
+// failed.
+func (t *lazyTx) ready(ctx context.Context) error {
+	if err := t.flush(ctx); err != nil {
+		return err
+	}
+	if t.tx != nil && t.err != nil {
+		return t.usable()
+	}
+	return nil
+}
+
+// fail records that a held statement failed with err: the transaction is
+// aborted, and nothing more runs in the unit.
+func (t *lazyTx) fail(err error) error {
+	if t.err == nil {
+		t.err = err
+	}
+	return err
 }
 
 // failed records that the transaction did not begin: err came back for
@@ -102,13 +186,11 @@ func (t *lazyTx) send(ctx context.Context, b *pgx.Batch) *begunResults {
 // poisons t.
 func (t *lazyTx) failed(ctx context.Context, br pgx.BatchResults, err error) error {
 	_ = br.Close()
-	broken := true
-	if tx := t.tx; tx != nil {
-		if c := tx.Conn(); c != nil && !c.PgConn().IsClosed() {
-			broken = false
-		}
-		_ = tx.Rollback(context.WithoutCancel(ctx)) // releases the connection
+	broken := t.conn == nil || t.conn.Conn().PgConn().IsClosed()
+	if t.tx != nil {
+		_ = t.tx.Rollback(context.WithoutCancel(ctx))
 	}
+	t.release()
 	t.tx = nil
 	var pgErr *pgconn.PgError
 	if !broken && errors.As(err, &pgErr) {
@@ -136,6 +218,9 @@ func pipelined(args []any) bool {
 }
 
 func (t *lazyTx) Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error) {
+	if err := t.ready(ctx); err != nil {
+		return pgconn.CommandTag{}, err
+	}
 	if t.tx == nil && len(args) > 0 && pipelined(args) {
 		if err := t.usable(); err != nil {
 			return pgconn.CommandTag{}, err
@@ -157,6 +242,9 @@ func (t *lazyTx) Exec(ctx context.Context, sql string, args ...any) (pgconn.Comm
 }
 
 func (t *lazyTx) Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error) {
+	if err := t.ready(ctx); err != nil {
+		return failedRows(err)
+	}
 	if t.tx == nil && pipelined(args) {
 		if err := t.usable(); err != nil {
 			return failedRows(err)
@@ -179,6 +267,9 @@ func (t *lazyTx) Query(ctx context.Context, sql string, args ...any) (pgx.Rows, 
 }
 
 func (t *lazyTx) QueryRow(ctx context.Context, sql string, args ...any) pgx.Row {
+	if err := t.ready(ctx); err != nil {
+		return &firstRow{err: err}
+	}
 	if t.tx != nil {
 		return t.tx.QueryRow(ctx, sql, args...)
 	}
@@ -187,6 +278,9 @@ func (t *lazyTx) QueryRow(ctx context.Context, sql string, args ...any) pgx.Row 
 }
 
 func (t *lazyTx) SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults {
+	if err := t.ready(ctx); err != nil {
+		return pgx.FailedBatchResults(b, err)
+	}
 	if t.tx == nil && b.Len() > 0 {
 		if err := t.usable(); err != nil {
 			return pgx.FailedBatchResults(b, err)
@@ -203,6 +297,9 @@ func (t *lazyTx) SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults {
 }
 
 func (t *lazyTx) CopyFrom(ctx context.Context, table pgx.Identifier, columns []string, src pgx.CopyFromSource) (int64, error) {
+	if err := t.ready(ctx); err != nil {
+		return 0, err
+	}
 	tx, err := t.begin(ctx)
 	if err != nil {
 		return 0, err
@@ -211,6 +308,9 @@ func (t *lazyTx) CopyFrom(ctx context.Context, table pgx.Identifier, columns []s
 }
 
 func (t *lazyTx) Prepare(ctx context.Context, name, sql string) (*pgconn.StatementDescription, error) {
+	if err := t.ready(ctx); err != nil {
+		return nil, err
+	}
 	tx, err := t.begin(ctx)
 	if err != nil {
 		return nil, err
@@ -221,6 +321,9 @@ func (t *lazyTx) Prepare(ctx context.Context, name, sql string) (*pgconn.Stateme
 // Begin begins a savepoint (a pseudo nested transaction), after the
 // transaction itself if it has not begun.
 func (t *lazyTx) Begin(ctx context.Context) (pgx.Tx, error) {
+	if err := t.ready(ctx); err != nil {
+		return nil, err
+	}
 	tx, err := t.begin(ctx)
 	if err != nil {
 		return nil, err
@@ -232,6 +335,9 @@ func (t *lazyTx) Begin(ctx context.Context) (pgx.Tx, error) {
 // unit's context). When it cannot, the LargeObjects returned fails every
 // call with [pgx.ErrTxClosed].
 func (t *lazyTx) LargeObjects() pgx.LargeObjects {
+	if err := t.ready(t.ctx); err != nil {
+		return closedTx().LargeObjects()
+	}
 	tx, err := t.begin(t.ctx)
 	if err != nil {
 		return closedTx().LargeObjects()
@@ -243,6 +349,9 @@ func (t *lazyTx) LargeObjects() pgx.LargeObjects {
 // context), so that statements on the connection run in it. It returns
 // nil when the transaction cannot begin.
 func (t *lazyTx) Conn() *pgx.Conn {
+	if err := t.ready(t.ctx); err != nil {
+		return nil
+	}
 	tx, err := t.begin(t.ctx)
 	if err != nil {
 		return nil
@@ -254,8 +363,23 @@ func (t *lazyTx) Conn() *pgx.Conn {
 // pool. A transaction that never began has nothing to commit; one whose
 // first statement failed commits nothing and returns
 // [pgx.ErrTxCommitRollback], as PostgreSQL would.
+//
+// Statements held back (later) go out with the COMMIT, in its round trip
+// (with BEGIN too, when nothing began the transaction). When one of them
+// fails, the transaction is rolled back and Commit returns a
+// [heldError] with the statement's error.
 func (t *lazyTx) Commit(ctx context.Context) error {
+	if len(t.held) > 0 && t.err == nil {
+		return t.commitHeld(ctx)
+	}
 	if t.tx != nil {
+		defer t.release()
+		if t.err != nil {
+			// A held statement failed (and the statement that sent it
+			// returned its error): the transaction is aborted.
+			_ = t.tx.Rollback(ctx)
+			return &heldError{err: t.err}
+		}
 		return t.tx.Commit(ctx)
 	}
 	if err := t.end(); err != nil {
@@ -267,13 +391,60 @@ func (t *lazyTx) Commit(ctx context.Context) error {
 	return nil
 }
 
+// commitHeld sends the held statements and COMMIT in one round trip.
+func (t *lazyTx) commitHeld(ctx context.Context) error {
+	var br pgx.BatchResults
+	if t.tx == nil {
+		b := t.take(beginBatch())
+		b.Queue("commit")
+		br = t.send(ctx, b)
+	} else {
+		b := t.take(&pgx.Batch{})
+		b.Queue("commit")
+		br = t.tx.SendBatch(ctx, b)
+	}
+	err := br.Close()
+	if t.tx == nil { // it did not begin: nothing to end
+		t.closed = true
+		return err
+	}
+	defer t.release()
+	if c := t.conn.Conn().PgConn(); err != nil && !c.IsClosed() && c.TxStatus() != 'I' {
+		// A held statement failed, and the server skipped the COMMIT.
+		_ = t.tx.Rollback(context.WithoutCancel(ctx))
+		return &heldError{err: err}
+	}
+	return err
+}
+
+// heldError is the error of a statement held back (lazyTx.later) that
+// failed when Commit sent it: the unit's error, not the commit's.
+type heldError struct{ err error }
+
+func (e *heldError) Error() string { return e.err.Error() }
+func (e *heldError) Unwrap() error { return e.err }
+
 // Rollback rolls the transaction back and hands its connection back to
-// the pool; before it began, it only ends it.
+// the pool; before it began, it only ends it. Held statements are
+// dropped unsent.
 func (t *lazyTx) Rollback(ctx context.Context) error {
+	t.held = nil
 	if t.tx != nil {
+		defer t.release()
 		return t.tx.Rollback(ctx)
 	}
 	return t.end()
+}
+
+// release hands the transaction's connection back to the pool (which
+// closes it unless the transaction ended), once. The transaction is
+// closed from then on: the connection may be in use elsewhere.
+func (t *lazyTx) release() {
+	if t.conn != nil {
+		t.conn.Release()
+		t.conn = nil
+		t.tx = closedTx()
+	}
 }
 
 // end ends a transaction that never began, once.

@@ -5,15 +5,18 @@ import (
 	"errors"
 	"fmt"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
 
+	"github.com/dddkit/dddkit/aggregate"
 	"github.com/dddkit/dddkit/dddkittest/pgtest"
 	"github.com/dddkit/dddkit/eventbus"
 	"github.com/dddkit/dddkit/postgres"
+	"github.com/dddkit/dddkit/repository/repositorytest"
 )
 
 const insertLazyRow = `INSERT INTO lazy_rows (k) VALUES ($1)`
@@ -298,4 +301,105 @@ func TestUnitOfWorkBeginsInEveryQueryMode(t *testing.T) {
 		require.Equal(t, []string{"first", "second"}, column[string](t, pool, `SELECT k FROM `+table+` ORDER BY k`), mode)
 		require.Zero(t, pool.Stat().AcquiredConns(), mode)
 	}
+}
+
+// A unit of work on a pool holds a save back and sends it with the
+// unit's COMMIT, or, when the unit runs another statement first, before
+// that statement, so that the unit reads what it wrote. A unit that
+// rolls back never sends it. A held save that fails rolls the unit back
+// and is the unit's error; the connection goes back to the pool.
+func TestUnitOfWorkHoldsSavesForItsCommit(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	b, log := setupTraced(t)
+	repo := newRepo(t, b, nil)
+	_, err := b.outbox.Stats(ctx)
+	require.NoError(t, err)
+	log.take()
+
+	// Rolled back: nothing sent at all.
+	errRollBack := errors.New("roll back")
+	c0 := mustCounter(t, "c0")
+	require.ErrorIs(t, b.uow.Do(ctx, func(ctx context.Context) error {
+		require.NoError(t, repo.Save(ctx, c0))
+		return errRollBack
+	}), errRollBack)
+	require.Empty(t, log.take(), "a held save of a unit that rolls back is never sent")
+	require.True(t, c0.HasChanges())
+
+	// Read back in the unit: BEGIN and the save go first, then the read.
+	c1 := mustCounter(t, "c1")
+	require.NoError(t, b.uow.Do(ctx, func(ctx context.Context) error {
+		require.NoError(t, repo.Save(ctx, c1))
+		got, err := repo.Load(ctx, "c1")
+		require.NoError(t, err)
+		require.Equal(t, int64(1), got.Version(), "the unit reads what it saved")
+		return nil
+	}))
+	require.Equal(t, []string{"BEGIN+WITH", "SELECT", "COMMIT"}, log.take())
+	require.False(t, c1.HasChanges(), "marked committed")
+
+	// Two saves and the commit: one round trip.
+	c2, c3 := mustCounter(t, "c2"), mustCounter(t, "c3")
+	require.NoError(t, b.uow.Do(ctx, func(ctx context.Context) error {
+		require.NoError(t, repo.Save(ctx, c2))
+		return repo.Save(ctx, c3)
+	}))
+	require.Equal(t, []string{"BEGIN+BATCH+COMMIT"}, log.take())
+
+	// Loaded, then saved with the COMMIT. The transaction is closed
+	// after: its connection went back to the pool.
+	var kept pgx.Tx
+	require.NoError(t, b.uow.Do(ctx, func(ctx context.Context) error {
+		kept, _ = postgres.TxFromContext(ctx)
+		return repo.Update(ctx, "c3", func(c *repositorytest.Counter) error { return c.Add(1) })
+	}))
+	require.Equal(t, []string{"BEGIN+SELECT", "WITH+COMMIT"}, log.take())
+	_, err = kept.Exec(ctx, `SELECT 1`)
+	require.ErrorIs(t, err, pgx.ErrTxClosed)
+	require.Empty(t, log.take())
+
+	// A held save that conflicts: the unit's error, nothing committed,
+	// the later statement never runs.
+	stale, err := repo.Load(ctx, "c2")
+	require.NoError(t, err)
+	require.NoError(t, repo.Update(ctx, "c2", func(c *repositorytest.Counter) error { return c.Add(1) }))
+	require.NoError(t, stale.Add(5))
+	c4 := mustCounter(t, "c4")
+	log.take()
+	err = b.uow.Do(ctx, func(ctx context.Context) error {
+		require.NoError(t, repo.Save(ctx, c4))
+		return repo.Save(ctx, stale)
+	})
+	var conflict *aggregate.ConflictError
+	require.ErrorAs(t, err, &conflict)
+	require.Equal(t, aggregate.ConflictError{Type: repositorytest.CounterType, ID: "c2", Expected: 1, Actual: -1}, *conflict)
+	require.Equal(t, []string{"BEGIN+BATCH+COMMIT", "ROLLBACK"}, log.take())
+	require.True(t, c4.HasChanges(), "nothing marked committed")
+	_, err = repo.Load(ctx, "c4")
+	require.ErrorIs(t, err, aggregate.ErrNotFound, "the unit rolled back")
+	got, err := repo.Load(ctx, "c2")
+	require.NoError(t, err)
+	require.Equal(t, int64(2), got.Version())
+	// (The notification of an earlier unit's commit holds a connection
+	// for a moment, on its own goroutine.)
+	require.Eventually(t, func() bool { return b.pool.Stat().AcquiredConns() == 0 }, 5*time.Second, 5*time.Millisecond,
+		"the connection is back in the pool")
+
+	// A taken ID found by the statement after the save: that statement
+	// returns the error, the unit does not commit.
+	log.take()
+	err = b.uow.Do(ctx, func(ctx context.Context) error {
+		require.NoError(t, repo.Save(ctx, mustCounter(t, "c1")))
+		tx, _ := postgres.TxFromContext(ctx)
+		_, err := tx.Exec(ctx, `SELECT 1`)
+		require.ErrorIs(t, err, aggregate.ErrAlreadyExists)
+		_, err = tx.Exec(ctx, `SELECT 2`)
+		require.ErrorIs(t, err, aggregate.ErrAlreadyExists, "nothing runs after it")
+		return nil // swallowed
+	})
+	require.ErrorIs(t, err, aggregate.ErrAlreadyExists)
+	require.Equal(t, []string{"BEGIN+WITH", "ROLLBACK"}, log.take())
+	require.Eventually(t, func() bool { return b.pool.Stat().AcquiredConns() == 0 }, 5*time.Second, 5*time.Millisecond,
+		"the connection is back in the pool")
 }

@@ -74,7 +74,8 @@ ON CONFLICT (name) DO UPDATE SET position = $2, applied = $3, last_event_at = $4
 
 // Do implements [projection.Store]: fn runs in a [UnitOfWork] (joining
 // the one in ctx, if any). Statements queued with [QueueExec] during fn
-// are sent in one round trip when fn returns, before the commit.
+// are sent together when fn returns: on a pool with the unit's COMMIT,
+// in its round trip.
 func (s *ProjectionStore) Do(ctx context.Context, fn func(ctx context.Context) error) error {
 	return s.uow.Do(ctx, func(ctx context.Context) error { return queued(ctx, fn) })
 }
@@ -102,10 +103,9 @@ func queued(ctx context.Context, fn func(ctx context.Context) error) error {
 // QueueExec runs a statement in the transaction of ctx. In a projection
 // batch of the [ProjectionStore], and in a batch of the [Inbox] (an
 // eventbus.HandleOnce handler on Kafka), it is queued instead, and the
-// batch's queued statements are sent together, in order, in one round
-// trip before the checkpoint or the inbox rows commit: a handler that
-// writes a row or two per event then pays one round trip per batch, not
-// one per event. An error of a queued statement fails the batch, which
+// batch's queued statements are sent together, in order, when the batch
+// commits (on a pool, with its COMMIT, in one round trip): a handler that
+// writes a row or two per event then pays no round trip of its own. An error of a queued statement fails the batch, which
 // is then applied one event at a time, so the failing event is found.
 //
 // Queue only statements whose effects later handlers of the same batch
@@ -135,6 +135,19 @@ func (q *writeQueue) flush(ctx context.Context) error {
 	tx, ok := TxFromContext(ctx)
 	if !ok {
 		return errors.New("postgres: projection store: no transaction to flush the queued statements on")
+	}
+	if held, ok := tx.(*lazyTx); ok {
+		// On a pool: they go out with the unit's COMMIT (or its next
+		// statement), in its round trip.
+		for i, qq := range q.b.QueuedQueries {
+			held.later(qq.SQL, qq.Arguments, func(br pgx.BatchResults) error {
+				if _, err := br.Exec(); err != nil {
+					return fmt.Errorf("postgres: queued statement %d of %d: %w", i+1, n, err)
+				}
+				return nil
+			})
+		}
+		return nil
 	}
 	br := tx.SendBatch(ctx, &q.b)
 	for i := range n {

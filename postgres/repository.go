@@ -60,9 +60,10 @@ type RepositoryConfig struct {
 // (into the [Outbox]) in one transaction, with optimistic concurrency on
 // the version: the unit of work in ctx when there is one (see
 // [UnitOfWork]), its own otherwise, in one round trip either way (one
-// statement). A Save or Update that fails inside a
-// unit of work makes the unit roll back ([ErrRollbackOnly] if the
-// function returns nil anyway), so nothing is ever half-saved.
+// statement; in a unit of work on a pool, held back for the unit's
+// COMMIT, whose round trip it shares, and whose error its failure
+// becomes). A Save or Update that fails inside a unit of work makes the
+// unit roll back, so nothing is ever half-saved.
 type Repository[A aggregate.Aggregate] struct {
 	db      DB
 	outbox  *Outbox
@@ -184,22 +185,29 @@ const saveValuesRows = 8
 // update): byRows[n] writes n events as a VALUES list, unnest any number
 // of them from arrays.
 //
-// Each comes in two forms: [0] leaves the notification of the relay to
-// the outbox's trigger, [1] (for a save on its own on a pool) tells the
-// trigger to skip it, its writer notifying after the commit (notify.go).
+// Each comes in three forms (saveForm): [formTrigger] leaves the
+// notification of the relay to the outbox's trigger, [formAfter] (for a
+// save on its own on a pool) tells the trigger to skip it, its writer
+// notifying after the commit (notify.go), and [formHeld] (for a save in
+// a unit of work on a pool, held back for the unit's COMMIT) does so too
+// and fails when it writes nothing.
 type saveStatements struct {
-	byRows [2][saveValuesRows + 1]string
-	unnest [2]string
+	byRows [3][saveValuesRows + 1]string
+	unnest [3]string
 }
 
-// sql returns the statement that saves n events, notifying after commit
-// or not, and whether its outbox arguments are the insertValues ones
-// (otherwise insertArrays).
-func (s *saveStatements) sql(n int, notifyAfter bool) (string, bool) {
-	form := 0
-	if notifyAfter {
-		form = 1
-	}
+// saveForm is the form of a save statement: see saveStatements.
+type saveForm int
+
+const (
+	formTrigger saveForm = iota
+	formAfter
+	formHeld
+)
+
+// sql returns the statement of form that saves n events, and whether its
+// outbox arguments are the insertValues ones (otherwise insertArrays).
+func (s *saveStatements) sql(n int, form saveForm) (string, bool) {
 	if n <= saveValuesRows {
 		return s.byRows[form][n], true
 	}
@@ -208,14 +216,14 @@ func (s *saveStatements) sql(n int, notifyAfter bool) (string, bool) {
 
 // saveSQLs returns the statements of the save that starts with
 // stateSQL (see saveSQL): one per number of events up to saveValuesRows,
-// and the unnest one for more, in both forms.
+// and the unnest one for more, in every form.
 func saveSQLs(ob *Outbox, stateSQL string, first int, withKeys bool) saveStatements {
 	var s saveStatements
-	for form, after := range []bool{false, true} {
+	for form := range s.unnest {
 		for n := range s.byRows[form] {
-			s.byRows[form][n] = saveSQL(ob, stateSQL, first, n, withKeys, after)
+			s.byRows[form][n] = saveSQL(ob, stateSQL, first, n, withKeys, saveForm(form))
 		}
-		s.unnest[form] = saveSQL(ob, stateSQL, first, -1, withKeys, after)
+		s.unnest[form] = saveSQL(ob, stateSQL, first, -1, withKeys, saveForm(form))
 	}
 	return s
 }
@@ -228,12 +236,14 @@ func saveSQLs(ob *Outbox, stateSQL string, first int, withKeys bool) saveStateme
 // keys (the arrays of names and values in the two parameters after
 // them): the keys no longer wanted are deleted and the missing ones
 // inserted. It returns the number of rows the state statement wrote:
-// 0 writes nothing else. A key held by another aggregate fails the
-// statement with a unique violation on the keys table. With notifyAfter,
-// the statement sets notifySetting once the state is written, before the
-// outbox's trigger fires at its end, so that the trigger leaves the
-// notification to the writer.
-func saveSQL(ob *Outbox, stateSQL string, first, rows int, withKeys, notifyAfter bool) string {
+// 0 writes nothing else; in formHeld, it fails instead with a division by
+// zero (errWroteNothing), so that a COMMIT sent after it does not run. A
+// key held by another aggregate fails the statement with a unique
+// violation on the keys table. In formAfter and formHeld, the statement
+// sets notifySetting once the state is written, before the outbox's
+// trigger fires at its end, so that the trigger leaves the notification
+// to the writer.
+func saveSQL(ob *Outbox, stateSQL string, first, rows int, withKeys bool, form saveForm) string {
 	var b strings.Builder
 	b.WriteString("WITH s AS (" + stateSQL + " RETURNING 1)")
 	next := first + insertArgs
@@ -261,14 +271,24 @@ i AS (
 	AND NOT EXISTS (SELECT FROM ` + keys + ` k WHERE k.type = $1 AND k.name = w.name AND k.value = w.value AND k.id = $2)
 )`)
 	}
-	b.WriteString("\nSELECT count(*) FROM s")
-	if notifyAfter {
+	if form == formHeld {
+		b.WriteString("\nSELECT 1 / count(*)::int FROM s")
+	} else {
+		b.WriteString("\nSELECT count(*) FROM s")
+	}
+	if form != formTrigger {
 		b.WriteString(" WHERE set_config('" + notifySetting + "', '" + notifyAfterCommit + "', true) IS NOT NULL")
 	}
 	return b.String()
 }
 
-// write saves the aggregate with one statement (saveSQL).
+// errWroteNothing is the SQLSTATE (division_by_zero) of a formHeld save
+// statement that wrote nothing: the version it expected was not found.
+const errWroteNothing = "22012"
+
+// write saves the aggregate with one statement (saveSQL). In a unit of
+// work on a pool, the statement is held back (lazyTx.later) and its
+// errors are the unit's: see saveInUnit.
 func (r *Repository[A]) write(ctx context.Context, q DB, inTx bool, root *aggregate.Root, a A, base int64) error {
 	typ, id, version := r.mapping.Type, root.ID(), root.Version()
 	state, err := aggstore.EncodeState(typ, id, r.mapping.Encode, a)
@@ -290,7 +310,17 @@ func (r *Repository[A]) write(ctx context.Context, q DB, inTx bool, root *aggreg
 		args = append(args, typ, id, base, version, state)
 	}
 	notifyAfter := notifiesAfterCommit(ctx, q, inTx)
-	sql, asValues := stmts.sql(len(rows), notifyAfter)
+	form := formTrigger
+	held, hold := q.(*lazyTx)
+	switch {
+	case hold && notifyAfter:
+		form = formHeld
+	case notifyAfter:
+		form, hold = formAfter, false
+	default:
+		hold = false
+	}
+	sql, asValues := stmts.sql(len(rows), form)
 	if asValues {
 		args, err = insertValues(args, rows)
 	} else {
@@ -309,6 +339,29 @@ func (r *Repository[A]) write(ctx context.Context, q DB, inTx bool, root *aggreg
 	}
 
 	r.outbox.notifyInUnit(ctx, false)
+	if hold {
+		// In a unit of work on a pool: the statement goes out with the
+		// unit's next statement or its COMMIT.
+		held.later(sql, args, func(br pgx.BatchResults) error {
+			var one int64
+			err := br.QueryRow().Scan(&one)
+			if err == nil {
+				return nil
+			}
+			if key, ok := r.takenKey(ctx, nil, true, err, id, keys); ok {
+				return &repository.DuplicateKeyError{Type: typ, ID: id, Key: key}
+			}
+			if pgErr, ok := errors.AsType[*pgconn.PgError](err); ok && pgErr.Code == errWroteNothing {
+				if base == 0 {
+					return &aggregate.AlreadyExistsError{Type: typ, ID: id}
+				}
+				// The version found is not read: the transaction is aborted.
+				return &aggregate.ConflictError{Type: typ, ID: id, Expected: base, Actual: -1}
+			}
+			return conflictOr(fmt.Errorf("repository: save %s %s: %w", typ, id, err), typ, id, base)
+		})
+		return nil
+	}
 	var affected int64
 	if err := q.QueryRow(ctx, sql, args...).Scan(&affected); err != nil {
 		if key, ok := r.takenKey(ctx, q, inTx, err, id, keys); ok {

@@ -57,17 +57,28 @@ func (*statementLog) TraceQueryEnd(context.Context, *pgx.Conn, pgx.TraceQueryEnd
 // unit's transaction (BEGIN queued before the unit's first statement),
 // "BEGIN+" and the first word of that statement, or "BEGIN+BATCH" when
 // the unit's first statement was a batch of several.
+// A batch that ends with the unit's COMMIT (statements held back for
+// it) ends in "+COMMIT": "BEGIN+WITH+COMMIT" is a unit of one save in one
+// round trip, "BATCH+COMMIT" or "INSERT+COMMIT" what a begun unit sent
+// with its COMMIT.
 func (l *statementLog) TraceBatchStart(ctx context.Context, _ *pgx.Conn, d pgx.TraceBatchStartData) context.Context {
 	qs := d.Batch.QueuedQueries
-	if len(qs) < 2 || qs[0].SQL != "begin" {
-		l.add("BATCH")
-		return ctx
+	commit := ""
+	if n := len(qs); n > 1 && qs[n-1].SQL == "commit" {
+		qs, commit = qs[:n-1], "+COMMIT"
 	}
-	if len(qs) == 2 {
-		l.add("BEGIN+" + strings.ToUpper(strings.Fields(qs[1].SQL)[0]))
-	} else {
-		l.add("BEGIN+BATCH")
+	begin := len(qs) > 0 && qs[0].SQL == "begin"
+	if begin {
+		qs = qs[1:]
 	}
+	label := "BATCH"
+	if len(qs) == 1 && (begin || commit != "") {
+		label = strings.ToUpper(strings.Fields(qs[0].SQL)[0])
+	}
+	if begin {
+		label = "BEGIN+" + label
+	}
+	l.add(label + commit)
 	return ctx
 }
 
@@ -96,8 +107,8 @@ func setupTraced(t *testing.T) (pgBundle, *statementLog) {
 
 // A save on its own is one statement (or one batch) in PostgreSQL's
 // implicit transaction: no BEGIN, no COMMIT, one round trip. In a unit
-// of work it is one statement in the unit's transaction, sent with the
-// unit's BEGIN.
+// of work it is held back for the unit's COMMIT (and BEGIN, when nothing
+// began the transaction): one round trip too.
 func TestSaveIsOneStatement(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
@@ -142,18 +153,18 @@ func TestSaveIsOneStatement(t *testing.T) {
 		require.Equal(t, int64(4), got.Version(), tt.name)
 		log.take()
 
-		// In a unit of work, BEGIN goes with the save: two round trips
-		// with the COMMIT.
+		// In a unit of work on a pool, the save is held back for the
+		// COMMIT, and BEGIN goes with them: one round trip.
 		other := mustCounter(t, tt.name+"-unit")
 		require.NoError(t, b.uow.Do(ctx, func(ctx context.Context) error { return tt.repo.Save(ctx, other) }))
-		require.Equal(t, []string{"BEGIN+" + tt.want, "COMMIT"}, log.take(), "%s: in a unit", tt.name)
+		require.Equal(t, []string{"BEGIN+" + tt.want + "+COMMIT"}, log.take(), "%s: in a unit", tt.name)
 
-		// An Update in a unit: the read (with the BEGIN), the save, the
-		// COMMIT.
+		// An Update in a unit: the read (with the BEGIN), then the save
+		// with the COMMIT.
 		require.NoError(t, b.uow.Do(ctx, func(ctx context.Context) error {
 			return tt.repo.Update(ctx, other.ID(), func(c *repositorytest.Counter) error { return c.Add(1) })
 		}))
-		require.Equal(t, []string{"BEGIN+SELECT", tt.want, "COMMIT"}, log.take(), "%s: Update in a unit", tt.name)
+		require.Equal(t, []string{"BEGIN+SELECT", tt.want + "+COMMIT"}, log.take(), "%s: Update in a unit", tt.name)
 	}
 	versions := map[string][]int64{}
 	for _, e := range b.outboxEvents(t) {
@@ -174,15 +185,14 @@ func TestSaveTakenKeyInAUnit(t *testing.T) {
 	repo := newRepo(t, b, nil)
 	c1, c2 := mustCounter(t, "c1"), mustCounter(t, "c2")
 	require.NoError(t, c2.Rename("c1"))
-	var saveErr error
 	err := b.uow.Do(ctx, func(ctx context.Context) error {
 		require.NoError(t, repo.Save(ctx, c1))
-		saveErr = repo.Save(ctx, c2)
-		return saveErr
+		// Held back for the commit: the unit fails with its error.
+		return repo.Save(ctx, c2)
 	})
 	require.ErrorIs(t, err, repository.ErrDuplicateKey)
 	var de *repository.DuplicateKeyError
-	require.ErrorAs(t, saveErr, &de)
+	require.ErrorAs(t, err, &de)
 	require.Equal(t, repository.Key{Name: "name", Value: "c1"}, de.Key)
 	require.Equal(t, "c2", de.ID)
 	require.True(t, c1.HasChanges(), "rolled back, nothing marked")

@@ -96,6 +96,11 @@ func run(ctx context.Context, db DB, fn func(ctx context.Context) error) error {
 	}
 	un.done = true
 	if err := tx.Commit(ctx); err != nil {
+		if held, ok := errors.AsType[*heldError](err); ok {
+			// A statement the unit held back for the commit's round trip
+			// (a save, queued writes) failed: its error is the unit's.
+			return held.err
+		}
 		return commitError(err)
 	}
 	un.notified()
