@@ -58,23 +58,25 @@
 // an Exec without arguments, begin it on its own first.
 //
 // Writes whose results the unit does not wait for are held back and sent
-// with the COMMIT, in its round trip: a repository's Save (and the save
-// of Update), and the statements an inbox or projection batch queued with
-// [QueueExec]. A command that saves one aggregate costs one round trip
-// (BEGIN, the save, COMMIT), one that loads and saves two. A statement
-// the unit runs after a held write sends it first, in a round trip of its
-// own, so the unit reads what it wrote.
+// with the COMMIT, in its round trip: the save of a Repository without
+// unique keys or of an EventStore (by Save or Update), and the
+// statements an inbox or projection batch queued with [QueueExec]. A
+// command that saves one aggregate costs one round trip (BEGIN, the
+// save, COMMIT), one that loads and saves two. A statement the unit runs
+// after a held write sends it first, in a round trip of its own, so the
+// unit reads what it wrote; [Flush] sends them on its own.
 //
 // A held write that fails rolls the unit back, and its error (an
-// [*aggregate.ConflictError], [*aggregate.AlreadyExistsError] or
-// [*repository.DuplicateKeyError], as Save returns them on its own)
-// becomes the unit's: Do returns it, or the statement that sent the
-// write does, and nothing after it runs. The conflict's Actual version is
-// -1 there: the aborted transaction cannot read it. A Save or Update that
-// fails at once (a nested unit, a caller's transaction) makes the unit
-// roll back too, even if the function returns nil ([ErrRollbackOnly]):
-// nothing is ever half-saved. Aggregates are marked committed only after
-// the commit.
+// [*aggregate.ConflictError] or [*aggregate.AlreadyExistsError], as Save
+// returns them on its own) becomes the unit's: Do returns it, or the
+// statement (or Flush) that sent the write does, and nothing after it
+// runs. The conflict's Actual version is -1 there: the aborted
+// transaction cannot read it. A save with unique keys is sent at once, so
+// that Save itself returns a [*repository.DuplicateKeyError] that the
+// caller can turn into its domain's error. A Save or Update that fails
+// at once makes the unit roll back too, even if the function returns nil
+// ([ErrRollbackOnly]): nothing is ever half-saved. Aggregates are marked
+// committed only after the commit.
 //
 // # Repositories
 //

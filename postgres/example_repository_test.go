@@ -2,6 +2,7 @@ package postgres_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -113,4 +114,39 @@ func ExampleNewRepository() {
 		return err
 	})
 	fmt.Println(err)
+}
+
+// ErrAccountExists is the domain's error for an account number taken.
+var ErrAccountExists = errors.New("bank: the account number is taken")
+
+// In a unit of work, a save goes out with the COMMIT, and a taken ID is
+// the unit's error. A function that turns it into an error of its own
+// domain inside the unit sends the save first with Flush. (Not run: it
+// needs a database.)
+func ExampleFlush() {
+	ctx := context.Background()
+	pool, err := pgxpool.New(ctx, "postgres://localhost/app")
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer pool.Close()
+	reg := eventbus.NewRegistry(&eventbus.RegistryConfig{Source: "urn:service:shop"})
+	_ = eventbus.Register[AccountOpened](reg, eventbus.AggregateType("account"))
+	ob, _ := postgres.NewOutbox(pool, reg, nil)
+	accounts, _ := postgres.NewRepository(pool, ob, accountMapping, nil)
+	uow, _ := postgres.NewUnitOfWork(pool)
+
+	a, _ := OpenAccount("acc-7", "ada")
+	err = uow.Do(ctx, func(ctx context.Context) error {
+		if err := accounts.Save(ctx, a); err != nil {
+			return err
+		}
+		err := postgres.Flush(ctx)
+		if errors.Is(err, aggregate.ErrAlreadyExists) {
+			return fmt.Errorf("%w: %s", ErrAccountExists, a.ID())
+		}
+		return err
+	})
+	fmt.Println(errors.Is(err, ErrAccountExists))
 }

@@ -312,8 +312,11 @@ func TestUnitOfWorkHoldsSavesForItsCommit(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
 	b, log := setupTraced(t)
-	repo := newRepo(t, b, nil)
-	_, err := b.outbox.Stats(ctx)
+	mapping := repositorytest.Mapping()
+	mapping.Keys = nil // a save with keys is not held back
+	repo, err := postgres.NewRepository(b.pool, b.outbox, mapping, nil)
+	require.NoError(t, err)
+	_, err = b.outbox.Stats(ctx)
 	require.NoError(t, err)
 	log.take()
 
@@ -385,6 +388,22 @@ func TestUnitOfWorkHoldsSavesForItsCommit(t *testing.T) {
 	// for a moment, on its own goroutine.)
 	require.Eventually(t, func() bool { return b.pool.Stat().AcquiredConns() == 0 }, 5*time.Second, 5*time.Millisecond,
 		"the connection is back in the pool")
+
+	// Flush sends what the unit holds: here a taken ID, which the
+	// function can act on inside the unit.
+	log.take()
+	require.NoError(t, postgres.Flush(ctx), "no unit: nothing to do")
+	errTaken := errors.New("taken")
+	err = b.uow.Do(ctx, func(ctx context.Context) error {
+		require.NoError(t, postgres.Flush(ctx), "nothing held")
+		require.NoError(t, repo.Save(ctx, mustCounter(t, "c1")))
+		if err := postgres.Flush(ctx); errors.Is(err, aggregate.ErrAlreadyExists) {
+			return errTaken
+		}
+		return errors.New("the taken ID was not reported")
+	})
+	require.ErrorIs(t, err, errTaken)
+	require.Equal(t, []string{"BEGIN+WITH", "ROLLBACK"}, log.take())
 
 	// A taken ID found by the statement after the save: that statement
 	// returns the error, the unit does not commit.

@@ -60,10 +60,11 @@ type RepositoryConfig struct {
 // (into the [Outbox]) in one transaction, with optimistic concurrency on
 // the version: the unit of work in ctx when there is one (see
 // [UnitOfWork]), its own otherwise, in one round trip either way (one
-// statement; in a unit of work on a pool, held back for the unit's
-// COMMIT, whose round trip it shares, and whose error its failure
-// becomes). A Save or Update that fails inside a unit of work makes the
-// unit roll back, so nothing is ever half-saved.
+// statement; in a unit of work on a pool, unless the mapping has Keys,
+// held back for the unit's COMMIT, whose round trip it shares, and whose
+// error its failure becomes: see [Flush]). A Save or Update that fails
+// inside a unit of work makes the unit roll back, so nothing is ever
+// half-saved.
 type Repository[A aggregate.Aggregate] struct {
 	db      DB
 	outbox  *Outbox
@@ -312,6 +313,9 @@ func (r *Repository[A]) write(ctx context.Context, q DB, inTx bool, root *aggreg
 	notifyAfter := notifiesAfterCommit(ctx, q, inTx)
 	form := formTrigger
 	held, hold := q.(*lazyTx)
+	// A save with unique keys reports a taken key at once: callers turn
+	// it into an error of their domain (an email address taken).
+	hold = hold && r.mapping.Keys == nil
 	switch {
 	case hold && notifyAfter:
 		form = formHeld
@@ -347,9 +351,6 @@ func (r *Repository[A]) write(ctx context.Context, q DB, inTx bool, root *aggreg
 			err := br.QueryRow().Scan(&one)
 			if err == nil {
 				return nil
-			}
-			if key, ok := r.takenKey(ctx, nil, true, err, id, keys); ok {
-				return &repository.DuplicateKeyError{Type: typ, ID: id, Key: key}
 			}
 			if pgErr, ok := errors.AsType[*pgconn.PgError](err); ok && pgErr.Code == errWroteNothing {
 				if base == 0 {

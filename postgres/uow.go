@@ -110,6 +110,25 @@ func run(ctx context.Context, db DB, fn func(ctx context.Context) error) error {
 	return nil
 }
 
+// Flush sends the writes the unit of work in ctx holds back for its
+// COMMIT (see [UnitOfWork]) and returns their error: a save's
+// [*aggregate.ConflictError] or [*aggregate.AlreadyExistsError], or a
+// queued statement's. Call it after a Save whose error the function acts
+// on inside the unit, such as turning an ID already taken into an error
+// of its domain; the unit's next statement flushes them too. Without a
+// unit in ctx, or with nothing held back, it does nothing. After a held
+// write failed, Flush returns that error, and the unit rolls back.
+func Flush(ctx context.Context) error {
+	u := unitFrom(ctx)
+	if u == nil {
+		return nil
+	}
+	if t, ok := u.tx.(*lazyTx); ok {
+		return t.ready(ctx)
+	}
+	return nil
+}
+
 // commitError wraps a failed commit; a serialization failure or deadlock
 // becomes a concurrency conflict, worth retrying.
 func commitError(err error) error {

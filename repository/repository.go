@@ -19,11 +19,12 @@ import (
 // middleware around a command handler) the PostgreSQL adapters join its
 // transaction: Save and Update write in it, their events go to the outbox
 // in it, and the aggregates are marked committed only when it commits.
-// On a pool they hold a save's write back and send it with the unit's
-// next statement or with its COMMIT, in one round trip: a conflict is
-// then returned by that statement or by the unit (Do, and the command),
-// not by Save. Return Save's error and let the unit's decide, as
-// cqrs.Retry does.
+// On a pool they hold back the write of a save without unique keys and
+// send it with the unit's next statement or with its COMMIT, in one
+// round trip: its conflict (or taken ID) is then returned by that
+// statement or by the unit (Do, and the command), not by Save. Return
+// Save's error and let the unit's decide, as cqrs.Retry does; to act on
+// it inside the unit, call postgres.Flush after Save.
 type Repository[A aggregate.Aggregate] interface {
 	// Load returns the aggregate with the given ID, its state read from
 	// the store and its version restored. No aggregate with that ID gives

@@ -146,8 +146,8 @@ func (p *PostgresActivity) conn(ctx context.Context) postgres.DB {
 }
 
 // Add implements [ActivityStore]. In a projection batch the insert is
-// queued (postgres.QueueExec) and sent with the batch's others in one
-// round trip before the batch commits.
+// queued (postgres.QueueExec) and sent with the batch's others and its
+// COMMIT, in one round trip.
 func (p *PostgresActivity) Add(ctx context.Context, userID, eventID, typ string, at time.Time) error {
 	const insert = `INSERT INTO ` + ActivityTable + ` (event_id, user_id, type, at) VALUES ($1, $2, $3, $4)`
 	var err error
