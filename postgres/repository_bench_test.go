@@ -34,8 +34,9 @@ import (
 // events through the aggregate first, so the difference is the
 // repository's own cost. The "unit_" runs do the same on a pool, each
 // dddkit save inside UnitOfWork.Do, as a command under
-// cqrs.Transaction saves: the unit's BEGIN goes with the save, its
-// COMMIT follows (2 round trips).
+// cqrs.Transaction saves: the save is held back for the unit's COMMIT
+// and goes with it and the BEGIN (1 round trip); with a unique key it is
+// sent with the BEGIN and the COMMIT follows (2 round trips).
 //
 //	go test -run '^$' -bench BenchmarkSave -benchtime 1000x -count 3 ./postgres/
 func BenchmarkSave(b *testing.B) {
