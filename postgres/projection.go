@@ -105,8 +105,9 @@ func queued(ctx context.Context, fn func(ctx context.Context) error) error {
 // eventbus.HandleOnce handler on Kafka), it is queued instead, and the
 // batch's queued statements are sent together, in order, when the batch
 // commits (on a pool, with its COMMIT, in one round trip): a handler that
-// writes a row or two per event then pays no round trip of its own. An error of a queued statement fails the batch, which
-// is then applied one event at a time, so the failing event is found.
+// writes a row or two per event then pays no round trip of its own. An
+// error of a queued statement fails the batch, which is then applied one
+// event at a time, so the failing event is found.
 //
 // Queue only statements whose effects later handlers of the same batch
 // do not read back (inserts, upserts such as

@@ -217,10 +217,14 @@ func (s *saveStatements) sql(n int, form saveForm) (string, bool) {
 
 // saveSQLs returns the statements of the save that starts with
 // stateSQL (see saveSQL): one per number of events up to saveValuesRows,
-// and the unnest one for more, in every form.
+// and the unnest one for more, in every form (but formHeld with keys: a
+// save with keys is never held back).
 func saveSQLs(ob *Outbox, stateSQL string, first int, withKeys bool) saveStatements {
 	var s saveStatements
 	for form := range s.unnest {
+		if withKeys && saveForm(form) == formHeld {
+			continue
+		}
 		for n := range s.byRows[form] {
 			s.byRows[form][n] = saveSQL(ob, stateSQL, first, n, withKeys, saveForm(form))
 		}
