@@ -720,14 +720,19 @@ func (o *Outbox) fetch(ctx context.Context, c *pgx.Conn, r *resolvedOutbox, s *l
 		return nil, fmt.Errorf("postgres: outbox: fetch pending events: %w", err)
 	}
 	defer rows.Close()
-	out := make([]outbox.Pending, 0, min(limit, 256))
+	// Room for as many rows as the last fetch returned: a backlog's
+	// batches are allocated once, not grown (and copied) four times; a
+	// trickle's stay small.
+	room := min(limit, max(256, s.fetched))
+	out := make([]outbox.Pending, 0, room)
 	var (
 		headers   []byte
 		shardKey  int32
-		shardKeys = make([]int32, 0, min(limit, 256))
+		shardKeys = make([]int32, 0, room)
 	)
 	for rows.Next() {
-		var p outbox.Pending
+		out = append(out, outbox.Pending{})
+		p := &out[len(out)-1] // scanned in place: no copy, no allocation
 		headers = headers[:0]
 		if err := rows.Scan(&p.Seq, &p.Event.ID, &p.Event.AggregateType, &p.Event.AggregateID, &p.Event.Version,
 			&p.Event.Name, &p.SchemaVersion, &p.Payload, &headers, &p.Event.OccurredAt, &p.Attempts, &shardKey); err != nil {
@@ -741,11 +746,11 @@ func (o *Outbox) fetch(ctx context.Context, c *pgx.Conn, r *resolvedOutbox, s *l
 			}
 			p.Event.Metadata = wire.ParseMetadata(h)
 		}
-		out = append(out, p)
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("postgres: outbox: fetch pending events: %w", err)
 	}
+	s.fetched = len(out)
 	rows.Close()
 	if err := br.Close(); err != nil {
 		return nil, fmt.Errorf("postgres: outbox: fetch pending events: %w", err)

@@ -242,6 +242,7 @@ type leadSession struct {
 	rested   []time.Time     // by shard: when it last stopped draining without being released
 	busy     []int           // by shard: rows handed out by Fetch, not yet marked
 	out      map[int64]int32 // seq → shard of the rows handed out
+	fetched  int             // rows the last fetch returned: the next one's room
 	lost     error           // set once the session is unusable
 	onLost   func(error)
 
