@@ -128,8 +128,10 @@ type resolvedOutbox struct {
 	scheduleSQL             string
 }
 
-// valuesRows is the largest write done as a multi-row VALUES insert;
-// larger writes go through unnest arrays (one statement either way).
+// valuesRows is the largest write done as a multi-row VALUES insert, by
+// the outbox's Write and by a repository's save (saveSQLs); larger writes
+// go through unnest arrays (one statement either way), whose encoding
+// costs pgx more.
 const valuesRows = 32
 
 const insertColumns = `(event_id, aggregate_type, aggregate_id, aggregate_version, event_name, event_version, payload, headers, occurred_at)`

@@ -178,10 +178,6 @@ func (r *Repository[A]) Update(ctx context.Context, id string, fn func(A) error)
 	return update(ctx, r.db, r.retry, r.lock, r.mapping.Type, id, fn, r.load, r.write)
 }
 
-// saveValuesRows is the largest number of events a save writes as a
-// VALUES list (saveSQLs); more go through unnest arrays.
-const saveValuesRows = 8
-
 // saveStatements are the statements of one kind of save (insert or
 // update): byRows[n] writes n events as a VALUES list, unnest any number
 // of them from arrays.
@@ -193,7 +189,7 @@ const saveValuesRows = 8
 // a unit of work on a pool, held back for the unit's COMMIT) does so too
 // and fails when it writes nothing.
 type saveStatements struct {
-	byRows [3][saveValuesRows + 1]string
+	byRows [3][valuesRows + 1]string
 	unnest [3]string
 }
 
@@ -209,14 +205,14 @@ const (
 // sql returns the statement of form that saves n events, and whether its
 // outbox arguments are the insertValues ones (otherwise insertArrays).
 func (s *saveStatements) sql(n int, form saveForm) (string, bool) {
-	if n <= saveValuesRows {
+	if n <= valuesRows {
 		return s.byRows[form][n], true
 	}
 	return s.unnest[form], false
 }
 
 // saveSQLs returns the statements of the save that starts with
-// stateSQL (see saveSQL): one per number of events up to saveValuesRows,
+// stateSQL (see saveSQL): one per number of events up to valuesRows,
 // and the unnest one for more, in every form (but formHeld with keys: a
 // save with keys is never held back).
 func saveSQLs(ob *Outbox, stateSQL string, first int, withKeys bool) saveStatements {
@@ -308,7 +304,7 @@ func (r *Repository[A]) write(ctx context.Context, q DB, inTx bool, root *aggreg
 	if err != nil {
 		return fmt.Errorf("repository: save %s %s: %w", typ, id, err)
 	}
-	stmts, args := &r.sqlUpdate, make([]any, 0, 5+insertArgs*min(len(rows), saveValuesRows)+2)
+	stmts, args := &r.sqlUpdate, make([]any, 0, 5+insertArgs*min(len(rows), valuesRows)+2)
 	if base == 0 {
 		stmts, args = &r.sqlInsert, append(args, typ, id, version, state)
 	} else {

@@ -285,7 +285,7 @@ func TestSaveKeyRace(t *testing.T) {
 
 // TestSaveWritesEveryEventAtEachSize saves counters with event counts on
 // both sides of the size up to which the save writes its events as a
-// VALUES list (8) and beyond which it uses unnest arrays: inserts and
+// VALUES list (32) and beyond which it uses unnest arrays: inserts and
 // updates, with and without keys, on their own and in a unit of work.
 // Every event lands in the outbox once, in version order, with its
 // payload; a stale save writes nothing.
@@ -313,7 +313,7 @@ func TestSaveWritesEveryEventAtEachSize(t *testing.T) {
 		name string
 		repo *postgres.Repository[*repositorytest.Counter]
 	}{{"plain", plain}, {"keyed", keyed}} {
-		for _, n := range []int{1, 7, 8, 9, 20} {
+		for _, n := range []int{1, 8, 31, 32, 33, 50} {
 			for _, inUnit := range []bool{false, true} {
 				id := fmt.Sprintf("size-%s-%d-%t", repo.name, n, inUnit)
 				save := func(c *repositorytest.Counter) error {
