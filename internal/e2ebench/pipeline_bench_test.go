@@ -332,8 +332,8 @@ func pct(d []time.Duration, p float64) float64 {
 // commit → published (relay_) and published → handled (consume_). The
 // topic has BENCH_E2E_PARTITIONS partitions (default 8). With
 // BENCH_E2E_UNIT=off the commands run without the unit of work
-// middleware: the repository's save commits on its own, in one round
-// trip instead of two. BENCH_E2E_INFLIGHT and BENCH_E2E_BATCH set the
+// middleware: the repository's save commits on its own (one round trip
+// either way: in a unit, the save goes with the COMMIT). BENCH_E2E_INFLIGHT and BENCH_E2E_BATCH set the
 // relay's MaxInFlight and BatchSize (0, the default: the relay's
 // defaults), BENCH_E2E_LINGER_US the producer's linger in µs
 // (Producer.Flush.Frequency; unset: kafka.ProducerLinger). Both also
