@@ -64,7 +64,9 @@
 // command that saves one aggregate costs one round trip (BEGIN, the
 // save, COMMIT), one that loads and saves two. A statement the unit runs
 // after a held write sends it first, in a round trip of its own, so the
-// unit reads what it wrote; [Flush] sends them on its own.
+// unit reads what it wrote; [Flush] sends them on its own. While a
+// savepoint begun on [TxFromContext]'s transaction is open, nothing is
+// held back: its rollback undoes what was written in it.
 //
 // A held write that fails rolls the unit back, and its error (an
 // [*aggregate.ConflictError] or [*aggregate.AlreadyExistsError], as Save

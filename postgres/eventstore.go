@@ -336,7 +336,7 @@ func (s *EventStore[A]) write(ctx context.Context, q DB, inTx bool, root *aggreg
 		}
 		return &aggregate.ConflictError{Type: typ, ID: id, Expected: base, Actual: actual}
 	}
-	if held, ok := q.(*lazyTx); ok && notifyAfter {
+	if held, ok := q.(*lazyTx); ok && notifyAfter && held.canHold() {
 		// In a unit of work on a pool: the statements go out with the
 		// unit's next statement or its COMMIT.
 		for _, qq := range b.QueuedQueries {

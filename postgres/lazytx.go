@@ -44,6 +44,10 @@ type lazyTx struct {
 	tx   pgx.Tx        // the transaction, once it began (or was asked to)
 	// held are the statements held back by later, in order, not sent yet.
 	held []*pgx.QueuedQuery
+	// savepoints counts the savepoints begun (Begin) and not yet ended:
+	// while one is open nothing is held back (canHold), so that what the
+	// unit writes in it is rolled back with it.
+	savepoints int
 	// err poisons the unit: its transaction could not begin, or its first
 	// statement was refused before BEGIN ran. Every later call fails with
 	// it, as PostgreSQL refuses the statements of a failed transaction.
@@ -319,7 +323,8 @@ func (t *lazyTx) Prepare(ctx context.Context, name, sql string) (*pgconn.Stateme
 }
 
 // Begin begins a savepoint (a pseudo nested transaction), after the
-// transaction itself if it has not begun.
+// transaction itself if it has not begun, and after the statements held
+// back. Until it ends, the unit holds nothing back.
 func (t *lazyTx) Begin(ctx context.Context) (pgx.Tx, error) {
 	if err := t.ready(ctx); err != nil {
 		return nil, err
@@ -328,7 +333,49 @@ func (t *lazyTx) Begin(ctx context.Context) (pgx.Tx, error) {
 	if err != nil {
 		return nil, err
 	}
-	return tx.Begin(ctx)
+	return t.savepoint(tx.Begin(ctx))
+}
+
+// savepoint counts sp, begun with err, as open until it ends.
+func (t *lazyTx) savepoint(sp pgx.Tx, err error) (pgx.Tx, error) {
+	if err != nil {
+		return nil, err
+	}
+	t.savepoints++
+	return &savepoint{Tx: sp, t: t}, nil
+}
+
+// canHold reports whether a statement may be held back (later): not
+// while a savepoint is open, whose rollback must undo it.
+func (t *lazyTx) canHold() bool { return t.savepoints == 0 }
+
+// savepoint is a savepoint of a lazyTx, open until its Commit or
+// Rollback (or its transaction's end).
+type savepoint struct {
+	pgx.Tx
+	t     *lazyTx
+	ended bool
+}
+
+func (s *savepoint) Begin(ctx context.Context) (pgx.Tx, error) {
+	return s.t.savepoint(s.Tx.Begin(ctx))
+}
+
+func (s *savepoint) Commit(ctx context.Context) error {
+	s.end()
+	return s.Tx.Commit(ctx)
+}
+
+func (s *savepoint) Rollback(ctx context.Context) error {
+	s.end()
+	return s.Tx.Rollback(ctx)
+}
+
+func (s *savepoint) end() {
+	if !s.ended {
+		s.ended = true
+		s.t.savepoints--
+	}
 }
 
 // LargeObjects begins the transaction if it has not begun (with the

@@ -389,6 +389,23 @@ func TestUnitOfWorkHoldsSavesForItsCommit(t *testing.T) {
 	require.Eventually(t, func() bool { return b.pool.Stat().AcquiredConns() == 0 }, 5*time.Second, 5*time.Millisecond,
 		"the connection is back in the pool")
 
+	// In a savepoint a save is sent at once, so that the savepoint's
+	// rollback undoes it; after it, saves are held back again.
+	log.take()
+	require.NoError(t, b.uow.Do(ctx, func(ctx context.Context) error {
+		tx, _ := postgres.TxFromContext(ctx)
+		sp, err := tx.Begin(ctx)
+		require.NoError(t, err)
+		require.NoError(t, repo.Save(ctx, mustCounter(t, "c5")))
+		require.NoError(t, sp.Rollback(ctx))
+		return repo.Save(ctx, mustCounter(t, "c6"))
+	}))
+	require.Equal(t, []string{"BEGIN", "SAVEPOINT", "WITH", "ROLLBACK", "WITH+COMMIT"}, log.take())
+	_, err = repo.Load(ctx, "c5")
+	require.ErrorIs(t, err, aggregate.ErrNotFound, "rolled back with the savepoint")
+	_, err = repo.Load(ctx, "c6")
+	require.NoError(t, err)
+
 	// Flush sends what the unit holds: here a taken ID, which the
 	// function can act on inside the unit.
 	log.take()

@@ -137,7 +137,7 @@ func (q *writeQueue) flush(ctx context.Context) error {
 	if !ok {
 		return errors.New("postgres: projection store: no transaction to flush the queued statements on")
 	}
-	if held, ok := tx.(*lazyTx); ok {
+	if held, ok := tx.(*lazyTx); ok && held.canHold() {
 		// On a pool: they go out with the unit's COMMIT (or its next
 		// statement), in its round trip.
 		for i, qq := range q.b.QueuedQueries {

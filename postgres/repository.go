@@ -315,7 +315,7 @@ func (r *Repository[A]) write(ctx context.Context, q DB, inTx bool, root *aggreg
 	held, hold := q.(*lazyTx)
 	// A save with unique keys reports a taken key at once: callers turn
 	// it into an error of their domain (an email address taken).
-	hold = hold && r.mapping.Keys == nil
+	hold = hold && r.mapping.Keys == nil && held.canHold()
 	switch {
 	case hold && notifyAfter:
 		form = formHeld
