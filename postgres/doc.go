@@ -66,7 +66,8 @@
 // after a held write sends it first, in a round trip of its own, so the
 // unit reads what it wrote; [Flush] sends them on its own. While a
 // savepoint begun on [TxFromContext]'s transaction is open, nothing is
-// held back: its rollback undoes what was written in it.
+// held back: its rollback undoes what was written in it; nor after its
+// Conn or LargeObjects handed the connection out.
 //
 // A held write that fails rolls the unit back, and its error (an
 // [*aggregate.ConflictError] or [*aggregate.AlreadyExistsError], as Save

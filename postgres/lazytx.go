@@ -48,6 +48,10 @@ type lazyTx struct {
 	// while one is open nothing is held back (canHold), so that what the
 	// unit writes in it is rolled back with it.
 	savepoints int
+	// escaped is set once the connection was handed out (Conn,
+	// LargeObjects): statements sent on it bypass t, so nothing more is
+	// held back.
+	escaped bool
 	// err poisons the unit: its transaction could not begin, or its first
 	// statement was refused before BEGIN ran. Every later call fails with
 	// it, as PostgreSQL refuses the statements of a failed transaction.
@@ -346,8 +350,9 @@ func (t *lazyTx) savepoint(sp pgx.Tx, err error) (pgx.Tx, error) {
 }
 
 // canHold reports whether a statement may be held back (later): not
-// while a savepoint is open, whose rollback must undo it.
-func (t *lazyTx) canHold() bool { return t.savepoints == 0 }
+// while a savepoint is open, whose rollback must undo it, nor once the
+// connection was handed out, whose statements would not see it.
+func (t *lazyTx) canHold() bool { return t.savepoints == 0 && !t.escaped }
 
 // savepoint is a savepoint of a lazyTx, open until its Commit or
 // Rollback (or its transaction's end).
@@ -389,12 +394,14 @@ func (t *lazyTx) LargeObjects() pgx.LargeObjects {
 	if err != nil {
 		return closedTx().LargeObjects()
 	}
+	t.escaped = true
 	return tx.LargeObjects()
 }
 
 // Conn begins the transaction if it has not begun (with the unit's
-// context), so that statements on the connection run in it. It returns
-// nil when the transaction cannot begin.
+// context), so that statements on the connection run in it, and sends
+// the statements held back; from then on the unit holds nothing back.
+// It returns nil when the transaction cannot begin.
 func (t *lazyTx) Conn() *pgx.Conn {
 	if err := t.ready(t.ctx); err != nil {
 		return nil
@@ -403,6 +410,7 @@ func (t *lazyTx) Conn() *pgx.Conn {
 	if err != nil {
 		return nil
 	}
+	t.escaped = true
 	return tx.Conn()
 }
 

@@ -406,6 +406,20 @@ func TestUnitOfWorkHoldsSavesForItsCommit(t *testing.T) {
 	_, err = repo.Load(ctx, "c6")
 	require.NoError(t, err)
 
+	// Once the connection is handed out, saves are sent at once: its
+	// statements would not see a held one.
+	log.take()
+	require.NoError(t, b.uow.Do(ctx, func(ctx context.Context) error {
+		tx, _ := postgres.TxFromContext(ctx)
+		conn := tx.Conn()
+		require.NoError(t, repo.Save(ctx, mustCounter(t, "c7")))
+		var n int
+		require.NoError(t, conn.QueryRow(ctx, `SELECT count(*) FROM aggregates WHERE id = 'c7'`).Scan(&n))
+		require.Equal(t, 1, n, "the connection's statement sees the save")
+		return nil
+	}))
+	require.Equal(t, []string{"BEGIN", "WITH", "SELECT", "COMMIT"}, log.take())
+
 	// Flush sends what the unit holds: here a taken ID, which the
 	// function can act on inside the unit.
 	log.take()
