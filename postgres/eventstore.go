@@ -336,17 +336,10 @@ func (s *EventStore[A]) write(ctx context.Context, q DB, inTx bool, root *aggreg
 		}
 		return &aggregate.ConflictError{Type: typ, ID: id, Expected: base, Actual: actual}
 	}
-	if held, ok := q.(*lazyTx); ok && notifyAfter && held.canHold() {
+	if held := holding(q); held != nil && notifyAfter {
 		// In a unit of work on a pool: the statements go out with the
 		// unit's next statement or its COMMIT.
-		for _, qq := range b.QueuedQueries {
-			held.later(qq.SQL, qq.Arguments, func(br pgx.BatchResults) error {
-				if _, err := br.Exec(); err != nil {
-					return failed(err, false)
-				}
-				return nil
-			})
-		}
+		held.laterBatch(b, func(_ int, err error) error { return failed(err, false) })
 		return nil
 	}
 	if err = q.SendBatch(ctx, b).Close(); err != nil {

@@ -45,7 +45,7 @@ type lazyTx struct {
 	// held are the statements held back by later, in order, not sent yet.
 	held []*pgx.QueuedQuery
 	// savepoints counts the savepoints begun (Begin) and not yet ended:
-	// while one is open nothing is held back (canHold), so that what the
+	// while one is open nothing is held back (holding), so that what the
 	// unit writes in it is rolled back with it.
 	savepoints int
 	// escaped is set once the connection was handed out (Conn,
@@ -142,6 +142,19 @@ func (t *lazyTx) send(ctx context.Context, b *pgx.Batch) *begunResults {
 // statement or commit that sent it returns check's error.
 func (t *lazyTx) later(sql string, args []any, check func(br pgx.BatchResults) error) {
 	t.held = append(t.held, &pgx.QueuedQuery{SQL: sql, Arguments: args, Fn: check})
+}
+
+// laterBatch holds back every statement of b (later), failing the unit
+// with failed(i, err) for the first that fails, i its index in b.
+func (t *lazyTx) laterBatch(b *pgx.Batch, failed func(i int, err error) error) {
+	for i, qq := range b.QueuedQueries {
+		t.later(qq.SQL, qq.Arguments, func(br pgx.BatchResults) error {
+			if _, err := br.Exec(); err != nil {
+				return failed(i, err)
+			}
+			return nil
+		})
+	}
 }
 
 // take appends the held statements to b and forgets them.
@@ -349,10 +362,16 @@ func (t *lazyTx) savepoint(sp pgx.Tx, err error) (pgx.Tx, error) {
 	return &savepoint{Tx: sp, t: t}, nil
 }
 
-// canHold reports whether a statement may be held back (later): not
-// while a savepoint is open, whose rollback must undo it, nor once the
-// connection was handed out, whose statements would not see it.
-func (t *lazyTx) canHold() bool { return t.savepoints == 0 && !t.escaped }
+// holding returns q when it is a unit's lazy transaction that may hold a
+// statement back now (later), nil otherwise: not while a savepoint is
+// open, whose rollback must undo it, nor once the connection was handed
+// out, whose statements would not see it.
+func holding(q DB) *lazyTx {
+	if t, ok := q.(*lazyTx); ok && t.savepoints == 0 && !t.escaped {
+		return t
+	}
+	return nil
+}
 
 // savepoint is a savepoint of a lazyTx, open until its Commit or
 // Rollback (or its transaction's end).

@@ -137,17 +137,12 @@ func (q *writeQueue) flush(ctx context.Context) error {
 	if !ok {
 		return errors.New("postgres: projection store: no transaction to flush the queued statements on")
 	}
-	if held, ok := tx.(*lazyTx); ok && held.canHold() {
+	if held := holding(tx); held != nil {
 		// On a pool: they go out with the unit's COMMIT (or its next
 		// statement), in its round trip.
-		for i, qq := range q.b.QueuedQueries {
-			held.later(qq.SQL, qq.Arguments, func(br pgx.BatchResults) error {
-				if _, err := br.Exec(); err != nil {
-					return fmt.Errorf("postgres: queued statement %d of %d: %w", i+1, n, err)
-				}
-				return nil
-			})
-		}
+		held.laterBatch(&q.b, func(i int, err error) error {
+			return fmt.Errorf("postgres: queued statement %d of %d: %w", i+1, n, err)
+		})
 		return nil
 	}
 	br := tx.SendBatch(ctx, &q.b)

@@ -311,18 +311,18 @@ func (r *Repository[A]) write(ctx context.Context, q DB, inTx bool, root *aggreg
 		args = append(args, typ, id, base, version, state)
 	}
 	notifyAfter := notifiesAfterCommit(ctx, q, inTx)
-	form := formTrigger
-	held, hold := q.(*lazyTx)
 	// A save with unique keys reports a taken key at once: callers turn
 	// it into an error of their domain (an email address taken).
-	hold = hold && r.mapping.Keys == nil && held.canHold()
+	var held *lazyTx
+	if notifyAfter && r.mapping.Keys == nil {
+		held = holding(q)
+	}
+	form := formTrigger
 	switch {
-	case hold && notifyAfter:
+	case held != nil:
 		form = formHeld
 	case notifyAfter:
-		form, hold = formAfter, false
-	default:
-		hold = false
+		form = formAfter
 	}
 	sql, asValues := stmts.sql(len(rows), form)
 	if asValues {
@@ -343,7 +343,7 @@ func (r *Repository[A]) write(ctx context.Context, q DB, inTx bool, root *aggreg
 	}
 
 	r.outbox.notifyInUnit(ctx, false)
-	if hold {
+	if held != nil {
 		// In a unit of work on a pool: the statement goes out with the
 		// unit's next statement or its COMMIT.
 		held.later(sql, args, func(br pgx.BatchResults) error {
