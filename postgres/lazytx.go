@@ -52,6 +52,9 @@ type lazyTx struct {
 	// LargeObjects): statements sent on it bypass t, so nothing more is
 	// held back.
 	escaped bool
+	// unit is the unit of work t is the transaction of: a savepoint's
+	// rollback restores what it records of the saves made since.
+	unit *unit
 	// err poisons the unit: its transaction could not begin, or its first
 	// statement was refused before BEGIN ran. Every later call fails with
 	// it, as PostgreSQL refuses the statements of a failed transaction.
@@ -350,16 +353,7 @@ func (t *lazyTx) Begin(ctx context.Context) (pgx.Tx, error) {
 	if err != nil {
 		return nil, err
 	}
-	return t.savepoint(tx.Begin(ctx))
-}
-
-// savepoint counts sp, begun with err, as open until it ends.
-func (t *lazyTx) savepoint(sp pgx.Tx, err error) (pgx.Tx, error) {
-	if err != nil {
-		return nil, err
-	}
-	t.savepoints++
-	return &savepoint{Tx: sp, t: t}, nil
+	return newSavepoint(t.unit, t)(tx.Begin(ctx))
 }
 
 // holding returns q when it is a unit's lazy transaction that may hold a
@@ -373,16 +367,38 @@ func holding(q DB) *lazyTx {
 	return nil
 }
 
-// savepoint is a savepoint of a lazyTx, open until its Commit or
-// Rollback (or its transaction's end).
+// savepoint is a savepoint begun on a unit's transaction (or on another
+// savepoint of it), open until its Commit or Rollback (or the unit's
+// end). Its Rollback undoes, besides the writes, what the unit recorded
+// of them: the saves made since it began (so that saving the same
+// aggregate again writes it again, and the aggregate is not marked
+// committed for a write that was undone), and a failed write since,
+// which no longer forces the unit to roll back.
 type savepoint struct {
 	pgx.Tx
-	t     *lazyTx
+	u     *unit
+	t     *lazyTx // nil when the unit's transaction is not a lazyTx
+	mark  unitMark
 	ended bool
 }
 
+// newSavepoint returns a function that wraps the savepoint a Begin on
+// u's transaction t (nil when it is not a lazyTx) returned, counting it
+// as open until it ends.
+func newSavepoint(u *unit, t *lazyTx) func(sp pgx.Tx, err error) (pgx.Tx, error) {
+	return func(sp pgx.Tx, err error) (pgx.Tx, error) {
+		if err != nil {
+			return nil, err
+		}
+		if t != nil {
+			t.savepoints++
+		}
+		return &savepoint{Tx: sp, u: u, t: t, mark: u.mark()}, nil
+	}
+}
+
 func (s *savepoint) Begin(ctx context.Context) (pgx.Tx, error) {
-	return s.t.savepoint(s.Tx.Begin(ctx))
+	return newSavepoint(s.u, s.t)(s.Tx.Begin(ctx))
 }
 
 func (s *savepoint) Commit(ctx context.Context) error {
@@ -391,6 +407,9 @@ func (s *savepoint) Commit(ctx context.Context) error {
 }
 
 func (s *savepoint) Rollback(ctx context.Context) error {
+	if !s.ended {
+		s.u.rollbackTo(s.mark)
+	}
 	s.end()
 	return s.Tx.Rollback(ctx)
 }
@@ -398,8 +417,22 @@ func (s *savepoint) Rollback(ctx context.Context) error {
 func (s *savepoint) end() {
 	if !s.ended {
 		s.ended = true
-		s.t.savepoints--
+		if s.t != nil {
+			s.t.savepoints--
+		}
 	}
+}
+
+// unitTx is the transaction of a unit of work that is not a lazyTx (the
+// unit runs on a connection or in a caller's transaction): it tracks the
+// savepoints begun on it, as a lazyTx does.
+type unitTx struct {
+	pgx.Tx
+	u *unit
+}
+
+func (t *unitTx) Begin(ctx context.Context) (pgx.Tx, error) {
+	return newSavepoint(t.u, nil)(t.Tx.Begin(ctx))
 }
 
 // LargeObjects begins the transaction if it has not begun (with the

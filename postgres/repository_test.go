@@ -345,3 +345,62 @@ func TestRepositoryRejectsBadInput(t *testing.T) {
 	_, err = broken.Load(ctx, "c1")
 	require.ErrorContains(t, err, "corrupt")
 }
+
+// A savepoint's rollback undoes the unit's saves made in it, as it does
+// their rows: the aggregate is not marked committed, saving it again
+// writes it, and a save that failed in it no longer rolls the unit back.
+// On a pool (a unit's lazy transaction) and on one connection.
+func TestUnitOfWorkSavepointRollbackForgetsItsSaves(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	b := setupPG(t, repositorytest.Registry(t))
+	conn, err := b.pool.Acquire(ctx)
+	require.NoError(t, err)
+	t.Cleanup(conn.Release)
+	for name, db := range map[string]postgres.DB{"pool": b.pool, "conn": conn} {
+		t.Run(name, func(t *testing.T) {
+			repo, err := postgres.NewRepository(db, b.outbox, repositorytest.Mapping(), nil)
+			require.NoError(t, err)
+			uow, err := postgres.NewUnitOfWork(db)
+			require.NoError(t, err)
+			undone, again := mustCounter(t, name+"-undone"), mustCounter(t, name+"-again")
+			require.NoError(t, uow.Do(ctx, func(ctx context.Context) error {
+				tx, _ := postgres.TxFromContext(ctx)
+				sp, err := tx.Begin(ctx)
+				require.NoError(t, err)
+				require.NoError(t, repo.Save(ctx, undone))
+				require.NoError(t, repo.Save(ctx, again))
+				require.NoError(t, sp.Rollback(ctx))
+				return repo.Save(ctx, again) // written again, not skipped as saved
+			}))
+			require.True(t, undone.HasChanges(), "not marked committed: its save was rolled back")
+			require.False(t, again.HasChanges())
+			_, err = repo.Load(ctx, undone.ID())
+			require.ErrorIs(t, err, aggregate.ErrNotFound)
+			got, err := repo.Load(ctx, again.ID())
+			require.NoError(t, err)
+			require.Equal(t, again.Version(), got.Version())
+
+			// A save and a nested unit that fail inside a nested
+			// savepoint, rolled back: the unit commits the rest.
+			stale := mustCounter(t, name+"-again") // already exists
+			other := mustCounter(t, name+"-other")
+			require.NoError(t, uow.Do(ctx, func(ctx context.Context) error {
+				tx, _ := postgres.TxFromContext(ctx)
+				outer, err := tx.Begin(ctx)
+				require.NoError(t, err)
+				require.NoError(t, repo.Save(ctx, other))
+				inner, err := outer.Begin(ctx)
+				require.NoError(t, err)
+				require.ErrorAs(t, repo.Save(ctx, stale), new(*aggregate.AlreadyExistsError))
+				require.Error(t, uow.Do(ctx, func(context.Context) error { return errors.New("nested unit failed") }))
+				require.NoError(t, inner.Rollback(ctx))
+				return outer.Commit(ctx)
+			}))
+			require.False(t, other.HasChanges())
+			require.True(t, stale.HasChanges())
+			_, err = repo.Load(ctx, other.ID())
+			require.NoError(t, err)
+		})
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 
 	"github.com/jackc/pgx/v5"
 
@@ -57,6 +58,14 @@ func NewUnitOfWork(db DB) (*UnitOfWork, error) {
 // transaction commits; after a rollback they keep their uncommitted
 // events, so a retry of the whole command starts from a clean slate
 // (load them again).
+//
+// A savepoint begun on the unit's transaction (its Begin, or
+// [pgx.BeginFunc] on it) undoes, when it rolls back, what the unit
+// recorded of the saves made in it, along with their rows: those
+// aggregates are not marked committed, saving one again writes it again,
+// and a save (or nested Do) that failed inside it no longer makes the
+// unit roll back. A savepoint taken by SQL of the caller's own (SAVEPOINT
+// statements) is not seen.
 func (u *UnitOfWork) Do(ctx context.Context, fn func(ctx context.Context) error) (err error) {
 	if fn == nil {
 		return errors.New("postgres: UnitOfWork.Do: nil function")
@@ -83,6 +92,11 @@ func run(ctx context.Context, db DB, fn func(ctx context.Context) error) error {
 		return fmt.Errorf("postgres: begin: %w", err)
 	}
 	un := &unit{tx: tx, notify: notify}
+	if t, ok := tx.(*lazyTx); ok {
+		t.unit = un
+	} else {
+		un.tx = &unitTx{Tx: tx, u: un}
+	}
 	defer func() {
 		if !un.done {
 			rollback(ctx, tx)
@@ -172,6 +186,24 @@ type unit struct {
 	// triggers do.
 	notify     DB
 	notifyKeys []notifierKey
+}
+
+// unitMark is what the rollback of a savepoint restores of its unit:
+// the saves recorded before it began, and whether a write had failed.
+type unitMark struct {
+	saved       map[any]int64
+	afterCommit int
+	failed      bool
+}
+
+func (u *unit) mark() unitMark {
+	return unitMark{saved: maps.Clone(u.saved), afterCommit: len(u.afterCommit), failed: u.failed}
+}
+
+// rollbackTo forgets what u recorded since m: the writes it stands for
+// were rolled back with their savepoint.
+func (u *unit) rollbackTo(m unitMark) {
+	u.saved, u.afterCommit, u.failed = m.saved, u.afterCommit[:m.afterCommit], m.failed
 }
 
 func unitFrom(ctx context.Context) *unit {
