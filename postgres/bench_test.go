@@ -239,7 +239,8 @@ func relayThroughput(b *testing.B, maxInFlight int, traced bool) {
 	var total time.Duration
 	for range b.N {
 		bb := newOutboxBundle(b, nil)
-		bb.useTopic(b, kafkatest.Topic(b, 6))
+		topic := kafkatest.Topic(b, 6)
+		bb.useTopic(b, topic)
 		for chunk := range slices.Chunk(cartHistory(n/20, 20), 1000) {
 			if traced {
 				for i := range chunk {
@@ -258,6 +259,9 @@ func relayThroughput(b *testing.B, maxInFlight int, traced bool) {
 			require.NoError(b, err)
 		}
 		pub := newKafkaPublisher(b, brokers)
+		// Warm the connection and the topic's metadata, as the raw
+		// sarama producer's run does before its clock starts.
+		require.NoError(b, pub.Publish(topic, message.NewMessage("warm", []byte("{}"))))
 		var done atomic.Int64
 		finished := make(chan struct{})
 		relay, err := outbox.NewRelay(bb.ob, pub, bb.reg, &outbox.RelayConfig{
