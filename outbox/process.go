@@ -60,6 +60,8 @@ type batchResult struct {
 // of a tenth of BatchSize each. The next fetch reads BatchSize times the
 // events per aggregate of the last one (rounded up, at most
 // maxBatchSize), so that each call carries about BatchSize events again.
+// A fetch beside batches in flight that reads nothing leaves that size
+// as it is.
 func (p *processor) fetch(ctx context.Context, inFlight SeqRange) (items []Pending, full bool, err error) {
 	limit := max(p.limit, p.cfg.BatchSize)
 	items, err = p.src.Fetch(ctx, limit, inFlight)
@@ -67,9 +69,17 @@ func (p *processor) fetch(ctx context.Context, inFlight SeqRange) (items []Pendi
 		return nil, false, err
 	}
 	full = len(items) >= limit
-	p.limit = p.cfg.BatchSize
-	if full {
+	switch {
+	case full:
 		p.limit = min(p.cfg.BatchSize*perAggregate(items), maxBatchSize)
+	case len(items) == 0 && !inFlight.Empty():
+		// Nothing beside the batches in flight (a Source that does not
+		// read beside them, such as a PostgreSQL relay leading a few of
+		// the shards, or every pending event held back by them): the
+		// next fetch, once they are recorded, keeps the size the last
+		// full batch asked for.
+	default:
+		p.limit = p.cfg.BatchSize
 	}
 	return items, full, nil
 }

@@ -32,8 +32,9 @@ type RelayConfig struct {
 	// a full batch whose aggregates had several events each, the relay
 	// reads BatchSize times the events per aggregate (at most 10,000),
 	// and its calls carry about BatchSize events again; after a batch that
-	// was not full, BatchSize. A batch in flight holds its events in
-	// memory.
+	// was not full, BatchSize (a read beside batches in flight that
+	// found nothing changes neither). A batch in flight holds its events
+	// in memory.
 	BatchSize int
 	// MaxInFlight is how many batches the relay publishes at once
 	// (default 2, at most 64; 1 publishes one batch at a time). While the

@@ -108,6 +108,55 @@ func TestRelayReadsMoreWhenAggregatesHaveSeveralEvents(t *testing.T) {
 	require.Equal(t, want, sizes)
 }
 
+// fetchRecorder is a Memory that records each Fetch: the limit asked
+// for, the events returned, and whether batches were in flight.
+type fetchRecorder struct {
+	*outbox.Memory
+	fetches []string
+}
+
+func (f *fetchRecorder) Fetch(ctx context.Context, limit int, inFlight outbox.SeqRange) ([]outbox.Pending, error) {
+	items, err := f.Memory.Fetch(ctx, limit, inFlight)
+	f.fetches = append(f.fetches, fmt.Sprintf("%d:%d beside=%t", limit, len(items), !inFlight.Empty()))
+	return items, err
+}
+
+// A fetch beside the batches in flight that reads nothing (here: every
+// pending event is held back by them) does not undo the larger batch
+// that a full batch of several events per aggregate asked for: the next
+// fetch reads it. Before, it fell back to BatchSize, and a relay that
+// cannot read beside its batches (a PostgreSQL relay leading a few of the
+// shards) never read more than BatchSize.
+func TestRelayKeepsTheBatchSizeAcrossAnEmptyFetchBeside(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	m, reg := newMemory(t)
+	var events []aggregate.Envelope
+	for v := int64(1); v <= 20; v++ { // two carts' events interleaved
+		events = append(events, envelope("cart-a", v), envelope("cart-b", v))
+	}
+	require.NoError(t, m.Append(ctx, events...))
+	src := &fetchRecorder{Memory: m}
+	pub := &callRecorder{}
+	relay, err := outbox.NewRelay(src, pub, reg, &outbox.RelayConfig{BatchSize: 10, MaxInFlight: 2})
+	require.NoError(t, err)
+	n, err := relay.Flush(ctx)
+	require.NoError(t, err)
+	require.Equal(t, len(events), n)
+	require.Equal(t, []string{
+		"10:10 beside=false", // 5 events of each cart: full, so the next reads 10 × 5
+		"50:0 beside=true",   // the rest is held back by the batch in flight
+		"50:30 beside=false", // once it is recorded: the rest, in one batch
+	}, src.fetches)
+	check := outboxtest.NewOrderCheck()
+	for _, call := range pub.calls {
+		for _, msg := range call {
+			require.NoError(t, check.AddMessage(msg))
+		}
+	}
+	require.NoError(t, check.Complete(2, 20))
+}
+
 // eventRecorder is a publisher with wire.EventPublisher, as the kafka
 // package's is: it records each PublishEvents call; Publish fails.
 type eventRecorder struct {

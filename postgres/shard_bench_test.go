@@ -29,7 +29,8 @@ import (
 //     measured until the backlog is gone, process start included.
 //
 // Every case starts its relays on the whole backlog: the time includes
-// the rebalancing among them.
+// the rebalancing among them. BENCH_RELAY_BATCH sets the relays'
+// BatchSize (unset: the default).
 func BenchmarkShardedRelay(b *testing.B) {
 	b.Run("leaders=1", func(b *testing.B) { benchShardedInProcess(b, 1) })
 	b.Run("leaders=4", func(b *testing.B) { benchShardedInProcess(b, 4) })
@@ -69,6 +70,7 @@ func benchShardedInProcess(b *testing.B, relays int) {
 		start := time.Now()
 		for range relays {
 			relay, err := outbox.NewRelay(bb.open(b, cfg), pub, bb.reg, &outbox.RelayConfig{
+				BatchSize: relayBatch(), // 0: the default
 				Hooks: outbox.Hooks{OnPublished: func(evs []aggregate.Envelope, _ time.Duration) {
 					if done.Add(int64(len(evs))) == int64(n) {
 						close(finished)
