@@ -353,7 +353,8 @@ func (t *lazyTx) Begin(ctx context.Context) (pgx.Tx, error) {
 	if err != nil {
 		return nil, err
 	}
-	return newSavepoint(t.unit, t)(tx.Begin(ctx))
+	sp, err := tx.Begin(ctx)
+	return t.unit.savepoint(sp, err)
 }
 
 // holding returns q when it is a unit's lazy transaction that may hold a
@@ -377,28 +378,25 @@ func holding(q DB) *lazyTx {
 type savepoint struct {
 	pgx.Tx
 	u     *unit
-	t     *lazyTx // nil when the unit's transaction is not a lazyTx
 	mark  unitMark
 	ended bool
 }
 
-// newSavepoint returns a function that wraps the savepoint a Begin on
-// u's transaction t (nil when it is not a lazyTx) returned, counting it
-// as open until it ends.
-func newSavepoint(u *unit, t *lazyTx) func(sp pgx.Tx, err error) (pgx.Tx, error) {
-	return func(sp pgx.Tx, err error) (pgx.Tx, error) {
-		if err != nil {
-			return nil, err
-		}
-		if t != nil {
-			t.savepoints++
-		}
-		return &savepoint{Tx: sp, u: u, t: t, mark: u.mark()}, nil
+// savepoint wraps sp, a savepoint begun (with err) on u's transaction or
+// on one of its savepoints, counting it as open until it ends.
+func (u *unit) savepoint(sp pgx.Tx, err error) (pgx.Tx, error) {
+	if err != nil {
+		return nil, err
 	}
+	if t, ok := u.tx.(*lazyTx); ok {
+		t.savepoints++
+	}
+	return &savepoint{Tx: sp, u: u, mark: u.mark()}, nil
 }
 
 func (s *savepoint) Begin(ctx context.Context) (pgx.Tx, error) {
-	return newSavepoint(s.u, s.t)(s.Tx.Begin(ctx))
+	sp, err := s.Tx.Begin(ctx)
+	return s.u.savepoint(sp, err)
 }
 
 func (s *savepoint) Commit(ctx context.Context) error {
@@ -417,8 +415,8 @@ func (s *savepoint) Rollback(ctx context.Context) error {
 func (s *savepoint) end() {
 	if !s.ended {
 		s.ended = true
-		if s.t != nil {
-			s.t.savepoints--
+		if t, ok := s.u.tx.(*lazyTx); ok {
+			t.savepoints--
 		}
 	}
 }
@@ -432,7 +430,8 @@ type unitTx struct {
 }
 
 func (t *unitTx) Begin(ctx context.Context) (pgx.Tx, error) {
-	return newSavepoint(t.u, nil)(t.Tx.Begin(ctx))
+	sp, err := t.Tx.Begin(ctx)
+	return t.u.savepoint(sp, err)
 }
 
 // LargeObjects begins the transaction if it has not begun (with the
