@@ -150,15 +150,22 @@ func BenchmarkCommitToKafkaAck(b *testing.B) {
 func BenchmarkRelayThroughput(b *testing.B) {
 	b.Run("raw-sarama-async", benchRawSarama)
 	b.Run("dddkit", func(b *testing.B) { benchDDDKitRelay(b, 0) })
+	// The relay's PostgreSQL side and its own work alone: a publisher
+	// that acknowledges every call at once, no broker.
+	b.Run("dddkit-no-broker", func(b *testing.B) { relayThroughput(b, 0, false, true) })
 	b.Run("dddkit-one-batch", func(b *testing.B) { benchDDDKitRelay(b, 1) })
 	b.Run("dddkit-4", func(b *testing.B) { benchDDDKitRelay(b, 4) })
+	b.Run("dddkit-3", func(b *testing.B) { benchDDDKitRelay(b, 3) })
 	b.Run("watermill-forwarder", benchForwarder)
 }
 
 func benchRawSarama(b *testing.B) {
 	brokers := kafkatest.Brokers(b)
 	n := benchEvents()
-	var total time.Duration
+	var (
+		total time.Duration
+		cpu   testinfra.CPU
+	)
 	for range b.N {
 		topic := kafkatest.Topic(b, 6)
 		msgs := make([]*sarama.ProducerMessage, 0, n)
@@ -190,6 +197,7 @@ func benchRawSarama(b *testing.B) {
 		case perr := <-ap.Errors():
 			b.Fatal(perr)
 		}
+		cpu0 := testinfra.ReadCPU()
 		start := time.Now()
 		go func() {
 			for _, m := range msgs {
@@ -204,15 +212,17 @@ func benchRawSarama(b *testing.B) {
 			}
 		}
 		total += time.Since(start)
+		cpu = cpu.Add(testinfra.ReadCPU().Since(cpu0))
 		require.NoError(b, ap.Close())
 	}
 	b.ReportMetric(float64(n*b.N)/total.Seconds(), "events/s")
+	cpu.Report(b, n*b.N)
 	b.ReportMetric(0, "ns/op")
 }
 
 // benchDDDKitRelay relays with RelayConfig.MaxInFlight maxInFlight (0:
 // the default).
-func benchDDDKitRelay(b *testing.B, maxInFlight int) { relayThroughput(b, maxInFlight, false) }
+func benchDDDKitRelay(b *testing.B, maxInFlight int) { relayThroughput(b, maxInFlight, false, false) }
 
 // BenchmarkRelayTracing is the relay's throughput with tracing off (no
 // tracer provider installed), with a no-op provider installed, and with
@@ -225,21 +235,31 @@ func BenchmarkRelayTracing(b *testing.B) {
 	for _, mode := range telemetrytest.Modes {
 		b.Run(mode, func(b *testing.B) {
 			telemetrytest.Use(b, mode)
-			relayThroughput(b, 0, true)
+			relayThroughput(b, 0, true, false)
 		})
 	}
 }
 
 // relayThroughput measures the relay publishing a backlog of
 // benchEvents() events to Kafka with RelayConfig.MaxInFlight maxInFlight
-// (0: the default); traced gives each event a traceparent.
-func relayThroughput(b *testing.B, maxInFlight int, traced bool) {
-	brokers := kafkatest.Brokers(b)
+// (0: the default); traced gives each event a traceparent; noBroker
+// publishes to a publisher that acknowledges at once instead.
+func relayThroughput(b *testing.B, maxInFlight int, traced, noBroker bool) {
+	var brokers []string
+	if !noBroker {
+		brokers = kafkatest.Brokers(b)
+	}
 	n := benchEvents()
-	var total time.Duration
+	var (
+		total time.Duration
+		cpu   testinfra.CPU
+	)
 	for range b.N {
 		bb := newOutboxBundle(b, nil)
-		topic := kafkatest.Topic(b, 6)
+		topic := "no-broker"
+		if !noBroker {
+			topic = kafkatest.Topic(b, 6)
+		}
 		bb.useTopic(b, topic)
 		for chunk := range slices.Chunk(cartHistory(n/20, 20), 1000) {
 			if traced {
@@ -258,10 +278,13 @@ func relayThroughput(b *testing.B, maxInFlight int, traced bool) {
 			_, err := bb.pool.Exec(context.Background(), `ANALYZE dddkit_outbox`)
 			require.NoError(b, err)
 		}
-		pub := newKafkaPublisher(b, brokers)
-		// Warm the connection and the topic's metadata, as the raw
-		// sarama producer's run does before its clock starts.
-		require.NoError(b, pub.Publish(topic, message.NewMessage("warm", []byte("{}"))))
+		var pub message.Publisher = acknowledger{}
+		if !noBroker {
+			pub = newKafkaPublisher(b, brokers)
+			// Warm the connection and the topic's metadata, as the raw
+			// sarama producer's run does before its clock starts.
+			require.NoError(b, pub.Publish(topic, message.NewMessage("warm", []byte("{}"))))
+		}
 		var done atomic.Int64
 		finished := make(chan struct{})
 		relay, err := outbox.NewRelay(bb.ob, pub, bb.reg, &outbox.RelayConfig{
@@ -275,6 +298,7 @@ func relayThroughput(b *testing.B, maxInFlight int, traced bool) {
 		})
 		require.NoError(b, err)
 		ctx, cancel := context.WithCancel(context.Background())
+		cpu0 := testinfra.ReadCPU()
 		start := time.Now()
 		runDone := make(chan struct{})
 		go func() {
@@ -287,11 +311,24 @@ func relayThroughput(b *testing.B, maxInFlight int, traced bool) {
 			b.Fatalf("relayed %d of %d in 5 minutes", done.Load(), n)
 		}
 		total += time.Since(start)
+		cpu = cpu.Add(testinfra.ReadCPU().Since(cpu0))
 		cancel()
 		<-runDone
 	}
 	b.ReportMetric(float64(n*b.N)/total.Seconds(), "events/s")
+	cpu.Report(b, n*b.N)
 	b.ReportMetric(0, "ns/op")
+}
+
+// acknowledger is a publisher that acknowledges every call at once,
+// records from the events included (wire.EventPublisher), as the kafka
+// package's publisher is used.
+type acknowledger struct{}
+
+func (acknowledger) Publish(string, ...*message.Message) error { return nil }
+func (acknowledger) Close() error                              { return nil }
+func (acknowledger) PublishEvents(context.Context, string, string, []wire.Event) error {
+	return nil
 }
 
 func benchForwarder(b *testing.B) {

@@ -56,8 +56,11 @@ func shardBacklog(b *testing.B, cfg *postgres.OutboxConfig) (*outboxBundle, int)
 
 func benchShardedInProcess(b *testing.B, relays int) {
 	brokers := kafkatest.Brokers(b)
-	var total time.Duration
-	var events int
+	var (
+		total  time.Duration
+		events int
+		cpu    testinfra.CPU
+	)
 	for range b.N {
 		cfg := &postgres.OutboxConfig{Shards: relays, LeaderPollInterval: 50 * time.Millisecond}
 		bb, n := shardBacklog(b, cfg)
@@ -67,6 +70,7 @@ func benchShardedInProcess(b *testing.B, relays int) {
 		finished := make(chan struct{})
 		ctx, cancel := context.WithCancel(context.Background())
 		runs := make(chan struct{}, relays)
+		cpu0 := testinfra.ReadCPU()
 		start := time.Now()
 		for range relays {
 			relay, err := outbox.NewRelay(bb.open(b, cfg), pub, bb.reg, &outbox.RelayConfig{
@@ -89,12 +93,14 @@ func benchShardedInProcess(b *testing.B, relays int) {
 			b.Fatalf("relayed %d of %d in 5 minutes", done.Load(), n)
 		}
 		total += time.Since(start)
+		cpu = cpu.Add(testinfra.ReadCPU().Since(cpu0))
 		cancel()
 		for range relays {
 			<-runs
 		}
 	}
 	b.ReportMetric(float64(events)/total.Seconds(), "events/s")
+	cpu.Report(b, events)
 	b.ReportMetric(0, "ns/op")
 }
 

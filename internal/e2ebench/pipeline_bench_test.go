@@ -23,6 +23,7 @@ import (
 	"github.com/dddkit/dddkit/dddkittest/kafkatest"
 	"github.com/dddkit/dddkit/dddkittest/pgtest"
 	"github.com/dddkit/dddkit/eventbus"
+	"github.com/dddkit/dddkit/internal/testinfra"
 	"github.com/dddkit/dddkit/kafka"
 	"github.com/dddkit/dddkit/outbox"
 	"github.com/dddkit/dddkit/postgres"
@@ -357,9 +358,13 @@ func BenchmarkPipeline(b *testing.B) {
 		commands := max(envInt("BENCH_E2E_EVENTS", 20_000)/perCommand, 1)
 		n := commands * perCommand
 		ctx := context.Background()
-		var elapsed time.Duration
+		var (
+			elapsed time.Duration
+			cpu     testinfra.CPU
+		)
 		for i := range b.N {
 			p.expect(n)
+			cpu0 := testinfra.ReadCPU()
 			start := time.Now()
 			sent := runCommands(workers, commands, "t"+strconv.Itoa(i), func(id string) bool {
 				p.send(ctx, b, id, perCommand)
@@ -367,10 +372,12 @@ func BenchmarkPipeline(b *testing.B) {
 			})
 			p.wait(b, 10*time.Minute)
 			elapsed += time.Since(start)
+			cpu = cpu.Add(testinfra.ReadCPU().Since(cpu0))
 			b.ReportMetric(float64(commands)/sent.Seconds(), "commands/s")
 		}
 		lat, _, _ := p.latencies(b)
 		b.ReportMetric(float64(n*b.N)/elapsed.Seconds(), "events/s")
+		cpu.Report(b, n*b.N)
 		b.ReportMetric(pct(lat, 0.50), "p50_ms")
 		b.ReportMetric(pct(lat, 0.99), "p99_ms")
 		p.reportPublishCalls(b)
