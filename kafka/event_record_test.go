@@ -1,6 +1,8 @@
 package kafka
 
 import (
+	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -11,15 +13,22 @@ import (
 	"github.com/dddkit/dddkit/internal/wire"
 )
 
-// requireSameRecord fails unless the relay's record of ev (eventRecord)
+// requireSameRecord fails unless the relay's record of ev (eventRecords)
 // is the record Marshal makes of ev's message (wire.ToMessage): same
 // topic, key, value, headers in the same order, and timestamp.
 func requireSameRecord(t *testing.T, ev wire.Event) {
 	t.Helper()
-	const topic, source = "user.events", "urn:dddkit:test"
-	want, err := newMarshaler().Marshal(topic, wire.ToMessage(ev.Envelope, source, ev.Payload, ev.SchemaVersion))
+	requireSameRecordAs(t, ev, eventRecords(recordTopic, recordSource, []wire.Event{ev})[0])
+}
+
+const recordTopic, recordSource = "user.events", "urn:dddkit:test"
+
+// requireSameRecordAs fails unless got is the record Marshal makes of
+// ev's message.
+func requireSameRecordAs(t *testing.T, ev wire.Event, got *sarama.ProducerMessage) {
+	t.Helper()
+	want, err := newMarshaler().Marshal(recordTopic, wire.ToMessage(ev.Envelope, recordSource, ev.Payload, ev.SchemaVersion))
 	require.NoError(t, err)
-	got := eventRecord(topic, source, &ev)
 	require.Equal(t, want.Topic, got.Topic)
 	require.Equal(t, encoded(t, want.Key), encoded(t, got.Key), "key")
 	require.Equal(t, encoded(t, want.Value), encoded(t, got.Value), "value")
@@ -73,6 +82,26 @@ func TestEventRecordIsTheRecordOfTheEventsMessage(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			requireSameRecord(t, wire.Event{Envelope: env, Payload: []byte(`{"email":"ada@example.com"}`), SchemaVersion: 2})
 		})
+	}
+}
+
+// The records of one call share their allocations (the header bytes in
+// chunks of 32 KiB): each is still its own event's, across chunks.
+func TestEventRecordsOfOneCallAreEachTheirEvents(t *testing.T) {
+	t.Parallel()
+	evs := make([]wire.Event, 600) // about 150 KiB of header bytes
+	for i := range evs {
+		evs[i] = wire.Event{Envelope: aggregate.Envelope{ID: fmt.Sprintf("019ad0c4-5d2e-7c41-9a57-%012d", i), Name: "auth.user_registered",
+			AggregateType: "user", AggregateID: fmt.Sprintf("u-%d", i), Version: int64(i + 1),
+			OccurredAt: time.Date(2026, 5, 6, 7, 8, 9, i, time.UTC),
+			Metadata: aggregate.Metadata{CorrelationID: strings.Repeat("c", i%97),
+				Values: map[string]string{"tenant": fmt.Sprint("t", i), "n": strings.Repeat("v", i%211)}}},
+			Payload: fmt.Appendf(nil, `{"n":%d}`, i), SchemaVersion: 1 + i%3}
+	}
+	got := eventRecords(recordTopic, recordSource, evs)
+	require.Len(t, got, len(evs))
+	for i := range evs {
+		requireSameRecordAs(t, evs[i], got[i])
 	}
 }
 

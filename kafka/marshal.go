@@ -113,88 +113,130 @@ func (marshaler) Marshal(topic string, msg *message.Message) (*sarama.ProducerMe
 	return newRecord(topic, partitionKey(msg), msg.Payload, &values, rest, at), nil
 }
 
-// eventRecord is the record of ev on topic: the one Marshal makes of
-// the message wire.ToMessage(ev.Envelope, source, ev.Payload,
-// ev.SchemaVersion) builds, without that message in between.
-func eventRecord(topic, source string, ev *wire.Event) *sarama.ProducerMessage {
-	env := &ev.Envelope
-	values := wire.EventHeaders(*env, source, ev.SchemaVersion)
-	var rest []header
-	if len(env.Metadata.Values) > 0 {
-		rest = make([]header, 0, len(env.Metadata.Values))
-		for k, v := range env.Metadata.Values {
-			rest = append(rest, header{wire.HeaderValuePrefix + k, v})
+// eventRecords returns the records of evs on topic: those Marshal makes
+// of the messages wire.ToMessage(ev.Envelope, source, ev.Payload,
+// ev.SchemaVersion) builds, without those messages in between. sarama
+// holds a record until it is acknowledged, and the records of one
+// publisher call are acknowledged together: they are built in a few
+// shared allocations (the records in one, their headers and the
+// headers' bytes in chunks), not several each.
+func eventRecords(topic, source string, evs []wire.Event) []*sarama.ProducerMessage {
+	rs := make([]record, len(evs))
+	pms := make([]*sarama.ProducerMessage, len(evs))
+	// Chunks for up to 64 events at a time (fewer for a smaller call):
+	// a few allocations for a large call, little waste for a small one.
+	per := min(len(evs), 64)
+	b := builder{now: time.Now(), headersChunk: per * len(wire.Headers), bytesChunk: per * 256}
+	for i := range evs {
+		env := &evs[i].Envelope
+		values := wire.EventHeaders(*env, source, evs[i].SchemaVersion)
+		var rest []header
+		if len(env.Metadata.Values) > 0 {
+			rest = make([]header, 0, len(env.Metadata.Values))
+			for k, v := range env.Metadata.Values {
+				rest = append(rest, header{wire.HeaderValuePrefix + k, v})
+			}
 		}
+		// The times Marshal can parse back: RFC 3339 has four-digit years.
+		at := env.OccurredAt
+		if y := at.UTC().Year(); y < 0 || y > 9999 {
+			at = time.Time{}
+		}
+		key := env.AggregateID
+		if key == "" {
+			key = env.ID // partitionKey: the message UUID
+		}
+		pms[i] = b.fill(&rs[i], topic, key, evs[i].Payload, &values, rest, at)
 	}
-	// The times Marshal can parse back: RFC 3339 has four-digit years.
-	at := env.OccurredAt
-	if y := at.UTC().Year(); y < 0 || y > 9999 {
-		at = time.Time{}
-	}
-	key := env.AggregateID
-	if key == "" {
-		key = env.ID // partitionKey: the message UUID
-	}
-	return newRecord(topic, key, ev.Payload, &values, rest, at)
+	return pms
 }
 
-// record is what newRecord builds a message of.
+// record is what a message is built of: the message with its key and
+// value encoders, in one allocation (a pointer into a record keeps all
+// of it).
 type record struct {
-	msg     sarama.ProducerMessage
-	key     sarama.StringEncoder
-	value   sarama.ByteEncoder
-	headers [len(wire.Headers)]sarama.RecordHeader
+	msg   sarama.ProducerMessage
+	key   sarama.StringEncoder
+	value sarama.ByteEncoder
 }
 
 // header is a record header as strings.
 type header struct{ key, value string }
 
-// newRecord builds a record of topic: its key and value, the headers of
+// builder fills records, taking their headers and the headers' bytes
+// from shared chunks of at least headersChunk headers and bytesChunk
+// bytes. now is the producer's clock for all of them.
+type builder struct {
+	now          time.Time
+	headers      []sarama.RecordHeader
+	bytes        []byte
+	headersChunk int
+	bytesChunk   int
+}
+
+// copyOf returns a copy of s (with no room to append to).
+func (b *builder) copyOf(s string) []byte {
+	if len(s) > cap(b.bytes)-len(b.bytes) {
+		b.bytes = make([]byte, 0, max(b.bytesChunk, len(s)))
+	}
+	n := len(b.bytes)
+	b.bytes = append(b.bytes, s...)
+	return b.bytes[n:len(b.bytes):len(b.bytes)]
+}
+
+// fill makes r the record of topic with key and value, the headers of
 // wire.Headers that values gives a value (by index), then rest, which it
-// sorts by name, with all their bytes in one buffer; its timestamp is at,
-// unless at is zero or after the producer's clock.
-func newRecord(topic, key string, value []byte, values *[len(wire.Headers)]string, rest []header, at time.Time) *sarama.ProducerMessage {
+// sorts by name; its timestamp is at, unless at is zero or after the
+// producer's clock.
+func (b *builder) fill(r *record, topic, key string, value []byte, values *[len(wire.Headers)]string, rest []header, at time.Time) *sarama.ProducerMessage {
 	slices.SortFunc(rest, func(a, b header) int { return strings.Compare(a.key, b.key) })
-	size, n := 0, len(rest)
+	n := len(rest)
 	for _, v := range values {
-		size += len(v)
 		if v != "" {
 			n++
 		}
 	}
-	for _, h := range rest {
-		size += len(h.key) + len(h.value)
+	if n > cap(b.headers)-len(b.headers) {
+		b.headers = make([]sarama.RecordHeader, 0, max(b.headersChunk, n))
 	}
-	buf := make([]byte, 0, size)
-	bytesOf := func(s string) []byte {
-		n := len(buf)
-		buf = append(buf, s...)
-		return buf[n:len(buf):len(buf)]
-	}
-	// One allocation for the message, its key and value encoders and
-	// (usually) its headers: sarama holds the message until it is
-	// acknowledged, and a pointer into r keeps all of r.
-	r := &record{key: sarama.StringEncoder(key), value: sarama.ByteEncoder(value)}
-	headers := r.headers[:0]
-	if n > len(r.headers) {
-		headers = make([]sarama.RecordHeader, 0, n)
-	}
+	start := len(b.headers)
 	for i, v := range values {
 		if v != "" {
-			headers = append(headers, sarama.RecordHeader{Key: headerKeys[i], Value: bytesOf(v)})
+			b.headers = append(b.headers, sarama.RecordHeader{Key: headerKeys[i], Value: b.copyOf(v)})
 		}
 	}
 	for _, h := range rest {
-		headers = append(headers, sarama.RecordHeader{Key: bytesOf(h.key), Value: bytesOf(h.value)})
+		b.headers = append(b.headers, sarama.RecordHeader{Key: b.copyOf(h.key), Value: b.copyOf(h.value)})
 	}
+	r.key, r.value = sarama.StringEncoder(key), sarama.ByteEncoder(value)
 	pm := &r.msg
-	pm.Topic, pm.Key, pm.Value, pm.Headers = topic, &r.key, &r.value, headers
+	pm.Topic, pm.Key, pm.Value = topic, &r.key, &r.value
+	pm.Headers = b.headers[start:len(b.headers):len(b.headers)]
 	// A time in the future (a skewed clock elsewhere) leaves the
 	// producer's: the broker could refuse it.
-	if !at.IsZero() && at.Before(time.Now()) {
+	if !at.IsZero() && at.Before(b.now) {
 		pm.Timestamp = at
 	}
 	return pm
+}
+
+// newRecord is the record of one message (see builder.fill): the
+// record and its headers in one allocation, their bytes in another.
+func newRecord(topic, key string, value []byte, values *[len(wire.Headers)]string, rest []header, at time.Time) *sarama.ProducerMessage {
+	var one struct {
+		r       record
+		headers [len(wire.Headers)]sarama.RecordHeader
+	}
+	p := &one // escapes: one allocation
+	size := 0
+	for _, v := range values {
+		size += len(v)
+	}
+	for _, h := range rest {
+		size += len(h.key) + len(h.value)
+	}
+	b := builder{now: time.Now(), headers: p.headers[:0], bytesChunk: size}
+	return b.fill(&p.r, topic, key, value, values, rest, at)
 }
 
 // Unmarshal maps a consumed record onto a message.

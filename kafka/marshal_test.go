@@ -1,6 +1,7 @@
 package kafka
 
 import (
+	"fmt"
 	"testing"
 	"time"
 
@@ -148,11 +149,23 @@ func BenchmarkMarshal(b *testing.B) {
 		}
 	})
 	b.Run("event-record", func(b *testing.B) { // the relay's path: no message in between
-		ev := wire.Event{Envelope: env, Payload: payload, SchemaVersion: 1}
+		evs := []wire.Event{{Envelope: env, Payload: payload, SchemaVersion: 1}}
 		b.ReportAllocs()
 		for b.Loop() {
-			eventRecord("user.events", "urn:dddkit:authnotify", &ev)
+			eventRecords("user.events", "urn:dddkit:authnotify", evs)
 		}
+	})
+	b.Run("event-records-of-2000", func(b *testing.B) { // one relay publisher call: per record
+		evs := make([]wire.Event, 2000)
+		for i := range evs {
+			evs[i] = wire.Event{Envelope: env, Payload: payload, SchemaVersion: 1}
+			evs[i].Envelope.AggregateID = fmt.Sprint("cart-", i)
+		}
+		b.ReportAllocs()
+		for b.Loop() {
+			eventRecords("user.events", "urn:dddkit:authnotify", evs)
+		}
+		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(evs)), "ns/record")
 	})
 	b.Run("unmarshal", func(b *testing.B) {
 		m := newMarshaler()

@@ -178,13 +178,11 @@ func (p *producer) PublishAsync(ctx context.Context, topic string, msgs ...*mess
 // publishEvents is PublishAsync for the messages of wire.ToMessage,
 // built as records directly (see [wire.EventPublisher]).
 func (p *producer) publishEvents(ctx context.Context, topic, source string, evs []wire.Event) (*Delivery, error) {
-	pms := make([]*sarama.ProducerMessage, len(evs))
-	for i := range evs {
-		pm := eventRecord(topic, source, &evs[i])
+	pms := eventRecords(topic, source, evs)
+	for i, pm := range pms {
 		if err := p.checkSize(pm, evs[i].Envelope.ID); err != nil {
 			return nil, err
 		}
-		pms[i] = pm
 	}
 	return p.send(ctx, topic, pms)
 }
