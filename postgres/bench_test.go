@@ -217,6 +217,7 @@ func benchRawSarama(b *testing.B) {
 	}
 	b.ReportMetric(float64(n*b.N)/total.Seconds(), "events/s")
 	cpu.Report(b, n*b.N)
+	testinfra.ReportSpeedRef(b)
 	b.ReportMetric(0, "ns/op")
 }
 
@@ -317,6 +318,7 @@ func relayThroughput(b *testing.B, maxInFlight int, traced, noBroker bool) {
 	}
 	b.ReportMetric(float64(n*b.N)/total.Seconds(), "events/s")
 	cpu.Report(b, n*b.N)
+	testinfra.ReportSpeedRef(b)
 	b.ReportMetric(0, "ns/op")
 }
 

@@ -101,6 +101,7 @@ func benchShardedInProcess(b *testing.B, relays int) {
 	}
 	b.ReportMetric(float64(events)/total.Seconds(), "events/s")
 	cpu.Report(b, events)
+	testinfra.ReportSpeedRef(b)
 	b.ReportMetric(0, "ns/op")
 }
 

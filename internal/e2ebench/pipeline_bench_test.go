@@ -378,6 +378,7 @@ func BenchmarkPipeline(b *testing.B) {
 		lat, _, _ := p.latencies(b)
 		b.ReportMetric(float64(n*b.N)/elapsed.Seconds(), "events/s")
 		cpu.Report(b, n*b.N)
+		testinfra.ReportSpeedRef(b)
 		b.ReportMetric(pct(lat, 0.50), "p50_ms")
 		b.ReportMetric(pct(lat, 0.99), "p99_ms")
 		p.reportPublishCalls(b)

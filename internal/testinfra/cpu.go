@@ -99,3 +99,29 @@ func procCPU(pid string) time.Duration {
 	// Clock ticks: 100 per second on every Linux build Go runs on.
 	return time.Duration(utime+stime) * (time.Second / 100)
 }
+
+// SpeedRef returns how long a fixed piece of work takes on this machine
+// now: building a map of 100,000 short strings (allocation, hashing,
+// memory), the best of five tries. The machine's speed drifts by half
+// over minutes (a shared host; a pure arithmetic loop does not drift, so
+// it is not the cores' clock), so a benchmark reports it beside its
+// figures (ReportSpeedRef), and figures from different runs compare only
+// with it.
+func SpeedRef() time.Duration {
+	best := time.Duration(1<<63 - 1)
+	for range 5 {
+		start := time.Now()
+		m := make(map[string]int)
+		for k := range 100_000 {
+			m[strconv.Itoa(k)] = k
+		}
+		best = min(best, time.Since(start))
+	}
+	return best
+}
+
+// ReportSpeedRef reports SpeedRef as the metric ref-ms of b.
+func ReportSpeedRef(b *testing.B) {
+	b.Helper()
+	b.ReportMetric(float64(SpeedRef().Microseconds())/1000, "ref-ms")
+}

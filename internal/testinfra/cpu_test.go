@@ -27,3 +27,9 @@ func TestReadCPUCountsTheProcessWork(t *testing.T) {
 	require.GreaterOrEqual(t, used.Broker, time.Duration(0))
 	require.Equal(t, CPU{Self: 2 * used.Self, Database: 2 * used.Database, Broker: 2 * used.Broker}, used.Add(used))
 }
+
+func TestSpeedRefMeasuresTheWork(t *testing.T) {
+	d := SpeedRef()
+	require.Greater(t, d, time.Duration(0))
+	require.Less(t, d, 10*time.Second)
+}
