@@ -178,7 +178,10 @@ func TestFaultRelayKilledAndBrokerRestarted(t *testing.T) {
 
 // writePaced writes events into ob from two writers (each the aggregates
 // of its parity, in order), paced at roughly 4,000 events/s in writes of
-// 40, counting what it wrote in written. Wait on the group returned.
+// 250, counting what it wrote in written. Wait on the group returned.
+// Each write is a burst of more rows than the fault tests wait for as a
+// backlog: relays that keep up with the rate (a fast machine) still have
+// one for a few milliseconds after each write.
 func writePaced(t *testing.T, ob *postgres.Outbox, events []aggregate.Envelope, written *atomic.Int64) *sync.WaitGroup {
 	var wg sync.WaitGroup
 	for w := range 2 {
@@ -189,10 +192,10 @@ func writePaced(t *testing.T, ob *postgres.Outbox, events []aggregate.Envelope, 
 					mine = append(mine, e)
 				}
 			}
-			tick := time.NewTicker(20 * time.Millisecond)
+			tick := time.NewTicker(125 * time.Millisecond)
 			defer tick.Stop()
-			for i := 0; i < len(mine); i += 40 {
-				chunk := mine[i:min(i+40, len(mine))]
+			for i := 0; i < len(mine); i += 250 {
+				chunk := mine[i:min(i+250, len(mine))]
 				if err := ob.Write(context.Background(), chunk...); err != nil {
 					t.Errorf("write: %v", err)
 					return
