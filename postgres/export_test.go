@@ -1,6 +1,13 @@
 package postgres
 
-import "context"
+import (
+	"context"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/dddkit/dddkit/outbox"
+)
 
 // LeadPlannerSQL is the planner setup of the relay's lock connection.
 const LeadPlannerSQL = leadPlannerSQL
@@ -29,3 +36,13 @@ func (i *Inbox) Wary(handler string) bool {
 // ErrBegin is wrapped by the error of a unit's first statement when the
 // unit's transaction could not begin.
 var ErrBegin = errBegin
+
+// ReadPending is the relay fetch's row reader.
+func ReadPending(rows pgx.Rows) ([]outbox.Pending, []int32, error) { return readPending(rows, 16) }
+
+// Decodable reports whether ReadPending decodes rows described by fds
+// itself (instead of scanning them).
+func Decodable(fds []pgconn.FieldDescription) bool {
+	decode, _ := decodable(fds)
+	return decode
+}

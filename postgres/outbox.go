@@ -725,32 +725,9 @@ func (o *Outbox) fetch(ctx context.Context, c *pgx.Conn, r *resolvedOutbox, s *l
 	// Room for as many rows as the last fetch returned: a backlog's
 	// batches are allocated once, not grown (and copied) four times; a
 	// trickle's stay small.
-	room := min(limit, max(256, s.fetched))
-	out := make([]outbox.Pending, 0, room)
-	var (
-		headers   []byte
-		shardKey  int32
-		shardKeys = make([]int32, 0, room)
-	)
-	for rows.Next() {
-		out = append(out, outbox.Pending{})
-		p := &out[len(out)-1] // scanned in place: no copy, no allocation
-		headers = headers[:0]
-		if err := rows.Scan(&p.Seq, &p.Event.ID, &p.Event.AggregateType, &p.Event.AggregateID, &p.Event.Version,
-			&p.Event.Name, &p.SchemaVersion, &p.Payload, &headers, &p.Event.OccurredAt, &p.Attempts, &shardKey); err != nil {
-			return nil, fmt.Errorf("postgres: outbox: read pending event: %w", err)
-		}
-		shardKeys = append(shardKeys, shardKey)
-		if len(headers) > 0 {
-			var h map[string]string
-			if err := json.Unmarshal(headers, &h); err != nil {
-				return nil, fmt.Errorf("postgres: outbox: event %s: decode headers: %w", p.Event.ID, err)
-			}
-			p.Event.Metadata = wire.ParseMetadata(h)
-		}
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("postgres: outbox: fetch pending events: %w", err)
+	out, shardKeys, err := readPending(rows, min(limit, max(256, s.fetched)))
+	if err != nil {
+		return nil, err
 	}
 	s.fetched = len(out)
 	rows.Close()
