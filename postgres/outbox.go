@@ -123,6 +123,7 @@ type resolvedOutbox struct {
 	fetchShardsSQL          string // fetchSQL of some shards only
 	fetchBesideSQL          string // Fetch beside batches in flight
 	fetchBesideShardsSQL    string // fetchBesideSQL of some shards only
+	windowSQL               string // the aggregates in parts of the batches in flight (window.go)
 	attemptsSQL             string
 	promoteSQL, cancelSQL   string // deadlines (deadline.go)
 	scheduleSQL             string
@@ -423,9 +424,8 @@ LIMIT $1`
 	}
 	// Beside batches in flight ($2..$3): the first $1 eligible rows
 	// before and after them (two scans of the pending index, merged in
-	// sequence order, that skip the rows in flight), leaving out those of
-	// an aggregate with a pending row among them. The rows in flight are
-	// read for their keys only.
+	// sequence order, that skip the rows in flight). Fetch leaves out
+	// those of an aggregate with a pending row among them (window.go).
 	beside := func(shards string) string {
 		part := func(side string) string {
 			return `(SELECT ` + columns + `
@@ -434,19 +434,19 @@ LIMIT $1`
 		ORDER BY o.seq)`
 		}
 		return `SELECT * FROM (
-	SELECT * FROM (
-		` + part("< $2") + `
-		UNION ALL
-		` + part("> $3") + `
-	) u
-	ORDER BY seq
-	LIMIT $1
-) w
-WHERE (aggregate_type, aggregate_id) NOT IN (
-	SELECT i.aggregate_type, i.aggregate_id FROM ` + t + ` i
-	WHERE i.status = 'pending' AND i.seq BETWEEN $2 AND $3)
-ORDER BY seq`
+	` + part("< $2") + `
+	UNION ALL
+	` + part("> $3") + `
+) u
+ORDER BY seq
+LIMIT $1`
 	}
+	// The aggregates of the pending rows in the ranges $1[i]..$2[i] of
+	// the batches in flight that the Lead session did not hand out.
+	r.windowSQL = `SELECT i.shard_key, i.aggregate_type, i.aggregate_id
+FROM unnest($1::bigint[], $2::bigint[]) AS r(lo, hi)
+JOIN ` + t + ` i ON i.seq BETWEEN r.lo AND r.hi
+WHERE i.status = 'pending'`
 	r.fetchSQL = fetch("")
 	r.fetchShardsSQL = fetch(shardsFilter(2, 3))
 	r.fetchBesideSQL = beside("")
@@ -668,7 +668,9 @@ func (o *Outbox) cleanup(ctx context.Context, s *leadSession) {
 // eligible rows outside inFlight and leaves out those of an aggregate
 // with a pending row in inFlight (an aggregate's rows in flight come
 // before its other pending ones, which they block), so that it returns
-// fewer than limit when rows are held back. A session that leads fewer
+// fewer than limit when rows are held back. The aggregates of the rows
+// in inFlight that this session handed out and has not marked are known
+// to it; the database reads only the rest of inFlight's rows. A session that leads fewer
 // than half the shards reads nothing beside batches in flight: it would
 // read past the other shards' rows too, several times its own, which
 // costs the database more than waiting for the batch costs the relay
@@ -702,10 +704,17 @@ func (o *Outbox) fetch(ctx context.Context, c *pgx.Conn, r *resolvedOutbox, s *l
 	}
 	b := &pgx.Batch{}
 	b.Queue(r.promoteSQL) // due deadlines become pending (deadline.go)
+	beside := !inFlight.Empty()
+	if beside {
+		s.planWindow(inFlight)
+		if len(s.window.los) > 0 {
+			b.Queue(r.windowSQL, s.window.los, s.window.his)
+		}
+	}
 	switch {
-	case inFlight.Empty() && all:
+	case !beside && all:
 		b.Queue(r.fetchSQL, limit)
-	case inFlight.Empty():
+	case !beside:
 		b.Queue(r.fetchShardsSQL, limit, int32(s.n), shards)
 	case all:
 		b.Queue(r.fetchBesideSQL, limit, inFlight.From, inFlight.To)
@@ -716,6 +725,11 @@ func (o *Outbox) fetch(ctx context.Context, c *pgx.Conn, r *resolvedOutbox, s *l
 	defer br.Close()
 	if err := o.readPromoted(br); err != nil {
 		return nil, err
+	}
+	if beside && len(s.window.los) > 0 {
+		if err := readWindow(br, &s.window); err != nil {
+			return nil, err
+		}
 	}
 	rows, err := br.Query()
 	if err != nil {
@@ -734,10 +748,33 @@ func (o *Outbox) fetch(ctx context.Context, c *pgx.Conn, r *resolvedOutbox, s *l
 	if err := br.Close(); err != nil {
 		return nil, fmt.Errorf("postgres: outbox: fetch pending events: %w", err)
 	}
+	if beside {
+		out, shardKeys = s.window.leaveOutHeld(out, shardKeys)
+	}
 	for i := range out {
-		s.handOut(out[i].Seq, shardKeys[i])
+		s.handOut(&out[i], shardKeys[i])
 	}
 	return out, nil
+}
+
+// readWindow reads the windowSQL's rows into w's held aggregates.
+func readWindow(br pgx.BatchResults, w *windowScratch) error {
+	rows, err := br.Query()
+	if err != nil {
+		return fmt.Errorf("postgres: outbox: read the rows beside the batches in flight: %w", err)
+	}
+	var (
+		key     int32
+		typ, id string
+	)
+	_, err = pgx.ForEachRow(rows, []any{&key, &typ, &id}, func() error {
+		w.hold(key, aggregateRef{typ, id})
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("postgres: outbox: read the rows beside the batches in flight: %w", err)
+	}
+	return nil
 }
 
 // MarkPublished implements [outbox.Source], on the lock connection of

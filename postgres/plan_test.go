@@ -52,6 +52,7 @@ func TestRelayPlansStayOnIndexesWithStaleStatistics(t *testing.T) {
 	args := map[string]string{
 		"fetch": "(1000)", "fetch_shards": "(1000, 16, '{0,1,2,3}')",
 		"fetch_beside": "(1000, 1, 1000)", "fetch_beside_shards": "(1000, 1, 1000, 16, '{0,1,2,3}')",
+		"window":    "('{1,500}', '{400,1000}')",
 		"published": "('{1,2,3}')", "attempts": "('{1}', '{1}', '{boom}', '{f}', '{100}')",
 	}
 	explain := func(name string) string {

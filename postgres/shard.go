@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/dddkit/dddkit/outbox"
 )
 
 // This file holds the sharded leadership of the outbox relay. Every
@@ -235,15 +237,16 @@ type leadSession struct {
 	conn *pgx.Conn
 	pid  uint32
 
-	mu       sync.Mutex      // one statement at a time on conn; guards what follows
-	led      []bool          // by shard: its lock is held
-	count    int             // shards led
-	draining []time.Time     // by shard: since when it drains (zero: it does not)
-	rested   []time.Time     // by shard: when it last stopped draining without being released
-	busy     []int           // by shard: rows handed out by Fetch, not yet marked
-	out      map[int64]int32 // seq → shard of the rows handed out
-	fetched  int             // rows the last fetch returned: the next one's room
-	lost     error           // set once the session is unusable
+	mu       sync.Mutex       // one statement at a time on conn; guards what follows
+	led      []bool           // by shard: its lock is held
+	count    int              // shards led
+	draining []time.Time      // by shard: since when it drains (zero: it does not)
+	rested   []time.Time      // by shard: when it last stopped draining without being released
+	busy     []int            // by shard: rows handed out by Fetch, not yet marked
+	out      map[int64]handed // seq → the rows handed out
+	fetched  int              // rows the last fetch returned: the next one's room
+	window   windowScratch    // reused by each fetch beside batches in flight (window.go)
+	lost     error            // set once the session is unusable
 	onLost   func(error)
 
 	leading atomic.Pointer[[]int] // the led shards, for readers that must not wait for mu; nil once lost
@@ -273,7 +276,7 @@ func newLeadSession(o *Outbox, r *resolvedOutbox, conn *pgx.Conn) *leadSession {
 	return &leadSession{
 		o: o, r: r, n: n, conn: conn, pid: conn.PgConn().PID(),
 		led: make([]bool, n), draining: make([]time.Time, n), rested: make([]time.Time, n), busy: make([]int, n),
-		out: map[int64]int32{}, wake: make(chan struct{}, 1),
+		out: map[int64]handed{}, wake: make(chan struct{}, 1),
 	}
 }
 
@@ -365,13 +368,19 @@ func (s *leadSession) do(ctx context.Context, fn func(ctx context.Context, c *pg
 	return err
 }
 
-// handOut records rows Fetch returns as in flight; s.mu held.
-func (s *leadSession) handOut(seq int64, shardKey int32) {
-	if _, ok := s.out[seq]; ok {
+// handed is a row Fetch handed out: its shard and its aggregate.
+type handed struct {
+	shard, key int32 // key: its shard_key
+	agg        aggregateRef
+}
+
+// handOut records a row Fetch returns as in flight; s.mu held.
+func (s *leadSession) handOut(p *outbox.Pending, shardKey int32) {
+	if _, ok := s.out[p.Seq]; ok {
 		return // fetched again: its first fetch was abandoned
 	}
 	sh := shardKey % int32(s.n)
-	s.out[seq] = sh
+	s.out[p.Seq] = handed{shard: sh, key: shardKey, agg: aggregateRef{p.Event.AggregateType, p.Event.AggregateID}}
 	s.busy[sh]++
 }
 
@@ -389,9 +398,9 @@ func (s *leadSession) owns(seqs []int64) error {
 // longer have a row in flight; s.mu held.
 func (s *leadSession) settle(ctx context.Context, seqs []int64) error {
 	for _, q := range seqs {
-		if sh, ok := s.out[q]; ok {
+		if h, ok := s.out[q]; ok {
 			delete(s.out, q)
-			s.busy[sh]--
+			s.busy[h.shard]--
 		}
 	}
 	return s.releaseIdle(ctx)

@@ -5,6 +5,8 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/dddkit/dddkit/outbox"
 )
 
 func ledOf(n int, shards ...int) []bool {
@@ -63,13 +65,13 @@ func TestPlanShardsTakesAFairShare(t *testing.T) {
 
 func TestShardOfKeySpreadsEvenly(t *testing.T) {
 	t.Parallel()
-	s := &leadSession{n: 16, busy: make([]int, 16), out: map[int64]int32{}}
+	s := &leadSession{n: 16, busy: make([]int, 16), out: map[int64]handed{}}
 	for k := range int32(1600) {
-		s.handOut(int64(k), k*1_342_177) // keys spread over the non-negative int32 range
+		s.handOut(&outbox.Pending{Seq: int64(k)}, k*1_342_177) // keys spread over the non-negative int32 range
 	}
 	for sh, n := range s.busy {
 		require.Equal(t, 100, n, "shard %d", sh)
 	}
-	s.handOut(5, 7) // seq 5 again: fetched again after an abandoned batch
+	s.handOut(&outbox.Pending{Seq: 5}, 7) // seq 5 again: fetched again after an abandoned batch
 	require.Equal(t, 1600, len(s.out))
 }

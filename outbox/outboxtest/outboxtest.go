@@ -101,6 +101,7 @@ func Run(t *testing.T, newHarness func(t *testing.T) *Harness) {
 		{"PipelinesBatchesKeepingOrder", testPipeline},
 		{"FetchLeavesOutInFlight", testFetchLeavesOutInFlight},
 		{"FetchBesideInFlightBothSides", testFetchBesideInFlightBothSides},
+		{"FetchBesideRowsNotFetched", testFetchBesideRowsNotFetched},
 		{"DeadlineFiresWhenDue", testDeadlineFires},
 		{"DeadlineCancelAndReplaceByKey", testDeadlineCancelReplace},
 		{"DeadlineHoldsNothingBack", testDeadlineHoldsNothingBack},

@@ -1,0 +1,115 @@
+package postgres
+
+import (
+	"slices"
+
+	"github.com/dddkit/dddkit/outbox"
+)
+
+// This file holds what a fetch beside batches in flight leaves out.
+// [outbox.Source.Fetch] leaves out every event of an aggregate with a
+// pending row in the in-flight range. Most of those rows are the ones
+// the Lead session handed out and has not settled: it knows their
+// aggregates, so the database need not read them again for every fetch
+// (it did, and reading the range's rows was a fifth of the database's
+// work per relayed event). The database reads only the parts of the
+// range that hold no row the session handed out: rows committed after
+// the fetch that read past their sequence number, rows retried or held
+// back since, sequence numbers never used. Usually there are none, or a
+// few short ranges.
+
+// aggregateRef names an aggregate.
+type aggregateRef struct{ typ, id string }
+
+// maxWindowGaps is the most ranges of the in-flight range a fetch reads
+// by name; past it (a session that leads some shards only, whose rows
+// the other shards' interleave), it reads the whole range instead.
+const maxWindowGaps = 64
+
+// heldKey is what the in-flight range holds of the aggregates with one
+// shard key: one aggregate, or (when several share the key, or the
+// database reported the key only) every aggregate of that key.
+type heldKey struct {
+	agg aggregateRef
+	all bool
+}
+
+// windowScratch is a Lead session's bookkeeping for its fetches beside
+// batches in flight, reused from one fetch to the next.
+type windowScratch struct {
+	seqs     []int64
+	los, his []int64 // the ranges for the database to read
+	held     map[int32]heldKey
+}
+
+// planWindow readies s.window for a fetch beside the rows in flight in r:
+// held gets the aggregates of the rows this session handed out in r,
+// and los/his the ranges of r left to read from the database (r itself,
+// and held nothing, when they would be more than maxWindowGaps); s.mu
+// held.
+func (s *leadSession) planWindow(r outbox.SeqRange) {
+	w := &s.window
+	if w.held == nil {
+		w.held = make(map[int32]heldKey, len(s.out))
+	}
+	clear(w.held)
+	w.seqs, w.los, w.his = w.seqs[:0], w.los[:0], w.his[:0]
+	for q, h := range s.out {
+		if r.Contains(q) {
+			w.seqs = append(w.seqs, q)
+			w.hold(h.key, h.agg)
+		}
+	}
+	slices.Sort(w.seqs)
+	next := r.From
+	for _, q := range w.seqs {
+		if q > next {
+			w.los, w.his = append(w.los, next), append(w.his, q-1)
+		}
+		next = q + 1
+	}
+	if next <= r.To {
+		w.los, w.his = append(w.los, next), append(w.his, r.To)
+	}
+	if len(w.los) > maxWindowGaps {
+		clear(w.held)
+		w.los, w.his = append(w.los[:0], r.From), append(w.his[:0], r.To)
+	}
+}
+
+// hold records that an aggregate with shard key key has a pending row
+// in the in-flight range.
+func (w *windowScratch) hold(key int32, agg aggregateRef) {
+	h, ok := w.held[key]
+	switch {
+	case !ok:
+		w.held[key] = heldKey{agg: agg}
+	case !h.all && h.agg != agg:
+		w.held[key] = heldKey{all: true}
+	}
+}
+
+// holds reports whether the in-flight range holds a pending row of the
+// aggregate of p, whose shard key is key.
+func (w *windowScratch) holds(key int32, p *outbox.Pending) bool {
+	h, ok := w.held[key]
+	return ok && (h.all || h.agg == aggregateRef{p.Event.AggregateType, p.Event.AggregateID})
+}
+
+// leaveOutHeld drops from out (and its shard keys) the rows of
+// aggregates the in-flight range holds, keeping the order.
+func (w *windowScratch) leaveOutHeld(out []outbox.Pending, keys []int32) ([]outbox.Pending, []int32) {
+	if len(w.held) == 0 {
+		return out, keys
+	}
+	n := 0
+	for i := range out {
+		if w.holds(keys[i], &out[i]) {
+			continue
+		}
+		out[n], keys[n] = out[i], keys[i]
+		n++
+	}
+	clear(out[n:]) // no references kept past the length
+	return out[:n], keys[:n]
+}
