@@ -80,3 +80,15 @@ func TestGracefulContext(t *testing.T) {
 	stop2()
 	require.Error(t, ctx2.Err(), "stop cancels")
 }
+
+// An event's wave is the number of earlier events of its aggregate in
+// the batch; aggregates of other types with the same ID count apart.
+func TestWaveRanks(t *testing.T) {
+	t.Parallel()
+	it := func(typ, id string) Pending {
+		return Pending{Event: aggregate.Envelope{AggregateType: typ, AggregateID: id}}
+	}
+	items := []Pending{it("cart", "a"), it("cart", "b"), it("cart", "a"), it("order", "a"), it("cart", "a"), it("cart", "b")}
+	require.Equal(t, []int32{0, 0, 1, 0, 2, 1}, waveRanks(items))
+	require.Empty(t, waveRanks(nil))
+}

@@ -119,16 +119,23 @@ func (p *processor) publishBatch(ctx context.Context, items []Pending) sent {
 	}
 	var groups []group
 	byTopic := make(map[string]int, 1)
+	lastType, gi := "", -1
 	for i := range items {
-		topic := p.reg.Topic(items[i].Event.AggregateType)
-		gi, ok := byTopic[topic]
-		if !ok {
-			gi = len(groups)
-			byTopic[topic] = gi
-			groups = append(groups, group{topic: topic})
+		// A batch's events are mostly of one aggregate type, or a few:
+		// the topic rule runs when the type changes.
+		if typ := items[i].Event.AggregateType; gi < 0 || typ != lastType {
+			topic := p.reg.Topic(typ)
+			var ok bool
+			if gi, ok = byTopic[topic]; !ok {
+				gi = len(groups)
+				byTopic[topic] = gi
+				groups = append(groups, group{topic: topic, idx: make([]int, 0, len(items))})
+			}
+			lastType = typ
 		}
 		groups[gi].idx = append(groups[gi].idx, i)
 	}
+	rank := waveRanks(items)
 	out.ok = make([]int64, 0, len(items))
 	// The topic rule maps an aggregate type to one topic, so the events of
 	// one aggregate are all in one group: a group's failures hold back no
@@ -137,7 +144,7 @@ func (p *processor) publishBatch(ctx context.Context, items []Pending) sent {
 		if ctx.Err() != nil {
 			break
 		}
-		done, failed, outage := p.publishGroup(ctx, g.topic, items, g.idx)
+		done, failed, outage := p.publishGroup(ctx, g.topic, items, g.idx, rank)
 		out.ok = append(out.ok, done...)
 		out.attempts = append(out.attempts, failed...)
 		if outage {
@@ -204,20 +211,25 @@ func (p *processor) settle(ctx context.Context, batches ...sent) (batchResult, e
 //
 // It returns the published sequence numbers, the attempts to record, and
 // whether it stopped because everything fails (an outage).
-func (p *processor) publishGroup(ctx context.Context, topic string, items []Pending, idx []int) (ok []int64, attempts []Attempt, outage bool) {
-	aggs := splitByAggregate(items, idx)
-	wave := make([]int, 0, len(aggs))
-	for k := 0; ; k++ {
+func (p *processor) publishGroup(ctx context.Context, topic string, items []Pending, idx []int, rank []int32) (ok []int64, attempts []Attempt, outage bool) {
+	waves := int32(0)
+	for _, i := range idx {
+		waves = max(waves, rank[i]+1)
+	}
+	if waves == 1 {
+		return p.publishWave(ctx, topic, items, idx)
+	}
+	var held map[aggKey]bool // aggregates whose event failed
+	wave := make([]int, 0, len(idx))
+	for k := range waves {
 		wave = wave[:0]
-		for n, a := range aggs {
-			if k < len(a) {
-				wave = append(wave, a[k])
-			} else if k == len(a) {
-				aggs[n] = nil // done: leave it out of later waves
+		for _, i := range idx {
+			if rank[i] == k && (len(held) == 0 || !held[keyOf(items[i])]) {
+				wave = append(wave, i)
 			}
 		}
 		if len(wave) == 0 {
-			return ok, attempts, false
+			continue
 		}
 		done, failed, out := p.publishWave(ctx, topic, items, wave)
 		ok = append(ok, done...)
@@ -225,20 +237,24 @@ func (p *processor) publishGroup(ctx context.Context, topic string, items []Pend
 		if out || ctx.Err() != nil {
 			return ok, attempts, out
 		}
-		// An aggregate whose event failed waits behind it: drop it from
-		// the later waves.
+		// An aggregate whose event failed waits behind it: leave it out
+		// of the later waves.
 		if len(failed) > 0 {
 			bad := make(map[int64]bool, len(failed))
 			for _, a := range failed {
 				bad[a.Seq] = true
 			}
-			for n, a := range aggs {
-				if k < len(a) && bad[items[a[k]].Seq] {
-					aggs[n] = nil
+			if held == nil {
+				held = make(map[aggKey]bool, len(failed))
+			}
+			for _, i := range wave {
+				if bad[items[i].Seq] {
+					held[keyOf(items[i])] = true
 				}
 			}
 		}
 	}
+	return ok, attempts, false
 }
 
 // publishWave publishes items[wave], at most one event per aggregate, in
@@ -284,22 +300,17 @@ type aggKey struct{ typ, id string }
 
 func keyOf(it Pending) aggKey { return aggKey{it.Event.AggregateType, it.Event.AggregateID} }
 
-// splitByAggregate groups idx by aggregate, in order of first appearance,
-// keeping sequence order inside each group.
-func splitByAggregate(items []Pending, idx []int) [][]int {
-	pos := make(map[aggKey]int, len(idx))
-	out := make([][]int, 0, len(idx))
-	for _, i := range idx {
+// waveRanks returns, for each of items, how many earlier items of its
+// aggregate the batch holds: its wave (publishGroup).
+func waveRanks(items []Pending) []int32 {
+	rank := make([]int32, len(items))
+	seen := make(map[aggKey]int32, len(items))
+	for i := range items {
 		k := keyOf(items[i])
-		n, seen := pos[k]
-		if !seen {
-			n = len(out)
-			pos[k] = n
-			out = append(out, nil)
-		}
-		out[n] = append(out[n], i)
+		rank[i] = seen[k]
+		seen[k] = rank[i] + 1
 	}
-	return out
+	return rank
 }
 
 func (p *processor) attemptFor(it Pending, err error) Attempt {
