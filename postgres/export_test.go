@@ -23,7 +23,7 @@ func (o *Outbox) RelayStatements(ctx context.Context) (map[string]string, error)
 		"fetch": r.fetchSQL, "fetch_shards": r.fetchShardsSQL,
 		"fetch_beside": r.fetchBesideSQL, "fetch_beside_shards": r.fetchBesideShardsSQL,
 		"window":    r.windowSQL,
-		"published": r.publishedSQL, "attempts": r.attemptsSQL, "promote": r.promoteSQL,
+		"published": r.publishedSQL, "published_runs": r.publishedRunsSQL, "attempts": r.attemptsSQL, "promote": r.promoteSQL,
 	}, nil
 }
 

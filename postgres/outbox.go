@@ -120,6 +120,7 @@ type resolvedOutbox struct {
 	qtable, channel, schema string
 	keys                    shardKeys // advisory locks of its shards (shard.go)
 	fetchSQL, publishedSQL  string
+	publishedRunsSQL        string // publishedSQL of runs of sequence numbers
 	fetchShardsSQL          string // fetchSQL of some shards only
 	fetchBesideSQL          string // Fetch beside batches in flight
 	fetchBesideShardsSQL    string // fetchBesideSQL of some shards only
@@ -451,10 +452,16 @@ WHERE i.status = 'pending'`
 	r.fetchShardsSQL = fetch(shardsFilter(2, 3))
 	r.fetchBesideSQL = beside("")
 	r.fetchBesideShardsSQL = beside(shardsFilter(4, 5))
+	// The rows published: listed ($1), or as runs of consecutive
+	// sequence numbers $1[i]..$2[i] (seqRuns), one index range each.
+	const runs = ` unnest($1::bigint[], $2::bigint[]) AS r(lo, hi) WHERE o.seq BETWEEN r.lo AND r.hi`
 	if o.cfg.Retention == 0 {
 		r.publishedSQL = `DELETE FROM ` + t + ` WHERE seq = ANY($1)`
+		r.publishedRunsSQL = `DELETE FROM ` + t + ` o USING` + runs
 	} else {
-		r.publishedSQL = `UPDATE ` + t + ` SET status = 'published', published_at = now(), next_attempt_at = NULL WHERE seq = ANY($1)`
+		const set = ` SET status = 'published', published_at = now(), next_attempt_at = NULL`
+		r.publishedSQL = `UPDATE ` + t + set + ` WHERE seq = ANY($1)`
+		r.publishedRunsSQL = `UPDATE ` + t + ` o` + set + ` FROM` + runs
 	}
 	r.attemptsSQL = `UPDATE ` + t + ` o SET
 	attempts = u.attempts,
@@ -786,7 +793,13 @@ func (o *Outbox) MarkPublished(ctx context.Context, seqs []int64) error {
 		return err
 	}
 	return o.mark(ctx, "MarkPublished", seqs, func(ctx context.Context, c *pgx.Conn) error {
-		if _, err := c.Exec(ctx, r.publishedSQL, seqs); err != nil {
+		var err error
+		if los, his, ok := seqRuns(seqs); ok {
+			_, err = c.Exec(ctx, r.publishedRunsSQL, los, his)
+		} else {
+			_, err = c.Exec(ctx, r.publishedSQL, seqs)
+		}
+		if err != nil {
 			return fmt.Errorf("postgres: outbox: mark %d events published: %w", len(seqs), err)
 		}
 		return nil

@@ -53,7 +53,7 @@ func TestRelayPlansStayOnIndexesWithStaleStatistics(t *testing.T) {
 		"fetch": "(1000)", "fetch_shards": "(1000, 16, '{0,1,2,3}')",
 		"fetch_beside": "(1000, 1, 1000)", "fetch_beside_shards": "(1000, 1, 1000, 16, '{0,1,2,3}')",
 		"window":    "('{1,500}', '{400,1000}')",
-		"published": "('{1,2,3}')", "attempts": "('{1}', '{1}', '{boom}', '{f}', '{100}')",
+		"published": "('{1,2,3}')", "published_runs": "('{1,10}', '{5,12}')", "attempts": "('{1}', '{1}', '{boom}', '{f}', '{100}')",
 	}
 	explain := func(name string) string {
 		rows, err := conn.Query(ctx, `EXPLAIN EXECUTE relay_`+name+args[name])

@@ -82,3 +82,21 @@ func TestLeaveOutHeldKeepsTheOrderOfTheRest(t *testing.T) {
 	require.Equal(t, []int64{1, 3, 6}, seqs)
 	require.Equal(t, []int32{3, 7, 4}, keys)
 }
+
+func TestSeqRuns(t *testing.T) {
+	t.Parallel()
+	los, his, ok := seqRuns([]int64{7, 3, 4, 5, 9, 8, 12, 4})
+	require.True(t, ok)
+	assert.Equal(t, []int64{3, 7, 12}, los)
+	assert.Equal(t, []int64{5, 9, 12}, his)
+
+	scattered := make([]int64, maxMarkRuns+1)
+	for i := range scattered {
+		scattered[i] = int64(10 * i)
+	}
+	_, _, ok = seqRuns(scattered)
+	assert.False(t, ok, "more runs than maxMarkRuns: named one by one")
+	los, _, ok = seqRuns(scattered[:maxMarkRuns])
+	assert.True(t, ok)
+	assert.Len(t, los, maxMarkRuns)
+}
