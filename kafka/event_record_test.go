@@ -27,7 +27,7 @@ const recordTopic, recordSource = "user.events", "urn:dddkit:test"
 // ev's message.
 func requireSameRecordAs(t *testing.T, ev wire.Event, got *sarama.ProducerMessage) {
 	t.Helper()
-	want, err := newMarshaler().Marshal(recordTopic, wire.ToMessage(ev.Envelope, recordSource, ev.Payload, ev.SchemaVersion))
+	want, err := newMarshaler().Marshal(recordTopic, wire.ToMessage(*ev.Envelope, recordSource, ev.Payload, ev.SchemaVersion))
 	require.NoError(t, err)
 	require.Equal(t, want.Topic, got.Topic)
 	require.Equal(t, encoded(t, want.Key), encoded(t, got.Key), "key")
@@ -80,7 +80,7 @@ func TestEventRecordIsTheRecordOfTheEventsMessage(t *testing.T) {
 		"nothing":                {},
 	} {
 		t.Run(name, func(t *testing.T) {
-			requireSameRecord(t, wire.Event{Envelope: env, Payload: []byte(`{"email":"ada@example.com"}`), SchemaVersion: 2})
+			requireSameRecord(t, wire.Event{Envelope: &env, Payload: []byte(`{"email":"ada@example.com"}`), SchemaVersion: 2})
 		})
 	}
 }
@@ -91,7 +91,7 @@ func TestEventRecordsOfOneCallAreEachTheirEvents(t *testing.T) {
 	t.Parallel()
 	evs := make([]wire.Event, 600) // about 150 KiB of header bytes
 	for i := range evs {
-		evs[i] = wire.Event{Envelope: aggregate.Envelope{ID: fmt.Sprintf("019ad0c4-5d2e-7c41-9a57-%012d", i), Name: "auth.user_registered",
+		evs[i] = wire.Event{Envelope: &aggregate.Envelope{ID: fmt.Sprintf("019ad0c4-5d2e-7c41-9a57-%012d", i), Name: "auth.user_registered",
 			AggregateType: "user", AggregateID: fmt.Sprintf("u-%d", i), Version: int64(i + 1),
 			OccurredAt: time.Date(2026, 5, 6, 7, 8, 9, i, time.UTC),
 			Metadata: aggregate.Metadata{CorrelationID: strings.Repeat("c", i%97),
@@ -115,6 +115,6 @@ func FuzzEventRecord(f *testing.F) {
 		if key != "" || value != "" {
 			env.Metadata.Values = map[string]string{key: value, key + "2": value}
 		}
-		requireSameRecord(t, wire.Event{Envelope: env, Payload: payload, SchemaVersion: schemaVersion})
+		requireSameRecord(t, wire.Event{Envelope: &env, Payload: payload, SchemaVersion: schemaVersion})
 	})
 }

@@ -114,7 +114,7 @@ func (marshaler) Marshal(topic string, msg *message.Message) (*sarama.ProducerMe
 }
 
 // eventRecords returns the records of evs on topic: those Marshal makes
-// of the messages wire.ToMessage(ev.Envelope, source, ev.Payload,
+// of the messages wire.ToMessage(*ev.Envelope, source, ev.Payload,
 // ev.SchemaVersion) builds, without those messages in between. sarama
 // holds a record until it is acknowledged, and the records of one
 // publisher call are acknowledged together: they are built in a few
@@ -128,7 +128,7 @@ func eventRecords(topic, source string, evs []wire.Event) []*sarama.ProducerMess
 	per := min(len(evs), 64)
 	b := builder{now: time.Now(), headersChunk: per * len(wire.Headers), bytesChunk: per * 256}
 	for i := range evs {
-		env := &evs[i].Envelope
+		env := evs[i].Envelope
 		values := wire.EventHeaders(*env, source, evs[i].SchemaVersion)
 		var rest []header
 		if len(env.Metadata.Values) > 0 {

@@ -149,7 +149,7 @@ func BenchmarkMarshal(b *testing.B) {
 		}
 	})
 	b.Run("event-record", func(b *testing.B) { // the relay's path: no message in between
-		evs := []wire.Event{{Envelope: env, Payload: payload, SchemaVersion: 1}}
+		evs := []wire.Event{{Envelope: &env, Payload: payload, SchemaVersion: 1}}
 		b.ReportAllocs()
 		for b.Loop() {
 			eventRecords("user.events", "urn:dddkit:authnotify", evs)
@@ -158,8 +158,9 @@ func BenchmarkMarshal(b *testing.B) {
 	b.Run("event-records-of-2000", func(b *testing.B) { // one relay publisher call: per record
 		evs := make([]wire.Event, 2000)
 		for i := range evs {
-			evs[i] = wire.Event{Envelope: env, Payload: payload, SchemaVersion: 1}
-			evs[i].Envelope.AggregateID = fmt.Sprint("cart-", i)
+			e := env
+			e.AggregateID = fmt.Sprint("cart-", i)
+			evs[i] = wire.Event{Envelope: &e, Payload: payload, SchemaVersion: 1}
 		}
 		b.ReportAllocs()
 		for b.Loop() {

@@ -349,7 +349,7 @@ func (p *processor) publish(ctx context.Context, topic string, items []Pending, 
 		// The kafka package's publisher: records straight from the events.
 		evs := make([]wire.Event, len(idx))
 		for n, i := range idx {
-			evs[n] = wire.Event{Envelope: items[i].Event, Payload: items[i].Payload, SchemaVersion: items[i].SchemaVersion}
+			evs[n] = wire.Event{Envelope: &items[i].Event, Payload: items[i].Payload, SchemaVersion: items[i].SchemaVersion}
 		}
 		err = ep.PublishEvents(ctx, topic, p.reg.Source(), evs)
 	} else {

@@ -216,7 +216,7 @@ func TestRelayHandsEventsToAnEventPublisher(t *testing.T) {
 	require.Len(t, direct.events, len(msgs))
 	for i, ev := range direct.events {
 		require.Equal(t, "cart.events", direct.topics[i])
-		got := wire.ToMessage(ev.Envelope, "urn:dddkit:test", ev.Payload, ev.SchemaVersion)
+		got := wire.ToMessage(*ev.Envelope, "urn:dddkit:test", ev.Payload, ev.SchemaVersion)
 		require.Equal(t, msgs[i].UUID, got.UUID)
 		require.JSONEq(t, string(msgs[i].Payload), string(got.Payload))
 		require.Equal(t, msgs[i].Metadata, got.Metadata)

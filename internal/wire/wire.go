@@ -257,9 +257,10 @@ func EventHeaders(env aggregate.Envelope, source string, schemaVersion int) [len
 }
 
 // Event is an event ready to publish: what [ToMessage] takes besides the
-// source.
+// source. Envelope is the caller's, not copied: the outbox relay hands
+// over thousands per call.
 type Event struct {
-	Envelope      aggregate.Envelope
+	Envelope      *aggregate.Envelope
 	Payload       []byte // env.Payload encoded
 	SchemaVersion int
 }
@@ -268,7 +269,7 @@ type Event struct {
 // from events directly, without a watermill message in between: the
 // kafka package's. The outbox relay publishes through it when its
 // publisher has it. PublishEvents sends the records that the messages of
-// ToMessage(ev.Envelope, source, ev.Payload, ev.SchemaVersion) would make,
+// ToMessage(*ev.Envelope, source, ev.Payload, ev.SchemaVersion) would make,
 // as one publisher call, and returns when they were all acknowledged, or
 // with an error when any failed, or when ctx ended.
 type EventPublisher interface {
