@@ -89,6 +89,10 @@ func TestWaveRanks(t *testing.T) {
 		return Pending{Event: aggregate.Envelope{AggregateType: typ, AggregateID: id}}
 	}
 	items := []Pending{it("cart", "a"), it("cart", "b"), it("cart", "a"), it("order", "a"), it("cart", "a"), it("cart", "b")}
-	require.Equal(t, []int32{0, 0, 1, 0, 2, 1}, waveRanks(items))
-	require.Empty(t, waveRanks(nil))
+	rank, aggregates := waveRanks(items)
+	require.Equal(t, []int32{0, 0, 1, 0, 2, 1}, rank)
+	require.Equal(t, 3, aggregates)
+	rank, aggregates = waveRanks(nil)
+	require.Empty(t, rank)
+	require.Zero(t, aggregates)
 }

@@ -62,15 +62,15 @@ func (pl *pipeline) inFlight() SeqRange {
 	return r
 }
 
-// start publishes items (in sequence order) on a goroutine of its own.
-func (pl *pipeline) start(items []Pending) {
-	f := &flight{span: SeqRange{From: items[0].Seq, To: items[0].Seq}}
-	for _, it := range items[1:] {
+// start publishes b on a goroutine of its own.
+func (pl *pipeline) start(b batch) {
+	f := &flight{span: SeqRange{From: b.items[0].Seq, To: b.items[0].Seq}}
+	for _, it := range b.items[1:] {
 		f.span.From, f.span.To = min(f.span.From, it.Seq), max(f.span.To, it.Seq)
 	}
 	pl.flights[f] = struct{}{}
 	pl.wg.Go(func() {
-		f.out = pl.proc.publishBatch(pl.ctx, items)
+		f.out = pl.proc.publishBatch(pl.ctx, b)
 		pl.done <- f // buffered for max batches: never blocks
 	})
 }

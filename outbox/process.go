@@ -62,17 +62,22 @@ type batchResult struct {
 // maxBatchSize), so that each call carries about BatchSize events again.
 // A fetch beside batches in flight that reads nothing leaves that size
 // as it is.
-func (p *processor) fetch(ctx context.Context, inFlight SeqRange) (items []Pending, full bool, err error) {
+func (p *processor) fetch(ctx context.Context, inFlight SeqRange) (b batch, full bool, err error) {
 	limit := max(p.limit, p.cfg.BatchSize)
-	items, err = p.src.Fetch(ctx, limit, inFlight)
+	b.items, err = p.src.Fetch(ctx, limit, inFlight)
 	if err != nil {
-		return nil, false, err
+		return batch{}, false, err
 	}
-	full = len(items) >= limit
+	var aggregates int
+	b.rank, aggregates = waveRanks(b.items)
+	full = len(b.items) >= limit
 	switch {
 	case full:
-		p.limit = min(p.cfg.BatchSize*perAggregate(items), maxBatchSize)
-	case len(items) == 0 && !inFlight.Empty():
+		// BatchSize times the mean number of events per aggregate,
+		// rounded up.
+		perAggregate := (len(b.items) + aggregates - 1) / max(aggregates, 1)
+		p.limit = min(p.cfg.BatchSize*perAggregate, maxBatchSize)
+	case len(b.items) == 0 && !inFlight.Empty():
 		// Nothing beside the batches in flight (a Source that does not
 		// read beside them, such as a PostgreSQL relay leading a few of
 		// the shards, or every pending event held back by them): the
@@ -81,20 +86,14 @@ func (p *processor) fetch(ctx context.Context, inFlight SeqRange) (items []Pendi
 	default:
 		p.limit = p.cfg.BatchSize
 	}
-	return items, full, nil
+	return b, full, nil
 }
 
-// perAggregate returns the mean number of events per aggregate in items
-// (at least one), rounded up.
-func perAggregate(items []Pending) int {
-	aggs := make(map[aggKey]struct{}, len(items))
-	for _, it := range items {
-		aggs[keyOf(it)] = struct{}{}
-	}
-	if len(aggs) == 0 {
-		return 1
-	}
-	return (len(items) + len(aggs) - 1) / len(aggs)
+// batch is a fetched batch: its events, in sequence order, and the wave
+// of each (waveRanks).
+type batch struct {
+	items []Pending
+	rank  []int32
 }
 
 // sent is the outcome of publishing one batch, to be recorded by settle.
@@ -107,7 +106,8 @@ type sent struct {
 // publishBatch publishes one fetched batch, each topic's share in one
 // publisher call, isolating failures (publishGroup). It makes no Source
 // call, so that several batches can be published at once.
-func (p *processor) publishBatch(ctx context.Context, items []Pending) sent {
+func (p *processor) publishBatch(ctx context.Context, b batch) sent {
+	items := b.items
 	var out sent
 	if len(items) == 0 {
 		return out
@@ -135,7 +135,6 @@ func (p *processor) publishBatch(ctx context.Context, items []Pending) sent {
 		}
 		groups[gi].idx = append(groups[gi].idx, i)
 	}
-	rank := waveRanks(items)
 	out.ok = make([]int64, 0, len(items))
 	// The topic rule maps an aggregate type to one topic, so the events of
 	// one aggregate are all in one group: a group's failures hold back no
@@ -144,7 +143,7 @@ func (p *processor) publishBatch(ctx context.Context, items []Pending) sent {
 		if ctx.Err() != nil {
 			break
 		}
-		done, failed, outage := p.publishGroup(ctx, g.topic, items, g.idx, rank)
+		done, failed, outage := p.publishGroup(ctx, g.topic, items, g.idx, b.rank)
 		out.ok = append(out.ok, done...)
 		out.attempts = append(out.attempts, failed...)
 		if outage {
@@ -301,16 +300,17 @@ type aggKey struct{ typ, id string }
 func keyOf(it Pending) aggKey { return aggKey{it.Event.AggregateType, it.Event.AggregateID} }
 
 // waveRanks returns, for each of items, how many earlier items of its
-// aggregate the batch holds: its wave (publishGroup).
-func waveRanks(items []Pending) []int32 {
-	rank := make([]int32, len(items))
+// aggregate the batch holds: its wave (publishGroup); and how many
+// aggregates the batch holds.
+func waveRanks(items []Pending) (rank []int32, aggregates int) {
+	rank = make([]int32, len(items))
 	seen := make(map[aggKey]int32, len(items))
 	for i := range items {
 		k := keyOf(items[i])
 		rank[i] = seen[k]
 		seen[k] = rank[i] + 1
 	}
-	return rank
+	return rank, len(seen)
 }
 
 func (p *processor) attemptFor(it Pending, err error) Attempt {

@@ -147,15 +147,15 @@ func (r *Relay) Flush(ctx context.Context) (int, error) {
 		for {
 			if more && (pl.len() == 0 || ahead && !pl.full()) {
 				alone := pl.len() == 0
-				items, full, err := r.proc.fetch(lctx, pl.inFlight())
+				b, full, err := r.proc.fetch(lctx, pl.inFlight())
 				if err != nil {
 					res, _ := pl.settleAll(lctx)
 					total += res.published
 					return err
 				}
 				ahead, more = full, full || !alone
-				if len(items) > 0 {
-					pl.start(items)
+				if len(b.items) > 0 {
+					pl.start(b)
 				}
 				if full && !pl.full() {
 					continue
@@ -236,22 +236,22 @@ func (r *Relay) lead(ctx, lctx context.Context, wake <-chan struct{}) error {
 		now := time.Now()
 		if wantFetch && !now.Before(backoff) && (pl.len() == 0 || ahead && !pl.full()) {
 			alone := pl.len() == 0
-			items, full, err := r.proc.fetch(bctx, pl.inFlight())
+			b, full, err := r.proc.fetch(bctx, pl.inFlight())
 			if err != nil {
 				if lctx.Err() != nil {
 					continue
 				}
 				fail(err)
 			} else {
-				if len(items) == 0 && alone {
+				if len(b.items) == 0 && alone {
 					failures = 0
 				}
 				// A short batch read beside batches in flight may have
 				// left out events they hold back: read again after the
 				// next of them is recorded.
 				ahead, wantFetch = full, full || !alone
-				if len(items) > 0 {
-					pl.start(items)
+				if len(b.items) > 0 {
+					pl.start(b)
 				}
 				if full && !pl.full() {
 					continue // more is waiting
