@@ -126,7 +126,7 @@ func eventRecords(topic, source string, evs []wire.Event) []*sarama.ProducerMess
 	// Chunks for up to 64 events at a time (fewer for a smaller call):
 	// a few allocations for a large call, little waste for a small one.
 	per := min(len(evs), 64)
-	b := builder{now: time.Now(), headersChunk: per * len(wire.Headers), bytesChunk: per * 256}
+	b := builder{now: time.Now(), perChunk: per, bytesChunk: per * 256}
 	for i := range evs {
 		env := evs[i].Envelope
 		values := wire.EventHeaders(*env, source, evs[i].SchemaVersion)
@@ -164,14 +164,16 @@ type record struct {
 type header struct{ key, value string }
 
 // builder fills records, taking their headers and the headers' bytes
-// from shared chunks of at least headersChunk headers and bytesChunk
+// from shared chunks: of headers for perChunk records with as many
+// headers as the one that needs a new chunk (an event's headers are
+// mostly those of the others of its call), and of at least bytesChunk
 // bytes. now is the producer's clock for all of them.
 type builder struct {
-	now          time.Time
-	headers      []sarama.RecordHeader
-	bytes        []byte
-	headersChunk int
-	bytesChunk   int
+	now        time.Time
+	headers    []sarama.RecordHeader
+	bytes      []byte
+	perChunk   int
+	bytesChunk int
 }
 
 // copyOf returns a copy of s (with no room to append to).
@@ -197,7 +199,7 @@ func (b *builder) fill(r *record, topic, key string, value []byte, values *[len(
 		}
 	}
 	if n > cap(b.headers)-len(b.headers) {
-		b.headers = make([]sarama.RecordHeader, 0, max(b.headersChunk, n))
+		b.headers = make([]sarama.RecordHeader, 0, max(b.perChunk, 1)*n)
 	}
 	start := len(b.headers)
 	for i, v := range values {
