@@ -89,10 +89,12 @@ func TestWaveRanks(t *testing.T) {
 		return Pending{Event: aggregate.Envelope{AggregateType: typ, AggregateID: id}}
 	}
 	items := []Pending{it("cart", "a"), it("cart", "b"), it("cart", "a"), it("order", "a"), it("cart", "a"), it("cart", "b")}
-	rank, aggregates := waveRanks(items)
+	seen := map[aggKey]int32{{"cart", "z"}: 4} // left over: cleared first
+	rank, aggregates := waveRanks(items, seen)
 	require.Equal(t, []int32{0, 0, 1, 0, 2, 1}, rank)
 	require.Equal(t, 3, aggregates)
-	rank, aggregates = waveRanks(nil)
+	require.Empty(t, seen, "no event's strings kept")
+	rank, aggregates = waveRanks(nil, seen)
 	require.Empty(t, rank)
 	require.Zero(t, aggregates)
 }

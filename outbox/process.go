@@ -42,6 +42,9 @@ type processor struct {
 	metrics *relayMetrics
 	// limit is how many events the next fetch reads (0: BatchSize).
 	limit int
+	// seen is waveRanks's, kept from one fetch to the next (cleared, it
+	// keeps its room: a batch's map is not allocated again).
+	seen map[aggKey]int32
 }
 
 // batchResult is what settling one or more published batches recorded.
@@ -69,7 +72,10 @@ func (p *processor) fetch(ctx context.Context, inFlight SeqRange) (b batch, full
 		return batch{}, false, err
 	}
 	var aggregates int
-	b.rank, aggregates = waveRanks(b.items)
+	if p.seen == nil {
+		p.seen = make(map[aggKey]int32, len(b.items))
+	}
+	b.rank, aggregates = waveRanks(b.items, p.seen)
 	full = len(b.items) >= limit
 	switch {
 	case full:
@@ -301,16 +307,18 @@ func keyOf(it Pending) aggKey { return aggKey{it.Event.AggregateType, it.Event.A
 
 // waveRanks returns, for each of items, how many earlier items of its
 // aggregate the batch holds: its wave (publishGroup); and how many
-// aggregates the batch holds.
-func waveRanks(items []Pending) (rank []int32, aggregates int) {
+// aggregates the batch holds. It counts in seen, which it clears first.
+func waveRanks(items []Pending, seen map[aggKey]int32) (rank []int32, aggregates int) {
+	clear(seen)
 	rank = make([]int32, len(items))
-	seen := make(map[aggKey]int32, len(items))
 	for i := range items {
 		k := keyOf(items[i])
 		rank[i] = seen[k]
 		seen[k] = rank[i] + 1
 	}
-	return rank, len(seen)
+	n := len(seen)
+	clear(seen) // keep no event's strings alive
+	return rank, n
 }
 
 func (p *processor) attemptFor(it Pending, err error) Attempt {
