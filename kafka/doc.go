@@ -31,7 +31,7 @@
 // [Config.Configure] edits the sarama configuration directly; it cannot
 // turn off what the delivery guarantees rest on: acks from all in-sync
 // replicas and the idempotent producer. A produce request waits up to
-// [ProducerLinger] (500µs) for more messages, so that a Publish call's
+// [ProducerLinger] (2 ms) for more messages, so that a Publish call's
 // messages travel together (Java's linger.ms, 5 ms there by default).
 //
 // # Topics and partitions
