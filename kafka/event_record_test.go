@@ -18,7 +18,7 @@ import (
 // topic, key, value, headers in the same order, and timestamp.
 func requireSameRecord(t *testing.T, ev wire.Event) {
 	t.Helper()
-	requireSameRecordAs(t, ev, eventRecords(recordTopic, recordSource, []wire.Event{ev})[0])
+	requireSameRecordAs(t, ev, eventRecords(recordTopic, recordSource, []wire.Event{ev}, nil)[0])
 }
 
 const recordTopic, recordSource = "user.events", "urn:dddkit:test"
@@ -98,11 +98,52 @@ func TestEventRecordsOfOneCallAreEachTheirEvents(t *testing.T) {
 				Values: map[string]string{"tenant": fmt.Sprint("t", i), "n": strings.Repeat("v", i%211)}}},
 			Payload: fmt.Appendf(nil, `{"n":%d}`, i), SchemaVersion: 1 + i%3}
 	}
-	got := eventRecords(recordTopic, recordSource, evs)
+	got := eventRecords(recordTopic, recordSource, evs, nil)
 	require.Len(t, got, len(evs))
 	for i := range evs {
 		requireSameRecordAs(t, evs[i], got[i])
 	}
+}
+
+// A call's records built over the released memory of an earlier call's
+// (records, headers and bytes reused) are each their own event's, and
+// refer to no event of the earlier call.
+func TestEventRecordsOverReleasedMemory(t *testing.T) {
+	t.Parallel()
+	event := func(i int, meta int) wire.Event {
+		env := aggregate.Envelope{ID: fmt.Sprintf("019ad0c4-5d2e-7c41-9a57-%012d", i), Name: "auth.user_registered",
+			AggregateType: "user", AggregateID: fmt.Sprintf("u-%d", i), Version: int64(i + 1),
+			OccurredAt: time.Date(2026, 5, 6, 7, 8, 9, i, time.UTC)}
+		if meta > 0 {
+			env.Metadata = aggregate.Metadata{CorrelationID: strings.Repeat("c", meta), TraceParent: "00-" + strings.Repeat("a", 32) + "-" + strings.Repeat("b", 16) + "-01",
+				Values: map[string]string{"tenant": fmt.Sprint("t", i), "n": strings.Repeat("v", meta)}}
+		}
+		return wire.Event{Envelope: &env, Payload: fmt.Appendf(nil, `{"n":%d}`, i), SchemaVersion: 1 + i%3}
+	}
+	mem := new(recordMemory)
+	// First call: 300 events with many, long headers; then a call of 500
+	// with none but the required ones, then one like the first.
+	var chunks [2]int
+	for round, shape := range []struct{ n, meta int }{{300, 150}, {500, 0}, {300, 150}} {
+		if round == 2 {
+			chunks = [2]int{len(mem.headers), len(mem.bytes)}
+		}
+		evs := make([]wire.Event, shape.n)
+		for i := range evs {
+			evs[i] = event(1000*round+i, shape.meta*(i%2))
+		}
+		got := eventRecords(recordTopic, recordSource, evs, mem)
+		require.Len(t, got, len(evs))
+		for i := range evs {
+			requireSameRecordAs(t, evs[i], got[i])
+		}
+		mem.reset() // what release does before handing it on
+		require.Zero(t, mem.h)
+		for _, r := range mem.rs {
+			require.Nil(t, r.msg.Value, "no payload kept by released memory")
+		}
+	}
+	require.Equal(t, chunks, [2]int{len(mem.headers), len(mem.bytes)}, "a call like the first builds in the first's chunks")
 }
 
 func FuzzEventRecord(f *testing.F) {
@@ -117,4 +158,21 @@ func FuzzEventRecord(f *testing.F) {
 		}
 		requireSameRecord(t, wire.Event{Envelope: &env, Payload: payload, SchemaVersion: schemaVersion})
 	})
+}
+
+// A delivery's record memory is released only once Kafka has answered
+// for every record: before, sarama may still hold them.
+func TestDeliveryReleasesItsRecordsOnlyWhenDone(t *testing.T) {
+	t.Parallel()
+	c := &call{done: make(chan struct{})}
+	c.remaining.Store(2)
+	mem := new(recordMemory)
+	mem.records(2)
+	d := &Delivery{c: c, topic: recordTopic, n: 2, mem: mem}
+	c.ack(nil)
+	d.releaseDone() // one of two answered: kept
+	require.Same(t, mem, d.mem)
+	c.ack(nil)
+	d.releaseDone()
+	require.Nil(t, d.mem)
 }

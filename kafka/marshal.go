@@ -3,6 +3,7 @@ package kafka
 import (
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/IBM/sarama"
@@ -117,16 +118,16 @@ func (marshaler) Marshal(topic string, msg *message.Message) (*sarama.ProducerMe
 // of the messages wire.ToMessage(*ev.Envelope, source, ev.Payload,
 // ev.SchemaVersion) builds, without those messages in between. sarama
 // holds a record until it is acknowledged, and the records of one
-// publisher call are acknowledged together: they are built in a few
-// shared allocations (the records in one, their headers and the
-// headers' bytes in chunks), not several each.
-func eventRecords(topic, source string, evs []wire.Event) []*sarama.ProducerMessage {
-	rs := make([]record, len(evs))
-	pms := make([]*sarama.ProducerMessage, len(evs))
+// publisher call are acknowledged together: they are built in mem (the
+// records in one slice, their headers and the headers' bytes in chunks),
+// not in several allocations each, and mem serves a later call once
+// Kafka has answered for all of them (recordMemory).
+func eventRecords(topic, source string, evs []wire.Event, mem *recordMemory) []*sarama.ProducerMessage {
+	rs, pms := mem.records(len(evs))
 	// Chunks for up to 64 events at a time (fewer for a smaller call):
-	// a few allocations for a large call, little waste for a small one.
+	// a few for a large call, little waste for a small one.
 	per := min(len(evs), 64)
-	b := builder{now: time.Now(), perChunk: per, bytesChunk: per * 256}
+	b := builder{now: time.Now(), mem: mem, perChunk: per, bytesChunk: per * 256}
 	for i := range evs {
 		env := evs[i].Envelope
 		values := wire.EventHeaders(*env, source, evs[i].SchemaVersion)
@@ -167,9 +168,11 @@ type header struct{ key, value string }
 // from shared chunks: of headers for perChunk records with as many
 // headers as the one that needs a new chunk (an event's headers are
 // mostly those of the others of its call), and of at least bytesChunk
-// bytes. now is the producer's clock for all of them.
+// bytes; from mem when it has one. now is the producer's clock for all
+// of them.
 type builder struct {
 	now        time.Time
+	mem        *recordMemory
 	headers    []sarama.RecordHeader
 	bytes      []byte
 	perChunk   int
@@ -179,7 +182,7 @@ type builder struct {
 // copyOf returns a copy of s (with no room to append to).
 func (b *builder) copyOf(s string) []byte {
 	if len(s) > cap(b.bytes)-len(b.bytes) {
-		b.bytes = make([]byte, 0, max(b.bytesChunk, len(s)))
+		b.bytes = b.mem.bytesChunk(max(b.bytesChunk, len(s)))
 	}
 	n := len(b.bytes)
 	b.bytes = append(b.bytes, s...)
@@ -199,7 +202,7 @@ func (b *builder) fill(r *record, topic, key string, value []byte, values *[len(
 		}
 	}
 	if n > cap(b.headers)-len(b.headers) {
-		b.headers = make([]sarama.RecordHeader, 0, max(b.perChunk, 1)*n)
+		b.headers = b.mem.headersChunk(max(b.perChunk, 1) * n)
 	}
 	start := len(b.headers)
 	for i, v := range values {
@@ -211,6 +214,7 @@ func (b *builder) fill(r *record, topic, key string, value []byte, values *[len(
 		b.headers = append(b.headers, sarama.RecordHeader{Key: b.copyOf(h.key), Value: b.copyOf(h.value)})
 	}
 	r.key, r.value = sarama.StringEncoder(key), sarama.ByteEncoder(value)
+	r.msg = sarama.ProducerMessage{}
 	pm := &r.msg
 	pm.Topic, pm.Key, pm.Value = topic, &r.key, &r.value
 	pm.Headers = b.headers[start:len(b.headers):len(b.headers)]
@@ -276,4 +280,82 @@ func (marshaler) Unmarshal(m *sarama.ConsumerMessage) (*message.Message, error) 
 	msg := message.NewMessage(wire.MessageUUID(md), m.Value)
 	msg.Metadata = md
 	return msg, nil
+}
+
+// recordMemory is the memory of one publisher call's records: the
+// records, their headers and the headers' bytes. Kafka answering for
+// every record of the call (acknowledged, or failed for good) ends
+// sarama's use of them; then release hands the memory to a later call
+// (recordMemories), which builds its records over it. A call that stops
+// waiting before that (its context ended) leaves its memory to the
+// garbage collector. The zero recordMemory, and a nil one, allocate.
+type recordMemory struct {
+	rs      []record
+	pms     []*sarama.ProducerMessage
+	headers [][]sarama.RecordHeader // chunks; the first h in use
+	bytes   [][]byte                // chunks; the first b in use
+	h, b    int
+}
+
+// recordMemories holds the released recordMemory of earlier calls.
+var recordMemories = sync.Pool{New: func() any { return new(recordMemory) }}
+
+// records returns n records and their pointers.
+func (m *recordMemory) records(n int) ([]record, []*sarama.ProducerMessage) {
+	if m == nil {
+		return make([]record, n), make([]*sarama.ProducerMessage, n)
+	}
+	if cap(m.rs) < n {
+		m.rs, m.pms = make([]record, n), make([]*sarama.ProducerMessage, n)
+	}
+	m.rs, m.pms = m.rs[:n], m.pms[:n]
+	return m.rs, m.pms
+}
+
+// headersChunk returns an empty chunk with room for n headers.
+func (m *recordMemory) headersChunk(n int) []sarama.RecordHeader {
+	if m == nil {
+		return make([]sarama.RecordHeader, 0, n)
+	}
+	for ; m.h < len(m.headers); m.h++ {
+		if c := m.headers[m.h]; cap(c) >= n {
+			m.h++
+			return c[:0]
+		}
+	}
+	c := make([]sarama.RecordHeader, 0, n)
+	m.headers = append(m.headers, c)
+	m.h = len(m.headers)
+	return c
+}
+
+// bytesChunk returns an empty chunk with room for n bytes.
+func (m *recordMemory) bytesChunk(n int) []byte {
+	if m == nil {
+		return make([]byte, 0, n)
+	}
+	for ; m.b < len(m.bytes); m.b++ {
+		if c := m.bytes[m.b]; cap(c) >= n {
+			m.b++
+			return c[:0]
+		}
+	}
+	c := make([]byte, 0, n)
+	m.bytes = append(m.bytes, c)
+	m.b = len(m.bytes)
+	return c
+}
+
+// release hands m to a later call (reset first).
+func (m *recordMemory) release() {
+	m.reset()
+	recordMemories.Put(m)
+}
+
+// reset readies m for another call's records. Its records no longer
+// refer to the events' keys and payloads.
+func (m *recordMemory) reset() {
+	clear(m.rs)
+	clear(m.pms)
+	m.h, m.b = 0, 0
 }

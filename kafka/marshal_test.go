@@ -152,7 +152,7 @@ func BenchmarkMarshal(b *testing.B) {
 		evs := []wire.Event{{Envelope: &env, Payload: payload, SchemaVersion: 1}}
 		b.ReportAllocs()
 		for b.Loop() {
-			eventRecords("user.events", "urn:dddkit:authnotify", evs)
+			eventRecords("user.events", "urn:dddkit:authnotify", evs, nil)
 		}
 	})
 	b.Run("event-records-of-2000", func(b *testing.B) { // one relay publisher call: per record
@@ -164,7 +164,22 @@ func BenchmarkMarshal(b *testing.B) {
 		}
 		b.ReportAllocs()
 		for b.Loop() {
-			eventRecords("user.events", "urn:dddkit:authnotify", evs)
+			eventRecords("user.events", "urn:dddkit:authnotify", evs, nil)
+		}
+		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(evs)), "ns/record")
+	})
+	b.Run("event-records-of-2000-reused", func(b *testing.B) { // the same over the memory of the call before
+		evs := make([]wire.Event, 2000)
+		for i := range evs {
+			e := env
+			e.AggregateID = fmt.Sprint("cart-", i)
+			evs[i] = wire.Event{Envelope: &e, Payload: payload, SchemaVersion: 1}
+		}
+		mem := new(recordMemory)
+		b.ReportAllocs()
+		for b.Loop() {
+			eventRecords("user.events", "urn:dddkit:authnotify", evs, mem)
+			mem.reset()
 		}
 		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(evs)), "ns/record")
 	})

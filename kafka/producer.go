@@ -96,6 +96,7 @@ type Delivery struct {
 	c     *call
 	topic string
 	n     int
+	mem   *recordMemory // the records' memory, when PublishEvents built them
 }
 
 // closedCall is the completed call of a publish without messages.
@@ -176,15 +177,41 @@ func (p *producer) PublishAsync(ctx context.Context, topic string, msgs ...*mess
 }
 
 // publishEvents is PublishAsync for the messages of wire.ToMessage,
-// built as records directly (see [wire.EventPublisher]).
+// built as records directly (see [wire.EventPublisher]), in memory of an
+// earlier call's: the caller releases the Delivery's once it is done
+// (releaseDone).
 func (p *producer) publishEvents(ctx context.Context, topic, source string, evs []wire.Event) (*Delivery, error) {
-	pms := eventRecords(topic, source, evs)
+	mem := recordMemories.Get().(*recordMemory)
+	pms := eventRecords(topic, source, evs, mem)
 	for i, pm := range pms {
 		if err := p.checkSize(pm, evs[i].Envelope.ID); err != nil {
+			mem.release() // nothing was handed over
 			return nil, err
 		}
 	}
-	return p.send(ctx, topic, pms)
+	d, err := p.send(ctx, topic, pms)
+	if err != nil {
+		// Some records may have been handed over: sarama may hold them
+		// still.
+		return nil, err
+	}
+	d.mem = mem
+	return d, nil
+}
+
+// releaseDone releases the memory of d's records if Kafka has answered
+// for all of them: then sarama holds none. A call that stopped waiting
+// before leaves it to the garbage collector.
+func (d *Delivery) releaseDone() {
+	if d.mem == nil {
+		return
+	}
+	select {
+	case <-d.c.done:
+		d.mem.release()
+		d.mem = nil
+	default:
+	}
 }
 
 // checkSize fails a record larger than the producer's MaxMessageBytes.
@@ -261,7 +288,9 @@ func (s sharedPublisher) PublishEvents(ctx context.Context, topic, source string
 	if err != nil {
 		return err
 	}
-	return d.Wait(ctx)
+	err = d.Wait(ctx)
+	d.releaseDone()
+	return err
 }
 
 // Close does nothing; [Client.Close] closes the producer.
