@@ -135,7 +135,11 @@ func (p *processor) publishBatch(ctx context.Context, b batch) sent {
 			if gi, ok = byTopic[topic]; !ok {
 				gi = len(groups)
 				byTopic[topic] = gi
-				groups = append(groups, group{topic: topic, idx: make([]int, 0, len(items))})
+				g := group{topic: topic}
+				if gi == 0 {
+					g.idx = make([]int, 0, len(items)) // mostly the whole batch
+				}
+				groups = append(groups, g)
 			}
 			lastType = typ
 		}

@@ -677,8 +677,9 @@ func (o *Outbox) cleanup(ctx context.Context, s *leadSession) {
 // before its other pending ones, which they block), so that it returns
 // fewer than limit when rows are held back. The aggregates of the rows
 // in inFlight that this session handed out and has not marked are known
-// to it; the database reads only the rest of inFlight's rows. A session that leads fewer
-// than half the shards reads nothing beside batches in flight: it would
+// to it; the database reads only the rest of inFlight's rows (window.go).
+// A session that leads fewer than half the shards reads nothing beside
+// batches in flight: it would
 // read past the other shards' rows too, several times its own, which
 // costs the database more than waiting for the batch costs the relay
 // (the other shards' leaders publish meanwhile).

@@ -27,8 +27,8 @@ type aggregateRef struct{ typ, id string }
 const maxWindowGaps = 64
 
 // heldKey is what the in-flight range holds of the aggregates with one
-// shard key: one aggregate, or (when several share the key, or the
-// database reported the key only) every aggregate of that key.
+// shard key: one aggregate, or (when several share the key) every
+// aggregate of that key.
 type heldKey struct {
 	agg aggregateRef
 	all bool
