@@ -679,10 +679,10 @@ func (o *Outbox) cleanup(ctx context.Context, s *leadSession) {
 // in inFlight that this session handed out and has not marked are known
 // to it; the database reads only the rest of inFlight's rows (window.go).
 // A session that leads fewer than half the shards reads nothing beside
-// batches in flight: it would
-// read past the other shards' rows too, several times its own, which
-// costs the database more than waiting for the batch costs the relay
-// (the other shards' leaders publish meanwhile).
+// batches in flight: it would read past the other shards' rows too,
+// several times its own, which costs the database more than waiting for
+// the batch costs the relay (the other shards' leaders publish
+// meanwhile).
 func (o *Outbox) Fetch(ctx context.Context, limit int, inFlight outbox.SeqRange) ([]outbox.Pending, error) {
 	r, err := o.resolve(ctx)
 	if err != nil {
