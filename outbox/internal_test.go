@@ -9,6 +9,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/dddkit/dddkit/aggregate"
+	"github.com/dddkit/dddkit/internal/aggstore"
 	"github.com/dddkit/dddkit/retry"
 )
 
@@ -89,7 +90,7 @@ func TestWaveRanks(t *testing.T) {
 		return Pending{Event: aggregate.Envelope{AggregateType: typ, AggregateID: id}}
 	}
 	items := []Pending{it("cart", "a"), it("cart", "b"), it("cart", "a"), it("order", "a"), it("cart", "a"), it("cart", "b")}
-	seen := map[aggKey]int32{{"cart", "z"}: 4} // left over: cleared first
+	seen := map[aggstore.Key]int32{{Type: "cart", ID: "z"}: 4} // left over: cleared first
 	rank, aggregates := waveRanks(items, seen)
 	require.Equal(t, []int32{0, 0, 1, 0, 2, 1}, rank)
 	require.Equal(t, 3, aggregates)

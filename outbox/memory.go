@@ -9,6 +9,7 @@ import (
 
 	"github.com/dddkit/dddkit/aggregate"
 	"github.com/dddkit/dddkit/eventbus"
+	"github.com/dddkit/dddkit/internal/aggstore"
 	"github.com/dddkit/dddkit/internal/telemetry"
 )
 
@@ -192,7 +193,7 @@ func (m *Memory) Lead(ctx context.Context, fn func(ctx context.Context, wake <-c
 func (m *Memory) Fetch(_ context.Context, limit int, inFlight SeqRange) ([]Pending, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	var blocked map[aggKey]bool
+	var blocked map[aggstore.Key]bool
 	now := time.Now()
 	m.promote(now)
 	var out []Pending
@@ -203,13 +204,13 @@ func (m *Memory) Fetch(_ context.Context, limit int, inFlight SeqRange) ([]Pendi
 		if r.status == StatusScheduled {
 			continue
 		}
-		k := aggKey{r.env.AggregateType, r.env.AggregateID}
+		k := aggstore.KeyOf(&r.env)
 		if blocked[k] {
 			continue
 		}
 		if r.status == StatusFailed || r.nextAt.After(now) || inFlight.Contains(r.seq) {
 			if blocked == nil {
-				blocked = make(map[aggKey]bool)
+				blocked = make(map[aggstore.Key]bool)
 			}
 			blocked[k] = true
 			continue

@@ -9,6 +9,7 @@ import (
 
 	"github.com/dddkit/dddkit/aggregate"
 	"github.com/dddkit/dddkit/eventbus"
+	"github.com/dddkit/dddkit/internal/aggstore"
 	"github.com/dddkit/dddkit/internal/telemetry"
 	"github.com/dddkit/dddkit/internal/wire"
 )
@@ -44,7 +45,7 @@ type processor struct {
 	limit int
 	// seen is waveRanks's, kept from one fetch to the next (cleared, it
 	// keeps its room: a batch's map is not allocated again).
-	seen map[aggKey]int32
+	seen map[aggstore.Key]int32
 }
 
 // batchResult is what settling one or more published batches recorded.
@@ -73,7 +74,7 @@ func (p *processor) fetch(ctx context.Context, inFlight SeqRange) (b batch, full
 	}
 	var aggregates int
 	if p.seen == nil {
-		p.seen = make(map[aggKey]int32, len(b.items))
+		p.seen = make(map[aggstore.Key]int32, len(b.items))
 	}
 	b.rank, aggregates = waveRanks(b.items, p.seen)
 	full = len(b.items) >= limit
@@ -228,7 +229,7 @@ func (p *processor) publishGroup(ctx context.Context, topic string, items []Pend
 	if waves == 1 {
 		return p.publishWave(ctx, topic, items, idx)
 	}
-	var held map[aggKey]bool // aggregates whose event failed
+	var held map[aggstore.Key]bool // aggregates whose event failed
 	wave := make([]int, 0, len(idx))
 	for k := range waves {
 		wave = wave[:0]
@@ -254,7 +255,7 @@ func (p *processor) publishGroup(ctx context.Context, topic string, items []Pend
 				bad[a.Seq] = true
 			}
 			if held == nil {
-				held = make(map[aggKey]bool, len(failed))
+				held = make(map[aggstore.Key]bool, len(failed))
 			}
 			for _, i := range wave {
 				if bad[items[i].Seq] {
@@ -305,14 +306,12 @@ func (p *processor) publishWave(ctx context.Context, topic string, items []Pendi
 	return ok, attempts, false
 }
 
-type aggKey struct{ typ, id string }
-
-func keyOf(it Pending) aggKey { return aggKey{it.Event.AggregateType, it.Event.AggregateID} }
+func keyOf(it Pending) aggstore.Key { return aggstore.KeyOf(&it.Event) }
 
 // waveRanks returns, for each of items, how many earlier items of its
 // aggregate the batch holds: its wave (publishGroup); and how many
 // aggregates the batch holds. It counts in seen, which it clears first.
-func waveRanks(items []Pending, seen map[aggKey]int32) (rank []int32, aggregates int) {
+func waveRanks(items []Pending, seen map[aggstore.Key]int32) (rank []int32, aggregates int) {
 	clear(seen)
 	rank = make([]int32, len(items))
 	for i := range items {

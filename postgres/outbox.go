@@ -18,6 +18,7 @@ import (
 
 	"github.com/dddkit/dddkit/aggregate"
 	"github.com/dddkit/dddkit/eventbus"
+	"github.com/dddkit/dddkit/internal/aggstore"
 	"github.com/dddkit/dddkit/internal/check"
 	"github.com/dddkit/dddkit/internal/telemetry"
 	"github.com/dddkit/dddkit/internal/wire"
@@ -776,7 +777,7 @@ func readWindow(br pgx.BatchResults, w *windowScratch) error {
 		typ, id string
 	)
 	_, err = pgx.ForEachRow(rows, []any{&key, &typ, &id}, func() error {
-		w.hold(key, aggregateRef{typ, id})
+		w.hold(key, aggstore.Key{Type: typ, ID: id})
 		return nil
 	})
 	if err != nil {

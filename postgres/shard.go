@@ -13,6 +13,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/dddkit/dddkit/internal/aggstore"
 	"github.com/dddkit/dddkit/outbox"
 )
 
@@ -371,7 +372,7 @@ func (s *leadSession) do(ctx context.Context, fn func(ctx context.Context, c *pg
 // handed is a row Fetch handed out: its shard and its aggregate.
 type handed struct {
 	shard, key int32 // key: its shard_key
-	agg        aggregateRef
+	agg        aggstore.Key
 }
 
 // handOut records a row Fetch returns as in flight; s.mu held.
@@ -380,7 +381,7 @@ func (s *leadSession) handOut(p *outbox.Pending, shardKey int32) {
 		return // fetched again: its first fetch was abandoned
 	}
 	sh := shardKey % int32(s.n)
-	s.out[p.Seq] = handed{shard: sh, key: shardKey, agg: aggregateRef{p.Event.AggregateType, p.Event.AggregateID}}
+	s.out[p.Seq] = handed{shard: sh, key: shardKey, agg: aggstore.KeyOf(&p.Event)}
 	s.busy[sh]++
 }
 

@@ -3,6 +3,7 @@ package postgres
 import (
 	"slices"
 
+	"github.com/dddkit/dddkit/internal/aggstore"
 	"github.com/dddkit/dddkit/outbox"
 )
 
@@ -18,9 +19,6 @@ import (
 // back since, sequence numbers never used. Usually there are none, or a
 // few short ranges.
 
-// aggregateRef names an aggregate.
-type aggregateRef struct{ typ, id string }
-
 // maxWindowGaps is the most ranges of the in-flight range a fetch reads
 // by name; past it (a session that leads some shards only, whose rows
 // the other shards' interleave), it reads the whole range instead.
@@ -30,7 +28,7 @@ const maxWindowGaps = 64
 // shard key: one aggregate, or (when several share the key) every
 // aggregate of that key.
 type heldKey struct {
-	agg aggregateRef
+	agg aggstore.Key
 	all bool
 }
 
@@ -79,7 +77,7 @@ func (s *leadSession) planWindow(r outbox.SeqRange) {
 
 // hold records that an aggregate with shard key key has a pending row
 // in the in-flight range.
-func (w *windowScratch) hold(key int32, agg aggregateRef) {
+func (w *windowScratch) hold(key int32, agg aggstore.Key) {
 	h, ok := w.held[key]
 	switch {
 	case !ok:
@@ -93,7 +91,7 @@ func (w *windowScratch) hold(key int32, agg aggregateRef) {
 // aggregate of p, whose shard key is key.
 func (w *windowScratch) holds(key int32, p *outbox.Pending) bool {
 	h, ok := w.held[key]
-	return ok && (h.all || h.agg == aggregateRef{p.Event.AggregateType, p.Event.AggregateID})
+	return ok && (h.all || h.agg == aggstore.KeyOf(&p.Event))
 }
 
 // leaveOutHeld drops from out (and its shard keys) the rows of

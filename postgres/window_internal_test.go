@@ -7,6 +7,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/dddkit/dddkit/aggregate"
+	"github.com/dddkit/dddkit/internal/aggstore"
 	"github.com/dddkit/dddkit/outbox"
 )
 
@@ -68,9 +69,9 @@ func TestLeaveOutHeldKeepsTheOrderOfTheRest(t *testing.T) {
 	t.Parallel()
 	var w windowScratch
 	w.held = map[int32]heldKey{}
-	w.hold(7, aggregateRef{"cart", "a"})
-	w.hold(9, aggregateRef{"cart", "b"})
-	w.hold(9, aggregateRef{"cart", "c"}) // b and c share key 9: every aggregate of key 9 waits
+	w.hold(7, aggstore.Key{Type: "cart", ID: "a"})
+	w.hold(9, aggstore.Key{Type: "cart", ID: "b"})
+	w.hold(9, aggstore.Key{Type: "cart", ID: "c"}) // b and c share key 9: every aggregate of key 9 waits
 	out := []outbox.Pending{pendingOf(1, "cart", "x"), pendingOf(2, "cart", "a"), pendingOf(3, "order", "a"),
 		pendingOf(4, "cart", "d"), pendingOf(5, "cart", "e"), pendingOf(6, "cart", "y")}
 	keys := []int32{3, 7, 7, 9, 9, 4}

@@ -40,11 +40,9 @@ type MemoryEventLog struct {
 
 	mu      sync.RWMutex
 	events  []StoredEvent
-	streams map[streamKey][]int // the indexes in events of an aggregate's events
-	changed chan struct{}       // closed and replaced by every append
+	streams map[aggstore.Key][]int // the indexes in events of an aggregate's events
+	changed chan struct{}          // closed and replaced by every append
 }
-
-type streamKey struct{ typ, id string }
 
 // NewMemoryEventLog returns an empty log. Each save's events go to sink
 // (typically an *outbox.Memory) in the same atomic step as to the log,
@@ -60,7 +58,7 @@ func NewMemoryEventLog(sink EventSink, cfg *MemoryEventLogConfig) (*MemoryEventL
 	return &MemoryEventLog{
 		sink:    sink,
 		now:     now,
-		streams: make(map[streamKey][]int),
+		streams: make(map[aggstore.Key][]int),
 		changed: make(chan struct{}),
 	}, nil
 }
@@ -123,7 +121,7 @@ func (l *MemoryEventLog) Len() int {
 func (l *MemoryEventLog) history(typ, id string) []aggregate.Envelope {
 	l.mu.RLock()
 	defer l.mu.RUnlock()
-	idx := l.streams[streamKey{typ, id}]
+	idx := l.streams[aggstore.Key{Type: typ, ID: id}]
 	out := make([]aggregate.Envelope, len(idx))
 	for i, j := range idx {
 		out[i] = cloneEnvelope(l.events[j].Event)
@@ -137,7 +135,7 @@ func (l *MemoryEventLog) history(typ, id string) []aggregate.Envelope {
 func (l *MemoryEventLog) append(ctx context.Context, typ, id string, expected int64, events []aggregate.Envelope) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	key := streamKey{typ, id}
+	key := aggstore.Key{Type: typ, ID: id}
 	actual := int64(len(l.streams[key]))
 	if actual != expected {
 		if expected == 0 {

@@ -190,3 +190,10 @@ func Rebuild[A aggregate.Aggregate](aggregateType, id, what string, a A, base in
 	}
 	return a, nil
 }
+
+// Key names one aggregate: its type and ID. The adapters, the outbox
+// relay and its PostgreSQL source key their per-aggregate state by it.
+type Key struct{ Type, ID string }
+
+// KeyOf returns the key of env's aggregate.
+func KeyOf(env *aggregate.Envelope) Key { return Key{env.AggregateType, env.AggregateID} }
