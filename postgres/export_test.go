@@ -9,6 +9,13 @@ import (
 	"github.com/dddkit/dddkit/outbox"
 )
 
+// ShardOrderSQL and ShardOrderOf compute a shard key's shard order in
+// SQL and in Go.
+var (
+	ShardOrderSQL = shardOrderSQL
+	ShardOrderOf  = shardOrderOf
+)
+
 // LeadPlannerSQL is the planner setup of the relay's lock connection.
 const LeadPlannerSQL = leadPlannerSQL
 
@@ -23,7 +30,7 @@ func (o *Outbox) RelayStatements(ctx context.Context) (map[string]string, error)
 		"fetch": r.fetchSQL, "fetch_shards": r.fetchShardsSQL,
 		"fetch_beside": r.fetchBesideSQL, "fetch_beside_shards": r.fetchBesideShardsSQL,
 		"window":    r.windowSQL,
-		"published": r.publishedSQL, "published_runs": r.publishedRunsSQL, "attempts": r.attemptsSQL, "promote": r.promoteSQL,
+		"published": r.publishedSQL, "attempts": r.attemptsSQL, "promote": r.promoteSQL,
 	}, nil
 }
 

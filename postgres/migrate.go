@@ -47,6 +47,7 @@ var steps = []struct {
 	{"outbox: the shard key of each row (a stable hash of its aggregate ID) for sharded relays", outboxShardSQL},
 	{"dead letters: each consumer's dead letters and the events parked behind them", deadLettersSQL},
 	{"outbox and event stream: a transaction can send its notification after commit instead of in it", notifyAfterCommitSQL},
+	{"outbox: the pending index also holds each row's shard order, so that a relay leading some of the shards skips the others' rows in it", outboxShardOrderSQL},
 }
 
 // LatestVersion is the schema version this dddkit needs.
@@ -210,7 +211,8 @@ CREATE TABLE IF NOT EXISTS ` + t + ` (
 );
 COMMENT ON TABLE ` + t + ` IS 'dddkit transactional outbox: events written with the aggregate, published by the relay';
 
--- The relay reads pending rows in sequence order.
+-- The relay reads pending rows in sequence order (a later step replaces
+-- this index by one that also holds each row's shard order).
 CREATE INDEX IF NOT EXISTS ` + ident(table+"_pending_idx") + ` ON ` + t + ` (seq) WHERE status = 'pending';
 -- Rows that block the later events of their aggregate: failed ones and
 -- ones waiting for a retry. Usually empty, so the relay's check is cheap.
@@ -444,6 +446,23 @@ func outboxShardSQL(n names, _ string) string {
 ALTER TABLE ` + t + ` ADD COLUMN IF NOT EXISTS shard_key integer NOT NULL
 	GENERATED ALWAYS AS (hashtext(aggregate_id) & 2147483647) STORED;
 COMMENT ON COLUMN ` + t + `.shard_key IS 'dddkit: stable hash of aggregate_id; the row''s relay shard is shard_key modulo the number of shards';
+`
+}
+
+// outboxShardOrderSQL replaces the pending index on (seq) by one on
+// (seq, shard order) (shardorder.go): the relay walks it in sequence order
+// as before, and one leading some of the shards checks their range of
+// shard orders in the index instead of reading every other shard's row
+// from the table. Replacing it, not adding a second, keeps the writes at
+// one pending-index entry per row. Building it locks the outbox against
+// writes for as long as it takes: an outbox holds the events not yet
+// published, usually few. Idempotent.
+func outboxShardOrderSQL(n names, _ string) string {
+	t := n.q(n.t.Outbox)
+	return `
+CREATE INDEX IF NOT EXISTS ` + ident(n.t.Outbox+"_pending_shard_idx") + ` ON ` + t + ` (seq, (` + shardOrderSQL("shard_key") + `))
+	WHERE status = 'pending';
+DROP INDEX IF EXISTS ` + n.q(n.t.Outbox+"_pending_idx") + `;
 `
 }
 

@@ -631,14 +631,14 @@ func TestOutboxInNamedSchema(t *testing.T) {
 }
 
 // The relay's queries rely on the outbox's partial indexes: pending rows
-// by sequence, the rows that block their aggregate, published rows by
+// by sequence (and shard order), the rows that block their aggregate, published rows by
 // age (for retention), deadlines by due time and by key.
 func TestOutboxTableHasItsIndexes(t *testing.T) {
 	t.Parallel()
 	b := newOutboxBundle(t, nil)
 	indexes := column[string](t, b.pool,
 		`SELECT indexname FROM pg_indexes WHERE tablename = 'dddkit_outbox' AND schemaname = $1 ORDER BY 1`, b.schema)
-	require.Equal(t, []string{"dddkit_outbox_blocked_idx", "dddkit_outbox_due_idx", "dddkit_outbox_event_id_key", "dddkit_outbox_pending_idx",
+	require.Equal(t, []string{"dddkit_outbox_blocked_idx", "dddkit_outbox_due_idx", "dddkit_outbox_event_id_key", "dddkit_outbox_pending_shard_idx",
 		"dddkit_outbox_pkey", "dddkit_outbox_published_idx", "dddkit_outbox_schedule_key_idx"}, indexes)
 }
 

@@ -385,6 +385,17 @@ func (s *leadSession) handOut(p *outbox.Pending, shardKey int32) {
 	s.busy[sh]++
 }
 
+// orderRange is the range of the shard orders of the rows seqs, which
+// this session handed out; s.mu held.
+func (s *leadSession) orderRange(seqs []int64) (lo, hi int32) {
+	lo, hi = 1<<shardOrderBits-1, 0
+	for _, q := range seqs {
+		o := shardOrderOf(s.out[q].key)
+		lo, hi = min(lo, o), max(hi, o)
+	}
+	return lo, hi
+}
+
 // owns checks that every seq was handed out by this session; s.mu held.
 func (s *leadSession) owns(seqs []int64) error {
 	for _, q := range seqs {
@@ -590,8 +601,9 @@ func (s *leadSession) drain(drop int, now time.Time) {
 			drop--
 		}
 	}
-	pick := func(idle bool) {
-		for i := len(s.led) - 1; i >= 0 && drop > 0; i-- {
+	pick := func(idle bool) { // the last shards in the order of shardAt first
+		for k := len(s.led) - 1; k >= 0 && drop > 0; k-- {
+			i := shardAt(s.n, k)
 			if s.led[i] && s.draining[i].IsZero() && now.Sub(s.rested[i]) > t && (!idle || s.busy[i] == 0) {
 				s.draining[i] = now
 				drop--
@@ -640,9 +652,10 @@ func planShards(n int, me uint32, st lockState, led []bool) shardPlan {
 	}
 	want := fair - mine
 	var p shardPlan
-	start := int(me % uint32(n)) // relays start looking at different shards
+	// The free shards first in the order of shardAt: a relay's shards
+	// are then one range of shard orders, read in the pending index.
 	for k := 0; k < n && len(p.take) < want; k++ {
-		sh := (start + k) % n
+		sh := shardAt(n, k)
 		if _, held := st.holders[sh]; !held {
 			p.take = append(p.take, int32(sh))
 		}

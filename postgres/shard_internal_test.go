@@ -27,11 +27,11 @@ func TestPlanShardsTakesAFairShare(t *testing.T) {
 		all[i] = int32(i)
 	}
 
-	// Alone: every shard, starting at a place of its own.
+	// Alone: every shard, in the order of shardAt.
 	p := planShards(16, me, lockState{members: map[uint32]int{me: 16}, holders: map[int]uint32{}}, ledOf(16))
 	require.Equal(t, all, sorted(p.take))
 	require.Zero(t, p.drop)
-	require.Equal(t, int32(me%16), p.take[0])
+	require.Equal(t, []int32{0, 8, 4, 12, 2, 10, 6, 14, 1, 9, 5, 13, 3, 11, 7, 15}, p.take)
 
 	// A second relay holds 8: the other 8.
 	holders := map[int]uint32{}
@@ -40,6 +40,20 @@ func TestPlanShardsTakesAFairShare(t *testing.T) {
 	}
 	p = planShards(16, me, lockState{members: map[uint32]int{me: 16, other: 16}, holders: holders}, ledOf(16))
 	require.Equal(t, all[8:], sorted(p.take))
+
+	// Two relays that each took the first free half: one range of shard
+	// orders each, the other's outside it.
+	first := planShards(16, me, lockState{members: map[uint32]int{me: 16, other: 16}, holders: map[int]uint32{}}, ledOf(16))
+	taken := map[int]uint32{}
+	for _, s := range first.take {
+		taken[int(s)] = me
+	}
+	second := planShards(16, other, lockState{members: map[uint32]int{me: 16, other: 16}, holders: taken}, ledOf(16))
+	require.Len(t, first.take, 8)
+	require.Len(t, second.take, 8)
+	lo1, hi1 := shardOrderRange(16, first.take)
+	lo2, hi2 := shardOrderRange(16, second.take)
+	require.Equal(t, [4]int32{0, 2047, 2048, 4095}, [4]int32{lo1, hi1, lo2, hi2})
 
 	// Three relays and it holds all 16: it gives 10 up (ceil(16/3) = 6).
 	mine := map[int]uint32{}

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
 
@@ -220,6 +221,30 @@ func TestShardKeyOfEveryRow(t *testing.T) {
 	require.Equal(t, 30, aggregates)
 	require.Equal(t, aggregates, keys, "one key per aggregate")
 	require.Zero(t, wrong)
+}
+
+// The database computes a row's shard order (the pending index's second
+// column) as the relay does: the low 12 bits of its shard key, reversed.
+func TestShardOrderInTheDatabase(t *testing.T) {
+	t.Parallel()
+	b := newOutboxBundle(t, nil)
+	keys := []int32{0, 1, 2, 63, 64, 4095, 4096, 1 << 30, 2147483647}
+	for i := range int32(5000) {
+		keys = append(keys, i*429_497+i%7) // spread over the non-negative range
+	}
+	rows, err := b.pool.Query(context.Background(), `SELECT k, `+postgres.ShardOrderSQL("k")+` FROM unnest($1::int4[]) AS k`, keys)
+	require.NoError(t, err)
+	var k, got int32
+	n, err := pgx.ForEachRow(rows, []any{&k, &got}, func() error {
+		if want := postgres.ShardOrderOf(k); got != want {
+			return fmt.Errorf("key %d: the database's shard order %d, the relay's %d", k, got, want)
+		}
+		return nil
+	})
+	require.NoError(t, err)
+	require.Equal(t, int64(len(keys)), n.RowsAffected())
+	require.Equal(t, int32(0b1000_0000_0000), postgres.ShardOrderOf(1))
+	require.Equal(t, int32(0b0000_0000_0001), postgres.ShardOrderOf(2048))
 }
 
 // TestShardedRelaysKilledAndRestarted relays 20,000 events (1,000

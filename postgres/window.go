@@ -112,32 +112,45 @@ func (w *windowScratch) leaveOutHeld(out []outbox.Pending, keys []int32) ([]outb
 	return out[:n], keys[:n]
 }
 
-// maxMarkRuns is the most runs of consecutive sequence numbers a mark
-// names as ranges; rows more scattered (a session that leads some
-// shards only) are named one by one, which costs the database less
-// than as many one-row ranges.
-const maxMarkRuns = 64
+// maxSpanGap is the largest gap between two sequence numbers of one
+// mark span (seqSpans): its bits cost a byte per 8 numbers, and the
+// statement reads the pending index across it.
+const maxSpanGap = 1024
 
-// seqRuns returns seqs as runs of consecutive sequence numbers
-// los[i]..his[i], and whether they are at most maxMarkRuns. A relay
-// leading every shard marks what it fetched, which is mostly one run per
-// batch: deleting a range costs PostgreSQL under half of deleting its
-// rows by number.
-func seqRuns(seqs []int64) (los, his []int64, ok bool) {
+// seqSpans returns seqs as spans: los[i]..his[i], in which bits[i] has
+// bit q-los[i] set for each q of seqs (bit 0 the lowest of the first
+// byte, as PostgreSQL's get_bit reads it), or is nil when the span holds
+// every number from los[i] to his[i] (the statement then checks no bit),
+// split where two consecutive numbers lie more than maxSpanGap apart. A mark deletes its rows by
+// walking the pending index across each span and checking the bit, one
+// index range per span: a relay leading every shard marks one run per
+// batch, mostly, and one leading some shards rows scattered among the
+// others' (which the walk skips in the index, by their shard order).
+// Named one by one instead, each row costs a descent of the index:
+// deleting 1,000 consecutive rows took 1.35-1.42 ms so, 0.58-0.64 ms by
+// range.
+func seqSpans(seqs []int64) (los, his []int64, bits [][]byte) {
 	if !slices.IsSorted(seqs) {
 		seqs = slices.Sorted(slices.Values(seqs))
 	}
-	for i, q := range seqs {
-		switch {
-		case i > 0 && q == seqs[i-1]:
-			// listed twice
-		case len(his) > 0 && q == his[len(his)-1]+1:
-			his[len(his)-1] = q
-		case len(los) == maxMarkRuns:
-			return nil, nil, false
-		default:
-			los, his = append(los, q), append(his, q)
+	first, distinct := 0, 0
+	for i := range seqs {
+		if i == first || seqs[i] != seqs[i-1] {
+			distinct++
 		}
+		if i+1 < len(seqs) && seqs[i+1]-seqs[i] <= maxSpanGap {
+			continue
+		}
+		lo, hi := seqs[first], seqs[i]
+		var b []byte // nil: every number from lo to hi
+		if hi-lo+1 != int64(distinct) {
+			b = make([]byte, (hi-lo)/8+1)
+			for _, q := range seqs[first : i+1] {
+				b[(q-lo)/8] |= 1 << ((q - lo) % 8)
+			}
+		}
+		los, his, bits = append(los, lo), append(his, hi), append(bits, b)
+		first, distinct = i+1, 0
 	}
-	return los, his, true
+	return los, his, bits
 }

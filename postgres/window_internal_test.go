@@ -84,20 +84,29 @@ func TestLeaveOutHeldKeepsTheOrderOfTheRest(t *testing.T) {
 	require.Equal(t, []int32{3, 7, 4}, keys)
 }
 
-func TestSeqRuns(t *testing.T) {
+func TestSeqSpans(t *testing.T) {
 	t.Parallel()
-	los, his, ok := seqRuns([]int64{7, 3, 4, 5, 9, 8, 12, 4})
-	require.True(t, ok)
-	assert.Equal(t, []int64{3, 7, 12}, los)
-	assert.Equal(t, []int64{5, 9, 12}, his)
+	los, his, bits := seqSpans([]int64{7, 3, 4, 5, 9, 8, 12, 4, 2000, 2000 + maxSpanGap, 2000 + 2*maxSpanGap + 1})
+	assert.Equal(t, []int64{3, 2000, 2000 + 2*maxSpanGap + 1}, los)
+	assert.Equal(t, []int64{12, 2000 + maxSpanGap, 2000 + 2*maxSpanGap + 1}, his)
+	// 3 4 5 7 8 9 12 from 3: bits 0 1 2 4 5 6 9.
+	assert.Equal(t, []byte{0b0111_0111, 0b0000_0010}, bits[0])
+	assert.Len(t, bits[1], maxSpanGap/8+1)
+	assert.Equal(t, byte(1), bits[1][0])
+	assert.Equal(t, byte(1), bits[1][maxSpanGap/8])
+	assert.Nil(t, bits[2], "every number of the span")
 
-	scattered := make([]int64, maxMarkRuns+1)
-	for i := range scattered {
-		scattered[i] = int64(10 * i)
-	}
-	_, _, ok = seqRuns(scattered)
-	assert.False(t, ok, "more runs than maxMarkRuns: named one by one")
-	los, _, ok = seqRuns(scattered[:maxMarkRuns])
-	assert.True(t, ok)
-	assert.Len(t, los, maxMarkRuns)
+	// Consecutive, one listed twice: every number, no bits.
+	los, his, bits = seqSpans([]int64{5, 6, 6, 7, 8})
+	assert.Equal(t, []int64{5}, los)
+	assert.Equal(t, []int64{8}, his)
+	assert.Equal(t, [][]byte{nil}, bits)
+	// One missing: bits.
+	_, _, bits = seqSpans([]int64{5, 6, 6, 8})
+	assert.Equal(t, [][]byte{{0b1011}}, bits)
+
+	los, his, bits = seqSpans(nil)
+	assert.Empty(t, los)
+	assert.Empty(t, his)
+	assert.Empty(t, bits)
 }
