@@ -459,10 +459,9 @@ WHERE i.status = 'pending'`
 	r.fetchBesideShardsSQL = beside(shardsFilter(4))
 	// The rows published, as spans of sequence numbers (seqSpans): for
 	// each span $1[i]..$2[i], the pending rows whose bit is set in $3[i]
-	// (all of them when it is NULL),
-	// read from the pending index across the span, where the rows of
-	// other shards than theirs ($4..$5, the marked rows' shard orders)
-	// are skipped.
+	// (all of them when it is NULL), read from the pending index across
+	// the span, where the rows of other shards than theirs ($4..$5, the
+	// marked rows' shard orders) are skipped.
 	spans := ` unnest($1::bigint[], $2::bigint[], $3::bytea[]) AS r(lo, hi, bits)
 WHERE o.status = 'pending' AND o.seq BETWEEN r.lo AND r.hi AND ` + order + ` BETWEEN $4 AND $5
 	AND (r.bits IS NULL OR get_bit(r.bits, (o.seq - r.lo)::int) = 1)`
