@@ -112,24 +112,27 @@ func (w *windowScratch) leaveOutHeld(out []outbox.Pending, keys []int32) ([]outb
 	return out[:n], keys[:n]
 }
 
-// maxSpanGap is the largest gap between two sequence numbers of one
-// mark span (seqSpans): its bits cost a byte per 8 numbers, and the
-// statement reads the pending index across it.
+// maxSpanGap is the most sequence numbers a mark span (seqSpans) skips
+// between two of its rows: its bits cost a byte per 8 numbers.
 const maxSpanGap = 1024
 
 // seqSpans returns seqs as spans: los[i]..his[i], in which bits[i] has
 // bit q-los[i] set for each q of seqs (bit 0 the lowest of the first
 // byte, as PostgreSQL's get_bit reads it), or is nil when the span holds
-// every number from los[i] to his[i] (the statement then checks no bit),
-// split where two consecutive numbers lie more than maxSpanGap apart. A mark deletes its rows by
-// walking the pending index across each span and checking the bit, one
-// index range per span: a relay leading every shard marks one run per
-// batch, mostly, and one leading some shards rows scattered among the
-// others' (which the walk skips in the index, by their shard order).
-// Named one by one instead, each row costs a descent of the index:
-// deleting 1,000 consecutive rows took 1.35-1.42 ms so, 0.58-0.64 ms by
-// range.
-func seqSpans(seqs []int64) (los, his []int64, bits [][]byte) {
+// every number from los[i] to his[i] (the statement then checks no bit).
+// A span ends where the next number lies more than gap numbers further
+// (at most maxSpanGap).
+//
+// A mark deletes its rows by walking the pending index across each span,
+// one index range per span, instead of an index descent per row (deleting
+// 1,000 consecutive rows took 1.35-1.42 ms by number, 0.58-0.64 ms as a
+// range). The walk skips other shards' rows in the index, by their shard
+// order, but reads from the table every pending row of the relay's shards
+// in the span that the mark does not name (rows held back behind a batch
+// in flight, committed late) to check its bit: gap bounds how many such
+// rows a span can cost per row it names (see Outbox.MarkPublished).
+func seqSpans(seqs []int64, gap int64) (los, his []int64, bits [][]byte) {
+	gap = min(gap, maxSpanGap)
 	if !slices.IsSorted(seqs) {
 		seqs = slices.Sorted(slices.Values(seqs))
 	}
@@ -138,7 +141,7 @@ func seqSpans(seqs []int64) (los, his []int64, bits [][]byte) {
 		if i == first || seqs[i] != seqs[i-1] {
 			distinct++
 		}
-		if i+1 < len(seqs) && seqs[i+1]-seqs[i] <= maxSpanGap {
+		if i+1 < len(seqs) && seqs[i+1]-seqs[i] <= gap+1 {
 			continue
 		}
 		lo, hi := seqs[first], seqs[i]

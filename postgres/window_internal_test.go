@@ -86,26 +86,38 @@ func TestLeaveOutHeldKeepsTheOrderOfTheRest(t *testing.T) {
 
 func TestSeqSpans(t *testing.T) {
 	t.Parallel()
-	los, his, bits := seqSpans([]int64{7, 3, 4, 5, 9, 8, 12, 4, 2000, 2000 + maxSpanGap, 2000 + 2*maxSpanGap + 1})
-	assert.Equal(t, []int64{3, 2000, 2000 + 2*maxSpanGap + 1}, los)
-	assert.Equal(t, []int64{12, 2000 + maxSpanGap, 2000 + 2*maxSpanGap + 1}, his)
+	// At most maxSpanGap numbers skipped, whatever gap asks for.
+	const a, b, c = 2000, 2000 + maxSpanGap + 1, 2000 + 2*maxSpanGap + 3
+	los, his, bits := seqSpans([]int64{7, 3, 4, 5, 9, 8, 12, 4, a, b, c}, 1<<20)
+	assert.Equal(t, []int64{3, a, c}, los)
+	assert.Equal(t, []int64{12, b, c}, his)
 	// 3 4 5 7 8 9 12 from 3: bits 0 1 2 4 5 6 9.
 	assert.Equal(t, []byte{0b0111_0111, 0b0000_0010}, bits[0])
-	assert.Len(t, bits[1], maxSpanGap/8+1)
+	assert.Len(t, bits[1], (b-a)/8+1)
 	assert.Equal(t, byte(1), bits[1][0])
-	assert.Equal(t, byte(1), bits[1][maxSpanGap/8])
+	assert.Equal(t, byte(1<<((b-a)%8)), bits[1][(b-a)/8])
 	assert.Nil(t, bits[2], "every number of the span")
 
 	// Consecutive, one listed twice: every number, no bits.
-	los, his, bits = seqSpans([]int64{5, 6, 6, 7, 8})
+	los, his, bits = seqSpans([]int64{5, 6, 6, 7, 8}, 3)
 	assert.Equal(t, []int64{5}, los)
 	assert.Equal(t, []int64{8}, his)
 	assert.Equal(t, [][]byte{nil}, bits)
 	// One missing: bits.
-	_, _, bits = seqSpans([]int64{5, 6, 6, 8})
+	_, _, bits = seqSpans([]int64{5, 6, 6, 8}, 3)
 	assert.Equal(t, [][]byte{{0b1011}}, bits)
 
-	los, his, bits = seqSpans(nil)
+	// A span skips at most gap numbers between two of its rows.
+	los, his, _ = seqSpans([]int64{1, 3, 7, 8, 20, 25}, 3)
+	assert.Equal(t, []int64{1, 20, 25}, los, "4, 5 and 6 skipped; 9 to 19 and 21 to 24 not")
+	assert.Equal(t, []int64{8, 20, 25}, his)
+	// Gap 0: runs of consecutive numbers.
+	los, his, bits = seqSpans([]int64{1, 2, 4, 5, 6}, 0)
+	assert.Equal(t, []int64{1, 4}, los)
+	assert.Equal(t, []int64{2, 6}, his)
+	assert.Equal(t, [][]byte{nil, nil}, bits)
+
+	los, his, bits = seqSpans(nil, 3)
 	assert.Empty(t, los)
 	assert.Empty(t, his)
 	assert.Empty(t, bits)
