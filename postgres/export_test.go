@@ -16,6 +16,9 @@ var (
 	ShardOrderOf  = shardOrderOf
 )
 
+// RebalanceNotice is the payload of the relays' NOTIFY to each other.
+const RebalanceNotice = rebalanceNotice
+
 // LeadPlannerSQL is the planner setup of the relay's lock connection.
 const LeadPlannerSQL = leadPlannerSQL
 

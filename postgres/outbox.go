@@ -47,7 +47,10 @@ type OutboxConfig struct {
 	// LeaderPollInterval is how often a relay rebalances the shards: a
 	// relay that leads none tries to take its share, one above its share
 	// hands shards over, and each checks that its locks are still held
-	// (default 500ms).
+	// (default 500ms). Relays also rebalance at once when another joins,
+	// hands shards over or stops (a NOTIFY on the outbox's channel); the
+	// interval bounds how long one that died unannounced (its process
+	// killed, its session ended by the server) leaves its shards unled.
 	LeaderPollInterval time.Duration
 	// Shards is the number of shards the outbox's rows are spread over,
 	// by a stable hash of their aggregate ID (default 16, at most
@@ -503,9 +506,10 @@ type acquirer interface {
 // while it leads at least one shard. Fetch, MarkPublished and
 // MarkAttempts run on the lock connection, and only for the shards led:
 // once that session is gone they fail (fencing), and fn's context ends.
-// While fn runs, the relay rebalances every LeaderPollInterval: it takes
-// shards that other relays left and hands over those above its share when
-// relays join. The DB must be a *pgxpool.Pool (or have its Acquire
+// While fn runs, the relay rebalances every LeaderPollInterval and when
+// another relay tells it (it joined, handed shards over or stopped): it
+// takes shards that other relays left and hands over those above its
+// share when relays join. The DB must be a *pgxpool.Pool (or have its Acquire
 // method). One Outbox leads one session at a time: several relays in one
 // process need an Outbox each.
 //
@@ -549,6 +553,17 @@ func (o *Outbox) Lead(ctx context.Context, fn func(ctx context.Context, wake <-c
 		return c, nil
 	}
 	lockConn, err := hijack("lock")
+	var listenConn *pgx.Conn
+	if err == nil {
+		listenConn, err = hijack("listen")
+	}
+	if err == nil {
+		// Listening before it joins, a relay hears the others from the
+		// start (rebalanceNotice), while it waits for shards too.
+		if _, err = listenConn.Exec(ctx, `LISTEN `+pgx.Identifier{r.channel}.Sanitize()); err != nil {
+			err = fmt.Errorf("postgres: outbox listen: %w", err)
+		}
+	}
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil
@@ -556,6 +571,32 @@ func (o *Outbox) Lead(ctx context.Context, fn func(ctx context.Context, wake <-c
 		return err
 	}
 	s := newLeadSession(o, r, lockConn)
+	defer s.leave()
+	lctx, cancel := context.WithCancelCause(ctx)
+	var wg sync.WaitGroup
+	defer func() { // before the connections close
+		cancel(nil)
+		wg.Wait()
+	}()
+	wg.Go(func() {
+		for {
+			n, err := listenConn.WaitForNotification(lctx)
+			if err != nil {
+				if lctx.Err() == nil {
+					cancel(fmt.Errorf("postgres: outbox listen connection lost: %w", err))
+				}
+				return
+			}
+			ch := s.wake // the outbox's writers: rows to read
+			if n.Payload == rebalanceNotice {
+				ch = s.poke
+			}
+			select {
+			case ch <- struct{}{}:
+			default:
+			}
+		}
+	})
 	if err := s.join(ctx); err != nil {
 		if ctx.Err() != nil {
 			return nil
@@ -574,48 +615,25 @@ func (o *Outbox) Lead(ctx context.Context, fn func(ctx context.Context, wake <-c
 		}
 		t := time.NewTimer(o.cfg.LeaderPollInterval)
 		select {
-		case <-ctx.Done():
+		case <-lctx.Done():
 			t.Stop()
-			return nil
+			if ctx.Err() != nil {
+				return nil
+			}
+			return context.Cause(lctx)
 		case <-t.C:
+		case <-s.poke:
+			t.Stop()
 		}
-	}
-	listenConn, err := hijack("listen")
-	if err == nil {
-		if _, err = listenConn.Exec(ctx, `LISTEN `+pgx.Identifier{r.channel}.Sanitize()); err != nil {
-			err = fmt.Errorf("postgres: outbox listen: %w", err)
-		}
-	}
-	if err != nil {
-		if ctx.Err() != nil {
-			return nil
-		}
-		return err
 	}
 	o.log.Info("postgres: outbox relay is the leader", "table", r.qtable, "shards", s.shards())
 
-	lctx, cancel := context.WithCancelCause(ctx)
 	s.mu.Lock()
 	s.onLost = func(err error) { cancel(err) }
 	s.mu.Unlock()
 	wake := s.wake // the listener, the rebalancer and the Outbox's writers wake fn
 	o.sess.Store(s)
 	defer o.sess.Store(nil)
-	var wg sync.WaitGroup
-	wg.Go(func() {
-		for {
-			if _, err := listenConn.WaitForNotification(lctx); err != nil {
-				if lctx.Err() == nil {
-					cancel(fmt.Errorf("postgres: outbox listen connection lost: %w", err))
-				}
-				return
-			}
-			select {
-			case wake <- struct{}{}:
-			default:
-			}
-		}
-	})
 	wg.Go(func() {
 		t := time.NewTicker(o.cfg.LeaderPollInterval)
 		defer t.Stop()
@@ -624,6 +642,7 @@ func (o *Outbox) Lead(ctx context.Context, fn func(ctx context.Context, wake <-c
 			case <-lctx.Done():
 				return
 			case <-t.C:
+			case <-s.poke: // a relay joined or handed shards over
 			}
 			// Not cut short by the end of lctx: a statement cancelled
 			// midway closes the lock connection, and a batch in flight

@@ -248,11 +248,20 @@ type leadSession struct {
 	fetched  int              // rows the last fetch returned: the next one's room
 	window   windowScratch    // reused by each fetch beside batches in flight (window.go)
 	lost     error            // set once the session is unusable
+	ended    bool             // lost because Lead returned (end)
 	onLost   func(error)
 
 	leading atomic.Pointer[[]int] // the led shards, for readers that must not wait for mu; nil once lost
 	wake    chan struct{}         // wakes the relay (Lead's fn)
+	poke    chan struct{}         // rebalances now: a relay joined or handed shards over (rebalanceNotice)
 }
+
+// rebalanceNotice is the payload of the NOTIFY, on the outbox's channel,
+// by which a relay tells the others that it joined (one above its share
+// starts handing shards over) or handed shards over (one below takes
+// them), so that they rebalance at once instead of at their next
+// LeaderPollInterval. The outbox's writers notify with an empty payload.
+const rebalanceNotice = "dddkit:rebalance"
 
 // wakeIfLeadingAll wakes the session's relay, without waiting, if the
 // session leads every shard, and reports whether it did. Then no relay
@@ -277,7 +286,7 @@ func newLeadSession(o *Outbox, r *resolvedOutbox, conn *pgx.Conn) *leadSession {
 	return &leadSession{
 		o: o, r: r, n: n, conn: conn, pid: conn.PgConn().PID(),
 		led: make([]bool, n), draining: make([]time.Time, n), rested: make([]time.Time, n), busy: make([]int, n),
-		out: map[int64]handed{}, wake: make(chan struct{}, 1),
+		out: map[int64]handed{}, wake: make(chan struct{}, 1), poke: make(chan struct{}, 1),
 	}
 }
 
@@ -318,8 +327,25 @@ func (s *leadSession) end() {
 	defer s.mu.Unlock()
 	if s.lost == nil {
 		s.lost = fmt.Errorf("%w: the Lead session ended", ErrNotLeader)
+		s.ended = true
 		s.leading.Store(nil)
 	}
+}
+
+// leave releases the session's locks and tells the other relays
+// (rebalanceNotice), so that they take its shards at once, before Lead
+// closes the lock connection (which would release them too, unnoticed
+// until the others' next LeaderPollInterval). Nothing of the session is
+// in flight any more; a session that was lost leaves it to the close.
+func (s *leadSession) leave() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.lost != nil && !s.ended {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	_, _ = s.conn.Exec(ctx, `SELECT pg_advisory_unlock_all(), pg_notify($1, $2)`, s.r.channel, rebalanceNotice)
 }
 
 // claimable returns the led shards that are not draining, and whether
@@ -436,6 +462,9 @@ func (s *leadSession) releaseIdle(ctx context.Context) error {
 			s.r.keys.shard, idle).Scan(&unlocked); err != nil {
 			return err
 		}
+		if _, err := c.Exec(ctx, `SELECT pg_notify($1, $2)`, s.r.channel, rebalanceNotice); err != nil {
+			return err
+		}
 		if unlocked != len(idle) {
 			return fmt.Errorf("%d of the locks of shards %v were not held", len(idle)-unlocked, idle)
 		}
@@ -451,7 +480,7 @@ func (s *leadSession) releaseIdle(ctx context.Context) error {
 
 // join prepares the lock connection: bounded keepalives on both ends,
 // the planner settings of the relay's statements (leadPlannerSQL) and
-// the shared member lock.
+// the shared member lock, and tells the other relays (rebalanceNotice).
 func (s *leadSession) join(ctx context.Context) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -462,7 +491,7 @@ func (s *leadSession) join(ctx context.Context) error {
 		if _, err := c.Exec(ctx, leadPlannerSQL); err != nil {
 			return err
 		}
-		_, err := c.Exec(ctx, `SELECT pg_advisory_lock_shared($1, $2)`, s.r.keys.member, int32(s.n))
+		_, err := c.Exec(ctx, `SELECT pg_advisory_lock_shared($1, $2), pg_notify($3, $4)`, s.r.keys.member, int32(s.n), s.r.channel, rebalanceNotice)
 		return err
 	})
 }

@@ -102,6 +102,29 @@ func TestShardsRebalanceAsRelaysJoinAndLeave(t *testing.T) {
 	require.Zero(t, check.Duplicates())
 }
 
+// Relays tell each other when one joins, hands shards over or leaves
+// (a NOTIFY on the outbox's channel), and rebalance at once: with a
+// LeaderPollInterval longer than the test, they share the shards through
+// those notices only.
+func TestShardsRebalanceOnNoticesWithoutPolling(t *testing.T) {
+	t.Parallel()
+	b := newOutboxBundle(t, nil)
+	cfg := &postgres.OutboxConfig{LeaderPollInterval: time.Hour}
+	start := func() func() {
+		r, err := outbox.NewRelay(b.open(t, cfg), &outboxtest.Recorder{}, b.reg, &outbox.RelayConfig{PollInterval: 50 * time.Millisecond})
+		require.NoError(t, err)
+		return startRelay(t, r)
+	}
+	stopFirst := start()
+	testinfra.Eventually(t, 30*time.Second, func() bool { return sharedBy(leadersOf(t, b), 1, 16) }, "one relay leads all: %+v", leadersOf(t, b))
+	start()
+	testinfra.Eventually(t, 30*time.Second, func() bool { return sharedBy(leadersOf(t, b), 2, 16) }, "two relays, 8 shards each: %+v", leadersOf(t, b))
+	start()
+	testinfra.Eventually(t, 30*time.Second, func() bool { return sharedBy(leadersOf(t, b), 3, 16) }, "three relays: %+v", leadersOf(t, b))
+	stopFirst()
+	testinfra.Eventually(t, 30*time.Second, func() bool { return sharedBy(leadersOf(t, b), 2, 16) }, "the two left share all: %+v", leadersOf(t, b))
+}
+
 // Fetch and the marks run only inside Lead, on the lock connection, for
 // rows this session fetched; otherwise they fail with ErrNotLeader.
 func TestShardClaimsAndMarksNeedTheLead(t *testing.T) {
