@@ -16,8 +16,9 @@ import (
 )
 
 // planningOnce returns a connection to b's schema that plans a prepared
-// statement once, as pgx's cached statements end up being planned, after
-// running setup; onNotice, when not nil, receives its notices.
+// statement once, as pgx's cached statements end up being planned, then
+// runs setup (which may set plan_cache_mode otherwise); onNotice, when
+// not nil, receives its notices.
 func planningOnce(t *testing.T, b pgBundle, onNotice pgconn.NoticeHandler, setup ...string) *pgx.Conn {
 	t.Helper()
 	ctx := t.Context()
@@ -26,7 +27,7 @@ func planningOnce(t *testing.T, b pgBundle, onNotice pgconn.NoticeHandler, setup
 	conn, err := pgx.ConnectConfig(ctx, cfg)
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = conn.Close(ctx) })
-	for _, sql := range append(setup, `SET plan_cache_mode = force_generic_plan`) {
+	for _, sql := range append([]string{`SET plan_cache_mode = force_generic_plan`}, setup...) {
 		_, err := conn.Exec(ctx, sql)
 		require.NoError(t, err, "%s (auto_explain needs a superuser)", sql)
 	}
@@ -153,14 +154,8 @@ func TestMarkPlanReadsEachSpanFromTheIndex(t *testing.T) {
 	_, err = b.pool.Exec(ctx, `ANALYZE `+pgx.Identifier{b.schema, postgres.DefaultOutboxTable}.Sanitize())
 	require.NoError(t, err)
 	for _, mode := range []string{"force_custom_plan", "force_generic_plan"} {
-		conn, err := pgx.ConnectConfig(ctx, b.pool.Config().ConnConfig.Copy())
-		require.NoError(t, err)
-		t.Cleanup(func() { _ = conn.Close(ctx) })
-		for _, sql := range []string{postgres.LeadPlannerSQL, `SET plan_cache_mode = ` + mode} {
-			_, err := conn.Exec(ctx, sql)
-			require.NoError(t, err)
-		}
-		_, err = conn.Prepare(ctx, "mark", statements["published"])
+		conn := planningOnce(t, b, nil, postgres.LeadPlannerSQL, `SET plan_cache_mode = `+mode)
+		_, err := conn.Prepare(ctx, "mark", statements["published"])
 		require.NoError(t, err)
 		rows, err := conn.Query(ctx, `EXPLAIN EXECUTE mark('{100,5000,20000}', '{400,5300,20300}', '{NULL,NULL,NULL}', '{0,0,0}', '{1023,1023,1023}')`)
 		require.NoError(t, err)
