@@ -742,7 +742,6 @@ func (o *Outbox) Fetch(ctx context.Context, limit int, inFlight outbox.SeqRange)
 // held), and records the rows it returns as in flight.
 func (o *Outbox) fetch(ctx context.Context, c *pgx.Conn, r *resolvedOutbox, s *leadSession, limit int, inFlight outbox.SeqRange) ([]outbox.Pending, error) {
 	shards, all := s.claimable()
-	lo, hi := shardOrderRange(s.n, shards)
 	if !inFlight.Empty() && 2*len(shards) < s.n {
 		return nil, nil // see Fetch
 	}
@@ -759,10 +758,12 @@ func (o *Outbox) fetch(ctx context.Context, c *pgx.Conn, r *resolvedOutbox, s *l
 	case !beside && all:
 		b.Queue(r.fetchSQL, limit)
 	case !beside:
+		lo, hi := shardOrderRange(s.n, shards)
 		b.Queue(r.fetchShardsSQL, limit, int32(s.n), shards, lo, hi)
 	case all:
 		b.Queue(r.fetchBesideSQL, limit, inFlight.From, inFlight.To)
 	default:
+		lo, hi := shardOrderRange(s.n, shards)
 		b.Queue(r.fetchBesideShardsSQL, limit, inFlight.From, inFlight.To, int32(s.n), shards, lo, hi)
 	}
 	br := c.SendBatch(ctx, b)

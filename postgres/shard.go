@@ -458,11 +458,8 @@ func (s *leadSession) releaseIdle(ctx context.Context) error {
 	}
 	return s.do(ctx, func(ctx context.Context, c *pgx.Conn) error {
 		var unlocked int
-		if err := c.QueryRow(ctx, `SELECT count(*) FILTER (WHERE pg_advisory_unlock($1, s)) FROM unnest($2::int4[]) s`,
-			s.r.keys.shard, idle).Scan(&unlocked); err != nil {
-			return err
-		}
-		if _, err := c.Exec(ctx, `SELECT pg_notify($1, $2)`, s.r.channel, rebalanceNotice); err != nil {
+		if err := c.QueryRow(ctx, `SELECT (SELECT count(*) FILTER (WHERE pg_advisory_unlock($1, s)) FROM unnest($2::int4[]) s), pg_notify($3, $4)`,
+			s.r.keys.shard, idle, s.r.channel, rebalanceNotice).Scan(&unlocked, nil); err != nil {
 			return err
 		}
 		if unlocked != len(idle) {
