@@ -32,9 +32,13 @@ type Source interface {
 	// before that.
 	//
 	// inFlight spans the events the relay is still publishing (fetched,
-	// not yet marked; the zero [SeqRange] when none): Fetch leaves out
-	// every pending event in it, and every event of an aggregate that has
-	// a pending event in it, which must be published, or fail, first.
+	// not yet marked; the zero [SeqRange] when none). Fetch returns none
+	// of those, and no event of an aggregate that has one of them, or an
+	// earlier pending event in the span that Fetch does not return: that
+	// one must be published, or fail, first. Leaving out every pending
+	// event in the span, and every event of their aggregates, does so; a
+	// Source that knows the aggregates of the events in flight may return
+	// other aggregates' events in the span.
 	Fetch(ctx context.Context, limit int, inFlight SeqRange) ([]Pending, error)
 	// NextDue returns when the earliest scheduled event that was not due
 	// at the last Fetch becomes due, or the zero time when there was

@@ -31,9 +31,9 @@ func (o *Outbox) RelayStatements(ctx context.Context) (map[string]string, error)
 	}
 	return map[string]string{
 		"fetch": r.fetchSQL, "fetch_shards": r.fetchShardsSQL,
-		"fetch_beside": r.fetchBesideSQL, "fetch_beside_shards": r.fetchBesideShardsSQL,
-		"window":    r.windowSQL,
-		"published": r.publishedSQL, "attempts": r.attemptsSQL, "promote": r.promoteSQL,
+		"fetch_beside": r.fetchBesideSQL,
+		"window":       r.windowSQL,
+		"published":    r.publishedSQL, "attempts": r.attemptsSQL, "promote": r.promoteSQL,
 	}, nil
 }
 

@@ -124,9 +124,8 @@ type resolvedOutbox struct {
 	qtable, channel, schema string
 	keys                    shardKeys // advisory locks of its shards (shard.go)
 	fetchSQL, publishedSQL  string
-	fetchShardsSQL          string // fetchSQL of some shards only
-	fetchBesideSQL          string // Fetch beside batches in flight
-	fetchBesideShardsSQL    string // fetchBesideSQL of some shards only
+	fetchShardsSQL          string // fetchSQL of some shards' lane (lanes.go)
+	fetchBesideSQL          string // Fetch beside batches in flight, of every shard (window.go)
 	windowSQL               string // the aggregates in parts of the batches in flight (window.go)
 	attemptsSQL             string
 	promoteSQL, cancelSQL   string // deadlines (deadline.go)
@@ -435,11 +434,11 @@ LIMIT $1`
 	// before and after them (two scans of the pending index, merged in
 	// sequence order, that skip the rows in flight). Fetch leaves out
 	// those of an aggregate with a pending row among them (window.go).
-	beside := func(shards string) string {
+	beside := func() string {
 		part := func(side string) string {
 			return `(SELECT ` + columns + `
 		FROM ` + t + ` o
-		WHERE o.seq ` + side + ` AND ` + eligible(shards) + `
+		WHERE o.seq ` + side + ` AND ` + eligible("") + `
 		ORDER BY o.seq)`
 		}
 		return `SELECT * FROM (
@@ -458,8 +457,7 @@ JOIN ` + t + ` i ON i.seq BETWEEN r.lo AND r.hi
 WHERE i.status = 'pending'`
 	r.fetchSQL = fetch("")
 	r.fetchShardsSQL = fetch(shardsFilter(2))
-	r.fetchBesideSQL = beside("")
-	r.fetchBesideShardsSQL = beside(shardsFilter(4))
+	r.fetchBesideSQL = beside()
 	// The rows published, as spans of sequence numbers (seqSpans): for
 	// each span $1[i]..$2[i], the pending rows whose bit is set in $3[i]
 	// (all of them when it is NULL), read from the pending index across
@@ -703,21 +701,23 @@ func (o *Outbox) cleanup(ctx context.Context, s *leadSession) {
 // Fetch implements [outbox.Source]: it claims rows of the shards this
 // Outbox's Lead session leads, on its lock connection (see [Outbox.Lead]).
 // Outside Lead, and once the lock session is gone, it fails with
-// [ErrNotLeader]. Beside batches in flight it reads the first limit
-// eligible rows outside inFlight and leaves out those of an aggregate
-// with a pending row in inFlight (an aggregate's rows in flight come
-// before its other pending ones, which they block), so that it returns
-// fewer than limit when rows are held back. The aggregates of the rows
-// in inFlight that this session handed out and has not marked are known
-// to it; the database reads only the rest of inFlight's rows (window.go).
+// [ErrNotLeader].
+//
+// A session that leads every shard reads beside batches in flight the
+// first limit eligible rows outside inFlight, and leaves out those of an
+// aggregate with a pending row in inFlight (an aggregate's rows in flight
+// come before its other pending ones, which they block), so that it
+// returns fewer than limit when rows are held back. The aggregates of the
+// rows in inFlight that this session handed out and has not marked are
+// known to it; the database reads only the rest of inFlight's rows
+// (window.go).
+//
 // A session that leads some of the shards skips the others' rows in the
-// pending index (shardorder.go). One that leads fewer than half of them
-// reads nothing beside batches in flight: its rows in flight are not
-// consecutive, so it would read them all again for their aggregates,
-// which costs the database more than waiting for the batch costs the
-// relay (the other shards' leaders publish meanwhile; measured: 4 relays
-// of one shard each cost PostgreSQL 5.7-6.6 µs per event so, 3.4-3.7
-// without).
+// pending index (shardorder.go), and reads its shards by lanes, parts of
+// their shard orders that share no aggregate (lanes.go): beside batches
+// in flight, the first limit eligible rows of a lane with no row in
+// flight (none while every lane has some), which may lie between the
+// rows in flight, as no aggregate of that lane has a row among them.
 func (o *Outbox) Fetch(ctx context.Context, limit int, inFlight outbox.SeqRange) ([]outbox.Pending, error) {
 	r, err := o.resolve(ctx)
 	if err != nil {
@@ -742,43 +742,99 @@ func (o *Outbox) Fetch(ctx context.Context, limit int, inFlight outbox.SeqRange)
 // held), and records the rows it returns as in flight.
 func (o *Outbox) fetch(ctx context.Context, c *pgx.Conn, r *resolvedOutbox, s *leadSession, limit int, inFlight outbox.SeqRange) ([]outbox.Pending, error) {
 	shards, all := s.claimable()
-	if !inFlight.Empty() && 2*len(shards) < s.n {
-		return nil, nil // see Fetch
+	beside := !inFlight.Empty()
+	var lanes []orderRange // of some shards: the lanes to read, in turn (lanes.go)
+	if !all {
+		if lanes = s.lanesToRead(shards, beside); len(lanes) == 0 {
+			return nil, nil // every lane has rows in flight
+		}
 	}
 	b := &pgx.Batch{}
 	b.Queue(r.promoteSQL) // due deadlines become pending (deadline.go)
-	beside := !inFlight.Empty()
-	if beside {
+	window := beside && all
+	if window {
 		s.planWindow(inFlight)
 		if len(s.window.los) > 0 {
 			b.Queue(r.windowSQL, s.window.los, s.window.his)
 		}
 	}
 	switch {
-	case !beside && all:
-		b.Queue(r.fetchSQL, limit)
-	case !beside:
-		lo, hi := shardOrderRange(s.n, shards)
-		b.Queue(r.fetchShardsSQL, limit, int32(s.n), shards, lo, hi)
-	case all:
+	case !all:
+		b.Queue(r.fetchShardsSQL, limit, int32(s.n), shards, lanes[0].lo, lanes[0].hi)
+	case beside:
 		b.Queue(r.fetchBesideSQL, limit, inFlight.From, inFlight.To)
 	default:
-		lo, hi := shardOrderRange(s.n, shards)
-		b.Queue(r.fetchBesideShardsSQL, limit, inFlight.From, inFlight.To, int32(s.n), shards, lo, hi)
+		b.Queue(r.fetchSQL, limit)
 	}
-	br := c.SendBatch(ctx, b)
-	defer br.Close()
-	if err := o.readPromoted(br); err != nil {
+	out, shardKeys, err := o.readFetch(c.SendBatch(ctx, b), s, limit, true, window)
+	if err != nil {
 		return nil, err
 	}
-	if beside && len(s.window.los) > 0 {
-		if err := readWindow(br, &s.window); err != nil {
+	// An alone fetch reads the next lane when the first is short: its
+	// rows would otherwise wait for a wake.
+	for i, l := range lanes {
+		if i == 0 {
+			continue // read above
+		}
+		if len(out) >= limit {
+			break
+		}
+		b := &pgx.Batch{}
+		b.Queue(r.fetchShardsSQL, limit-len(out), int32(s.n), shards, l.lo, l.hi)
+		more, keys, err := o.readFetch(c.SendBatch(ctx, b), s, limit-len(out), false, false)
+		if err != nil {
 			return nil, err
+		}
+		out, shardKeys = mergeBySeq(out, shardKeys, more, keys)
+	}
+	s.fetched = len(out)
+	if window {
+		out, shardKeys = s.window.leaveOutHeld(out, shardKeys)
+	}
+	for i := range out {
+		s.handOut(&out[i], shardKeys[i])
+	}
+	return out, nil
+}
+
+// mergeBySeq merges two fetches' rows (and their shard keys), each in
+// sequence order, into one list in sequence order.
+func mergeBySeq(a []outbox.Pending, aKeys []int32, b []outbox.Pending, bKeys []int32) ([]outbox.Pending, []int32) {
+	if len(b) == 0 {
+		return a, aKeys
+	}
+	out, keys := make([]outbox.Pending, 0, len(a)+len(b)), make([]int32, 0, len(a)+len(b))
+	i, j := 0, 0
+	for i < len(a) || j < len(b) {
+		if j == len(b) || i < len(a) && a[i].Seq < b[j].Seq {
+			out, keys = append(out, a[i]), append(keys, aKeys[i])
+			i++
+		} else {
+			out, keys = append(out, b[j]), append(keys, bKeys[j])
+			j++
+		}
+	}
+	return out, keys
+}
+
+// readFetch reads the results of a fetch's batch br: the promoted
+// deadlines if promote, the window's aggregates if window, and then up
+// to limit rows.
+func (o *Outbox) readFetch(br pgx.BatchResults, s *leadSession, limit int, promote, window bool) ([]outbox.Pending, []int32, error) {
+	defer br.Close()
+	if promote {
+		if err := o.readPromoted(br); err != nil {
+			return nil, nil, err
+		}
+	}
+	if window && len(s.window.los) > 0 {
+		if err := readWindow(br, &s.window); err != nil {
+			return nil, nil, err
 		}
 	}
 	rows, err := br.Query()
 	if err != nil {
-		return nil, fmt.Errorf("postgres: outbox: fetch pending events: %w", err)
+		return nil, nil, fmt.Errorf("postgres: outbox: fetch pending events: %w", err)
 	}
 	defer rows.Close()
 	// Room for as many rows as the last fetch returned: a backlog's
@@ -786,20 +842,13 @@ func (o *Outbox) fetch(ctx context.Context, c *pgx.Conn, r *resolvedOutbox, s *l
 	// trickle's stay small.
 	out, shardKeys, err := readPending(rows, min(limit, max(256, s.fetched)))
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	s.fetched = len(out)
 	rows.Close()
 	if err := br.Close(); err != nil {
-		return nil, fmt.Errorf("postgres: outbox: fetch pending events: %w", err)
+		return nil, nil, fmt.Errorf("postgres: outbox: fetch pending events: %w", err)
 	}
-	if beside {
-		out, shardKeys = s.window.leaveOutHeld(out, shardKeys)
-	}
-	for i := range out {
-		s.handOut(&out[i], shardKeys[i])
-	}
-	return out, nil
+	return out, shardKeys, nil
 }
 
 // readWindow reads the windowSQL's rows into w's held aggregates.

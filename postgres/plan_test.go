@@ -52,9 +52,9 @@ func TestRelayPlansStayOnIndexesWithStaleStatistics(t *testing.T) {
 	conn := planningOnce(t, b, nil, postgres.LeadPlannerSQL)
 	args := map[string]string{
 		"fetch": "(1000)", "fetch_shards": "(1000, 16, '{0,8}', 0, 511)",
-		"fetch_beside": "(1000, 1, 1000)", "fetch_beside_shards": "(1000, 1, 1000, 16, '{0,8}', 0, 511)",
-		"window":    "('{1,500}', '{400,1000}')",
-		"published": `('{1,10}', '{5,12}', '{"\\x1f","\\x05"}', '{0,0}', '{4095,4095}')`, "attempts": "('{1}', '{1}', '{boom}', '{f}', '{100}')",
+		"fetch_beside": "(1000, 1, 1000)",
+		"window":       "('{1,500}', '{400,1000}')",
+		"published":    `('{1,10}', '{5,12}', '{"\\x1f","\\x05"}', '{0,0}', '{4095,4095}')`, "attempts": "('{1}', '{1}', '{boom}', '{f}', '{100}')",
 	}
 	explain := func(name string) string {
 		rows, err := conn.Query(ctx, `EXPLAIN EXECUTE relay_`+name+args[name])

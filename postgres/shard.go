@@ -244,6 +244,8 @@ type leadSession struct {
 	draining []time.Time      // by shard: since when it drains (zero: it does not)
 	rested   []time.Time      // by shard: when it last stopped draining without being released
 	busy     []int            // by shard: rows handed out by Fetch, not yet marked
+	orders   []int32          // by shard order: rows handed out by Fetch, not yet marked (lanes)
+	lane     int              // the lane an alone fetch reads first (lanes)
 	out      map[int64]handed // seq → the rows handed out
 	fetched  int              // rows the last fetch returned: the next one's room
 	window   windowScratch    // reused by each fetch beside batches in flight (window.go)
@@ -286,7 +288,8 @@ func newLeadSession(o *Outbox, r *resolvedOutbox, conn *pgx.Conn) *leadSession {
 	return &leadSession{
 		o: o, r: r, n: n, conn: conn, pid: conn.PgConn().PID(),
 		led: make([]bool, n), draining: make([]time.Time, n), rested: make([]time.Time, n), busy: make([]int, n),
-		out: map[int64]handed{}, wake: make(chan struct{}, 1), poke: make(chan struct{}, 1),
+		orders: make([]int32, 1<<shardOrderBits),
+		out:    map[int64]handed{}, wake: make(chan struct{}, 1), poke: make(chan struct{}, 1),
 	}
 }
 
@@ -409,6 +412,7 @@ func (s *leadSession) handOut(p *outbox.Pending, shardKey int32) {
 	sh := shardKey % int32(s.n)
 	s.out[p.Seq] = handed{shard: sh, key: shardKey, agg: aggstore.KeyOf(&p.Event)}
 	s.busy[sh]++
+	s.orders[shardOrderOf(shardKey)]++
 }
 
 // orderRange is the range of the shard orders of the rows seqs, which
@@ -439,6 +443,7 @@ func (s *leadSession) settle(ctx context.Context, seqs []int64) error {
 		if h, ok := s.out[q]; ok {
 			delete(s.out, q)
 			s.busy[h.shard]--
+			s.orders[shardOrderOf(h.key)]--
 		}
 	}
 	return s.releaseIdle(ctx)

@@ -9,6 +9,12 @@ import (
 	"github.com/dddkit/dddkit/outbox"
 )
 
+// testSession is a Lead session of n shards without a connection: for
+// its bookkeeping of the rows handed out.
+func testSession(n int) *leadSession {
+	return &leadSession{n: n, busy: make([]int, n), orders: make([]int32, 1<<shardOrderBits), out: map[int64]handed{}}
+}
+
 func ledOf(n int, shards ...int) []bool {
 	led := make([]bool, n)
 	for _, s := range shards {
@@ -79,7 +85,7 @@ func TestPlanShardsTakesAFairShare(t *testing.T) {
 
 func TestShardOfKeySpreadsEvenly(t *testing.T) {
 	t.Parallel()
-	s := &leadSession{n: 16, busy: make([]int, 16), out: map[int64]handed{}}
+	s := testSession(16)
 	for k := range int32(1600) {
 		s.handOut(&outbox.Pending{Seq: int64(k)}, k*1_342_177) // keys spread over the non-negative int32 range
 	}
@@ -88,4 +94,47 @@ func TestShardOfKeySpreadsEvenly(t *testing.T) {
 	}
 	s.handOut(&outbox.Pending{Seq: 5}, 7) // seq 5 again: fetched again after an abandoned batch
 	require.Equal(t, 1600, len(s.out))
+}
+
+// Lanes cut a range of shard orders in two halves (one lane when it
+// holds one order), with neither gap nor overlap.
+func TestLanesOfCutTheRange(t *testing.T) {
+	t.Parallel()
+	require.Equal(t, []orderRange{{0, 2047}, {2048, 4095}}, lanesOf(0, 4095))
+	require.Equal(t, []orderRange{{1024, 1535}, {1536, 2047}}, lanesOf(1024, 2047))
+	require.Equal(t, []orderRange{{6, 6}, {7, 7}}, lanesOf(6, 7))
+	require.Equal(t, []orderRange{{9, 9}}, lanesOf(9, 9))
+	require.Equal(t, []orderRange{{0, 1}, {2, 4}}, lanesOf(0, 4))
+}
+
+// With nothing in flight a fetch reads every lane, the first in turn;
+// beside batches in flight, the next lane without a row in flight, and
+// none when each has one.
+func TestLanesToReadSkipLanesInFlight(t *testing.T) {
+	t.Parallel()
+	s := testSession(4)
+	shard0 := []int32{0} // shard orders 0..1023: lanes 0..511 and 512..1023
+	a, b := orderRange{0, 511}, orderRange{512, 1023}
+	require.Equal(t, []orderRange{a, b}, s.lanesToRead(shard0, false))
+	require.Equal(t, []orderRange{b, a}, s.lanesToRead(shard0, false))
+	require.Equal(t, []orderRange{a, b}, s.lanesToRead(shard0, false))
+
+	key := func(order int32) int32 { // a shard key of shard 0 with that shard order
+		for k := int32(0); ; k += 4 {
+			if shardOrderOf(k) == order {
+				return k
+			}
+		}
+	}
+	s.handOut(&outbox.Pending{Seq: 1}, key(700)) // in lane b
+	require.Equal(t, []orderRange{a}, s.lanesToRead(shard0, true))
+	require.Equal(t, []orderRange{a}, s.lanesToRead(shard0, true), "lane b still has a row in flight")
+	s.handOut(&outbox.Pending{Seq: 2}, key(3)) // in lane a
+	require.Empty(t, s.lanesToRead(shard0, true))
+	require.NoError(t, s.settle(t.Context(), []int64{1}))
+	require.Equal(t, []orderRange{b}, s.lanesToRead(shard0, true))
+	require.Len(t, s.lanesToRead(shard0, false), 2, "nothing in flight for the relay: every lane")
+
+	require.Empty(t, s.lanesToRead(nil, true), "every led shard drains")
+	require.Equal(t, []orderRange{{0, 4095}}, s.lanesToRead(nil, false))
 }

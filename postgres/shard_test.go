@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"os"
 	"path/filepath"
@@ -158,30 +159,43 @@ func TestShardClaimsAndMarksNeedTheLead(t *testing.T) {
 	require.Zero(t, b.count(t, `true`))
 }
 
-// A session that leads fewer than half the shards reads nothing beside
-// batches in flight (it would read past the other shards' rows); one
-// that leads half or more does.
-func TestShardFetchBesideInFlightOnlyWithHalfTheShards(t *testing.T) {
+// Beside its batches in flight, a session that leads every shard reads
+// the rows after them, leaving out their aggregates (window.go); one that
+// leads some of the shards reads a lane with no row in flight (lanes.go),
+// whose rows may lie between those in flight, and nothing while every
+// lane has rows in flight. Neither returns a row in flight, nor a row of
+// an aggregate with one, and each returns its rows in sequence order.
+func TestShardFetchBesideInFlight(t *testing.T) {
 	t.Parallel()
-	for _, tc := range []struct{ relays, beside int }{{relays: 2, beside: 10}, {relays: 4, beside: 0}} {
+	for _, tc := range []struct{ relays, second, third int }{
+		{relays: 1, second: 10, third: 10},
+		{relays: 2, second: 10, third: 0},
+		{relays: 4, second: 10, third: 0},
+	} {
 		t.Run(strconv.Itoa(tc.relays)+" relays", func(t *testing.T) {
 			t.Parallel()
-			require.Equal(t, tc.beside, besideFetched(t, tc.relays))
+			for _, got := range besideFetched(t, tc.relays) {
+				require.Equal(t, [2]int{tc.second, tc.third}, got, "rows of the fetches beside 1 and 2 batches in flight, %d shards each", 4/tc.relays)
+			}
 		})
 	}
 }
 
-// besideFetched has relays sessions share 4 shards, and returns how many
-// rows each Fetch beside its first batch returned (the same for all).
-func besideFetched(t *testing.T, relays int) int {
+// besideFetched has relays sessions share 4 shards, 2 events of each of
+// 400 aggregates (those of an aggregate apart), and returns for each
+// session how many rows it fetched beside its first batch in flight, and
+// then beside its first two. It checks that, once those are marked, the
+// sessions' fetches with nothing in flight read every other row.
+func besideFetched(t *testing.T, relays int) [][2]int {
 	cfg := &postgres.OutboxConfig{Shards: 4, LeaderPollInterval: 20 * time.Millisecond}
 	b := newOutboxBundle(t, cfg)
-	b.write(t, cartHistory(400, 1)...)
+	b.write(t, cartHistory(400, 2)...) // every aggregate's first event, then every second
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	type fetched struct {
-		beside int
-		err    error
+		got  [2]int
+		rows int // every row the session fetched
+		err  error
 	}
 	results := make(chan fetched, relays)
 	var wg sync.WaitGroup
@@ -198,38 +212,84 @@ func besideFetched(t *testing.T, relays int) int {
 					case <-time.After(10 * time.Millisecond):
 					}
 				}
-				first, err := ob.Fetch(lctx, 10, outbox.SeqRange{})
-				if err != nil || len(first) != 10 {
-					results <- fetched{err: fmt.Errorf("first fetch: %d rows, %w", len(first), err)}
-					return nil
-				}
-				span := outbox.SeqRange{From: first[0].Seq, To: first[len(first)-1].Seq}
-				beside, err := ob.Fetch(lctx, 10, span)
-				for _, p := range beside {
-					if span.Contains(p.Seq) {
-						err = fmt.Errorf("row %d is in flight", p.Seq)
+				var (
+					res      fetched
+					span     outbox.SeqRange
+					inFlight = map[int64]bool{}
+					aggs     = map[string]bool{}
+				)
+				for i := range 3 {
+					rows, err := ob.Fetch(lctx, 10, span)
+					if err == nil && i == 0 && len(rows) != 10 {
+						err = fmt.Errorf("first fetch: %d rows", len(rows))
+					}
+					for j, p := range rows {
+						switch {
+						case inFlight[p.Seq]:
+							err = fmt.Errorf("row %d is in flight", p.Seq)
+						case aggs[p.Event.AggregateID]:
+							err = fmt.Errorf("row %d: aggregate %s has a row in flight", p.Seq, p.Event.AggregateID)
+						case j > 0 && rows[j-1].Seq >= p.Seq:
+							err = fmt.Errorf("row %d after row %d", p.Seq, rows[j-1].Seq)
+						}
+					}
+					for _, p := range rows {
+						inFlight[p.Seq], aggs[p.Event.AggregateID] = true, true
+						if span.Empty() {
+							span = outbox.SeqRange{From: p.Seq, To: p.Seq}
+						}
+						span.From, span.To = min(span.From, p.Seq), max(span.To, p.Seq)
+					}
+					if err != nil {
+						res.err = fmt.Errorf("fetch %d: %w", i+1, err)
+						break
+					}
+					if i > 0 {
+						res.got[i-1] = len(rows)
 					}
 				}
-				results <- fetched{beside: len(beside), err: err}
+				// Once they are marked, a fetch with nothing in flight
+				// reads every lane: the rest of the session's rows.
+				seqs := slices.Collect(maps.Keys(inFlight))
+				if res.err == nil {
+					res.err = ob.MarkPublished(lctx, seqs)
+				}
+				if res.err == nil {
+					var rest []outbox.Pending
+					rest, res.err = ob.Fetch(lctx, 1000, outbox.SeqRange{})
+					for j := 1; j < len(rest); j++ {
+						if rest[j-1].Seq >= rest[j].Seq {
+							res.err = fmt.Errorf("row %d after row %d", rest[j].Seq, rest[j-1].Seq)
+						}
+					}
+					res.rows = len(seqs) + len(rest)
+				}
+				results <- res
 				<-lctx.Done()
 				return nil
 			})
 		})
 	}
-	got := -1
+	var (
+		out  [][2]int
+		rows int
+	)
+	defer func() {
+		if !t.Failed() {
+			require.Equal(t, 800, rows, "the rows fetched by the sessions")
+		}
+	}()
 	for range relays {
 		select {
 		case r := <-results:
 			require.NoError(t, r.err)
-			if got >= 0 {
-				require.Equal(t, got, r.beside, "every session of %d shards each", 4/relays)
-			}
-			got = r.beside
+			out = append(out, r.got)
+			rows += r.rows
 		case <-time.After(30 * time.Second):
 			t.Fatalf("the relays did not share the shards: %+v", leadersOf(t, b))
 		}
 	}
-	return got
+	return out
 }
 
 // The migration gives every row, old and new, its shard key: the stable

@@ -7,7 +7,9 @@ import (
 	"github.com/dddkit/dddkit/outbox"
 )
 
-// This file holds what a fetch beside batches in flight leaves out.
+// This file holds what a fetch beside batches in flight leaves out, for
+// a Lead session that leads every shard (one that leads some reads by
+// lanes instead, lanes.go).
 // [outbox.Source.Fetch] leaves out every event of an aggregate with a
 // pending row in the in-flight range. Most of those rows are the ones
 // the Lead session handed out and has not settled: it knows their
@@ -20,8 +22,8 @@ import (
 // few short ranges.
 
 // maxWindowGaps is the most ranges of the in-flight range a fetch reads
-// by name; past it (a session that leads some shards only, whose rows
-// the other shards' interleave), it reads the whole range instead.
+// by name; past it (rows held back or committed late all over the range),
+// it reads the whole range instead.
 const maxWindowGaps = 64
 
 // heldKey is what the in-flight range holds of the aggregates with one

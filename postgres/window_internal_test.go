@@ -16,7 +16,7 @@ func pendingOf(seq int64, typ, id string) outbox.Pending {
 }
 
 func windowSession(rows ...outbox.Pending) *leadSession {
-	s := &leadSession{n: 4, busy: make([]int, 4), out: map[int64]handed{}}
+	s := testSession(4)
 	for i := range rows {
 		s.handOut(&rows[i], int32(rows[i].Event.AggregateID[0])) // a shard key per first letter
 	}
