@@ -46,8 +46,10 @@ type RelayConfig struct {
 	// is in flight), so order per aggregate does not depend on the
 	// publisher; the publisher must be safe for concurrent use. Each
 	// batch read beside others in flight costs the Source more (the
-	// PostgreSQL outbox reads the keys of the rows in flight), so a
-	// larger window pays only where the publisher's round trip, not the
+	// PostgreSQL outbox reads the keys of the rows in flight; a relay
+	// leading some of its shards reads them by two lanes instead, with one
+	// batch of each in flight, so it keeps at most two), so a larger
+	// window pays only where the publisher's round trip, not the
 	// database, is what the relay waits for. That can be the case when
 	// commands record several events each: a batch publishes an
 	// aggregate's events one acknowledged publisher call after another (a

@@ -26,7 +26,16 @@ import "slices"
 // the next lane with none in flight (nothing while every lane has some),
 // and with nothing in flight the lanes in turn, the next one only when
 // the first is short of the limit. With a backlog, one batch of each lane
-// is in flight at a time.
+// is in flight at a time: the relay fetches and marks one lane while it
+// publishes the other.
+//
+// A lane holds half the relay's rows, so its fetches and marks walk past
+// about twice as many entries of the pending index per row (four relays
+// of one shard each: PostgreSQL 3.5-4.3 µs per event, against 2.9-3.5
+// publishing one batch at a time); in exchange the relays no longer wait
+// for each other's statements (measured side by side, 22 rounds: four
+// relays ÷ one relay, steady rate, medians 1.06 -> 1.13; two processes of
+// 8 of 16 shards, 67,000-85,000 -> 92,000-124,000 events/s).
 
 // numLanes is how many lanes the shard orders of a session leading some
 // of the shards are cut into: the default MaxInFlight.

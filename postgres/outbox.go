@@ -410,9 +410,9 @@ func (o *Outbox) resolve(ctx context.Context) (*resolvedOutbox, error) {
 			AND (b.status = 'failed' OR (b.status = 'pending' AND b.next_attempt_at > now())))`
 	}
 	// Of some shards: $n the number of shards, $n+1 the led ones, $n+2
-	// and $n+3 the range of their shard orders (shardorder.go), checked
-	// in the pending index, so that the walk reads from the table only
-	// rows in that range. The planner cannot estimate the share of rows
+	// and $n+3 a range of their shard orders (shardorder.go; a lane,
+	// lanes.go), checked in the pending index, so that the walk reads
+	// from the table only rows in that range. The planner cannot estimate the share of rows
 	// the led shards hold (it guesses 0.5%, less than a batch, and would
 	// sort every pending row instead of walking the pending index in
 	// sequence order until the batch is full); the lock connection plans
@@ -430,25 +430,24 @@ WHERE ` + eligible(shards) + `
 ORDER BY o.seq
 LIMIT $1`
 	}
-	// Beside batches in flight ($2..$3): the first $1 eligible rows
-	// before and after them (two scans of the pending index, merged in
-	// sequence order, that skip the rows in flight). Fetch leaves out
-	// those of an aggregate with a pending row among them (window.go).
-	beside := func() string {
-		part := func(side string) string {
-			return `(SELECT ` + columns + `
+	// Beside batches in flight ($2..$3), of a session leading every
+	// shard: the first $1 eligible rows before and after them (two scans
+	// of the pending index, merged in sequence order, that skip the rows
+	// in flight). Fetch leaves out those of an aggregate with a pending
+	// row among them (window.go).
+	besidePart := func(side string) string {
+		return `(SELECT ` + columns + `
 		FROM ` + t + ` o
 		WHERE o.seq ` + side + ` AND ` + eligible("") + `
 		ORDER BY o.seq)`
-		}
-		return `SELECT * FROM (
-	` + part("< $2") + `
+	}
+	r.fetchBesideSQL = `SELECT * FROM (
+	` + besidePart("< $2") + `
 	UNION ALL
-	` + part("> $3") + `
+	` + besidePart("> $3") + `
 ) u
 ORDER BY seq
 LIMIT $1`
-	}
 	// The aggregates of the pending rows in the ranges $1[i]..$2[i] of
 	// the batches in flight that the Lead session did not hand out.
 	r.windowSQL = `SELECT i.shard_key, i.aggregate_type, i.aggregate_id
@@ -457,7 +456,6 @@ JOIN ` + t + ` i ON i.seq BETWEEN r.lo AND r.hi
 WHERE i.status = 'pending'`
 	r.fetchSQL = fetch("")
 	r.fetchShardsSQL = fetch(shardsFilter(2))
-	r.fetchBesideSQL = beside()
 	// The rows published, as spans of sequence numbers (seqSpans): for
 	// each span $1[i]..$2[i], the pending rows whose bit is set in $3[i]
 	// (all of them when it is NULL), read from the pending index across
