@@ -274,11 +274,6 @@ func besideFetched(t *testing.T, relays int) [][2]int {
 		out  [][2]int
 		rows int
 	)
-	defer func() {
-		if !t.Failed() {
-			require.Equal(t, 800, rows, "the rows fetched by the sessions")
-		}
-	}()
 	for range relays {
 		select {
 		case r := <-results:
@@ -289,6 +284,7 @@ func besideFetched(t *testing.T, relays int) [][2]int {
 			t.Fatalf("the relays did not share the shards: %+v", leadersOf(t, b))
 		}
 	}
+	require.Equal(t, 800, rows, "the rows fetched by the sessions")
 	return out
 }
 
