@@ -770,10 +770,7 @@ func (o *Outbox) fetch(ctx context.Context, c *pgx.Conn, r *resolvedOutbox, s *l
 	}
 	// An alone fetch reads the next lane when the first is short: its
 	// rows would otherwise wait for a wake.
-	for i, l := range lanes {
-		if i == 0 {
-			continue // read above
-		}
+	for _, l := range lanes[min(1, len(lanes)):] {
 		if len(out) >= limit {
 			break
 		}
