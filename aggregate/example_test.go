@@ -61,7 +61,7 @@ func Example() {
 	}
 	fmt.Println("balance:", acct.balance, "version:", acct.Version(), "committed:", acct.CommittedVersion())
 
-	aggregate.MarkCommitted(acct) // what a repository does after its transaction commits
+	aggregate.MarkCommitted(acct, acct.Version()) // what a repository does after its transaction commits
 	fmt.Println("after save:", len(acct.Changes()), "uncommitted, committed version", acct.CommittedVersion())
 	// Output:
 	// deposit -5: deposit must be positive, got -5

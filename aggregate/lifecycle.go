@@ -1,6 +1,9 @@
 package aggregate
 
-import "fmt"
+import (
+	"fmt"
+	"slices"
+)
 
 // This file holds the lifecycle operations that repository adapters perform
 // on an aggregate: restore it from stored state, replay its history, mark
@@ -78,18 +81,35 @@ func Replay(a Aggregate, history []Envelope, opts ...Option) error {
 	return nil
 }
 
-// MarkCommitted forgets a's uncommitted events and makes its current
-// version the committed one. A repository calls it after the transaction
-// that saved the aggregate and its events has committed, never before; a
-// unit test may call it to stand for such a save. A nil aggregate is
-// ignored.
-func MarkCommitted(a Aggregate) {
+// MarkCommitted records that a repository's transaction saved a up to
+// version and has committed: the events recorded up to version are no
+// longer uncommitted, and version becomes a's committed version. Events
+// recorded after it stay uncommitted, for the next save: a unit of work
+// that saved a and then saw more events recorded on it marks committed
+// only what it wrote.
+//
+// A repository calls it after the transaction that saved the aggregate
+// and its events has committed, never before, with the version it wrote
+// (a.Version() when it saved every event); a unit test may call it to
+// stand for such a save. A version above a's current one counts as the
+// current one; one at or below its committed version, and a nil
+// aggregate, are ignored.
+func MarkCommitted(a Aggregate, version int64) {
 	r, err := rootOf(a)
 	if err != nil {
 		return
 	}
-	r.changes = nil
-	r.committed = r.version
+	version = min(version, r.version)
+	if version <= r.committed {
+		return
+	}
+	// Record numbers the changes committed+1, committed+2, ...
+	if rest := r.changes[version-r.committed:]; len(rest) > 0 {
+		r.changes = slices.Clone(rest)
+	} else {
+		r.changes = nil
+	}
+	r.committed = version
 }
 
 // rootOf returns a's root, or an error wrapping [ErrNotInitialized] if a is

@@ -59,13 +59,42 @@ func TestMarkCommitted(t *testing.T) {
 	t.Parallel()
 	a := newAccount(t)
 	require.NoError(t, a.Record(AccountOpened{}))
-	aggregate.MarkCommitted(a)
+	aggregate.MarkCommitted(a, a.Version())
 	require.False(t, a.HasChanges())
 	require.Equal(t, int64(1), a.CommittedVersion())
 	require.False(t, a.IsNew())
 	require.NoError(t, a.Deposit(1))
 	require.Equal(t, int64(2), a.Changes()[0].Version)
 	require.Equal(t, int64(1), a.CommittedVersion())
+}
+
+// A repository that wrote only some of the events (a unit of work whose
+// last save came before more were recorded) marks those: the later ones
+// stay uncommitted, for the next save.
+func TestMarkCommittedUpToAVersion(t *testing.T) {
+	t.Parallel()
+	a := newAccount(t)
+	require.NoError(t, a.Record(AccountOpened{}))
+	require.NoError(t, a.Deposit(1))
+	require.NoError(t, a.Deposit(2))
+	require.NoError(t, a.Deposit(3))
+
+	aggregate.MarkCommitted(a, 2)
+	require.Equal(t, int64(2), a.CommittedVersion())
+	require.Equal(t, int64(4), a.Version())
+	var versions []int64
+	for _, e := range a.Changes() {
+		versions = append(versions, e.Version)
+	}
+	require.Equal(t, []int64{3, 4}, versions)
+
+	aggregate.MarkCommitted(a, 1) // below the committed version: ignored
+	require.Equal(t, int64(2), a.CommittedVersion())
+	require.Len(t, a.Changes(), 2)
+
+	aggregate.MarkCommitted(a, 9) // above the current version: the current one
+	require.Equal(t, int64(4), a.CommittedVersion())
+	require.False(t, a.HasChanges())
 }
 
 func TestRecordFailingApplyRecordsNothing(t *testing.T) {
@@ -96,7 +125,7 @@ func TestLifecycleOnNilAggregate(t *testing.T) {
 	for _, a := range []aggregate.Aggregate{nil, nilAccount} {
 		require.ErrorIs(t, aggregate.Restore(a, 1), aggregate.ErrNotInitialized)
 		require.ErrorIs(t, aggregate.Replay(a, nil), aggregate.ErrNotInitialized)
-		require.NotPanics(t, func() { aggregate.MarkCommitted(a) })
+		require.NotPanics(t, func() { aggregate.MarkCommitted(a, 1) })
 	}
 }
 

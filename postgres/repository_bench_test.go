@@ -106,7 +106,7 @@ VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9),($10,$11,$12,$13,$14,$15,$16,$17,$18)`
 		if err := tx.Commit(ctx); err != nil {
 			return err
 		}
-		aggregate.MarkCommitted(c)
+		aggregate.MarkCommitted(c, c.Version())
 		return nil
 	}
 

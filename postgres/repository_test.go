@@ -350,6 +350,53 @@ func TestRepositoryRejectsBadInput(t *testing.T) {
 // their rows: the aggregate is not marked committed, saving it again
 // writes it, and a save that failed in it no longer rolls the unit back.
 // On a pool (a unit's lazy transaction) and on one connection.
+// A unit of work marks committed what it wrote: events recorded after an
+// aggregate's last save in the unit, or saved in a savepoint rolled back
+// since, stay uncommitted, and the next save writes them.
+func TestUnitOfWorkMarksCommittedWhatItWrote(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	b := setupPG(t, repositorytest.Registry(t))
+	repo := newRepo(t, b, nil)
+	c := mustCounter(t, "c")
+	stored := func() int64 {
+		got, err := repo.Load(ctx, "c")
+		require.NoError(t, err)
+		return got.Version()
+	}
+
+	require.NoError(t, b.uow.Do(ctx, func(ctx context.Context) error {
+		require.NoError(t, repo.Save(ctx, c))
+		return c.Add(1) // recorded after the last save: not written
+	}))
+	require.Equal(t, int64(1), stored())
+	require.Equal(t, int64(1), c.CommittedVersion())
+	require.Equal(t, int64(2), c.Version())
+	require.Len(t, c.Changes(), 1)
+
+	require.NoError(t, b.uow.Do(ctx, func(ctx context.Context) error {
+		require.NoError(t, repo.Save(ctx, c)) // version 2
+		require.NoError(t, c.Add(2))
+		tx, _ := postgres.TxFromContext(ctx)
+		sp, err := tx.Begin(ctx)
+		require.NoError(t, err)
+		require.NoError(t, repo.Save(ctx, c)) // version 3, rolled back
+		return sp.Rollback(ctx)
+	}))
+	require.Equal(t, int64(2), stored())
+	require.Equal(t, int64(2), c.CommittedVersion())
+	require.Len(t, c.Changes(), 1)
+
+	require.NoError(t, repo.Save(ctx, c)) // writes what was left
+	require.Equal(t, int64(3), stored())
+	require.False(t, c.HasChanges())
+	var versions []int64
+	for _, e := range b.outboxEvents(t) {
+		versions = append(versions, e.Version)
+	}
+	require.Equal(t, []int64{1, 2, 3}, versions)
+}
+
 func TestUnitOfWorkSavepointRollbackForgetsItsSaves(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()

@@ -50,7 +50,7 @@ func save[A aggregate.Aggregate](ctx context.Context, db DB, aggregateType strin
 		if err := write(ctx, db, false, root, a, base); err != nil {
 			return conflictOr(err, aggregateType, root.ID(), base)
 		}
-		aggregate.MarkCommitted(a)
+		aggregate.MarkCommitted(a, root.Version())
 		return nil
 	}
 	tx, err := db.Begin(ctx)
@@ -64,14 +64,15 @@ func save[A aggregate.Aggregate](ctx context.Context, db DB, aggregateType strin
 	if err := tx.Commit(ctx); err != nil {
 		return commitError(err)
 	}
-	aggregate.MarkCommitted(a)
+	aggregate.MarkCommitted(a, root.Version())
 	return nil
 }
 
 // saveInUnit writes what root recorded since it was last written in u.
-// Aggregates are marked committed when u commits. A failed write makes u
-// roll back: the state may be written without its events (or its keys),
-// and nothing may be half-saved.
+// Aggregates are marked committed when u commits, up to the version last
+// written in u. A failed write makes u roll back: the state may be
+// written without its events (or its keys), and nothing may be
+// half-saved.
 func saveInUnit[A aggregate.Aggregate](ctx context.Context, u *unit, aggregateType string, root *aggregate.Root, a A, write writeFunc[A]) (err error) {
 	base, seen := u.saved[root]
 	if !seen {
@@ -91,7 +92,10 @@ func saveInUnit[A aggregate.Aggregate](ctx context.Context, u *unit, aggregateTy
 	}
 	u.saved[root] = root.Version()
 	if !seen {
-		u.afterCommit = append(u.afterCommit, func() { aggregate.MarkCommitted(a) })
+		// Marked at the version last written in u when u commits
+		// (u.saved then): events recorded after it, or saved in a
+		// savepoint rolled back since, stay uncommitted.
+		u.afterCommit = append(u.afterCommit, func() { aggregate.MarkCommitted(a, u.saved[root]) })
 	}
 	return nil
 }

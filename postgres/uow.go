@@ -55,9 +55,10 @@ func NewUnitOfWork(db DB) (*UnitOfWork, error) {
 // [ErrRollbackOnly]).
 //
 // Aggregates saved in the unit are marked committed only after the
-// transaction commits; after a rollback they keep their uncommitted
-// events, so a retry of the whole command starts from a clean slate
-// (load them again).
+// transaction commits, each up to the version its last save in the unit
+// wrote: events recorded after that save stay uncommitted, for the next
+// save. After a rollback they keep their uncommitted events, so a retry
+// of the whole command starts from a clean slate (load them again).
 //
 // A savepoint begun on the unit's transaction (its Begin, or
 // [pgx.BeginFunc] on it) undoes, when it rolls back, what the unit

@@ -208,7 +208,7 @@ func (r *Memory[A]) Save(ctx context.Context, a A) (err error) {
 		r.keys[k] = id
 	}
 	row.version, row.state, row.keys = root.Version(), state, keys
-	aggregate.MarkCommitted(root)
+	aggregate.MarkCommitted(root, root.Version())
 	return nil
 }
 

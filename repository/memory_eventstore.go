@@ -259,7 +259,7 @@ func (s *MemoryEventStore[A]) Save(ctx context.Context, a A) (err error) {
 	if err := s.log.append(ctx, s.mapping.Type, root.ID(), root.CommittedVersion(), events); err != nil {
 		return err
 	}
-	aggregate.MarkCommitted(root)
+	aggregate.MarkCommitted(root, root.Version())
 	return nil
 }
 

@@ -73,7 +73,7 @@ func (b *bundle) register(t *testing.T) (*domain.User, string) {
 	u, err := b.factory.Register(valueobject.NewID(), email, b.hash(t, "correct horse"))
 	require.NoError(t, err)
 	code := b.codeOf(t, u, u.Changes()[len(u.Changes())-1])
-	aggregate.MarkCommitted(u)
+	aggregate.MarkCommitted(u, u.Version())
 	return u, code
 }
 
@@ -90,7 +90,7 @@ func verified(t *testing.T, b *bundle) *domain.User {
 	t.Helper()
 	u, code := b.register(t)
 	require.NoError(t, u.Verify(code, testToken))
-	aggregate.MarkCommitted(u)
+	aggregate.MarkCommitted(u, u.Version())
 	return u
 }
 
@@ -195,7 +195,7 @@ func TestVerifyWithTheRightCode(t *testing.T) {
 	e := u.Changes()[0].Payload.(authevents.UserVerified)
 	require.Equal(t, authevents.UserVerified{UserID: u.ID(), Email: "ada@example.com", VerifiedAt: b.clock.Now()}, e)
 
-	aggregate.MarkCommitted(u)
+	aggregate.MarkCommitted(u, u.Version())
 	require.ErrorIs(t, u.Verify(code, testToken), domain.ErrAlreadyVerified)
 	require.False(t, u.HasChanges())
 }
@@ -240,7 +240,7 @@ func TestFiveWrongCodesKillTheCode(t *testing.T) {
 		require.Equal(t, i, u.CodeFailures())
 	}
 	require.Len(t, u.Changes(), domain.MaxCodeAttempts)
-	aggregate.MarkCommitted(u)
+	aggregate.MarkCommitted(u, u.Version())
 
 	require.ErrorIs(t, u.Verify(code, testToken), domain.ErrTooManyAttempts, "dead even for the right code")
 	require.ErrorIs(t, u.Verify("000000", testToken), domain.ErrTooManyAttempts)
@@ -260,7 +260,7 @@ func TestRequestNewCodeIssuesAFreshCodeAndKillsTheOld(t *testing.T) {
 	b := setup(t)
 	u, oldCode := b.register(t)
 	require.ErrorIs(t, u.Verify("000000", testToken), domain.ErrInvalidCode)
-	aggregate.MarkCommitted(u)
+	aggregate.MarkCommitted(u, u.Version())
 
 	b.clock.Advance(domain.CodeResendInterval)
 	require.NoError(t, u.RequestNewCode())
@@ -277,7 +277,7 @@ func TestRequestNewCodeIssuesAFreshCodeAndKillsTheOld(t *testing.T) {
 	newCode := b.codeOf(t, u, env)
 	require.NotEqual(t, oldCode, newCode)
 	require.NotContains(t, e.EncryptedCode, newCode)
-	aggregate.MarkCommitted(u)
+	aggregate.MarkCommitted(u, u.Version())
 
 	require.ErrorIs(t, u.Verify(oldCode, testToken), domain.ErrInvalidCode, "the old code stopped working")
 	require.NoError(t, u.Verify(newCode, testToken))
@@ -292,7 +292,7 @@ func TestRequestNewCodeAtMostOncePerMinute(t *testing.T) {
 	require.ErrorIs(t, u.RequestNewCode(), domain.ErrResendTooSoon, "counted from the code sent at registration")
 	require.False(t, u.HasChanges(), "nothing recorded, nothing sent")
 	require.NoError(t, u.Verify(code, testToken), "a throttled request leaves the current code alive")
-	aggregate.MarkCommitted(u)
+	aggregate.MarkCommitted(u, u.Version())
 
 	b2 := setup(t)
 	u, _ = b2.register(t)
@@ -400,7 +400,7 @@ func TestSnapshotRoundTrip(t *testing.T) {
 	b := setup(t)
 	u, code := b.register(t)
 	require.ErrorIs(t, u.Verify("000000", testToken), domain.ErrInvalidCode)
-	aggregate.MarkCommitted(u)
+	aggregate.MarkCommitted(u, u.Version())
 
 	s := u.Snapshot()
 	restored, err := b.factory.Unmarshal(s)
@@ -523,7 +523,7 @@ func TestReregisterReplacesThePendingRegistration(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, "first-token", u.IssuedRegistrationToken())
 	oldCode := b.codeOf(t, u, u.Changes()[0])
-	aggregate.MarkCommitted(u)
+	aggregate.MarkCommitted(u, u.Version())
 
 	// Stored and loaded: the plain token is gone, its hash is kept.
 	restored, err := b.factory.Unmarshal(u.Snapshot())
@@ -576,7 +576,7 @@ func TestPasswordReset(t *testing.T) {
 	code := b.codeOf(t, u, u.Changes()[0])
 	require.NotContains(t, e.EncryptedCode, code, "sealed")
 	require.NotContains(t, fmt.Sprintf("%x", u.Snapshot().CodeHash), code, "stored hashed")
-	aggregate.MarkCommitted(u)
+	aggregate.MarkCommitted(u, u.Version())
 
 	b.clock.Advance(30 * time.Second)
 	require.ErrorIs(t, u.RequestPasswordReset(), domain.ErrResendTooSoon, "60 s cooldown")
@@ -588,7 +588,7 @@ func TestPasswordReset(t *testing.T) {
 	require.Equal(t, b.clock.Now().UnixMicro(), u.CredentialVersion(), "older tokens are revoked")
 	require.ErrorIs(t, u.Authenticate("correct horse", b.hasher), domain.ErrInvalidCredentials)
 	require.NoError(t, u.Authenticate("battery staple", b.hasher))
-	aggregate.MarkCommitted(u)
+	aggregate.MarkCommitted(u, u.Version())
 	require.ErrorIs(t, u.ResetPassword(code, password(t, "another staple"), b.hasher), domain.ErrInvalidCode, "the code is used up")
 }
 
@@ -605,7 +605,7 @@ func TestPasswordResetRules(t *testing.T) {
 	require.ErrorIs(t, u.ResetPassword("111111", password(t, "battery staple"), b.hasher), domain.ErrInvalidCode, "no reset requested")
 	require.NoError(t, u.RequestPasswordReset())
 	code := b.codeOf(t, u, u.Changes()[0])
-	aggregate.MarkCommitted(u)
+	aggregate.MarkCommitted(u, u.Version())
 
 	err := u.ResetPassword(code, password(t, "ada@example.com"), b.hasher)
 	require.ErrorIs(t, err, valueobject.ErrWeakPassword, "the policy applies")
@@ -615,7 +615,7 @@ func TestPasswordResetRules(t *testing.T) {
 		require.ErrorIs(t, u.ResetPassword("000000", password(t, "battery staple"), b.hasher), domain.ErrInvalidCode, "try %d", i)
 		require.Equal(t, authevents.PasswordResetFailed{UserID: u.ID(), Attempt: i, FailedAt: b.clock.Now()}, u.Changes()[i-1].Payload)
 	}
-	aggregate.MarkCommitted(u)
+	aggregate.MarkCommitted(u, u.Version())
 	require.ErrorIs(t, u.ResetPassword(code, password(t, "battery staple"), b.hasher), domain.ErrTooManyAttempts, "dead even for the right code")
 	require.False(t, u.HasChanges())
 
@@ -630,7 +630,7 @@ func TestPasswordResetRules(t *testing.T) {
 
 	// The state survives the store.
 	b.clock.Advance(domain.CodeResendInterval)
-	aggregate.MarkCommitted(u)
+	aggregate.MarkCommitted(u, u.Version())
 	require.NoError(t, u.RequestPasswordReset())
 	code = b.codeOf(t, u, u.Changes()[0])
 	restored, err := b.factory.Unmarshal(u.Snapshot())
