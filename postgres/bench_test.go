@@ -167,6 +167,7 @@ func benchRawSarama(b *testing.B) {
 	)
 	for range b.N {
 		topic := kafkatest.Topic(b, 6)
+		warmTopic(b, brokers, topic)
 		msgs := make([]*sarama.ProducerMessage, 0, n)
 		for _, env := range cartHistory(n/20, 20) {
 			payload, err := json.Marshal(env.Payload)
@@ -259,6 +260,7 @@ func relayThroughput(b *testing.B, maxInFlight int, traced, noBroker bool) {
 		topic := "no-broker"
 		if !noBroker {
 			topic = kafkatest.Topic(b, 6)
+			warmTopic(b, brokers, topic)
 		}
 		bb.useTopic(b, topic)
 		for chunk := range slices.Chunk(cartHistory(n/20, 20), 1000) {
