@@ -33,13 +33,15 @@ func newKafkaPublisher(t testing.TB, brokers []string) message.Publisher {
 
 // warmTopic publishes 6,000 small records across the partitions of topic,
 // through a producer of its own, before a benchmark's clock starts. The
-// first large appends to a new topic stall the broker once: a relay's
-// first batch of 2,000 events on a new 12-partition topic was
-// acknowledged after 65-72 ms, the next ones after 5-10 ms, although the
-// producer had published 2,000 small records to the topic, or 6,000 to
+// first large appends to a new topic stall the broker once, about 5 ms
+// per partition: a relay's first batch of 2,000 events was acknowledged
+// after 65-72 ms on a new 12-partition topic and after 30 ms on a
+// 6-partition one, the next ones after 5-10 ms, although the producer
+// had published a record (or 2,000 small ones) to the topic, or 6,000 to
 // another one, before; after 6,000 small records to the topic itself,
-// the first batch took 5-9 ms. A service publishes to topics created
-// long before: the stall is not the work of the producer measured.
+// the first batch took 5-13 ms. A service publishes to topics created
+// long before: the stall is no work of the producer measured, and it
+// weighs more on a short run (a raw producer's) than on a longer one.
 func warmTopic(b *testing.B, brokers []string, topic string) {
 	b.Helper()
 	client, err := kafka.NewClient(&kafka.Config{Brokers: brokers})
