@@ -346,10 +346,6 @@ func TestRepositoryRejectsBadInput(t *testing.T) {
 	require.ErrorContains(t, err, "corrupt")
 }
 
-// A savepoint's rollback undoes the unit's saves made in it, as it does
-// their rows: the aggregate is not marked committed, saving it again
-// writes it, and a save that failed in it no longer rolls the unit back.
-// On a pool (a unit's lazy transaction) and on one connection.
 // A unit of work marks committed what it wrote: events recorded after an
 // aggregate's last save in the unit, or saved in a savepoint rolled back
 // since, stay uncommitted, and the next save writes them.
@@ -397,6 +393,10 @@ func TestUnitOfWorkMarksCommittedWhatItWrote(t *testing.T) {
 	require.Equal(t, []int64{1, 2, 3}, versions)
 }
 
+// A savepoint's rollback undoes the unit's saves made in it, as it does
+// their rows: the aggregate is not marked committed, saving it again
+// writes it, and a save that failed in it no longer rolls the unit back.
+// On a pool (a unit's lazy transaction) and on one connection.
 func TestUnitOfWorkSavepointRollbackForgetsItsSaves(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
