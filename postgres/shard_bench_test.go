@@ -30,9 +30,14 @@ import (
 //     the one kafka.Client producer;
 //   - processes=2: two relays in child processes (16 shards, 8 each),
 //     measured until the backlog is gone, process start included.
+//   - leaders=1,running and leaders=4,running: leaders=1 and leaders=4
+//     with relays started on the empty outbox, each leading its share,
+//     before the backlog is committed in one transaction (the clock
+//     starts at its COMMIT): replicas of a service that has run for a
+//     while, met by a burst.
 //
-// Every case starts its relays on the whole backlog: the time includes
-// the rebalancing among them. The leaders cases publish to a topic
+// The other cases start their relays on the whole backlog: the time
+// includes the rebalancing among them. The leaders cases publish to a topic
 // warmed before the clock starts (warmTopic) and also report
 // steady-events/s, the rate from 10% to 90% of the backlog published:
 // without the start (statements prepared, shards taken and handed over)
@@ -40,30 +45,44 @@ import (
 // weigh on a backlog relayed in under a second.
 // BENCH_RELAY_BATCH sets the relays' BatchSize (unset: the default).
 func BenchmarkShardedRelay(b *testing.B) {
-	b.Run("leaders=1", func(b *testing.B) { benchShardedInProcess(b, 1, 1) })
-	b.Run("leaders=1,shards=4", func(b *testing.B) { benchShardedInProcess(b, 1, 4) })
-	b.Run("leaders=4", func(b *testing.B) { benchShardedInProcess(b, 4, 4) })
+	b.Run("leaders=1", func(b *testing.B) { benchShardedInProcess(b, 1, 1, false) })
+	b.Run("leaders=1,shards=4", func(b *testing.B) { benchShardedInProcess(b, 1, 4, false) })
+	b.Run("leaders=4", func(b *testing.B) { benchShardedInProcess(b, 4, 4, false) })
+	b.Run("leaders=1,running", func(b *testing.B) { benchShardedInProcess(b, 1, 1, true) })
+	b.Run("leaders=4,running", func(b *testing.B) { benchShardedInProcess(b, 4, 4, true) })
 	b.Run("processes=2", benchShardedProcesses)
 }
 
 // shardBacklog returns a bundle whose outbox holds the benchmark's
 // backlog, on a topic of its own.
 func shardBacklog(b *testing.B, cfg *postgres.OutboxConfig) (*outboxBundle, int) {
-	n := benchEvents()
 	bb := newOutboxBundle(b, cfg)
 	bb.useTopic(b, kafkatest.Topic(b, 12))
+	n := writeBacklog(b, bb, bb.pool)
+	return bb, n
+}
+
+// writeBacklog writes the benchmark's backlog to bb's outbox through db
+// (the pool, or a transaction) and analyzes it there.
+func writeBacklog(b *testing.B, bb *outboxBundle, db postgres.DB) int {
+	n := benchEvents()
+	ob, err := postgres.NewOutbox(db, bb.reg, nil)
+	require.NoError(b, err)
 	for chunk := range slices.Chunk(cartHistory(n/20, 20), 1000) {
-		bb.write(b, chunk...)
+		require.NoError(b, ob.Write(context.Background(), chunk...))
 	}
 	// Statistics, as autovacuum keeps them in a service (and as
 	// BenchmarkRelayThroughput has them): without, the planner takes
 	// the backlog for a few rows.
-	_, err := bb.pool.Exec(context.Background(), `ANALYZE dddkit_outbox`)
+	_, err = db.Exec(context.Background(), `ANALYZE dddkit_outbox`)
 	require.NoError(b, err)
-	return bb, n / 20 * 20
+	return n / 20 * 20
 }
 
-func benchShardedInProcess(b *testing.B, relays, shards int) {
+// benchShardedInProcess relays the backlog with relays relays of an
+// outbox of shards shards in this process; running starts them before
+// the backlog is committed.
+func benchShardedInProcess(b *testing.B, relays, shards int, running bool) {
 	brokers := kafkatest.Brokers(b)
 	var (
 		total, steady time.Duration
@@ -72,7 +91,16 @@ func benchShardedInProcess(b *testing.B, relays, shards int) {
 	)
 	for range b.N {
 		cfg := &postgres.OutboxConfig{Shards: shards, LeaderPollInterval: 50 * time.Millisecond}
-		bb, n := shardBacklog(b, cfg)
+		var (
+			bb *outboxBundle
+			n  = benchEvents() / 20 * 20
+		)
+		if running {
+			bb = newOutboxBundle(b, cfg)
+			bb.useTopic(b, kafkatest.Topic(b, 12))
+		} else {
+			bb, n = shardBacklog(b, cfg)
+		}
 		events += n
 		warmTopic(b, brokers, bb.reg.Topic("cart"))
 		pub := newKafkaPublisher(b, brokers)
@@ -80,23 +108,30 @@ func benchShardedInProcess(b *testing.B, relays, shards int) {
 		require.NoError(b, pub.Publish(bb.reg.Topic("cart"), message.NewMessage("warm", []byte("{}"))))
 		var (
 			done         atomic.Int64
-			tenth, ninth atomic.Int64 // ns since start when 10% and 90% of n were published
+			tenth, ninth atomic.Int64 // when 10% and 90% of n were published (Unix ns)
 		)
 		finished := make(chan struct{})
 		ctx, cancel := context.WithCancel(context.Background())
 		runs := make(chan struct{}, relays)
-		cpu0 := testinfra.ReadCPU()
-		start := time.Now()
-		for range relays {
-			relay, err := outbox.NewRelay(bb.open(b, cfg), pub, bb.reg, &outbox.RelayConfig{
+		var (
+			cpu0  testinfra.CPU
+			start time.Time
+		)
+		if !running {
+			cpu0, start = testinfra.ReadCPU(), time.Now()
+		}
+		obs := make([]*postgres.Outbox, relays)
+		for i := range relays {
+			obs[i] = bb.open(b, cfg)
+			relay, err := outbox.NewRelay(obs[i], pub, bb.reg, &outbox.RelayConfig{
 				BatchSize: relayBatch(), // 0: the default
 				Hooks: outbox.Hooks{OnPublished: func(evs []aggregate.Envelope, _ time.Duration) {
 					d := done.Add(int64(len(evs)))
 					if d >= int64(n)/10 && tenth.Load() == 0 {
-						tenth.CompareAndSwap(0, int64(time.Since(start)))
+						tenth.CompareAndSwap(0, time.Now().UnixNano())
 					}
 					if d >= int64(n)*9/10 && ninth.Load() == 0 {
-						ninth.CompareAndSwap(0, int64(time.Since(start)))
+						ninth.CompareAndSwap(0, time.Now().UnixNano())
 					}
 					if d == int64(n) {
 						close(finished)
@@ -108,6 +143,22 @@ func benchShardedInProcess(b *testing.B, relays, shards int) {
 				defer func() { runs <- struct{}{} }()
 				_ = relay.Run(ctx)
 			}()
+		}
+		if running {
+			// Each relay leads its share, then the backlog comes at once.
+			require.Eventually(b, func() bool {
+				for _, ob := range obs {
+					if len(ob.Shards()) != shards/relays {
+						return false
+					}
+				}
+				return true
+			}, 30*time.Second, 5*time.Millisecond, "the relays did not take a share each")
+			tx, err := bb.pool.Begin(context.Background())
+			require.NoError(b, err)
+			require.Equal(b, n, writeBacklog(b, bb, tx))
+			cpu0, start = testinfra.ReadCPU(), time.Now()
+			require.NoError(b, tx.Commit(context.Background()))
 		}
 		select {
 		case <-finished:
