@@ -14,7 +14,12 @@ import (
 // An adapter given a DB runs its statements on the unit of work in the
 // context when there is one (see [UnitOfWork]), and on the DB otherwise.
 // Given a pgx.Tx, everything it does happens inside that transaction (the
-// unit of work's Begin becomes a savepoint).
+// unit of work's Begin becomes a savepoint). The adapter cannot see that
+// transaction commit: a save on it marks the aggregate committed once
+// its savepoint is released, and an aggregate whose transaction the
+// caller then rolls back must be loaded again. A [UnitOfWork] on a pool,
+// whose transaction the caller's own SQL joins through [TxFromContext],
+// marks aggregates committed after its COMMIT.
 type DB interface {
 	Begin(ctx context.Context) (pgx.Tx, error)
 	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
