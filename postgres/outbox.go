@@ -412,11 +412,12 @@ func (o *Outbox) resolve(ctx context.Context) (*resolvedOutbox, error) {
 	// Of some shards: $n the number of shards, $n+1 the led ones, $n+2
 	// and $n+3 a range of their shard orders (shardorder.go; a lane,
 	// lanes.go), checked in the pending index, so that the walk reads
-	// from the table only rows in that range. The planner cannot estimate the share of rows
-	// the led shards hold (it guesses 0.5%, less than a batch, and would
-	// sort every pending row instead of walking the pending index in
-	// sequence order until the batch is full); the lock connection plans
-	// without sorts (leadPlannerSQL), so it walks the index.
+	// from the table only rows in that range. The planner cannot
+	// estimate the share of rows the led shards hold (it guesses 0.5%,
+	// less than a batch, and would sort every pending row instead of
+	// walking the pending index in sequence order until the batch is
+	// full); the lock connection plans without sorts (leadPlannerSQL),
+	// so it walks the index.
 	order := shardOrderSQL("o.shard_key")
 	shardsFilter := func(n int) string {
 		return fmt.Sprintf(`
@@ -449,8 +450,8 @@ LIMIT $1`
 ORDER BY seq
 LIMIT $1`
 	// The statements below read the pending rows of a few ranges of
-	// sequence numbers. Each range is read from the pending index in a
-	// subquery of its own (LATERAL ... OFFSET 0, which the planner
+	// sequence numbers. Each range is read from an index by its bounds,
+	// in a subquery of its own (LATERAL ... OFFSET 0, which the planner
 	// cannot fold into a join): joined to the ranges, the outbox would
 	// be read whole, once, whenever the planner takes it for small (an
 	// outbox planned while empty, or filled faster than autovacuum
