@@ -64,10 +64,8 @@ type Config struct {
 	// built from the fields above, for the producer and the consumers
 	// alike: TLS, SASL, compression, timeouts.
 	//
-	// Three defaults of dddkit differ from sarama's, and Configure may
-	// change them back. A produce request waits up to [ProducerLinger]
-	// for more messages (Producer.Flush.Frequency; Java's linger.ms).
-	// Keys are partitioned as Java's producer does
+	// Two defaults of dddkit differ from sarama's, and Configure may
+	// change them back. Keys are partitioned as Java's producer does
 	// (Producer.Partitioner = sarama.NewMurmur2Partitioner: partition =
 	// (murmur2(key) & 0x7fffffff) % partitions), so that a Java, Kafka
 	// Streams or Kafka Connect producer writing the same keys puts them on
@@ -79,6 +77,9 @@ type Config struct {
 	// never create topics (Metadata.AllowAutoTopicCreation = false), even
 	// where the brokers allow it: topics are made by [Client.Provision],
 	// with their partitions, not by the first client that names one.
+	// The producer keeps sarama's default of no linger
+	// (Producer.Flush.Frequency 0): see the package documentation before
+	// setting one.
 	//
 	// What the delivery guarantees rest on is checked again afterwards:
 	// a Configure that turns off acks from all in-sync replicas
@@ -92,20 +93,6 @@ type Config struct {
 	// included); nil means slog.Default().
 	Logger *slog.Logger
 }
-
-// ProducerLinger is how long a produce request waits for more messages
-// after its first (Producer.Flush.Frequency, Java's linger.ms) unless
-// Config.Configure changes it. Only one request is in flight per broker
-// (the idempotent producer), and the messages of a Publish call reach
-// sarama's batcher one after the other: without the wait, a call's first
-// message leaves alone and the others wait for its acknowledgement, one
-// more round trip. Fewer, larger requests also cost the producer and the
-// broker less per message: the outbox relay forwards a backlog about 7%
-// faster than with 500µs (BENCHMARKS.md). The price is latency when
-// messages are few: a lone message waits the whole 2 ms (about 2.5 ms
-// more at the median of the end-to-end pipeline at 1,000 events/s, its
-// p99 unchanged). Kafka's Java producer waits 5 ms by default.
-const ProducerLinger = 2 * time.Millisecond
 
 // Validate reports every problem of c at once. A nil Config has no
 // brokers.
@@ -187,8 +174,11 @@ func (c *Config) saramaConfig() (*sarama.Config, error) {
 	s.Metadata.Retry.Backoff = 250 * time.Millisecond
 	s.Producer.Return.Successes = true
 	s.Producer.Return.Errors = true
-	// A request waits up to ProducerLinger for more messages (linger.ms).
-	s.Producer.Flush.Frequency = ProducerLinger
+	// No linger (Producer.Flush.Frequency, Java's linger.ms): a produce
+	// request leaves as soon as the one before it is answered, with every
+	// message that came meanwhile. A linger would be paid once per event
+	// of an aggregate, as the relay publishes an aggregate's events one
+	// acknowledged call after another (BENCHMARKS.md, nineteenth pass).
 	// Keys land where Java's default partitioner puts them.
 	s.Producer.Partitioner = sarama.NewMurmur2Partitioner
 	// Topics are provisioned, never created by a metadata request.

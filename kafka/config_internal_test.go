@@ -20,7 +20,7 @@ func TestSaramaConfigDefaultsAndConfigure(t *testing.T) {
 	require.True(t, sc.Producer.Idempotent)
 	require.Equal(t, 1, sc.Net.MaxOpenRequests)
 	require.Equal(t, 10, sc.Producer.Retry.Max)
-	require.Equal(t, ProducerLinger, sc.Producer.Flush.Frequency, "a request waits for more messages")
+	require.Zero(t, sc.Producer.Flush.Frequency, "no linger: a request leaves once the previous one is answered")
 	require.Equal(t, sarama.OffsetOldest, sc.Consumer.Offsets.Initial)
 	require.Equal(t, time.Second, sc.Consumer.Offsets.AutoCommit.Interval)
 
@@ -32,7 +32,7 @@ func TestSaramaConfigDefaultsAndConfigure(t *testing.T) {
 			calls++
 			require.Equal(t, "me", s.ClientID, "Configure sees the fields applied")
 			s.Producer.Compression = sarama.CompressionLZ4
-			s.Producer.Flush.Frequency = 0 // sarama's default: no wait
+			s.Producer.Flush.Frequency = 5 * time.Millisecond // Java's linger.ms
 		},
 	}).withDefaults()
 	require.NoError(t, err)
@@ -43,5 +43,5 @@ func TestSaramaConfigDefaultsAndConfigure(t *testing.T) {
 	require.Equal(t, sarama.OffsetNewest, sc.Consumer.Offsets.Initial)
 	require.Equal(t, time.Minute, sc.Consumer.Offsets.AutoCommit.Interval)
 	require.Equal(t, sarama.CompressionLZ4, sc.Producer.Compression)
-	require.Zero(t, sc.Producer.Flush.Frequency)
+	require.Equal(t, 5*time.Millisecond, sc.Producer.Flush.Frequency)
 }

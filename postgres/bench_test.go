@@ -1,6 +1,7 @@
 package postgres_test
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -152,7 +153,7 @@ func BenchmarkRelayThroughput(b *testing.B) {
 	b.Run("dddkit", func(b *testing.B) { benchDDDKitRelay(b, 0) })
 	// The relay's PostgreSQL side and its own work alone: a publisher
 	// that acknowledges every call at once, no broker.
-	b.Run("dddkit-no-broker", func(b *testing.B) { relayThroughput(b, 0, false, true) })
+	b.Run("dddkit-no-broker", func(b *testing.B) { relayThroughput(b, relayCase{noBroker: true}) })
 	b.Run("dddkit-one-batch", func(b *testing.B) { benchDDDKitRelay(b, 1) })
 	b.Run("dddkit-4", func(b *testing.B) { benchDDDKitRelay(b, 4) })
 	b.Run("watermill-forwarder", benchForwarder)
@@ -223,7 +224,9 @@ func benchRawSarama(b *testing.B) {
 
 // benchDDDKitRelay relays with RelayConfig.MaxInFlight maxInFlight (0:
 // the default).
-func benchDDDKitRelay(b *testing.B, maxInFlight int) { relayThroughput(b, maxInFlight, false, false) }
+func benchDDDKitRelay(b *testing.B, maxInFlight int) {
+	relayThroughput(b, relayCase{maxInFlight: maxInFlight})
+}
 
 // BenchmarkRelayTracing is the relay's throughput with tracing off (no
 // tracer provider installed), with a no-op provider installed, and with
@@ -236,21 +239,53 @@ func BenchmarkRelayTracing(b *testing.B) {
 	for _, mode := range telemetrytest.Modes {
 		b.Run(mode, func(b *testing.B) {
 			telemetrytest.Use(b, mode)
-			relayThroughput(b, 0, true, false)
+			relayThroughput(b, relayCase{traced: true})
 		})
 	}
 }
 
-// relayThroughput measures the relay publishing a backlog of
-// benchEvents() events to Kafka with RelayConfig.MaxInFlight maxInFlight
-// (0: the default); traced gives each event a traceparent; noBroker
-// publishes to a publisher that acknowledges at once instead.
-func relayThroughput(b *testing.B, maxInFlight int, traced, noBroker bool) {
+// BenchmarkRelayOneAggregate measures how fast the relay publishes the
+// events of one aggregate: a backlog of 1,000 events of each of 1, 10 or
+// 100 aggregates (interleaved, as commands on them would write them),
+// relayed to Kafka with the relay's defaults. A publisher call never
+// carries two events of one aggregate (see the outbox package's
+// documentation), so an aggregate's events leave one acknowledged call
+// after another: the time per event of an aggregate
+// (ms/event-of-an-aggregate) is about a round trip to the broker (and
+// the producer's linger, if it has one), with more aggregates beside it
+// a little more, as each call carries an event of each.
+//
+//	scripts/testenv.sh go test -run='^$' -bench=RelayOneAggregate -benchtime=1x -count=3 ./postgres/
+func BenchmarkRelayOneAggregate(b *testing.B) {
+	const perAggregate = 1000
+	for _, aggregates := range []int{1, 10, 100} {
+		b.Run(fmt.Sprintf("aggregates=%d", aggregates), func(b *testing.B) {
+			rate := relayThroughput(b, relayCase{events: aggregates * perAggregate, perAggregate: perAggregate})
+			b.ReportMetric(1000/(rate/float64(aggregates)), "ms/event-of-an-aggregate")
+		})
+	}
+}
+
+// relayCase is what relayThroughput relays, and how.
+type relayCase struct {
+	maxInFlight int  // RelayConfig.MaxInFlight (0: the default)
+	traced      bool // every event has a traceparent
+	noBroker    bool // a publisher that acknowledges at once, not Kafka
+	// The backlog: events events (0: benchEvents()) of perAggregate
+	// events per aggregate (0: 20), written by version, 1,000 per
+	// transaction.
+	events, perAggregate int
+}
+
+// relayThroughput measures the relay publishing the backlog of c to
+// Kafka, and returns the events/s it reported.
+func relayThroughput(b *testing.B, c relayCase) float64 {
 	var brokers []string
-	if !noBroker {
+	if !c.noBroker {
 		brokers = kafkatest.Brokers(b)
 	}
-	n := benchEvents()
+	per := cmp.Or(c.perAggregate, 20)
+	n := cmp.Or(c.events, benchEvents()) / per * per
 	var (
 		total time.Duration
 		cpu   testinfra.CPU
@@ -258,13 +293,13 @@ func relayThroughput(b *testing.B, maxInFlight int, traced, noBroker bool) {
 	for range b.N {
 		bb := newOutboxBundle(b, nil)
 		topic := "no-broker"
-		if !noBroker {
+		if !c.noBroker {
 			topic = kafkatest.Topic(b, 6)
 			warmTopic(b, brokers, topic)
 		}
 		bb.useTopic(b, topic)
-		for chunk := range slices.Chunk(cartHistory(n/20, 20), 1000) {
-			if traced {
+		for chunk := range slices.Chunk(cartHistory(n/per, per), 1000) {
+			if c.traced {
 				for i := range chunk {
 					chunk[i].Metadata.TraceParent = fmt.Sprintf("00-%032x-%016x-01", i+1, i+1)
 				}
@@ -281,7 +316,7 @@ func relayThroughput(b *testing.B, maxInFlight int, traced, noBroker bool) {
 			require.NoError(b, err)
 		}
 		var pub message.Publisher = acknowledger{}
-		if !noBroker {
+		if !c.noBroker {
 			pub = newKafkaPublisher(b, brokers)
 			// Warm the connection and the topic's metadata, as the raw
 			// sarama producer's run does before its clock starts.
@@ -290,7 +325,7 @@ func relayThroughput(b *testing.B, maxInFlight int, traced, noBroker bool) {
 		finished := make(chan struct{})
 		counter := &counting{pub: pub.(eventPublisher), want: int64(n), finished: finished}
 		relay, err := outbox.NewRelay(bb.ob, counter, bb.reg, &outbox.RelayConfig{
-			MaxInFlight: maxInFlight,
+			MaxInFlight: c.maxInFlight,
 			BatchSize:   relayBatch(), // 0: the default
 		})
 		require.NoError(b, err)
@@ -312,10 +347,12 @@ func relayThroughput(b *testing.B, maxInFlight int, traced, noBroker bool) {
 		cancel()
 		<-runDone
 	}
-	b.ReportMetric(float64(n*b.N)/total.Seconds(), "events/s")
+	rate := float64(n*b.N) / total.Seconds()
+	b.ReportMetric(rate, "events/s")
 	cpu.Report(b, n*b.N)
 	testinfra.ReportSpeedRef(b)
 	b.ReportMetric(0, "ns/op")
+	return rate
 }
 
 // eventPublisher is a publisher the relay hands events to directly: the

@@ -153,7 +153,7 @@ func newPipeline(b *testing.B) *pipeline {
 	logger := slog.New(slog.DiscardHandler)
 	client, err := kafka.NewClient(&kafka.Config{Brokers: brokers, ClientID: "dddkit-e2ebench", Logger: logger, Configure: func(c *sarama.Config) {
 		if us, err := strconv.Atoi(os.Getenv("BENCH_E2E_LINGER_US")); err == nil {
-			c.Producer.Flush.Frequency = time.Duration(us) * time.Microsecond // kafka.ProducerLinger by default
+			c.Producer.Flush.Frequency = time.Duration(us) * time.Microsecond // 0 (no linger) by default
 		}
 	}})
 	require.NoError(b, err)
@@ -337,7 +337,7 @@ func pct(d []time.Duration, p float64) float64 {
 // either way: in a unit, the save goes with the COMMIT). BENCH_E2E_INFLIGHT and BENCH_E2E_BATCH set the
 // relay's MaxInFlight and BatchSize (0, the default: the relay's
 // defaults), BENCH_E2E_LINGER_US the producer's linger in µs
-// (Producer.Flush.Frequency; unset: kafka.ProducerLinger). Both also
+// (Producer.Flush.Frequency; unset: 0, the producer's default). Both also
 // report the relay's publish calls: how long they took (publish_p50_ms,
 // publish_p99_ms) and how many events each carried (events/publish).
 //
