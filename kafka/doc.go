@@ -39,7 +39,7 @@
 // aggregate's events one acknowledged call after another, so a linger
 // would be paid once per event of an aggregate: on this project's test
 // machine one aggregate's backlog left at about 400 events/s with a
-// linger of 2 ms and at 4,300–4,900 without, and a backlog of many
+// linger of 2 ms and at 4,800–5,100 without, and a backlog of many
 // aggregates as fast either way (BENCHMARKS.md, nineteenth pass).
 //
 // # Topics and partitions
