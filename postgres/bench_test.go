@@ -181,15 +181,7 @@ func benchRawSarama(b *testing.B) {
 			msgs = append(msgs, &sarama.ProducerMessage{Topic: topic, Key: sarama.StringEncoder(env.AggregateID),
 				Value: sarama.ByteEncoder(payload), Headers: headers, Timestamp: env.OccurredAt})
 		}
-		sc := sarama.NewConfig()
-		sc.Version = kafkatest.Version
-		sc.Producer.RequiredAcks = sarama.WaitForAll
-		sc.Producer.Idempotent = true
-		sc.Net.MaxOpenRequests = 1
-		sc.Producer.Partitioner = sarama.NewMurmur2Partitioner
-		sc.Producer.Return.Successes = true
-		sc.Producer.Return.Errors = true
-		ap, err := sarama.NewAsyncProducer(brokers, sc)
+		ap, err := sarama.NewAsyncProducer(brokers, testinfra.RawProducerConfig(kafkatest.Version))
 		require.NoError(b, err)
 		// Warm the connection and the topic's metadata.
 		ap.Input() <- &sarama.ProducerMessage{Topic: topic, Key: sarama.StringEncoder("warm"), Value: sarama.StringEncoder("{}")}

@@ -5,8 +5,8 @@
 // in-sync replicas, the idempotent producer, one produce request in
 // flight per broker, Java's murmur2 partitioning, no compression). Both
 // send the same records, built before the clock starts: keyed by 5,000
-// aggregate IDs, with the relay's ten CloudEvents headers and a small
-// JSON payload, to a new topic of 6 partitions. It prints events/s and
+// aggregate IDs, with the headers the relay writes (internal/wire) and a
+// small JSON payload, to a new topic of 6 partitions. It prints events/s and
 // the processor time per event of this process and of the broker (the
 // java processes, read from /proc as dddkit's benchmarks do), round by
 // round, alternating the producers.
@@ -31,7 +31,11 @@ import (
 	"github.com/IBM/sarama"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/dddkit/dddkit/aggregate"
 	"github.com/dddkit/dddkit/internal/testinfra"
+	"github.com/dddkit/dddkit/internal/uuidv7"
+	"github.com/dddkit/dddkit/internal/wire"
+	"github.com/dddkit/dddkit/kafka"
 )
 
 func main() {
@@ -90,36 +94,25 @@ func main() {
 // record is one event as the relay sends it.
 type record struct {
 	key, value []byte
-	headers    [][2]string
+	headers    map[string]string
 }
 
+// records returns n events of 5,000 aggregates, each with the headers
+// the relay writes (wire.ToMessage, the wire contract).
 func records(n int) []record {
 	out := make([]record, n)
+	now := time.Now()
 	for i := range out {
-		id := "a" + strconv.Itoa(i%5000)
-		out[i] = record{key: []byte(id), value: []byte(`{"sku":"sku-` + strconv.Itoa(i) + `","quantity":2}`),
-			headers: [][2]string{
-				{"ce_specversion", "1.0"}, {"ce_id", fmt.Sprintf("0192b3c4-d5e6-7f80-9a0b-%012d", i)},
-				{"ce_type", "cart.ItemAdded"}, {"ce_source", "urn:dddkit:test"},
-				{"ce_time", "2026-11-30T15:00:00.123456Z"}, {"ce_subject", id},
-				{"content-type", "application/json"}, {"ce_aggregatetype", "cart"},
-				{"ce_aggregateversion", strconv.Itoa(i/5000 + 1)}, {"ce_eventversion", "1"},
-			}}
+		env := aggregate.Envelope{ID: uuidv7.New().String(), Name: "cart.ItemAdded", AggregateType: "cart",
+			AggregateID: "a" + strconv.Itoa(i%5000), Version: int64(i/5000 + 1), OccurredAt: now}
+		payload := []byte(`{"sku":"sku-` + strconv.Itoa(i) + `","quantity":2}`)
+		m := wire.ToMessage(env, "urn:dddkit:test", payload, 1)
+		out[i] = record{key: []byte(env.AggregateID), value: payload, headers: m.Metadata}
 	}
 	return out
 }
 
-func saramaConfig() *sarama.Config {
-	sc := sarama.NewConfig()
-	sc.Version = sarama.V3_6_0_0
-	sc.Producer.RequiredAcks = sarama.WaitForAll
-	sc.Producer.Idempotent = true
-	sc.Net.MaxOpenRequests = 1
-	sc.Producer.Partitioner = sarama.NewMurmur2Partitioner
-	sc.Producer.Return.Successes = true
-	sc.Producer.Return.Errors = true
-	return sc
-}
+func saramaConfig() *sarama.Config { return testinfra.RawProducerConfig(kafka.DefaultVersion) }
 
 // newTopic creates a topic of 6 partitions.
 func newTopic(brokers []string) (string, error) {
@@ -147,9 +140,9 @@ func newSarama(brokers []string) (saramaProducer, error) {
 func (p saramaProducer) prepare(topic string, recs []record) (run func() error, err error) {
 	msgs := make([]*sarama.ProducerMessage, len(recs))
 	for i, r := range recs {
-		h := make([]sarama.RecordHeader, len(r.headers))
-		for j, kv := range r.headers {
-			h[j] = sarama.RecordHeader{Key: []byte(kv[0]), Value: []byte(kv[1])}
+		h := make([]sarama.RecordHeader, 0, len(r.headers))
+		for k, v := range r.headers {
+			h = append(h, sarama.RecordHeader{Key: []byte(k), Value: []byte(v)})
 		}
 		msgs[i] = &sarama.ProducerMessage{Topic: topic, Key: sarama.ByteEncoder(r.key), Value: sarama.ByteEncoder(r.value), Headers: h}
 	}
@@ -186,9 +179,9 @@ func (p saramaProducer) wait(n int) error {
 func prepareFranz(cl *kgo.Client, topic string, recs []record) (run func() error, err error) {
 	rs := make([]*kgo.Record, len(recs))
 	for i, r := range recs {
-		h := make([]kgo.RecordHeader, len(r.headers))
-		for j, kv := range r.headers {
-			h[j] = kgo.RecordHeader{Key: kv[0], Value: []byte(kv[1])}
+		h := make([]kgo.RecordHeader, 0, len(r.headers))
+		for k, v := range r.headers {
+			h = append(h, kgo.RecordHeader{Key: k, Value: []byte(v)})
 		}
 		rs[i] = &kgo.Record{Topic: topic, Key: r.key, Value: r.value, Headers: h}
 	}
