@@ -20,6 +20,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill/components/forwarder"
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/jackc/pgx/v5"
+	metrics "github.com/rcrowley/go-metrics"
 	"github.com/stretchr/testify/require"
 
 	"github.com/dddkit/dddkit/aggregate"
@@ -163,8 +164,9 @@ func benchRawSarama(b *testing.B) {
 	brokers := kafkatest.Brokers(b)
 	n := benchEvents()
 	var (
-		total time.Duration
-		cpu   testinfra.CPU
+		total   time.Duration
+		cpu     testinfra.CPU
+		batches testinfra.Batches
 	)
 	for range b.N {
 		topic := kafkatest.Topic(b, 6)
@@ -181,7 +183,8 @@ func benchRawSarama(b *testing.B) {
 			msgs = append(msgs, &sarama.ProducerMessage{Topic: topic, Key: sarama.StringEncoder(env.AggregateID),
 				Value: sarama.ByteEncoder(payload), Headers: headers, Timestamp: env.OccurredAt})
 		}
-		ap, err := sarama.NewAsyncProducer(brokers, testinfra.RawProducerConfig(kafkatest.Version))
+		rawConfig := testinfra.RawProducerConfig(kafkatest.Version)
+		ap, err := sarama.NewAsyncProducer(brokers, rawConfig)
 		require.NoError(b, err)
 		// Warm the connection and the topic's metadata.
 		ap.Input() <- &sarama.ProducerMessage{Topic: topic, Key: sarama.StringEncoder("warm"), Value: sarama.StringEncoder("{}")}
@@ -190,6 +193,7 @@ func benchRawSarama(b *testing.B) {
 		case perr := <-ap.Errors():
 			b.Fatal(perr)
 		}
+		sent0 := testinfra.ProducerBatches(rawConfig.MetricRegistry)
 		cpu0 := testinfra.ReadCPU()
 		start := time.Now()
 		go func() {
@@ -206,10 +210,12 @@ func benchRawSarama(b *testing.B) {
 		}
 		total += time.Since(start)
 		cpu = cpu.Add(testinfra.ReadCPU().Since(cpu0))
+		batches = batches.Add(testinfra.ProducerBatches(rawConfig.MetricRegistry).Since(sent0))
 		require.NoError(b, ap.Close())
 	}
 	b.ReportMetric(float64(n*b.N)/total.Seconds(), "events/s")
 	cpu.Report(b, n*b.N)
+	batches.Report(b)
 	testinfra.ReportSpeedRef(b)
 	b.ReportMetric(0, "ns/op")
 }
@@ -279,8 +285,9 @@ func relayThroughput(b *testing.B, c relayCase) float64 {
 	per := cmp.Or(c.perAggregate, 20)
 	n := cmp.Or(c.events, benchEvents()) / per * per
 	var (
-		total time.Duration
-		cpu   testinfra.CPU
+		total   time.Duration
+		cpu     testinfra.CPU
+		batches testinfra.Batches
 	)
 	for range b.N {
 		bb := newOutboxBundle(b, nil)
@@ -307,13 +314,17 @@ func relayThroughput(b *testing.B, c relayCase) float64 {
 			_, err := bb.pool.Exec(context.Background(), `ANALYZE dddkit_outbox`)
 			require.NoError(b, err)
 		}
-		var pub message.Publisher = acknowledger{}
+		var (
+			pub     message.Publisher = acknowledger{}
+			metered                   = metrics.NewRegistry() // none sent
+		)
 		if !c.noBroker {
-			pub = newKafkaPublisher(b, brokers)
+			pub, metered = newMeteredPublisher(b, brokers)
 			// Warm the connection and the topic's metadata, as the raw
 			// sarama producer's run does before its clock starts.
 			require.NoError(b, pub.Publish(topic, message.NewMessage("warm", []byte("{}"))))
 		}
+		sent0 := testinfra.ProducerBatches(metered)
 		finished := make(chan struct{})
 		counter := &counting{pub: pub.(eventPublisher), want: int64(n), finished: finished}
 		relay, err := outbox.NewRelay(bb.ob, counter, bb.reg, &outbox.RelayConfig{
@@ -336,12 +347,14 @@ func relayThroughput(b *testing.B, c relayCase) float64 {
 		}
 		total += time.Since(start)
 		cpu = cpu.Add(testinfra.ReadCPU().Since(cpu0))
+		batches = batches.Add(testinfra.ProducerBatches(metered).Since(sent0))
 		cancel()
 		<-runDone
 	}
 	rate := float64(n*b.N) / total.Seconds()
 	b.ReportMetric(rate, "events/s")
 	cpu.Report(b, n*b.N)
+	batches.Report(b)
 	testinfra.ReportSpeedRef(b)
 	b.ReportMetric(0, "ns/op")
 	return rate

@@ -7,8 +7,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/IBM/sarama"
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
+	metrics "github.com/rcrowley/go-metrics"
 	"github.com/stretchr/testify/require"
 
 	"github.com/dddkit/dddkit/aggregate"
@@ -24,11 +26,19 @@ import (
 // newKafkaPublisher returns the producer of a kafka.Client of its own (one
 // per simulated process), closed when the test ends.
 func newKafkaPublisher(t testing.TB, brokers []string) message.Publisher {
+	pub, _ := newMeteredPublisher(t, brokers)
+	return pub
+}
+
+// newMeteredPublisher is newKafkaPublisher that also returns the
+// registry of its sarama metrics (testinfra.ProducerBatches).
+func newMeteredPublisher(t testing.TB, brokers []string) (message.Publisher, metrics.Registry) {
 	t.Helper()
-	client, err := kafka.NewClient(&kafka.Config{Brokers: brokers})
+	var reg metrics.Registry
+	client, err := kafka.NewClient(&kafka.Config{Brokers: brokers, Configure: func(c *sarama.Config) { reg = c.MetricRegistry }})
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = client.Close() })
-	return client.Publisher()
+	return client.Publisher(), reg
 }
 
 // warmTopic publishes 6,000 small records across the partitions of topic,
