@@ -31,9 +31,12 @@ type Batches struct{ Records, Batches int64 }
 
 // ProducerBatches reads them from reg, the MetricRegistry of the
 // producer's sarama configuration, while the producer is open (sarama
-// unregisters its metrics when it closes).
+// unregisters its metrics when it closes); none from a nil reg.
 func ProducerBatches(reg metrics.Registry) Batches {
 	var n Batches
+	if reg == nil {
+		return n
+	}
 	if m, ok := reg.Get("record-send-rate").(metrics.Meter); ok {
 		n.Records = m.Count()
 	}
